@@ -1,0 +1,582 @@
+"""The data of the OpenAI integration, its validation rules and the error vocabulary.
+
+Pure: nothing here does I/O. The models are the documentation of the data: each
+field's ``title`` is the label the form shows and its ``description`` is the
+admin-facing help text, so the panel and the error messages reuse them.
+
+Keys are :class:`pydantic.SecretStr` from the moment they are read. Every model
+is built with ``hide_input_in_errors=True``, so a :class:`pydantic.ValidationError`
+never repeats what was typed (a mistyped key included).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+__all__ = [
+    "AIAdminError",
+    "AzureDeployment",
+    "AzureOpenAIIntegration",
+    "FailureCode",
+    "Integration",
+    "IntegrationStatus",
+    "KeyringUnavailable",
+    "ModelCheck",
+    "ModelSummary",
+    "NotConfigured",
+    "OpenAIIntegration",
+    "PermissionDenied",
+    "Provider",
+    "Role",
+    "StoreError",
+    "VerificationFailed",
+    "VerificationReport",
+    "field_errors",
+    "key_hint",
+    "parse_integration",
+]
+
+#: The two models an integration provides: ``"language"`` (GPT-4 Turbo or later)
+#: and ``"embeddings"`` (text-embedding-3-small).
+Role = Literal["language", "embeddings"]
+ROLES: tuple[Role, Role] = ("language", "embeddings")
+ROLE_LABELS: dict[str, str] = {"language": "Language model", "embeddings": "Embeddings model"}
+
+#: The api-version the Azure OpenAI checks use unless the admin picks another.
+#: Source: Azure OpenAI REST API reference, "API specs" (GA version 2024-10-21).
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_LANGUAGE_MODEL = "gpt-4o"
+DEFAULT_EMBEDDINGS_MODEL = "text-embedding-3-small"
+
+
+class Provider(str, enum.Enum):
+    """Who serves the models: OpenAI directly, or an Azure OpenAI resource."""
+
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure_openai"
+
+    @property
+    def label(self) -> str:
+        """The provider's name as the UI shows it: ``"OpenAI"`` or ``"Azure OpenAI"``."""
+        return {"openai": "OpenAI", "azure_openai": "Azure OpenAI"}[self.value]
+
+
+# --------------------------------------------------------------------------- #
+# Errors
+# --------------------------------------------------------------------------- #
+
+
+class AIAdminError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class VerificationFailed(AIAdminError):
+    """Save was refused because authentication failed; ``.report`` says why, per model."""
+
+    def __init__(self, report: VerificationReport) -> None:
+        self.report = report
+        super().__init__(report.summary())
+
+
+class NotConfigured(AIAdminError):
+    """The operation needs a saved OpenAI integration and there is none."""
+
+
+class PermissionDenied(AIAdminError):
+    """The current user is not allowed to change the OpenAI integration."""
+
+
+class StoreError(AIAdminError):
+    """The settings store could not be read or written; nothing was half-saved."""
+
+
+class KeyringUnavailable(StoreError):
+    """No usable keyring backend holds the keys; the message says how to get one."""
+
+
+# --------------------------------------------------------------------------- #
+# Failure codes: one per thing that can go wrong when credentials are checked
+# --------------------------------------------------------------------------- #
+
+
+class FailureCode(str, enum.Enum):
+    """The stable outcome code of one model check. ``code.summary`` says it in one line."""
+
+    summary: str
+
+    def __new__(cls, value: str, summary: str) -> FailureCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.summary = summary
+        return member
+
+    OK = "ok", "The model answered with these credentials."
+    # The vendor refused the credentials.
+    INVALID_API_KEY = "invalid_api_key", "The API key is wrong, revoked or for another resource."
+    # The vendor could not find what the settings name.
+    DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
+    ENDPOINT_NOT_FOUND = "endpoint_not_found", "The endpoint URL or api-version does not lead to the Azure OpenAI API."
+    MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
+    # The network between the kernel and the vendor.
+    CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
+    TIMEOUT = "timeout", "The endpoint did not answer within the time allowed."
+    # The answer itself.
+    UNEXPECTED_RESPONSE = "unexpected_response", "The answer was not an OpenAI API response."
+
+
+# --------------------------------------------------------------------------- #
+# Validation rules
+# --------------------------------------------------------------------------- #
+
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{2,64}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_endpoint(value: Any, field_label: str) -> str:
+    """Check an endpoint URL: https, or http for a loopback host; returns it without a trailing slash."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field_label} must be text, such as https://<resource>.openai.azure.com.")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{field_label} is empty: paste the URL shown in the portal.")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{field_label} is not a web address: it must start with https:// and name a host."
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"{field_label} uses http, which would send the API key unencrypted: use https://."
+        )
+    if parts.username or parts.password:
+        raise ValueError(f"{field_label} must not contain a user name or password.")
+    return text.rstrip("/")
+
+
+def _check_api_key(value: Any, field_label: str) -> SecretStr:
+    """Strip whitespace around a key and reject an empty key or one with whitespace inside."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        raise ValueError(f"{field_label} must be text.")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{field_label} is empty: paste the key.")
+    if any(character.isspace() for character in text):
+        raise ValueError(
+            f"{field_label} has a space or line break inside it: paste the key again as one piece."
+        )
+    return SecretStr(text)
+
+
+def key_hint(key: SecretStr) -> str:
+    """The last 4 characters of a key, as ``"…abcd"``; ``"…"`` for a key shorter than 12 characters.
+
+    Args:
+        key: the API key.
+    Returns:
+        A hint safe to store and show; it never holds more than 4 characters of the key.
+    """
+    text = key.get_secret_value()
+    return "…" + text[-4:] if len(text) >= 12 else "…"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True
+    )
+
+
+class OpenAIIntegration(_Model):
+    """Credentials for OpenAI directly (api.openai.com, or an OpenAI-compatible base URL).
+
+    Args:
+        api_key: the secret key from platform.openai.com (``str`` or ``SecretStr``).
+        base_url: the API's base URL; https, or http for a loopback host.
+        language_model: the model id the language-model check asks for (default ``gpt-4o``).
+        embeddings_model: the model id the embeddings check asks for.
+        organization: optional organization id, sent as ``OpenAI-Organization``.
+        project: optional project id, sent as ``OpenAI-Project``.
+    Raises:
+        pydantic.ValidationError: a field breaks its rule; the message names the field
+            and never repeats the input.
+    """
+
+    provider: Literal[Provider.OPENAI] = Provider.OPENAI
+    api_key: SecretStr = Field(title="API Key", description="The secret key from platform.openai.com (API keys page).")
+    base_url: str = Field(
+        default=DEFAULT_OPENAI_BASE_URL,
+        title="Base URL",
+        description="OpenAI's API address; change it only for an OpenAI-compatible proxy.",
+    )
+    language_model: str = Field(
+        default=DEFAULT_LANGUAGE_MODEL,
+        title="Language model",
+        description="The model id used for chat (GPT-4 Turbo or later).",
+        min_length=1,
+    )
+    embeddings_model: str = Field(
+        default=DEFAULT_EMBEDDINGS_MODEL,
+        title="Embeddings model",
+        description="The model id used for embeddings.",
+        min_length=1,
+    )
+    organization: str | None = Field(default=None, title="Organization ID", description="Optional: org-… from OpenAI's settings.")
+    project: str | None = Field(default=None, title="Project ID", description="Optional: proj_… from OpenAI's settings.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key(cls, value: Any) -> SecretStr:
+        return _check_api_key(value, "API Key")
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_url(cls, value: Any) -> str:
+        return _check_endpoint(value, "Base URL")
+
+    def secrets(self) -> dict[str, SecretStr]:
+        """The keys by slot name, ``{"api_key": SecretStr}``, for the keyring."""
+        return {"api_key": self.api_key}
+
+    def public_fields(self) -> dict[str, Any]:
+        """Every field but the key, as JSON-ready values, for the settings record."""
+        return self.model_dump(mode="json", exclude={"api_key"})
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        """The host each key is sent to, by slot name."""
+        return {"api_key": urlsplit(self.base_url).hostname or ""}
+
+
+class AzureDeployment(_Model):
+    """One Azure OpenAI model deployment: where it is, its name, and the key for it.
+
+    Args:
+        endpoint_url: the resource's endpoint, e.g. ``https://<resource>.openai.azure.com``
+            (Azure portal: the resource's "Keys and Endpoint" page).
+        deployment_id: the deployment's name (2 to 64 letters, digits, ``.``, ``_``, ``-``),
+            as listed under Deployments in Azure AI Foundry; not the model's name.
+        api_key: KEY 1 or KEY 2 from "Keys and Endpoint" (``str`` or ``SecretStr``).
+    Raises:
+        pydantic.ValidationError: a field breaks its rule.
+    """
+
+    endpoint_url: str = Field(
+        title="Endpoint URL",
+        description="The resource's endpoint, e.g. https://<resource>.openai.azure.com (Keys and Endpoint page).",
+    )
+    deployment_id: str = Field(
+        title="Deployment ID",
+        description="The deployment's name as listed under Deployments, not the model's name.",
+    )
+    api_key: SecretStr = Field(title="API Key", description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page.")
+
+    @field_validator("endpoint_url", mode="before")
+    @classmethod
+    def _endpoint_url(cls, value: Any) -> str:
+        return _check_endpoint(value, "Endpoint URL")
+
+    @field_validator("deployment_id", mode="before")
+    @classmethod
+    def _deployment_id(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("Deployment ID must be text.")
+        text = value.strip()
+        if not text:
+            raise ValueError("Deployment ID is empty: type the deployment's name from the Deployments page.")
+        if not _DEPLOYMENT_ID.fullmatch(text):
+            raise ValueError(
+                "Deployment ID must be 2 to 64 characters of letters, digits, '.', '_' or '-': "
+                "copy the deployment's name from the Deployments page."
+            )
+        return text
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key(cls, value: Any) -> SecretStr:
+        return _check_api_key(value, "API Key")
+
+
+class AzureOpenAIIntegration(_Model):
+    """Credentials for Azure OpenAI: a language-model and an embeddings-model deployment.
+
+    Args:
+        language_model: the deployment of GPT-4 Turbo or later.
+        embeddings_model: the deployment of text-embedding-3-small.
+        api_version: the ``api-version`` query parameter of every request
+            (default ``2024-10-21``; source: Azure OpenAI REST API reference).
+    Raises:
+        pydantic.ValidationError: a field breaks its rule.
+    """
+
+    provider: Literal[Provider.AZURE_OPENAI] = Provider.AZURE_OPENAI
+    language_model: AzureDeployment = Field(title="Language model", description="A deployment of GPT-4 Turbo or later.")
+    embeddings_model: AzureDeployment = Field(title="Embeddings model", description="A deployment of text-embedding-3-small.")
+    api_version: str = Field(
+        default=DEFAULT_AZURE_API_VERSION,
+        title="API version",
+        description="The Azure OpenAI api-version, such as 2024-10-21.",
+        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
+    )
+
+    @classmethod
+    def shared(
+        cls,
+        *,
+        endpoint_url: str,
+        api_key: str | SecretStr,
+        language_deployment_id: str,
+        embeddings_deployment_id: str,
+        api_version: str = DEFAULT_AZURE_API_VERSION,
+    ) -> AzureOpenAIIntegration:
+        """Both deployments on one resource: "Use the same endpoint URL and API key for both models".
+
+        Args:
+            endpoint_url: the resource's endpoint URL.
+            api_key: the resource's key (``str`` or ``SecretStr``).
+            language_deployment_id: the language model's deployment name.
+            embeddings_deployment_id: the embeddings model's deployment name.
+            api_version: the Azure OpenAI api-version.
+        Returns:
+            An :class:`AzureOpenAIIntegration` whose two deployments share endpoint and key.
+        Raises:
+            pydantic.ValidationError: a field breaks its rule.
+        """
+        return cls(
+            language_model={"endpoint_url": endpoint_url, "deployment_id": language_deployment_id, "api_key": api_key},
+            embeddings_model={"endpoint_url": endpoint_url, "deployment_id": embeddings_deployment_id, "api_key": api_key},
+            api_version=api_version,
+        )
+
+    @property
+    def uses_shared_endpoint(self) -> bool:
+        """True when both deployments use the same endpoint URL and the same key."""
+        return (
+            self.language_model.endpoint_url == self.embeddings_model.endpoint_url
+            and self.language_model.api_key == self.embeddings_model.api_key
+        )
+
+    def deployment(self, role: Role) -> AzureDeployment:
+        """The deployment that serves ``role`` (``"language"`` or ``"embeddings"``)."""
+        return self.language_model if role == "language" else self.embeddings_model
+
+    def secrets(self) -> dict[str, SecretStr]:
+        """The keys by slot name (``"language_model.api_key"``, ``"embeddings_model.api_key"``)."""
+        return {f"{role}_model.api_key": self.deployment(role).api_key for role in ROLES}
+
+    def public_fields(self) -> dict[str, Any]:
+        """Every field but the keys, as JSON-ready values, for the settings record."""
+        return self.model_dump(
+            mode="json",
+            exclude={"language_model": {"api_key"}, "embeddings_model": {"api_key"}},
+        )
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        """The host each key is sent to, by slot name."""
+        return {
+            f"{role}_model.api_key": urlsplit(self.deployment(role).endpoint_url).hostname or ""
+            for role in ROLES
+        }
+
+
+#: Either kind of integration; ``provider`` tells them apart.
+Integration = Annotated[Union[OpenAIIntegration, AzureOpenAIIntegration], Field(discriminator="provider")]
+_INTEGRATION = TypeAdapter(Integration)
+
+
+def parse_integration(public_fields: dict[str, Any], secrets: dict[str, SecretStr]) -> OpenAIIntegration | AzureOpenAIIntegration:
+    """Rebuild an integration from its record fields and its keys.
+
+    Args:
+        public_fields: what ``public_fields()`` returned, including ``provider``.
+        secrets: the keys by slot name, as ``secrets()`` returned them.
+    Returns:
+        The validated integration.
+    Raises:
+        pydantic.ValidationError: the parts do not make a valid integration.
+    """
+    data: dict[str, Any] = {
+        key: dict(value) if isinstance(value, dict) else value for key, value in public_fields.items()
+    }
+    for slot, key in secrets.items():
+        target = data
+        *path, leaf = slot.split(".")
+        for part in path:
+            target = target.setdefault(part, {})
+        target[leaf] = key
+    return _INTEGRATION.validate_python(data)
+
+
+def field_errors(error: ValidationError) -> dict[str, str]:
+    """The messages of a validation error by dotted field path, in the admin's words.
+
+    Args:
+        error: a pydantic validation error from one of this module's models.
+    Returns:
+        ``{"language_model.endpoint_url": "Endpoint URL uses http, ...", ...}``; the input
+        is never included (``include_input=False``).
+    """
+    messages: dict[str, str] = {}
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        path = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        text = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            text = "This field is required."
+        elif item["type"] == "string_pattern_mismatch" and path.endswith("api_version"):
+            text = "API version must look like 2024-10-21 or 2024-10-01-preview."
+        messages.setdefault(path, text)
+    return messages
+
+
+# --------------------------------------------------------------------------- #
+# Results
+# --------------------------------------------------------------------------- #
+
+
+class ModelCheck(_Model):
+    """The outcome of authenticating one model.
+
+    Attributes:
+        role: ``"language"`` or ``"embeddings"``.
+        ok: True when the model answered with these credentials.
+        code: the stable outcome code.
+        message: what is wrong and what to do (two sentences), or what answered; never a key.
+        model: the model name the vendor answered with (e.g. ``"gpt-4o-2024-08-06"``), if any.
+        latency_ms: the check's wall time in milliseconds.
+        field: the dotted path of the field the failure points at (e.g.
+            ``"language_model.deployment_id"``), or None.
+        request_id: the vendor's request id (``x-request-id`` / ``apim-request-id``), if any.
+    """
+
+    role: Role
+    ok: bool
+    code: FailureCode
+    message: str
+    model: str | None = None
+    latency_ms: float = 0.0
+    field: str | None = None
+    request_id: str | None = None
+
+
+class VerificationReport(_Model):
+    """What authenticating an integration found: one :class:`ModelCheck` per role.
+
+    Attributes:
+        provider: which provider was checked.
+        checks: the language-model check, then the embeddings-model check.
+    """
+
+    provider: Provider
+    checks: tuple[ModelCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every model check passed."""
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[ModelCheck, ...]:
+        """The checks that did not pass."""
+        return tuple(check for check in self.checks if not check.ok)
+
+    def check(self, role: Role) -> ModelCheck:
+        """The check of ``role``. Raises ``KeyError`` when the report has none."""
+        for check in self.checks:
+            if check.role == role:
+                return check
+        raise KeyError(role)
+
+    def summary(self) -> str:
+        """One line per model: ``"Language model: ok (gpt-4o)"`` or its failure message."""
+        lines = []
+        for check in self.checks:
+            label = ROLE_LABELS[check.role]
+            if check.ok:
+                lines.append(f"{label}: ok ({check.model or 'model answered'})")
+            else:
+                lines.append(f"{label}: {check.code.value}: {check.message}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        verdict = "authenticated" if self.ok else "authentication failed"
+        return f"{self.provider.label} {verdict}\n{self.summary()}"
+
+
+class ModelSummary(_Model):
+    """What the status shows of one saved model; no secret.
+
+    Attributes:
+        role: ``"language"`` or ``"embeddings"``.
+        endpoint_url: the Azure endpoint, or OpenAI's base URL.
+        deployment_id: the Azure deployment name; None for OpenAI.
+        model: the model that answered when the credentials were last authenticated.
+        key_hint: the key's last 4 characters, as ``"…abcd"``.
+    """
+
+    role: Role
+    endpoint_url: str
+    deployment_id: str | None = None
+    model: str | None = None
+    key_hint: str
+
+
+class IntegrationStatus(_Model):
+    """The state of the organization's OpenAI integration, safe to show anyone.
+
+    Attributes:
+        configured: True when an integration is saved (AI functionality enabled).
+        provider: the saved integration's provider, or None.
+        models: one summary per role; empty when not configured.
+        revision: the settings record's revision number (0 before the first save).
+        updated_by / updated_at: who saved or removed last, and when (UTC).
+        last_authenticated_at / last_authentication_ok: the most recent authentication of
+            the saved credentials (at Save, or by ``test()``).
+        keyring_backend: the name of the keyring backend that holds the keys.
+    """
+
+    configured: bool
+    provider: Provider | None = None
+    models: tuple[ModelSummary, ...] = ()
+    revision: int = 0
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+    last_authenticated_at: datetime | None = None
+    last_authentication_ok: bool | None = None
+    keyring_backend: str = ""
+
+    @property
+    def key_hint(self) -> str | None:
+        """The language model's key hint (``"…abcd"``), or None when not configured."""
+        return self.models[0].key_hint if self.models else None
+
+    def summary(self) -> str:
+        """One line for the OpenAI row, e.g. ``"Azure OpenAI · gpt-4o, text-embedding-3-small"``."""
+        if not self.configured or self.provider is None:
+            return "Not configured. AI functionality is disabled."
+        names = ", ".join(model.model or model.deployment_id or "?" for model in self.models)
+        return f"{self.provider.label} · {names} · key {self.key_hint}"
