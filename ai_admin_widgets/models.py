@@ -133,6 +133,7 @@ class FailureCode(str, enum.Enum):
     DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
     ENDPOINT_NOT_FOUND = "endpoint_not_found", "The endpoint URL or api-version does not lead to the Azure OpenAI API."
     MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
+    WRONG_MODEL_TYPE = "wrong_model_type", "A chat deployment is in the embeddings slot, or the reverse."
     # The network between the kernel and the vendor.
     CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
     TIMEOUT = "timeout", "The endpoint did not answer within the time allowed."
@@ -515,11 +516,10 @@ class VerificationReport(_Model):
         """One line per model: ``"Language model: ok (gpt-4o)"`` or its failure message."""
         lines = []
         for check in self.checks:
-            label = ROLE_LABELS[check.role]
             if check.ok:
-                lines.append(f"{label}: ok ({check.model or 'model answered'})")
+                lines.append(f"{ROLE_LABELS[check.role]}: ok ({check.model or 'model answered'})")
             else:
-                lines.append(f"{label}: {check.code.value}: {check.message}")
+                lines.append(f"{check.message} [{check.code.value}]")
         return "\n".join(lines)
 
     def __str__(self) -> str:

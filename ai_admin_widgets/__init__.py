@@ -1,0 +1,79 @@
+"""ai-admin-widgets: set up, check, change and remove the organization's OpenAI integration from JupyterLab.
+
+Quick start::
+
+    import ai_admin_widgets as aiw
+    settings = aiw.AISettings()          # or aiw.Sandbox().start().settings() to practise
+    settings.panel()                     # the AI Settings page
+
+Names load on first use, so importing the package costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "AISettings": "service",
+    "AISettingsPanel": "widgets",
+    "Sandbox": "sandbox",
+    "Timeouts": "verify",
+    "verify": "verify",
+    "AIAdminError": "models",
+    "AzureDeployment": "models",
+    "AzureOpenAIIntegration": "models",
+    "FailureCode": "models",
+    "IntegrationStatus": "models",
+    "KeyringUnavailable": "models",
+    "ModelCheck": "models",
+    "ModelSummary": "models",
+    "NotConfigured": "models",
+    "OpenAIIntegration": "models",
+    "PermissionDenied": "models",
+    "Provider": "models",
+    "StoreError": "models",
+    "VerificationFailed": "models",
+    "VerificationReport": "models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .models import (
+        AIAdminError,
+        AzureDeployment,
+        AzureOpenAIIntegration,
+        FailureCode,
+        IntegrationStatus,
+        KeyringUnavailable,
+        ModelCheck,
+        ModelSummary,
+        NotConfigured,
+        OpenAIIntegration,
+        PermissionDenied,
+        Provider,
+        StoreError,
+        VerificationFailed,
+        VerificationReport,
+    )
+    from .sandbox import Sandbox
+    from .service import AISettings
+    from .verify import Timeouts, verify
+    from .widgets import AISettingsPanel
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ai_admin_widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,342 @@
+"""AI Settings: the one place where validate → authenticate → store → audit is sequenced."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from keyring.backend import KeyringBackend
+
+from .access import AccessPolicy, current_user
+from .models import (
+    ROLES,
+    AzureOpenAIIntegration,
+    IntegrationStatus,
+    ModelSummary,
+    NotConfigured,
+    OpenAIIntegration,
+    PermissionDenied,
+    Provider,
+    VerificationFailed,
+    VerificationReport,
+)
+from .store import SettingsStore, backend_name, default_home, default_keyring
+
+if TYPE_CHECKING:
+    from .verify import Timeouts
+    from .widgets import AISettingsPanel
+
+__all__ = ["AISettings"]
+
+AnyIntegration = OpenAIIntegration | AzureOpenAIIntegration
+
+
+class AISettings:
+    """The organization's AI Settings: status, test, save and remove the OpenAI integration.
+
+    Args:
+        home: the store's folder; default ``$AI_ADMIN_HOME`` or the platform's user data folder.
+        keyring: the keyring backend instance for the keys; default: the system's, checked by
+            :func:`~ai_admin_widgets.store.default_keyring` when a key is first needed.
+        user: the user name to act as; default: :func:`~ai_admin_widgets.access.current_user`.
+        timeouts: the authentication limits (:class:`~ai_admin_widgets.verify.Timeouts`).
+        access: who may change the integration (:class:`~ai_admin_widgets.access.AccessPolicy`).
+    """
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        keyring: KeyringBackend | None = None,
+        *,
+        user: str | None = None,
+        timeouts: Timeouts | None = None,
+        access: AccessPolicy | None = None,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self._keyring = keyring
+        self.user = user or current_user()
+        self._timeouts = timeouts
+        self.access = access or AccessPolicy()
+        self._listeners: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"AISettings(home={str(self.home)!r}, user={self.user!r})"
+
+    # -- parts ------------------------------------------------------------------ #
+
+    @property
+    def store(self) -> SettingsStore:
+        """The settings store; resolves the system keyring on first use.
+
+        Raises:
+            KeyringUnavailable: no keyring was given and the system has no safe one.
+        """
+        if self._keyring is None:
+            self._keyring = default_keyring()
+        return SettingsStore(self.home, self._keyring)
+
+    @property
+    def _reader(self) -> SettingsStore:
+        """The store for reading the record and the audit log; needs no keyring (status is for everyone)."""
+        return SettingsStore(self.home, self._keyring)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The authentication limits in force."""
+        if self._timeouts is None:
+            from .verify import Timeouts
+
+            self._timeouts = Timeouts()
+        return self._timeouts
+
+    def is_admin(self) -> bool:
+        """True when the current user may add, edit or remove the integration."""
+        return self.access.is_admin(self.user)
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after every save or remove through this object.
+
+        Returns:
+            A function that stops the calls.
+        """
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    # -- reading ---------------------------------------------------------------- #
+
+    def status(self) -> IntegrationStatus:
+        """The integration's state, safe to show anyone (no secret).
+
+        Returns:
+            An :class:`IntegrationStatus`; ``configured`` is False when nothing is saved.
+        Raises:
+            StoreError: the settings record is damaged.
+        """
+        backend = backend_name(self._keyring) if self._keyring is not None else ""
+        record = self._reader.read()
+        if not record.get("provider"):
+            return IntegrationStatus(
+                configured=False,
+                revision=record["revision"],
+                updated_by=record.get("updated_by"),
+                updated_at=_parse_time(record.get("updated_at")),
+                keyring_backend=backend,
+            )
+        provider = Provider(record["provider"])
+        fields = record["integration"]
+        hints = record.get("key_hints", {})
+        models = record.get("models", {})
+        if provider is Provider.OPENAI:
+            summaries = tuple(
+                ModelSummary(role=role, endpoint_url=fields["base_url"], model=models.get(role), key_hint=hints.get("api_key", "…"))
+                for role in ROLES
+            )
+        else:
+            summaries = tuple(
+                ModelSummary(
+                    role=role,
+                    endpoint_url=fields[f"{role}_model"]["endpoint_url"],
+                    deployment_id=fields[f"{role}_model"]["deployment_id"],
+                    model=models.get(role),
+                    key_hint=hints.get(f"{role}_model.api_key", "…"),
+                )
+                for role in ROLES
+            )
+        last = record.get("last_authentication") or {}
+        return IntegrationStatus(
+            configured=True,
+            provider=provider,
+            models=summaries,
+            revision=record["revision"],
+            updated_by=record.get("updated_by"),
+            updated_at=_parse_time(record.get("updated_at")),
+            last_authenticated_at=_parse_time(last.get("at")),
+            last_authentication_ok=last.get("ok"),
+            keyring_backend=backend,
+        )
+
+    def saved_fields(self) -> dict[str, Any] | None:
+        """The saved integration's fields without keys (for pre-filling the Edit form), or None."""
+        record = self._reader.read()
+        return dict(record["integration"]) if record.get("provider") else None
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        """Every audit event, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
+        return self._reader.audit_log()
+
+    # -- authenticating --------------------------------------------------------- #
+
+    def test(self, integration: AnyIntegration | None = None) -> VerificationReport:
+        """Authenticate credentials without storing them.
+
+        Args:
+            integration: the credentials to check; None re-authenticates what is saved
+                (and records the time and outcome in the store and the audit log).
+        Returns:
+            The :class:`VerificationReport`.
+        Raises:
+            NotConfigured: ``integration`` is None and nothing is saved.
+        """
+        from .verify import verify
+
+        if integration is not None:
+            return verify(integration, timeouts=self.timeouts)
+        saved = self._load_saved()
+        report = verify(saved, timeouts=self.timeouts)
+        self._record_test(saved, report)
+        return report
+
+    async def test_async(self, integration: AnyIntegration | None = None) -> VerificationReport:
+        """:meth:`test` for a running event loop (the kernel's): the checks do not block it."""
+        from .verify import verify_async
+
+        if integration is not None:
+            return await verify_async(integration, timeouts=self.timeouts)
+        saved = self._load_saved()
+        report = await verify_async(saved, timeouts=self.timeouts)
+        self._record_test(saved, report)
+        return report
+
+    # -- changing --------------------------------------------------------------- #
+
+    def save(self, integration: AnyIntegration) -> IntegrationStatus:
+        """Authenticate ``integration`` and, only if both models pass, store it.
+
+        Args:
+            integration: an :class:`OpenAIIntegration` or :class:`AzureOpenAIIntegration`.
+        Returns:
+            The new :class:`IntegrationStatus`.
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            VerificationFailed: a model check failed; ``.report`` says which and why.
+                Nothing was stored.
+            KeyringUnavailable, StoreError: the store could not be written; nothing changed.
+        """
+        from .verify import verify
+
+        self._require_admin()
+        report = verify(integration, timeouts=self.timeouts)
+        return self._store_verified(integration, report)
+
+    async def save_async(self, integration: AnyIntegration) -> IntegrationStatus:
+        """:meth:`save` for a running event loop (the kernel's): the checks do not block it."""
+        from .verify import verify_async
+
+        self._require_admin()
+        report = await verify_async(integration, timeouts=self.timeouts)
+        return self._store_verified(integration, report)
+
+    def remove(self) -> None:
+        """Remove the OpenAI integration: its keys are deleted and AI functionality is disabled.
+
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            NotConfigured: nothing is saved.
+            StoreError: the store could not be written; nothing changed.
+        """
+        self._require_admin()
+        store = self.store
+        record = store.read()
+        if not record.get("provider"):
+            raise NotConfigured("There is no OpenAI integration to remove.")
+        store.remove(actor=self.user)
+        store.append_audit(
+            {"actor": self.user, "action": "remove", "provider": record["provider"], "changed": [], "outcome": "ok"}
+        )
+        self._notify()
+
+    def panel(self) -> AISettingsPanel:
+        """The AI Settings page as a widget, bound to these settings."""
+        from .widgets import AISettingsPanel
+
+        return AISettingsPanel(self)
+
+    # -- internals -------------------------------------------------------------- #
+
+    def _require_admin(self) -> None:
+        if not self.is_admin():
+            raise PermissionDenied("You must be assigned the Admin account type to configure the OpenAI integration.")
+
+    def _load_saved(self) -> AnyIntegration:
+        saved = self.store.load()
+        if saved is None:
+            raise NotConfigured("No OpenAI integration is configured: add one first.")
+        return saved
+
+    def _record_test(self, saved: AnyIntegration, report: VerificationReport) -> None:
+        store = self.store
+        store.record_authentication(ok=report.ok)
+        store.append_audit(
+            {
+                "actor": self.user,
+                "action": "authenticate",
+                "provider": saved.provider.value,
+                "changed": [],
+                "outcome": "ok" if report.ok else "failed",
+                "codes": [check.code.value for check in report.checks],
+            }
+        )
+
+    def _store_verified(self, integration: AnyIntegration, report: VerificationReport) -> IntegrationStatus:
+        store = self.store
+        if not report.ok:
+            store.append_audit(
+                {
+                    "actor": self.user,
+                    "action": "save",
+                    "provider": integration.provider.value,
+                    "changed": [],
+                    "outcome": "failed",
+                    "codes": [check.code.value for check in report.checks],
+                }
+            )
+            raise VerificationFailed(report)
+        previous = store.read()
+        changed = _changed_fields(previous, integration, store)
+        store.save(integration, actor=self.user, models={check.role: check.model for check in report.checks})
+        store.append_audit(
+            {
+                "actor": self.user,
+                "action": "edit" if previous.get("provider") else "add",
+                "provider": integration.provider.value,
+                "changed": changed,
+                "outcome": "ok",
+            }
+        )
+        self._notify()
+        return self.status()
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+
+def _flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _changed_fields(previous: dict[str, Any], integration: AnyIntegration, store: SettingsStore) -> list[str]:
+    """The names (never the values) of the fields a save changes; key slots count when the key differs."""
+    new = _flatten(integration.public_fields())
+    if previous.get("provider") != integration.provider.value:
+        return sorted(new) + sorted(integration.secrets())
+    old = _flatten(previous.get("integration", {}))
+    changed = [name for name in sorted(new) if old.get(name) != new[name]]
+    try:
+        old_integration = store.load()
+    except Exception:  # the old keys are unreadable: count every key as changed
+        old_integration = None
+    old_secrets = old_integration.secrets() if old_integration is not None else {}
+    changed += [slot for slot, key in sorted(integration.secrets().items()) if old_secrets.get(slot) != key]
+    return changed
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
