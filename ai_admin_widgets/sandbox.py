@@ -434,10 +434,12 @@ class Sandbox:
         Args:
             **options: passed on to ``AISettings`` (for example ``user="alice"``).
         Returns:
-            Settings whose store lives in :attr:`folder`; calls share one store.
+            Settings whose store lives in :attr:`folder` (calls share one store), and whose
+            panel offers the sandbox's OpenAI base URL.
         """
         from .service import AISettings
 
+        options.setdefault("openai_base_url", self.openai_base_url)
         return AISettings(home=self.folder / "store", keyring=self.keyring(), **options)
 
     def _record(self, request: RecordedRequest) -> None:

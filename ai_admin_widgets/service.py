@@ -10,6 +10,7 @@ from keyring.backend import KeyringBackend
 
 from .access import AccessPolicy, current_user
 from .models import (
+    DEFAULT_OPENAI_BASE_URL,
     ROLES,
     AzureOpenAIIntegration,
     IntegrationStatus,
@@ -42,6 +43,8 @@ class AISettings:
         user: the user name to act as; default: :func:`~ai_admin_widgets.access.current_user`.
         timeouts: the authentication limits (:class:`~ai_admin_widgets.verify.Timeouts`).
         access: who may change the integration (:class:`~ai_admin_widgets.access.AccessPolicy`).
+        openai_base_url: the Base URL the panel offers for a new OpenAI integration
+            (default ``https://api.openai.com/v1``; the sandbox passes its own).
     """
 
     def __init__(
@@ -52,12 +55,14 @@ class AISettings:
         user: str | None = None,
         timeouts: Timeouts | None = None,
         access: AccessPolicy | None = None,
+        openai_base_url: str = DEFAULT_OPENAI_BASE_URL,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
         self.user = user or current_user()
         self._timeouts = timeouts
         self.access = access or AccessPolicy()
+        self.openai_base_url = openai_base_url
         self._listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
