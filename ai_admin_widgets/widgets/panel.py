@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from ..models import (
     DEFAULT_OPENAI_BASE_URL,
+    ROLE_LABELS,
     AIAdminError,
     AzureDeployment,
     AzureOpenAIIntegration,
@@ -85,7 +86,7 @@ class _Field(widgets.VBox):
         self.input.value = text
 
     def show_error(self, message: str | None) -> None:
-        self.error.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(message)}</span>' if message else ""
+        self.error.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(message, quote=False)}</span>' if message else ""
 
 
 class _DeploymentFields(widgets.VBox):
@@ -232,9 +233,9 @@ class IntegrationForm(widgets.VBox):
         if not text:
             self.message.value = ""
         elif error:
-            self.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(text)}</span>'
+            self.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(text, quote=False)}</span>'
         else:
-            self.message.value = f'<span aria-live="polite">{html.escape(text)}</span>'
+            self.message.value = f'<span aria-live="polite">{html.escape(text, quote=False)}</span>'
 
     def show_report(self, report: VerificationReport) -> None:
         """Show each model's outcome beside its model, and each failure beside its field."""
@@ -247,9 +248,11 @@ class IntegrationForm(widgets.VBox):
         for check in report.checks:
             widget = results[check.role]
             if check.ok:
-                text = f'<span style="color: var(--jp-success-color1, #388e3c)">✓ {html.escape(check.message)}</span>'
+                text = f'<span style="color: var(--jp-success-color1, #388e3c)">✓ {html.escape(check.message, quote=False)}</span>'
+            elif check.field:  # the message itself sits beside its field
+                text = f'<span style="{_ERROR_STYLE}">✗ {ROLE_LABELS[check.role]}: not authenticated.</span>'
             else:
-                text = f'<span role="alert" style="{_ERROR_STYLE}">✗ {html.escape(check.message)}</span>'
+                text = f'<span role="alert" style="{_ERROR_STYLE}">✗ {html.escape(check.message, quote=False)}</span>'
             lines.setdefault(id(widget), []).append(text)
             widget.value = "<br>".join(lines[id(widget)])
         self.show_errors({check.field: check.message for check in report.failures if check.field})
@@ -393,7 +396,7 @@ class AISettingsPanel(widgets.VBox):
         try:
             status = self.settings.status()
         except AIAdminError as error:
-            self.notice.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error))}</span>'
+            self.notice.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error), quote=False)}</span>'
             status = IntegrationStatus(configured=False)
         else:
             self.notice.value = (
@@ -487,7 +490,7 @@ class AISettingsPanel(widgets.VBox):
         try:
             self.settings.remove()
         except AIAdminError as error:
-            self.confirmation.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error))}</span>'
+            self.confirmation.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error), quote=False)}</span>'
             return
         self._set_view("row")
 

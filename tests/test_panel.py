@@ -1,0 +1,265 @@
+"""The AI Settings panel, driven by simulated clicks and typing, asserting what the admin sees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import ipywidgets as widgets
+import pytest
+
+import ai_admin_widgets as aiw
+from ai_admin_widgets.access import AccessPolicy
+
+
+@pytest.fixture
+def sandbox():
+    with aiw.Sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def panel(sandbox):
+    settings = sandbox.settings()
+    shown = settings.panel()
+    yield shown
+    shown.close()
+
+
+def one(panel, css_class):
+    """The single visible widget carrying css_class."""
+    found = [widget for widget in panel.find(css_class) if widget.layout.display != "none"]
+    assert len(found) == 1, f"expected one visible .{css_class}, found {len(found)}"
+    return found[0]
+
+
+def visible(panel, css_class):
+    return [widget for widget in panel.find(css_class) if _shown(panel, widget)]
+
+
+def _shown(panel, target):
+    def walk(widget, shown):
+        shown = shown and widget.layout.display != "none"
+        if widget is target:
+            return shown
+        for child in getattr(widget, "children", ()):
+            result = walk(child, shown)
+            if result is not None:
+                return result
+        return None
+
+    return bool(walk(panel, True))
+
+
+def fill_openai(panel, key):
+    panel.form.provider.value = aiw.Provider.OPENAI
+    panel.form.openai_api_key.value = key
+
+
+def fill_azure_shared(panel, sandbox, key=None, language=None, embeddings=None):
+    form = panel.form
+    form.provider.value = aiw.Provider.AZURE_OPENAI
+    form.same_endpoint.value = True
+    form.language.endpoint_url.value = sandbox.azure_endpoint
+    form.language.deployment_id.value = language or sandbox.azure_deployments["language"]
+    form.language.api_key.value = key or sandbox.azure_api_key.get_secret_value()
+    form.embeddings.deployment_id.value = embeddings or sandbox.azure_deployments["embeddings"]
+
+
+def test_empty_panel_shows_add_only(panel):
+    text = panel.visible_text()
+    assert "AI Settings" in text
+    assert "Not configured. AI functionality is disabled." in text
+    assert visible(panel, "aiw-add") and not visible(panel, "aiw-edit") and not visible(panel, "aiw-remove")
+    assert not visible(panel, "aiw-save")
+
+
+def test_add_openai_flips_the_row_to_edit_and_remove(panel, sandbox):
+    panel.row.add_button.click()
+    assert "Edit OpenAI Integration" in panel.visible_text()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+
+    text = panel.visible_text()
+    assert "OpenAI · gpt-4o · text-embedding-3-small" in text
+    assert "Edit OpenAI Integration" not in text
+    assert visible(panel, "aiw-edit") and visible(panel, "aiw-remove") and not visible(panel, "aiw-add")
+    assert panel.settings.status().provider is aiw.Provider.OPENAI
+
+
+def test_wrong_key_shows_the_error_beside_the_key_and_saves_nothing(panel):
+    panel.row.add_button.click()
+    fill_openai(panel, "sk-wrong-" + uuid.uuid4().hex)
+    panel.form.save_button.click()
+
+    error = panel.form.openai_api_key.error.value
+    assert "rejected the API Key" in error
+    assert "nothing was saved" in panel.form.message.value
+    assert "Edit OpenAI Integration" in panel.visible_text()
+    assert not panel.settings.status().configured
+
+
+def test_invalid_fields_are_marked_before_any_request(panel, sandbox):
+    panel.row.add_button.click()
+    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
+    panel.form.language.endpoint_url.value = "http://example.com"
+    panel.form.language.deployment_id.value = "x"
+    panel.form.save_button.click()
+
+    assert "use https://" in panel.form.language.endpoint_url.error.value
+    assert "2 to 64 characters" in panel.form.language.deployment_id.error.value
+    assert "API Key is empty" in panel.form.language.api_key.error.value
+    assert sandbox.requests == []
+
+
+def test_same_endpoint_option_hides_the_embeddings_endpoint_and_key(panel):
+    panel.row.add_button.click()
+    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
+    text = panel.visible_text()
+    assert text.count("Endpoint URL:") == 2 and text.count("API Key:") == 2
+    panel.form.same_endpoint.value = True
+    text = panel.visible_text()
+    assert "[x] Use the same endpoint URL and API key for both models" in text
+    assert text.count("Endpoint URL:") == 1 and text.count("API Key:") == 1
+    assert text.count("Deployment ID:") == 2
+
+
+def test_add_azure_with_shared_endpoint(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox)
+    panel.form.save_button.click()
+
+    text = one(panel, "aiw-status").value
+    assert "Azure OpenAI" in text and "chat-gpt-4o" in text and "embeddings-3-small" in text
+    status = panel.settings.status()
+    assert status.provider is aiw.Provider.AZURE_OPENAI
+    assert [model.model for model in status.models] == ["gpt-4o-2024-08-06", "text-embedding-3-small"]
+
+
+def test_unknown_deployment_error_sits_beside_the_deployment_id(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox, language="no-such-deployment")
+    panel.form.save_button.click()
+
+    assert "no deployment named 'no-such-deployment'" in panel.form.language.deployment_id.error.value
+    assert panel.form.embeddings.deployment_id.error.value == ""
+    assert "✓" in panel.form.embeddings.check_result.value
+    assert not panel.settings.status().configured
+
+
+def test_edit_prefills_the_saved_fields_but_never_a_key(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox)
+    panel.form.save_button.click()
+
+    panel.row.edit_button.click()
+    form = panel.form
+    assert form.provider.value is aiw.Provider.AZURE_OPENAI
+    assert form.same_endpoint.value is True
+    assert form.language.endpoint_url.value == sandbox.azure_endpoint
+    assert form.embeddings.deployment_id.value == sandbox.azure_deployments["embeddings"]
+    assert form.language.api_key.value == ""
+
+
+def test_cancel_discards_what_was_typed(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.cancel_button.click()
+
+    assert "Edit OpenAI Integration" not in panel.visible_text()
+    assert panel.form.openai_api_key.value == ""
+    assert not panel.settings.status().configured
+    panel.row.add_button.click()
+    assert panel.form.openai_api_key.value == ""
+
+
+def test_remove_asks_first_and_cancel_keeps_the_integration(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+
+    panel.row.remove_button.click()
+    text = panel.visible_text()
+    assert "Remove OpenAI Integration" in text
+    assert "AI functionality will be disabled for your organization." in text
+    panel.confirmation.cancel_button.click()
+    assert "Remove OpenAI Integration" not in panel.visible_text()
+    assert panel.settings.status().configured
+
+    panel.row.remove_button.click()
+    one(panel, "aiw-confirm-remove").click()
+    assert not panel.settings.status().configured
+    assert visible(panel, "aiw-add") and not visible(panel, "aiw-edit")
+
+
+def test_panel_follows_changes_made_from_cells(panel, sandbox):
+    settings = panel.settings
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    assert visible(panel, "aiw-edit")
+    settings.remove()
+    assert visible(panel, "aiw-add")
+
+
+def test_keys_are_cleared_from_the_widgets_after_save(panel, sandbox):
+    key = sandbox.openai_api_key.get_secret_value()
+    panel.row.add_button.click()
+    fill_openai(panel, key)
+    panel.form.save_button.click()
+
+    state = json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
+    assert key not in state
+    assert key[-8:] not in state
+
+
+def test_non_admin_sees_a_read_only_panel(sandbox):
+    admin = sandbox.settings()
+    admin.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    viewer = sandbox.settings(user="viewer", access=AccessPolicy(admin=False)).panel()
+    text = viewer.visible_text()
+    assert "You must be assigned the Admin account type to configure the OpenAI integration." in text
+    assert "OpenAI · gpt-4o" in text
+    assert not visible(viewer, "aiw-edit") and not visible(viewer, "aiw-remove") and not visible(viewer, "aiw-add")
+
+
+def test_every_interactive_element_has_its_css_class(panel):
+    for css_class in ("aiw-add", "aiw-edit", "aiw-remove", "aiw-provider", "aiw-api-key", "aiw-save",
+                      "aiw-cancel", "aiw-confirm-remove", "aiw-status", "aiw-endpoint-url",
+                      "aiw-deployment-id", "aiw-same-endpoint"):
+        assert panel.find(css_class), css_class
+
+
+def test_save_inside_a_running_event_loop_does_not_block_it(panel, sandbox):
+    """In a kernel, Save runs on the event loop: the click returns at once and the row flips when done."""
+
+    async def scenario():
+        panel.row.add_button.click()
+        fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+        panel.form.save_button.click()
+        assert panel.form.save_button.disabled
+        assert "Authenticating" in panel.form.message.value
+        await panel._task
+        return panel.visible_text()
+
+    text = asyncio.run(scenario())
+    assert "OpenAI · gpt-4o" in text
+    assert "Edit OpenAI Integration" not in text
+
+
+def test_cancel_stops_an_authentication_under_way():
+    async def scenario(sandbox):
+        panel = sandbox.settings().panel()
+        panel.row.add_button.click()
+        fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+        panel.form.save_button.click()
+        task = panel._task
+        panel.form.cancel_button.click()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return panel
+
+    with aiw.Sandbox(latency_ms=2000) as slow:
+        panel = asyncio.run(scenario(slow))
+        assert not panel.settings.status().configured
+        assert "Edit OpenAI Integration" not in panel.visible_text()
+        assert not panel.form.save_button.disabled
