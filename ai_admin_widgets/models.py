@@ -179,7 +179,7 @@ def _check_endpoint(value: Any, field_label: str) -> str:
 
 
 def _check_api_key(value: Any, field_label: str) -> SecretStr:
-    """Strip whitespace around a key and reject an empty key or one with whitespace inside."""
+    """Strip whitespace around a key; reject an empty key, one with whitespace inside, or one with a non-ASCII or invisible character."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if not isinstance(value, str):
@@ -190,6 +190,12 @@ def _check_api_key(value: Any, field_label: str) -> SecretStr:
     if any(character.isspace() for character in text):
         raise ValueError(
             f"{field_label} has a space or line break inside it: paste the key again as one piece."
+        )
+    if not (text.isascii() and text.isprintable()):
+        # An HTTP header cannot carry it: httpx would raise an error whose repr holds the key.
+        raise ValueError(
+            f"{field_label} has a character that API keys never contain (an invisible or non-English "
+            "character, often picked up when copying from a web page or a chat): paste the key again from the portal."
         )
     return SecretStr(text)
 
