@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import time
+import types
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -333,3 +335,17 @@ def verify(
         return asyncio.run(verify_async(integration, timeouts=timeouts))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-admin-verify") as pool:
         return pool.submit(asyncio.run, verify_async(integration, timeouts=timeouts)).result()
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module (``from .verify import ...``) binds it on the package as ``verify``,
+    replacing the lazily exported function; calling the module calls :func:`verify`, so
+    ``aiw.verify(integration)`` works in either case."""
+
+    def __call__(
+        self, integration: OpenAIIntegration | AzureOpenAIIntegration, *, timeouts: Timeouts = Timeouts()
+    ) -> VerificationReport:
+        return verify(integration, timeouts=timeouts)
+
+
+sys.modules[__name__].__class__ = _CallableModule
