@@ -22,7 +22,6 @@ _EXPORTS = {
     "AISettingsPanel": "widgets",
     "Sandbox": "sandbox",
     "Timeouts": "verify",
-    "verify": "verify",
     "AIAdminError": "models",
     "AzureDeployment": "models",
     "AzureOpenAIIntegration": "models",
@@ -62,7 +61,7 @@ if TYPE_CHECKING:
     )
     from .sandbox import Sandbox
     from .service import AISettings
-    from .verify import Timeouts, verify
+    from .verify import Timeouts
     from .widgets import AISettingsPanel
 
 

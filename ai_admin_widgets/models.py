@@ -252,8 +252,14 @@ class OpenAIIntegration(_Model):
         description="The model id used for embeddings.",
         min_length=1,
     )
-    organization: str | None = Field(default=None, title="Organization ID", description="Optional: org-… from OpenAI's settings.")
-    project: str | None = Field(default=None, title="Project ID", description="Optional: proj_… from OpenAI's settings.")
+    organization: str | None = Field(
+        default=None, title="Organization ID", description="Optional: org-… from OpenAI's settings.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
+    project: str | None = Field(
+        default=None, title="Project ID", description="Optional: proj_… from OpenAI's settings.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -439,6 +445,14 @@ def parse_integration(public_fields: dict[str, Any], secrets: dict[str, SecretSt
     return _INTEGRATION.validate_python(data)
 
 
+#: What to say when a field does not match its pattern, by field name.
+_PATTERN_MESSAGES = {
+    "api_version": "API version must look like 2024-10-21 or 2024-10-01-preview.",
+    "organization": "Organization ID may hold only letters, digits, '_' and '-', such as org-AbC123.",
+    "project": "Project ID may hold only letters, digits, '_' and '-', such as proj_AbC123.",
+}
+
+
 def field_errors(error: ValidationError) -> dict[str, str]:
     """The messages of a validation error by dotted field path, in the admin's words.
 
@@ -454,8 +468,8 @@ def field_errors(error: ValidationError) -> dict[str, str]:
         text = item["msg"].removeprefix("Value error, ")
         if item["type"] == "missing":
             text = "This field is required."
-        elif item["type"] == "string_pattern_mismatch" and path.endswith("api_version"):
-            text = "API version must look like 2024-10-21 or 2024-10-01-preview."
+        elif item["type"] == "string_pattern_mismatch":
+            text = _PATTERN_MESSAGES.get(path.rsplit(".", 1)[-1], text)
         messages.setdefault(path, text)
     return messages
 

@@ -350,7 +350,9 @@ class Sandbox:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.sandbox = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="ai-admin-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ai-admin-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 

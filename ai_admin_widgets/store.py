@@ -255,7 +255,7 @@ class SettingsStore:
     def append_audit(self, event: dict[str, Any]) -> None:
         """Append one event (a JSON-ready dict without secrets) to ``audit.jsonl``, stamped with ``at``."""
         self.home.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"at": _now().isoformat(), **event}, sort_keys=True)
+        line = json.dumps({"at": _now().isoformat(), **event}, sort_keys=True, ensure_ascii=False)
         with self._lock, open(self._audit_path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
@@ -300,7 +300,7 @@ class SettingsStore:
         try:
             handle, temporary = tempfile.mkstemp(dir=self.home, prefix=".settings-", suffix=".json")
             with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(record, file, indent=2, sort_keys=True)
+                json.dump(record, file, indent=2, sort_keys=True, ensure_ascii=False)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self._record_path)

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sys
 import time
-import types
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -279,6 +277,26 @@ def _azure_requests(client: httpx.AsyncClient, integration: AzureOpenAIIntegrati
     return pairs
 
 
+#: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
+_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+
+
+def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
+    """An httpx client for the checks: the proxy settings of the environment, except for loopback hosts.
+
+    Args:
+        timeouts: connect and overall limits, in seconds.
+    Returns:
+        An ``httpx.AsyncClient``; the caller closes it.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeouts.check, connect=timeouts.connect),
+        follow_redirects=False,
+        trust_env=True,
+        mounts={pattern: httpx.AsyncHTTPTransport() for pattern in _DIRECT},
+    )
+
+
 async def verify_async(
     integration: OpenAIIntegration | AzureOpenAIIntegration,
     *,
@@ -299,9 +317,7 @@ async def verify_async(
     """
     owned = client is None
     if client is None:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeouts.check, connect=timeouts.connect), follow_redirects=False, trust_env=True
-        )
+        client = make_client(timeouts)
     try:
         pairs = (
             _openai_requests(client, integration)
@@ -336,16 +352,3 @@ def verify(
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-admin-verify") as pool:
         return pool.submit(asyncio.run, verify_async(integration, timeouts=timeouts)).result()
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this module (``from .verify import ...``) binds it on the package as ``verify``,
-    replacing the lazily exported function; calling the module calls :func:`verify`, so
-    ``aiw.verify(integration)`` works in either case."""
-
-    def __call__(
-        self, integration: OpenAIIntegration | AzureOpenAIIntegration, *, timeouts: Timeouts = Timeouts()
-    ) -> VerificationReport:
-        return verify(integration, timeouts=timeouts)
-
-
-sys.modules[__name__].__class__ = _CallableModule

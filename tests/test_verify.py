@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +12,7 @@ import pytest
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets.models import FailureCode
+from ai_admin_widgets.verify import verify
 
 #: Upper bound for a verify call that must end by itself; only guards against a hang.
 HANG_GUARD_SECONDS = 60
@@ -43,9 +41,9 @@ def codes(report: aiw.VerificationReport) -> list[str]:
 
 
 def verify_guarded(integration, **options) -> aiw.VerificationReport:
-    """aiw.verify in a worker thread, so that a hang fails the test instead of blocking the suite."""
+    """verify() in a worker thread, so that a hang fails the test instead of blocking the suite."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(aiw.verify, integration, **options).result(timeout=HANG_GUARD_SECONDS)
+        return pool.submit(verify, integration, **options).result(timeout=HANG_GUARD_SECONDS)
 
 
 # --------------------------------------------------------------------------- #
@@ -54,7 +52,7 @@ def verify_guarded(integration, **options) -> aiw.VerificationReport:
 
 
 def test_openai_good_key_authenticates_both_models(sandbox):
-    report = aiw.verify(openai(sandbox))
+    report = verify(openai(sandbox))
     assert report.ok
     assert report.provider is aiw.Provider.OPENAI
     assert [(check.role, check.model) for check in report.checks] == [("language", "gpt-4o"), ("embeddings", "text-embedding-3-small")]
@@ -62,7 +60,7 @@ def test_openai_good_key_authenticates_both_models(sandbox):
 
 
 def test_openai_wrong_key_is_invalid_api_key_on_the_key_field(sandbox, marker_key):
-    report = aiw.verify(openai(sandbox, api_key=marker_key))
+    report = verify(openai(sandbox, api_key=marker_key))
     assert not report.ok
     assert codes(report) == ["invalid_api_key", "invalid_api_key"]
     assert {check.field for check in report.checks} == {"api_key"}
@@ -71,7 +69,7 @@ def test_openai_wrong_key_is_invalid_api_key_on_the_key_field(sandbox, marker_ke
 
 
 def test_openai_unknown_model_is_model_not_available(sandbox):
-    report = aiw.verify(openai(sandbox, language_model="gpt-9-imaginary"))
+    report = verify(openai(sandbox, language_model="gpt-9-imaginary"))
     assert report.check("language").code is FailureCode.MODEL_NOT_AVAILABLE
     assert "'gpt-9-imaginary'" in report.check("language").message
     assert report.check("embeddings").ok
@@ -79,7 +77,7 @@ def test_openai_unknown_model_is_model_not_available(sandbox):
 
 
 def test_openai_base_url_without_v1_is_endpoint_not_found(sandbox):
-    report = aiw.verify(openai(sandbox, base_url=sandbox.url))
+    report = verify(openai(sandbox, base_url=sandbox.url))
     assert codes(report) == ["endpoint_not_found", "endpoint_not_found"]
     assert report.check("language").field == "base_url"
 
@@ -90,7 +88,7 @@ def test_openai_base_url_without_v1_is_endpoint_not_found(sandbox):
 
 
 def test_azure_good_credentials_authenticate_both_deployments(sandbox):
-    report = aiw.verify(azure(sandbox))
+    report = verify(azure(sandbox))
     assert report.ok
     assert report.check("language").model == "gpt-4o-2024-08-06"
     assert report.check("embeddings").model == "text-embedding-3-small"
@@ -98,7 +96,7 @@ def test_azure_good_credentials_authenticate_both_deployments(sandbox):
 
 
 def test_azure_requests_are_minimal_and_carry_the_api_version(sandbox):
-    aiw.verify(azure(sandbox, api_version="2024-10-01-preview"))
+    verify(azure(sandbox, api_version="2024-10-01-preview"))
     by_operation = {request["path"].rsplit("/", 1)[-1]: request for request in sandbox.requests}
     chat, embeddings = by_operation["completions"], by_operation["embeddings"]
     assert chat["path"] == "/openai/deployments/chat-gpt-4o/chat/completions"
@@ -113,7 +111,7 @@ def test_azure_requests_are_minimal_and_carry_the_api_version(sandbox):
 
 
 def test_azure_wrong_key_is_invalid_api_key_on_both_key_fields(sandbox, marker_key):
-    report = aiw.verify(azure(sandbox, key=marker_key))
+    report = verify(azure(sandbox, key=marker_key))
     assert codes(report) == ["invalid_api_key", "invalid_api_key"]
     assert [check.field for check in report.checks] == ["language_model.api_key", "embeddings_model.api_key"]
     assert "Keys and Endpoint" in report.check("language").message
@@ -123,7 +121,7 @@ def test_azure_wrong_key_is_invalid_api_key_on_both_key_fields(sandbox, marker_k
 
 
 def test_azure_unknown_deployment_is_deployment_not_found(sandbox):
-    report = aiw.verify(azure(sandbox, language="gpt-4o"))
+    report = verify(azure(sandbox, language="gpt-4o"))
     language = report.check("language")
     assert language.code is FailureCode.DEPLOYMENT_NOT_FOUND
     assert language.field == "language_model.deployment_id"
@@ -132,7 +130,7 @@ def test_azure_unknown_deployment_is_deployment_not_found(sandbox):
 
 
 def test_azure_swapped_deployments_are_wrong_model_type(sandbox):
-    report = aiw.verify(
+    report = verify(
         azure(sandbox, language=sandbox.azure_deployments["embeddings"], embeddings=sandbox.azure_deployments["language"])
     )
     assert codes(report) == ["wrong_model_type", "wrong_model_type"]
@@ -142,7 +140,7 @@ def test_azure_swapped_deployments_are_wrong_model_type(sandbox):
 
 @pytest.mark.parametrize("path", ["/openai", "/openai/deployments/chat-gpt-4o/chat/completions"])
 def test_azure_endpoint_with_a_path_after_it_is_endpoint_not_found(sandbox, path):
-    report = aiw.verify(azure(sandbox, endpoint=sandbox.azure_endpoint + path))
+    report = verify(azure(sandbox, endpoint=sandbox.azure_endpoint + path))
     assert codes(report) == ["endpoint_not_found", "endpoint_not_found"]
     assert report.check("language").field == "language_model.endpoint_url"
     assert "with nothing after it" in report.check("language").message
@@ -248,7 +246,7 @@ def test_html_answer_to_openai_is_unexpected_response(web_page):
 def test_sync_verify_works_inside_a_running_event_loop(sandbox):
     async def in_a_kernel_cell() -> aiw.VerificationReport:
         asyncio.get_running_loop()  # as in Jupyter, a loop is already running here
-        return aiw.verify(openai(sandbox))
+        return verify(openai(sandbox))
 
     assert asyncio.run(in_a_kernel_cell()).ok
 
@@ -259,18 +257,3 @@ def test_verify_async_can_be_awaited(sandbox):
     report = asyncio.run(verify_async(azure(sandbox)))
     assert report.ok
     assert [check.role for check in report.checks] == ["language", "embeddings"]
-
-
-def test_aiw_verify_is_callable_after_the_service_has_used_it():
-    """Importing ai_admin_widgets.verify binds the module on the package; aiw.verify(...) must still authenticate."""
-    script = textwrap.dedent(
-        """
-        import ai_admin_widgets as aiw
-        with aiw.Sandbox() as sb:
-            integration = aiw.OpenAIIntegration(api_key=sb.openai_api_key, base_url=sb.openai_base_url)
-            assert sb.settings().test(integration).ok
-            assert aiw.verify(integration).ok
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
-    assert done.returncode == 0, done.stderr
