@@ -12,7 +12,6 @@ never repeats what was typed (a mistyped key included).
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
@@ -22,13 +21,28 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
+)
+
+from .normalize import (
+    FieldProblem,
+    Notice,
+    azure_host_notices,
+    is_loopback,
+    normalize_api_key,
+    normalize_api_version,
+    provider_hint,
+    split_azure_endpoint,
 )
 
 __all__ = [
+    "FieldProblem",
+    "Notice",
     "AIAdminError",
     "AzureDeployment",
     "AzureOpenAIIntegration",
@@ -148,15 +162,6 @@ class FailureCode(str, enum.Enum):
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{2,64}")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_endpoint(value: Any, field_label: str) -> str:
     """Check an endpoint URL: https, or http for a loopback host; returns it without a trailing slash."""
     if not isinstance(value, str):
@@ -169,7 +174,7 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         raise ValueError(
             f"{field_label} is not a web address: it must start with https:// and name a host."
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
             f"{field_label} uses http, which would send the API key unencrypted: use https://."
         )
@@ -216,6 +221,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True
     )
+    _notices: tuple[Notice, ...] = PrivateAttr(default=())
+
+    @property
+    def notices(self) -> tuple[Notice, ...]:
+        """What was changed in the input to make it valid, and what to check (never a key)."""
+        return self._notices
+
+
+def _built(handler: Any, data: Any, notices: list[Notice]) -> Any:
+    """Run pydantic's validation of ``data`` and attach ``notices`` to the model it makes."""
+    model = handler(data)
+    if notices:
+        model._notices = tuple(notices)
+    return model
 
 
 class OpenAIIntegration(_Model):
@@ -260,6 +279,26 @@ class OpenAIIntegration(_Model):
         default=None, title="Project ID", description="Optional: proj_… from OpenAI's settings.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _normalize(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        notices: list[Notice] = []
+        if "api_key" in data:
+            data["api_key"], changes = normalize_api_key(data["api_key"])
+            notices += changes
+            if isinstance(data["api_key"], SecretStr):
+                notices += provider_hint(data["api_key"].get_secret_value(), "openai")
+        base_url = data.get("base_url")
+        if isinstance(base_url, str):
+            parts = urlsplit(base_url.strip())
+            if (parts.hostname or "").lower() == "api.openai.com" and parts.path.rstrip("/") in ("", "/"):
+                data["base_url"] = f"{parts.scheme}://{parts.netloc}/v1"
+                notices.append(Notice(field="base_url", message="Base URL had no /v1 at its end; it was added."))
+        return _built(handler, data, notices)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -307,6 +346,40 @@ class AzureDeployment(_Model):
         description="The deployment's name as listed under Deployments, not the model's name.",
     )
     api_key: SecretStr = Field(title="API Key", description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _normalize(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        notices: list[Notice] = []
+        endpoint = data.get("endpoint_url")
+        if isinstance(endpoint, str):
+            target = split_azure_endpoint(endpoint)
+            data["endpoint_url"] = target.endpoint
+            notices += target.notices
+            typed = data.get("deployment_id")
+            typed = typed.strip() if isinstance(typed, str) else typed
+            if target.deployment_id:
+                if not typed:
+                    data["deployment_id"] = target.deployment_id
+                    notices.append(Notice(field="deployment_id", message=f"Deployment ID was taken from the target URI: {target.deployment_id}."))
+                elif typed != target.deployment_id:
+                    raise FieldProblem(
+                        "deployment_id",
+                        f"Deployment ID '{typed}' differs from the deployment '{target.deployment_id}' named in the Endpoint URL: "
+                        "keep the one listed under Deployments, and paste only the endpoint.",
+                    )
+            host = urlsplit(target.endpoint).hostname
+            if host:
+                notices += azure_host_notices(host)
+        if "api_key" in data:
+            data["api_key"], changes = normalize_api_key(data["api_key"])
+            notices += changes
+            if isinstance(data["api_key"], SecretStr):
+                notices += provider_hint(data["api_key"].get_secret_value(), "azure_openai")
+        return _built(handler, data, notices)
 
     @field_validator("endpoint_url", mode="before")
     @classmethod
@@ -356,6 +429,64 @@ class AzureOpenAIIntegration(_Model):
         pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _normalize(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        notices: list[Notice] = []
+        typed_version = data.get("api_version")
+        if "api_version" in data:
+            try:
+                data["api_version"], changes = normalize_api_version(typed_version, default=DEFAULT_AZURE_API_VERSION)
+                notices += changes
+            except FieldProblem:
+                pass  # the field validator reports it, beside the other fields' errors
+        for role in ROLES:
+            deployment = data.get(f"{role}_model")
+            endpoint = deployment.get("endpoint_url") if isinstance(deployment, dict) else None
+            if not isinstance(endpoint, str):
+                continue
+            target = split_azure_endpoint(endpoint)
+            if target.role and target.role != role:
+                other = ROLE_LABELS[target.role]
+                raise FieldProblem(
+                    f"{role}_model.endpoint_url",
+                    f"Endpoint URL is the target URI of an {other.lower()} deployment: paste it under {other}, "
+                    f"or paste the {ROLE_LABELS[role].lower()}'s own endpoint here.",
+                )
+            if target.api_version:
+                try:
+                    found, _ = normalize_api_version(target.api_version, default=DEFAULT_AZURE_API_VERSION)
+                except FieldProblem:
+                    continue
+                current = data.get("api_version", DEFAULT_AZURE_API_VERSION)
+                if current == found:
+                    continue
+                if current == DEFAULT_AZURE_API_VERSION:
+                    data["api_version"] = found
+                    notices.append(Notice(field="api_version", message=f"API version {found} was taken from the target URI."))
+                else:
+                    raise FieldProblem(
+                        "api_version",
+                        f"API version {current} differs from api-version {found} in the {ROLE_LABELS[role].lower()}'s target URI: keep one.",
+                    )
+        model = handler(data)
+        for role in ROLES:
+            notices += [notice.under(f"{role}_model.") for notice in model.deployment(role).notices]
+        if notices:
+            model._notices = tuple(notices)
+        return model
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _api_version(cls, value: Any) -> Any:
+        try:
+            return normalize_api_version(value, default=DEFAULT_AZURE_API_VERSION)[0]
+        except FieldProblem as problem:
+            raise ValueError(str(problem)) from None
+
     @classmethod
     def shared(
         cls,
@@ -364,26 +495,40 @@ class AzureOpenAIIntegration(_Model):
         api_key: str | SecretStr,
         language_deployment_id: str,
         embeddings_deployment_id: str,
-        api_version: str = DEFAULT_AZURE_API_VERSION,
+        api_version: str | None = None,
     ) -> AzureOpenAIIntegration:
         """Both deployments on one resource: "Use the same endpoint URL and API key for both models".
+
+        A whole target URI pasted as ``endpoint_url`` is taken apart: its deployment goes to
+        the model its operation names (chat/completions: language; embeddings: embeddings)
+        and its api-version is used unless another is given.
 
         Args:
             endpoint_url: the resource's endpoint URL.
             api_key: the resource's key (``str`` or ``SecretStr``).
             language_deployment_id: the language model's deployment name.
             embeddings_deployment_id: the embeddings model's deployment name.
-            api_version: the Azure OpenAI api-version.
+            api_version: the Azure OpenAI api-version; default ``2024-10-21``.
         Returns:
             An :class:`AzureOpenAIIntegration` whose two deployments share endpoint and key.
         Raises:
             pydantic.ValidationError: a field breaks its rule.
         """
-        return cls(
-            language_model={"endpoint_url": endpoint_url, "deployment_id": language_deployment_id, "api_key": api_key},
-            embeddings_model={"endpoint_url": endpoint_url, "deployment_id": embeddings_deployment_id, "api_key": api_key},
-            api_version=api_version,
-        )
+        endpoints = {"language": endpoint_url, "embeddings": endpoint_url}
+        if isinstance(endpoint_url, str):
+            target = split_azure_endpoint(endpoint_url)
+            # Only the model the target URI names sees the whole URI; the other gets the endpoint.
+            named = target.role or "language"
+            for role in ROLES:
+                if role != named or not target.deployment_id:
+                    endpoints[role] = target.endpoint if target.deployment_id else endpoint_url
+        data: dict[str, Any] = {
+            "language_model": {"endpoint_url": endpoints["language"], "deployment_id": language_deployment_id, "api_key": api_key},
+            "embeddings_model": {"endpoint_url": endpoints["embeddings"], "deployment_id": embeddings_deployment_id, "api_key": api_key},
+        }
+        if api_version is not None:
+            data["api_version"] = api_version
+        return cls(**data)
 
     @property
     def uses_shared_endpoint(self) -> bool:
@@ -463,8 +608,12 @@ def field_errors(error: ValidationError) -> dict[str, str]:
         is never included (``include_input=False``).
     """
     messages: dict[str, str] = {}
-    for item in error.errors(include_input=False, include_url=False, include_context=False):
-        path = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+    for item in error.errors(include_input=False, include_url=False, include_context=True):
+        parts = [str(part) for part in item["loc"] if not str(part).startswith("function-")]
+        problem = (item.get("ctx") or {}).get("error")
+        if isinstance(problem, FieldProblem):
+            parts.append(problem.field)
+        path = ".".join(parts)
         text = item["msg"].removeprefix("Value error, ")
         if item["type"] == "missing":
             text = "This field is required."

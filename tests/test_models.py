@@ -56,7 +56,7 @@ def test_endpoint_is_stripped_of_spaces_and_trailing_slash():
     assert deployment.endpoint_url == AZURE
 
 
-@pytest.mark.parametrize("url", ["my-resource.openai.azure.com", "ftp://my-resource.openai.azure.com", "https://"])
+@pytest.mark.parametrize("url", ["ftp://my-resource.openai.azure.com", "https://", "not a url"])
 def test_endpoint_without_scheme_or_host_is_rejected(url):
     assert "must start with https://" in deployment_errors(endpoint_url=url)["endpoint_url"]
 
@@ -155,7 +155,9 @@ def test_invalid_api_version_is_rejected_with_an_example(version):
         aiw.AzureOpenAIIntegration.shared(
             endpoint_url=AZURE, api_key="k" * 32, language_deployment_id="gpt-4o", embeddings_deployment_id="emb-3", api_version=version
         )
-    assert field_errors(caught.value) == {"api_version": "API version must look like 2024-10-21 or 2024-10-01-preview."}
+    errors = field_errors(caught.value)
+    assert list(errors) == ["api_version"]
+    assert errors["api_version"].startswith("API version must look like 2024-10-21")
 
 
 def test_missing_field_says_it_is_required():
