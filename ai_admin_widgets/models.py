@@ -143,16 +143,26 @@ class FailureCode(str, enum.Enum):
     OK = "ok", "The model answered with these credentials."
     # The vendor refused the credentials.
     INVALID_API_KEY = "invalid_api_key", "The API key is wrong, revoked or for another resource."
-    # The vendor could not find what the settings name.
-    DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
-    ENDPOINT_NOT_FOUND = "endpoint_not_found", "The endpoint URL or api-version does not lead to the Azure OpenAI API."
+    MISSING_PERMISSIONS = "missing_permissions", "The key or identity is valid but lacks the permission (scope or role) to call the model."
+    WRONG_ORGANIZATION = "wrong_organization", "The organization or project sent with the key does not match it."
+    # The vendor could not find, or will not serve, what the settings name.
     MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
+    DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
+    ENDPOINT_NOT_FOUND = "endpoint_not_found", "The endpoint URL or api-version does not lead to the OpenAI or Azure OpenAI API."
+    API_VERSION_UNSUPPORTED = "api_version_unsupported", "The api-version is unknown, or too old for the deployed model."
     WRONG_MODEL_TYPE = "wrong_model_type", "A chat deployment is in the embeddings slot, or the reverse."
+    MODEL_NOT_SUPPORTED = "model_not_supported", "The deployment answers with a model older than GPT-4 Turbo, or not text-embedding-3-small."
+    # The vendor is busy, out of quota, or failing.
+    QUOTA_EXCEEDED = "quota_exceeded", "The account or resource has used up its quota or credit."
+    RATE_LIMITED = "rate_limited", "The vendor asked to wait longer than the authentication may take."
+    SERVER_ERROR = "server_error", "The vendor answered with a server error (5xx)."
     # The network between the kernel and the vendor.
-    CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
     TIMEOUT = "timeout", "The endpoint did not answer within the time allowed."
+    DNS_FAILURE = "dns_failure", "The endpoint's host name could not be found."
+    CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
+    TLS_ERROR = "tls_error", "The secure (TLS) connection failed, often because a proxy replaces certificates."
     # The answer itself.
-    UNEXPECTED_RESPONSE = "unexpected_response", "The answer was not an OpenAI API response."
+    UNEXPECTED_RESPONSE = "unexpected_response", "The answer was not an OpenAI API response (not JSON, an HTML page, or the wrong shape)."
 
 
 # --------------------------------------------------------------------------- #
@@ -641,6 +651,8 @@ class ModelCheck(_Model):
         field: the dotted path of the field the failure points at (e.g.
             ``"language_model.deployment_id"``), or None.
         request_id: the vendor's request id (``x-request-id`` / ``apim-request-id``), if any.
+        warning: something to check even though the check passed (e.g. which GPT-4 version
+            a deployment answering "gpt-4" runs), or None.
     """
 
     role: Role
@@ -651,6 +663,7 @@ class ModelCheck(_Model):
     latency_ms: float = 0.0
     field: str | None = None
     request_id: str | None = None
+    warning: str | None = None
 
 
 class VerificationReport(_Model):
@@ -674,6 +687,11 @@ class VerificationReport(_Model):
         """The checks that did not pass."""
         return tuple(check for check in self.checks if not check.ok)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The warnings of the checks that passed with something to check."""
+        return tuple(check.warning for check in self.checks if check.warning)
+
     def check(self, role: Role) -> ModelCheck:
         """The check of ``role``. Raises ``KeyError`` when the report has none."""
         for check in self.checks:
@@ -687,6 +705,8 @@ class VerificationReport(_Model):
         for check in self.checks:
             if check.ok:
                 lines.append(f"{ROLE_LABELS[check.role]}: ok ({check.model or 'model answered'})")
+                if check.warning:
+                    lines.append(f"  Warning: {check.warning}")
             else:
                 lines.append(f"{check.message} [{check.code.value}]")
         return "\n".join(lines)

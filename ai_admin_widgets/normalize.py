@@ -333,7 +333,7 @@ MODEL_VERSIONS = {
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 #: api-versions of the Azure OpenAI data-plane inference API (GA and preview).
-_KNOWN_API_VERSIONS = frozenset(
+KNOWN_API_VERSIONS = frozenset(
     {
         "2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21",
         "2023-03-15-preview", "2023-06-01-preview", "2023-07-01-preview", "2023-08-01-preview",
@@ -367,7 +367,7 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
         notices.append(Notice(field=field_name, message="'api-version=' in front of the API version was removed."))
         text = stripped
     lowered = text.lower()
-    if lowered in MODEL_VERSIONS and lowered not in _KNOWN_API_VERSIONS:
+    if lowered in MODEL_VERSIONS and lowered not in KNOWN_API_VERSIONS:
         raise FieldProblem(
             field_name,
             f"{text} is a version of the {MODEL_VERSIONS[lowered]} model, not an API version: use an api-version such as {default}.",

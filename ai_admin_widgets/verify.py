@@ -2,26 +2,36 @@
 
 Both models are checked concurrently over one connection pool, each bounded by
 a timeout. A remote failure is never raised: it becomes a :class:`ModelCheck`
-with a stable :class:`FailureCode` and a message that names the field and says
-what to do.
+with a stable :class:`FailureCode` and a message that names the field, says what
+is wrong and what to do, and carries the vendor's request id.
 
-Requests (sources: OpenAI API reference "Retrieve model"; Azure OpenAI REST API
+Requests (sources: OpenAI API reference "Models: retrieve"; Azure OpenAI REST API
 reference "Chat completions - Create" and "Embeddings - Create"):
 
-* OpenAI: ``GET {base_url}/models/{model}`` with ``Authorization: Bearer <key>``,
-  once for the language model and once for the embeddings model.
+* OpenAI: ``GET {base_url}/models/{model}`` with ``Authorization: Bearer <key>``
+  (and ``OpenAI-Organization`` / ``OpenAI-Project`` when set), once for the language
+  model and once for the embeddings model.
 * Azure OpenAI: ``POST {endpoint}/openai/deployments/{deployment}/chat/completions``
-  with one message and ``max_tokens: 1``, and ``POST …/{deployment}/embeddings``
-  with input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter.
+  with one message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning
+  models, which reject ``max_tokens``), and ``POST …/{deployment}/embeddings`` with
+  input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter.
+
+Rate limits (429) are retried within :attr:`Timeouts.retry_budget`, honouring
+``retry-after-ms`` and ``retry-after`` (Azure OpenAI "Quotas and limits"); a
+used-up quota is never retried. A server error (5xx) is retried once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,8 +46,12 @@ from .models import (
     Role,
     VerificationReport,
 )
+from .normalize import judge_model
 
-__all__ = ["Timeouts", "verify", "verify_async"]
+__all__ = ["Timeouts", "make_client", "verify", "verify_async"]
+
+#: Called with each model's check as soon as it is done.
+CheckListener = Callable[[ModelCheck], None]
 
 
 @dataclass(frozen=True)
@@ -46,56 +60,178 @@ class Timeouts:
 
     Attributes:
         connect: seconds allowed to open a connection (default 5).
-        check: seconds allowed for one whole model check, connection included (default 20).
+        check: seconds allowed for one whole model check, retries included (default 20).
+        retry_budget: the most seconds a check waits in total for rate limits before it
+            reports ``rate_limited`` (default 10).
     """
 
     connect: float = 5.0
     check: float = 20.0
+    retry_budget: float = 10.0
 
 
 # --------------------------------------------------------------------------- #
-# Classification: one table from (provider, HTTP status, vendor error code) to our code
+# Reading an error answer
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _VendorError:
+    """The parts of an error body: ``code``, ``message``, ``type`` and ``param``, whichever shape it came in."""
+
+    code: str | None = None
+    message: str = ""
+    type: str | None = None
+    param: str | None = None
+
+
+def _read_error(body: Any) -> _VendorError | None:
+    """Parse the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``, Azure's
+    ``{"error": {"code", "message", "innererror"}}`` and gateway shapes such as
+    ``{"statusCode": 401, "message": …}``; None for any other body."""
+    if not isinstance(body, dict):
+        return None
+    folded = {str(key).lower(): value for key, value in body.items()}
+    error = folded.get("error")
+    if isinstance(error, dict):
+        inner = {str(key).lower(): value for key, value in error.items()}
+        code = inner.get("code")
+        innermost = inner.get("innererror")
+        if isinstance(innermost, dict) and innermost.get("code") and code in (None, "", "BadRequest"):
+            code = innermost["code"]
+        return _VendorError(
+            code=str(code) if code not in (None, "") else None,
+            message=str(inner.get("message") or ""),
+            type=str(inner["type"]) if inner.get("type") else None,
+            param=str(inner["param"]) if inner.get("param") else None,
+        )
+    if isinstance(error, str):
+        return _VendorError(message=error)
+    if "message" in folded and ("statuscode" in folded or "code" in folded):
+        code = folded.get("code")
+        return _VendorError(code=str(code) if code not in (None, "") else None, message=str(folded["message"]))
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# Classification tables
 # --------------------------------------------------------------------------- #
 
 _ANY = None
-#: Looked up with the vendor's error code first, then with ``_ANY`` in its place,
-#: then with ``_ANY`` as the provider too. Vendor codes: OpenAI API reference
-#: "Error codes"; Azure OpenAI REST API reference, error responses.
+
+#: (provider, HTTP status, vendor error code) -> our code. Looked up with the vendor's
+#: code, then the message hints below, then with ``_ANY`` for the code, then for the
+#: provider too. Vendor codes: OpenAI API reference "Error codes"; Azure OpenAI REST API
+#: reference, error responses.
 _STATUS_TABLE: dict[tuple[Provider | None, int, str | None], FailureCode] = {
     (_ANY, 401, _ANY): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, 401, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "no_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 401, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
     (Provider.OPENAI, 404, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
     (Provider.OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
     (Provider.AZURE_OPENAI, 404, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
     (Provider.AZURE_OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
     (Provider.AZURE_OPENAI, 400, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
+    (_ANY, 429, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, 429, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, 429, _ANY): FailureCode.RATE_LIMITED,
+    (_ANY, 500, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 502, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 503, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 504, _ANY): FailureCode.SERVER_ERROR,
 }
 
-#: Transport errors, most specific first (httpx's exception hierarchy).
-_TRANSPORT_TABLE: tuple[tuple[type[Exception], FailureCode], ...] = (
+#: Where the vendor gives no specific code, words of its message decide, always
+#: together with the status (never the message alone).
+_MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
+    (401, re.compile(r"missing scopes|insufficient permissions|does not have access", re.I), FailureCode.MISSING_PERMISSIONS),
+    (401, re.compile(r"openai-(organization|project) header|no such organization|member of an organization", re.I), FailureCode.WRONG_ORGANIZATION),
+    (400, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
+    (404, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
+    (400, re.compile(r"operation does not work with the specified model", re.I), FailureCode.WRONG_MODEL_TYPE),
+)
+
+#: Transport errors found anywhere in an exception's cause chain, most specific first.
+_TRANSPORT_TABLE: tuple[tuple[type[BaseException], FailureCode], ...] = (
     (httpx.TimeoutException, FailureCode.TIMEOUT),
-    (httpx.TransportError, FailureCode.CONNECTION_FAILED),
+    (socket.gaierror, FailureCode.DNS_FAILURE),
+    (ssl.SSLError, FailureCode.TLS_ERROR),
+    (ssl.CertificateError, FailureCode.TLS_ERROR),
+    (ConnectionRefusedError, FailureCode.CONNECTION_FAILED),
+)
+#: The same, for errors that only say it in words (httpcore re-raises some as text).
+_TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
+    (re.compile(r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution|no address associated", re.I), FailureCode.DNS_FAILURE),
+    (re.compile(r"certificate|\[ssl|tls|handshake|wrong version number", re.I), FailureCode.TLS_ERROR),
 )
 
 
-def _classify_status(provider: Provider, status: int, vendor_code: str | None) -> FailureCode:
-    for key in ((provider, status, vendor_code), (provider, status, _ANY), (_ANY, status, _ANY)):
+def _classify_status(provider: Provider, status: int, error: _VendorError | None) -> FailureCode:
+    code = error.code if error else None
+    if code is not None and (provider, status, code) in _STATUS_TABLE:
+        return _STATUS_TABLE[(provider, status, code)]
+    if code is not None and (_ANY, status, code) in _STATUS_TABLE:
+        return _STATUS_TABLE[(_ANY, status, code)]
+    if error is not None:
+        for hint_status, words, hinted in _MESSAGE_HINTS:
+            if hint_status == status and words.search(error.message):
+                return hinted
+    for key in ((provider, status, _ANY), (_ANY, status, _ANY)):
         if key in _STATUS_TABLE:
             return _STATUS_TABLE[key]
+    if status >= 500:
+        return FailureCode.SERVER_ERROR
     return FailureCode.UNEXPECTED_RESPONSE
 
 
-def _classify_transport(error: Exception) -> FailureCode:
+def _classify_transport(error: BaseException) -> FailureCode:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
     for kind, code in _TRANSPORT_TABLE:
-        if isinstance(error, kind):
+        if any(isinstance(link, kind) for link in chain):
+            return code
+    text = " ".join(str(link) for link in chain)
+    for words, code in _TRANSPORT_WORDS:
+        if words.search(text):
             return code
     return FailureCode.CONNECTION_FAILED
 
 
-def _vendor_error_code(body: Any) -> str | None:
-    """The vendor's error code from ``{"error": {"code": ...}}``, or None."""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        code = body["error"].get("code")
-        return str(code) if code is not None else None
+def _rejects_max_tokens(status: int, error: _VendorError | None) -> bool:
+    """Reasoning models answer 400 ``unsupported_parameter`` for ``max_tokens`` (use ``max_completion_tokens``)."""
+    if status != 400 or error is None:
+        return False
+    return error.param == "max_tokens" or (
+        "max_tokens" in error.message and "max_completion_tokens" in error.message
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the vendor asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date)."""
+    milliseconds = response.headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    seconds = response.headers.get("retry-after")
+    if seconds:
+        try:
+            return max(float(seconds), 0.0)
+        except ValueError:
+            try:
+                return max(parsedate_to_datetime(seconds).timestamp() - time.time(), 0.0)
+            except (TypeError, ValueError):
+                return None
     return None
 
 
@@ -114,6 +250,7 @@ class _Target:
     field_prefix: str  # "" for OpenAI, "language_model." / "embeddings_model." for Azure
     deployment_id: str | None
     model: str | None
+    api_version: str | None = None
 
     @property
     def host(self) -> str:
@@ -123,68 +260,162 @@ class _Target:
     def label(self) -> str:
         return ROLE_LABELS[self.role]
 
+    @property
+    def endpoint_field(self) -> str:
+        return "base_url" if self.provider is Provider.OPENAI else self.field_prefix + "endpoint_url"
 
-def _describe(code: FailureCode, target: _Target, timeouts: Timeouts, status: int | None) -> tuple[str, str | None]:
-    """The message and the field path for a failed check."""
-    label, host = target.label, target.host
-    endpoint_field = "base_url" if target.provider is Provider.OPENAI else target.field_prefix + "endpoint_url"
-    key_field = target.field_prefix + "api_key"
-    if code is FailureCode.INVALID_API_KEY:
-        where = (
-            "Create a key on the API keys page of platform.openai.com and paste it again."
-            if target.provider is Provider.OPENAI
-            else "Copy KEY 1 from the resource's Keys and Endpoint page in the Azure portal and paste it again."
-        )
-        return f"{label}: {host} rejected the API Key. {where}", key_field
-    if code is FailureCode.DEPLOYMENT_NOT_FOUND:
-        return (
-            f"{label}: the resource at {host} has no deployment named '{target.deployment_id}'. "
-            "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); "
-            "a deployment created in the last 5 minutes may not be ready yet.",
-            target.field_prefix + "deployment_id",
-        )
-    if code is FailureCode.MODEL_NOT_AVAILABLE:
-        return (
-            f"{label}: this API Key cannot use the model '{target.model}'. "
-            "Use a key from a project that has access to the model, or ask your OpenAI organization owner to grant it.",
-            key_field,
-        )
-    if code is FailureCode.ENDPOINT_NOT_FOUND:
-        if target.provider is Provider.OPENAI:
-            return (
-                f"{label}: {host} has no OpenAI API at that Base URL. Use https://api.openai.com/v1.",
-                endpoint_field,
-            )
-        return (
-            f"{label}: {host} answered 'Resource not found', so the Endpoint URL or the api-version is wrong. "
-            "Use the endpoint from the Keys and Endpoint page, such as https://<resource>.openai.azure.com, with nothing after it.",
-            endpoint_field,
-        )
-    if code is FailureCode.WRONG_MODEL_TYPE:
-        wanted = "a chat model such as gpt-4o" if target.role == "language" else "text-embedding-3-small"
-        return (
-            f"{label}: the deployment '{target.deployment_id}' serves another kind of model than {wanted}. "
-            f"Type the name of the deployment of {wanted}; the two Deployment IDs may have been swapped.",
-            target.field_prefix + "deployment_id",
-        )
-    if code is FailureCode.TIMEOUT:
-        return (
-            f"{label}: {host} did not answer within {timeouts.check:g} seconds. "
-            "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again.",
-            endpoint_field,
-        )
-    if code is FailureCode.CONNECTION_FAILED:
-        return (
-            f"{label}: could not connect to {host}. "
-            "Check the Endpoint URL for typos and that this server can reach the internet (or your proxy).",
-            endpoint_field,
-        )
-    shown = f"HTTP {status}" if status is not None else "an answer"
-    return (
-        f"{label}: {host} sent {shown} that is not an OpenAI API response. "
-        "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page.",
-        endpoint_field,
-    )
+    @property
+    def key_field(self) -> str:
+        return self.field_prefix + "api_key"
+
+    @property
+    def deployment_field(self) -> str:
+        return self.field_prefix + "deployment_id" if self.provider is Provider.AZURE_OPENAI else self.key_field
+
+    @property
+    def wanted(self) -> str:
+        return "GPT-4 Turbo or later (such as gpt-4o)" if self.role == "language" else "text-embedding-3-small"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the vendor said, for the message."""
+
+    status: int | None = None
+    model: str | None = None
+    wait_seconds: float | None = None
+    vendor_message: str = ""
+
+
+def _azure_or_openai(target: _Target, openai: str, azure: str) -> str:
+    return openai if target.provider is Provider.OPENAI else azure
+
+
+#: One message per code: (field attribute of the target, "what is wrong", "what to do").
+#: Both texts are formatted with the target (t) and the outcome (o).
+_MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], str], Callable[[_Target, _Outcome, Timeouts], str]]] = {
+    FailureCode.INVALID_API_KEY: (
+        "key_field",
+        lambda t, o, s: f"{t.host} rejected the API Key.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Create a key on the API keys page of platform.openai.com and paste it again.",
+            "Copy KEY 1 from the resource's Keys and Endpoint page in the Azure portal and paste it again; check that the Endpoint URL belongs to the same resource.",
+        ),
+    ),
+    FailureCode.MISSING_PERMISSIONS: (
+        "key_field",
+        lambda t, o, s: "The API Key is valid but is not allowed to use the model.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "If it is a restricted key, give it the Models (read) and Model capabilities (write) permissions on platform.openai.com, or use a key with All permissions.",
+            "Give the identity the 'Cognitive Services OpenAI User' role on the resource, or check that key authentication and network access are allowed on the resource.",
+        ),
+    ),
+    FailureCode.WRONG_ORGANIZATION: (
+        "key_field",
+        lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
+        lambda t, o, s: "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in.",
+    ),
+    FailureCode.MODEL_NOT_AVAILABLE: (
+        "key_field",
+        lambda t, o, s: f"This API Key cannot use the model '{t.model}'.",
+        lambda t, o, s: "Use a key from a project that has access to the model, or ask your OpenAI organization owner to allow it for the project.",
+    ),
+    FailureCode.DEPLOYMENT_NOT_FOUND: (
+        "deployment_field",
+        lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
+        lambda t, o, s: "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet.",
+    ),
+    FailureCode.ENDPOINT_NOT_FOUND: (
+        "endpoint_field",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            f"{t.host} has no OpenAI API at that Base URL.",
+            f"{t.host} answered 'Resource not found', so the Endpoint URL or the API version is wrong.",
+        ),
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Use https://api.openai.com/v1.",
+            "Use the endpoint from the Keys and Endpoint page, such as https://<resource>.openai.azure.com, with nothing after it, and an API version such as 2024-10-21.",
+        ),
+    ),
+    FailureCode.API_VERSION_UNSUPPORTED: (
+        "api_version_field",
+        lambda t, o, s: f"The API version {t.api_version} is unknown to this resource or too old for the deployed model.",
+        lambda t, o, s: "Use a current API version: 2024-10-21, or 2024-12-01-preview or later for reasoning models (o1, o3, o4-mini).",
+    ),
+    FailureCode.WRONG_MODEL_TYPE: (
+        "deployment_field",
+        lambda t, o, s: f"The deployment '{t.deployment_id}' serves another kind of model than {t.wanted}.",
+        lambda t, o, s: f"Type the name of the deployment of {t.wanted}; the two Deployment IDs may have been swapped.",
+    ),
+    FailureCode.MODEL_NOT_SUPPORTED: (
+        "deployment_field",
+        lambda t, o, s: f"The {_azure_or_openai(t, 'model', 'deployment')} answers as {o.model}, but AI features need {t.wanted}.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            f"Use {t.wanted}.",
+            f"Deploy {t.wanted} in Azure AI Foundry and type that deployment's name.",
+        ),
+    ),
+    FailureCode.QUOTA_EXCEEDED: (
+        "key_field",
+        lambda t, o, s: "The account has used up its quota or credit.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Add credit or raise the limits on the Billing page of platform.openai.com, then Save again.",
+            "Raise the deployment's quota in Azure AI Foundry (Quotas), or check the subscription's spending limit, then Save again.",
+        ),
+    ),
+    FailureCode.RATE_LIMITED: (
+        "deployment_field",
+        lambda t, o, s: "The vendor is limiting requests right now"
+        + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.wait_seconds else "."),
+        lambda t, o, s: "Wait"
+        + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
+        + " and Save again; if it keeps happening, raise the deployment's tokens-per-minute limit.",
+    ),
+    FailureCode.SERVER_ERROR: (
+        "endpoint_field",
+        lambda t, o, s: f"{t.host} answered with a server error (HTTP {o.status}).",
+        lambda t, o, s: "This is on the vendor's side: wait a few minutes and Save again, or check the vendor's status page.",
+    ),
+    FailureCode.TIMEOUT: (
+        "endpoint_field",
+        lambda t, o, s: f"{t.host} did not answer within {s.check:g} seconds.",
+        lambda t, o, s: "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again.",
+    ),
+    FailureCode.DNS_FAILURE: (
+        "endpoint_field",
+        lambda t, o, s: f"The host name {urlsplit(t.url).hostname} could not be found.",
+        lambda t, o, s: "Check the Endpoint URL for typos (the resource name is the first part of the host name); on a private network, check that this server's DNS knows the name.",
+    ),
+    FailureCode.CONNECTION_FAILED: (
+        "endpoint_field",
+        lambda t, o, s: f"Could not connect to {t.host}.",
+        lambda t, o, s: "Check the Endpoint URL and that this server may reach the internet, or your proxy (HTTPS_PROXY).",
+    ),
+    FailureCode.TLS_ERROR: (
+        "endpoint_field",
+        lambda t, o, s: f"The secure connection to {t.host} failed: its certificate is not trusted.",
+        lambda t, o, s: "A corporate proxy that inspects HTTPS often causes this: ask IT for the proxy's certificate authority (CA) bundle and set SSL_CERT_FILE to it before starting JupyterLab.",
+    ),
+    FailureCode.UNEXPECTED_RESPONSE: (
+        "endpoint_field",
+        lambda t, o, s: f"{t.host} sent "
+        + (f"HTTP {o.status}" if o.status is not None else "an answer")
+        + " that is not an OpenAI API response.",
+        lambda t, o, s: "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page.",
+    ),
+}
+
+
+def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
+    """The message (label, what is wrong, what to do) and the field path for a failed check."""
+    field_attribute, wrong, todo = _MESSAGES[code]
+    field = "api_version" if field_attribute == "api_version_field" else getattr(target, field_attribute)
+    return f"{target.label}: {wrong(target, outcome, timeouts)} {todo(target, outcome, timeouts)}", field
 
 
 # --------------------------------------------------------------------------- #
@@ -196,67 +427,119 @@ def _request_id(response: httpx.Response) -> str | None:
     return response.headers.get("apim-request-id") or response.headers.get("x-request-id")
 
 
-async def _run_check(
-    client: httpx.AsyncClient,
-    target: _Target,
-    request: httpx.Request,
-    timeouts: Timeouts,
-) -> ModelCheck:
-    started = time.perf_counter()
+class _Check:
+    """One model's check: send, retry within the budget, classify, describe."""
 
-    def finish(code: FailureCode, *, model: str | None = None, status: int | None = None, request_id: str | None = None) -> ModelCheck:
-        latency_ms = (time.perf_counter() - started) * 1000
+    def __init__(self, client: httpx.AsyncClient, target: _Target, request: httpx.Request, timeouts: Timeouts) -> None:
+        self.client = client
+        self.target = target
+        self.request = request
+        self.timeouts = timeouts
+        self.started = time.perf_counter()
+
+    def finish(self, code: FailureCode, outcome: _Outcome = _Outcome(), request_id: str | None = None, warning: str | None = None) -> ModelCheck:
+        latency_ms = (time.perf_counter() - self.started) * 1000
+        target = self.target
         if code is FailureCode.OK:
             return ModelCheck(
-                role=target.role, ok=True, code=code, model=model, latency_ms=latency_ms,
-                message=f"{target.label}: authenticated ({model}).", request_id=request_id,
+                role=target.role, ok=True, code=code, model=outcome.model, latency_ms=latency_ms,
+                message=f"{target.label}: authenticated ({outcome.model}).", request_id=request_id, warning=warning,
             )
-        message, field = _describe(code, target, timeouts, status)
+        message, field = _describe(code, target, outcome, self.timeouts)
         if request_id:
-            message += f" (request id {request_id})"
+            message += f" (Request id {request_id}.)"
         return ModelCheck(
-            role=target.role, ok=False, code=code, model=model, latency_ms=latency_ms,
+            role=target.role, ok=False, code=code, model=outcome.model, latency_ms=latency_ms,
             message=message, field=field, request_id=request_id,
         )
 
-    try:
-        response = await asyncio.wait_for(client.send(request), timeout=timeouts.check)
-    except asyncio.TimeoutError:
-        return finish(FailureCode.TIMEOUT)
-    except httpx.HTTPError as error:
-        return finish(_classify_transport(error))
-    request_id = _request_id(response)
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code == 200:
-        model = body.get("model") or body.get("id") if isinstance(body, dict) else None
-        if isinstance(model, str) and model:
-            return finish(FailureCode.OK, model=model, request_id=request_id)
-        return finish(FailureCode.UNEXPECTED_RESPONSE, status=200, request_id=request_id)
-    if body is None:
-        return finish(FailureCode.UNEXPECTED_RESPONSE, status=response.status_code, request_id=request_id)
-    code = _classify_status(target.provider, response.status_code, _vendor_error_code(body))
-    return finish(code, status=response.status_code, request_id=request_id)
+    async def run(self) -> ModelCheck:
+        try:
+            return await asyncio.wait_for(self._attempts(), timeout=self.timeouts.check)
+        except asyncio.TimeoutError:
+            return self.finish(FailureCode.TIMEOUT)
+
+    async def _attempts(self) -> ModelCheck:
+        waited = 0.0
+        attempts = 0
+        server_retries = 1
+        switched_token_limit = False
+        request = self.request
+        while True:
+            attempts += 1
+            try:
+                response = await self.client.send(request)
+            except httpx.HTTPError as error:
+                return self.finish(_classify_transport(error))
+            request_id = _request_id(response)
+            status = response.status_code
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if status == 200:
+                return self._judge(body, request_id)
+            error = _read_error(body)
+            if not switched_token_limit and _rejects_max_tokens(status, error):
+                switched_token_limit = True
+                request = self._with_max_completion_tokens(request)
+                continue
+            if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
+                return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status), request_id)
+            code = _classify_status(self.target.provider, status, error)
+            if code is FailureCode.RATE_LIMITED:
+                asked = _retry_after(response)
+                wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
+                if waited + wait > self.timeouts.retry_budget:
+                    return self.finish(code, _Outcome(status=status, wait_seconds=wait), request_id)
+                await asyncio.sleep(wait)
+                waited += wait
+                request = self._fresh(request)
+                continue
+            if code is FailureCode.SERVER_ERROR and server_retries > 0:
+                server_retries -= 1
+                await asyncio.sleep(0.5)
+                request = self._fresh(request)
+                continue
+            return self.finish(code, _Outcome(status=status), request_id)
+
+    def _judge(self, body: Any, request_id: str | None) -> ModelCheck:
+        model = (body.get("model") or body.get("id")) if isinstance(body, dict) else None
+        if not isinstance(model, str) or not model:
+            return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200), request_id)
+        verdict = judge_model(self.target.role, model)
+        if not verdict.ok:
+            return self.finish(FailureCode.MODEL_NOT_SUPPORTED, _Outcome(status=200, model=model), request_id)
+        return self.finish(FailureCode.OK, _Outcome(status=200, model=model), request_id, warning=verdict.warning)
+
+    def _fresh(self, request: httpx.Request) -> httpx.Request:
+        return self.client.build_request(request.method, request.url, headers=request.headers, content=request.content)
+
+    def _with_max_completion_tokens(self, request: httpx.Request) -> httpx.Request:
+        import json
+
+        payload = json.loads(request.content)
+        payload["max_completion_tokens"] = payload.pop("max_tokens", 1)
+        headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+        return self.client.build_request(request.method, request.url, headers=headers, json=payload)
 
 
-def _openai_requests(client: httpx.AsyncClient, integration: OpenAIIntegration) -> list[tuple[_Target, httpx.Request]]:
+def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
     headers = {"authorization": f"Bearer {integration.api_key.get_secret_value()}"}
     if integration.organization:
         headers["openai-organization"] = integration.organization
     if integration.project:
         headers["openai-project"] = integration.project
-    pairs = []
+    checks = []
     for role, model in (("language", integration.language_model), ("embeddings", integration.embeddings_model)):
         url = f"{integration.base_url}/models/{model}"
         target = _Target(role=role, provider=Provider.OPENAI, url=url, field_prefix="", deployment_id=None, model=model)
-        pairs.append((target, client.build_request("GET", url, headers=headers)))
-    return pairs
+        checks.append(_Check(client, target, client.build_request("GET", url, headers=headers), timeouts))
+    return checks
 
 
-def _azure_requests(client: httpx.AsyncClient, integration: AzureOpenAIIntegration) -> list[tuple[_Target, httpx.Request]]:
-    pairs = []
+def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+    checks = []
     for role in ("language", "embeddings"):
         deployment = integration.deployment(role)
         operation, payload = (
@@ -267,14 +550,14 @@ def _azure_requests(client: httpx.AsyncClient, integration: AzureOpenAIIntegrati
         url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
         target = _Target(
             role=role, provider=Provider.AZURE_OPENAI, url=url, field_prefix=f"{role}_model.",
-            deployment_id=deployment.deployment_id, model=None,
+            deployment_id=deployment.deployment_id, model=None, api_version=integration.api_version,
         )
         request = client.build_request(
             "POST", url, params={"api-version": integration.api_version}, json=payload,
             headers={"api-key": deployment.api_key.get_secret_value()},
         )
-        pairs.append((target, request))
-    return pairs
+        checks.append(_Check(client, target, request, timeouts))
+    return checks
 
 
 #: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
@@ -302,14 +585,17 @@ async def verify_async(
     *,
     timeouts: Timeouts = Timeouts(),
     client: httpx.AsyncClient | None = None,
+    on_check: CheckListener | None = None,
 ) -> VerificationReport:
     """Authenticate both models of ``integration`` concurrently.
 
     Args:
         integration: the credentials to check.
-        timeouts: connect and per-check limits, in seconds.
+        timeouts: connect, per-check and retry limits, in seconds.
         client: an httpx client to reuse (its pool and settings); by default one is
             made for this call and closed after it.
+        on_check: called with each :class:`ModelCheck` as soon as that model is done
+            (the panel uses it to show progress).
     Returns:
         A :class:`VerificationReport` with the language check, then the embeddings check.
         Remote failures (refused key, unknown deployment, timeout, ...) are in the report,
@@ -318,17 +604,24 @@ async def verify_async(
     owned = client is None
     if client is None:
         client = make_client(timeouts)
+
+    async def run(check: _Check) -> ModelCheck:
+        result = await check.run()
+        if on_check is not None:
+            on_check(result)
+        return result
+
     try:
-        pairs = (
-            _openai_requests(client, integration)
+        checks = (
+            _openai_checks(client, integration, timeouts)
             if isinstance(integration, OpenAIIntegration)
-            else _azure_requests(client, integration)
+            else _azure_checks(client, integration, timeouts)
         )
-        checks = await asyncio.gather(*(_run_check(client, target, request, timeouts) for target, request in pairs))
+        results = await asyncio.gather(*(run(check) for check in checks))
     finally:
         if owned:
             await client.aclose()
-    return VerificationReport(provider=integration.provider, checks=tuple(checks))
+    return VerificationReport(provider=integration.provider, checks=tuple(results))
 
 
 def verify(
@@ -341,7 +634,7 @@ def verify(
 
     Args:
         integration: the credentials to check.
-        timeouts: connect and per-check limits, in seconds.
+        timeouts: connect, per-check and retry limits, in seconds.
     Returns:
         The :class:`VerificationReport`; remote failures are in it, never raised.
     """
@@ -351,4 +644,3 @@ def verify(
         return asyncio.run(verify_async(integration, timeouts=timeouts))
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-admin-verify") as pool:
         return pool.submit(asyncio.run, verify_async(integration, timeouts=timeouts)).result()
-

@@ -116,7 +116,7 @@ def test_azure_wrong_key_is_invalid_api_key_on_both_key_fields(sandbox, marker_k
     assert [check.field for check in report.checks] == ["language_model.api_key", "embeddings_model.api_key"]
     assert "Keys and Endpoint" in report.check("language").message
     language = report.check("language")
-    assert language.request_id and f"(request id {language.request_id})" in language.message
+    assert language.request_id and f"Request id {language.request_id}" in language.message
     assert marker_key not in renderings(report)
 
 
@@ -180,7 +180,7 @@ def test_refused_port_is_connection_failed(sandbox):
     report = verify_guarded(azure(sandbox, endpoint=f"http://127.0.0.1:{port}"))
     assert codes(report) == ["connection_failed", "connection_failed"]
     assert report.check("language").field == "language_model.endpoint_url"
-    assert f"could not connect to 127.0.0.1:{port}" in report.check("language").message
+    assert f"Could not connect to 127.0.0.1:{port}" in report.check("language").message
 
 
 def test_server_that_never_answers_is_timeout(sandbox):
