@@ -407,7 +407,7 @@ _LANGUAGE_OK = (
     re.compile(r"^gpt-4\.[1-9]"),
     re.compile(r"^o[1-9]"),
 )
-_LANGUAGE_LATER = re.compile(r"^gpt-(\d+)(?:\.\d+)?(?:-|$)")
+_LANGUAGE_LATER = re.compile(r"^gpt-(\d{1,2})(?:\.\d+)?(?:-|$)")
 
 
 def judge_model(role: str, model: str) -> ModelVerdict:
@@ -424,6 +424,7 @@ def judge_model(role: str, model: str) -> ModelVerdict:
         A :class:`ModelVerdict`.
     """
     name = _DATE_SUFFIX.sub("", model.strip().lower())
+    name = re.sub(r"^gpt-35", "gpt-3.5", name)  # Azure's spelling of gpt-3.5
     if role == "embeddings":
         return ModelVerdict(ok=name == "text-embedding-3-small")
     if name == "gpt-4":

@@ -4,29 +4,63 @@ The sandbox listens on 127.0.0.1 on a free port and never contacts anything else
 Its keys are made fresh for each :class:`Sandbox` (``sk-sandbox-…`` and
 ``sandbox-azure-…``): obviously fake, and never written anywhere.
 
-Routes (the request and answer shapes follow the vendors' API references):
+Routes (request and answer shapes follow the vendors' API references):
 
-OpenAI (base URL ``{url}/v1``; source: OpenAI API reference, "Models", "Chat", "Embeddings"):
-    ``GET  /v1/models/{model}``       200 model object; 404 ``model_not_found``
-    ``POST /v1/chat/completions``     200 chat.completion
-    ``POST /v1/embeddings``           200 list of embeddings
-    A wrong key answers 401 with code ``invalid_api_key``.
+OpenAI (base URL ``{url}/v1``; OpenAI API reference "Models", "Chat", "Embeddings", "Error codes"):
+    ``GET  /v1/models/{model}``, ``POST /v1/chat/completions``, ``POST /v1/embeddings``.
 
-Azure OpenAI (endpoint ``{url}``; source: Azure OpenAI REST API reference, "Inference"):
+Azure OpenAI (endpoint ``{url}``; Azure OpenAI REST API reference, "Inference"):
     ``POST /openai/deployments/{deployment}/chat/completions?api-version=…``
     ``POST /openai/deployments/{deployment}/embeddings?api-version=…``
-    A wrong ``api-key`` answers 401 (code ``"401"``, "Access denied due to invalid
-    subscription key or wrong API endpoint"); an unknown deployment answers 404
-    ``DeploymentNotFound``; a missing api-version or an unknown path answers 404
-    ``{"error": {"code": "404", "message": "Resource not found"}}``; a chat request to
-    an embeddings deployment (or the reverse) answers 400 ``OperationNotSupported``.
 
-Deployments (``azure_deployments`` names the two good ones):
-    ``chat-gpt-4o`` → model ``gpt-4o-2024-08-06`` (chat)
-    ``embeddings-3-small`` → model ``text-embedding-3-small`` (embeddings)
+Scenarios, one per failure class (``FailureCode``), chosen by key, deployment, model
+or address:
 
-OpenAI models: ``gpt-4o``, ``gpt-4o-mini``, ``gpt-4-turbo``, ``gpt-4.1``, ``o3-mini``,
-``text-embedding-3-small``; any other model id answers 404.
+============================  ====================================================================
+class                         how to get it
+============================  ====================================================================
+ok                            ``openai_api_key`` with a known model; ``azure_api_key`` with
+                              ``chat-gpt-4o`` / ``embeddings-3-small`` (``azure_deployments``)
+invalid_api_key               any other key (OpenAI 401 ``invalid_api_key``; Azure 401 code
+                              ``"401"``); deployment ``scenario-gateway-401`` answers in the API
+                              Management gateway shape ``{"statusCode": 401, "message": …}``
+missing_permissions           ``openai_scenario_key("missing_permissions")`` (401 "Missing
+                              scopes"); deployment ``scenario-permission-denied`` (401
+                              ``PermissionDenied``) or ``scenario-firewall`` (403)
+wrong_organization            any ``organization`` other than ``openai_organization``, or
+                              ``project`` other than ``openai_project`` (401 ``mismatched_…``)
+model_not_available           an OpenAI model id the sandbox does not list (404 ``model_not_found``)
+deployment_not_found          an unknown deployment (404 ``DeploymentNotFound``)
+endpoint_not_found            a wrong path, or no api-version (404 "Resource not found")
+api_version_unsupported       an api-version Azure does not know (400 "API version not
+                              supported"); ``reasoning-o3-mini`` with an api-version before
+                              2024-12-01-preview (400 "enabled only for api versions …")
+wrong_model_type              a chat deployment asked for embeddings or the reverse (400
+                              ``OperationNotSupported``)
+model_not_supported           deployment ``chat-gpt-35-turbo`` or ``embeddings-ada-002``; OpenAI
+                              model ``gpt-3.5-turbo``. ``chat-gpt-4`` answers plain ``gpt-4``
+                              (saved, with a warning)
+quota_exceeded                ``openai_scenario_key("quota_exceeded")``; deployment
+                              ``scenario-quota`` (429 ``insufficient_quota``)
+rate_limited                  ``scenario-rate-limited``: the first request of each operation gets
+                              429 with ``retry-after-ms: 200``, then it answers (retried, ok);
+                              ``scenario-rate-limited-long``, and ``openai_scenario_key(
+                              "rate_limited")``: 429 asking to wait 60 s (reported)
+server_error                  deployment ``scenario-server-error``; OpenAI model
+                              ``scenario-server-error`` (500)
+timeout                       deployment or OpenAI model ``scenario-slow`` (no answer until the
+                              sandbox stops)
+dns_failure                   ``unknown_host_endpoint`` (a ``.invalid`` name; while a sandbox
+                              runs, such names fail at once without a DNS query)
+connection_failed             ``refused_endpoint`` (a port that refuses connections)
+tls_error                     ``Sandbox(tls=True)``: https with a certificate from a private
+                              certificate authority (``ca_bundle``), like an inspecting proxy
+unexpected_response           deployment or OpenAI model ``scenario-proxy-html`` (an HTML page)
+                              or ``scenario-wrong-shape`` (JSON of another shape)
+============================  ====================================================================
+
+``reasoning-o3-mini`` rejects ``max_tokens`` as reasoning models do (400
+``unsupported_parameter``) and accepts ``max_completion_tokens``.
 
 Every answer carries ``x-request-id`` (and ``apim-request-id`` on Azure routes).
 Embeddings are deterministic: the same text always gives the same unit vector of
@@ -40,16 +74,20 @@ import json
 import math
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
+
+from .normalize import KNOWN_API_VERSIONS
 
 if TYPE_CHECKING:
     from .service import AISettings
@@ -64,14 +102,55 @@ _OPENAI_MODELS = {
     "gpt-4-turbo": 1712361441,
     "gpt-4.1": 1744316542,
     "o3-mini": 1737146383,
+    "gpt-3.5-turbo": 1677610602,
     "text-embedding-3-small": 1705948997,
+    "text-embedding-ada-002": 1671217299,
 }
 _EMBEDDINGS_MODELS = {"text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"}
 
-#: deployment id -> (model name the deployment answers with, operation it serves)
-_AZURE_DEPLOYMENTS: dict[str, tuple[str, str]] = {
-    "chat-gpt-4o": ("gpt-4o-2024-08-06", "chat"),
-    "embeddings-3-small": ("text-embedding-3-small", "embeddings"),
+
+@dataclass(frozen=True)
+class _Deployment:
+    model: str
+    serves: str  # "chat" or "embeddings"
+    reasoning: bool = False
+    minimum_api_version: str | None = None
+
+
+_AZURE_DEPLOYMENTS: dict[str, _Deployment] = {
+    "chat-gpt-4o": _Deployment("gpt-4o-2024-08-06", "chat"),
+    "embeddings-3-small": _Deployment("text-embedding-3-small", "embeddings"),
+    "reasoning-o3-mini": _Deployment("o3-mini-2025-01-31", "chat", reasoning=True, minimum_api_version="2024-12-01-preview"),
+    "chat-gpt-4": _Deployment("gpt-4", "chat"),
+    "chat-gpt-35-turbo": _Deployment("gpt-35-turbo", "chat"),
+    "embeddings-ada-002": _Deployment("text-embedding-ada-002", "embeddings"),
+}
+
+_HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Sign in</title></head>"
+    b"<body><h1>Corporate web proxy</h1><p>Please sign in to continue.</p></body></html>"
+)
+
+# Vendor error bodies, as the vendors send them.
+_AZURE_401 = {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}
+_AZURE_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+_AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
+    "scenario-gateway-401": (401, {"statusCode": 401, "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."}, {}),
+    "scenario-permission-denied": (401, {"error": {"code": "PermissionDenied", "message": "Principal does not have access to API/Operation."}}, {}),
+    "scenario-firewall": (403, {"error": {"code": "403", "message": "Access denied due to Virtual Network/Firewall rules."}}, {}),
+    "scenario-quota": (429, {"error": {"code": "insufficient_quota", "message": "You exceeded your current quota, please check your plan and billing details."}}, {}),
+    "scenario-rate-limited-long": (429, {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after 60 seconds."}}, {"retry-after": "60", "retry-after-ms": "60000"}),
+    "scenario-server-error": (500, {"error": {"code": "InternalServerError", "message": "The server had an error processing your request."}}, {}),
+    "scenario-wrong-shape": (200, {"status": "ok", "result": "pong"}, {}),
+}
+_OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
+    "missing_permissions": (401, {"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read. Check that you have the correct role in your organization (Reader, Writer, Owner) and project (Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.", "type": "invalid_request_error", "param": None, "code": None}}, {}),
+    "quota_exceeded": (429, {"error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, {}),
+    "rate_limited": (429, {"error": {"message": "Rate limit reached for requests. Please try again in 60s.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}, {"retry-after": "60"}),
+}
+_OPENAI_MODEL_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
+    "scenario-server-error": (500, {"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": None, "code": None}}, {}),
+    "scenario-wrong-shape": (200, {"status": "ok"}, {}),
 }
 
 
@@ -132,12 +211,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif segments[:2] == ["openai", "deployments"] and len(segments) >= 4:
             self._azure(method, segments[2], "/".join(segments[3:]), parse_qs(parts.query), body)
         else:
-            self._azure_resource_not_found()
+            self._send(404, _AZURE_NOT_FOUND, {"apim-request-id": str(uuid.uuid4())})
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
+        self._send_bytes(status, data, "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
         for name, value in (headers or {}).items():
@@ -145,112 +227,121 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _common_scenario(self, name: str, headers: dict[str, str]) -> bool:
+        """Scenarios both providers share; True when one answered."""
+        if name == "scenario-slow":
+            self.server.sandbox._stopping.wait(120)
+            self.close_connection = True
+            return True
+        if name == "scenario-proxy-html":
+            self._send_bytes(200, _HTML_PAGE, "text/html; charset=utf-8", headers)
+            return True
+        return False
+
     # -- OpenAI ------------------------------------------------------------- #
 
     def _openai(self, method: str, route: list[str], body: Any) -> None:
         sandbox = self.server.sandbox
-        if self.headers.get("authorization") != f"Bearer {sandbox._openai_key}":
-            self._send(
-                401,
-                {
-                    "error": {
-                        "message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "invalid_api_key",
-                    }
-                },
-            )
+        authorization = self.headers.get("authorization") or ""
+        key = authorization.removeprefix("Bearer ")
+        if key != sandbox._openai_key:
+            scenario = sandbox._openai_key_scenario(key)
+            if scenario is None:
+                self._send(401, {"error": {"message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+            else:
+                status, payload, headers = _OPENAI_KEY_SCENARIOS[scenario]
+                self._send(status, payload, headers)
+            return
+        organization = self.headers.get("openai-organization")
+        if organization is not None and organization != sandbox.openai_organization:
+            self._send(401, {"error": {"message": "OpenAI-Organization header should match organization for API key", "type": "invalid_request_error", "param": None, "code": "mismatched_organization"}})
+            return
+        project = self.headers.get("openai-project")
+        if project is not None and project != sandbox.openai_project:
+            self._send(401, {"error": {"message": "OpenAI-Project header should match project for API key", "type": "invalid_request_error", "param": None, "code": "mismatched_project"}})
             return
         if method == "GET" and len(route) == 2 and route[0] == "models":
             model = route[1]
-            if model not in _OPENAI_MODELS:
-                self._openai_model_not_found(model)
+            if self._common_scenario(model, {}):
                 return
-            self._send(200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"})
+            if model in _OPENAI_MODEL_SCENARIOS:
+                status, payload, headers = _OPENAI_MODEL_SCENARIOS[model]
+                self._send(status, payload, headers)
+            elif model not in _OPENAI_MODELS:
+                self._openai_model_not_found(model)
+            else:
+                self._send(200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"})
         elif method == "POST" and route == ["chat", "completions"]:
-            model = (body or {}).get("model") if isinstance(body, dict) else None
+            model = body.get("model") if isinstance(body, dict) else None
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
                 return
             self._send(200, _chat_completion(model, body))
         elif method == "POST" and route == ["embeddings"]:
-            model = (body or {}).get("model") if isinstance(body, dict) else None
+            model = body.get("model") if isinstance(body, dict) else None
             if model not in _EMBEDDINGS_MODELS or model not in _OPENAI_MODELS:
                 self._openai_model_not_found(str(model))
                 return
-            self._send(200, _embeddings(model, (body or {}).get("input")))
+            self._send(200, _embeddings(model, body.get("input")))
         else:
-            self._send(
-                404,
-                {"error": {"message": f"Invalid URL ({method} {urlsplit(self.path).path})", "type": "invalid_request_error", "param": None, "code": None}},
-            )
+            self._send(404, {"error": {"message": f"Invalid URL ({method} {urlsplit(self.path).path})", "type": "invalid_request_error", "param": None, "code": None}})
 
     def _openai_model_not_found(self, model: str) -> None:
-        self._send(
-            404,
-            {
-                "error": {
-                    "message": f"The model `{model}` does not exist or you do not have access to it.",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "model_not_found",
-                }
-            },
-        )
+        self._send(404, {"error": {"message": f"The model `{model}` does not exist or you do not have access to it.", "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
 
     # -- Azure OpenAI --------------------------------------------------------- #
 
-    def _azure(self, method: str, deployment: str, operation: str, query: dict[str, list[str]], body: Any) -> None:
+    def _azure(self, method: str, deployment_id: str, operation: str, query: dict[str, list[str]], body: Any) -> None:
         sandbox = self.server.sandbox
-        azure_headers = {"apim-request-id": str(uuid.uuid4())}
-        if method != "POST" or operation not in ("chat/completions", "embeddings") or not query.get("api-version"):
-            self._azure_resource_not_found()
+        headers = {"apim-request-id": str(uuid.uuid4())}
+        api_version = (query.get("api-version") or [""])[0]
+        if method != "POST" or operation not in ("chat/completions", "embeddings") or not api_version:
+            self._send(404, _AZURE_NOT_FOUND, headers)
+            return
+        if deployment_id == "scenario-gateway-401":
+            status, payload, extra = _AZURE_SCENARIOS[deployment_id]
+            self._send(status, payload, headers | extra)
             return
         if self.headers.get("api-key") != sandbox._azure_key:
-            self._send(
-                401,
-                {
-                    "error": {
-                        "code": "401",
-                        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
-                    }
-                },
-                azure_headers,
-            )
+            self._send(401, _AZURE_401, headers)
             return
-        if deployment not in _AZURE_DEPLOYMENTS:
-            self._send(
-                404,
-                {
-                    "error": {
-                        "code": "DeploymentNotFound",
-                        "message": "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
-                    }
-                },
-                azure_headers,
-            )
+        if api_version not in KNOWN_API_VERSIONS:
+            self._send(400, {"error": {"code": "BadRequest", "message": "API version not supported"}}, headers)
             return
-        model, serves = _AZURE_DEPLOYMENTS[deployment]
+        if self._common_scenario(deployment_id, headers):
+            return
+        if deployment_id in _AZURE_SCENARIOS:
+            status, payload, extra = _AZURE_SCENARIOS[deployment_id]
+            self._send(status, payload, headers | extra)
+            return
         wanted = "chat" if operation == "chat/completions" else "embeddings"
-        if serves != wanted:
-            operation_name = "chatCompletion" if wanted == "chat" else "embeddings"
-            self._send(
-                400,
-                {
-                    "error": {
-                        "code": "OperationNotSupported",
-                        "message": f"The {operation_name} operation does not work with the specified model, {model}. Please choose different model and try again.",
-                    }
-                },
-                azure_headers,
-            )
+        if deployment_id == "scenario-rate-limited":
+            if sandbox._first_time(deployment_id, operation):
+                self._send(429, {"error": {"code": "429", "message": "Requests to the Operation under Azure OpenAI API have exceeded call rate limit of your current pricing tier. Please retry after 1 second."}}, headers | {"retry-after-ms": "200", "retry-after": "1"})
+                return
+            deployment = _Deployment("gpt-4o-2024-08-06" if wanted == "chat" else "text-embedding-3-small", wanted)
+        elif deployment_id in _AZURE_DEPLOYMENTS:
+            deployment = _AZURE_DEPLOYMENTS[deployment_id]
+        else:
+            self._send(404, {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."}}, headers)
             return
-        payload = _chat_completion(model, body) if wanted == "chat" else _embeddings(model, (body or {}).get("input"))
-        self._send(200, payload, azure_headers)
+        if deployment.serves != wanted:
+            operation_name = "chatCompletion" if wanted == "chat" else "embeddings"
+            self._send(400, {"error": {"code": "OperationNotSupported", "message": f"The {operation_name} operation does not work with the specified model, {deployment.model}. Please choose different model and try again."}}, headers)
+            return
+        if deployment.minimum_api_version and _api_version_before(api_version, deployment.minimum_api_version):
+            self._send(400, {"error": {"code": "BadRequest", "message": f"Model {{modelName}} is enabled only for api versions {deployment.minimum_api_version} and later"}}, headers)
+            return
+        if deployment.reasoning and isinstance(body, dict) and "max_tokens" in body:
+            self._send(400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}, headers)
+            return
+        payload = _chat_completion(deployment.model, body) if wanted == "chat" else _embeddings(deployment.model, (body or {}).get("input"))
+        self._send(200, payload, headers)
 
-    def _azure_resource_not_found(self) -> None:
-        self._send(404, {"error": {"code": "404", "message": "Resource not found"}}, {"apim-request-id": str(uuid.uuid4())})
+
+def _api_version_before(version: str, minimum: str) -> bool:
+    """True when ``version`` is older than ``minimum`` (dates compare as text; a preview sorts after its GA date)."""
+    return version < minimum
 
 
 def _chat_completion(model: str, body: Any) -> dict[str, Any]:
@@ -263,6 +354,7 @@ def _chat_completion(model: str, body: Any) -> dict[str, Any]:
     if isinstance(limit, int) and limit > 0:
         words = words[:limit]
     content = " ".join(words)
+    prompt_tokens = len(str(last).split())
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -275,13 +367,13 @@ def _chat_completion(model: str, body: Any) -> dict[str, Any]:
                 "finish_reason": "length" if limit and len(words) >= limit else "stop",
             }
         ],
-        "usage": {"prompt_tokens": len(str(last).split()), "completion_tokens": len(words), "total_tokens": len(str(last).split()) + len(words)},
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words), "total_tokens": prompt_tokens + len(words)},
     }
 
 
 def _embedding_of(text: str) -> list[float]:
     digest = hashlib.sha256(text.encode()).digest()
-    values = []
+    values: list[float] = []
     counter = 0
     while len(values) < EMBEDDING_DIMENSIONS:
         block = hashlib.sha256(digest + counter.to_bytes(4, "big")).digest()
@@ -294,19 +386,46 @@ def _embedding_of(text: str) -> list[float]:
 
 def _embeddings(model: str, texts: Any) -> dict[str, Any]:
     items = texts if isinstance(texts, list) else [texts]
+    tokens = sum(len(str(text).split()) for text in items)
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": index, "embedding": _embedding_of(str(text))} for index, text in enumerate(items)],
         "model": model,
-        "usage": {"prompt_tokens": sum(len(str(text).split()) for text in items), "total_tokens": sum(len(str(text).split()) for text in items)},
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
 
+# --------------------------------------------------------------------------- #
+# Names under .invalid never resolve (RFC 6761); while a sandbox runs they fail
+# at once, so no DNS query leaves the machine.
+# --------------------------------------------------------------------------- #
+
+_resolver_lock = threading.Lock()
+_resolver_users = 0
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode() if isinstance(host, bytes) else str(host or "")
+    if name.rstrip(".").lower().endswith(".invalid"):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _hold_resolver(take: bool) -> None:
+    global _resolver_users
+    with _resolver_lock:
+        _resolver_users += 1 if take else -1
+        socket.getaddrinfo = _getaddrinfo if _resolver_users > 0 else _real_getaddrinfo  # type: ignore[assignment]
+
+
 class Sandbox:
-    """A local OpenAI and Azure OpenAI look-alike on 127.0.0.1; see the module docstring for its routes.
+    """A local OpenAI and Azure OpenAI look-alike on 127.0.0.1; see the module docstring for its routes and scenarios.
 
     Args:
         latency_ms: milliseconds the server waits before each answer (for benchmarks).
+        tls: serve https with a certificate from a private certificate authority, as an
+            HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -314,25 +433,34 @@ class Sandbox:
             settings = sandbox.settings()
 
     Attributes (valid after :meth:`start`):
-        url: ``http://127.0.0.1:<port>``.
-        openai_base_url: the base URL for :class:`~ai_admin_widgets.OpenAIIntegration`.
-        openai_api_key: a key the OpenAI routes accept (``SecretStr``).
-        azure_endpoint: the endpoint URL for :class:`~ai_admin_widgets.AzureDeployment`.
-        azure_api_key: a key the Azure routes accept (``SecretStr``).
-        azure_deployments: ``{"language": "chat-gpt-4o", "embeddings": "embeddings-3-small"}``.
+        url: ``http://127.0.0.1:<port>`` (``https://`` with ``tls=True``).
+        openai_base_url, openai_api_key, openai_organization, openai_project: for
+            :class:`~ai_admin_widgets.OpenAIIntegration`.
+        azure_endpoint, azure_api_key, azure_deployments: for
+            :class:`~ai_admin_widgets.AzureDeployment`.
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
     """
 
     azure_deployments: dict[str, str] = {"language": "chat-gpt-4o", "embeddings": "embeddings-3-small"}
+    openai_organization = "org-sandbox"
+    openai_project = "proj_sandbox"
+    #: An endpoint whose host name does not exist (dns_failure).
+    unknown_host_endpoint = "https://no-such-resource.openai.azure.invalid"
 
-    def __init__(self, *, latency_ms: float = 0.0) -> None:
+    def __init__(self, *, latency_ms: float = 0.0, tls: bool = False) -> None:
         self.latency_ms = latency_ms
-        self._openai_key = f"sk-sandbox-{secrets.token_hex(16)}"
+        self.tls = tls
+        self._token = secrets.token_hex(16)
+        self._openai_key = f"sk-sandbox-{self._token}"
         self._azure_key = f"sandbox-azure-{secrets.token_hex(16)}"
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._refusing: socket.socket | None = None
         self._folder: Path | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._seen: set[tuple[str, str]] = set()
+        self.ca_bundle: Path | None = None
         self.requests: list[RecordedRequest] = []
 
     # -- lifecycle --------------------------------------------------------- #
@@ -347,9 +475,15 @@ class Sandbox:
         """
         if self._server is not None:
             raise RuntimeError("This sandbox is already running.")
+        self._stopping.clear()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.sandbox = self
+        if self.tls:
+            server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
         self._server = server
+        self._refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        _hold_resolver(True)
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ai-admin-sandbox", daemon=True
         )
@@ -359,9 +493,14 @@ class Sandbox:
     def stop(self) -> None:
         """Stop serving and delete the sandbox's temporary store and keyring. Safe to call twice."""
         server, self._server = self._server, None
+        self._stopping.set()
         if server is not None:
             server.shutdown()
             server.server_close()
+            _hold_resolver(False)
+        if self._refusing is not None:
+            self._refusing.close()
+            self._refusing = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -379,6 +518,19 @@ class Sandbox:
         state = "running" if self._server is not None else "stopped"
         return f"<Sandbox {state}>"
 
+    def _tls_context(self) -> Any:
+        import ssl
+
+        import trustme
+
+        authority = trustme.CA(organization_name="Sandbox inspecting proxy")
+        certificate = authority.issue_cert("127.0.0.1", "localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(context)
+        self.ca_bundle = self.folder / "proxy-ca.pem"
+        authority.cert_pem.write_to_path(str(self.ca_bundle))
+        return context
+
     # -- addresses and credentials ----------------------------------------- #
 
     @property
@@ -390,18 +542,25 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https://`` with ``tls=True``)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def openai_base_url(self) -> str:
-        """The OpenAI base URL, ``http://127.0.0.1:<port>/v1``."""
+        """The OpenAI base URL, ``<url>/v1``."""
         return f"{self.url}/v1"
 
     @property
     def azure_endpoint(self) -> str:
-        """The Azure OpenAI endpoint URL, ``http://127.0.0.1:<port>``."""
+        """The Azure OpenAI endpoint URL, ``<url>``."""
         return self.url
+
+    @property
+    def refused_endpoint(self) -> str:
+        """An endpoint on 127.0.0.1 whose port refuses connections (connection_failed)."""
+        if self._refusing is None:
+            raise RuntimeError("Start the sandbox first.")
+        return f"http://127.0.0.1:{self._refusing.getsockname()[1]}"
 
     @property
     def openai_api_key(self) -> SecretStr:
@@ -412,6 +571,33 @@ class Sandbox:
     def azure_api_key(self) -> SecretStr:
         """A key the Azure OpenAI routes accept (fresh for each sandbox)."""
         return SecretStr(self._azure_key)
+
+    def openai_scenario_key(self, scenario: str) -> SecretStr:
+        """A key the OpenAI routes answer with a failure scenario.
+
+        Args:
+            scenario: ``"missing_permissions"``, ``"quota_exceeded"`` or ``"rate_limited"``.
+        Returns:
+            The key, as a ``SecretStr``.
+        Raises:
+            ValueError: an unknown scenario.
+        """
+        if scenario not in _OPENAI_KEY_SCENARIOS:
+            raise ValueError(f"Unknown scenario {scenario!r}; choose one of {sorted(_OPENAI_KEY_SCENARIOS)}.")
+        return SecretStr(f"sk-sandbox-{scenario.replace('_', '-')}-{self._token}")
+
+    def _openai_key_scenario(self, key: str) -> str | None:
+        for scenario in _OPENAI_KEY_SCENARIOS:
+            if key == f"sk-sandbox-{scenario.replace('_', '-')}-{self._token}":
+                return scenario
+        return None
+
+    def _first_time(self, deployment: str, operation: str) -> bool:
+        with self._lock:
+            if (deployment, operation) in self._seen:
+                return False
+            self._seen.add((deployment, operation))
+            return True
 
     # -- a store of its own --------------------------------------------------- #
 

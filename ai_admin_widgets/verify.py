@@ -285,6 +285,7 @@ class _Outcome:
     model: str | None = None
     wait_seconds: float | None = None
     vendor_message: str = ""
+    html: bool = False
 
 
 def _azure_or_openai(target: _Target, openai: str, azure: str) -> str:
@@ -404,8 +405,9 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.UNEXPECTED_RESPONSE: (
         "endpoint_field",
         lambda t, o, s: f"{t.host} sent "
-        + (f"HTTP {o.status}" if o.status is not None else "an answer")
-        + " that is not an OpenAI API response.",
+        + ("a web page (HTML)" if o.html else "an answer")
+        + (f" with HTTP status {o.status}" if o.status is not None else "")
+        + " instead of an OpenAI API response.",
         lambda t, o, s: "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page.",
     ),
 }
@@ -415,12 +417,34 @@ def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: T
     """The message (label, what is wrong, what to do) and the field path for a failed check."""
     field_attribute, wrong, todo = _MESSAGES[code]
     field = "api_version" if field_attribute == "api_version_field" else getattr(target, field_attribute)
-    return f"{target.label}: {wrong(target, outcome, timeouts)} {todo(target, outcome, timeouts)}", field
+    message = f"{target.label}: {wrong(target, outcome, timeouts)} {todo(target, outcome, timeouts)}"
+    if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
+        message += f" The service said: “{outcome.vendor_message}”"
+    return message, field
+
+
+#: Anything in a vendor's message that could be part of a key is cut out before it is shown.
+_KEY_LIKE = re.compile(r"(sk-[A-Za-z0-9*_.-]+|[A-Za-z0-9*_-]*\*{3,}[A-Za-z0-9*_-]*|\b[A-Za-z0-9_-]{32,}\b)")
+
+
+def _vendor_text(error: _VendorError | None, key: str) -> str:
+    """The vendor's own message, without anything key-shaped, at most 240 characters."""
+    if error is None or not error.message:
+        return ""
+    text = " ".join(error.message.split())
+    if key:
+        text = text.replace(key, "[key]")
+    text = _KEY_LIKE.sub("[hidden]", text)
+    return text if len(text) <= 240 else text[:239] + "…"
 
 
 # --------------------------------------------------------------------------- #
 # The checks
 # --------------------------------------------------------------------------- #
+
+
+def _is_html(response: httpx.Response) -> bool:
+    return "html" in response.headers.get("content-type", "").lower()
 
 
 def _request_id(response: httpx.Response) -> str | None:
@@ -430,7 +454,8 @@ def _request_id(response: httpx.Response) -> str | None:
 class _Check:
     """One model's check: send, retry within the budget, classify, describe."""
 
-    def __init__(self, client: httpx.AsyncClient, target: _Target, request: httpx.Request, timeouts: Timeouts) -> None:
+    def __init__(self, client: httpx.AsyncClient, target: _Target, request: httpx.Request, timeouts: Timeouts, key: str) -> None:
+        self.key = key
         self.client = client
         self.target = target
         self.request = request
@@ -478,20 +503,21 @@ class _Check:
             except ValueError:
                 body = None
             if status == 200:
-                return self._judge(body, request_id)
+                return self._judge(body, request_id, response)
             error = _read_error(body)
             if not switched_token_limit and _rejects_max_tokens(status, error):
                 switched_token_limit = True
                 request = self._with_max_completion_tokens(request)
                 continue
             if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
-                return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status), request_id)
+                return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, html=_is_html(response)), request_id)
             code = _classify_status(self.target.provider, status, error)
+            said = _vendor_text(error, self.key)
             if code is FailureCode.RATE_LIMITED:
                 asked = _retry_after(response)
                 wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
                 if waited + wait > self.timeouts.retry_budget:
-                    return self.finish(code, _Outcome(status=status, wait_seconds=wait), request_id)
+                    return self.finish(code, _Outcome(status=status, wait_seconds=wait, vendor_message=said), request_id)
                 await asyncio.sleep(wait)
                 waited += wait
                 request = self._fresh(request)
@@ -501,16 +527,28 @@ class _Check:
                 await asyncio.sleep(0.5)
                 request = self._fresh(request)
                 continue
-            return self.finish(code, _Outcome(status=status), request_id)
+            return self.finish(code, _Outcome(status=status, vendor_message=said), request_id)
 
-    def _judge(self, body: Any, request_id: str | None) -> ModelCheck:
-        model = (body.get("model") or body.get("id")) if isinstance(body, dict) else None
-        if not isinstance(model, str) or not model:
-            return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200), request_id)
+    def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
+        if not self.expected_shape(body):
+            return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(response)), request_id)
+        model = body.get("model") or body.get("id")
         verdict = judge_model(self.target.role, model)
         if not verdict.ok:
             return self.finish(FailureCode.MODEL_NOT_SUPPORTED, _Outcome(status=200, model=model), request_id)
         return self.finish(FailureCode.OK, _Outcome(status=200, model=model), request_id, warning=verdict.warning)
+
+    def expected_shape(self, body: Any) -> bool:
+        """True when a 200 answer has the shape of the operation's answer (and names its model)."""
+        if not isinstance(body, dict) or "error" in body:
+            return False
+        if self.target.provider is Provider.OPENAI:
+            return isinstance(body.get("id"), str) and bool(body["id"]) and body.get("object", "model") == "model"
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return False
+        if self.target.role == "language":
+            return isinstance(body.get("choices"), list)
+        return isinstance(body.get("data"), list) and all(isinstance(item, dict) and "embedding" in item for item in body["data"])
 
     def _fresh(self, request: httpx.Request) -> httpx.Request:
         return self.client.build_request(request.method, request.url, headers=request.headers, content=request.content)
@@ -534,7 +572,8 @@ def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, ti
     for role, model in (("language", integration.language_model), ("embeddings", integration.embeddings_model)):
         url = f"{integration.base_url}/models/{model}"
         target = _Target(role=role, provider=Provider.OPENAI, url=url, field_prefix="", deployment_id=None, model=model)
-        checks.append(_Check(client, target, client.build_request("GET", url, headers=headers), timeouts))
+        request = client.build_request("GET", url, headers=headers)
+        checks.append(_Check(client, target, request, timeouts, integration.api_key.get_secret_value()))
     return checks
 
 
@@ -556,7 +595,7 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
             "POST", url, params={"api-version": integration.api_version}, json=payload,
             headers={"api-key": deployment.api_key.get_secret_value()},
         )
-        checks.append(_Check(client, target, request, timeouts))
+        checks.append(_Check(client, target, request, timeouts, deployment.api_key.get_secret_value()))
     return checks
 
 

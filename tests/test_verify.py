@@ -229,7 +229,7 @@ def web_page():
 def test_html_answer_is_unexpected_response(sandbox, web_page):
     report = verify_guarded(azure(sandbox, endpoint=web_page))
     assert codes(report) == ["unexpected_response", "unexpected_response"]
-    assert "HTTP 200 that is not an OpenAI API response" in report.check("language").message
+    assert "sent a web page (HTML) with HTTP status 200 instead of an OpenAI API response" in report.check("language").message
 
 
 def test_html_answer_to_openai_is_unexpected_response(web_page):
