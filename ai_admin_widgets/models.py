@@ -745,6 +745,8 @@ class IntegrationStatus(_Model):
         updated_by / updated_at: who saved or removed last, and when (UTC).
         last_authenticated_at / last_authentication_ok: the most recent authentication of
             the saved credentials (at Save, or by ``test()``).
+        warnings: what to check, from the last save's authentication (e.g. which GPT-4
+            version a deployment answering "gpt-4" runs).
         keyring_backend: the name of the keyring backend that holds the keys.
     """
 
@@ -756,6 +758,7 @@ class IntegrationStatus(_Model):
     updated_at: datetime | None = None
     last_authenticated_at: datetime | None = None
     last_authentication_ok: bool | None = None
+    warnings: tuple[str, ...] = ()
     keyring_backend: str = ""
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -14,15 +13,17 @@ from .models import (
     ROLES,
     AzureOpenAIIntegration,
     IntegrationStatus,
+    KeyringUnavailable,
     ModelSummary,
     NotConfigured,
     OpenAIIntegration,
     PermissionDenied,
     Provider,
+    StoreError,
     VerificationFailed,
     VerificationReport,
 )
-from .store import SettingsStore, backend_name, default_home, default_keyring
+from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring
 
 if TYPE_CHECKING:
     from .verify import Timeouts
@@ -116,25 +117,22 @@ class AISettings:
         Returns:
             An :class:`IntegrationStatus`; ``configured`` is False when nothing is saved.
         Raises:
-            StoreError: the settings record is damaged.
+            StoreError: the settings record cannot be read or is damaged.
         """
-        backend = backend_name(self._keyring) if self._keyring is not None else ""
         record = self._reader.read()
-        if not record.get("provider"):
-            return IntegrationStatus(
-                configured=False,
-                revision=record["revision"],
-                updated_by=record.get("updated_by"),
-                updated_at=_parse_time(record.get("updated_at")),
-                keyring_backend=backend,
-            )
-        provider = Provider(record["provider"])
-        fields = record["integration"]
-        hints = record.get("key_hints", {})
-        models = record.get("models", {})
-        if provider is Provider.OPENAI:
+        common = dict(
+            revision=record.revision,
+            updated_by=record.updated_by,
+            updated_at=record.updated_at,
+            keyring_backend=self.keyring_backend_name(),
+        )
+        if not record.configured or record.provider is None or record.integration is None:
+            return IntegrationStatus(configured=False, **common)
+        fields = record.integration
+        hints = record.key_hints
+        if record.provider is Provider.OPENAI:
             summaries = tuple(
-                ModelSummary(role=role, endpoint_url=fields["base_url"], model=models.get(role), key_hint=hints.get("api_key", "…"))
+                ModelSummary(role=role, endpoint_url=fields["base_url"], model=record.models.get(role), key_hint=hints.get("api_key", "…"))
                 for role in ROLES
             )
         else:
@@ -143,28 +141,35 @@ class AISettings:
                     role=role,
                     endpoint_url=fields[f"{role}_model"]["endpoint_url"],
                     deployment_id=fields[f"{role}_model"]["deployment_id"],
-                    model=models.get(role),
+                    model=record.models.get(role),
                     key_hint=hints.get(f"{role}_model.api_key", "…"),
                 )
                 for role in ROLES
             )
-        last = record.get("last_authentication") or {}
+        last = record.last_authentication
         return IntegrationStatus(
             configured=True,
-            provider=provider,
+            provider=record.provider,
             models=summaries,
-            revision=record["revision"],
-            updated_by=record.get("updated_by"),
-            updated_at=_parse_time(record.get("updated_at")),
-            last_authenticated_at=_parse_time(last.get("at")),
-            last_authentication_ok=last.get("ok"),
-            keyring_backend=backend,
+            last_authenticated_at=last.at if last else None,
+            last_authentication_ok=last.ok if last else None,
+            warnings=tuple(record.warnings),
+            **common,
         )
+
+    def keyring_backend_name(self) -> str:
+        """The name of the keyring backend that holds (or would hold) the keys, or why there is none."""
+        if self._keyring is not None:
+            return backend_name(self._keyring)
+        try:
+            return backend_name(default_keyring())
+        except Exception:  # KeyringUnavailable, or a backend that fails while being chosen
+            return "none usable"
 
     def saved_fields(self) -> dict[str, Any] | None:
         """The saved integration's fields without keys (for pre-filling the Edit form), or None."""
         record = self._reader.read()
-        return dict(record["integration"]) if record.get("provider") else None
+        return dict(record.integration) if record.configured and record.integration else None
 
     def audit_log(self) -> list[dict[str, Any]]:
         """Every audit event, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
@@ -182,14 +187,16 @@ class AISettings:
             The :class:`VerificationReport`.
         Raises:
             NotConfigured: ``integration`` is None and nothing is saved.
+            StoreError, KeyringUnavailable: the saved credentials cannot be read (recorded
+                as a failed authentication).
         """
         from .verify import verify
 
         if integration is not None:
             return verify(integration, timeouts=self.timeouts)
-        saved = self._load_saved()
+        saved, revision = self._load_saved()
         report = verify(saved, timeouts=self.timeouts)
-        self._record_test(saved, report)
+        self._record_test(saved, report, revision)
         return report
 
     async def test_async(self, integration: AnyIntegration | None = None) -> VerificationReport:
@@ -198,9 +205,9 @@ class AISettings:
 
         if integration is not None:
             return await verify_async(integration, timeouts=self.timeouts)
-        saved = self._load_saved()
+        saved, revision = self._load_saved()
         report = await verify_async(saved, timeouts=self.timeouts)
-        self._record_test(saved, report)
+        self._record_test(saved, report, revision)
         return report
 
     # -- changing --------------------------------------------------------------- #
@@ -213,27 +220,37 @@ class AISettings:
         Returns:
             The new :class:`IntegrationStatus`.
         Raises:
+            TypeError: ``integration`` is not an integration model.
             PermissionDenied: the current user is not an admin.
+            KeyringUnavailable: no safe keyring holds keys here (checked before any request).
             VerificationFailed: a model check failed; ``.report`` says which and why.
                 Nothing was stored.
-            KeyringUnavailable, StoreError: the store could not be written; nothing changed.
+            StoreError: the store could not be written; nothing changed.
         """
         from .verify import verify
 
-        self._require_admin()
+        store = self._prepare_save(integration)
         report = verify(integration, timeouts=self.timeouts)
-        return self._store_verified(integration, report)
+        return self._store_verified(store, integration, report)
 
-    async def save_async(self, integration: AnyIntegration) -> IntegrationStatus:
-        """:meth:`save` for a running event loop (the kernel's): the checks do not block it."""
+    async def save_async(self, integration: AnyIntegration, *, on_check: Any = None) -> IntegrationStatus:
+        """:meth:`save` for a running event loop (the kernel's): the checks do not block it.
+
+        Args:
+            integration: as for :meth:`save`.
+            on_check: called with each model's :class:`ModelCheck` as soon as it is done.
+        """
         from .verify import verify_async
 
-        self._require_admin()
-        report = await verify_async(integration, timeouts=self.timeouts)
-        return self._store_verified(integration, report)
+        store = self._prepare_save(integration)
+        report = await verify_async(integration, timeouts=self.timeouts, on_check=on_check)
+        return self._store_verified(store, integration, report)
 
     def remove(self) -> None:
         """Remove the OpenAI integration: its keys are deleted and AI functionality is disabled.
+
+        Works without a usable keyring (the keys then stay in it) and on a damaged
+        settings record, so AI can always be switched off.
 
         Raises:
             PermissionDenied: the current user is not an admin.
@@ -241,14 +258,21 @@ class AISettings:
             StoreError: the store could not be written; nothing changed.
         """
         self._require_admin()
-        store = self.store
-        record = store.read()
-        if not record.get("provider"):
-            raise NotConfigured("There is no OpenAI integration to remove.")
+        try:
+            keyring = self._keyring if self._keyring is not None else default_keyring()
+        except KeyringUnavailable:
+            keyring = None
+        store = SettingsStore(self.home, keyring)
+        try:
+            record = store.read()
+        except StoreError:
+            provider = None  # damaged: removing resets it
+        else:
+            if not record.configured:
+                raise NotConfigured("There is no OpenAI integration to remove.")
+            provider = record.provider.value if record.provider else None
         store.remove(actor=self.user)
-        store.append_audit(
-            {"actor": self.user, "action": "remove", "provider": record["provider"], "changed": [], "outcome": "ok"}
-        )
+        store.append_audit({"actor": self.user, "action": "remove", "provider": provider, "changed": [], "outcome": "ok"})
         self._notify()
 
     def panel(self) -> AISettingsPanel:
@@ -263,15 +287,29 @@ class AISettings:
         if not self.is_admin():
             raise PermissionDenied("You must be assigned the Admin account type to configure the OpenAI integration.")
 
-    def _load_saved(self) -> AnyIntegration:
-        saved = self.store.load()
+    def _prepare_save(self, integration: AnyIntegration) -> SettingsStore:
+        if not isinstance(integration, (OpenAIIntegration, AzureOpenAIIntegration)):
+            raise TypeError(
+                f"save() takes an OpenAIIntegration or an AzureOpenAIIntegration, not {type(integration).__name__}."
+            )
+        self._require_admin()
+        return self.store  # resolves the keyring first: no key is sent anywhere if it cannot be stored
+
+    def _load_saved(self) -> tuple[AnyIntegration, int]:
+        store = self.store
+        record = store.read()
+        try:
+            saved = store.load()
+        except (StoreError, KeyringUnavailable):
+            store.record_authentication(ok=False, revision=record.revision)
+            raise
         if saved is None:
             raise NotConfigured("No OpenAI integration is configured: add one first.")
-        return saved
+        return saved, record.revision
 
-    def _record_test(self, saved: AnyIntegration, report: VerificationReport) -> None:
+    def _record_test(self, saved: AnyIntegration, report: VerificationReport, revision: int) -> None:
         store = self.store
-        store.record_authentication(ok=report.ok)
+        store.record_authentication(ok=report.ok, revision=revision)
         store.append_audit(
             {
                 "actor": self.user,
@@ -283,8 +321,7 @@ class AISettings:
             }
         )
 
-    def _store_verified(self, integration: AnyIntegration, report: VerificationReport) -> IntegrationStatus:
-        store = self.store
+    def _store_verified(self, store: SettingsStore, integration: AnyIntegration, report: VerificationReport) -> IntegrationStatus:
         if not report.ok:
             store.append_audit(
                 {
@@ -299,11 +336,16 @@ class AISettings:
             raise VerificationFailed(report)
         previous = store.read()
         changed = _changed_fields(previous, integration, store)
-        store.save(integration, actor=self.user, models={check.role: check.model for check in report.checks})
+        store.save(
+            integration,
+            actor=self.user,
+            models={check.role: check.model for check in report.checks},
+            warnings=list(report.warnings),
+        )
         store.append_audit(
             {
                 "actor": self.user,
-                "action": "edit" if previous.get("provider") else "add",
+                "action": "edit" if previous.configured else "add",
                 "provider": integration.provider.value,
                 "changed": changed,
                 "outcome": "ok",
@@ -327,21 +369,17 @@ def _flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _changed_fields(previous: dict[str, Any], integration: AnyIntegration, store: SettingsStore) -> list[str]:
+def _changed_fields(previous: SettingsRecord, integration: AnyIntegration, store: SettingsStore) -> list[str]:
     """The names (never the values) of the fields a save changes; key slots count when the key differs."""
     new = _flatten(integration.public_fields())
-    if previous.get("provider") != integration.provider.value:
+    if previous.provider is not integration.provider:
         return sorted(new) + sorted(integration.secrets())
-    old = _flatten(previous.get("integration", {}))
+    old = _flatten(previous.integration or {})
     changed = [name for name in sorted(new) if old.get(name) != new[name]]
     try:
         old_integration = store.load()
-    except Exception:  # the old keys are unreadable: count every key as changed
+    except (StoreError, KeyringUnavailable):  # the old keys are unreadable: count every key as changed
         old_integration = None
     old_secrets = old_integration.secrets() if old_integration is not None else {}
     changed += [slot for slot, key in sorted(integration.secrets().items()) if old_secrets.get(slot) != key]
     return changed
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None

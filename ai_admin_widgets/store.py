@@ -21,24 +21,34 @@ import json
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from filelock import FileLock
+import filelock
 from keyring.backend import KeyringBackend
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .models import (
     AzureOpenAIIntegration,
     KeyringUnavailable,
     OpenAIIntegration,
+    Provider,
     StoreError,
     key_hint,
     parse_integration,
 )
 
-__all__ = ["SERVICE_NAME", "SettingsStore", "default_home", "default_keyring", "backend_name"]
+__all__ = [
+    "SERVICE_NAME",
+    "Authentication",
+    "SettingsRecord",
+    "SettingsStore",
+    "backend_name",
+    "default_home",
+    "default_keyring",
+]
 
 SERVICE_NAME = "ai-admin-widgets"
 RECORD_FORMAT = 1
@@ -71,16 +81,17 @@ def default_keyring() -> KeyringBackend:
     Returns:
         The system's keyring backend.
     Raises:
-        KeyringUnavailable: there is no usable backend (keyring's fail backend), or the
+        KeyringUnavailable: there is no usable backend (keyring's fail backend, or its null
+            backend, which silently forgets every key), or the
             only one stores keys in plain text and ``AI_ADMIN_ALLOW_PLAINTEXT_KEYRING=1``
             is not set.
     """
     import keyring
-    from keyring.backends import fail
+    from keyring.backends import fail, null
 
     backend = keyring.get_keyring()
     members = getattr(backend, "backends", None) or [backend]
-    if isinstance(backend, fail.Keyring) or not members:
+    if isinstance(backend, (fail.Keyring, null.Keyring)) or not members:
         raise KeyringUnavailable(
             "No keyring backend is available to hold the API keys. Install and unlock a system keyring "
             "(GNOME Keyring / KWallet on Linux), or configure one with keyring's PYTHON_KEYRING_BACKEND."
@@ -97,6 +108,57 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Authentication(BaseModel):
+    """When the saved credentials were last authenticated, and whether that passed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    ok: bool
+
+
+class SettingsRecord(BaseModel):
+    """What ``settings.json`` holds: everything about the integration except the keys.
+
+    Attributes:
+        format: the file format's version (1).
+        store_id: a random id that keeps this store's keyring entries apart from others'.
+        revision: counts every save and remove; the keys of revision N live under ``…/rN/…``.
+        provider: the saved integration's provider, or None when nothing is configured.
+        integration: the integration's fields without keys (``public_fields()``).
+        key_slots: the names of the keys held in keyring (``"api_key"``, ``"language_model.api_key"``, …).
+        key_hints: the last 4 characters of each key, by slot.
+        models: the model that answered each role at the last save.
+        warnings: what to check, from the last save's authentication.
+        updated_by / updated_at: who saved or removed last, and when (UTC).
+        last_authentication: the most recent authentication of the saved credentials.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    format: int = RECORD_FORMAT
+    store_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=8)
+    revision: int = Field(default=0, ge=0)
+    provider: Provider | None = None
+    integration: dict[str, Any] | None = None
+    key_slots: list[str] = []
+    key_hints: dict[str, str] = {}
+    models: dict[str, str | None] = {}
+    warnings: list[str] = []
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+    last_authentication: Authentication | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the record holds an integration."""
+        return self.provider is not None and self.integration is not None
+
+    def username(self, slot: str) -> str:
+        """The keyring user name of a key slot in this revision: ``<store id>/r<revision>/<slot>``."""
+        return f"{self.store_id}/r{self.revision}/{slot}"
+
+
 class SettingsStore:
     """The settings record, the audit log and the keys of one organization.
 
@@ -111,52 +173,57 @@ class SettingsStore:
         self.keyring = keyring
         self._record_path = self.home / "settings.json"
         self._audit_path = self.home / "audit.jsonl"
-        self._lock = FileLock(str(self.home / "settings.lock"), timeout=30)
 
     # -- reading -------------------------------------------------------------- #
 
-    def read(self) -> dict[str, Any]:
-        """The settings record as a dict; ``{"revision": 0, "provider": None}`` before the first save.
+    def read(self) -> SettingsRecord:
+        """The settings record; an empty one (revision 0) before the first save.
 
         Raises:
-            StoreError: ``settings.json`` exists but cannot be read as a record.
+            StoreError: ``settings.json`` exists but cannot be read, or is not a valid record.
         """
         try:
             text = self._record_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {"format": RECORD_FORMAT, "revision": 0, "provider": None}
+            return SettingsRecord()
         except OSError as error:
-            raise StoreError(f"Cannot read {self._record_path}: {error.strerror}.") from None
-        try:
-            record = json.loads(text)
-        except ValueError:
             raise StoreError(
-                f"{self._record_path} is damaged (not JSON). Restore it from a backup, or remove the integration and add it again."
+                f"Cannot read {self._record_path} ({error.strerror}). Ask an admin to check the folder's permissions."
             ) from None
-        if not isinstance(record, dict) or not isinstance(record.get("revision"), int):
-            raise StoreError(f"{self._record_path} is not a settings record of this tool.")
-        return record
+        try:
+            return SettingsRecord.model_validate_json(text)
+        except ValidationError:
+            raise StoreError(
+                f"{self._record_path} is damaged, so the OpenAI integration cannot be read. "
+                "Remove the integration (the Remove button, or `ai-admin remove --yes`) and add it again; "
+                "the damaged file is kept beside it."
+            ) from None
 
     def load(self) -> OpenAIIntegration | AzureOpenAIIntegration | None:
         """The saved integration with its keys, or None when nothing is saved.
 
         Raises:
-            StoreError: the record points at keys the keyring no longer has.
+            StoreError: the record is damaged, or points at keys the keyring no longer has.
             KeyringUnavailable: the keyring backend fails.
         """
         record = self.read()
-        if not record.get("provider"):
+        if not record.configured:
             return None
         secrets: dict[str, SecretStr] = {}
-        for slot in record["key_slots"]:
-            value = self._keyring_call("get_password", SERVICE_NAME, self._username(record, slot))
+        for slot in record.key_slots:
+            value = self._keyring_call("get_password", SERVICE_NAME, record.username(slot))
             if value is None:
                 raise StoreError(
                     f"The keyring ({backend_name(self.keyring)}) no longer holds the saved API key. "
                     "Edit the OpenAI integration and type the key again."
                 )
             secrets[slot] = SecretStr(value)
-        return parse_integration(record["integration"], secrets)
+        try:
+            return parse_integration(record.integration or {}, secrets)
+        except ValidationError:
+            raise StoreError(
+                f"The saved settings in {self._record_path} are no longer valid. Edit the OpenAI integration and save it again."
+            ) from None
 
     # -- writing -------------------------------------------------------------- #
 
@@ -166,7 +233,8 @@ class SettingsStore:
         *,
         actor: str,
         models: dict[str, str | None],
-    ) -> dict[str, Any]:
+        warnings: list[str] | None = None,
+    ) -> SettingsRecord:
         """Store ``integration`` all or nothing, as a new revision.
 
         Order: the new revision's keys into keyring, then the record (atomic rename),
@@ -177,35 +245,34 @@ class SettingsStore:
             integration: the authenticated integration.
             actor: the user name recorded as ``updated_by``.
             models: the model that answered, by role, from the verification report.
+            warnings: what to check, from the verification report.
         Returns:
             The new record.
         Raises:
             KeyringUnavailable: the keyring refused a key; nothing changed.
             StoreError: the record could not be written; nothing changed.
         """
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with self._locked():
             old = self.read()
-            store_id = old.get("store_id") or uuid.uuid4().hex
-            now = _now().isoformat()
+            now = _now()
             secrets = integration.secrets()
-            record = {
-                "format": RECORD_FORMAT,
-                "store_id": store_id,
-                "revision": old["revision"] + 1,
-                "provider": integration.provider.value,
-                "integration": integration.public_fields(),
-                "key_slots": sorted(secrets),
-                "key_hints": {slot: key_hint(value) for slot, value in secrets.items()},
-                "models": models,
-                "updated_by": actor,
-                "updated_at": now,
-                "last_authentication": {"at": now, "ok": True},
-            }
+            record = SettingsRecord(
+                store_id=old.store_id,
+                revision=old.revision + 1,
+                provider=integration.provider,
+                integration=integration.public_fields(),
+                key_slots=sorted(secrets),
+                key_hints={slot: key_hint(value) for slot, value in secrets.items()},
+                models=models,
+                warnings=list(warnings or []),
+                updated_by=actor,
+                updated_at=now,
+                last_authentication=Authentication(at=now, ok=True),
+            )
             written: list[str] = []
             try:
                 for slot, value in secrets.items():
-                    username = self._username(record, slot)
+                    username = record.username(slot)
                     self._keyring_call("set_password", SERVICE_NAME, username, value.get_secret_value())
                     written.append(username)
                 self._write_record(record)
@@ -216,8 +283,11 @@ class SettingsStore:
             self._delete_secrets(old)
             return record
 
-    def remove(self, *, actor: str) -> dict[str, Any]:
+    def remove(self, *, actor: str) -> SettingsRecord:
         """Forget the integration: an empty record with the next revision, then the old keys deleted.
+
+        Works without a keyring (the old keys then stay behind) and on a damaged record
+        (which is kept as ``settings.json.damaged-<time>``), so AI can always be switched off.
 
         Args:
             actor: the user name recorded as ``updated_by``.
@@ -226,52 +296,90 @@ class SettingsStore:
         Raises:
             StoreError: the record could not be written; nothing changed.
         """
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            old = self.read()
-            record = {
-                "format": RECORD_FORMAT,
-                "store_id": old.get("store_id") or uuid.uuid4().hex,
-                "revision": old["revision"] + 1,
-                "provider": None,
-                "updated_by": actor,
-                "updated_at": _now().isoformat(),
-            }
+        with self._locked():
+            try:
+                old = self.read()
+            except StoreError:
+                if not self._record_path.exists():
+                    raise
+                old = SettingsRecord()
+                aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
+                try:
+                    os.replace(self._record_path, aside)
+                except OSError as error:
+                    raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
+            record = SettingsRecord(
+                store_id=old.store_id, revision=old.revision + 1, updated_by=actor, updated_at=_now()
+            )
             self._write_record(record)
             self._delete_secrets(old)
             return record
 
-    def record_authentication(self, *, ok: bool) -> None:
-        """Note the time and outcome of re-authenticating the saved credentials in the record."""
-        with self._lock:
+    def record_authentication(self, *, ok: bool, revision: int) -> None:
+        """Note the time and outcome of re-authenticating revision ``revision`` of the credentials.
+
+        Nothing is written when the record has moved on to another revision meanwhile
+        (an older test must not overwrite a newer save's outcome).
+        """
+        with self._locked():
             record = self.read()
-            if not record.get("provider"):
+            if not record.configured or record.revision != revision:
                 return
-            record["last_authentication"] = {"at": _now().isoformat(), "ok": ok}
-            self._write_record(record)
+            self._write_record(record.model_copy(update={"last_authentication": Authentication(at=_now(), ok=ok)}))
 
     # -- audit ------------------------------------------------------------------ #
 
     def append_audit(self, event: dict[str, Any]) -> None:
-        """Append one event (a JSON-ready dict without secrets) to ``audit.jsonl``, stamped with ``at``."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Append one event (a JSON-ready dict without secrets) to ``audit.jsonl``, stamped with ``at``.
+
+        Raises:
+            StoreError: the audit log could not be written.
+        """
         line = json.dumps({"at": _now().isoformat(), **event}, sort_keys=True, ensure_ascii=False)
-        with self._lock, open(self._audit_path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with self._locked():
+            try:
+                with open(self._audit_path, "a", encoding="utf-8") as handle:
+                    handle.write(line + "\n")
+            except OSError as error:
+                raise StoreError(f"Cannot write the audit log {self._audit_path} ({error.strerror}).") from None
 
     def audit_log(self) -> list[dict[str, Any]]:
-        """Every audit event, oldest first."""
+        """Every audit event, oldest first; a damaged line is skipped."""
         try:
             lines = self._audit_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines if line.strip()]
+        except OSError as error:
+            raise StoreError(f"Cannot read the audit log {self._audit_path} ({error.strerror}).") from None
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
 
     # -- internals --------------------------------------------------------------- #
 
-    @staticmethod
-    def _username(record: dict[str, Any], slot: str) -> str:
-        return f"{record['store_id']}/r{record['revision']}/{slot}"
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's lock (``settings.lock``), making the folder first."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            lock = filelock.FileLock(str(self.home / "settings.lock"), timeout=30)
+            lock.acquire()
+        except filelock.Timeout:
+            raise StoreError("Another kernel has been changing the OpenAI integration for 30 seconds; try again in a minute.") from None
+        except OSError as error:
+            raise StoreError(
+                f"Cannot write to {self.home} ({error.strerror}): only users who may write this folder can change the OpenAI integration."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _keyring_call(self, method: str, *args: str) -> Any:
         if self.keyring is None:
@@ -287,25 +395,25 @@ class SettingsStore:
     def _delete_quietly(self, username: str) -> None:
         try:
             self._keyring_call("delete_password", SERVICE_NAME, username)
-        except Exception:  # already gone, or the keyring failed: a leftover is harmless and cleaned up later
+        except Exception:  # already gone, or no keyring: a leftover is harmless and cleaned up later
             pass
 
-    def _delete_secrets(self, record: dict[str, Any]) -> None:
-        if record.get("provider"):
-            for slot in record.get("key_slots", []):
-                self._delete_quietly(self._username(record, slot))
+    def _delete_secrets(self, record: SettingsRecord) -> None:
+        if record.configured:
+            for slot in record.key_slots:
+                self._delete_quietly(record.username(slot))
 
-    def _write_record(self, record: dict[str, Any]) -> None:
+    def _write_record(self, record: SettingsRecord) -> None:
         temporary = None
         try:
             handle, temporary = tempfile.mkstemp(dir=self.home, prefix=".settings-", suffix=".json")
             with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(record, file, indent=2, sort_keys=True, ensure_ascii=False)
+                file.write(record.model_dump_json(indent=2))
                 file.flush()
                 os.fsync(file.fileno())
+            os.chmod(temporary, 0o644)  # no secret inside: anyone may read the status
             os.replace(temporary, self._record_path)
         except OSError as error:
             if temporary is not None:
                 Path(temporary).unlink(missing_ok=True)
-            raise StoreError(f"Cannot write {self._record_path}: {error.strerror}. Nothing was changed.") from None
-
+            raise StoreError(f"Cannot write {self._record_path} ({error.strerror}). Nothing was changed.") from None
