@@ -1,8 +1,10 @@
 """Who the current user is, and whether they may change the OpenAI integration.
 
 The rule in force: the user is named by ``$JUPYTERHUB_USER`` on a JupyterHub
-server, else by the operating system's login name; every user who can write the
-store's folder is an admin. (JupyterHub's admin flag and an admins list come later.)
+server, else by the operating system's login name. Every user counts as an admin
+here; the operating system still decides who can change the integration, because
+a save or remove needs write access to the store's folder (a user without it gets a
+clear "Cannot write to …" error, and can still see the status).
 """
 
 from __future__ import annotations

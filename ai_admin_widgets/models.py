@@ -170,6 +170,12 @@ class FailureCode(str, enum.Enum):
 # --------------------------------------------------------------------------- #
 
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{2,64}")
+_KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
+
+
+def _looks_like_key(text: str) -> bool:
+    """True for text shaped like an OpenAI key (sk-…) or an Azure key (32 hex or 84 letters and digits)."""
+    return bool(_KEY_SHAPES.match(text))
 
 
 def _check_endpoint(value: Any, field_label: str) -> str:
@@ -190,6 +196,12 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         )
     if parts.username or parts.password:
         raise ValueError(f"{field_label} must not contain a user name or password.")
+    if "<" in text or ">" in text:
+        raise ValueError(f"{field_label} still holds a placeholder in <angle brackets>: put your resource's name there.")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"{field_label} has a port that is not a number from 1 to 65535 after the ':'.") from None
     return text.rstrip("/")
 
 
@@ -376,9 +388,10 @@ class AzureDeployment(_Model):
                     data["deployment_id"] = target.deployment_id
                     notices.append(Notice(field="deployment_id", message=f"Deployment ID was taken from the target URI: {target.deployment_id}."))
                 elif typed != target.deployment_id:
+                    shown = "the one typed" if _looks_like_key(str(typed)) else f"'{typed}'"
                     raise FieldProblem(
                         "deployment_id",
-                        f"Deployment ID '{typed}' differs from the deployment '{target.deployment_id}' named in the Endpoint URL: "
+                        f"Deployment ID {shown} differs from the deployment '{target.deployment_id}' named in the Endpoint URL: "
                         "keep the one listed under Deployments, and paste only the endpoint.",
                     )
             host = urlsplit(target.endpoint).hostname
@@ -404,6 +417,11 @@ class AzureDeployment(_Model):
         text = value.strip()
         if not text:
             raise ValueError("Deployment ID is empty: type the deployment's name from the Deployments page.")
+        if _looks_like_key(text):
+            raise ValueError(
+                "Deployment ID looks like an API key, not a deployment name: paste the key under API Key, "
+                "and type the deployment's name from the Deployments page here."
+            )
         if not _DEPLOYMENT_ID.fullmatch(text):
             raise ValueError(
                 "Deployment ID must be 2 to 64 characters of letters, digits, '.', '_' or '-': "

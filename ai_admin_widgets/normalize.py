@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -372,11 +373,19 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
             field_name,
             f"{text} is a version of the {MODEL_VERSIONS[lowered]} model, not an API version: use an api-version such as {default}.",
         )
-    if not _API_VERSION.match(lowered):
+    if not _API_VERSION.match(lowered) or not _is_date(lowered[:10]):
         raise FieldProblem(
             field_name, f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews)."
         )
     return lowered, notices
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- #

@@ -19,9 +19,10 @@ or address:
 ============================  ====================================================================
 class                         how to get it
 ============================  ====================================================================
-ok                            ``openai_api_key`` with a known model; ``azure_api_key`` with
-                              ``chat-gpt-4o`` / ``embeddings-3-small`` (``azure_deployments``)
-invalid_api_key               any other key (OpenAI 401 ``invalid_api_key``; Azure 401 code
+ok                            ``openai_api_key`` (or any key starting ``sk-sandbox-``, to type by
+                              hand) with a known model; ``azure_api_key`` (or any key starting
+                              ``sandbox-azure-``) with ``chat-gpt-4o`` / ``embeddings-3-small``
+invalid_api_key               a key without the practice prefix (OpenAI 401 ``invalid_api_key``; Azure 401 code
                               ``"401"``); deployment ``scenario-gateway-401`` answers in the API
                               Management gateway shape ``{"statusCode": 401, "message": …}``
 missing_permissions           ``openai_scenario_key("missing_permissions")`` (401 "Missing
@@ -95,6 +96,10 @@ if TYPE_CHECKING:
 __all__ = ["Sandbox", "RecordedRequest"]
 
 EMBEDDING_DIMENSIONS = 1536
+#: Practice keys: any key that starts with these prefixes is accepted, so an admin can
+#: type one in the panel by hand (``sk-sandbox-`` plus anything, ``sandbox-azure-`` plus anything).
+PRACTICE_OPENAI_KEY_PREFIX = "sk-sandbox-"
+PRACTICE_AZURE_KEY_PREFIX = "sandbox-azure-"
 
 _OPENAI_MODELS = {
     "gpt-4o": 1715367049,
@@ -164,6 +169,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sandbox: Sandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a check that timed out, a refused TLS handshake) is not an error of the sandbox."""
+        return
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -244,8 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         authorization = self.headers.get("authorization") or ""
         key = authorization.removeprefix("Bearer ")
-        if key != sandbox._openai_key:
-            scenario = sandbox._openai_key_scenario(key)
+        scenario = sandbox._openai_key_scenario(key)
+        if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX):
             if scenario is None:
                 self._send(401, {"error": {"message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
             else:
@@ -302,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, extra = _AZURE_SCENARIOS[deployment_id]
             self._send(status, payload, headers | extra)
             return
-        if self.headers.get("api-key") != sandbox._azure_key:
+        if not (self.headers.get("api-key") or "").startswith(PRACTICE_AZURE_KEY_PREFIX):
             self._send(401, _AZURE_401, headers)
             return
         if api_version not in KNOWN_API_VERSIONS:
@@ -451,8 +460,8 @@ class Sandbox:
         self.latency_ms = latency_ms
         self.tls = tls
         self._token = secrets.token_hex(16)
-        self._openai_key = f"sk-sandbox-{self._token}"
-        self._azure_key = f"sandbox-azure-{secrets.token_hex(16)}"
+        self._openai_key = f"{PRACTICE_OPENAI_KEY_PREFIX}{self._token}"
+        self._azure_key = f"{PRACTICE_AZURE_KEY_PREFIX}{secrets.token_hex(16)}"
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._refusing: socket.socket | None = None
