@@ -6,9 +6,9 @@ one state: the panel's ``view`` (``"row"``, ``"form"`` or ``"confirm"``) plus th
 service's :class:`~ai_admin_widgets.IntegrationStatus`.
 
 Every interactive element carries a stable CSS class (``aiw-add``, ``aiw-edit``,
-``aiw-remove``, ``aiw-provider``, ``aiw-api-key``, ``aiw-save``, ``aiw-cancel``,
-``aiw-confirm-remove``, ``aiw-status``, …) so tests and users can find it; see
-:meth:`AISettingsPanel.find`.
+``aiw-remove``, ``aiw-test``, ``aiw-provider``, ``aiw-api-key``, ``aiw-save``,
+``aiw-cancel``, ``aiw-confirm-remove``, ``aiw-status``, …) so tests and users can
+find it; see :meth:`AISettingsPanel.find`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ import ipywidgets as widgets
 from pydantic import ValidationError
 
 from ..models import (
+    DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
     ROLE_LABELS,
     AIAdminError,
     AzureDeployment,
     AzureOpenAIIntegration,
     IntegrationStatus,
+    ModelCheck,
+    Notice,
     OpenAIIntegration,
     Provider,
+    StoreError,
     VerificationFailed,
     VerificationReport,
     field_errors,
@@ -45,7 +49,20 @@ _log = logging.getLogger(__name__)
 _PROVIDER_OPTIONS = [(Provider.OPENAI.label, Provider.OPENAI), (Provider.AZURE_OPENAI.label, Provider.AZURE_OPENAI)]
 _SAME_ENDPOINT_LABEL = "Use the same endpoint URL and API key for both models"
 _ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
+_WARNING_STYLE = "color: var(--jp-warn-color1, #f57c00)"
+_SUCCESS_STYLE = "color: var(--jp-success-color1, #388e3c)"
 _HELP_STYLE = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
+
+Integration = OpenAIIntegration | AzureOpenAIIntegration
+
+
+def _text(value: str) -> str:
+    return html.escape(value, quote=False)
+
+
+def _span(text: str, style: str, *, alert: bool = False) -> str:
+    role = ' role="alert"' if alert else ""
+    return f'<span{role} style="{style}">{_text(text)}</span>'
 
 
 def _classes(widget: widgets.DOMWidget, *names: str) -> widgets.DOMWidget:
@@ -59,23 +76,24 @@ def _show(widget: widgets.Widget, visible: bool) -> None:
 
 
 def _button(label: str, css_class: str, style: str = "") -> widgets.Button:
-    button = widgets.Button(description=label, button_style=style, tooltip=label)
-    return _classes(button, css_class)
+    return _classes(widgets.Button(description=label, button_style=style, tooltip=label), css_class)
 
 
 class _Field(widgets.VBox):
-    """A labelled input with its help text and the error shown beside it."""
+    """A labelled input with its help text, and the error or notice shown beside it."""
 
     def __init__(self, label: str, input_widget: widgets.DOMWidget, help_text: str, css_class: str, *more_classes: str) -> None:
         self.input = _classes(input_widget, css_class, *more_classes)
         self.input.description = label
         self.input.style.description_width = "130px"
         self.input.layout.width = "560px"
-        self.help = widgets.HTML(f'<span style="{_HELP_STYLE}">{html.escape(help_text)}</span>')
+        self.help = widgets.HTML(_span(help_text, _HELP_STYLE))
         self.help.layout.margin = "0 0 0 136px"
         self.error = _classes(widgets.HTML(""), "aiw-field-error")
         self.error.layout.margin = "0 0 0 136px"
-        super().__init__([self.input, self.help, self.error])
+        self.notice = _classes(widgets.HTML(""), "aiw-field-notice")
+        self.notice.layout.margin = "0 0 0 136px"
+        super().__init__([self.input, self.help, self.error, self.notice])
 
     @property
     def value(self) -> str:
@@ -86,7 +104,14 @@ class _Field(widgets.VBox):
         self.input.value = text
 
     def show_error(self, message: str | None) -> None:
-        self.error.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(message, quote=False)}</span>' if message else ""
+        self.error.value = _span(message, _ERROR_STYLE, alert=True) if message else ""
+
+    def show_notices(self, notices: list[Notice]) -> None:
+        self.notice.value = "<br>".join(
+            _span(("⚠ " if notice.level == "warning" else "ℹ ") + notice.message,
+                  _WARNING_STYLE if notice.level == "warning" else _HELP_STYLE)
+            for notice in notices
+        )
 
 
 class _DeploymentFields(widgets.VBox):
@@ -95,7 +120,7 @@ class _DeploymentFields(widgets.VBox):
     def __init__(self, role: str, title: str, description: str) -> None:
         fields = AzureDeployment.model_fields
         self.role = role
-        self.heading = widgets.HTML(f"<b>{html.escape(title)}</b> <span style=\"{_HELP_STYLE}\">{html.escape(description)}</span>")
+        self.heading = widgets.HTML(f"<b>{_text(title)}</b> {_span(description, _HELP_STYLE)}")
         self.endpoint_url = _Field(
             "Endpoint URL", widgets.Text(placeholder="https://<resource>.openai.azure.com"),
             fields["endpoint_url"].description or "", "aiw-endpoint-url", f"aiw-{role}-endpoint-url",
@@ -123,34 +148,50 @@ class IntegrationForm(widgets.VBox):
         on_cancel: called when Cancel is pressed.
     """
 
-    def __init__(self, on_save: Callable[[OpenAIIntegration | AzureOpenAIIntegration], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(self, on_save: Callable[[Integration], None], on_cancel: Callable[[], None]) -> None:
         self._on_save = on_save
         self._on_cancel = on_cancel
+        self._saved: dict[str, Any] | None = None
         self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
         self.provider = _classes(
             widgets.ToggleButtons(options=_PROVIDER_OPTIONS, value=Provider.OPENAI, description="Provider"),
             "aiw-provider",
         )
+        openai_fields = OpenAIIntegration.model_fields
         self.openai_api_key = _Field(
             "API Key", widgets.Password(placeholder="sk-…"),
-            OpenAIIntegration.model_fields["api_key"].description or "", "aiw-api-key", "aiw-openai-api-key",
+            openai_fields["api_key"].description or "", "aiw-api-key", "aiw-openai-api-key",
         )
         self.openai_base_url = _Field(
             "Base URL", widgets.Text(placeholder=DEFAULT_OPENAI_BASE_URL),
-            OpenAIIntegration.model_fields["base_url"].description or "", "aiw-base-url",
+            openai_fields["base_url"].description or "", "aiw-base-url",
+        )
+        self.openai_organization = _Field(
+            "Organization ID", widgets.Text(placeholder="optional: org-…"),
+            openai_fields["organization"].description or "", "aiw-organization",
+        )
+        self.openai_project = _Field(
+            "Project ID", widgets.Text(placeholder="optional: proj_…"),
+            openai_fields["project"].description or "", "aiw-project",
         )
         self.openai_result = _classes(widgets.HTML(""), "aiw-model-result", "aiw-openai-result")
         self.openai_section = _classes(
-            widgets.VBox([self.openai_api_key, self.openai_base_url, self.openai_result]), "aiw-openai-section"
+            widgets.VBox([self.openai_api_key, self.openai_base_url, self.openai_organization,
+                          self.openai_project, self.openai_result]),
+            "aiw-openai-section",
         )
-        fields = AzureOpenAIIntegration.model_fields
-        self.language = _DeploymentFields("language", "Language model", fields["language_model"].description or "")
-        self.embeddings = _DeploymentFields("embeddings", "Embeddings model", fields["embeddings_model"].description or "")
+        azure_fields = AzureOpenAIIntegration.model_fields
+        self.language = _DeploymentFields("language", "Language model", azure_fields["language_model"].description or "")
+        self.embeddings = _DeploymentFields("embeddings", "Embeddings model", azure_fields["embeddings_model"].description or "")
         self.same_endpoint = _classes(
             widgets.Checkbox(value=False, description=_SAME_ENDPOINT_LABEL, indent=False), "aiw-same-endpoint"
         )
+        self.api_version = _Field(
+            "API version", widgets.Text(placeholder=DEFAULT_AZURE_API_VERSION),
+            azure_fields["api_version"].description or "", "aiw-api-version",
+        )
         self.azure_section = _classes(
-            widgets.VBox([self.language, self.same_endpoint, self.embeddings]), "aiw-azure-section"
+            widgets.VBox([self.language, self.same_endpoint, self.embeddings, self.api_version]), "aiw-azure-section"
         )
         self.message = _classes(widgets.HTML(""), "aiw-message")
         self.save_button = _button("Save", "aiw-save", "primary")
@@ -168,47 +209,69 @@ class IntegrationForm(widgets.VBox):
 
     # -- state ------------------------------------------------------------------ #
 
+    @property
+    def shared(self) -> bool:
+        """True when Azure OpenAI is chosen with the same endpoint URL and key for both models."""
+        return self.provider.value is Provider.AZURE_OPENAI and self.same_endpoint.value
+
     def _layout(self) -> None:
         azure = self.provider.value is Provider.AZURE_OPENAI
         _show(self.openai_section, not azure)
         _show(self.azure_section, azure)
-        shared = self.same_endpoint.value
-        _show(self.embeddings.endpoint_url, not shared)
-        _show(self.embeddings.api_key, not shared)
+        _show(self.embeddings.endpoint_url, not self.same_endpoint.value)
+        _show(self.embeddings.api_key, not self.same_endpoint.value)
 
     def _all_fields(self) -> dict[str, _Field]:
-        fields = {"api_key": self.openai_api_key, "base_url": self.openai_base_url}
+        fields = {
+            "api_key": self.openai_api_key,
+            "base_url": self.openai_base_url,
+            "organization": self.openai_organization,
+            "project": self.openai_project,
+            "api_version": self.api_version,
+        }
         for section in (self.language, self.embeddings):
             for name, field in section.fields().items():
                 fields[f"{section.role}_model.{name}"] = field
         return fields
 
+    def _route(self, path: str) -> str:
+        """Where a field path is shown: with the shared option, the embeddings endpoint and key show on the language model's."""
+        if self.shared and path in ("embeddings_model.endpoint_url", "embeddings_model.api_key"):
+            return path.replace("embeddings_model.", "language_model.")
+        return path
+
     def reset(self, saved: dict[str, Any] | None, *, openai_base_url: str = DEFAULT_OPENAI_BASE_URL) -> None:
         """Fill the form from saved fields (no keys), or empty it for Add; clears every error.
 
         Args:
-            saved: the saved integration's fields without keys, or None for Add.
+            saved: the saved integration's fields without keys, or None for Add. Fields the
+                form does not show (the OpenAI model ids) are kept as saved.
             openai_base_url: the Base URL to offer when OpenAI is not what is saved.
         """
+        self._saved = saved
         for field in self._all_fields().values():
             field.value = ""
         self.openai_base_url.value = openai_base_url
+        self.api_version.value = DEFAULT_AZURE_API_VERSION
         self.show_errors({})
+        self.show_notices(())
         self.show_message("")
         self.clear_results()
         self.set_busy(False)
+        self.provider.value = Provider(saved["provider"]) if saved else Provider.OPENAI
+        self.same_endpoint.value = False
         if saved is None:
-            self.provider.value = Provider.OPENAI
-            self.same_endpoint.value = False
             return
-        self.provider.value = Provider(saved["provider"])
         if self.provider.value is Provider.OPENAI:
-            self.openai_base_url.value = saved["base_url"]
+            self.openai_base_url.value = saved.get("base_url") or openai_base_url
+            self.openai_organization.value = saved.get("organization") or ""
+            self.openai_project.value = saved.get("project") or ""
         else:
             for section in (self.language, self.embeddings):
                 deployment = saved[f"{section.role}_model"]
                 section.endpoint_url.value = deployment["endpoint_url"]
                 section.deployment_id.value = deployment["deployment_id"]
+            self.api_version.value = saved.get("api_version") or DEFAULT_AZURE_API_VERSION
             self.same_endpoint.value = saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
 
     def clear_keys(self) -> None:
@@ -219,70 +282,128 @@ class IntegrationForm(widgets.VBox):
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message beside its field (by dotted path); fields not named are cleared."""
-        shared = self.same_endpoint.value and self.provider.value is Provider.AZURE_OPENAI
         routed: dict[str, str] = {}
         for path, message in errors.items():
-            if shared and path in ("embeddings_model.endpoint_url", "embeddings_model.api_key"):
-                path = path.replace("embeddings_model.", "language_model.")
-            routed.setdefault(path, message)
+            routed.setdefault(self._route(path), message)
         for path, field in self._all_fields().items():
             field.show_error(routed.get(path))
+
+    def show_notices(self, notices: tuple[Notice, ...] | list[Notice]) -> None:
+        """Show what normalizing changed, and what to check, beside each field."""
+        routed: dict[str, list[Notice]] = {}
+        for notice in notices:
+            shown = routed.setdefault(self._route(notice.field), [])
+            if all(notice.message != other.message for other in shown):
+                shown.append(notice)
+        for path, field in self._all_fields().items():
+            field.show_notices(routed.get(path, []))
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """Show a line under the fields (progress, or an error not tied to one field)."""
         if not text:
             self.message.value = ""
         elif error:
-            self.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(text, quote=False)}</span>'
+            self.message.value = _span(text, _ERROR_STYLE, alert=True)
         else:
-            self.message.value = f'<span aria-live="polite">{html.escape(text, quote=False)}</span>'
+            self.message.value = f'<span aria-live="polite">{_text(text)}</span>'
+
+    def _result_widget(self, role: str) -> widgets.HTML:
+        if self.provider.value is Provider.OPENAI:
+            return self.openai_result
+        return self.language.check_result if role == "language" else self.embeddings.check_result
+
+    def show_progress(self, provider: Provider) -> None:
+        """Say, beside each model, that it is being checked."""
+        self.clear_results()
+        for role in ("language", "embeddings"):
+            widget = self._result_widget(role)
+            line = _span(f"… Checking the {ROLE_LABELS[role].lower()}", _HELP_STYLE)
+            widget.value = f"{widget.value}<br>{line}" if widget.value else line
+
+    def show_check(self, check: ModelCheck) -> None:
+        """Show one model's outcome beside it (and a failure's message beside its field)."""
+        widget = self._result_widget(check.role)
+        label = ROLE_LABELS[check.role]
+        if check.ok:
+            line = _span(f"✓ {check.message}", _SUCCESS_STYLE)
+            if check.warning:
+                line += "<br>" + _span(f"⚠ {check.warning}", _WARNING_STYLE)
+        elif check.field:  # the message itself sits beside its field
+            line = _span(f"✗ {label}: not authenticated (see the field marked above).", _ERROR_STYLE)
+        else:
+            line = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
+        if self.provider.value is Provider.OPENAI:
+            lines = [part for part in widget.value.split("<br>") if label.lower() not in part.lower()] if widget.value else []
+            widget.value = "<br>".join([*lines, line])
+        else:
+            widget.value = line
+        if not check.ok and check.field:
+            self._all_fields()[self._route(check.field)].show_error(check.message)
 
     def show_report(self, report: VerificationReport) -> None:
         """Show each model's outcome beside its model, and each failure beside its field."""
-        results = (
-            {"language": self.openai_result, "embeddings": self.openai_result}
-            if report.provider is Provider.OPENAI
-            else {"language": self.language.check_result, "embeddings": self.embeddings.check_result}
-        )
-        lines: dict[int, list[str]] = {}
+        self.clear_results()
+        self.show_errors({})
         for check in report.checks:
-            widget = results[check.role]
-            if check.ok:
-                text = f'<span style="color: var(--jp-success-color1, #388e3c)">✓ {html.escape(check.message, quote=False)}</span>'
-            elif check.field:  # the message itself sits beside its field
-                text = f'<span style="{_ERROR_STYLE}">✗ {ROLE_LABELS[check.role]}: not authenticated.</span>'
-            else:
-                text = f'<span role="alert" style="{_ERROR_STYLE}">✗ {html.escape(check.message, quote=False)}</span>'
-            lines.setdefault(id(widget), []).append(text)
-            widget.value = "<br>".join(lines[id(widget)])
-        self.show_errors({check.field: check.message for check in report.failures if check.field})
+            self.show_check(check)
 
     def clear_results(self) -> None:
         for widget in (self.openai_result, self.language.check_result, self.embeddings.check_result):
             widget.value = ""
 
     def set_busy(self, busy: bool) -> None:
-        """Disable Save and the inputs while authentication runs (Cancel stays usable)."""
+        """Disable Save while authentication runs (Cancel stays usable)."""
         self.save_button.disabled = busy
         self.save_button.description = "Authenticating…" if busy else "Save"
         self.provider.disabled = busy
 
     # -- Save --------------------------------------------------------------------- #
 
-    def build(self) -> OpenAIIntegration | AzureOpenAIIntegration:
-        """The integration the fields describe.
+    def build(self) -> Integration:
+        """The integration the fields describe, normalized.
 
         Raises:
             pydantic.ValidationError: a field breaks its rule.
         """
+        saved = self._saved or {}
         if self.provider.value is Provider.OPENAI:
-            return OpenAIIntegration(api_key=self.openai_api_key.value, base_url=self.openai_base_url.value)
-        language = {name: field.value for name, field in self.language.fields().items()}
-        embeddings = {name: field.value for name, field in self.embeddings.fields().items()}
+            data: dict[str, Any] = {
+                "api_key": self.openai_api_key.value,
+                "base_url": self.openai_base_url.value or DEFAULT_OPENAI_BASE_URL,
+                "organization": self.openai_organization.value.strip() or None,
+                "project": self.openai_project.value.strip() or None,
+            }
+            if saved.get("provider") == Provider.OPENAI.value:  # model ids the form does not show stay as saved
+                for name in ("language_model", "embeddings_model"):
+                    if saved.get(name):
+                        data[name] = saved[name]
+            return OpenAIIntegration(**data)
+        api_version = self.api_version.value.strip() or DEFAULT_AZURE_API_VERSION
         if self.same_endpoint.value:
-            embeddings["endpoint_url"] = language["endpoint_url"]
-            embeddings["api_key"] = language["api_key"]
-        return AzureOpenAIIntegration(language_model=language, embeddings_model=embeddings)
+            return AzureOpenAIIntegration.shared(
+                endpoint_url=self.language.endpoint_url.value,
+                api_key=self.language.api_key.value,
+                language_deployment_id=self.language.deployment_id.value,
+                embeddings_deployment_id=self.embeddings.deployment_id.value,
+                api_version=api_version,
+            )
+        return AzureOpenAIIntegration(
+            language_model={name: field.value for name, field in self.language.fields().items()},
+            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()},
+            api_version=api_version,
+        )
+
+    def show_normalized(self, integration: Integration) -> None:
+        """Put the normalized values back into the fields, so every change is visible, with its notice."""
+        if isinstance(integration, OpenAIIntegration):
+            self.openai_base_url.value = integration.base_url
+        else:
+            for section in (self.language, self.embeddings):
+                deployment = integration.deployment(section.role)
+                section.endpoint_url.value = deployment.endpoint_url
+                section.deployment_id.value = deployment.deployment_id
+            self.api_version.value = integration.api_version
+        self.show_notices(integration.notices)
 
     def _save(self) -> None:
         self.show_message("")
@@ -290,48 +411,87 @@ class IntegrationForm(widgets.VBox):
         try:
             integration = self.build()
         except ValidationError as error:
+            self.show_notices(())
             self.show_errors(field_errors(error))
             self.show_message("Correct the fields marked above, then press Save again.", error=True)
             return
         self.show_errors({})
+        self.show_normalized(integration)
         self._on_save(integration)
 
 
-class OpenAIRow(widgets.HBox):
-    """The "OpenAI" row: the integration's status, and Add, or Edit and Remove."""
+class OpenAIRow(widgets.VBox):
+    """The "OpenAI" row: the integration's status, and Add, or Edit, Test and Remove."""
 
-    def __init__(self, on_add: Callable[[], None], on_edit: Callable[[], None], on_remove: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_add: Callable[[], None],
+        on_edit: Callable[[], None],
+        on_test: Callable[[], None],
+        on_remove: Callable[[], None],
+    ) -> None:
         self.name = widgets.HTML("<b>OpenAI</b>")
         self.name.layout.width = "90px"
         self.status = _classes(widgets.HTML(""), "aiw-status")
+        self.status.layout.flex = "1"
         self.add_button = _button("Add", "aiw-add", "primary")
         self.edit_button = _button("Edit", "aiw-edit")
+        self.test_button = _button("Test", "aiw-test")
         self.remove_button = _button("Remove", "aiw-remove", "danger")
         self.add_button.on_click(lambda _: on_add())
         self.edit_button.on_click(lambda _: on_edit())
+        self.test_button.on_click(lambda _: on_test())
         self.remove_button.on_click(lambda _: on_remove())
-        super().__init__([self.name, self.status, self.add_button, self.edit_button, self.remove_button])
+        line = widgets.HBox([self.name, self.status, self.add_button, self.edit_button, self.test_button, self.remove_button])
+        line.layout.align_items = "center"
+        self.result = _classes(widgets.HTML(""), "aiw-test-result")
+        self.warnings = _classes(widgets.HTML(""), "aiw-warnings")
+        super().__init__([line, self.result, self.warnings])
         _classes(self, "aiw-row")
-        self.layout.align_items = "center"
 
-    def render(self, status: IntegrationStatus, *, admin: bool) -> None:
-        """Show ``status``; Add when nothing is configured, Edit and Remove when it is (admins only)."""
-        if status.configured and status.provider is not None:
-            details = [f"<b>{html.escape(status.provider.label)}</b>"]
+    def render(self, status: IntegrationStatus, *, admin: bool, damaged: bool = False) -> None:
+        """Show ``status``; Add when nothing is configured, Edit, Test and Remove when it is (admins only).
+
+        Args:
+            status: what the service reports.
+            admin: whether the buttons that change things are shown.
+            damaged: the record cannot be read; only Remove (which resets it) is offered.
+        """
+        if damaged:
+            text = "The saved settings cannot be read."
+        elif status.configured and status.provider is not None:
+            details = [f"<b>{_text(status.provider.label)}</b>"]
             for model in status.models:
                 name = model.model or model.deployment_id or ""
-                where = f" (deployment {html.escape(model.deployment_id)})" if model.deployment_id else ""
-                details.append(f"{html.escape(name)}{where}")
-            details.append(f"key {html.escape(status.key_hint or '…')}")
+                where = f" (deployment {_text(model.deployment_id)})" if model.deployment_id else ""
+                details.append(f"{_text(name)}{where}")
+            details.append(f"key {_text(status.key_hint or '…')}")
             text = " · ".join(details)
             if status.updated_by and status.updated_at:
-                text += f'<br><span style="{_HELP_STYLE}">Saved by {html.escape(status.updated_by)} on {status.updated_at:%Y-%m-%d %H:%M} UTC</span>'
+                text += "<br>" + _span(f"Saved by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC", _HELP_STYLE)
+            if status.last_authentication_ok is False:
+                text += "<br>" + _span("The last authentication failed: press Test, or Edit the integration.", _ERROR_STYLE)
         else:
             text = "Not configured. AI functionality is disabled."
         self.status.value = text
-        _show(self.add_button, admin and not status.configured)
-        _show(self.edit_button, admin and status.configured)
-        _show(self.remove_button, admin and status.configured)
+        self.warnings.value = "<br>".join(_span(f"⚠ {warning}", _WARNING_STYLE) for warning in status.warnings)
+        _show(self.add_button, admin and not status.configured and not damaged)
+        _show(self.edit_button, admin and status.configured and not damaged)
+        _show(self.test_button, status.configured and not damaged)
+        _show(self.remove_button, admin and (status.configured or damaged))
+
+    def show_test(self, report: VerificationReport | None, error: str | None = None) -> None:
+        """Show the outcome of Test under the row."""
+        if error:
+            self.result.value = _span(error, _ERROR_STYLE, alert=True)
+        elif report is None:
+            self.result.value = ""
+        else:
+            lines = [
+                _span(f"✓ {check.message}", _SUCCESS_STYLE) if check.ok else _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
+                for check in report.checks
+            ]
+            self.result.value = "<br>".join(lines)
 
 
 class RemoveConfirmation(widgets.VBox):
@@ -357,7 +517,7 @@ class AISettingsPanel(widgets.VBox):
 
     Attributes:
         view: ``"row"``, ``"form"`` (Add or Edit open) or ``"confirm"`` (Remove asked).
-        row, form, confirmation: the three regions.
+        row, form, confirmation: the three regions; ``footer`` names the keyring.
     """
 
     def __init__(self, settings: AISettings) -> None:
@@ -366,10 +526,11 @@ class AISettingsPanel(widgets.VBox):
         self._task: asyncio.Task[Any] | None = None
         self.title = widgets.HTML("<h3>AI Settings</h3>")
         self.notice = _classes(widgets.HTML(""), "aiw-notice")
-        self.row = OpenAIRow(self._open_add, self._open_edit, self._ask_remove)
+        self.row = OpenAIRow(self._open_add, self._open_edit, self._test, self._ask_remove)
         self.form = IntegrationForm(self._save, self._close)
         self.confirmation = RemoveConfirmation(self._remove, self._close)
-        super().__init__([self.title, self.notice, self.row, self.form, self.confirmation])
+        self.footer = _classes(widgets.HTML(""), "aiw-footer")
+        super().__init__([self.title, self.notice, self.row, self.form, self.confirmation, self.footer])
         _classes(self, "aiw-panel")
         self._unsubscribe = settings.on_change(self.render)
         self.render()
@@ -378,7 +539,7 @@ class AISettingsPanel(widgets.VBox):
         try:
             status = self.settings.status()
         except AIAdminError:
-            return "AISettingsPanel(status unavailable)"
+            return f"AISettingsPanel(status unavailable, view={self.view!r})"
         provider = status.provider.label if status.provider else None
         return f"AISettingsPanel(configured={status.configured}, provider={provider!r}, view={self.view!r})"
 
@@ -393,18 +554,19 @@ class AISettingsPanel(widgets.VBox):
     def render(self) -> None:
         """Draw the panel from the service's status and the current view."""
         admin = self.settings.is_admin()
+        damaged = False
         try:
             status = self.settings.status()
-        except AIAdminError as error:
-            self.notice.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error), quote=False)}</span>'
+        except StoreError as error:
+            damaged = True
+            self.notice.value = _span(str(error), _ERROR_STYLE, alert=True)
             status = IntegrationStatus(configured=False)
         else:
             self.notice.value = (
-                ""
-                if admin
-                else "You must be assigned the Admin account type to configure the OpenAI integration."
+                "" if admin else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
             )
-        self.row.render(status, admin=admin)
+        self.row.render(status, admin=admin, damaged=damaged)
+        self.footer.value = _span(f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE)
         _show(self.form, self.view == "form")
         _show(self.confirmation, self.view == "confirm")
 
@@ -414,10 +576,12 @@ class AISettingsPanel(widgets.VBox):
 
     def _open_add(self) -> None:
         self.form.reset(None, openai_base_url=self.settings.openai_base_url)
+        self.row.show_test(None)
         self._set_view("form")
 
     def _open_edit(self) -> None:
         self.form.reset(self.settings.saved_fields(), openai_base_url=self.settings.openai_base_url)
+        self.row.show_test(None)
         self._set_view("form")
 
     def _ask_remove(self) -> None:
@@ -434,10 +598,11 @@ class AISettingsPanel(widgets.VBox):
 
     # -- actions ------------------------------------------------------------------- #
 
-    def _save(self, integration: OpenAIIntegration | AzureOpenAIIntegration) -> None:
+    def _save(self, integration: Integration) -> None:
         self.form.clear_keys()
         self.form.set_busy(True)
-        self.form.show_message(f"Authenticating the language model and the embeddings model with {integration.provider.label}…")
+        self.form.show_message(f"Authenticating both models with {integration.provider.label}…")
+        self.form.show_progress(integration.provider)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -445,20 +610,17 @@ class AISettingsPanel(widgets.VBox):
         if loop is None:
             try:
                 self.settings.save(integration)
-            except AIAdminError as error:
+            except Exception as error:  # shown in the form; a bug is logged too
                 self._save_failed(error)
             else:
                 self._saved()
         else:  # in a kernel: authenticate on its event loop, so the kernel stays responsive
             self._task = loop.create_task(self._save_async(integration))
 
-    async def _save_async(self, integration: OpenAIIntegration | AzureOpenAIIntegration) -> None:
+    async def _save_async(self, integration: Integration) -> None:
         try:
-            await self.settings.save_async(integration)
-        except AIAdminError as error:
-            self._save_failed(error)
-        except Exception as error:  # a bug: say so in the form rather than lose it in the event loop
-            _log.exception("Save failed unexpectedly")
+            await self.settings.save_async(integration, on_check=self.form.show_check)
+        except Exception as error:  # shown in the form; a bug is logged too
             self._save_failed(error)
         else:
             self._saved()
@@ -475,23 +637,56 @@ class AISettingsPanel(widgets.VBox):
         if isinstance(error, VerificationFailed):
             self.form.show_report(error.report)
             self.form.show_message(
-                "Authentication failed, so nothing was saved. Correct the fields marked above and type the API Key again.",
+                "Authentication failed, so nothing was saved. Correct what is marked above and type the API Key again.",
                 error=True,
             )
         elif isinstance(error, AIAdminError):
+            self.form.clear_results()
             self.form.show_message(str(error), error=True)
         else:
+            _log.error("Save failed unexpectedly", exc_info=error)
+            self.form.clear_results()
             self.form.show_message(
                 f"Save failed unexpectedly ({type(error).__name__}); nothing was saved. The kernel's log has the details.",
                 error=True,
             )
 
+    def _test(self) -> None:
+        self.row.result.value = _span("Authenticating the saved credentials…", _HELP_STYLE)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            self._finish_test(self.settings.test)
+        else:
+            self._task = loop.create_task(self._test_async())
+
+    async def _test_async(self) -> None:
+        try:
+            report = await self.settings.test_async()
+        except AIAdminError as error:
+            self.row.show_test(None, str(error))
+        else:
+            self.row.show_test(report)
+        self.render()
+
+    def _finish_test(self, run: Callable[[], VerificationReport]) -> None:
+        try:
+            report = run()
+        except AIAdminError as error:
+            self.row.show_test(None, str(error))
+        else:
+            self.row.show_test(report)
+        self.render()
+
     def _remove(self) -> None:
         try:
             self.settings.remove()
         except AIAdminError as error:
-            self.confirmation.message.value = f'<span role="alert" style="{_ERROR_STYLE}">{html.escape(str(error), quote=False)}</span>'
+            self.confirmation.message.value = _span(str(error), _ERROR_STYLE, alert=True)
             return
+        self.row.show_test(None)
         self._set_view("row")
 
     # -- finding and reading ------------------------------------------------------- #
