@@ -263,3 +263,163 @@ def test_cancel_stops_an_authentication_under_way():
         assert not panel.settings.status().configured
         assert "Edit OpenAI Integration" not in panel.visible_text()
         assert not panel.form.save_button.disabled
+
+
+# --------------------------------------------------------------------------- #
+# Issue 3: what the admin is told, in the panel
+# --------------------------------------------------------------------------- #
+
+
+def test_pasted_target_uri_is_split_into_the_fields_and_each_change_is_said(panel, sandbox):
+    panel.row.add_button.click()
+    form = panel.form
+    form.provider.value = aiw.Provider.AZURE_OPENAI
+    form.language.endpoint_url.value = (
+        f"{sandbox.azure_endpoint}/openai/deployments/chat-gpt-4o/chat/completions?api-version=2024-06-01"
+    )
+    form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
+    form.embeddings.endpoint_url.value = sandbox.azure_endpoint + "/openai/"
+    form.embeddings.deployment_id.value = "embeddings-3-small"
+    form.embeddings.api_key.value = sandbox.azure_api_key.get_secret_value()
+    # Authentication fails on purpose (unknown api-version is not it; a bad embeddings key is), so the form stays open.
+    form.embeddings.api_key.value = "sandbox-wrong-key-000000"
+    form.save_button.click()
+
+    assert form.language.endpoint_url.value == sandbox.azure_endpoint
+    assert form.language.deployment_id.value == "chat-gpt-4o"
+    assert form.api_version.value == "2024-06-01"
+    assert form.embeddings.endpoint_url.value == sandbox.azure_endpoint
+    assert "whole target URI" in form.language.endpoint_url.notice.value
+    assert "taken from the target URI" in form.language.deployment_id.notice.value
+    assert "ended in /openai" in form.embeddings.endpoint_url.notice.value
+    assert "rejected the API Key" in form.embeddings.api_key.error.value
+
+
+def test_after_a_save_the_row_says_what_was_adjusted(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, f'  "{sandbox.openai_api_key.get_secret_value()}"\n')
+    panel.form.save_button.click()
+
+    text = panel.visible_text()
+    assert "Saved. Adjusted while saving:" in text
+    assert "Quotes around the API Key were removed." in text
+
+
+def test_model_version_as_api_version_is_marked_beside_the_api_version(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox)
+    panel.form.api_version.value = "2024-05-13"
+    panel.form.save_button.click()
+
+    assert "version of the gpt-4o model, not an API version" in panel.form.api_version.error.value
+    assert sandbox.requests == []
+
+
+def test_openai_key_given_to_azure_gets_a_warning_beside_the_key(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox, key="sk-" + "a" * 40)
+    panel.form.save_button.click()
+
+    assert "like an OpenAI key" in panel.form.language.api_key.notice.value
+    assert "rejected the API Key" in panel.form.language.api_key.error.value
+
+
+def test_ambiguous_gpt4_is_saved_with_a_warning_in_the_row(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox, language="chat-gpt-4")
+    panel.form.save_button.click()
+
+    assert panel.settings.status().configured
+    assert "turbo-2024-04-09" in one(panel, "aiw-warnings").value
+
+
+def test_model_behind_the_deployment_is_checked_not_its_name(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox, language="chat-gpt-35-turbo")
+    panel.form.save_button.click()
+
+    assert "answers as gpt-35-turbo" in panel.form.language.deployment_id.error.value
+    assert not panel.settings.status().configured
+
+
+def test_edit_keeps_what_the_form_does_not_show_and_shows_the_rest(panel, sandbox):
+    settings = panel.settings
+    settings.save(aiw.OpenAIIntegration(
+        api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, language_model="gpt-4.1",
+        organization=sandbox.openai_organization, project=sandbox.openai_project,
+    ))
+    panel.row.edit_button.click()
+    assert panel.form.openai_organization.value == sandbox.openai_organization
+    assert panel.form.openai_project.value == sandbox.openai_project
+    panel.form.openai_api_key.value = sandbox.openai_api_key.get_secret_value()
+    panel.form.save_button.click()
+
+    saved = settings.saved_fields()
+    assert saved["language_model"] == "gpt-4.1"
+    assert saved["organization"] == sandbox.openai_organization and saved["project"] == sandbox.openai_project
+
+
+def test_edit_keeps_the_saved_api_version(panel, sandbox):
+    panel.settings.save(aiw.AzureOpenAIIntegration.shared(
+        endpoint_url=sandbox.azure_endpoint, api_key=sandbox.azure_api_key,
+        language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small", api_version="2024-06-01",
+    ))
+    panel.row.edit_button.click()
+    assert panel.form.api_version.value == "2024-06-01"
+    panel.form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
+    panel.form.save_button.click()
+    assert panel.settings.saved_fields()["api_version"] == "2024-06-01"
+
+
+def test_progress_then_each_model_result_while_authenticating(sandbox):
+    seen = []
+
+    async def scenario():
+        panel = sandbox.settings().panel()
+        panel.row.add_button.click()
+        fill_azure_shared(panel, sandbox, language="no-such-deployment")
+        panel.form.save_button.click()
+        seen.append(panel.form.language.check_result.value)
+        await panel._task
+        return panel
+
+    panel = asyncio.run(scenario())
+    assert "Checking the language model" in seen[0]
+    assert "✓" in panel.form.embeddings.check_result.value
+    assert "no deployment named 'no-such-deployment'" in panel.form.language.deployment_id.error.value
+
+
+def test_test_button_reauthenticates_and_shows_each_model(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    one(panel, "aiw-test").click()
+    text = one(panel, "aiw-test-result").value
+    assert "✓ Language model: authenticated (gpt-4o)." in text
+    assert "✓ Embeddings model: authenticated (text-embedding-3-small)." in text
+
+
+def test_a_damaged_record_is_shown_and_remove_resets_it(panel):
+    store_file = panel.settings.home / "settings.json"
+    store_file.parent.mkdir(parents=True, exist_ok=True)
+    store_file.write_text("{ not json", encoding="utf-8")
+    panel.render()
+    assert "is damaged" in panel.notice.value
+    assert visible(panel, "aiw-remove") and not visible(panel, "aiw-add")
+
+    panel.row.remove_button.click()
+    one(panel, "aiw-confirm-remove").click()
+    assert "Not configured" in one(panel, "aiw-status").value
+    assert visible(panel, "aiw-add")
+    assert list(panel.settings.home.glob("settings.json.damaged-*"))
+
+
+def test_footer_names_the_keyring(panel):
+    assert "PlaintextKeyring" in one(panel, "aiw-footer").value
+
+
+def test_a_bad_port_is_a_field_error_not_a_stuck_form(panel, sandbox):
+    panel.row.add_button.click()
+    panel.form.openai_base_url.value = "http://127.0.0.1:99999/v1"
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+    assert "port" in panel.form.openai_base_url.error.value
+    assert not panel.form.save_button.disabled

@@ -480,6 +480,16 @@ class OpenAIRow(widgets.VBox):
         _show(self.test_button, status.configured and not damaged)
         _show(self.remove_button, admin and (status.configured or damaged))
 
+    def show_notes(self, notices: tuple[Notice, ...]) -> None:
+        """After a Save, say what was adjusted in what the admin typed (never silently)."""
+        seen: list[str] = []
+        for notice in notices:
+            if notice.message not in seen:
+                seen.append(notice.message)
+        self.result.value = "<br>".join(
+            [_span("Saved. Adjusted while saving:", _HELP_STYLE)] + [_span(f"• {message}", _HELP_STYLE) for message in seen]
+        ) if seen else ""
+
     def show_test(self, report: VerificationReport | None, error: str | None = None) -> None:
         """Show the outcome of Test under the row."""
         if error:
@@ -613,7 +623,7 @@ class AISettingsPanel(widgets.VBox):
             except Exception as error:  # shown in the form; a bug is logged too
                 self._save_failed(error)
             else:
-                self._saved()
+                self._saved(integration)
         else:  # in a kernel: authenticate on its event loop, so the kernel stays responsive
             self._task = loop.create_task(self._save_async(integration))
 
@@ -623,12 +633,13 @@ class AISettingsPanel(widgets.VBox):
         except Exception as error:  # shown in the form; a bug is logged too
             self._save_failed(error)
         else:
-            self._saved()
+            self._saved(integration)
 
-    def _saved(self) -> None:
+    def _saved(self, integration: Integration) -> None:
         self._task = None
         self.form.set_busy(False)
         self.form.show_message("")
+        self.row.show_notes(integration.notices)
         self._set_view("row")
 
     def _save_failed(self, error: Exception) -> None:
