@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import filelock
 from keyring.backend import KeyringBackend
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .models import (
     AzureOpenAIIntegration,
@@ -148,6 +148,12 @@ class SettingsRecord(BaseModel):
     updated_by: str | None = None
     updated_at: datetime | None = None
     last_authentication: Authentication | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SettingsRecord:
+        if self.provider is not None and (not self.integration or not self.key_slots):
+            raise ValueError("a record with a provider needs the integration's fields and its key slots")
+        return self
 
     @property
     def configured(self) -> bool:
@@ -338,8 +344,13 @@ class SettingsStore:
         line = json.dumps({"at": _now().isoformat(), **event}, sort_keys=True, ensure_ascii=False)
         with self._locked():
             try:
-                with open(self._audit_path, "a", encoding="utf-8") as handle:
-                    handle.write(line + "\n")
+                with open(self._audit_path, "a+b") as handle:
+                    handle.seek(0, os.SEEK_END)
+                    if handle.tell():  # a line cut short by a crash must not swallow this one
+                        handle.seek(-1, os.SEEK_END)
+                        if handle.read(1) != b"\n":
+                            handle.write(b"\n")
+                    handle.write((line + "\n").encode("utf-8"))
             except OSError as error:
                 raise StoreError(f"Cannot write the audit log {self._audit_path} ({error.strerror}).") from None
 

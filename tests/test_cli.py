@@ -58,3 +58,34 @@ def test_status_test_and_remove_with_their_exit_codes(environment):
     assert ai_admin(env, "remove", "--yes").returncode == 0
     assert ai_admin(env, "status").returncode == 1
     assert ai_admin(env, "remove", "--yes").returncode == 1
+
+
+def test_home_may_follow_the_command_and_status_says_who_and_where(environment, tmp_path):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=sandbox.azure_endpoint, api_key=sandbox.azure_api_key,
+            language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small",
+        ))
+    home = env.pop("AI_ADMIN_HOME")
+    shown = ai_admin(env, "status", "--home", home)
+    assert shown.returncode == 0, shown.stderr
+    assert "deployment chat-gpt-4o" in shown.stdout
+    assert f"Saved by {settings.user}" in shown.stdout
+    assert "Keyring: " in shown.stdout
+
+
+def test_a_missing_home_folder_is_pointed_out(environment, tmp_path):
+    env, _ = environment
+    missing = ai_admin(env, "--home", str(tmp_path / "typo"), "status")
+    assert missing.returncode == 1
+    assert "is not a folder yet" in missing.stderr
+
+
+def test_a_damaged_store_is_one_line_and_exit_3(environment):
+    env, settings = environment
+    settings.home.mkdir(parents=True)
+    (settings.home / "settings.json").write_text("{ damaged", encoding="utf-8")
+    shown = ai_admin(env, "status")
+    assert shown.returncode == 3
+    assert "Traceback" not in shown.stderr and "is damaged" in shown.stderr
