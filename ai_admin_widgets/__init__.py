@@ -37,6 +37,9 @@ _EXPORTS = {
     "StoreError": "models",
     "VerificationFailed": "models",
     "VerificationReport": "models",
+    "Notice": "models",
+    "field_errors": "models",
+    "ValidationError": "models",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,6 +61,8 @@ if TYPE_CHECKING:
         StoreError,
         VerificationFailed,
         VerificationReport,
+        Notice,
+        field_errors,
     )
     from .sandbox import Sandbox
     from .service import AISettings

@@ -154,8 +154,8 @@ class FailureCode(str, enum.Enum):
     MODEL_NOT_SUPPORTED = "model_not_supported", "The deployment answers with a model older than GPT-4 Turbo, or not text-embedding-3-small."
     # The vendor is busy, out of quota, or failing.
     QUOTA_EXCEEDED = "quota_exceeded", "The account or resource has used up its quota or credit."
-    RATE_LIMITED = "rate_limited", "The vendor asked to wait longer than the authentication may take."
-    SERVER_ERROR = "server_error", "The vendor answered with a server error (5xx)."
+    RATE_LIMITED = "rate_limited", "The service asked to wait longer than the authentication may take."
+    SERVER_ERROR = "server_error", "The service answered with a server error (5xx)."
     # The network between the kernel and the vendor.
     TIMEOUT = "timeout", "The endpoint did not answer within the time allowed."
     DNS_FAILURE = "dns_failure", "The endpoint's host name could not be found."
@@ -185,7 +185,10 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     text = value.strip()
     if not text:
         raise ValueError(f"{field_label} is empty: paste the URL shown in the portal.")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed "[" of an IPv6 address
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"{field_label} is not a web address: it must start with https:// and name a host."
@@ -316,7 +319,10 @@ class OpenAIIntegration(_Model):
                 notices += provider_hint(data["api_key"].get_secret_value(), "openai")
         base_url = data.get("base_url")
         if isinstance(base_url, str):
-            parts = urlsplit(base_url.strip())
+            try:
+                parts = urlsplit(base_url.strip())
+            except ValueError:  # the field validator says it is not a web address
+                parts = urlsplit("")
             if (parts.hostname or "").lower() == "api.openai.com" and parts.path.rstrip("/") in ("", "/"):
                 data["base_url"] = f"{parts.scheme}://{parts.netloc}/v1"
                 notices.append(Notice(field="base_url", message="Base URL had no /v1 at its end; it was added."))
@@ -331,6 +337,16 @@ class OpenAIIntegration(_Model):
     @classmethod
     def _base_url(cls, value: Any) -> str:
         return _check_endpoint(value, "Base URL")
+
+    @field_validator("language_model", "embeddings_model", mode="before")
+    @classmethod
+    def _model_id(cls, value: Any) -> Any:
+        # A key pasted here would be sent in the request's URL and repeated in the check's message.
+        if isinstance(value, str) and _looks_like_key(value.strip()):
+            raise ValueError(
+                "This looks like an API key, not a model id: paste the key under API Key, and type a model id such as gpt-4o here."
+            )
+        return value
 
     def secrets(self) -> dict[str, SecretStr]:
         """The keys by slot name, ``{"api_key": SecretStr}``, for the keyring."""

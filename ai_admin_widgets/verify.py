@@ -371,7 +371,7 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.RATE_LIMITED: (
         "deployment_field",
-        lambda t, o, s: "The vendor is limiting requests right now"
+        lambda t, o, s: "The service is limiting requests right now"
         + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.wait_seconds else "."),
         lambda t, o, s: "Wait"
         + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
@@ -380,11 +380,11 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.SERVER_ERROR: (
         "endpoint_field",
         lambda t, o, s: f"{t.host} answered with a server error (HTTP {o.status}).",
-        lambda t, o, s: "This is on the vendor's side: wait a few minutes and Save again, or check the vendor's status page.",
+        lambda t, o, s: "This is on the service's side: wait a few minutes and Save again, or check the status page of OpenAI or Azure.",
     ),
     FailureCode.TIMEOUT: (
         "endpoint_field",
-        lambda t, o, s: f"{t.host} did not answer within {s.check:g} seconds.",
+        lambda t, o, s: f"{t.host} did not answer within {s.check:g} second{'' if s.check == 1 else 's'}.",
         lambda t, o, s: "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again.",
     ),
     FailureCode.DNS_FAILURE: (
