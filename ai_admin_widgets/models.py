@@ -410,7 +410,10 @@ class AzureDeployment(_Model):
                         f"Deployment ID {shown} differs from the deployment '{target.deployment_id}' named in the Endpoint URL: "
                         "keep the one listed under Deployments, and paste only the endpoint.",
                     )
-            host = urlsplit(target.endpoint).hostname
+            try:
+                host = urlsplit(target.endpoint).hostname
+            except ValueError:  # the field validator says it is not a web address
+                host = None
             if host:
                 notices += azure_host_notices(host)
         if "api_key" in data:

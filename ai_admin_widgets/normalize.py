@@ -168,7 +168,7 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     """Take an Azure endpoint URL, or a whole target URI, apart. Never raises.
 
     Handles: surrounding whitespace; a missing ``https://``; trailing slashes; an
-    ``/openai`` suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``.
+    ``/openai`` (or ``/openai/deployments``) suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``.
 
     Args:
         text: what the admin typed in Endpoint URL.
@@ -182,7 +182,10 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     if text and "://" not in text and re.match(r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/|$)", text):
         text = "https://" + text
         notices.append(Notice(field=field_name, message="Endpoint URL had no https:// in front; it was added."))
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # "https://[" and the like: the field validator says it is not a web address
+        return AzureTarget(endpoint=text, notices=notices)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return AzureTarget(endpoint=text, notices=notices)
     path = re.sub(r"/{2,}", "/", parts.path)
@@ -205,9 +208,12 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
         )
         return target
     trimmed = path.rstrip("/")
-    if trimmed.lower().endswith("/openai"):
-        trimmed = trimmed[: -len("/openai")]
-        notices.append(Notice(field=field_name, message="Endpoint URL ended in /openai, which the tool adds itself; it was removed."))
+    suffix = re.search(r"(?:/openai(?:/deployments)?)+$", trimmed, flags=re.IGNORECASE)
+    if suffix:  # all of it at once, so that normalizing the result again changes nothing
+        trimmed = trimmed[: suffix.start()].rstrip("/")
+        notices.append(Notice(field=field_name, message=f"Endpoint URL ended in {suffix.group(0)}, which the tool adds itself; it was removed."))
+    elif trimmed != path:
+        notices.append(Notice(field=field_name, message="The / at the end of Endpoint URL was removed."))
     if parts.query:
         notices.append(Notice(field=field_name, message="Endpoint URL had a ?query after it, which was removed."))
     target.endpoint = f"{parts.scheme}://{parts.netloc}{trimmed}"
