@@ -314,7 +314,7 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
         ),
     ),
     FailureCode.WRONG_ORGANIZATION: (
-        "key_field",
+        "organization_field",
         lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
         lambda t, o, s: "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in.",
     ),
@@ -375,7 +375,8 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
         + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.wait_seconds else "."),
         lambda t, o, s: "Wait"
         + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
-        + " and Save again; if it keeps happening, raise the deployment's tokens-per-minute limit.",
+        + " and Save again; if it keeps happening, "
+        + _azure_or_openai(t, "raise your organization's rate limits (usage tier) on platform.openai.com.", "raise the deployment's tokens-per-minute limit in Azure AI Foundry."),
     ),
     FailureCode.SERVER_ERROR: (
         "endpoint_field",
@@ -416,7 +417,12 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
 def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
     """The message (label, what is wrong, what to do) and the field path for a failed check."""
     field_attribute, wrong, todo = _MESSAGES[code]
-    field = "api_version" if field_attribute == "api_version_field" else getattr(target, field_attribute)
+    if field_attribute == "api_version_field":
+        field = "api_version"
+    elif field_attribute == "organization_field":
+        field = "project" if "project" in outcome.vendor_message.lower() else "organization"
+    else:
+        field = getattr(target, field_attribute)
     message = f"{target.label}: {wrong(target, outcome, timeouts)} {todo(target, outcome, timeouts)}"
     if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
         message += f" The service said: “{outcome.vendor_message}”"

@@ -182,12 +182,12 @@ CASES: dict[str, Case] = {
         ("is valid but is not allowed to use the model", "network access"), said="Virtual Network/Firewall rules",
     ),
     "wrong_organization-openai-organization": Case(
-        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-someone-else"), BOTH, "api_key",
+        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-someone-else"), BOTH, "organization",
         ("Organization ID or Project ID does not match the API Key", "Leave Organization ID and Project ID empty"),
         said="OpenAI-Organization header should match",
     ),
     "wrong_organization-openai-project": Case(
-        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-sandbox", project="proj_other"), BOTH, "api_key",
+        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-sandbox", project="proj_other"), BOTH, "project",
         ("Organization ID or Project ID does not match the API Key", "copy them from the settings"),
         said="OpenAI-Project header should match",
     ),

@@ -423,3 +423,12 @@ def test_a_bad_port_is_a_field_error_not_a_stuck_form(panel, sandbox):
     panel.form.save_button.click()
     assert "port" in panel.form.openai_base_url.error.value
     assert not panel.form.save_button.disabled
+
+
+def test_wrong_organization_is_marked_beside_the_organization_field(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.openai_organization.value = "org-SomeoneElse"
+    panel.form.save_button.click()
+    assert "does not match the API Key" in panel.form.openai_organization.error.value
+    assert panel.form.openai_api_key.error.value == ""

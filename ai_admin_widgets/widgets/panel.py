@@ -328,7 +328,7 @@ class IntegrationForm(widgets.VBox):
             line = _span(f"✓ {check.message}", _SUCCESS_STYLE)
             if check.warning:
                 line += "<br>" + _span(f"⚠ {check.warning}", _WARNING_STYLE)
-        elif check.field:  # the message itself sits beside its field
+        elif check.field and self._route(check.field) in self._all_fields():  # the message sits beside its field
             line = _span(f"✗ {label}: not authenticated (see the field marked above).", _ERROR_STYLE)
         else:
             line = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
@@ -337,8 +337,11 @@ class IntegrationForm(widgets.VBox):
             widget.value = "<br>".join([*lines, line])
         else:
             widget.value = line
-        if not check.ok and check.field:
-            self._all_fields()[self._route(check.field)].show_error(check.message)
+        field = self._all_fields().get(self._route(check.field)) if check.field else None
+        if not check.ok and field is not None:
+            field.show_error(check.message)
+        elif not check.ok:  # a field the form does not show: the message goes beside the model
+            widget.value = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
 
     def show_report(self, report: VerificationReport) -> None:
         """Show each model's outcome beside its model, and each failure beside its field."""
