@@ -254,6 +254,16 @@ class _Model(BaseModel):
         return self._notices
 
 
+def _normalize_key_in(data: dict[str, Any], provider: str) -> list[Notice]:
+    """Tidy ``data["api_key"]`` in place; the notices say what changed and whether it looks like the other provider's."""
+    if "api_key" not in data:
+        return []
+    data["api_key"], notices = normalize_api_key(data["api_key"])
+    if isinstance(data["api_key"], SecretStr):
+        notices += provider_hint(data["api_key"].get_secret_value(), provider)
+    return notices
+
+
 def _built(handler: Any, data: Any, notices: list[Notice]) -> Any:
     """Run pydantic's validation of ``data`` and attach ``notices`` to the model it makes."""
     model = handler(data)
@@ -312,11 +322,7 @@ class OpenAIIntegration(_Model):
             return handler(data)
         data = dict(data)
         notices: list[Notice] = []
-        if "api_key" in data:
-            data["api_key"], changes = normalize_api_key(data["api_key"])
-            notices += changes
-            if isinstance(data["api_key"], SecretStr):
-                notices += provider_hint(data["api_key"].get_secret_value(), "openai")
+        notices += _normalize_key_in(data, "openai")
         base_url = data.get("base_url")
         if isinstance(base_url, str):
             try:
@@ -416,11 +422,7 @@ class AzureDeployment(_Model):
                 host = None
             if host:
                 notices += azure_host_notices(host)
-        if "api_key" in data:
-            data["api_key"], changes = normalize_api_key(data["api_key"])
-            notices += changes
-            if isinstance(data["api_key"], SecretStr):
-                notices += provider_hint(data["api_key"].get_secret_value(), "azure_openai")
+        notices += _normalize_key_in(data, "azure_openai")
         return _built(handler, data, notices)
 
     @field_validator("endpoint_url", mode="before")

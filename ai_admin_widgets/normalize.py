@@ -225,7 +225,13 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
 # --------------------------------------------------------------------------- #
 
 _QUOTES = ("\"", "'", "`", "“", "”", "‘", "’")
-_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENVIRONMENT_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+
+
+def _is_variable_name(text: str) -> bool:
+    """True for an environment variable's name such as ``AZURE_OPENAI_API_KEY`` (capitals with
+    underscores, at most 64 characters), which is safe to repeat in a message; never a key's shape."""
+    return len(text) <= 64 and bool(_ENVIRONMENT_NAME.match(text))
 _AZURE_KEY_SHAPE = re.compile(r"^(?:[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
 
 
@@ -263,12 +269,12 @@ def normalize_api_key(value: Any, field_name: str = "api_key") -> tuple[Any, lis
                 lowered = text.lower()
                 notices.append(Notice(field=field_name, message=f"{what} in front of the API Key was removed."))
         assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S.*)$", text)
-        if assignment and assignment.group(1).isupper():
+        if assignment and _is_variable_name(assignment.group(1)):
             text = assignment.group(2).strip()
             notices.append(Notice(field=field_name, message=f"'{assignment.group(1)}=' in front of the API Key was removed."))
         if text.startswith("${") and text.endswith("}"):
             inner = text[2:-1].strip()
-            if _ENVIRONMENT_NAME.match(inner) and inner.upper() == inner:
+            if _is_variable_name(inner):
                 raise FieldProblem(
                     field_name,
                     f"API Key holds the variable reference ${{{inner}}}, not a key: paste the key's value itself.",

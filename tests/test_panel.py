@@ -14,12 +14,6 @@ from ai_admin_widgets.access import AccessPolicy
 
 
 @pytest.fixture
-def sandbox():
-    with aiw.Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def panel(sandbox):
     settings = sandbox.settings()
     shown = settings.panel()
