@@ -1,18 +1,81 @@
-"""Who the current user is, and whether they may change the OpenAI integration.
+"""Who the user is, who may change the OpenAI integration, and who may use AI.
 
-The rule in force: the user is named by ``$JUPYTERHUB_USER`` on a JupyterHub
-server, else by the operating system's login name. Every user counts as an admin
-here; the operating system still decides who can change the integration, because
-a save or remove needs write access to the store's folder (a user without it gets a
-clear "Cannot write to …" error, and can still see the status).
+**Who the user is.** ``$JUPYTERHUB_USER`` on a JupyterHub server, else the operating
+system's login name (``AISettings(user=...)`` overrides both).
+
+**Anyone may see the status**, which never holds a secret.
+
+**Who is an admin** (may add, edit, remove and re-test the integration, and change the
+lists below):
+
+* *On a JupyterHub server* (``$JUPYTERHUB_API_URL`` is set): JupyterHub says.
+  ``GET {JUPYTERHUB_API_URL}/user`` with the header ``Authorization: token
+  $JUPYTERHUB_API_TOKEN`` returns the model of the token's owner; the user is an admin
+  when that model's ``name`` is the user and its ``admin`` field is true. When the token
+  is missing, the hub cannot be reached, refuses the token, or answers without an
+  ``admin`` field, the user is *not* an admin, and :meth:`AccessPolicy.check_admin`
+  says why in ``reason`` (shown in the panel and in the ``PermissionDenied`` message).
+  The hub's answer is remembered for 30 seconds (``cache_seconds``). The store's admins
+  list is not consulted on a hub.
+* *Off a hub*: the store's admins list (``admins`` in ``settings.json``). Its first entry
+  is the user who first changes the store (the first successful Save, or the first change
+  of a list below); admins add and remove admins, and at least one admin always remains.
+  While the list is empty and nobody has ever saved, anyone may configure the
+  integration, and whoever does so first becomes the first admin. A store written before
+  the list existed (an integration saved, but no ``admins``) counts the user who last
+  saved or removed it (``updated_by``) as its first admin; their next change writes the
+  list down. A ``settings.json`` so damaged that its admins list cannot be read lets
+  anyone who may write the folder act as an admin, so AI can always be switched off
+  (Remove resets the record, keeping the lists whenever they can still be read).
+  The list is an agreement among the users who can write the store's folder, not a
+  barrier against them: the folder's permissions are that barrier (a user who cannot
+  write the folder cannot save or remove, and is told so).
+
+**Who may use AI** (``AISettings.can_use_ai(user)``; the vendor FAQ's "limit use to
+specific users"):
+
+* nobody while no integration is configured (or the record cannot be read);
+* everyone when both allow-lists (``allowed_users`` and ``allowed_groups``) are empty;
+* otherwise a user named in ``allowed_users``, or a member of a group named in
+  ``allowed_groups``. Being an admin does not by itself allow use.
+
+Names are compared exactly (case matters). A user's groups come, on a hub, from the
+hub's user model (``groups``: for the token's owner from ``/user``, for anyone else from
+``/users/{name}``, which needs the ``read:users:groups`` scope; groups the hub will not
+tell count as none), and off a hub from the operating system (the user's primary and
+supplementary groups, on POSIX systems; none elsewhere).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+from urllib.parse import quote
 
-__all__ = ["AccessPolicy", "current_user"]
+import httpx
+
+__all__ = [
+    "ADMIN_REQUIRED",
+    "AccessLists",
+    "AccessPolicy",
+    "AdminCheck",
+    "HubUser",
+    "clean_names",
+    "current_user",
+    "os_groups",
+]
+
+#: What a user who is not an admin is told, in the panel and in ``PermissionDenied``.
+ADMIN_REQUIRED = "You must be assigned the Admin account type to configure the OpenAI integration."
+
+_HUB_URL = "JUPYTERHUB_API_URL"
+_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"
+_MAX_NAME = 256
 
 
 def current_user() -> str:
@@ -26,16 +89,347 @@ def current_user() -> str:
         return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
-class AccessPolicy:
-    """Decides who may add, edit and remove the integration.
+def clean_names(names: str | Iterable[str], *, kind: str = "user") -> list[str]:
+    """Tidy a list of user or group names as an admin types it.
 
     Args:
-        admin: force the answer of :meth:`is_admin` (True or False); None applies the rule above.
+        names: comma-separated text (``"alice, bob"``) or an iterable of names.
+        kind: ``"user"`` or ``"group"``, for the error message.
+    Returns:
+        The names with spaces around them removed, empty ones dropped and repeats
+        removed, in the order given.
+    Raises:
+        ValueError: a name holds a comma (in an iterable), a control character, or is
+            longer than 256 characters; the message names it.
+    """
+    if isinstance(names, str):
+        items = names.split(",")
+    else:
+        items = list(names)
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(f"A {kind} name must be text, not {type(item).__name__}.")
+            if "," in item:
+                raise ValueError(f"The {kind} name {item.strip()!r} holds a comma: give one name per entry.")
+    cleaned: list[str] = []
+    for item in items:
+        name = item.strip()
+        if not name:
+            continue
+        if any(unicodedata.category(char).startswith("C") for char in name):
+            raise ValueError(f"The {kind} name {name!r} holds a control or invisible character.")
+        if len(name) > _MAX_NAME:
+            raise ValueError(f"The {kind} name {name[:20]!r}… is longer than {_MAX_NAME} characters.")
+        if name not in cleaned:
+            cleaned.append(name)
+    return cleaned
+
+
+def os_groups(user: str) -> list[str]:
+    """The operating system's groups of ``user``: the primary group, then the supplementary ones.
+
+    Args:
+        user: a login name.
+    Returns:
+        Group names; empty when the system does not know the user, or is not POSIX.
+    """
+    try:
+        import grp
+        import pwd
+    except ImportError:  # Windows
+        return []
+    try:
+        primary = pwd.getpwnam(user).pw_gid
+        ids = os.getgrouplist(user, primary)
+    except (KeyError, OSError):
+        return []
+    names: list[str] = []
+    for gid in ids:
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:  # a group id without a name
+            continue
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class HubUser:
+    """The parts of JupyterHub's user model that matter here.
+
+    Attributes:
+        name: the user's name on the hub.
+        admin: the ``admin`` field, or None when the hub's answer did not include it.
+        groups: the ``groups`` field (empty when absent).
     """
 
-    def __init__(self, admin: bool | None = None) -> None:
-        self._admin = admin
+    name: str
+    admin: bool | None
+    groups: tuple[str, ...] = ()
 
-    def is_admin(self, user: str) -> bool:
-        """True when ``user`` may change the OpenAI integration."""
-        return True if self._admin is None else self._admin
+
+@dataclass(frozen=True)
+class AdminCheck:
+    """Whether a user is an admin, where the answer came from, and why not.
+
+    Attributes:
+        admin: True when the user may change the integration.
+        source: ``"hub"`` (JupyterHub said), ``"store"`` (the store's admins list) or
+            ``"forced"`` (``AccessPolicy(admin=...)``).
+        reason: for a user who is not an admin, or an admin by a fallback rule, one
+            sentence saying why (e.g. the hub could not be reached); None otherwise.
+    """
+
+    admin: bool
+    source: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessLists:
+    """Who may change the integration and who may use AI, as the store holds them.
+
+    Attributes:
+        admins: the store's admins list as it applies off a hub (see the module's rules).
+        allowed_users: the users who may use AI; with ``allowed_groups`` empty too, everyone may.
+        allowed_groups: the groups whose members may use AI.
+        on_hub: True when JupyterHub, not ``admins``, decides who is an admin.
+    """
+
+    admins: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+    on_hub: bool = False
+
+    @property
+    def everyone_may_use_ai(self) -> bool:
+        """True when both allow-lists are empty (no restriction)."""
+        return not self.allowed_users and not self.allowed_groups
+
+
+class _HubError(Exception):
+    """JupyterHub could not say who the token's owner is; the message says why."""
+
+
+@dataclass
+class _Cached:
+    key: tuple[str, ...]
+    until: float
+    user: HubUser | None = None
+    error: str | None = None
+    others: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class AccessPolicy:
+    """Decides who is an admin and who may use AI (the rules are in this module's docstring).
+
+    Args:
+        admin: force the answer of :meth:`is_admin` (True or False) for every user; None
+            applies the rules.
+        timeout: seconds allowed for each request to JupyterHub (connect and answer).
+        cache_seconds: how long an answer from JupyterHub (or its failure) is remembered.
+    """
+
+    def __init__(self, admin: bool | None = None, *, timeout: float = 3.0, cache_seconds: float = 30.0) -> None:
+        self._admin = admin
+        self.timeout = timeout
+        self.cache_seconds = cache_seconds
+        self._cache: _Cached | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        forced = "" if self._admin is None else f"admin={self._admin}, "
+        return f"AccessPolicy({forced}hub={self.hub_api_url()!r})"
+
+    # -- JupyterHub ---------------------------------------------------------------- #
+
+    @staticmethod
+    def hub_api_url() -> str | None:
+        """``$JUPYTERHUB_API_URL`` without a trailing ``/``, or None off a hub."""
+        url = os.environ.get(_HUB_URL, "").strip()
+        return url.rstrip("/") or None
+
+    def on_hub(self) -> bool:
+        """True when running on a JupyterHub server (``$JUPYTERHUB_API_URL`` is set)."""
+        return self.hub_api_url() is not None
+
+    def refresh(self) -> None:
+        """Forget JupyterHub's remembered answer, so the next question asks again."""
+        with self._lock:
+            self._cache = None
+
+    def hub_user(self) -> HubUser:
+        """The owner of ``$JUPYTERHUB_API_TOKEN``, as JupyterHub describes it (remembered a while).
+
+        Returns:
+            A :class:`HubUser`.
+        Raises:
+            RuntimeError: not on a hub, no token, the hub cannot be reached, refuses the
+                token, or answers with something that is not a user model; the message
+                says which, and never holds the token.
+        """
+        entry = self._entry()
+        if entry.user is None:
+            raise RuntimeError(entry.error or "JupyterHub did not answer.")
+        return entry.user
+
+    def _entry(self) -> _Cached:
+        url = self.hub_api_url()
+        token = os.environ.get(_HUB_TOKEN, "")
+        key = (url or "", token)
+        with self._lock:
+            cached = self._cache
+            if cached is not None and cached.key == key and time.monotonic() < cached.until:
+                return cached
+        try:
+            entry = _Cached(key, 0.0, user=self._ask_hub(url, token))
+        except _HubError as error:
+            entry = _Cached(key, 0.0, error=str(error))
+        entry.until = time.monotonic() + self.cache_seconds
+        with self._lock:
+            self._cache = entry
+        return entry
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=True,
+                            mounts={pattern: httpx.HTTPTransport() for pattern in _DIRECT})
+
+    def _ask_hub(self, url: str | None, token: str) -> HubUser:
+        if url is None:
+            raise _HubError("This is not a JupyterHub server ($JUPYTERHUB_API_URL is not set).")
+        if not token:
+            raise _HubError(
+                f"$JUPYTERHUB_API_TOKEN is not set, so JupyterHub cannot say whether you are an admin; "
+                "you are treated as a non-admin."
+            )
+        model = self._get(url, "/user", token)
+        if model.get("kind") not in (None, "user") or not isinstance(model.get("name"), str):
+            raise _HubError(
+                f"JupyterHub at {url} says this server's token does not belong to a user; "
+                "you are treated as a non-admin."
+            )
+        admin = model.get("admin")
+        return HubUser(name=model["name"], admin=admin if isinstance(admin, bool) else None, groups=_groups(model))
+
+    def _get(self, url: str, path: str, token: str) -> dict:
+        where = f"JupyterHub at {url}"
+        try:
+            with self._client() as client:
+                response = client.get(url + path, headers={"Authorization": f"token {token}", "Accept": "application/json"})
+        except httpx.TimeoutException:
+            raise _HubError(f"{where} did not answer within {self.timeout:g} seconds; you are treated as a non-admin.") from None
+        except httpx.HTTPError as error:
+            raise _HubError(
+                f"Cannot reach {where} ({type(error).__name__}); you are treated as a non-admin. "
+                "Check that the hub is running, then reload the panel."
+            ) from None
+        if response.status_code in (401, 403):
+            raise _HubError(
+                f"{where} refused this server's API token (HTTP {response.status_code}); you are treated as a non-admin."
+            )
+        if response.status_code != 200:
+            raise _HubError(f"{where} answered HTTP {response.status_code}; you are treated as a non-admin.")
+        try:
+            model = response.json()
+        except ValueError:
+            model = None
+        if not isinstance(model, dict):
+            raise _HubError(f"{where} did not answer with a user model; you are treated as a non-admin.")
+        return model
+
+    # -- admins ---------------------------------------------------------------------- #
+
+    def check_admin(self, user: str, admins: Sequence[str] = ()) -> AdminCheck:
+        """Whether ``user`` is an admin, and why not.
+
+        Args:
+            user: the user name.
+            admins: the store's admins list as it applies off a hub (see
+                ``SettingsRecord.effective_admins``); empty when there is none yet or it
+                cannot be read.
+        Returns:
+            An :class:`AdminCheck`. Never raises for an unreachable or unwilling hub: that
+            is a non-admin with a ``reason``.
+        """
+        if self._admin is not None:
+            return AdminCheck(self._admin, "forced", None if self._admin else ADMIN_REQUIRED)
+        if self.on_hub():
+            entry = self._entry()
+            if entry.user is None:
+                return AdminCheck(False, "hub", entry.error)
+            if entry.user.name != user:
+                return AdminCheck(
+                    False, "hub",
+                    f"JupyterHub says this server's token belongs to {entry.user.name!r}, not {user!r}; "
+                    f"{user!r} is treated as a non-admin.",
+                )
+            if entry.user.admin is None:
+                return AdminCheck(
+                    False, "hub",
+                    "JupyterHub's answer does not say whether you are an admin (the server's token may lack the "
+                    "read:users scope); you are treated as a non-admin.",
+                )
+            return AdminCheck(entry.user.admin, "hub", None if entry.user.admin else ADMIN_REQUIRED)
+        if not admins:
+            return AdminCheck(True, "store", "No admin is recorded yet: whoever first configures the integration becomes its admin.")
+        if user in admins:
+            return AdminCheck(True, "store")
+        return AdminCheck(False, "store", f"{ADMIN_REQUIRED} Admins here: {', '.join(admins)}.")
+
+    def is_admin(self, user: str, admins: Sequence[str] = ()) -> bool:
+        """True when ``user`` may change the OpenAI integration (see :meth:`check_admin`)."""
+        return self.check_admin(user, admins).admin
+
+    # -- use of AI ------------------------------------------------------------------- #
+
+    def groups(self, user: str) -> list[str]:
+        """The groups of ``user``: JupyterHub's on a hub, the operating system's off it.
+
+        Args:
+            user: the user name.
+        Returns:
+            Group names; empty when they cannot be learned (never raises for that).
+        """
+        if not self.on_hub():
+            return os_groups(user)
+        entry = self._entry()
+        if entry.user is None:
+            return []
+        if entry.user.name == user:
+            return list(entry.user.groups)
+        if user not in entry.others:
+            try:
+                model = self._get(self.hub_api_url() or "", f"/users/{quote(user, safe='')}", entry.key[1])
+            except _HubError:
+                entry.others[user] = ()
+            else:
+                entry.others[user] = _groups(model)
+        return list(entry.others[user])
+
+    def may_use_ai(self, user: str, allowed_users: Sequence[str] = (), allowed_groups: Sequence[str] = ()) -> bool:
+        """Whether ``user`` passes the allow-lists (the integration being configured is checked by the caller).
+
+        Args:
+            user: the user name.
+            allowed_users: users who may use AI.
+            allowed_groups: groups whose members may use AI.
+        Returns:
+            True when both lists are empty, the user is listed, or belongs to a listed group.
+        """
+        if not allowed_users and not allowed_groups:
+            return True
+        if user in allowed_users:
+            return True
+        return bool(allowed_groups) and any(group in allowed_groups for group in self.groups(user))
+
+
+#: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
+_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+
+
+def _groups(model: dict) -> tuple[str, ...]:
+    groups = model.get("groups")
+    if not isinstance(groups, list):
+        return ()
+    return tuple(group for group in groups if isinstance(group, str))

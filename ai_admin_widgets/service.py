@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from keyring.backend import KeyringBackend
 
-from .access import AccessPolicy, current_user
+from .access import ADMIN_REQUIRED, AccessLists, AccessPolicy, AdminCheck, clean_names, current_user
 from .models import (
     DEFAULT_OPENAI_BASE_URL,
     ROLES,
@@ -97,8 +97,17 @@ class AISettings:
         return self._timeouts
 
     def is_admin(self) -> bool:
-        """True when the current user may add, edit or remove the integration."""
-        return self.access.is_admin(self.user)
+        """True when the current user may add, edit or remove the integration (see :mod:`~ai_admin_widgets.access`)."""
+        return self.admin_check().admin
+
+    def admin_check(self) -> AdminCheck:
+        """Whether the current user is an admin, where that answer came from, and why not.
+
+        Returns:
+            An :class:`~ai_admin_widgets.access.AdminCheck`; an unreachable JupyterHub is a
+            non-admin with a ``reason``, never an exception.
+        """
+        return self.access.check_admin(self.user, self._store_admins())
 
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` after every save or remove through this object.
@@ -171,6 +180,124 @@ class AISettings:
         record = self._reader.read()
         return dict(record.integration) if record.configured and record.integration else None
 
+    # -- who may change it, and who may use AI --------------------------------- #
+
+    def access_lists(self) -> AccessLists:
+        """The admins list and the AI allow-lists, safe to show anyone.
+
+        Returns:
+            An :class:`~ai_admin_widgets.access.AccessLists`; from a damaged record, what can
+            still be read of it (empty lists when nothing can).
+        """
+        record = self._reader.read_access()
+        if record is None:
+            return AccessLists(on_hub=self.access.on_hub())
+        return AccessLists(
+            admins=tuple(record.effective_admins),
+            allowed_users=tuple(record.allowed_users),
+            allowed_groups=tuple(record.allowed_groups),
+            on_hub=self.access.on_hub(),
+        )
+
+    def can_use_ai(self, user: str | None = None) -> bool:
+        """Whether ``user`` may use AI: an integration is configured and the allow-lists let them.
+
+        Both allow-lists empty means everyone may; otherwise the user must be listed in the
+        allowed users, or belong to a listed group (JupyterHub's groups on a hub, the
+        operating system's off it).
+
+        Args:
+            user: the user name; default: the current user.
+        Returns:
+            True or False; False when nothing is configured or the record cannot be read.
+        """
+        user = user or self.user
+        try:
+            record = self._reader.read()
+        except StoreError:
+            return False
+        if not record.configured:
+            return False
+        return self.access.may_use_ai(user, record.allowed_users, record.allowed_groups)
+
+    def set_allowed(self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None) -> AccessLists:
+        """Set who may use AI (both lists empty: everyone). Audited, names only.
+
+        Args:
+            users: the users who may use AI, as names or comma-separated text; None keeps the list.
+            groups: the groups whose members may use AI, likewise.
+        Returns:
+            The new :class:`~ai_admin_widgets.access.AccessLists`.
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            ValueError: a name is not acceptable (see :func:`~ai_admin_widgets.access.clean_names`).
+            StoreError: the record is damaged or cannot be written; nothing changed.
+        """
+        self._require_admin()
+        new_users = None if users is None else clean_names(users, kind="user")
+        new_groups = None if groups is None else clean_names(groups, kind="group")
+        store = self._reader
+        before = store.read()
+        after = store.update_access(actor=self.user, allowed_users=new_users, allowed_groups=new_groups)
+        changed = [name for name in ("allowed_users", "allowed_groups") if getattr(before, name) != getattr(after, name)]
+        store.append_audit({
+            "actor": self.user, "action": "allow", "provider": after.provider.value if after.provider else None,
+            "changed": changed, "outcome": "ok",
+            "allowed_users": list(after.allowed_users), "allowed_groups": list(after.allowed_groups),
+        })
+        self._notify()
+        return self.access_lists()
+
+    def add_admin(self, user: str) -> AccessLists:
+        """Add ``user`` to the store's admins list (it decides who is an admin off a JupyterHub). Audited.
+
+        Args:
+            user: the user name to add; adding one already listed changes nothing.
+        Returns:
+            The new :class:`~ai_admin_widgets.access.AccessLists`.
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            ValueError: ``user`` is empty or not an acceptable name.
+            StoreError: the record is damaged or cannot be written; nothing changed.
+        """
+        self._require_admin()
+        names = clean_names([user], kind="user")
+        if len(names) != 1:
+            raise ValueError("Give the user name of the admin to add.")
+        store = self._reader
+        admins = store.read().carried_access(self.user)["admins"]
+        if names[0] not in admins:
+            store.update_access(actor=self.user, admins=[*admins, names[0]])
+            store.append_audit({"actor": self.user, "action": "add-admin", "provider": None, "changed": ["admins"],
+                                "outcome": "ok", "user": names[0]})
+            self._notify()
+        return self.access_lists()
+
+    def remove_admin(self, user: str) -> AccessLists:
+        """Take ``user`` off the store's admins list; at least one admin must remain. Audited.
+
+        Args:
+            user: the user name to remove (the current user may remove themselves if another admin remains).
+        Returns:
+            The new :class:`~ai_admin_widgets.access.AccessLists`.
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            ValueError: ``user`` is not on the list, or is the last admin.
+            StoreError: the record is damaged or cannot be written; nothing changed.
+        """
+        self._require_admin()
+        store = self._reader
+        admins = store.read().carried_access(self.user)["admins"]
+        if user not in admins:
+            raise ValueError(f"{user!r} is not on the admins list ({', '.join(admins)}).")
+        if admins == [user]:
+            raise ValueError(f"{user!r} is the last admin: add another admin first, so that someone can still change the settings.")
+        store.update_access(actor=self.user, admins=[name for name in admins if name != user])
+        store.append_audit({"actor": self.user, "action": "remove-admin", "provider": None, "changed": ["admins"],
+                            "outcome": "ok", "user": user})
+        self._notify()
+        return self.access_lists()
+
     def audit_log(self) -> list[dict[str, Any]]:
         """Every audit event, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
         return self._reader.audit_log()
@@ -186,6 +313,7 @@ class AISettings:
         Returns:
             The :class:`VerificationReport`.
         Raises:
+            PermissionDenied: ``integration`` is None and the current user is not an admin.
             NotConfigured: ``integration`` is None and nothing is saved.
             StoreError, KeyringUnavailable: the saved credentials cannot be read (recorded
                 as a failed authentication).
@@ -283,9 +411,16 @@ class AISettings:
 
     # -- internals -------------------------------------------------------------- #
 
+    def _store_admins(self) -> list[str]:
+        """The store's admins list as it applies (empty: none yet, or unreadable)."""
+        record = self._reader.read_access()
+        return record.effective_admins if record is not None else []
+
     def _require_admin(self) -> None:
-        if not self.is_admin():
-            raise PermissionDenied("You must be assigned the Admin account type to configure the OpenAI integration.")
+        check = self.admin_check()
+        if not check.admin:
+            reason = check.reason or ""
+            raise PermissionDenied(reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}".strip())
 
     def _prepare_save(self, integration: AnyIntegration) -> SettingsStore:
         if not isinstance(integration, (OpenAIIntegration, AzureOpenAIIntegration)):
@@ -296,6 +431,7 @@ class AISettings:
         return self.store  # resolves the keyring first: no key is sent anywhere if it cannot be stored
 
     def _load_saved(self) -> tuple[AnyIntegration, int]:
+        self._require_admin()  # re-testing what is saved writes its outcome to the store
         store = self.store
         record = store.read()
         try:

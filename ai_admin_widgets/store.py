@@ -4,7 +4,9 @@ The folder (``$AI_ADMIN_HOME``, or the platform's user data folder) holds:
 
 * ``settings.json``: the provider, endpoints, deployment ids, key hints (last 4
   characters), the models that answered, who saved and when, and the revision
-  number. Never a key. Written atomically (a temporary file, then a rename).
+  number; and who may change it or use AI (``admins``, ``allowed_users``,
+  ``allowed_groups``: see :mod:`ai_admin_widgets.access`), which a save or remove
+  keeps. Never a key. Written atomically (a temporary file, then a rename).
 * ``audit.jsonl``: one JSON event per line (add, edit, remove, authenticate).
 * ``settings.lock``: the lock (filelock) that serializes writers.
 
@@ -132,6 +134,9 @@ class SettingsRecord(BaseModel):
         warnings: what to check, from the last save's authentication.
         updated_by / updated_at: who saved or removed last, and when (UTC).
         last_authentication: the most recent authentication of the saved credentials.
+        admins: the users who may change the integration off a JupyterHub (the first is
+            whoever first changed the store); kept by save and remove.
+        allowed_users / allowed_groups: who may use AI; both empty means everyone.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -148,6 +153,9 @@ class SettingsRecord(BaseModel):
     updated_by: str | None = None
     updated_at: datetime | None = None
     last_authentication: Authentication | None = None
+    admins: list[str] = []
+    allowed_users: list[str] = []
+    allowed_groups: list[str] = []
 
     @model_validator(mode="after")
     def _complete(self) -> SettingsRecord:
@@ -159,6 +167,22 @@ class SettingsRecord(BaseModel):
     def configured(self) -> bool:
         """True when the record holds an integration."""
         return self.provider is not None and self.integration is not None
+
+    @property
+    def effective_admins(self) -> list[str]:
+        """The admins list as it applies: ``admins``; for a store written before the list
+        existed, the user who last saved or removed (``updated_by``); else empty (no admin yet)."""
+        if self.admins:
+            return list(self.admins)
+        return [self.updated_by] if self.updated_by else []
+
+    def carried_access(self, actor: str) -> dict[str, list[str]]:
+        """The access fields a new record of this store keeps, with ``actor`` as first admin if there is none yet."""
+        return {
+            "admins": self.effective_admins or [actor],
+            "allowed_users": list(self.allowed_users),
+            "allowed_groups": list(self.allowed_groups),
+        }
 
     def username(self, slot: str) -> str:
         """The keyring user name of a key slot in this revision: ``<store id>/r<revision>/<slot>``."""
@@ -274,6 +298,7 @@ class SettingsStore:
                 updated_by=actor,
                 updated_at=now,
                 last_authentication=Authentication(at=now, ok=True),
+                **old.carried_access(actor),
             )
             written: list[str] = []
             try:
@@ -308,18 +333,60 @@ class SettingsStore:
             except StoreError:
                 if not self._record_path.exists():
                     raise
-                old = SettingsRecord()
+                old = self._salvaged() or SettingsRecord()
                 aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
                 try:
                     os.replace(self._record_path, aside)
                 except OSError as error:
                     raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
             record = SettingsRecord(
-                store_id=old.store_id, revision=old.revision + 1, updated_by=actor, updated_at=_now()
+                store_id=old.store_id, revision=old.revision + 1, updated_by=actor, updated_at=_now(),
+                **old.carried_access(actor),
             )
             self._write_record(record)
             self._delete_secrets(old)
             return record
+
+    def update_access(
+        self,
+        *,
+        actor: str,
+        admins: list[str] | None = None,
+        allowed_users: list[str] | None = None,
+        allowed_groups: list[str] | None = None,
+    ) -> SettingsRecord:
+        """Change who may change the integration or use AI; the integration and its revision stay as they are.
+
+        Args:
+            actor: the user making the change; becomes the first admin when there is none yet.
+            admins, allowed_users, allowed_groups: the new lists (already cleaned); None keeps a list.
+        Returns:
+            The new record.
+        Raises:
+            StoreError: the record is damaged (remove the integration first) or cannot be written.
+        """
+        with self._locked():
+            old = self.read()
+            update = old.carried_access(actor)
+            for name, value in (("admins", admins), ("allowed_users", allowed_users), ("allowed_groups", allowed_groups)):
+                if value is not None:
+                    update[name] = list(value)
+            record = old.model_copy(update=update)
+            self._write_record(record)
+            return record
+
+    def read_access(self) -> SettingsRecord | None:
+        """The record, for deciding who may do what; from a damaged one, what can still be read of it.
+
+        Returns:
+            The record; for a damaged ``settings.json``, a record holding only its readable
+            ``admins``, ``allowed_users``, ``allowed_groups`` and ``updated_by``; None when
+            not even those can be read.
+        """
+        try:
+            return self.read()
+        except StoreError:
+            return self._salvaged()
 
     def record_authentication(self, *, ok: bool, revision: int) -> None:
         """Note the time and outcome of re-authenticating revision ``revision`` of the credentials.
@@ -402,6 +469,23 @@ class SettingsStore:
                 f"The keyring ({backend_name(self.keyring)}) failed ({type(error).__name__}). "
                 "Check that it is installed and unlocked, then try again; nothing was changed."
             ) from None
+
+    def _salvaged(self) -> SettingsRecord | None:
+        """The access fields of a damaged record, when its JSON still holds them; else None."""
+        try:
+            data = json.loads(self._record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        kept: dict[str, Any] = {}
+        for name in ("admins", "allowed_users", "allowed_groups"):
+            value = data.get(name)
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                kept[name] = value
+        if isinstance(data.get("updated_by"), str):
+            kept["updated_by"] = data["updated_by"]
+        return SettingsRecord(**kept) if kept else None
 
     def _delete_quietly(self, username: str) -> None:
         try:

@@ -101,10 +101,11 @@ def test_a_user_who_cannot_write_the_store_gets_a_clear_error_but_sees_the_statu
         os.chmod(shared, 0o755)
         settings = aiw.AISettings(home=os.path.join(shared, "store"), keyring=file_keyring)
         settings.save(openai(sandbox))
+        settings.add_admin("nobody")  # an admin by the store's list, but the folder is not theirs to write
         script = (
             "import ai_admin_widgets as aiw\n"
             "from keyrings.alt.file import PlaintextKeyring\n"
-            f"s = aiw.AISettings(home={str(settings.home)!r}, keyring=PlaintextKeyring())\n"
+            f"s = aiw.AISettings(home={str(settings.home)!r}, keyring=PlaintextKeyring(), user='nobody')\n"
             "print(s.status().configured)\n"
             "try:\n    s.remove()\nexcept aiw.StoreError as e:\n    print('StoreError:', e)\n"
         )
