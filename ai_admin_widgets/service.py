@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from keyring.backend import KeyringBackend
+from pydantic import SecretStr
 
 from .access import ADMIN_REQUIRED, AccessLists, AccessPolicy, AdminCheck, clean_names, current_user
 from .models import (
@@ -23,6 +25,7 @@ from .models import (
     VerificationFailed,
     VerificationReport,
 )
+from .normalize import split_azure_endpoint
 from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring
 
 if TYPE_CHECKING:
@@ -179,6 +182,37 @@ class AISettings:
         """The saved integration's fields without keys (for pre-filling the Edit form), or None."""
         record = self._reader.read()
         return dict(record.integration) if record.configured and record.integration else None
+
+    def saved_key(self, slot: str, endpoint_url: str) -> SecretStr | None:
+        """The saved key of ``slot``, for an Edit that leaves the API Key empty, if it may go to ``endpoint_url``.
+
+        A saved key is only ever sent to the host (and port) it was entered for: when
+        ``endpoint_url`` reaches another host, or nothing is saved for ``slot``, the
+        answer is None and the admin must type the key again.
+
+        Args:
+            slot: ``"api_key"`` (OpenAI), ``"language_model.api_key"`` or ``"embeddings_model.api_key"``.
+            endpoint_url: the Base URL or Endpoint URL as typed in the form (it may be a whole target URI).
+        Returns:
+            The key as a ``SecretStr``, or None.
+        Raises:
+            PermissionDenied: the current user is not an admin.
+            StoreError, KeyringUnavailable: the store or the keyring cannot be read.
+        """
+        self._require_admin()
+        store = self.store
+        record = store.read()
+        if not record.configured or slot not in record.key_slots or record.integration is None:
+            return None
+        saved_endpoint = (
+            record.integration.get("base_url")
+            if slot == "api_key"
+            else (record.integration.get(slot.split(".")[0]) or {}).get("endpoint_url")
+        )
+        if not isinstance(saved_endpoint, str) or _netloc(endpoint_url) != _netloc(saved_endpoint):
+            return None
+        saved = store.load()
+        return saved.secrets().get(slot) if saved is not None else None
 
     # -- who may change it, and who may use AI --------------------------------- #
 
@@ -493,6 +527,11 @@ class AISettings:
     def _notify(self) -> None:
         for callback in list(self._listeners):
             callback()
+
+
+def _netloc(url: str) -> str:
+    """``host:port`` of an endpoint as the checks would reach it (a pasted target URI included), lower case."""
+    return urlsplit(split_azure_endpoint(url).endpoint).netloc.lower()
 
 
 def _flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
