@@ -227,12 +227,23 @@ class AccessPolicy:
     Args:
         admin: force the answer of :meth:`is_admin` (True or False) for every user; None
             applies the rules.
+        use_hub: None (default) asks JupyterHub whenever ``$JUPYTERHUB_API_URL`` is set;
+            False never asks it and applies the off-hub rule (the sandbox's practice
+            settings do this); True always asks it (a missing URL is then a non-admin).
         timeout: seconds allowed for each request to JupyterHub (connect and answer).
         cache_seconds: how long an answer from JupyterHub (or its failure) is remembered.
     """
 
-    def __init__(self, admin: bool | None = None, *, timeout: float = 3.0, cache_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        admin: bool | None = None,
+        *,
+        use_hub: bool | None = None,
+        timeout: float = 3.0,
+        cache_seconds: float = 30.0,
+    ) -> None:
         self._admin = admin
+        self.use_hub = use_hub
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self._cache: _Cached | None = None
@@ -251,7 +262,9 @@ class AccessPolicy:
         return url.rstrip("/") or None
 
     def on_hub(self) -> bool:
-        """True when running on a JupyterHub server (``$JUPYTERHUB_API_URL`` is set)."""
+        """True when JupyterHub decides: ``$JUPYTERHUB_API_URL`` is set (or ``use_hub`` says so)."""
+        if self.use_hub is not None:
+            return self.use_hub
         return self.hub_api_url() is not None
 
     def refresh(self) -> None:

@@ -631,12 +631,15 @@ class Sandbox:
         Args:
             **options: passed on to ``AISettings`` (for example ``user="alice"``).
         Returns:
-            Settings whose store lives in :attr:`folder` (calls share one store), and whose
-            panel offers the sandbox's OpenAI base URL.
+            Settings whose store lives in :attr:`folder` (calls share one store), whose
+            panel offers the sandbox's OpenAI base URL, and whose admins are decided by the
+            store's admins list even on JupyterHub (practice never asks a real hub).
         """
+        from .access import AccessPolicy
         from .service import AISettings
 
         options.setdefault("openai_base_url", self.openai_base_url)
+        options.setdefault("access", AccessPolicy(use_hub=False))  # practice: never ask a real JupyterHub
         return AISettings(home=self.folder / "store", keyring=self.keyring(), **options)
 
     def _record(self, request: RecordedRequest) -> None:

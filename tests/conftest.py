@@ -22,6 +22,13 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _off_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run as if off JupyterHub (even on one), so no real hub is ever asked; test_access sets its fake hub."""
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def sandbox():
     """A running :class:`aiw.Sandbox` on 127.0.0.1, stopped after the test."""

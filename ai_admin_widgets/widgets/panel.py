@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import ipywidgets as widgets
 from pydantic import ValidationError
 
+from .access import AccessSettings
 from ..models import (
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
@@ -480,7 +481,7 @@ class OpenAIRow(widgets.VBox):
         self.warnings.value = "<br>".join(_span(f"⚠ {warning}", _WARNING_STYLE) for warning in status.warnings)
         _show(self.add_button, admin and not status.configured and not damaged)
         _show(self.edit_button, admin and status.configured and not damaged)
-        _show(self.test_button, status.configured and not damaged)
+        _show(self.test_button, admin and status.configured and not damaged)
         _show(self.remove_button, admin and (status.configured or damaged))
 
     def show_notes(self, notices: tuple[Notice, ...]) -> None:
@@ -531,6 +532,7 @@ class AISettingsPanel(widgets.VBox):
     Attributes:
         view: ``"row"``, ``"form"`` (Add or Edit open) or ``"confirm"`` (Remove asked).
         row, form, confirmation: the three regions; ``footer`` names the keyring.
+        access: who may use AI and who the admins are (:class:`~ai_admin_widgets.widgets.access.AccessSettings`).
     """
 
     def __init__(self, settings: AISettings) -> None:
@@ -543,7 +545,8 @@ class AISettingsPanel(widgets.VBox):
         self.form = IntegrationForm(self._save, self._close)
         self.confirmation = RemoveConfirmation(self._remove, self._close)
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
-        super().__init__([self.title, self.notice, self.row, self.form, self.confirmation, self.footer])
+        self.access = AccessSettings(settings)
+        super().__init__([self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.footer])
         _classes(self, "aiw-panel")
         self._unsubscribe = settings.on_change(self.render)
         self.render()
@@ -579,6 +582,7 @@ class AISettingsPanel(widgets.VBox):
                 "" if admin else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
             )
         self.row.render(status, admin=admin, damaged=damaged)
+        self.access.render(admin=admin)
         self.footer.value = _span(f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE)
         _show(self.form, self.view == "form")
         _show(self.confirmation, self.view == "confirm")

@@ -1,0 +1,146 @@
+"""The "Who may use AI" region of the AI Settings page: the allow-lists, and who the admins are.
+
+Anyone sees who may use AI and who the admins are; an admin also edits the allowed users
+and groups (comma-separated names, then Apply). The rules behind it are in
+:mod:`ai_admin_widgets.access`. Stable CSS classes: ``aiw-access``,
+``aiw-access-summary``, ``aiw-admins``, ``aiw-access-note``, ``aiw-allowed-users``,
+``aiw-allowed-groups``, ``aiw-apply-access``, ``aiw-access-message``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import ipywidgets as widgets
+
+from ..access import ADMIN_REQUIRED, AccessLists
+from ..models import AIAdminError
+
+if TYPE_CHECKING:
+    from ..service import AISettings
+
+__all__ = ["AccessSettings"]
+
+_ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
+_WARNING_STYLE = "color: var(--jp-warn-color1, #f57c00)"
+_SUCCESS_STYLE = "color: var(--jp-success-color1, #388e3c)"
+_HELP_STYLE = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
+
+
+def _span(text: str, style: str, *, alert: bool = False) -> str:
+    role = ' role="alert"' if alert else ""
+    return f'<span{role} style="{style}">{html.escape(text, quote=False)}</span>'
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(names)
+
+
+def describe(lists: AccessLists) -> str:
+    """One sentence saying who may use AI under ``lists`` (for the summary line).
+
+    Args:
+        lists: the allow-lists.
+    Returns:
+        E.g. ``"Everyone may use AI."`` or ``"Only these may use AI: the users alice, bob; members of the groups ds."``.
+    """
+    if lists.everyone_may_use_ai:
+        return "Everyone may use AI."
+    parts = []
+    if lists.allowed_users:
+        parts.append(f"the users {_names(lists.allowed_users)}")
+    if lists.allowed_groups:
+        parts.append(f"members of the groups {_names(lists.allowed_groups)}")
+    return f"Only these may use AI: {'; '.join(parts)}."
+
+
+class AccessSettings(widgets.VBox):
+    """Who may use AI (allowed users and groups) and who the admins are; editable by admins only.
+
+    Args:
+        settings: the service to read the lists from and to apply changes through; it
+            notifies its listeners (the panel) after a change.
+
+    Attributes:
+        summary: who may use AI, in one sentence.
+        admins: who the admins are (JupyterHub's, or the store's list).
+        note: why the current user is not an admin, when JupyterHub could not say.
+        users, groups: the allowed users and groups as comma-separated text (admins only).
+        apply_button: saves both lists.
+        message: the outcome of Apply.
+    """
+
+    def __init__(self, settings: AISettings) -> None:
+        self.settings = settings
+        self._shown: AccessLists | None = None
+        self.heading = widgets.HTML("<h4>Who may use AI</h4>")
+        self.summary = _with_class(widgets.HTML(""), "aiw-access-summary")
+        self.admins = _with_class(widgets.HTML(""), "aiw-admins")
+        self.note = _with_class(widgets.HTML(""), "aiw-access-note")
+        self.users = _with_class(
+            widgets.Text(description="Allowed users", placeholder="everyone; or names: alice, bob"), "aiw-allowed-users"
+        )
+        self.groups = _with_class(
+            widgets.Text(description="Allowed groups", placeholder="everyone; or groups: data-science"), "aiw-allowed-groups"
+        )
+        for field in (self.users, self.groups):
+            field.style.description_width = "130px"
+            field.layout.width = "560px"
+        self.help = widgets.HTML(_span(
+            "Comma-separated names. Leave both empty to let everyone use AI. "
+            "Groups are JupyterHub's on a hub, the operating system's elsewhere.", _HELP_STYLE,
+        ))
+        self.apply_button = _with_class(widgets.Button(description="Apply", tooltip="Apply"), "aiw-apply-access")
+        self.apply_button.on_click(lambda _: self.apply())
+        self.message = _with_class(widgets.HTML(""), "aiw-access-message")
+        self.editor = widgets.VBox([self.users, self.groups, self.help, self.apply_button])
+        super().__init__([self.heading, self.summary, self.admins, self.note, self.editor, self.message])
+        _with_class(self, "aiw-access")
+
+    def render(self, *, admin: bool | None = None) -> None:
+        """Draw the lists as the service holds them; the editor only for admins.
+
+        The text fields are refilled only when the stored lists changed since the last
+        render, so a render does not throw away what an admin is typing.
+
+        Args:
+            admin: whether the current user is an admin; None asks the service.
+        """
+        check = self.settings.admin_check()
+        if admin is None:
+            admin = check.admin
+        lists = self.settings.access_lists()
+        self.summary.value = html.escape(describe(lists), quote=False)
+        if lists.on_hub:
+            admins = "Admins: JupyterHub's admins."
+        elif lists.admins:
+            admins = f"Admins: {_names(lists.admins)}."
+        else:
+            admins = "Admins: none yet. Whoever first configures the integration becomes its admin."
+        self.admins.value = _span(admins, _HELP_STYLE)
+        why = check.reason if check.source == "hub" and not check.admin and check.reason != ADMIN_REQUIRED else None
+        self.note.value = _span(why, _WARNING_STYLE, alert=True) if why else ""
+        if lists != self._shown:
+            self.users.value = _names(lists.allowed_users)
+            self.groups.value = _names(lists.allowed_groups)
+            self._shown = lists
+        self.editor.layout.display = None if admin else "none"
+        if not admin:
+            self.message.value = ""
+
+    def apply(self) -> None:
+        """Save the allowed users and groups as typed; show the outcome (an error keeps what was typed)."""
+        try:
+            lists = self.settings.set_allowed(self.users.value, self.groups.value)
+        except (ValueError, AIAdminError) as error:
+            self.message.value = _span(str(error), _ERROR_STYLE, alert=True)
+            return
+        self._shown = None  # show the lists as stored (tidied)
+        self.render()
+        self.message.value = _span(f"Saved. {describe(lists)}", _SUCCESS_STYLE)
+
+
+def _with_class(widget: widgets.DOMWidget, css_class: str) -> widgets.DOMWidget:
+    widget.add_class(css_class)
+    return widget
