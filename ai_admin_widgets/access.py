@@ -257,18 +257,27 @@ class AccessPolicy:
 
     @staticmethod
     def hub_api_url() -> str | None:
-        """``$JUPYTERHUB_API_URL`` without a trailing ``/``, or None off a hub."""
+        """JupyterHub's API address, read from the environment at each call.
+
+        Returns:
+            ``$JUPYTERHUB_API_URL`` without a trailing ``/`` (e.g. ``http://127.0.0.1:8081/hub/api``),
+            or None when it is not set.
+        """
         url = os.environ.get(_HUB_URL, "").strip()
         return url.rstrip("/") or None
 
     def on_hub(self) -> bool:
-        """True when JupyterHub decides: ``$JUPYTERHUB_API_URL`` is set (or ``use_hub`` says so)."""
+        """Whether JupyterHub, rather than the store's admins list, decides who is an admin.
+
+        Returns:
+            ``use_hub`` when it was given; else True when ``$JUPYTERHUB_API_URL`` is set.
+        """
         if self.use_hub is not None:
             return self.use_hub
         return self.hub_api_url() is not None
 
     def refresh(self) -> None:
-        """Forget JupyterHub's remembered answer, so the next question asks again."""
+        """Forget JupyterHub's remembered answer (or failure), so the next question asks the hub again."""
         with self._lock:
             self._cache = None
 
@@ -391,7 +400,14 @@ class AccessPolicy:
         return AdminCheck(False, "store", f"{ADMIN_REQUIRED} Admins here: {', '.join(admins)}.")
 
     def is_admin(self, user: str, admins: Sequence[str] = ()) -> bool:
-        """True when ``user`` may change the OpenAI integration (see :meth:`check_admin`)."""
+        """Whether ``user`` may change the OpenAI integration.
+
+        Args:
+            user: the user name.
+            admins: the store's admins list as it applies off a hub (empty: none yet).
+        Returns:
+            ``check_admin(user, admins).admin``; never raises for an unreachable hub.
+        """
         return self.check_admin(user, admins).admin
 
     # -- use of AI ------------------------------------------------------------------- #

@@ -177,7 +177,14 @@ class SettingsRecord(BaseModel):
         return [self.updated_by] if self.updated_by else []
 
     def carried_access(self, actor: str) -> dict[str, list[str]]:
-        """The access fields a new record of this store keeps, with ``actor`` as first admin if there is none yet."""
+        """The access fields that the next record of this store keeps.
+
+        Args:
+            actor: the user writing the next record; the first admin when there is none yet.
+        Returns:
+            ``admins`` (:attr:`effective_admins`, or ``[actor]``), ``allowed_users`` and
+            ``allowed_groups``, ready to pass to a new :class:`SettingsRecord`.
+        """
         return {
             "admins": self.effective_admins or [actor],
             "allowed_users": list(self.allowed_users),
