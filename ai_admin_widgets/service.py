@@ -178,6 +178,22 @@ class AISettings:
         except Exception:  # KeyringUnavailable, or a backend that fails while being chosen
             return "none usable"
 
+    def keyring_problem(self) -> str | None:
+        """Why no keyring can hold the keys here, and how to fix that; None when one can.
+
+        Returns:
+            The message of the :class:`KeyringUnavailable` that the keyring policy
+            (:func:`~ai_admin_widgets.store.default_keyring`) raises, or None (also when a
+            keyring backend was given explicitly).
+        """
+        if self._keyring is not None:
+            return None
+        try:
+            default_keyring()
+        except KeyringUnavailable as error:
+            return str(error)
+        return None
+
     def saved_fields(self) -> dict[str, Any] | None:
         """The saved integration's fields without keys (for pre-filling the Edit form), or None."""
         record = self._reader.read()

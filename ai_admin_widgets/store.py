@@ -50,11 +50,16 @@ __all__ = [
     "backend_name",
     "default_home",
     "default_keyring",
+    "prepare_keyring",
 ]
 
 SERVICE_NAME = "ai-admin-widgets"
 RECORD_FORMAT = 1
 PLAINTEXT_ENV = "AI_ADMIN_ALLOW_PLAINTEXT_KEYRING"
+#: Where keyrings.cryptfile's password comes from (the name its own documentation uses).
+CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"
+#: How long (seconds) the unlock prompt of a locked Secret Service keyring may wait for an answer.
+UNLOCK_TIMEOUT = 60.0
 
 
 def default_home() -> Path:
@@ -74,7 +79,122 @@ def backend_name(backend: KeyringBackend) -> str:
 
 
 def _is_plaintext(backend: KeyringBackend) -> bool:
-    return type(backend).__module__.startswith("keyrings.alt") and "Plaintext" in type(backend).__name__
+    module = type(backend).__module__
+    return module.startswith(("keyrings.alt", "keyrings.cryptfile")) and "Plaintext" in type(backend).__name__
+
+
+def _members(backend: KeyringBackend) -> list[KeyringBackend]:
+    """The backends a chainer tries in turn (highest priority first), or ``[backend]``."""
+    from keyring.backends.chainer import ChainerBackend
+
+    return list(backend.backends) if isinstance(backend, ChainerBackend) else [backend]
+
+
+def _asks_for_password(backend: KeyringBackend) -> bool:
+    """True for an encrypted file keyring (keyrings.cryptfile, keyrings.alt) that has no password yet.
+
+    Such a backend would ask for it with ``getpass`` on its first use: on a terminal nobody
+    watches, or in a kernel, that waits forever.
+    """
+    if not hasattr(type(backend), "keyring_key"):
+        return False
+    return getattr(backend, "_keyring_key", None) is None and "keyring_key" not in vars(backend)
+
+
+def _supplied_password(backend: KeyringBackend) -> str | None:
+    """The password the environment gives for ``backend`` (keyrings.cryptfile only), or None."""
+    if type(backend).__module__.startswith("keyrings.cryptfile"):
+        return os.environ.get(CRYPTFILE_PASSWORD_ENV) or None
+    return None
+
+
+def _prompt_refused(backend: KeyringBackend) -> KeyringUnavailable:
+    if type(backend).__module__.startswith("keyrings.cryptfile"):
+        how = f"Set {CRYPTFILE_PASSWORD_ENV} to its password in the environment that starts Jupyter (or ai-admin)"
+    else:
+        how = f"Use keyrings.cryptfile's CryptFileKeyring with {CRYPTFILE_PASSWORD_ENV} set instead"
+    return KeyringUnavailable(
+        f"The keyring ({backend_name(backend)}) would ask for its password on a terminal, which stops a Jupyter "
+        f"kernel. {how}, or choose another keyring with keyring's PYTHON_KEYRING_BACKEND."
+    )
+
+
+def _unlock_secret_service(backend: KeyringBackend) -> None:
+    """Make sure the Secret Service collection ``backend`` uses is unlocked, waiting at most UNLOCK_TIMEOUT.
+
+    keyring itself waits for an unlock prompt without a limit; a prompt nobody answers (a
+    desktop nobody sits at, a JupyterHub server) would stop the kernel for good.
+    """
+    import secretstorage
+    from secretstorage.exceptions import ItemNotFoundException, SecretStorageException
+
+    try:
+        connection = secretstorage.dbus_init()
+    except SecretStorageException:
+        raise KeyringUnavailable(
+            "The Secret Service (GNOME Keyring / KWallet) cannot be reached on D-Bus. Start it, "
+            "or choose another keyring with keyring's PYTHON_KEYRING_BACKEND."
+        ) from None
+    try:
+        path = getattr(backend, "preferred_collection", None) or secretstorage.collection.DEFAULT_COLLECTION
+        collection = secretstorage.Collection(connection, path)
+        if collection.is_locked():
+            collection.unlock(timeout=UNLOCK_TIMEOUT)
+            if collection.is_locked():
+                raise TimeoutError  # the prompt was dismissed, or could not be shown
+    except TimeoutError:
+        raise KeyringUnavailable(
+            f"The Secret Service keyring is locked, and its unlock prompt was not answered (it waits "
+            f"{UNLOCK_TIMEOUT:g} seconds at most). Unlock it (log in to the desktop, or open Passwords and Keys), "
+            "then try again."
+        ) from None
+    except ItemNotFoundException:
+        raise KeyringUnavailable(
+            "The Secret Service has no default keyring. Create one (Passwords and Keys, or log in to the desktop once), "
+            "then try again."
+        ) from None
+    except SecretStorageException as error:
+        raise KeyringUnavailable(f"The Secret Service failed ({type(error).__name__}); try again.") from None
+    finally:
+        connection.close()
+
+
+def prepare_keyring(backend: KeyringBackend) -> None:
+    """Get ``backend`` ready to be used without any prompt that could wait forever.
+
+    An encrypted file keyring (keyrings.cryptfile) gets its password from
+    ``$KEYRING_CRYPTFILE_PASSWORD`` instead of asking on a terminal; a locked Secret
+    Service keyring is unlocked, its prompt waiting at most :data:`UNLOCK_TIMEOUT` seconds.
+    For a chainer, each backend it would try is prepared.
+
+    Args:
+        backend: any ``keyring.backend.KeyringBackend``.
+    Returns:
+        None; the backend is ready for get, set and delete.
+    Raises:
+        KeyringUnavailable: the backend would prompt (no password in the environment, a
+            wrong one, a locked keyring nobody unlocked); the message says what to set or do.
+    """
+    from keyring.backends import SecretService
+
+    for member in _members(backend):
+        if _asks_for_password(member):
+            password = _supplied_password(member)
+            if password is None:
+                raise _prompt_refused(member)
+            try:
+                member.keyring_key = password  # checked against the file's reference value
+            except Exception:  # ValueError ("Incorrect Password", "MAC check failed") and the like
+                try:
+                    del member.keyring_key  # a wrong password must not stay set
+                except Exception:
+                    pass
+                raise KeyringUnavailable(
+                    f"{CRYPTFILE_PASSWORD_ENV} does not open the keyring file {getattr(member, 'file_path', '')}. "
+                    "Set it to the password that file was made with, then try again."
+                ) from None
+        elif isinstance(member, SecretService.Keyring):
+            _unlock_secret_service(member)
 
 
 def default_keyring() -> KeyringBackend:
@@ -86,18 +206,28 @@ def default_keyring() -> KeyringBackend:
         KeyringUnavailable: there is no usable backend (keyring's fail backend, or its null
             backend, which silently forgets every key), or the
             only one stores keys in plain text and ``AI_ADMIN_ALLOW_PLAINTEXT_KEYRING=1``
-            is not set.
+            is not set, or the best one would ask for its password on a terminal
+            (keyrings.cryptfile without ``KEYRING_CRYPTFILE_PASSWORD``).
     """
     import keyring
     from keyring.backends import fail, null
 
-    backend = keyring.get_keyring()
-    members = getattr(backend, "backends", None) or [backend]
+    none_usable = (
+        "No keyring backend is available to hold the API keys. Install and unlock a system keyring "
+        "(GNOME Keyring / KWallet on Linux), or configure one with keyring's PYTHON_KEYRING_BACKEND."
+    )
+    try:
+        backend = keyring.get_keyring()
+        members = _members(backend)
+    except Exception:  # a backend that fails while being chosen
+        raise KeyringUnavailable(none_usable) from None
     if isinstance(backend, (fail.Keyring, null.Keyring)) or not members:
-        raise KeyringUnavailable(
-            "No keyring backend is available to hold the API keys. Install and unlock a system keyring "
-            "(GNOME Keyring / KWallet on Linux), or configure one with keyring's PYTHON_KEYRING_BACKEND."
-        )
+        raise KeyringUnavailable(none_usable)
+    if any(_asks_for_password(member) for member in members):
+        # Only the best backend, so no lookup falls through to another that would prompt.
+        backend, members = members[0], members[:1]
+        if _asks_for_password(backend) and _supplied_password(backend) is None:
+            raise _prompt_refused(backend)
     if all(_is_plaintext(member) for member in members) and os.environ.get(PLAINTEXT_ENV) != "1":
         raise KeyringUnavailable(
             f"The only keyring backend available ({backend_name(backend)}) stores keys in plain text. "
@@ -469,6 +599,7 @@ class SettingsStore:
     def _keyring_call(self, method: str, *args: str) -> Any:
         if self.keyring is None:
             raise KeyringUnavailable("This store was opened without a keyring, so it cannot read or write keys.")
+        prepare_keyring(self.keyring)  # never a prompt that waits forever
         try:
             return getattr(self.keyring, method)(*args)
         except Exception as error:  # keyring backends raise many kinds; none may carry the key

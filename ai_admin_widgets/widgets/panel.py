@@ -583,7 +583,12 @@ class AISettingsPanel(widgets.VBox):
             )
         self.row.render(status, admin=admin, damaged=damaged)
         self.access.render(admin=admin)
-        self.footer.value = _span(f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE)
+        keyring_problem = self.settings.keyring_problem()
+        self.footer.value = (
+            _span(f"Keys cannot be saved here. {keyring_problem}", _ERROR_STYLE)
+            if keyring_problem
+            else _span(f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE)
+        )
         _show(self.form, self.view == "form")
         _show(self.confirmation, self.view == "confirm")
 
