@@ -23,6 +23,7 @@ _EXPORTS = {
     "Sandbox": "sandbox",
     "Timeouts": "verify",
     "AIAdminError": "models",
+    "ConcurrentChange": "models",
     "AzureDeployment": "models",
     "AzureOpenAIIntegration": "models",
     "FailureCode": "models",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .models import (
         AIAdminError,
         AzureDeployment,
+        ConcurrentChange,
         AzureOpenAIIntegration,
         FailureCode,
         IntegrationStatus,

@@ -25,16 +25,24 @@ EXIT_OK, EXIT_NOT_CONFIGURED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2, 3
 _HOME_HELP = "the settings store's folder (default: $AI_ADMIN_HOME or the user data folder)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped command exits 3 ("another problem"), not 2 ("authentication failed")."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--home", default=argparse.SUPPRESS, help=_HOME_HELP)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ai-admin",
         description="Check and manage the organization's OpenAI integration.",
         epilog="Exit codes: 0 ok, 1 not configured, 2 authentication failed, 3 another problem.",
     )
     parser.add_argument("--home", default=None, help=_HOME_HELP)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     status = commands.add_parser(
         "status", parents=[common], help="show the integration: provider, models, key hints, who saved it and when"
     )
@@ -107,9 +115,9 @@ def _test(settings: AISettings, as_json: bool) -> int:
     except NotConfigured as error:
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_NOT_CONFIGURED
-    except (StoreError, KeyringUnavailable) as error:  # the saved keys cannot be read: a failed authentication
+    except (StoreError, KeyringUnavailable) as error:  # the saved settings or keys cannot be read here
         print(f"ai-admin: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_ERROR
     print(report.model_dump_json(indent=2) if as_json else str(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from .normalize import (
+    AZURE_HOST_SUFFIXES,
     FieldProblem,
     Notice,
     azure_host_notices,
@@ -44,6 +45,7 @@ __all__ = [
     "FieldProblem",
     "Notice",
     "AIAdminError",
+    "ConcurrentChange",
     "AzureDeployment",
     "AzureOpenAIIntegration",
     "FailureCode",
@@ -120,6 +122,10 @@ class StoreError(AIAdminError):
     """The settings store could not be read or written; nothing was half-saved."""
 
 
+class ConcurrentChange(StoreError):
+    """Someone else saved or removed the integration after this change began; nothing was saved."""
+
+
 class KeyringUnavailable(StoreError):
     """No usable keyring backend holds the keys; the message says how to get one."""
 
@@ -170,6 +176,8 @@ class FailureCode(str, enum.Enum):
 # --------------------------------------------------------------------------- #
 
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{2,64}")
+_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a DNS name, or an IP address (IPv6 without its brackets)
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
 
 
@@ -202,9 +210,16 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     if "<" in text or ">" in text:
         raise ValueError(f"{field_label} still holds a placeholder in <angle brackets>: put your resource's name there.")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise ValueError(f"{field_label} has a port that is not a number from 1 to 65535 after the ':'.") from None
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{field_label} has a port that is not a number from 1 to 65535 after the ':'.")
+    if not _HOST.fullmatch(parts.hostname):
+        raise ValueError(
+            f"{field_label} has a character that cannot be in a host name (a space, or a dash or dot copied from a "
+            "document): type the host name again."
+        )
     return text.rstrip("/")
 
 
@@ -329,9 +344,24 @@ class OpenAIIntegration(_Model):
                 parts = urlsplit(base_url.strip())
             except ValueError:  # the field validator says it is not a web address
                 parts = urlsplit("")
-            if (parts.hostname or "").lower() == "api.openai.com" and parts.path.rstrip("/") in ("", "/"):
-                data["base_url"] = f"{parts.scheme}://{parts.netloc}/v1"
+            host = (parts.hostname or "").lower()
+            path = parts.path.rstrip("/")
+            operation = re.search(r"/(chat/completions|completions|embeddings|responses|models(/[^/]*)?)$", path)
+            if parts.scheme and host and operation:
+                path = path[: operation.start()]
+                notices.append(Notice(field="base_url", message=f"Base URL ended in /{operation.group(1)}, which the tool adds itself; it was removed."))
+            if parts.scheme and host and (parts.query or parts.fragment):
+                notices.append(Notice(field="base_url", message="Base URL had a ?query or #fragment after it, which was removed."))
+            if host == "api.openai.com" and path in ("", "/"):
+                path = "/v1"
                 notices.append(Notice(field="base_url", message="Base URL had no /v1 at its end; it was added."))
+            if parts.scheme and host:
+                data["base_url"] = f"{parts.scheme}://{parts.netloc}{path}"
+            if host.endswith(AZURE_HOST_SUFFIXES):
+                notices.append(Notice(
+                    field="base_url", level="warning",
+                    message="Base URL is an Azure OpenAI endpoint: choose the Azure OpenAI provider, and enter it as the Endpoint URL.",
+                ))
         return _built(handler, data, notices)
 
     @field_validator("api_key", mode="before")
@@ -352,7 +382,26 @@ class OpenAIIntegration(_Model):
             raise ValueError(
                 "This looks like an API key, not a model id: paste the key under API Key, and type a model id such as gpt-4o here."
             )
+        if isinstance(value, str) and not _MODEL_ID.fullmatch(value.strip()):
+            raise ValueError(
+                "A model id has only letters, digits, '.', '_', '-' and ':' (such as gpt-4o or text-embedding-3-small)."
+            )
         return value
+
+    @field_validator("organization", "project", mode="before")
+    @classmethod
+    def _organization_or_project(cls, value: Any, info: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        text = value.strip()
+        label = "Organization ID" if info.field_name == "organization" else "Project ID"
+        if _looks_like_key(text):
+            raise ValueError(f"{label} looks like an API key: paste the key under API Key, and leave {label} empty or type its id.")
+        if info.field_name == "organization" and text.startswith("proj_"):
+            raise ValueError("Organization ID holds a Project ID (proj_…): move it to Project ID; organization ids start with org-.")
+        if info.field_name == "project" and text.startswith("org-"):
+            raise ValueError("Project ID holds an Organization ID (org-…): move it to Organization ID; project ids start with proj_.")
+        return text
 
     def secrets(self) -> dict[str, SecretStr]:
         """The keys by slot name, ``{"api_key": SecretStr}``, for the keyring."""
@@ -362,10 +411,6 @@ class OpenAIIntegration(_Model):
         """Every field but the key, as JSON-ready values, for the settings record."""
         return self.model_dump(mode="json", exclude={"api_key"})
 
-    @property
-    def hosts(self) -> dict[str, str]:
-        """The host each key is sent to, by slot name."""
-        return {"api_key": urlsplit(self.base_url).hostname or ""}
 
 
 class AzureDeployment(_Model):
@@ -502,13 +547,18 @@ class AzureOpenAIIntegration(_Model):
                 other = ROLE_LABELS[target.role]
                 raise FieldProblem(
                     f"{role}_model.endpoint_url",
-                    f"Endpoint URL is the target URI of an {other.lower()} deployment: paste it under {other}, "
+                    f"Endpoint URL is the target URI of the {other.lower()}'s deployment: paste it under {other}, "
                     f"or paste the {ROLE_LABELS[role].lower()}'s own endpoint here.",
                 )
             if target.api_version:
                 try:
                     found, _ = normalize_api_version(target.api_version, default=DEFAULT_AZURE_API_VERSION)
-                except FieldProblem:
+                except FieldProblem as problem:
+                    notices.append(Notice(
+                        field="api_version", level="warning",
+                        message=f"The target URI's api-version could not be used ({problem}); "
+                        f"the API version {data.get('api_version', DEFAULT_AZURE_API_VERSION)} is used instead.",
+                    ))
                     continue
                 current = data.get("api_version", DEFAULT_AZURE_API_VERSION)
                 if current == found:
@@ -602,13 +652,6 @@ class AzureOpenAIIntegration(_Model):
             exclude={"language_model": {"api_key"}, "embeddings_model": {"api_key"}},
         )
 
-    @property
-    def hosts(self) -> dict[str, str]:
-        """The host each key is sent to, by slot name."""
-        return {
-            f"{role}_model.api_key": urlsplit(self.deployment(role).endpoint_url).hostname or ""
-            for role in ROLES
-        }
 
 
 #: Either kind of integration; ``provider`` tells them apart.

@@ -141,6 +141,8 @@ def azure_host_notices(host: str, field: str = "endpoint_url") -> list[Notice]:
 # Endpoint URLs and target URIs
 # --------------------------------------------------------------------------- #
 
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_WRAPPERS = {("\"", "\""), ("'", "'"), ("<", ">"), ("‹", "›"), ("“", "”"), ("(", ")"), ("[", "]"), ("`", "`")}
 _OPERATION_ROLE = {"chat/completions": "language", "completions": "language", "embeddings": "embeddings"}
 
 
@@ -176,9 +178,15 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     Returns:
         An :class:`AzureTarget`; ``endpoint`` equals the stripped input when nothing applied.
     """
-    original = text
-    text = text.strip()
     notices: list[Notice] = []
+    text = text.strip()
+    cleaned = _INVISIBLE.sub("", text)
+    if cleaned != text:
+        text = cleaned.strip()
+        notices.append(Notice(field=field_name, message="Invisible characters (copied with the URL) were removed from Endpoint URL."))
+    if len(text) >= 2 and (text[0], text[-1]) in _WRAPPERS:
+        text = text[1:-1].strip()
+        notices.append(Notice(field=field_name, message="The quotes or brackets around Endpoint URL were removed."))
     if text and "://" not in text and re.match(r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/|$)", text):
         text = "https://" + text
         notices.append(Notice(field=field_name, message="Endpoint URL had no https:// in front; it was added."))
@@ -189,7 +197,7 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return AzureTarget(endpoint=text, notices=notices)
     path = re.sub(r"/{2,}", "/", parts.path)
-    match = re.search(r"/openai/deployments/([^/?#]+)(?:/(.*?))?/?$", path)
+    match = re.search(r"/openai/deployments/([^/?#]+)(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
     target = AzureTarget(endpoint="", notices=notices)
     if match:
         base_path = path[: match.start()]
@@ -199,23 +207,31 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
         versions = parse_qs(parts.query).get("api-version")
         target.api_version = versions[0].strip() if versions else None
         target.endpoint = f"{parts.scheme}://{parts.netloc}{base_path}".rstrip("/")
-        found = f"deployment '{target.deployment_id}'" + (f" and api-version {target.api_version}" if target.api_version else "")
         notices.append(
             Notice(
                 field=field_name,
-                message=f"Endpoint URL held a whole target URI: it was cut to the endpoint {target.endpoint}, and its {found} were used.",
+                message=f"Endpoint URL held a whole target URI: it was cut to the endpoint {target.endpoint}, "
+                f"and its deployment '{target.deployment_id}' was used.",
             )
         )
         return target
     trimmed = path.rstrip("/")
     suffix = re.search(r"(?:/openai(?:/deployments)?)+$", trimmed, flags=re.IGNORECASE)
+    api_path = re.search(r"/openai/.*$", trimmed, flags=re.IGNORECASE)
     if suffix:  # all of it at once, so that normalizing the result again changes nothing
         trimmed = trimmed[: suffix.start()].rstrip("/")
         notices.append(Notice(field=field_name, message=f"Endpoint URL ended in {suffix.group(0)}, which the tool adds itself; it was removed."))
+    elif api_path:  # another API's path (/openai/v1/..., /openai/responses): the endpoint is what comes before it
+        trimmed = trimmed[: api_path.start()].rstrip("/")
+        notices.append(
+            Notice(field=field_name, message=f"Endpoint URL held the API path {api_path.group(0)}, which was removed: the endpoint is what comes before it.")
+        )
     elif trimmed != path:
         notices.append(Notice(field=field_name, message="The / at the end of Endpoint URL was removed."))
     if parts.query:
         notices.append(Notice(field=field_name, message="Endpoint URL had a ?query after it, which was removed."))
+    if parts.fragment:
+        notices.append(Notice(field=field_name, message="Endpoint URL had a #fragment after it, which was removed."))
     target.endpoint = f"{parts.scheme}://{parts.netloc}{trimmed}"
     return target
 
@@ -263,7 +279,14 @@ def normalize_api_key(value: Any, field_name: str = "api_key") -> tuple[Any, lis
             text = text[1:-1].strip()
             notices.append(Notice(field=field_name, message="Quotes around the API Key were removed."))
         lowered = text.lower()
-        for prefix, what in (("authorization:", "'Authorization:'"), ("api-key:", "'api-key:'"), ("bearer ", "'Bearer '")):
+        for prefix, what in (
+            ("authorization:", "'Authorization:'"),
+            ("ocp-apim-subscription-key:", "'Ocp-Apim-Subscription-Key:'"),
+            ("api-key:", "'api-key:'"),
+            ("api-key=", "'api-key='"),
+            ("api_key=", "'api_key='"),
+            ("bearer ", "'Bearer '"),
+        ):
             if lowered.startswith(prefix):
                 text = text[len(prefix):].strip()
                 lowered = text.lower()
@@ -283,7 +306,25 @@ def normalize_api_key(value: Any, field_name: str = "api_key") -> tuple[Any, lis
             notices.append(Notice(field=field_name, message="'${' and '}' around the API Key were removed."))
         if text == before:
             break
+    _refuse_placeholders(text, field_name)
     return SecretStr(text), notices
+
+
+_PLACEHOLDERS = (
+    (re.compile(r"^\$[A-Z][A-Z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|os\.environ|getenv\("),
+     "API Key holds a reference to an environment variable, not a key: paste the key's value itself."),
+    (re.compile(r"^<.*>$|^\{.*\}$|your[-_ ]?(api[-_ ]?)?key|api[-_ ]?key[-_ ]?here|^x{6,}$", re.IGNORECASE),
+     "API Key holds a placeholder from an example, not a key: paste the key from the portal."),
+    (re.compile(r"^[…•*·]|^\.\.\.|[•*]{4,}"),
+     "API Key holds the hidden hint of a key (…abcd or ••••), not the key: paste the whole key from the portal."),
+)
+
+
+def _refuse_placeholders(text: str, field_name: str) -> None:
+    """Raise a FieldProblem when the text is plainly not a key (a variable, a placeholder, a hint)."""
+    for pattern, message in _PLACEHOLDERS:
+        if pattern.search(text):
+            raise FieldProblem(field_name, message)
 
 
 def provider_hint(key: str, provider: str, field_name: str = "api_key") -> list[Notice]:

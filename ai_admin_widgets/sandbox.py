@@ -57,7 +57,9 @@ connection_failed             ``refused_endpoint`` (a port that refuses connecti
 tls_error                     ``Sandbox(tls=True)``: https with a certificate from a private
                               certificate authority (``ca_bundle``), like an inspecting proxy
 unexpected_response           deployment or OpenAI model ``scenario-proxy-html`` (an HTML page)
-                              or ``scenario-wrong-shape`` (JSON of another shape)
+                              or ``scenario-wrong-shape`` (JSON of another shape); deployment
+                              ``scenario-redirect`` (307) and ``scenario-content-filter`` (400 with
+                              an error code of no other class)
 ============================  ====================================================================
 
 ``reasoning-o3-mini`` rejects ``max_tokens`` as reasoning models do (400
@@ -147,6 +149,8 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-rate-limited-long": (429, {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after 60 seconds."}}, {"retry-after": "60", "retry-after-ms": "60000"}),
     "scenario-server-error": (500, {"error": {"code": "InternalServerError", "message": "The server had an error processing your request."}}, {}),
     "scenario-wrong-shape": (200, {"status": "ok", "result": "pong"}, {}),
+    "scenario-content-filter": (400, {"error": {"code": "content_filter", "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."}}, {}),
+    "scenario-redirect": (307, {}, {"location": "https://elsewhere.example.invalid/openai"}),
 }
 _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "missing_permissions": (401, {"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read. Check that you have the correct role in your organization (Reader, Writer, Owner) and project (Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.", "type": "invalid_request_error", "param": None, "code": None}}, {}),

@@ -67,6 +67,7 @@ class AISettings:
         self._timeouts = timeouts
         self.access = access or AccessPolicy()
         self.openai_base_url = openai_base_url
+        self._cleaned = False
         self._listeners: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
@@ -83,7 +84,11 @@ class AISettings:
         """
         if self._keyring is None:
             self._keyring = default_keyring()
-        return SettingsStore(self.home, self._keyring)
+        store = SettingsStore(self.home, self._keyring)
+        if not self._cleaned:  # once per AISettings: keys an interrupted save left behind
+            self._cleaned = True
+            store.clean_leftovers()
+        return store
 
     @property
     def _reader(self) -> SettingsStore:
@@ -390,11 +395,14 @@ class AISettings:
 
     # -- changing --------------------------------------------------------------- #
 
-    def save(self, integration: AnyIntegration) -> IntegrationStatus:
+    def save(self, integration: AnyIntegration, *, expected_revision: int | None = None) -> IntegrationStatus:
         """Authenticate ``integration`` and, only if both models pass, store it.
 
         Args:
             integration: an :class:`OpenAIIntegration` or :class:`AzureOpenAIIntegration`.
+            expected_revision: the settings revision this change started from (the panel
+                passes the one it showed when the form opened); default: the revision when
+                this call began. If another kernel saved or removed in between, nothing is saved.
         Returns:
             The new :class:`IntegrationStatus`.
         Raises:
@@ -403,26 +411,30 @@ class AISettings:
             KeyringUnavailable: no safe keyring holds keys here (checked before any request).
             VerificationFailed: a model check failed; ``.report`` says which and why.
                 Nothing was stored.
+            ConcurrentChange: someone else changed the integration meanwhile ("changed by
+                <user> at <time>, reload"); nothing was stored.
             StoreError: the store could not be written; nothing changed.
         """
         from .verify import verify
 
-        store = self._prepare_save(integration)
+        store, revision = self._prepare_save(integration, expected_revision)
         report = verify(integration, timeouts=self.timeouts)
-        return self._store_verified(store, integration, report)
+        return self._store_verified(store, integration, report, revision)
 
-    async def save_async(self, integration: AnyIntegration, *, on_check: Any = None) -> IntegrationStatus:
+    async def save_async(
+        self, integration: AnyIntegration, *, on_check: Any = None, expected_revision: int | None = None
+    ) -> IntegrationStatus:
         """:meth:`save` for a running event loop (the kernel's): the checks do not block it.
 
         Args:
-            integration: as for :meth:`save`.
+            integration, expected_revision: as for :meth:`save`.
             on_check: called with each model's :class:`ModelCheck` as soon as it is done.
         """
         from .verify import verify_async
 
-        store = self._prepare_save(integration)
+        store, revision = self._prepare_save(integration, expected_revision)
         report = await verify_async(integration, timeouts=self.timeouts, on_check=on_check)
-        return self._store_verified(store, integration, report)
+        return self._store_verified(store, integration, report, revision)
 
     def remove(self) -> None:
         """Remove the OpenAI integration: its keys are deleted and AI functionality is disabled.
@@ -472,13 +484,15 @@ class AISettings:
             reason = check.reason or ""
             raise PermissionDenied(reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}".strip())
 
-    def _prepare_save(self, integration: AnyIntegration) -> SettingsStore:
+    def _prepare_save(self, integration: AnyIntegration, expected_revision: int | None) -> tuple[SettingsStore, int]:
+        """Check the input and the caller, resolve the keyring, and note the revision the change starts from."""
         if not isinstance(integration, (OpenAIIntegration, AzureOpenAIIntegration)):
             raise TypeError(
                 f"save() takes an OpenAIIntegration or an AzureOpenAIIntegration, not {type(integration).__name__}."
             )
         self._require_admin()
-        return self.store  # resolves the keyring first: no key is sent anywhere if it cannot be stored
+        store = self.store  # resolves the keyring first: no key is sent anywhere if it cannot be stored
+        return store, store.read().revision if expected_revision is None else expected_revision
 
     def _load_saved(self) -> tuple[AnyIntegration, int]:
         self._require_admin()  # re-testing what is saved writes its outcome to the store
@@ -507,7 +521,9 @@ class AISettings:
             }
         )
 
-    def _store_verified(self, store: SettingsStore, integration: AnyIntegration, report: VerificationReport) -> IntegrationStatus:
+    def _store_verified(
+        self, store: SettingsStore, integration: AnyIntegration, report: VerificationReport, revision: int
+    ) -> IntegrationStatus:
         if not report.ok:
             store.append_audit(
                 {
@@ -527,6 +543,7 @@ class AISettings:
             actor=self.user,
             models={check.role: check.model for check in report.checks},
             warnings=list(report.warnings),
+            expected_revision=revision,
         )
         store.append_audit(
             {

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from .models import (
     AzureOpenAIIntegration,
+    ConcurrentChange,
     KeyringUnavailable,
     OpenAIIntegration,
     Provider,
@@ -55,6 +56,8 @@ __all__ = [
 
 SERVICE_NAME = "ai-admin-widgets"
 RECORD_FORMAT = 1
+#: Every key slot an integration can have (OpenAI's one key; Azure OpenAI's two).
+ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key")
 PLAINTEXT_ENV = "AI_ADMIN_ALLOW_PLAINTEXT_KEYRING"
 #: Where keyrings.cryptfile's password comes from (the name its own documentation uses).
 CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"
@@ -401,6 +404,7 @@ class SettingsStore:
         actor: str,
         models: dict[str, str | None],
         warnings: list[str] | None = None,
+        expected_revision: int | None = None,
     ) -> SettingsRecord:
         """Store ``integration`` all or nothing, as a new revision.
 
@@ -413,14 +417,23 @@ class SettingsStore:
             actor: the user name recorded as ``updated_by``.
             models: the model that answered, by role, from the verification report.
             warnings: what to check, from the verification report.
+            expected_revision: the revision this change started from; when the record has
+                moved on since (another kernel saved or removed), nothing is written.
         Returns:
             The new record.
         Raises:
+            ConcurrentChange: the record is no longer at ``expected_revision``; nothing changed.
             KeyringUnavailable: the keyring refused a key; nothing changed.
             StoreError: the record could not be written; nothing changed.
         """
         with self._locked():
             old = self.read()
+            if expected_revision is not None and old.revision != expected_revision:
+                when = f" at {old.updated_at:%Y-%m-%d %H:%M} UTC" if old.updated_at else ""
+                raise ConcurrentChange(
+                    f"The OpenAI integration was changed by {old.updated_by or 'someone else'}{when} while this change was "
+                    "being made, so nothing was saved. Reload it (close and reopen the form) and save again."
+                )
             now = _now()
             secrets = integration.secrets()
             record = SettingsRecord(
@@ -630,6 +643,27 @@ class SettingsStore:
             self._keyring_call("delete_password", SERVICE_NAME, username)
         except Exception:  # already gone, or no keyring: a leftover is harmless and cleaned up later
             pass
+
+    def clean_leftovers(self) -> None:
+        """Delete the keys an interrupted save or remove may have left in the keyring.
+
+        A save killed after writing the next revision's keys but before the record leaves
+        keys under revision N+1; one killed after the record but before deleting the old
+        keys leaves revision N-1's. Both are deleted here, under the store's lock (so a
+        save in progress elsewhere is never touched). Without a keyring, nothing happens.
+        """
+        if self.keyring is None or not self._record_path.exists():
+            return
+        with self._locked():
+            try:
+                record = self.read()
+            except StoreError:
+                return
+            for revision in (record.revision - 1, record.revision + 1):
+                if revision < 1:
+                    continue
+                for slot in ALL_KEY_SLOTS:
+                    self._delete_quietly(record.model_copy(update={"revision": revision}).username(slot))
 
     def _delete_secrets(self, record: SettingsRecord) -> None:
         if record.configured:

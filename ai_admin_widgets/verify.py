@@ -284,8 +284,12 @@ class _Outcome:
     status: int | None = None
     model: str | None = None
     wait_seconds: float | None = None
+    asked_to_wait: bool = False
     vendor_message: str = ""
     html: bool = False
+    api_error: str | None = None  # the vendor's error code, when the answer was an API error of a kind not in the tables
+    redirect: str | None = None  # where a 3xx answer pointed
+    proxy: bool = False  # the failure happened at the proxy from HTTP(S)_PROXY
 
 
 def _azure_or_openai(target: _Target, openai: str, azure: str) -> str:
@@ -344,7 +348,11 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.API_VERSION_UNSUPPORTED: (
         "api_version_field",
         lambda t, o, s: f"The API version {t.api_version} is unknown to this resource or too old for the deployed model.",
-        lambda t, o, s: "Use a current API version: 2024-10-21, or 2024-12-01-preview or later for reasoning models (o1, o3, o4-mini).",
+        lambda t, o, s: (
+            f"Use API version {_minimum_version(o.vendor_message)} or later, which this model needs."
+            if _minimum_version(o.vendor_message)
+            else "Use a current API version: 2024-10-21, or 2024-12-01-preview or later for reasoning models (o1, o3, o4-mini)."
+        ),
     ),
     FailureCode.WRONG_MODEL_TYPE: (
         "deployment_field",
@@ -372,7 +380,7 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.RATE_LIMITED: (
         "deployment_field",
         lambda t, o, s: "The service is limiting requests right now"
-        + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.wait_seconds else "."),
+        + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.asked_to_wait and o.wait_seconds else "."),
         lambda t, o, s: "Wait"
         + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
         + " and Save again; if it keeps happening, "
@@ -395,8 +403,16 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.CONNECTION_FAILED: (
         "endpoint_field",
-        lambda t, o, s: f"Could not connect to {t.host}.",
-        lambda t, o, s: "Check the Endpoint URL and that this server may reach the internet, or your proxy (HTTPS_PROXY).",
+        lambda t, o, s: (
+            f"The proxy from HTTPS_PROXY / HTTP_PROXY would not connect to {t.host}."
+            if o.proxy
+            else f"Could not connect to {t.host}."
+        ),
+        lambda t, o, s: (
+            "Check the proxy's address, and whether it needs a user name and password (HTTP 407) or blocks this host; ask IT if unsure."
+            if o.proxy
+            else "Check the Endpoint URL and that this server may reach the internet, or your proxy (HTTPS_PROXY)."
+        ),
     ),
     FailureCode.TLS_ERROR: (
         "endpoint_field",
@@ -405,11 +421,23 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.UNEXPECTED_RESPONSE: (
         "endpoint_field",
-        lambda t, o, s: f"{t.host} sent "
-        + ("a web page (HTML)" if o.html else "an answer")
-        + (f" with HTTP status {o.status}" if o.status is not None else "")
-        + " instead of an OpenAI API response.",
-        lambda t, o, s: "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page.",
+        lambda t, o, s: (
+            f"{t.host} redirected the check elsewhere (HTTP {o.status}{', to ' + o.redirect if o.redirect else ''})."
+            if o.redirect is not None
+            else f"{t.host} refused the check with HTTP {o.status} and error code {o.api_error}."
+            if o.api_error
+            else f"{t.host} sent "
+            + ("a web page (HTML)" if o.html else "an answer")
+            + (f" with HTTP status {o.status}" if o.status is not None else "")
+            + " instead of an OpenAI API response."
+        ),
+        lambda t, o, s: (
+            "Use the address it points to as the Endpoint URL, or check that nothing between this server and the service rewrites addresses."
+            if o.redirect is not None
+            else "Read the service's message below; if it does not say what to change, contact the service's support with the request id."
+            if o.api_error
+            else "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page."
+        ),
     ),
 }
 
@@ -440,8 +468,23 @@ def _vendor_text(error: _VendorError | None, key: str) -> str:
     text = " ".join(error.message.split())
     if key:
         text = text.replace(key, "[key]")
+        # A run that also stands in the key is hidden too: 12 characters or more, or 8 or more
+        # with a digit in them (so that ordinary words the key happens to contain stay readable).
+        text = re.sub(r"[A-Za-z0-9_\-]{8,}", lambda match: _hide_if_in_key(match.group(0), key), text)
     text = _KEY_LIKE.sub("[hidden]", text)
     return text if len(text) <= 240 else text[:239] + "…"
+
+
+def _hide_if_in_key(run: str, key: str) -> str:
+    if run in key and (len(run) >= 12 or any(character.isdigit() for character in run)):
+        return "[hidden]"
+    return run
+
+
+def _minimum_version(vendor_message: str) -> str | None:
+    """The api-version a model needs, from Azure's "enabled only for api versions X and later"."""
+    match = re.search(r"api versions? (\d{4}-\d{2}-\d{2}(?:-preview)?) and later", vendor_message, re.I)
+    return match.group(1) if match else None
 
 
 # --------------------------------------------------------------------------- #
@@ -501,7 +544,7 @@ class _Check:
             try:
                 response = await self.client.send(request)
             except httpx.HTTPError as error:
-                return self.finish(_classify_transport(error))
+                return self.finish(_classify_transport(error), _Outcome(proxy=isinstance(error, httpx.ProxyError)))
             request_id = _request_id(response)
             status = response.status_code
             try:
@@ -510,6 +553,12 @@ class _Check:
                 body = None
             if status == 200:
                 return self._judge(body, request_id, response)
+            if 300 <= status < 400:
+                return self.finish(
+                    FailureCode.UNEXPECTED_RESPONSE,
+                    _Outcome(status=status, redirect=response.headers.get("location", "")),
+                    request_id,
+                )
             error = _read_error(body)
             if not switched_token_limit and _rejects_max_tokens(status, error):
                 switched_token_limit = True
@@ -523,7 +572,8 @@ class _Check:
                 asked = _retry_after(response)
                 wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
                 if waited + wait > self.timeouts.retry_budget:
-                    return self.finish(code, _Outcome(status=status, wait_seconds=wait, vendor_message=said), request_id)
+                    outcome = _Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said)
+                    return self.finish(code, outcome, request_id)
                 await asyncio.sleep(wait)
                 waited += wait
                 request = self._fresh(request)
@@ -533,7 +583,8 @@ class _Check:
                 await asyncio.sleep(0.5)
                 request = self._fresh(request)
                 continue
-            return self.finish(code, _Outcome(status=status, vendor_message=said), request_id)
+            unknown = error.code if code is FailureCode.UNEXPECTED_RESPONSE and error is not None else None
+            return self.finish(code, _Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
@@ -648,7 +699,10 @@ async def verify_async(
     """
     owned = client is None
     if client is None:
-        client = make_client(timeouts)
+        try:
+            client = make_client(timeouts)
+        except Exception as error:  # SSL_CERT_FILE unreadable, a proxy scheme without its package, ...
+            return _setup_failure(integration, error)
 
     async def run(check: _Check) -> ModelCheck:
         result = await check.run()
@@ -667,6 +721,33 @@ async def verify_async(
         if owned:
             await client.aclose()
     return VerificationReport(provider=integration.provider, checks=tuple(results))
+
+
+def _setup_failure(integration: OpenAIIntegration | AzureOpenAIIntegration, error: Exception) -> VerificationReport:
+    """A report for checks that could not even start, because this server's HTTPS or proxy settings are broken."""
+    import os
+
+    certificate_file = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+    if isinstance(error, ImportError):
+        code, field = FailureCode.CONNECTION_FAILED, None
+        message = (
+            "The proxy in HTTPS_PROXY / ALL_PROXY needs a package that is not installed (a socks5:// proxy needs "
+            "httpx[socks]). Install it, or use an http:// proxy address, then try again."
+        )
+    elif certificate_file:
+        code, field = FailureCode.TLS_ERROR, None
+        message = (
+            f"The certificate file in SSL_CERT_FILE / SSL_CERT_DIR ({certificate_file}) cannot be used ({type(error).__name__}). "
+            "Point it at the PEM bundle of your proxy's certificate authority, or unset it, and restart the kernel."
+        )
+    else:
+        code, field = FailureCode.CONNECTION_FAILED, None
+        message = f"This server's network settings could not be used ({type(error).__name__}: {error}). Check HTTPS_PROXY and SSL_CERT_FILE."
+    checks = tuple(
+        ModelCheck(role=role, ok=False, code=code, message=f"{ROLE_LABELS[role]}: {message}", field=field)
+        for role in ("language", "embeddings")
+    )
+    return VerificationReport(provider=integration.provider, checks=checks)
 
 
 def verify(

@@ -89,3 +89,10 @@ def test_a_damaged_store_is_one_line_and_exit_3(environment):
     shown = ai_admin(env, "status")
     assert shown.returncode == 3
     assert "Traceback" not in shown.stderr and "is damaged" in shown.stderr
+
+
+def test_a_mistyped_command_exits_3_not_the_authentication_code(environment):
+    env, _ = environment
+    mistyped = ai_admin(env, "stauts")
+    assert mistyped.returncode == 3
+    assert "invalid choice" in mistyped.stderr

@@ -220,7 +220,7 @@ CASES: dict[str, Case] = {
     ),
     "api_version_unsupported-azure-reasoning": Case(
         FailureCode.API_VERSION_UNSUPPORTED, lambda s, k: azure(s, language="reasoning-o3-mini"), LANGUAGE, "api_version",
-        ("too old for the deployed model", "2024-12-01-preview or later for reasoning models"),
+        ("too old for the deployed model", "Use API version 2024-12-01-preview or later, which this model needs"),
         said="enabled only for api versions 2024-12-01-preview and later",
     ),
     "wrong_model_type-azure": Case(
@@ -546,10 +546,7 @@ def test_timeout_names_the_limit_and_the_other_model_still_answers(sandbox):
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize(
-    "model_id",
-    ["my-fine-tuned-model-0123456789abcdefghij", "sk-abc***wxyz", "sk-proj-********************wxyz"],
-)
+@pytest.mark.parametrize("model_id", ["my-fine-tuned-model-0123456789abcdefghij"])
 def test_vendor_message_is_quoted_with_key_shaped_text_hidden(sandbox, model_id):
     report = run(openai(sandbox, language_model=model_id)).report
     language = report.check("language")
@@ -557,3 +554,78 @@ def test_vendor_message_is_quoted_with_key_shaped_text_hidden(sandbox, model_id)
     (quoted,) = QUOTED.findall(language.message)
     assert quoted == "The model `[hidden]` does not exist or you do not have access to it."
     assert model_id not in quoted
+
+
+# --------------------------------------------------------------------------- #
+# This server's own network settings, redirects, and errors of no other class
+# --------------------------------------------------------------------------- #
+
+
+def test_an_unreadable_ssl_cert_file_is_a_message_not_an_exception(sandbox, monkeypatch, tmp_path):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing-bundle.pem"))
+    report = verify(openai(sandbox))
+    assert {check.code for check in report.checks} == {FailureCode.TLS_ERROR}
+    assert "SSL_CERT_FILE" in report.checks[0].message and "missing-bundle.pem" in report.checks[0].message
+    assert sandbox.requests == []
+
+
+def test_a_redirect_says_where_it_points(sandbox):
+    report = verify(azure(sandbox, language="scenario-redirect"))
+    check = report.check("language")
+    assert check.code is FailureCode.UNEXPECTED_RESPONSE
+    assert "redirected the check elsewhere (HTTP 307, to https://elsewhere.example.invalid/openai)" in check.message
+
+
+def test_an_api_error_of_no_other_class_quotes_the_service_not_a_proxy_page(sandbox):
+    check = verify(azure(sandbox, language="scenario-content-filter")).check("language")
+    assert check.code is FailureCode.UNEXPECTED_RESPONSE
+    assert "refused the check with HTTP 400 and error code content_filter" in check.message
+    assert "content management policy" in check.message
+    assert "web page" not in check.message
+
+
+def test_a_proxy_that_refuses_is_named(monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NeedsLogin(BaseHTTPRequestHandler):
+        def do_CONNECT(self):  # noqa: N802
+            self.send_response(407)
+            self.send_header("proxy-authenticate", 'Basic realm="corp"')
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), NeedsLogin)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        integration = aiw.AzureOpenAIIntegration.shared(
+            endpoint_url="https://my-resource.openai.azure.com", api_key="sandbox-azure-proxy-test-0000",
+            language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small",
+        )
+        check = verify(integration).check("language")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert check.code is FailureCode.CONNECTION_FAILED
+    assert "The proxy from HTTPS_PROXY" in check.message and "407" in check.message
+
+
+def test_part_of_a_key_echoed_by_the_service_is_hidden():
+    from ai_admin_widgets.verify import _VendorError, _vendor_text
+
+    key = "sandbox-azure-LEAKMARKa1b2c3d4e5f6"
+    said = _vendor_text(_VendorError(message="The key LEAKMARKa1b2c3d4e5 is not allowed; you exceeded your quota."), key)
+    assert "LEAKMARK" not in said and "[hidden]" in said
+    assert "exceeded your quota" in said
+
+
+@pytest.mark.parametrize("masked", ["sk-abc***wxyz", "sk-proj-********************wxyz", "abcd****wxyz"])
+def test_a_masked_key_in_the_service_message_is_hidden(masked):
+    from ai_admin_widgets.verify import _VendorError, _vendor_text
+
+    said = _vendor_text(_VendorError(message=f"Incorrect API key provided: {masked}. Check it."), "unrelated")
+    assert masked not in said and "[hidden]" in said

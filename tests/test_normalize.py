@@ -629,3 +629,107 @@ def test_a_key_typed_as_an_openai_model_id_is_an_error_that_does_not_repeat_it(m
         assert "looks like an API key, not a model id" in problems[field]
         assert marker_key not in str(problems) and azure_key not in str(problems)
 
+
+
+# --------------------------------------------------------------------------- #
+# More of what admins paste (from a fresh-eyes review)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "pasted, phrase",
+    [
+        ("https://res.openai.azure.com/openai/v1/", "API path /openai/v1"),
+        ("https://res.openai.azure.com/openai/responses?api-version=2025-03-01-preview", "API path /openai/responses"),
+        ("\"https://res.openai.azure.com\"", "quotes or brackets"),
+        ("<https://res.openai.azure.com>", "quotes or brackets"),
+        ("https://res.openai.azure.com\u200b", "Invisible characters"),
+        ("https://res.openai.azure.com/#keys", "#fragment"),
+    ],
+)
+def test_more_endpoint_shapes_are_cut_to_the_endpoint_with_a_notice(pasted, phrase):
+    deployment = aiw.AzureDeployment(endpoint_url=pasted, deployment_id="gpt-4o", api_key="k" * 32)
+    assert deployment.endpoint_url == "https://res.openai.azure.com"
+    assert any(phrase in notice.message for notice in deployment.notices)
+
+
+def test_a_capitalised_target_uri_is_split_too():
+    deployment = aiw.AzureDeployment(
+        endpoint_url="https://res.openai.azure.com/OpenAI/Deployments/my-gpt/chat/completions", deployment_id="", api_key="k" * 32
+    )
+    assert deployment.deployment_id == "my-gpt"
+
+
+@pytest.mark.parametrize("url", ["https://res .openai.azure.com", "https://res\u2011x.openai.azure.com", "https://res.openai.azure.com:0"])
+def test_hosts_and_ports_that_cannot_work_are_refused(url):
+    with pytest.raises(ValidationError) as caught:
+        aiw.AzureDeployment(endpoint_url=url, deployment_id="gpt-4o", api_key="k" * 32)
+    assert "endpoint_url" in aiw.field_errors(caught.value)
+
+
+def test_a_model_version_in_a_target_uri_is_not_used_and_says_so():
+    integration = aiw.AzureOpenAIIntegration.shared(
+        endpoint_url="https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-05-13",
+        api_key="k" * 32, language_deployment_id="", embeddings_deployment_id="emb",
+    )
+    assert integration.api_version == "2024-10-21"
+    warning = next(notice for notice in integration.notices if notice.field == "api_version")
+    assert warning.level == "warning" and "2024-10-21 is used instead" in warning.message
+    assert not any("2024-05-13" in notice.message and "were used" in notice.message for notice in integration.notices)
+
+
+@pytest.mark.parametrize(
+    "key, phrase",
+    [
+        ("$AZURE_OPENAI_API_KEY", "environment variable"),
+        ("%OPENAI_API_KEY%", "environment variable"),
+        ("os.environ['OPENAI_API_KEY']", "environment variable"),
+        ("<your-api-key>", "placeholder"),
+        ("YOUR_API_KEY", "placeholder"),
+        ("…cbdb", "hidden hint"),
+        ("••••••••", "hidden hint"),
+    ],
+)
+def test_keys_that_are_plainly_not_keys_are_refused(key, phrase):
+    with pytest.raises(ValidationError) as caught:
+        aiw.OpenAIIntegration(api_key=key)
+    message = aiw.field_errors(caught.value)["api_key"]
+    assert phrase in message
+
+
+@pytest.mark.parametrize("wrapped", ["api-key=KEY", "Ocp-Apim-Subscription-Key: KEY", "api_key=KEY"])
+def test_more_key_prefixes_are_removed(wrapped):
+    key = "sk-" + "q" * 40
+    integration = aiw.OpenAIIntegration(api_key=wrapped.replace("KEY", key))
+    assert integration.api_key.get_secret_value() == key
+    assert integration.notices
+
+
+@pytest.mark.parametrize(
+    "fields, field, phrase",
+    [
+        ({"organization": "sk-" + "z" * 48}, "organization", "looks like an API key"),
+        ({"organization": "proj_abc123"}, "organization", "holds a Project ID"),
+        ({"project": "org-abc123"}, "project", "holds an Organization ID"),
+        ({"language_model": "gpt-4o?x=1"}, "language_model", "A model id has only"),
+        ({"language_model": "../../v1/models/gpt-4o"}, "language_model", "A model id has only"),
+    ],
+)
+def test_openai_ids_that_cannot_be_right_are_refused(fields, field, phrase):
+    with pytest.raises(ValidationError) as caught:
+        aiw.OpenAIIntegration(api_key="sk-" + "q" * 40, **fields)
+    assert phrase in aiw.field_errors(caught.value)[field]
+
+
+@pytest.mark.parametrize(
+    "base_url, expected, phrase",
+    [
+        ("https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1", "ended in /chat/completions"),
+        ("https://api.openai.com/v1?x=1", "https://api.openai.com/v1", "?query or #fragment"),
+        ("https://res.openai.azure.com", "https://res.openai.azure.com", "choose the Azure OpenAI provider"),
+    ],
+)
+def test_openai_base_url_shapes(base_url, expected, phrase):
+    integration = aiw.OpenAIIntegration(api_key="sk-" + "q" * 40, base_url=base_url)
+    assert integration.base_url == expected
+    assert any(phrase in notice.message for notice in integration.notices)

@@ -426,3 +426,30 @@ def test_wrong_organization_is_marked_beside_the_organization_field(panel, sandb
     panel.form.save_button.click()
     assert "does not match the API Key" in panel.form.openai_organization.error.value
     assert panel.form.openai_api_key.error.value == ""
+
+
+def test_while_the_form_is_open_the_row_offers_nothing_to_cross_a_save(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    panel.row.edit_button.click()
+    assert not visible(panel, "aiw-edit") and not visible(panel, "aiw-remove") and not visible(panel, "aiw-test")
+    panel.form.cancel_button.click()
+    assert visible(panel, "aiw-edit") and visible(panel, "aiw-remove") and visible(panel, "aiw-test")
+
+
+def test_switching_provider_clears_the_old_errors(panel):
+    panel.row.add_button.click()
+    panel.form.save_button.click()
+    assert "Correct the fields" in panel.form.message.value
+    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
+    assert panel.form.message.value == "" and panel.form.openai_api_key.error.value == ""
+
+
+def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_when(panel, sandbox):
+    panel.row.add_button.click()
+    other_kernel = sandbox.settings()  # the same admin, in another kernel
+    other_kernel.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, language_model="gpt-4.1"))
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+    message = panel.form.message.value
+    assert f"changed by {other_kernel.user} at " in message and "Reload" in message
+    assert panel.settings.saved_fields()["language_model"] == "gpt-4.1"

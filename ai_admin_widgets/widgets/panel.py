@@ -22,6 +22,7 @@ import ipywidgets as widgets
 from pydantic import ValidationError
 
 from .access import AccessSettings
+from .key_field import KeyField
 from ..models import (
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
@@ -57,6 +58,14 @@ _HELP_STYLE = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-
 Integration = OpenAIIntegration | AzureOpenAIIntegration
 
 
+class _KeyNeeded(Exception):
+    """On Edit, the API Key was left empty but the saved key may not go to the endpoint now typed."""
+
+    def __init__(self, slot: str) -> None:
+        super().__init__(slot)
+        self.slot = slot
+
+
 def _text(value: str) -> str:
     return html.escape(value, quote=False)
 
@@ -86,7 +95,8 @@ class _Field(widgets.VBox):
     def __init__(self, label: str, input_widget: widgets.DOMWidget, help_text: str, css_class: str, *more_classes: str) -> None:
         self.input = _classes(input_widget, css_class, *more_classes)
         self.input.description = label
-        self.input.style.description_width = "130px"
+        if hasattr(self.input, "style"):
+            self.input.style.description_width = "130px"
         self.input.layout.width = "560px"
         self.help = widgets.HTML(_span(help_text, _HELP_STYLE))
         self.help.layout.margin = "0 0 0 136px"
@@ -131,7 +141,7 @@ class _DeploymentFields(widgets.VBox):
             fields["deployment_id"].description or "", "aiw-deployment-id", f"aiw-{role}-deployment-id",
         )
         self.api_key = _Field(
-            "API Key", widgets.Password(placeholder="KEY 1 from Keys and Endpoint"),
+            "API Key", KeyField(placeholder="KEY 1 from Keys and Endpoint"),
             fields["api_key"].description or "", "aiw-api-key", f"aiw-{role}-api-key",
         )
         self.check_result = _classes(widgets.HTML(""), "aiw-model-result", f"aiw-{role}-result")
@@ -149,9 +159,15 @@ class IntegrationForm(widgets.VBox):
         on_cancel: called when Cancel is pressed.
     """
 
-    def __init__(self, on_save: Callable[[Integration], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_save: Callable[[Integration], None],
+        on_cancel: Callable[[], None],
+        saved_key: Callable[[str, str], Any] | None = None,
+    ) -> None:
         self._on_save = on_save
         self._on_cancel = on_cancel
+        self._saved_key = saved_key
         self._saved: dict[str, Any] | None = None
         self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
         self.provider = _classes(
@@ -160,7 +176,7 @@ class IntegrationForm(widgets.VBox):
         )
         openai_fields = OpenAIIntegration.model_fields
         self.openai_api_key = _Field(
-            "API Key", widgets.Password(placeholder="sk-…"),
+            "API Key", KeyField(placeholder="sk-…"),
             openai_fields["api_key"].description or "", "aiw-api-key", "aiw-openai-api-key",
         )
         self.openai_base_url = _Field(
@@ -199,13 +215,17 @@ class IntegrationForm(widgets.VBox):
         self.cancel_button = _button("Cancel", "aiw-cancel")
         self.save_button.on_click(lambda _: self._save())
         self.cancel_button.on_click(lambda _: self._on_cancel())
-        self.provider.observe(lambda _: self._layout(), names="value")
+        self.provider.observe(lambda _: (self._layout(), self.show_message(""), self.show_errors({})), names="value")
         self.same_endpoint.observe(lambda _: self._layout(), names="value")
         super().__init__(
             [self.heading, self.provider, self.openai_section, self.azure_section, self.message,
              widgets.HBox([self.save_button, self.cancel_button])]
         )
         _classes(self, "aiw-form")
+        for path, field in self._all_fields().items():
+            if isinstance(field.input, KeyField):  # Enter saves, Escape cancels
+                field.input.on_submit(self._save)
+                field.input.on_cancel(lambda: self._on_cancel())
         self._layout()
 
     # -- state ------------------------------------------------------------------ #
@@ -250,8 +270,10 @@ class IntegrationForm(widgets.VBox):
             openai_base_url: the Base URL to offer when OpenAI is not what is saved.
         """
         self._saved = saved
-        for field in self._all_fields().values():
+        for path, field in self._all_fields().items():
             field.value = ""
+            if path.endswith("api_key"):
+                field.input.placeholder = "sk-…" if path == "api_key" else "KEY 1 from Keys and Endpoint"
         self.openai_base_url.value = openai_base_url
         self.api_version.value = DEFAULT_AZURE_API_VERSION
         self.show_errors({})
@@ -263,6 +285,9 @@ class IntegrationForm(widgets.VBox):
         self.same_endpoint.value = False
         if saved is None:
             return
+        for path, field in self._all_fields().items():
+            if path.endswith("api_key"):
+                field.input.placeholder = "Leave empty to keep the saved key, or type a new one"
         if self.provider.value is Provider.OPENAI:
             self.openai_base_url.value = saved.get("base_url") or openai_base_url
             self.openai_organization.value = saved.get("organization") or ""
@@ -340,7 +365,8 @@ class IntegrationForm(widgets.VBox):
             widget.value = line
         field = self._all_fields().get(self._route(check.field)) if check.field else None
         if not check.ok and field is not None:
-            field.show_error(check.message)
+            if not field.error.value:  # two models failing on one shared field: the first message stays
+                field.show_error(check.message)
         elif not check.ok:  # a field the form does not show: the message goes beside the model
             widget.value = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
 
@@ -372,7 +398,7 @@ class IntegrationForm(widgets.VBox):
         saved = self._saved or {}
         if self.provider.value is Provider.OPENAI:
             data: dict[str, Any] = {
-                "api_key": self.openai_api_key.value,
+                "api_key": self._key("api_key", self.openai_api_key, self.openai_base_url.value),
                 "base_url": self.openai_base_url.value or DEFAULT_OPENAI_BASE_URL,
                 "organization": self.openai_organization.value.strip() or None,
                 "project": self.openai_project.value.strip() or None,
@@ -383,19 +409,38 @@ class IntegrationForm(widgets.VBox):
                         data[name] = saved[name]
             return OpenAIIntegration(**data)
         api_version = self.api_version.value.strip() or DEFAULT_AZURE_API_VERSION
+        keys = {
+            section.role: self._key(
+                f"{section.role}_model.api_key",
+                self.language.api_key if self.same_endpoint.value else section.api_key,
+                (self.language if self.same_endpoint.value else section).endpoint_url.value,
+            )
+            for section in (self.language, self.embeddings)
+        }
         if self.same_endpoint.value:
             return AzureOpenAIIntegration.shared(
                 endpoint_url=self.language.endpoint_url.value,
-                api_key=self.language.api_key.value,
+                api_key=keys["language"],
                 language_deployment_id=self.language.deployment_id.value,
                 embeddings_deployment_id=self.embeddings.deployment_id.value,
                 api_version=api_version,
             )
         return AzureOpenAIIntegration(
-            language_model={name: field.value for name, field in self.language.fields().items()},
-            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()},
+            language_model={name: field.value for name, field in self.language.fields().items()} | {"api_key": keys["language"]},
+            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()} | {"api_key": keys["embeddings"]},
             api_version=api_version,
         )
+
+    def _key(self, slot: str, field: _Field, endpoint_url: str) -> Any:
+        """The typed key; on Edit, an empty field means the saved key, if it may go to ``endpoint_url``."""
+        if field.value or self._saved is None or self._saved_key is None:
+            return field.value
+        if self._saved.get("provider") != self.provider.value.value:
+            return field.value
+        kept = self._saved_key(slot, endpoint_url)
+        if kept is None:
+            raise _KeyNeeded(slot)
+        return kept
 
     def show_normalized(self, integration: Integration) -> None:
         """Put the normalized values back into the fields, so every change is visible, with its notice."""
@@ -414,6 +459,13 @@ class IntegrationForm(widgets.VBox):
         self.clear_results()
         try:
             integration = self.build()
+        except _KeyNeeded as needed:
+            self.show_notices(())
+            self.show_errors({needed.slot: (
+                "Type the API Key again: the endpoint's host changed, and a saved key is only sent to the host it was entered for."
+            )})
+            self.show_message("Correct the fields marked above, then press Save again.", error=True)
+            return
         except ValidationError as error:
             self.show_notices(())
             self.show_errors(field_errors(error))
@@ -538,11 +590,12 @@ class AISettingsPanel(widgets.VBox):
     def __init__(self, settings: AISettings) -> None:
         self.settings = settings
         self.view = "row"
+        self._opened_at: int | None = None
         self._task: asyncio.Task[Any] | None = None
         self.title = widgets.HTML("<h3>AI Settings</h3>")
         self.notice = _classes(widgets.HTML(""), "aiw-notice")
         self.row = OpenAIRow(self._open_add, self._open_edit, self._test, self._ask_remove)
-        self.form = IntegrationForm(self._save, self._close)
+        self.form = IntegrationForm(self._save, self._close, saved_key=self.settings.saved_key)
         self.confirmation = RemoveConfirmation(self._remove, self._close)
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
         self.access = AccessSettings(settings)
@@ -581,7 +634,11 @@ class AISettingsPanel(widgets.VBox):
             self.notice.value = (
                 "" if admin else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
             )
-        self.row.render(status, admin=admin, damaged=damaged)
+        # While the form or the confirmation is open, the row offers nothing else to press,
+        # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
+        self.row.render(status, admin=admin and self.view == "row", damaged=damaged)
+        if self.view != "row":
+            _show(self.row.test_button, False)
         self.access.render(admin=admin)
         keyring_problem = self.settings.keyring_problem()
         self.footer.value = (
@@ -597,14 +654,23 @@ class AISettingsPanel(widgets.VBox):
         self.render()
 
     def _open_add(self) -> None:
+        self._opened_at = self._revision()
         self.form.reset(None, openai_base_url=self.settings.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
 
     def _open_edit(self) -> None:
+        self._opened_at = self._revision()
         self.form.reset(self.settings.saved_fields(), openai_base_url=self.settings.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
+
+    def _revision(self) -> int | None:
+        """The settings revision the form starts from: a Save fails if another kernel changed it meanwhile."""
+        try:
+            return self.settings.status().revision
+        except AIAdminError:
+            return None
 
     def _ask_remove(self) -> None:
         self.confirmation.message.value = ""
@@ -631,7 +697,7 @@ class AISettingsPanel(widgets.VBox):
             loop = None
         if loop is None:
             try:
-                self.settings.save(integration)
+                self.settings.save(integration, expected_revision=self._opened_at)
             except Exception as error:  # shown in the form; a bug is logged too
                 self._save_failed(error)
             else:
@@ -641,7 +707,7 @@ class AISettingsPanel(widgets.VBox):
 
     async def _save_async(self, integration: Integration) -> None:
         try:
-            await self.settings.save_async(integration, on_check=self.form.show_check)
+            await self.settings.save_async(integration, on_check=self.form.show_check, expected_revision=self._opened_at)
         except Exception as error:  # shown in the form; a bug is logged too
             self._save_failed(error)
         else:
@@ -688,20 +754,28 @@ class AISettingsPanel(widgets.VBox):
     async def _test_async(self) -> None:
         try:
             report = await self.settings.test_async()
-        except AIAdminError as error:
-            self.row.show_test(None, str(error))
+        except Exception as error:  # shown under the row; a bug is logged too
+            self._test_failed(error)
         else:
             self.row.show_test(report)
+        self._task = None
         self.render()
 
     def _finish_test(self, run: Callable[[], VerificationReport]) -> None:
         try:
             report = run()
-        except AIAdminError as error:
-            self.row.show_test(None, str(error))
+        except Exception as error:  # shown under the row; a bug is logged too
+            self._test_failed(error)
         else:
             self.row.show_test(report)
         self.render()
+
+    def _test_failed(self, error: Exception) -> None:
+        if isinstance(error, AIAdminError):
+            self.row.show_test(None, str(error))
+        else:
+            _log.error("Test failed unexpectedly", exc_info=error)
+            self.row.show_test(None, f"Test failed unexpectedly ({type(error).__name__}). The kernel's log has the details.")
 
     def _remove(self) -> None:
         try:
@@ -761,8 +835,9 @@ class AISettingsPanel(widgets.VBox):
                 lines.append(f"{widget.description}: {options}")
             elif isinstance(widget, widgets.Checkbox):
                 lines.append(f"[{'x' if widget.value else ' '}] {widget.description}")
-            elif isinstance(widget, widgets.Password):
-                lines.append(f"{widget.description}: {'•' * min(len(widget.value), 8)}")
+            elif isinstance(widget, KeyField):
+                shown = "•" * min(len(widget.value), 8) or widget.placeholder
+                lines.append(f"{widget.description}: {shown}")
             elif isinstance(widget, widgets.Text):
                 lines.append(f"{widget.description}: {widget.value}")
             for child in getattr(widget, "children", ()):
