@@ -14,6 +14,7 @@ Missing programs or packages skip these tests locally; with CI=true they fail in
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -152,6 +153,12 @@ class SecretServiceSession:
         self.root = root
         self.address = ""
         self._processes: list[subprocess.Popen[Any]] = []
+        self._logs: list[Any] = []
+
+    def _log(self, name: str) -> Any:
+        handle = open(self.root / name, "wb")
+        self._logs.append(handle)
+        return handle
 
     def start(self) -> SecretServiceSession:
         for name in ("home", "data", "config", "runtime", "bus"):
@@ -174,7 +181,7 @@ class SecretServiceSession:
             ["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address=1"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=open(self.root / "dbus.log", "wb"),
+            stderr=self._log("dbus.log"),
             env=environment,
             text=True,
         )
@@ -188,7 +195,7 @@ class SecretServiceSession:
             ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "gnome-keyring.log", "wb"),
+            stderr=self._log("gnome-keyring.log"),
             env=environment,
         )
         self._processes.append(daemon)
@@ -219,6 +226,8 @@ class SecretServiceSession:
             _stop(process)
             if process.stdout is not None:
                 process.stdout.close()
+        for handle in self._logs:
+            handle.close()
 
     def collection(self) -> Any:
         """The default collection ("Login"), over a new connection to the private bus."""
@@ -569,8 +578,10 @@ def test_the_panel_tells_how_to_give_cryptfile_its_password(cryptfile, tmp_path,
         panel.close()
 
 
-def test_a_plaintext_keyring_is_refused_unless_allowed(tmp_path, monkeypatch):
-    plaintext = PlaintextKeyring()
+@pytest.mark.parametrize("module", ["keyrings.alt.file", "keyrings.cryptfile.file"])
+def test_a_plaintext_keyring_is_refused_unless_allowed(module, tmp_path, monkeypatch):
+    require(has_module(module), f"the Python module {module}")
+    plaintext = importlib.import_module(module).PlaintextKeyring()
     plaintext.file_path = str(tmp_path / "keyring_pass.cfg")
     monkeypatch.setattr(keyring, "get_keyring", lambda: plaintext)
     monkeypatch.delenv(PLAINTEXT_ENV, raising=False)
