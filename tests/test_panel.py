@@ -453,3 +453,18 @@ def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_w
     message = panel.form.message.value
     assert f"changed by {other_kernel.user} at " in message and "Reload" in message
     assert panel.settings.saved_fields()["language_model"] == "gpt-4.1"
+
+
+def test_history_shows_every_change_newest_first_on_request(panel, sandbox):
+    settings = panel.settings
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    settings.test()
+    settings.remove()
+    assert not visible(panel, "aiw-history-table")
+    one(panel, "aiw-history-toggle").click()
+    table = one(panel, "aiw-history-table").value
+    assert table.index("Removed") < table.index("Authenticated") < table.index("Added")
+    assert settings.user in table and "OpenAI" in table
+    assert sandbox.openai_api_key.get_secret_value()[-12:] not in table
+    one(panel, "aiw-history-toggle").click()
+    assert not visible(panel, "aiw-history-table")

@@ -16,21 +16,17 @@ import ipywidgets as widgets
 
 from ..access import ADMIN_REQUIRED, AccessLists
 from ..models import AIAdminError
+from .style import ERROR as _ERROR_STYLE
+from .style import HELP as _HELP_STYLE
+from .style import SUCCESS as _SUCCESS_STYLE
+from .style import WARNING as _WARNING_STYLE
+from .style import span as _span
 
 if TYPE_CHECKING:
     from ..service import AISettings
 
 __all__ = ["AccessSettings"]
 
-_ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
-_WARNING_STYLE = "color: var(--jp-warn-color1, #f57c00)"
-_SUCCESS_STYLE = "color: var(--jp-success-color1, #388e3c)"
-_HELP_STYLE = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
-
-
-def _span(text: str, style: str, *, alert: bool = False) -> str:
-    role = ' role="alert"' if alert else ""
-    return f'<span{role} style="{style}">{html.escape(text, quote=False)}</span>'
 
 
 def _names(names: tuple[str, ...]) -> str:

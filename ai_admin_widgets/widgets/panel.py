@@ -14,7 +14,6 @@ find it; see :meth:`AISettingsPanel.find`.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,7 +21,16 @@ import ipywidgets as widgets
 from pydantic import ValidationError
 
 from .access import AccessSettings
+from .history import History
 from .key_field import KeyField
+from .style import ERROR as _ERROR_STYLE
+from .style import HELP as _HELP_STYLE
+from .style import SUCCESS as _SUCCESS_STYLE
+from .style import WARNING as _WARNING_STYLE
+from .style import classes as _classes
+from .style import show as _show
+from .style import span as _span
+from .style import text as _text
 from ..models import (
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
@@ -50,10 +58,6 @@ _log = logging.getLogger(__name__)
 
 _PROVIDER_OPTIONS = [(Provider.OPENAI.label, Provider.OPENAI), (Provider.AZURE_OPENAI.label, Provider.AZURE_OPENAI)]
 _SAME_ENDPOINT_LABEL = "Use the same endpoint URL and API key for both models"
-_ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
-_WARNING_STYLE = "color: var(--jp-warn-color1, #f57c00)"
-_SUCCESS_STYLE = "color: var(--jp-success-color1, #388e3c)"
-_HELP_STYLE = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
 
 Integration = OpenAIIntegration | AzureOpenAIIntegration
 
@@ -66,23 +70,6 @@ class _KeyNeeded(Exception):
         self.slot = slot
 
 
-def _text(value: str) -> str:
-    return html.escape(value, quote=False)
-
-
-def _span(text: str, style: str, *, alert: bool = False) -> str:
-    role = ' role="alert"' if alert else ""
-    return f'<span{role} style="{style}">{_text(text)}</span>'
-
-
-def _classes(widget: widgets.DOMWidget, *names: str) -> widgets.DOMWidget:
-    for name in names:
-        widget.add_class(name)
-    return widget
-
-
-def _show(widget: widgets.Widget, visible: bool) -> None:
-    widget.layout.display = None if visible else "none"
 
 
 def _button(label: str, css_class: str, style: str = "") -> widgets.Button:
@@ -584,6 +571,7 @@ class AISettingsPanel(widgets.VBox):
     Attributes:
         view: ``"row"``, ``"form"`` (Add or Edit open) or ``"confirm"`` (Remove asked).
         row, form, confirmation: the three regions; ``footer`` names the keyring.
+        history: the audit log (:class:`~ai_admin_widgets.widgets.history.History`), shown on request.
         access: who may use AI and who the admins are (:class:`~ai_admin_widgets.widgets.access.AccessSettings`).
     """
 
@@ -599,7 +587,10 @@ class AISettingsPanel(widgets.VBox):
         self.confirmation = RemoveConfirmation(self._remove, self._close)
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
         self.access = AccessSettings(settings)
-        super().__init__([self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.footer])
+        self.history = History(settings)
+        super().__init__(
+            [self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.history, self.footer]
+        )
         _classes(self, "aiw-panel")
         self._unsubscribe = settings.on_change(self.render)
         self.render()
@@ -640,6 +631,7 @@ class AISettingsPanel(widgets.VBox):
         if self.view != "row":
             _show(self.row.test_button, False)
         self.access.render(admin=admin)
+        self.history.render()
         keyring_problem = self.settings.keyring_problem()
         self.footer.value = (
             _span(f"Keys cannot be saved here. {keyring_problem}", _ERROR_STYLE)
