@@ -365,6 +365,7 @@ class IntegrationForm(widgets.VBox):
             self.show_check(check)
 
     def clear_results(self) -> None:
+        """Empty the per-model results (progress, ✓ and ✗ lines) beside each model."""
         for widget in (self.openai_result, self.language.check_result, self.embeddings.check_result):
             widget.value = ""
 
