@@ -26,7 +26,7 @@ from .models import (
     VerificationReport,
 )
 from .normalize import split_azure_endpoint
-from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring
+from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring, prepare_keyring
 
 if TYPE_CHECKING:
     from .verify import Timeouts
@@ -492,6 +492,9 @@ class AISettings:
             )
         self._require_admin()
         store = self.store  # resolves the keyring first: no key is sent anywhere if it cannot be stored
+        if store.keyring is not None:
+            prepare_keyring(store.keyring)  # an explicit backend too: a password prompt fails now, not after the checks
+            _refuse_null(store.keyring)
         return store, store.read().revision if expected_revision is None else expected_revision
 
     def _load_saved(self) -> tuple[AnyIntegration, int]:
@@ -560,6 +563,17 @@ class AISettings:
     def _notify(self) -> None:
         for callback in list(self._listeners):
             callback()
+
+
+def _refuse_null(backend: KeyringBackend) -> None:
+    """keyring's null backend forgets every key, even when it was chosen explicitly."""
+    from keyring.backends import null
+
+    if isinstance(backend, null.Keyring):
+        raise KeyringUnavailable(
+            "The keyring backend given here (keyring's null backend) forgets every key, so nothing could be saved. "
+            "Pass a real keyring backend, or none to use the system's."
+        )
 
 
 def _netloc(url: str) -> str:

@@ -157,3 +157,10 @@ def test_settings_file_is_readable_by_others_and_holds_no_key(settings, sandbox)
     path = settings.home / "settings.json"
     assert path.stat().st_mode & 0o044 == 0o044
     assert sandbox.openai_api_key.get_secret_value() not in path.read_text()
+
+
+def test_an_explicit_null_keyring_is_refused_before_any_request(tmp_path, sandbox):
+    settings = aiw.AISettings(home=tmp_path / "store", keyring=null.Keyring())
+    with pytest.raises(aiw.KeyringUnavailable, match="forgets every key"):
+        settings.save(openai(sandbox))
+    assert sandbox.requests == []
