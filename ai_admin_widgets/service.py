@@ -320,9 +320,9 @@ class AISettings:
         if len(names) != 1:
             raise ValueError("Give the user name of the admin to add.")
         store = self._reader
-        admins = store.read().carried_access(self.user)["admins"]
-        if names[0] not in admins:
-            store.update_access(actor=self.user, admins=[*admins, names[0]])
+        before = store.read().carried_access(self.user)["admins"]
+        after = store.update_access(actor=self.user, add_admin=names[0]).admins
+        if list(after) != list(before):
             store.append_audit({"actor": self.user, "action": "add-admin", "provider": None, "changed": ["admins"],
                                 "outcome": "ok", "user": names[0]})
             self._notify()
@@ -342,12 +342,7 @@ class AISettings:
         """
         self._require_admin()
         store = self._reader
-        admins = store.read().carried_access(self.user)["admins"]
-        if user not in admins:
-            raise ValueError(f"{user!r} is not on the admins list ({', '.join(admins)}).")
-        if admins == [user]:
-            raise ValueError(f"{user!r} is the last admin: add another admin first, so that someone can still change the settings.")
-        store.update_access(actor=self.user, admins=[name for name in admins if name != user])
+        store.update_access(actor=self.user, remove_admin=user)
         store.append_audit({"actor": self.user, "action": "remove-admin", "provider": None, "changed": ["admins"],
                             "outcome": "ok", "user": user})
         self._notify()

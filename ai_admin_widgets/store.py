@@ -504,20 +504,38 @@ class SettingsStore:
         admins: list[str] | None = None,
         allowed_users: list[str] | None = None,
         allowed_groups: list[str] | None = None,
+        add_admin: str | None = None,
+        remove_admin: str | None = None,
     ) -> SettingsRecord:
         """Change who may change the integration or use AI; the integration and its revision stay as they are.
+
+        The whole change is read, checked and written under the store's lock, so two admins
+        changing the lists at once never lose one another's change.
 
         Args:
             actor: the user making the change; becomes the first admin when there is none yet.
             admins, allowed_users, allowed_groups: the new lists (already cleaned); None keeps a list.
+            add_admin: a user to add to the admins list as it is now (no change if listed).
+            remove_admin: a user to take off the admins list as it is now.
         Returns:
             The new record.
         Raises:
+            ValueError: ``remove_admin`` is not on the list, or is the last admin.
             StoreError: the record is damaged (remove the integration first) or cannot be written.
         """
         with self._locked():
             old = self.read()
             update = old.carried_access(actor)
+            if add_admin is not None and add_admin not in update["admins"]:
+                update["admins"] = [*update["admins"], add_admin]
+            if remove_admin is not None:
+                if remove_admin not in update["admins"]:
+                    raise ValueError(f"{remove_admin!r} is not on the admins list ({', '.join(update['admins'])}).")
+                if update["admins"] == [remove_admin]:
+                    raise ValueError(
+                        f"{remove_admin!r} is the last admin: add another admin first, so that someone can still change the settings."
+                    )
+                update["admins"] = [name for name in update["admins"] if name != remove_admin]
             for name, value in (("admins", admins), ("allowed_users", allowed_users), ("allowed_groups", allowed_groups)):
                 if value is not None:
                     update[name] = list(value)

@@ -197,3 +197,38 @@ def test_two_kernels_saving_at_once_one_wins_and_the_other_is_told(tmp_path, sav
     assert f"changed by {winner} at " in outcomes[loser] and "Reload" in outcomes[loser]
     assert loaded_key(tmp_path, keyring_file) == results[winner][0]
     assert aiw.AISettings(home=saved.home, keyring=saved._keyring).status().updated_by == winner
+
+
+ADMIN_CHANGE = """
+import os, sys, time
+from pathlib import Path
+import ai_admin_widgets as aiw
+settings = aiw.AISettings(home=os.environ["HOME_FOLDER"], keyring=None, user=os.environ["WHO"])
+Path(os.environ["READY"]).write_text("ready")
+while len(list(Path(os.environ["READY"]).parent.glob("ready-*"))) < 2:
+    time.sleep(0.005)
+getattr(settings, os.environ["CHANGE"])(os.environ["NAME"])
+"""
+
+
+def test_two_admins_changing_the_admins_list_at_once_keep_both_changes(tmp_path):
+    from ai_admin_widgets.store import SettingsStore
+
+    home = tmp_path / "store"
+    SettingsStore(home, None).update_access(actor="alice", admins=["alice", "bob", "dave"])
+    for round_number in range(3):
+        folder = tmp_path / f"round-{round_number}"
+        folder.mkdir()
+        changes = (("alice", "add_admin", f"carol{round_number}"), ("bob", "remove_admin", "dave" if round_number == 0 else f"carol{round_number - 1}"))
+        processes = [
+            subprocess.Popen([sys.executable, "-c", ADMIN_CHANGE], env=dict(
+                os.environ, HOME_FOLDER=str(home), WHO=who, CHANGE=change, NAME=name, READY=str(folder / f"ready-{who}"),
+            ), stderr=subprocess.PIPE, text=True)
+            for who, change, name in changes
+        ]
+        for process in processes:
+            _, error = process.communicate(timeout=60)
+            assert process.returncode == 0, error
+        admins = SettingsStore(home, None).read().admins
+        assert f"carol{round_number}" in admins
+        assert changes[1][2] not in admins
