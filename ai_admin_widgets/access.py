@@ -79,14 +79,26 @@ _MAX_NAME = 256
 
 
 def current_user() -> str:
-    """The user name of whoever runs this kernel: ``$JUPYTERHUB_USER``, else the login name."""
+    """The user name of whoever runs this kernel: ``$JUPYTERHUB_USER``, else the operating system's account.
+
+    Off a hub the name comes from the process's real user id (the password database), not
+    from ``$USER`` or ``$LOGNAME``, which anyone can set; only where there is no such
+    database (Windows) is the login name used.
+    """
     hub_user = os.environ.get("JUPYTERHUB_USER")
     if hub_user:
         return hub_user
+    if hasattr(os, "getuid"):
+        try:
+            import pwd
+
+            return pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError):  # a container without a passwd entry
+            return f"uid-{os.getuid()}"
     try:
         return getpass.getuser()
-    except Exception:  # no login name on this system (a container without a passwd entry)
-        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    except Exception:  # no login name at all
+        return "unknown"
 
 
 def clean_names(names: str | Iterable[str], *, kind: str = "user") -> list[str]:

@@ -64,6 +64,7 @@ __all__ = [
     "VerificationReport",
     "field_errors",
     "key_hint",
+    "looks_like_key",
     "parse_integration",
 ]
 
@@ -181,7 +182,7 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
 
 
-def _looks_like_key(text: str) -> bool:
+def looks_like_key(text: str) -> bool:
     """True for text shaped like an OpenAI key (sk-…) or an Azure key (32 hex or 84 letters and digits)."""
     return bool(_KEY_SHAPES.match(text))
 
@@ -232,6 +233,8 @@ def _check_api_key(value: Any, field_label: str) -> SecretStr:
     text = value.strip()
     if not text:
         raise ValueError(f"{field_label} is empty: paste the key.")
+    if len(text) < 8:
+        raise ValueError(f"{field_label} is too short to be a key (keys are dozens of characters): paste the whole key.")
     if any(character.isspace() for character in text):
         raise ValueError(
             f"{field_label} has a space or line break inside it: paste the key again as one piece."
@@ -378,7 +381,7 @@ class OpenAIIntegration(_Model):
     @classmethod
     def _model_id(cls, value: Any) -> Any:
         # A key pasted here would be sent in the request's URL and repeated in the check's message.
-        if isinstance(value, str) and _looks_like_key(value.strip()):
+        if isinstance(value, str) and looks_like_key(value.strip()):
             raise ValueError(
                 "This looks like an API key, not a model id: paste the key under API Key, and type a model id such as gpt-4o here."
             )
@@ -395,7 +398,7 @@ class OpenAIIntegration(_Model):
             return None if isinstance(value, str) else value
         text = value.strip()
         label = "Organization ID" if info.field_name == "organization" else "Project ID"
-        if _looks_like_key(text):
+        if looks_like_key(text):
             raise ValueError(f"{label} looks like an API key: paste the key under API Key, and leave {label} empty or type its id.")
         if info.field_name == "organization" and text.startswith("proj_"):
             raise ValueError("Organization ID holds a Project ID (proj_…): move it to Project ID; organization ids start with org-.")
@@ -455,7 +458,7 @@ class AzureDeployment(_Model):
                     data["deployment_id"] = target.deployment_id
                     notices.append(Notice(field="deployment_id", message=f"Deployment ID was taken from the target URI: {target.deployment_id}."))
                 elif typed != target.deployment_id:
-                    shown = "the one typed" if _looks_like_key(str(typed)) else f"'{typed}'"
+                    shown = "the one typed" if looks_like_key(str(typed)) else f"'{typed}'"
                     raise FieldProblem(
                         "deployment_id",
                         f"Deployment ID {shown} differs from the deployment '{target.deployment_id}' named in the Endpoint URL: "
@@ -483,7 +486,7 @@ class AzureDeployment(_Model):
         text = value.strip()
         if not text:
             raise ValueError("Deployment ID is empty: type the deployment's name from the Deployments page.")
-        if _looks_like_key(text):
+        if looks_like_key(text):
             raise ValueError(
                 "Deployment ID looks like an API key, not a deployment name: paste the key under API Key, "
                 "and type the deployment's name from the Deployments page here."

@@ -70,15 +70,25 @@ class FieldProblem(ValueError):
 # Hosts
 # --------------------------------------------------------------------------- #
 
+#: The loopback hosts where plain http is allowed: exactly the ones the checks reach
+#: directly, never through a proxy (verify.py mounts a direct transport for each).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    """True for ``127.0.0.1``, ``localhost`` and ``::1`` (in any spelling of that address).
+
+    Other names that may resolve to loopback (``*.localhost``, ``127.0.0.2``) are not
+    counted: a name can be resolved elsewhere, and a proxy would see what is sent to them.
+    """
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 
 
 #: Host name suffixes of Azure OpenAI resources: the global cloud, Azure Government

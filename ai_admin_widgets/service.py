@@ -448,6 +448,7 @@ class AISettings:
         except KeyringUnavailable:
             keyring = None
         store = SettingsStore(self.home, keyring)
+        store.check_writable()  # a removal that cannot be audited is not made
         try:
             record = store.read()
         except StoreError:
@@ -490,6 +491,7 @@ class AISettings:
         if store.keyring is not None:
             prepare_keyring(store.keyring)  # an explicit backend too: a password prompt fails now, not after the checks
             _refuse_null(store.keyring)
+        store.check_writable()  # the record, the lock and the audit log: a change that cannot be audited is not made
         return store, store.read().revision if expected_revision is None else expected_revision
 
     def _load_saved(self) -> tuple[AnyIntegration, int]:

@@ -662,6 +662,23 @@ class SettingsStore:
         except Exception:  # already gone, or no keyring: a leftover is harmless and cleaned up later
             pass
 
+    def check_writable(self) -> None:
+        """Check, before anything is sent or changed, that the record and the audit log can be written.
+
+        Raises:
+            StoreError: the folder, the lock, ``settings.json`` or ``audit.jsonl`` cannot be
+                written by this user; the message names which and says what to do.
+        """
+        with self._locked():
+            for path in (self._record_path, self._audit_path):
+                if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
+                    raise StoreError(
+                        f"Cannot write {path}: only users who may write it can change the OpenAI integration "
+                        "(ask an admin to check its owner and permissions)."
+                    )
+            if not os.access(self.home, os.W_OK):
+                raise StoreError(f"Cannot write to {self.home}: only users who may write this folder can change the OpenAI integration.")
+
     def clean_leftovers(self) -> None:
         """Delete the keys an interrupted save or remove may have left in the keyring.
 

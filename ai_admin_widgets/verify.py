@@ -465,7 +465,13 @@ def _vendor_text(error: _VendorError | None, key: str) -> str:
     """The vendor's own message, without anything key-shaped, at most 240 characters."""
     if error is None or not error.message:
         return ""
-    text = " ".join(error.message.split())
+    return _scrub(error.message, key)
+
+
+def _scrub(said: str, key: str) -> str:
+    """Any text from the service (a message, an error code, a Location, a model name), made safe to show and store:
+    the key, anything that also stands in it, and anything key-shaped are hidden; at most 240 characters."""
+    text = " ".join(str(said).split())
     if key:
         text = text.replace(key, "[key]")
         # A run that also stands in the key is hidden too: 12 characters or more, or 8 or more
@@ -496,8 +502,25 @@ def _is_html(response: httpx.Response) -> bool:
     return "html" in response.headers.get("content-type", "").lower()
 
 
-def _request_id(response: httpx.Response) -> str | None:
-    return response.headers.get("apim-request-id") or response.headers.get("x-request-id")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _request_id(response: httpx.Response, key: str = "") -> str | None:
+    """The service's request id, if it has the shape of one and nothing of the key in it."""
+    found = response.headers.get("apim-request-id") or response.headers.get("x-request-id")
+    if not found or not _REQUEST_ID.fullmatch(found) or _holds_part_of(found, key):
+        return None
+    return found
+
+
+def _holds_part_of(text: str, key: str) -> bool:
+    """True when ``text`` holds the key, or a run of it that :func:`_scrub` would hide."""
+    if not key:
+        return False
+    return key in text or any(
+        _hide_if_in_key(run, key) == "[hidden]" for run in re.findall(r"[A-Za-z0-9_\-]{8,}", text)
+    )
 
 
 class _Check:
@@ -545,7 +568,7 @@ class _Check:
                 response = await self.client.send(request)
             except httpx.HTTPError as error:
                 return self.finish(_classify_transport(error), _Outcome(proxy=isinstance(error, httpx.ProxyError)))
-            request_id = _request_id(response)
+            request_id = _request_id(response, self.key)
             status = response.status_code
             try:
                 body = response.json()
@@ -556,7 +579,7 @@ class _Check:
             if 300 <= status < 400:
                 return self.finish(
                     FailureCode.UNEXPECTED_RESPONSE,
-                    _Outcome(status=status, redirect=response.headers.get("location", "")),
+                    _Outcome(status=status, redirect=_scrub(response.headers.get("location", ""), self.key)),
                     request_id,
                 )
             error = _read_error(body)
@@ -583,13 +606,15 @@ class _Check:
                 await asyncio.sleep(0.5)
                 request = self._fresh(request)
                 continue
-            unknown = error.code if code is FailureCode.UNEXPECTED_RESPONSE and error is not None else None
+            unknown = _scrub(error.code, self.key) if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code else None
             return self.finish(code, _Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(response)), request_id)
         model = body.get("model") or body.get("id")
+        if not _MODEL_NAME.fullmatch(model) or _holds_part_of(model, self.key):  # shown and stored: must be a model name
+            return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200), request_id)
         verdict = judge_model(self.target.role, model)
         if not verdict.ok:
             return self.finish(FailureCode.MODEL_NOT_SUPPORTED, _Outcome(status=200, model=model), request_id)
@@ -657,7 +682,7 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
 
 
 #: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
-_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]", "all://[0:0:0:0:0:0:0:1]")
 
 
 def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:

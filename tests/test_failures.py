@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import re
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -629,3 +630,56 @@ def test_a_masked_key_in_the_service_message_is_hidden(masked):
 
     said = _vendor_text(_VendorError(message=f"Incorrect API key provided: {masked}. Check it."), "unrelated")
     assert masked not in said and "[hidden]" in said
+
+
+@pytest.mark.parametrize("echo", ["model", "location", "request-id", "error-code"])
+def test_a_service_that_echoes_the_key_never_gets_it_shown_or_stored(echo, tmp_path, file_keyring):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            key = self.headers.get("api-key", "")
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, body, headers = 200, {"model": "text-embedding-3-small", "data": [{"embedding": [0.1]}], "choices": []}, {}
+            if echo == "model":
+                body["model"] = f"gpt-4o-{key}"
+            elif echo == "location":
+                status, body, headers = 302, {}, {"location": f"https://elsewhere.invalid/?k={key}"}
+            elif echo == "request-id":
+                headers = {"x-request-id": key}
+                status, body = 401, {"error": {"code": "401", "message": "denied"}}
+            else:
+                status, body = 400, {"error": {"code": f"bad_{key}", "message": "no"}}
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    key = "sandbox-azure-ECHO" + uuid.uuid4().hex
+    try:
+        settings = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring)
+        integration = aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", api_key=key,
+            language_deployment_id="chat", embeddings_deployment_id="emb",
+        )
+        try:
+            settings.save(integration)
+        except aiw.VerificationFailed as failure:
+            shown = str(failure) + failure.report.model_dump_json()
+        else:
+            shown = settings.status().model_dump_json() + (settings.home / "settings.json").read_text()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "connection" not in shown.lower(), "the echoing server did not answer: this test proves nothing"
+    assert key[-20:] not in shown and key not in shown

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 import ai_admin_widgets as aiw
-from ai_admin_widgets.models import DEFAULT_AZURE_API_VERSION, _looks_like_key, field_errors, parse_integration
+from ai_admin_widgets.models import DEFAULT_AZURE_API_VERSION, looks_like_key, field_errors, parse_integration
 from ai_admin_widgets.normalize import azure_host_notices, judge_model
 
 RESOURCE = "https://contoso.openai.azure.com"
@@ -584,7 +584,7 @@ def test_property_openai_integration_raises_only_validation_errors_and_is_idempo
     api_version=st.sampled_from(["2024-10-21", "2024-06-01", "2024-12-01-preview", "2025-04-01-preview"]),
 )
 def test_property_clean_valid_input_is_left_as_it_is_without_notices(name, suffix, language, embeddings, key, api_version):
-    assume(not _looks_like_key(language) and not _looks_like_key(embeddings))
+    assume(not looks_like_key(language) and not looks_like_key(embeddings))
     endpoint = f"https://{name}{suffix}"
     model = aiw.AzureOpenAIIntegration(
         language_model={"endpoint_url": endpoint, "deployment_id": language, "api_key": key},
@@ -733,3 +733,10 @@ def test_openai_base_url_shapes(base_url, expected, phrase):
     integration = aiw.OpenAIIntegration(api_key="sk-" + "q" * 40, base_url=base_url)
     assert integration.base_url == expected
     assert any(phrase in notice.message for notice in integration.notices)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.2:8080/v1", "http://api.localhost:8080/v1"])
+def test_plain_http_only_for_the_loopback_hosts_reached_without_a_proxy(url):
+    with pytest.raises(ValidationError) as caught:
+        aiw.OpenAIIntegration(api_key="sk-" + "q" * 40, base_url=url)
+    assert "use https://" in aiw.field_errors(caught.value)["base_url"]

@@ -468,3 +468,14 @@ def test_history_shows_every_change_newest_first_on_request(panel, sandbox):
     assert sandbox.openai_api_key.get_secret_value()[-12:] not in table
     one(panel, "aiw-history-toggle").click()
     assert not visible(panel, "aiw-history-table")
+
+
+def test_a_key_pasted_into_another_field_does_not_stay_in_the_widgets(panel, sandbox):
+    key = sandbox.openai_api_key.get_secret_value() + "0" * 8
+    panel.row.add_button.click()
+    fill_openai(panel, "")
+    panel.form.openai_project.value = key
+    panel.form.save_button.click()
+    assert "looks like an API key" in panel.form.openai_project.error.value
+    assert panel.form.openai_project.value == ""
+    assert key not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))

@@ -164,3 +164,26 @@ def test_an_explicit_null_keyring_is_refused_before_any_request(tmp_path, sandbo
     with pytest.raises(aiw.KeyringUnavailable, match="forgets every key"):
         settings.save(openai(sandbox))
     assert sandbox.requests == []
+
+
+def test_a_change_that_cannot_be_audited_is_not_made(settings, sandbox):
+    settings.save(openai(sandbox))
+    before = (settings.home / "settings.json").read_text()
+    (settings.home / "audit.jsonl").unlink()
+    (settings.home / "audit.jsonl").mkdir()  # as good as a full disk or a file another admin owns
+    requests = len(sandbox.requests)
+    with pytest.raises(aiw.StoreError, match="audit.jsonl"):
+        settings.save(openai(sandbox, language_model="gpt-4.1"))
+    assert (settings.home / "settings.json").read_text() == before
+    assert len(sandbox.requests) == requests
+
+
+def test_the_user_name_comes_from_the_account_not_from_the_environment(monkeypatch):
+    import pwd
+
+    from ai_admin_widgets.access import current_user
+
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.setenv("USER", "alice-spoofed")
+    monkeypatch.setenv("LOGNAME", "alice-spoofed")
+    assert current_user() == pwd.getpwuid(os.getuid()).pw_name

@@ -47,6 +47,7 @@ from ..models import (
     VerificationFailed,
     VerificationReport,
     field_errors,
+    looks_like_key,
 )
 
 if TYPE_CHECKING:
@@ -288,9 +289,16 @@ class IntegrationForm(widgets.VBox):
             self.same_endpoint.value = saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
 
     def clear_keys(self) -> None:
-        """Empty every API Key field, so no typed key stays in the widgets."""
+        """Empty every API Key field, and any other field that holds something shaped like a key
+        (pasted in the wrong place), so no key stays in the widgets or their saved state."""
         for path, field in self._all_fields().items():
-            if path.endswith("api_key"):
+            if path.endswith("api_key") or looks_like_key(field.value.strip()):
+                field.value = ""
+
+    def clear_keys_in_the_wrong_place(self) -> None:
+        """Empty the fields other than API Key that hold something shaped like a key (their error says so)."""
+        for path, field in self._all_fields().items():
+            if not path.endswith("api_key") and looks_like_key(field.value.strip()):
                 field.value = ""
 
     def show_errors(self, errors: dict[str, str]) -> None:
@@ -447,6 +455,9 @@ class IntegrationForm(widgets.VBox):
         self.clear_results()
         try:
             integration = self.build()
+        except AIAdminError as error:  # the saved key could not be read (keyring, store, permission)
+            self.show_message(f"{error} Type the API Key again to save without the saved key.", error=True)
+            return
         except _KeyNeeded as needed:
             self.show_notices(())
             self.show_errors({needed.slot: (
@@ -457,6 +468,7 @@ class IntegrationForm(widgets.VBox):
         except ValidationError as error:
             self.show_notices(())
             self.show_errors(field_errors(error))
+            self.clear_keys_in_the_wrong_place()
             self.show_message("Correct the fields marked above, then press Save again.", error=True)
             return
         self.show_errors({})
