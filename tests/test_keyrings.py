@@ -23,7 +23,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -45,8 +44,8 @@ from ai_admin_widgets.store import (
     default_keyring,
     prepare_keyring,
 )
+from test_store import azure, new_key  # the same integration and marker keys as the file-keyring tests
 
-AZURE = "https://my-resource.openai.azure.com"
 MODELS = {"language": "gpt-4o", "embeddings": "text-embedding-3-small"}
 PASSWORD = "correct horse battery staple"
 
@@ -65,17 +64,6 @@ def has_module(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ImportError:
         return False
-
-
-def new_key() -> str:
-    return f"sk-LEAKMARKER-{uuid.uuid4().hex}"
-
-
-def azure(language_key: str, embeddings_key: str) -> aiw.AzureOpenAIIntegration:
-    return aiw.AzureOpenAIIntegration(
-        language_model=aiw.AzureDeployment(endpoint_url=AZURE, deployment_id="gpt-4o", api_key=language_key),
-        embeddings_model=aiw.AzureDeployment(endpoint_url=AZURE, deployment_id="emb-3", api_key=embeddings_key),
-    )
 
 
 def check_round_trip(home: Path, backend: KeyringBackend, reopen: Callable[[], KeyringBackend]) -> None:
