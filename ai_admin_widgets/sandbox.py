@@ -72,6 +72,7 @@ Embeddings are deterministic: the same text always gives the same unit vector of
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import math
@@ -501,10 +502,12 @@ class Sandbox:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ai-admin-sandbox", daemon=True
         )
         self._thread.start()
+        atexit.register(self.stop)  # a sandbox left running stops, and its folder goes, with the kernel
         return self
 
     def stop(self) -> None:
         """Stop serving and delete the sandbox's temporary store and keyring. Safe to call twice."""
+        atexit.unregister(self.stop)
         server, self._server = self._server, None
         self._stopping.set()
         if server is not None:
