@@ -59,6 +59,8 @@ from urllib.parse import quote
 
 import httpx
 
+from .models import looks_like_key
+
 __all__ = [
     "ADMIN_REQUIRED",
     "AccessLists",
@@ -111,8 +113,8 @@ def clean_names(names: str | Iterable[str], *, kind: str = "user") -> list[str]:
         The names with spaces around them removed, empty ones dropped and repeats
         removed, in the order given.
     Raises:
-        ValueError: a name holds a comma (in an iterable), a control character, or is
-            longer than 256 characters; the message names it.
+        ValueError: a name holds a comma (in an iterable), a control character, is
+            longer than 256 characters, or looks like an API key; the message names it (never a key).
     """
     if isinstance(names, str):
         items = names.split(",")
@@ -132,6 +134,9 @@ def clean_names(names: str | Iterable[str], *, kind: str = "user") -> list[str]:
             raise ValueError(f"The {kind} name {name!r} holds a control or invisible character.")
         if len(name) > _MAX_NAME:
             raise ValueError(f"The {kind} name {name[:20]!r}… is longer than {_MAX_NAME} characters.")
+        if looks_like_key(name):
+            # Never repeated, stored or audited: it is most likely a key pasted in the wrong place.
+            raise ValueError(f"One of the {kind} names looks like an API key, not a name: remove it and type the name.")
         if name not in cleaned:
             cleaned.append(name)
     return cleaned

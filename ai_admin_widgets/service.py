@@ -538,13 +538,23 @@ class AISettings:
             raise VerificationFailed(report)
         previous = store.read()
         changed = _changed_fields(previous, integration, store)
-        store.save(
-            integration,
-            actor=self.user,
-            models={check.role: check.model for check in report.checks},
-            warnings=list(report.warnings),
-            expected_revision=revision,
-        )
+        try:
+            store.save(
+                integration,
+                actor=self.user,
+                models={check.role: check.model for check in report.checks},
+                warnings=list(report.warnings),
+                expected_revision=revision,
+            )
+        except StoreError as error:  # ConcurrentChange, KeyringUnavailable, an unwritable record: audited too
+            try:
+                store.append_audit({
+                    "actor": self.user, "action": "save", "provider": integration.provider.value, "changed": [],
+                    "outcome": "failed", "error": type(error).__name__,
+                })
+            except StoreError:
+                pass  # the audit log itself cannot be written: the first error is the one to report
+            raise
         store.append_audit(
             {
                 "actor": self.user,

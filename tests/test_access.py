@@ -487,3 +487,27 @@ def test_a_forced_policy_still_works(store_folder, file_keyring):
     assert not viewer.is_admin()
     with pytest.raises(aiw.PermissionDenied, match=ADMIN_REQUIRED):
         viewer.set_allowed(users="x")
+
+
+def test_a_key_pasted_as_a_user_name_is_refused_and_never_stored(settings, sandbox):
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
+    with pytest.raises(ValueError, match="looks like an API key") as caught:
+        settings.set_allowed(users=f"alice, {pasted}")
+    assert pasted not in str(caught.value)
+    assert pasted not in (settings.home / "settings.json").read_text()
+    assert pasted not in (settings.home / "audit.jsonl").read_text()
+
+
+def test_a_key_pasted_into_the_allowed_users_field_leaves_the_widgets(settings, sandbox):
+    import json
+
+    import ipywidgets as widgets
+
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    panel = settings.panel()
+    pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
+    panel.access.users.value = f"alice, {pasted}"
+    panel.access.apply()
+    assert "looks like an API key" in panel.access.message.value
+    assert pasted not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))

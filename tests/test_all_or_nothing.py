@@ -232,3 +232,12 @@ def test_two_admins_changing_the_admins_list_at_once_keep_both_changes(tmp_path)
         admins = SettingsStore(home, None).read().admins
         assert f"carol{round_number}" in admins
         assert changes[1][2] not in admins
+
+
+def test_a_save_refused_by_the_store_is_in_the_audit_log(tmp_path, sandbox, saved, keyring_file):
+    faulty = aiw.AISettings(home=saved.home, keyring=FaultyKeyring(keyring_file, fail_set_at=1))
+    with pytest.raises(aiw.KeyringUnavailable):
+        faulty.save(azure(sandbox, NEW_KEY))
+    last = saved.audit_log()[-1]
+    assert (last["action"], last["outcome"], last["error"]) == ("save", "failed", "KeyringUnavailable")
+    assert NEW_KEY not in json.dumps(saved.audit_log())
