@@ -46,7 +46,7 @@ from .models import (
     Role,
     VerificationReport,
 )
-from .normalize import judge_model
+from .normalize import LOOPBACK_HOSTS, judge_model
 
 __all__ = ["Timeouts", "make_client", "verify", "verify_async"]
 
@@ -682,7 +682,9 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
 
 
 #: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
-_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]", "all://[0:0:0:0:0:0:0:1]")
+_DIRECT = tuple(
+    f"all://[{host}]" if ":" in host else f"all://{host}" for host in (*LOOPBACK_HOSTS, "0:0:0:0:0:0:0:1")
+)  # the hosts where plain http is allowed (normalize.LOOPBACK_HOSTS), ::1 in both spellings
 
 
 def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
