@@ -479,3 +479,70 @@ def test_a_key_pasted_into_another_field_does_not_stay_in_the_widgets(panel, san
     assert "looks like an API key" in panel.form.openai_project.error.value
     assert panel.form.openai_project.value == ""
     assert key not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
+
+
+def press(field_widget, key):
+    """What the browser sends when Enter or Escape is pressed in a field's input."""
+    field_widget._receive(field_widget, {"type": {"Enter": "submit", "Escape": "cancel"}[key]}, [])
+
+
+def test_enter_in_any_field_saves_and_escape_cancels(panel, sandbox):
+    panel.row.add_button.click()
+    fill_azure_shared(panel, sandbox)
+    press(panel.form.embeddings.deployment_id.input, "Enter")  # not the key field: any field saves
+    assert panel.view == "row"
+    assert "Azure OpenAI" in one(panel, "aiw-status").value
+
+    panel.row.edit_button.click()
+    panel.form.language.deployment_id.value = "something-else"
+    press(panel.form.language.deployment_id.input, "Escape")
+    assert panel.view == "row"
+    assert panel.settings.saved_fields()["language_model"]["deployment_id"] == sandbox.azure_deployments["language"]
+
+
+def test_enter_while_authenticating_does_not_save_twice(panel, sandbox):
+    saves = []
+    panel.form._on_save = saves.append
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.set_busy(True)  # as while a Save is authenticating
+    press(panel.form.openai_base_url.input, "Enter")
+    assert saves == []
+    panel.form.set_busy(False)
+    press(panel.form.openai_base_url.input, "Enter")
+    assert len(saves) == 1
+
+
+def test_each_field_is_described_by_its_help_and_its_error_for_screen_readers(panel):
+    panel.row.add_button.click()
+    panel.form.save_button.click()  # OpenAI with an empty key: the key is marked
+    key_field = panel.form.openai_api_key
+    help_id, error_id = key_field.input.described_by.split()
+    assert f'id="{help_id}"' in key_field.help.value
+    assert f'id="{error_id}"' in key_field.error.value and 'role="alert"' in key_field.error.value
+    assert key_field.input.invalid
+    base_url = panel.form.openai_base_url
+    assert not base_url.input.invalid and base_url.error.value == ""
+    ids = [field.input.described_by for field in panel.form._all_fields().values()]
+    assert len(set(ids)) == len(ids), "two fields share a help or error id"
+
+
+def test_the_keyboard_lands_on_the_first_field_and_back_on_the_row(panel, sandbox, monkeypatch):
+    focused = []
+    monkeypatch.setattr(aiw.widgets.fields.TextField, "focus", lambda self: focused.append(self.description))
+    monkeypatch.setattr(aiw.widgets.fields.KeyField, "focus", lambda self: focused.append(self.description))
+    monkeypatch.setattr(widgets.Button, "focus", lambda self: focused.append(self.description))
+    panel.row.add_button.click()
+    assert focused[-1] == "API Key"
+    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
+    panel.form.language.endpoint_url.value = "https://contoso.openai.azure.com"
+    panel.form.save_button.click()  # the deployment ids and the key are missing
+    assert focused[-1] == "Deployment ID"
+    panel.form.cancel_button.click()
+    assert focused[-1] == "Add"
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+    assert focused[-1] == "Edit"
+    panel.row.remove_button.click()
+    assert focused[-1] == "Cancel", "Remove puts the keyboard on the safe choice"

@@ -16,7 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 import ai_admin_widgets as aiw
-from ai_admin_widgets.widgets.key_field import KeyField
+from ai_admin_widgets.widgets.fields import KeyField
 
 
 def type_key(field, text):

@@ -20,6 +20,8 @@ from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
 from .style import SUCCESS as _SUCCESS_STYLE
 from .style import WARNING as _WARNING_STYLE
+from .fields import TextField
+from .style import element_id as _element_id
 from .style import span as _span
 
 if TYPE_CHECKING:
@@ -75,18 +77,21 @@ class AccessSettings(widgets.VBox):
         self.admins = _with_class(widgets.HTML(""), "aiw-admins")
         self.note = _with_class(widgets.HTML(""), "aiw-access-note")
         self.users = _with_class(
-            widgets.Text(description="Allowed users", placeholder="everyone; or names: alice, bob"), "aiw-allowed-users"
+            TextField(description="Allowed users", placeholder="everyone; or names: alice, bob"), "aiw-allowed-users"
         )
         self.groups = _with_class(
-            widgets.Text(description="Allowed groups", placeholder="everyone; or groups: data-science"), "aiw-allowed-groups"
+            TextField(description="Allowed groups", placeholder="everyone; or groups: data-science"), "aiw-allowed-groups"
         )
-        for field in (self.users, self.groups):
-            field.style.description_width = "130px"
-            field.layout.width = "560px"
+        help_id = _element_id("aiw-access-help")
         self.help = widgets.HTML(_span(
             "Comma-separated names. Leave both empty to let everyone use AI. "
             "Groups are JupyterHub's on a hub, the operating system's elsewhere.", _HELP_STYLE,
+            element_id=help_id,
         ))
+        for field in (self.users, self.groups):  # Enter in either field applies both lists
+            field.layout.width = "560px"
+            field.described_by = help_id
+            field.on_submit(self.apply)
         self.apply_button = _with_class(widgets.Button(description="Apply", tooltip="Apply"), "aiw-apply-access")
         self.apply_button.on_click(lambda _: self.apply())
         self.message = _with_class(widgets.HTML(""), "aiw-access-message")

@@ -22,12 +22,14 @@ from pydantic import ValidationError
 
 from .access import AccessSettings
 from .history import History
-from .key_field import KeyField
+from .fields import KeyField, TextField
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
 from .style import SUCCESS as _SUCCESS_STYLE
 from .style import WARNING as _WARNING_STYLE
 from .style import classes as _classes
+from .style import PANEL_STYLE as _PANEL_STYLE
+from .style import element_id as _element_id
 from .style import show as _show
 from .style import span as _span
 from .style import text as _text
@@ -78,15 +80,19 @@ def _button(label: str, css_class: str, style: str = "") -> widgets.Button:
 
 
 class _Field(widgets.VBox):
-    """A labelled input with its help text, and the error or notice shown beside it."""
+    """A labelled input with its help text, and the error or notice shown beside it.
 
-    def __init__(self, label: str, input_widget: widgets.DOMWidget, help_text: str, css_class: str, *more_classes: str) -> None:
+    The input's ``aria-describedby`` names the help text and the error, so a screen
+    reader reads both with the input; an error is announced when it appears.
+    """
+
+    def __init__(self, label: str, input_widget: TextField | KeyField, help_text: str, css_class: str, *more_classes: str) -> None:
+        self._help_id, self._error_id = _element_id("aiw-help"), _element_id("aiw-error")
         self.input = _classes(input_widget, css_class, *more_classes)
         self.input.description = label
-        if hasattr(self.input, "style"):
-            self.input.style.description_width = "130px"
+        self.input.described_by = f"{self._help_id} {self._error_id}"
         self.input.layout.width = "560px"
-        self.help = widgets.HTML(_span(help_text, _HELP_STYLE))
+        self.help = widgets.HTML(_span(help_text, _HELP_STYLE, element_id=self._help_id))
         self.help.layout.margin = "0 0 0 136px"
         self.error = _classes(widgets.HTML(""), "aiw-field-error")
         self.error.layout.margin = "0 0 0 136px"
@@ -103,7 +109,8 @@ class _Field(widgets.VBox):
         self.input.value = text
 
     def show_error(self, message: str | None) -> None:
-        self.error.value = _span(message, _ERROR_STYLE, alert=True) if message else ""
+        self.error.value = _span(message, _ERROR_STYLE, alert=True, element_id=self._error_id) if message else ""
+        self.input.invalid = bool(message)
 
     def show_notices(self, notices: list[Notice]) -> None:
         self.notice.value = "<br>".join(
@@ -121,11 +128,11 @@ class _DeploymentFields(widgets.VBox):
         self.role = role
         self.heading = widgets.HTML(f"<b>{_text(title)}</b> {_span(description, _HELP_STYLE)}")
         self.endpoint_url = _Field(
-            "Endpoint URL", widgets.Text(placeholder="https://<resource>.openai.azure.com"),
+            "Endpoint URL", TextField(placeholder="https://<resource>.openai.azure.com"),
             fields["endpoint_url"].description or "", "aiw-endpoint-url", f"aiw-{role}-endpoint-url",
         )
         self.deployment_id = _Field(
-            "Deployment ID", widgets.Text(placeholder="the deployment's name"),
+            "Deployment ID", TextField(placeholder="the deployment's name"),
             fields["deployment_id"].description or "", "aiw-deployment-id", f"aiw-{role}-deployment-id",
         )
         self.api_key = _Field(
@@ -159,7 +166,8 @@ class IntegrationForm(widgets.VBox):
         self._saved: dict[str, Any] | None = None
         self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
         self.provider = _classes(
-            widgets.ToggleButtons(options=_PROVIDER_OPTIONS, value=Provider.OPENAI, description="Provider"),
+            widgets.ToggleButtons(options=_PROVIDER_OPTIONS, value=Provider.OPENAI, description="Provider",
+                                  style={"description_width": "130px"}),
             "aiw-provider",
         )
         openai_fields = OpenAIIntegration.model_fields
@@ -168,15 +176,15 @@ class IntegrationForm(widgets.VBox):
             openai_fields["api_key"].description or "", "aiw-api-key", "aiw-openai-api-key",
         )
         self.openai_base_url = _Field(
-            "Base URL", widgets.Text(placeholder=DEFAULT_OPENAI_BASE_URL),
+            "Base URL", TextField(placeholder=DEFAULT_OPENAI_BASE_URL),
             openai_fields["base_url"].description or "", "aiw-base-url",
         )
         self.openai_organization = _Field(
-            "Organization ID", widgets.Text(placeholder="optional: org-…"),
+            "Organization ID", TextField(placeholder="optional: org-…"),
             openai_fields["organization"].description or "", "aiw-organization",
         )
         self.openai_project = _Field(
-            "Project ID", widgets.Text(placeholder="optional: proj_…"),
+            "Project ID", TextField(placeholder="optional: proj_…"),
             openai_fields["project"].description or "", "aiw-project",
         )
         self.openai_result = _classes(widgets.HTML(""), "aiw-model-result", "aiw-openai-result")
@@ -191,8 +199,10 @@ class IntegrationForm(widgets.VBox):
         self.same_endpoint = _classes(
             widgets.Checkbox(value=False, description=_SAME_ENDPOINT_LABEL, indent=False), "aiw-same-endpoint"
         )
+        self.same_endpoint.layout.width = "auto"  # the whole label, not cut short with "…"
+        self.same_endpoint.layout.margin = "8px 0 8px 136px"  # under the fields' inputs, like their help
         self.api_version = _Field(
-            "API version", widgets.Text(placeholder=DEFAULT_AZURE_API_VERSION),
+            "API version", TextField(placeholder=DEFAULT_AZURE_API_VERSION),
             azure_fields["api_version"].description or "", "aiw-api-version",
         )
         self.azure_section = _classes(
@@ -210,10 +220,9 @@ class IntegrationForm(widgets.VBox):
              widgets.HBox([self.save_button, self.cancel_button])]
         )
         _classes(self, "aiw-form")
-        for path, field in self._all_fields().items():
-            if isinstance(field.input, KeyField):  # Enter saves, Escape cancels
-                field.input.on_submit(self._save)
-                field.input.on_cancel(lambda: self._on_cancel())
+        for field in self._all_fields().values():  # Enter in any field saves, Escape cancels
+            field.input.on_submit(self._submit)
+            field.input.on_cancel(lambda: self._on_cancel())
         self._layout()
 
     # -- state ------------------------------------------------------------------ #
@@ -287,6 +296,16 @@ class IntegrationForm(widgets.VBox):
                 section.deployment_id.value = deployment["deployment_id"]
             self.api_version.value = saved.get("api_version") or DEFAULT_AZURE_API_VERSION
             self.same_endpoint.value = saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
+
+    def focus_first(self, errors_only: bool = False) -> None:
+        """Move the keyboard focus to the first visible field (with ``errors_only``, the first one marked with an error)."""
+        section = self.azure_section if self.provider.value is Provider.AZURE_OPENAI else self.openai_section
+        for field in self._all_fields().values():
+            if errors_only and not field.error.value:
+                continue
+            if _shown_in(section, field):
+                field.input.focus()
+                return
 
     def clear_keys(self) -> None:
         """Empty every API Key field, and any other field that holds something shaped like a key
@@ -450,6 +469,11 @@ class IntegrationForm(widgets.VBox):
             self.api_version.value = integration.api_version
         self.show_notices(integration.notices)
 
+    def _submit(self) -> None:
+        """Enter in a field: Save, unless an authentication is already under way."""
+        if not self.save_button.disabled:
+            self._save()
+
     def _save(self) -> None:
         self.show_message("")
         self.clear_results()
@@ -464,16 +488,27 @@ class IntegrationForm(widgets.VBox):
                 "Type the API Key again: the endpoint's host changed, and a saved key is only sent to the host it was entered for."
             )})
             self.show_message("Correct the fields marked above, then press Save again.", error=True)
+            self.focus_first(errors_only=True)
             return
         except ValidationError as error:
             self.show_notices(())
             self.show_errors(field_errors(error))
             self.clear_keys_in_the_wrong_place()
             self.show_message("Correct the fields marked above, then press Save again.", error=True)
+            self.focus_first(errors_only=True)
             return
         self.show_errors({})
         self.show_normalized(integration)
         self._on_save(integration)
+
+
+def _shown_in(container: widgets.Widget, widget: widgets.Widget) -> bool:
+    """Whether ``widget`` is inside ``container`` with neither it nor any box between them hidden."""
+    if getattr(container, "layout", None) is not None and container.layout.display == "none":
+        return False
+    if container is widget:
+        return True
+    return any(_shown_in(child, widget) for child in getattr(container, "children", ()))
 
 
 class OpenAIRow(widgets.VBox):
@@ -521,7 +556,7 @@ class OpenAIRow(widgets.VBox):
                 name = model.model or model.deployment_id or ""
                 where = f" (deployment {_text(model.deployment_id)})" if model.deployment_id else ""
                 details.append(f"{_text(name)}{where}")
-            details.append(f"key {_text(status.key_hint or '…')}")
+            details.append(f'<span style="white-space: nowrap">key {_text(status.key_hint or "…")}</span>')
             text = " · ".join(details)
             if status.updated_by and status.updated_at:
                 text += "<br>" + _span(f"Saved by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC", _HELP_STYLE)
@@ -593,7 +628,7 @@ class AISettingsPanel(widgets.VBox):
         self.view = "row"
         self._opened_at: int | None = None
         self._task: asyncio.Task[Any] | None = None
-        self.title = widgets.HTML("<h3>AI Settings</h3>")
+        self.title = widgets.HTML(f"{_PANEL_STYLE}<h3>AI Settings</h3>")
         self.notice = _classes(widgets.HTML(""), "aiw-notice")
         self.row = OpenAIRow(self._open_add, self._open_edit, self._test, self._ask_remove)
         self.form = IntegrationForm(self._save, self._close, saved_key=self.settings.saved_key)
@@ -663,12 +698,14 @@ class AISettingsPanel(widgets.VBox):
         self.form.reset(None, openai_base_url=self.settings.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
+        self.form.focus_first()
 
     def _open_edit(self) -> None:
         self._opened_at = self._revision()
         self.form.reset(self.settings.saved_fields(), openai_base_url=self.settings.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
+        self.form.focus_first()
 
     def _revision(self) -> int | None:
         """The settings revision the form starts from: a Save fails if another kernel changed it meanwhile."""
@@ -680,6 +717,7 @@ class AISettingsPanel(widgets.VBox):
     def _ask_remove(self) -> None:
         self.confirmation.message.value = ""
         self._set_view("confirm")
+        self.confirmation.cancel_button.focus()  # the safe choice is where the keyboard lands
 
     def _close(self) -> None:
         if self._task is not None and not self._task.done():
@@ -688,6 +726,14 @@ class AISettingsPanel(widgets.VBox):
         self.form.clear_keys()
         self.form.set_busy(False)
         self._set_view("row")
+        self._focus_row()
+
+    def _focus_row(self) -> None:
+        """Give the keyboard focus back to the row's first button (Edit, or Add)."""
+        for button in (self.row.edit_button, self.row.add_button, self.row.remove_button):
+            if button.layout.display != "none":
+                button.focus()
+                return
 
     # -- actions ------------------------------------------------------------------- #
 
@@ -724,6 +770,7 @@ class AISettingsPanel(widgets.VBox):
         self.form.show_message("")
         self.row.show_notes(integration.notices)
         self._set_view("row")
+        self._focus_row()
 
     def _save_failed(self, error: Exception) -> None:
         self._task = None
@@ -734,6 +781,7 @@ class AISettingsPanel(widgets.VBox):
                 "Authentication failed, so nothing was saved. Correct what is marked above and type the API Key again.",
                 error=True,
             )
+            self.form.focus_first(errors_only=True)
         elif isinstance(error, AIAdminError):
             self.form.clear_results()
             self.form.show_message(str(error), error=True)
@@ -790,6 +838,7 @@ class AISettingsPanel(widgets.VBox):
             return
         self.row.show_test(None)
         self._set_view("row")
+        self._focus_row()
 
     # -- finding and reading ------------------------------------------------------- #
 
@@ -814,13 +863,20 @@ class AISettingsPanel(widgets.VBox):
             def __init__(self) -> None:
                 super().__init__()
                 self.parts: list[str] = []
+                self.in_style = False
 
             def handle_data(self, data: str) -> None:
-                self.parts.append(data)
+                if not self.in_style:  # a <style> is not text the admin sees
+                    self.parts.append(data)
 
             def handle_starttag(self, tag: str, attrs: Any) -> None:
                 if tag == "br":
                     self.parts.append("\n")
+                self.in_style = self.in_style or tag == "style"
+
+            def handle_endtag(self, tag: str) -> None:
+                if tag == "style":
+                    self.in_style = False
 
         lines: list[str] = []
 
@@ -843,7 +899,7 @@ class AISettingsPanel(widgets.VBox):
             elif isinstance(widget, KeyField):
                 shown = "•" * min(len(widget.value), 8) or widget.placeholder
                 lines.append(f"{widget.description}: {shown}")
-            elif isinstance(widget, widgets.Text):
+            elif isinstance(widget, (widgets.Text, TextField)):
                 lines.append(f"{widget.description}: {widget.value}")
             for child in getattr(widget, "children", ()):
                 walk(child)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import html
+import itertools
 
 import ipywidgets as widgets
 
-__all__ = ["ERROR", "HELP", "SUCCESS", "WARNING", "classes", "show", "span", "text"]
+__all__ = ["ERROR", "HELP", "PANEL_STYLE", "SUCCESS", "WARNING", "classes", "element_id", "show", "span", "text"]
+
+_ids = itertools.count(1)
 
 ERROR = "color: var(--jp-error-color1, #d32f2f)"
 WARNING = "color: var(--jp-warn-color1, #f57c00)"
 SUCCESS = "color: var(--jp-success-color1, #388e3c)"
 HELP = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
+
+# Rules for the whole panel, delivered with it (a <style> in its title): text that wraps
+# onto several lines is spaced as text, not as a row of inputs (28 px per line).
+PANEL_STYLE = """<style>
+.aiw-panel .widget-html-content { line-height: 1.4; padding: 2px 0; }
+.aiw-panel .aiw-status .widget-html-content { line-height: 1.6; }
+</style>"""
 
 
 def text(value: str) -> str:
@@ -19,10 +29,22 @@ def text(value: str) -> str:
     return html.escape(value, quote=False)
 
 
-def span(value: str, style: str, *, alert: bool = False) -> str:
-    """``value`` in a ``<span>`` with ``style``; ``alert=True`` makes screen readers announce it."""
-    role = ' role="alert"' if alert else ""
-    return f'<span{role} style="{style}">{text(value)}</span>'
+def span(value: str, style: str, *, alert: bool = False, element_id: str | None = None) -> str:
+    """``value`` in a ``<span>`` with ``style``.
+
+    Args:
+        value: plain text (escaped here).
+        style: inline CSS, e.g. :data:`ERROR`.
+        alert: make screen readers announce it as soon as it appears (``role="alert"``,
+            an assertive ``aria-live`` region).
+        element_id: the span's DOM id, for an input's ``aria-describedby``.
+    Returns:
+        The HTML text.
+    """
+    attributes = f' id="{html.escape(element_id)}"' if element_id else ""
+    if alert:
+        attributes += ' role="alert" aria-live="assertive"'
+    return f'<span{attributes} style="{style}">{text(value)}</span>'
 
 
 def classes(widget: widgets.DOMWidget, *names: str) -> widgets.DOMWidget:
@@ -35,3 +57,8 @@ def classes(widget: widgets.DOMWidget, *names: str) -> widgets.DOMWidget:
 def show(widget: widgets.Widget, visible: bool) -> None:
     """Show or hide ``widget`` (its layout's ``display``)."""
     widget.layout.display = None if visible else "none"
+
+
+def element_id(prefix: str) -> str:
+    """A DOM id not handed out before in this kernel, e.g. ``"aiw-help-7"`` for ``prefix="aiw-help"``."""
+    return f"{prefix}-{next(_ids)}"
