@@ -428,7 +428,8 @@ def _press_until(page, key: str, wanted, limit: int = 40) -> list[str]:
 def test_the_whole_add_flow_by_keyboard_alone(page, lab):
     open_quickstart(page, lab, "keyboard.ipynb")
     # Every input in the form has a visible label tied to it.
-    page.locator(".aiw-panel .aiw-add >> visible=true").focus()  # the one step that is not a key press
+    page.keyboard.press("Escape")  # command mode; Tab then walks the page, the panel's buttons included
+    _press_until(page, "Tab", lambda focused: "aiw-add" in focused["classes"], limit=80)
     page.keyboard.press("Enter")  # Add
     page.locator(".aiw-panel .aiw-form").wait_for(state="visible")
     page.wait_for_function("() => document.activeElement?.closest('.aiw-openai-api-key') !== null")
