@@ -66,8 +66,18 @@ unexpected_response           deployment or OpenAI model ``scenario-proxy-html``
 ``unsupported_parameter``) and accepts ``max_completion_tokens``.
 
 Every answer carries ``x-request-id`` (and ``apim-request-id`` on Azure routes).
-Embeddings are deterministic: the same text always gives the same unit vector of
-1536 numbers (the dimension of text-embedding-3-small).
+Chat answers are ``"Sandbox reply to: <the last message>"``, cut to ``max_tokens`` /
+``max_completion_tokens`` words, with ``usage``.
+Embeddings are deterministic: the same text always gives the same unit vector, of the
+model's own dimension (1536 for text-embedding-3-small and ada-002, 3072 for
+text-embedding-3-large), or of ``dimensions`` numbers when the request asks for fewer (the
+text-embedding-3 models only; the vector is cut and scaled back to length 1, as OpenAI's
+shortened embeddings are). As the vendors do, a request is refused (400) when ``input`` is
+empty, holds an empty text or more than 2048 texts, or asks for ``dimensions`` that the
+model cannot give (OpenAI API reference, "Embeddings: create").
+
+The server speaks HTTP/1.1 with keep-alive and sends without Nagle's delay, so a client's
+connection pool reuses one connection for request after request, as it would with the vendors.
 """
 
 from __future__ import annotations
@@ -86,7 +96,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
@@ -99,6 +109,10 @@ if TYPE_CHECKING:
 __all__ = ["Sandbox", "RecordedRequest"]
 
 EMBEDDING_DIMENSIONS = 1536
+#: The dimension of each embeddings model's vectors (OpenAI "Embeddings" guide).
+_NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+#: The most texts one embeddings request may hold (OpenAI API reference, "Embeddings: create").
+MAX_EMBEDDING_INPUTS = 2048
 #: Practice keys: any key that starts with these prefixes is accepted, so an admin can
 #: type one in the panel by hand (``sk-sandbox-`` plus anything, ``sandbox-azure-`` plus anything).
 PRACTICE_OPENAI_KEY_PREFIX = "sk-sandbox-"
@@ -166,8 +180,9 @@ _OPENAI_MODEL_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
 
 class RecordedRequest(dict):
     """One request the sandbox received: ``method``, ``path``, ``query`` (dict of lists),
-    ``body`` (parsed JSON or None) and ``headers`` (names, lower case; the values of
-    ``authorization`` and ``api-key`` are replaced by ``"<redacted>"``)."""
+    ``body`` (parsed JSON or None), ``headers`` (names, lower case; the values of
+    ``authorization`` and ``api-key`` are replaced by ``"<redacted>"``) and ``client_port``
+    (the client's TCP port: requests with the same port came over one reused connection)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -182,6 +197,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: _Server
 
     # The sandbox keeps its own redacted record; the default stderr log is silenced.
@@ -205,20 +221,21 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        sandbox._record(
-            RecordedRequest(
-                method=method,
-                path=parts.path,
-                query=parse_qs(parts.query),
-                body=body,
-                headers={
-                    name.lower(): ("<redacted>" if name.lower() in ("authorization", "api-key") else value)
-                    for name, value in self.headers.items()
-                },
-            )
+        recorded = RecordedRequest(
+            method=method,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            body=body,
+            headers={
+                name.lower(): ("<redacted>" if name.lower() in ("authorization", "api-key") else value)
+                for name, value in self.headers.items()
+            },
+            client_port=self.client_address[1],
         )
-        if sandbox.latency_ms:
-            time.sleep(sandbox.latency_ms / 1000)
+        sandbox._record(recorded)
+        delay = sandbox.latency_ms(recorded) if callable(sandbox.latency_ms) else sandbox.latency_ms
+        if delay:
+            time.sleep(delay / 1000)
         segments = [segment for segment in parts.path.split("/") if segment]
         if segments[:1] == ["v1"]:
             self._openai(method, segments[1:], body)
@@ -274,31 +291,37 @@ class _Handler(BaseHTTPRequestHandler):
         if project is not None and project != sandbox.openai_project:
             self._send(401, {"error": {"message": "OpenAI-Project header should match project for API key", "type": "invalid_request_error", "param": None, "code": "mismatched_project"}})
             return
+        operation = "/".join(route)
+        model = route[1] if method == "GET" and len(route) == 2 and route[0] == "models" else None
+        if method == "POST" and operation in ("chat/completions", "embeddings"):
+            model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str) and (self._common_scenario(model, {}) or self._openai_model_scenario(model)):
+            return
         if method == "GET" and len(route) == 2 and route[0] == "models":
-            model = route[1]
-            if self._common_scenario(model, {}):
-                return
-            if model in _OPENAI_MODEL_SCENARIOS:
-                status, payload, headers = _OPENAI_MODEL_SCENARIOS[model]
-                self._send(status, payload, headers)
-            elif model not in _OPENAI_MODELS:
+            if model not in _OPENAI_MODELS:
                 self._openai_model_not_found(model)
             else:
                 self._send(200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"})
-        elif method == "POST" and route == ["chat", "completions"]:
-            model = body.get("model") if isinstance(body, dict) else None
+        elif method == "POST" and operation == "chat/completions":
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
                 return
             self._send(200, _chat_completion(model, body))
-        elif method == "POST" and route == ["embeddings"]:
-            model = body.get("model") if isinstance(body, dict) else None
+        elif method == "POST" and operation == "embeddings":
             if model not in _EMBEDDINGS_MODELS or model not in _OPENAI_MODELS:
                 self._openai_model_not_found(str(model))
                 return
-            self._send(200, _embeddings(model, body.get("input")))
+            self._send(*_embeddings(model, body))
         else:
             self._send(404, {"error": {"message": f"Invalid URL ({method} {urlsplit(self.path).path})", "type": "invalid_request_error", "param": None, "code": None}})
+
+    def _openai_model_scenario(self, model: str) -> bool:
+        """The scenario models of the OpenAI routes (server error, wrong shape); True when one answered."""
+        if model not in _OPENAI_MODEL_SCENARIOS:
+            return False
+        status, payload, headers = _OPENAI_MODEL_SCENARIOS[model]
+        self._send(status, payload, headers)
+        return True
 
     def _openai_model_not_found(self, model: str) -> None:
         self._send(404, {"error": {"message": f"The model `{model}` does not exist or you do not have access to it.", "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
@@ -349,8 +372,10 @@ class _Handler(BaseHTTPRequestHandler):
         if deployment.reasoning and isinstance(body, dict) and "max_tokens" in body:
             self._send(400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}, headers)
             return
-        payload = _chat_completion(deployment.model, body) if wanted == "chat" else _embeddings(deployment.model, (body or {}).get("input"))
-        self._send(200, payload, headers)
+        if wanted == "chat":
+            self._send(200, _chat_completion(deployment.model, body), headers)
+        else:
+            self._send(*_embeddings(deployment.model, body), headers)
 
 
 def _api_version_before(version: str, minimum: str) -> bool:
@@ -385,25 +410,47 @@ def _chat_completion(model: str, body: Any) -> dict[str, Any]:
     }
 
 
-def _embedding_of(text: str) -> list[float]:
+def _embedding_of(text: str, native: int = EMBEDDING_DIMENSIONS, dimensions: int | None = None) -> list[float]:
+    """The text's vector: ``native`` numbers from its SHA-256, cut to ``dimensions`` if given, of length 1."""
     digest = hashlib.sha256(text.encode()).digest()
     values: list[float] = []
     counter = 0
-    while len(values) < EMBEDDING_DIMENSIONS:
+    while len(values) < native:
         block = hashlib.sha256(digest + counter.to_bytes(4, "big")).digest()
         values.extend((byte - 127.5) / 127.5 for byte in block)
         counter += 1
-    values = values[:EMBEDDING_DIMENSIONS]
+    values = values[: dimensions or native]
     norm = math.sqrt(sum(value * value for value in values))
     return [value / norm for value in values]
 
 
-def _embeddings(model: str, texts: Any) -> dict[str, Any]:
+def _invalid_request(message: str, param: str | None = None) -> tuple[int, dict[str, Any]]:
+    return 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+
+
+def _embeddings(model: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """The status and body of an embeddings answer for the request ``body`` (refusals as the vendors word them)."""
+    request = body if isinstance(body, dict) else {}
+    texts = request.get("input")
     items = texts if isinstance(texts, list) else [texts]
-    tokens = sum(len(str(text).split()) for text in items)
-    return {
+    if not items or any(not isinstance(text, str) or not text for text in items):
+        return _invalid_request("'$.input' is invalid: every input must be a non-empty text.", "input")
+    if len(items) > MAX_EMBEDDING_INPUTS:
+        return _invalid_request(f"Too many inputs: at most {MAX_EMBEDDING_INPUTS} texts may be embedded in one request.", "input")
+    native = _NATIVE_DIMENSIONS.get(model, EMBEDDING_DIMENSIONS)
+    dimensions = request.get("dimensions")
+    if dimensions is not None:
+        if not model.startswith("text-embedding-3"):
+            return _invalid_request("This model does not support specifying dimensions.", "dimensions")
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= native:
+            return _invalid_request(f"dimensions must be a whole number from 1 to {native} for this model.", "dimensions")
+    tokens = sum(len(text.split()) for text in items)
+    return 200, {
         "object": "list",
-        "data": [{"object": "embedding", "index": index, "embedding": _embedding_of(str(text))} for index, text in enumerate(items)],
+        "data": [
+            {"object": "embedding", "index": index, "embedding": _embedding_of(text, native, dimensions)}
+            for index, text in enumerate(items)
+        ],
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
@@ -437,7 +484,9 @@ class Sandbox:
     """A local OpenAI and Azure OpenAI look-alike on 127.0.0.1; see the module docstring for its routes and scenarios.
 
     Args:
-        latency_ms: milliseconds the server waits before each answer (for benchmarks).
+        latency_ms: milliseconds the server waits before each answer (for benchmarks); or a
+            function of the :class:`RecordedRequest` that returns them, to delay some answers
+            more than others (called on the server's thread, once per request).
         tls: serve https with a certificate from a private certificate authority, as an
             HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate.
 
@@ -461,7 +510,7 @@ class Sandbox:
     #: An endpoint whose host name does not exist (dns_failure).
     unknown_host_endpoint = "https://no-such-resource.openai.azure.invalid"
 
-    def __init__(self, *, latency_ms: float = 0.0, tls: bool = False) -> None:
+    def __init__(self, *, latency_ms: float | Callable[[RecordedRequest], float] = 0.0, tls: bool = False) -> None:
         self.latency_ms = latency_ms
         self.tls = tls
         self._token = secrets.token_hex(16)
