@@ -19,19 +19,25 @@ reference "Chat completions - Create" and "Embeddings - Create"):
 Rate limits (429) are retried within :attr:`Timeouts.retry_budget`, honouring
 ``retry-after-ms`` and ``retry-after`` (Azure OpenAI "Quotas and limits"); a
 used-up quota is never retried. A server error (5xx) is retried once.
+
+The request loop (:func:`send`, :func:`send_async`), the request parts
+(:func:`openai_headers`, :func:`azure_request_parts`) and the messages
+(:func:`explain`) also serve :mod:`ai_admin_widgets.ai`, so a failed chat or
+embeddings call is classified and worded as a failed check is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import re
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,7 +54,23 @@ from .models import (
 )
 from .normalize import LOOPBACK_HOSTS, judge_model
 
-__all__ = ["Timeouts", "make_client", "verify", "verify_async"]
+__all__ = [
+    "Answer",
+    "Failure",
+    "Timeouts",
+    "azure_request_parts",
+    "explain",
+    "make_client",
+    "make_sync_client",
+    "openai_headers",
+    "openai_target",
+    "send",
+    "send_async",
+    "setup_problem",
+    "unexpected_answer",
+    "verify",
+    "verify_async",
+]
 
 #: Called with each model's check as soon as it is done.
 CheckListener = Callable[[ModelCheck], None]
@@ -442,8 +464,19 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
 }
 
 
-def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
-    """The message (label, what is wrong, what to do) and the field path for a failed check."""
+def explain(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: Timeouts) -> tuple[str, str, str | None]:
+    """What went wrong and what an admin should do, from the one table of messages (``_MESSAGES``).
+
+    Args:
+        code: the failure's code (not ``FailureCode.OK``).
+        target: what the request talked to (role, provider, URL, deployment, model).
+        outcome: what the service said (status, wait, its own message, ...).
+        timeouts: the limits in force, for the timeout message (seconds).
+    Returns:
+        ``(what is wrong, what to do, field path)``: two sentences without the model's
+        label, and the dotted path of the field to correct (None when no field is to blame).
+        Neither sentence holds the key: everything from the service is scrubbed first.
+    """
     field_attribute, wrong, todo = _MESSAGES[code]
     if field_attribute == "api_version_field":
         field = "api_version"
@@ -451,7 +484,13 @@ def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: T
         field = "project" if "project" in outcome.vendor_message.lower() else "organization"
     else:
         field = getattr(target, field_attribute)
-    message = f"{target.label}: {wrong(target, outcome, timeouts)} {todo(target, outcome, timeouts)}"
+    return wrong(target, outcome, timeouts), todo(target, outcome, timeouts), field
+
+
+def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
+    """The message (label, what is wrong, what to do) and the field path for a failed check."""
+    wrong, todo, field = explain(code, target, outcome, timeouts)
+    message = f"{target.label}: {wrong} {todo}"
     if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
         message += f" The service said: “{outcome.vendor_message}”"
     return message, field
@@ -557,57 +596,12 @@ class _Check:
             return self.finish(FailureCode.TIMEOUT)
 
     async def _attempts(self) -> ModelCheck:
-        waited = 0.0
-        attempts = 0
-        server_retries = 1
-        switched_token_limit = False
-        request = self.request
-        while True:
-            attempts += 1
-            try:
-                response = await self.client.send(request)
-            except httpx.HTTPError as error:
-                return self.finish(_classify_transport(error), _Outcome(proxy=isinstance(error, httpx.ProxyError)))
-            request_id = _request_id(response, self.key)
-            status = response.status_code
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            if status == 200:
-                return self._judge(body, request_id, response)
-            if 300 <= status < 400:
-                return self.finish(
-                    FailureCode.UNEXPECTED_RESPONSE,
-                    _Outcome(status=status, redirect=_scrub(response.headers.get("location", ""), self.key)),
-                    request_id,
-                )
-            error = _read_error(body)
-            if not switched_token_limit and _rejects_max_tokens(status, error):
-                switched_token_limit = True
-                request = self._with_max_completion_tokens(request)
-                continue
-            if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
-                return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, html=_is_html(response)), request_id)
-            code = _classify_status(self.target.provider, status, error)
-            said = _vendor_text(error, self.key)
-            if code is FailureCode.RATE_LIMITED:
-                asked = _retry_after(response)
-                wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
-                if waited + wait > self.timeouts.retry_budget:
-                    outcome = _Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said)
-                    return self.finish(code, outcome, request_id)
-                await asyncio.sleep(wait)
-                waited += wait
-                request = self._fresh(request)
-                continue
-            if code is FailureCode.SERVER_ERROR and server_retries > 0:
-                server_retries -= 1
-                await asyncio.sleep(0.5)
-                request = self._fresh(request)
-                continue
-            unknown = _scrub(error.code, self.key) if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code else None
-            return self.finish(code, _Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
+        result = await send_async(
+            self.client, self.request, provider=self.target.provider, key=self.key, retry_budget=self.timeouts.retry_budget
+        )
+        if isinstance(result, Failure):
+            return self.finish(result.code, result.outcome, result.request_id)
+        return self._judge(result.body, result.request_id, result.response)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
@@ -632,28 +626,56 @@ class _Check:
             return isinstance(body.get("choices"), list)
         return isinstance(body.get("data"), list) and all(isinstance(item, dict) and "embedding" in item for item in body["data"])
 
-    def _fresh(self, request: httpx.Request) -> httpx.Request:
-        return self.client.build_request(request.method, request.url, headers=request.headers, content=request.content)
 
-    def _with_max_completion_tokens(self, request: httpx.Request) -> httpx.Request:
-        import json
+def openai_headers(integration: OpenAIIntegration) -> dict[str, str]:
+    """The headers of every OpenAI request: ``Authorization: Bearer <key>``, and ``OpenAI-Organization`` /
+    ``OpenAI-Project`` when the integration has them (OpenAI API reference, "Authentication").
 
-        payload = json.loads(request.content)
-        payload["max_completion_tokens"] = payload.pop("max_tokens", 1)
-        headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
-        return self.client.build_request(request.method, request.url, headers=headers, json=payload)
-
-
-def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+    Returns:
+        The headers, names in lower case. They hold the key: never show or log them.
+    """
     headers = {"authorization": f"Bearer {integration.api_key.get_secret_value()}"}
     if integration.organization:
         headers["openai-organization"] = integration.organization
     if integration.project:
         headers["openai-project"] = integration.project
+    return headers
+
+
+def openai_target(integration: OpenAIIntegration, role: Role, url: str) -> _Target:
+    """What a request for ``role``'s model to ``url`` talks to, for classifying and describing its failures."""
+    model = integration.language_model if role == "language" else integration.embeddings_model
+    return _Target(role=role, provider=Provider.OPENAI, url=url, field_prefix="", deployment_id=None, model=model)
+
+
+def azure_request_parts(
+    integration: AzureOpenAIIntegration, role: Role, operation: str
+) -> tuple[_Target, str, dict[str, str], dict[str, str]]:
+    """Where an Azure OpenAI request for ``role`` goes: ``POST {endpoint}/openai/deployments/{deployment}/{operation}``
+    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference").
+
+    Args:
+        integration: the Azure OpenAI integration.
+        role: ``"language"`` (its language-model deployment) or ``"embeddings"``.
+        operation: ``"chat/completions"`` or ``"embeddings"``.
+    Returns:
+        ``(target, url, query parameters, headers)``; the headers hold the key.
+    """
+    deployment = integration.deployment(role)
+    url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    target = _Target(
+        role=role, provider=Provider.AZURE_OPENAI, url=url, field_prefix=f"{role}_model.",
+        deployment_id=deployment.deployment_id, model=None, api_version=integration.api_version,
+    )
+    return target, url, {"api-version": integration.api_version}, {"api-key": deployment.api_key.get_secret_value()}
+
+
+def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+    headers = openai_headers(integration)
     checks = []
     for role, model in (("language", integration.language_model), ("embeddings", integration.embeddings_model)):
         url = f"{integration.base_url}/models/{model}"
-        target = _Target(role=role, provider=Provider.OPENAI, url=url, field_prefix="", deployment_id=None, model=model)
+        target = openai_target(integration, role, url)
         request = client.build_request("GET", url, headers=headers)
         checks.append(_Check(client, target, request, timeouts, integration.api_key.get_secret_value()))
     return checks
@@ -662,22 +684,14 @@ def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, ti
 def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
     checks = []
     for role in ("language", "embeddings"):
-        deployment = integration.deployment(role)
         operation, payload = (
             ("chat/completions", {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
             if role == "language"
             else ("embeddings", {"input": "ping"})
         )
-        url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
-        target = _Target(
-            role=role, provider=Provider.AZURE_OPENAI, url=url, field_prefix=f"{role}_model.",
-            deployment_id=deployment.deployment_id, model=None, api_version=integration.api_version,
-        )
-        request = client.build_request(
-            "POST", url, params={"api-version": integration.api_version}, json=payload,
-            headers={"api-key": deployment.api_key.get_secret_value()},
-        )
-        checks.append(_Check(client, target, request, timeouts, deployment.api_key.get_secret_value()))
+        target, url, params, headers = azure_request_parts(integration, role, operation)
+        request = client.build_request("POST", url, params=params, json=payload, headers=headers)
+        checks.append(_Check(client, target, request, timeouts, headers["api-key"]))
     return checks
 
 
@@ -694,13 +708,176 @@ def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
         timeouts: connect and overall limits, in seconds.
     Returns:
         An ``httpx.AsyncClient``; the caller closes it.
+    Raises:
+        OSError, ssl.SSLError, ImportError: this server's HTTPS or proxy settings cannot be
+            used (see :func:`setup_problem`).
     """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeouts.check, connect=timeouts.connect),
-        follow_redirects=False,
-        trust_env=True,
-        mounts={pattern: httpx.AsyncHTTPTransport() for pattern in _DIRECT},
-    )
+    options = _client_options(timeouts)
+    return httpx.AsyncClient(**options, mounts={pattern: httpx.AsyncHTTPTransport(verify=options["verify"]) for pattern in _DIRECT})
+
+
+def make_sync_client(timeouts: Timeouts = Timeouts()) -> httpx.Client:
+    """:func:`make_client` for blocking calls: the same settings, as an ``httpx.Client`` (the caller closes it)."""
+    options = _client_options(timeouts)
+    return httpx.Client(**options, mounts={pattern: httpx.HTTPTransport(verify=options["verify"]) for pattern in _DIRECT})
+
+
+def _client_options(timeouts: Timeouts) -> dict[str, Any]:
+    """What both clients share, one TLS context included: made once (certificates from ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` or certifi), not once per transport, as loading the certificates takes a while."""
+    return {
+        "timeout": httpx.Timeout(timeouts.check, connect=timeouts.connect),
+        "follow_redirects": False,
+        "trust_env": True,
+        "verify": httpx.create_ssl_context(trust_env=True),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# One request, retried as the vendors ask: shared by the checks and by ai.py
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A 200 answer: the response, its parsed JSON body (None when not JSON) and the service's request id."""
+
+    response: httpx.Response
+    body: Any
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request that got no usable answer: its stable code, what the service said, and its request id."""
+
+    code: FailureCode
+    outcome: _Outcome
+    request_id: str | None = None
+
+
+def unexpected_answer(answer: Answer) -> Failure:
+    """A 200 answer that is not the operation's answer (a proxy's HTML page, JSON of another shape), as a failure."""
+    return Failure(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(answer.response)), answer.request_id)
+
+
+#: What the exchange asks its driver for: a request to send (the driver answers with the
+#: response or the ``httpx.HTTPError``), or seconds to wait (the driver answers None).
+_Step = Generator["httpx.Request | float", "httpx.Response | httpx.HTTPError | None", "Answer | Failure"]
+
+
+def _exchange(build: Callable[..., httpx.Request], request: httpx.Request, provider: Provider, key: str, retry_budget: float) -> _Step:
+    """Send ``request`` until it has an answer or a failure, without doing any I/O itself.
+
+    Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``),
+    a used-up quota never; a 5xx once after half a second; a 400 that rejects ``max_tokens``
+    (reasoning models) once with ``max_completion_tokens`` instead.
+    """
+    waited = 0.0
+    attempts = 0
+    server_retries = 1
+    switched_token_limit = False
+    while True:
+        attempts += 1
+        response = yield request
+        if isinstance(response, httpx.HTTPError):
+            return Failure(_classify_transport(response), _Outcome(proxy=isinstance(response, httpx.ProxyError)))
+        request_id = _request_id(response, key)
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if status == 200:
+            return Answer(response, body, request_id)
+        if 300 <= status < 400:
+            redirect = _scrub(response.headers.get("location", ""), key)
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, redirect=redirect), request_id)
+        error = _read_error(body)
+        if not switched_token_limit and _rejects_max_tokens(status, error):
+            switched_token_limit = True
+            request = _with_max_completion_tokens(build, request)
+            continue
+        if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, html=_is_html(response)), request_id)
+        code = _classify_status(provider, status, error)
+        said = _vendor_text(error, key)
+        if code is FailureCode.RATE_LIMITED:
+            asked = _retry_after(response)
+            wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
+            if waited + wait > retry_budget:
+                return Failure(code, _Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said), request_id)
+            yield wait
+            waited += wait
+            request = _fresh(build, request)
+            continue
+        if code is FailureCode.SERVER_ERROR and server_retries > 0:
+            server_retries -= 1
+            yield 0.5
+            request = _fresh(build, request)
+            continue
+        unknown = _scrub(error.code, key) if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code else None
+        return Failure(code, _Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
+
+
+def _fresh(build: Callable[..., httpx.Request], request: httpx.Request) -> httpx.Request:
+    return build(request.method, request.url, headers=request.headers, content=request.content)
+
+
+def _with_max_completion_tokens(build: Callable[..., httpx.Request], request: httpx.Request) -> httpx.Request:
+    payload = json.loads(request.content)
+    payload["max_completion_tokens"] = payload.pop("max_tokens", 1)
+    headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+    return build(request.method, request.url, headers=headers, json=payload)
+
+
+def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str, retry_budget: float) -> Answer | Failure:
+    """Send ``request`` with ``client``, retrying rate limits, a server error and ``max_tokens`` as the vendors ask.
+
+    Args:
+        client: a blocking client (:func:`make_sync_client`); its pool is reused.
+        request: built by ``client.build_request``, so it carries the client's timeouts.
+        provider: whose error codes to read.
+        key: the API key the request carries, so that nothing of it is ever repeated.
+        retry_budget: the most seconds to wait in total for rate limits.
+    Returns:
+        The :class:`Answer` (HTTP 200) or the classified :class:`Failure`; never raises for a
+        remote or network failure.
+    """
+    steps = _exchange(client.build_request, request, provider, key, retry_budget)
+    step = next(steps)
+    while True:
+        if isinstance(step, httpx.Request):
+            try:
+                reply: httpx.Response | httpx.HTTPError | None = client.send(step)
+            except httpx.HTTPError as error:
+                reply = error
+        else:
+            time.sleep(step)
+            reply = None
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+async def send_async(client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str, retry_budget: float) -> Answer | Failure:
+    """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop."""
+    steps = _exchange(client.build_request, request, provider, key, retry_budget)
+    step = next(steps)
+    while True:
+        if isinstance(step, httpx.Request):
+            try:
+                reply: httpx.Response | httpx.HTTPError | None = await client.send(step)
+            except httpx.HTTPError as error:
+                reply = error
+        else:
+            await asyncio.sleep(step)
+            reply = None
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
 
 
 async def verify_async(
@@ -752,29 +929,40 @@ async def verify_async(
 
 def _setup_failure(integration: OpenAIIntegration | AzureOpenAIIntegration, error: Exception) -> VerificationReport:
     """A report for checks that could not even start, because this server's HTTPS or proxy settings are broken."""
+    code, message = setup_problem(error)
+    checks = tuple(
+        ModelCheck(role=role, ok=False, code=code, message=f"{ROLE_LABELS[role]}: {message}", field=None)
+        for role in ("language", "embeddings")
+    )
+    return VerificationReport(provider=integration.provider, checks=checks)
+
+
+def setup_problem(error: Exception) -> tuple[FailureCode, str]:
+    """Why no client could be made (:func:`make_client` raised ``error``), and what to do.
+
+    Returns:
+        ``(code, message)``: ``connection_failed`` for a proxy that needs a missing package
+        or unusable network settings, ``tls_error`` for an unusable ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``.
+    """
     import os
 
     certificate_file = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
     if isinstance(error, ImportError):
-        code, field = FailureCode.CONNECTION_FAILED, None
+        code = FailureCode.CONNECTION_FAILED
         message = (
             "The proxy in HTTPS_PROXY / ALL_PROXY needs a package that is not installed (a socks5:// proxy needs "
             "httpx[socks]). Install it, or use an http:// proxy address, then try again."
         )
     elif certificate_file:
-        code, field = FailureCode.TLS_ERROR, None
+        code = FailureCode.TLS_ERROR
         message = (
             f"The certificate file in SSL_CERT_FILE / SSL_CERT_DIR ({certificate_file}) cannot be used ({type(error).__name__}). "
             "Point it at the PEM bundle of your proxy's certificate authority, or unset it, and restart the kernel."
         )
     else:
-        code, field = FailureCode.CONNECTION_FAILED, None
+        code = FailureCode.CONNECTION_FAILED
         message = f"This server's network settings could not be used ({type(error).__name__}: {error}). Check HTTPS_PROXY and SSL_CERT_FILE."
-    checks = tuple(
-        ModelCheck(role=role, ok=False, code=code, message=f"{ROLE_LABELS[role]}: {message}", field=field)
-        for role in ("language", "embeddings")
-    )
-    return VerificationReport(provider=integration.provider, checks=checks)
+    return code, message
 
 
 def verify(
