@@ -275,6 +275,23 @@ class AISettings:
             return False
         return self.access.may_use_ai(user, record.allowed_users, record.allowed_groups)
 
+    def saved_integration(self) -> AnyIntegration | None:
+        """The saved integration with its keys, for the AI functions (:mod:`ai_admin_widgets.ai`).
+
+        Unlike the admin's calls it writes nothing (no clean-up of keys an interrupted save
+        left), so it works for users who may only read the store's folder. It does not apply
+        the allow-list: callers check :meth:`can_use_ai` first.
+
+        Returns:
+            An :class:`OpenAIIntegration` or :class:`AzureOpenAIIntegration`, or None when
+            nothing is configured.
+        Raises:
+            StoreError: the record is damaged, or the keyring no longer holds the saved key.
+            KeyringUnavailable: no usable keyring here, or it fails.
+        """
+        keyring = self._keyring if self._keyring is not None else default_keyring()
+        return SettingsStore(self.home, keyring).load()
+
     def set_allowed(self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None) -> AccessLists:
         """Set who may use AI (both lists empty: everyone). Audited, names only.
 

@@ -369,6 +369,22 @@ class SettingsStore:
                 "the damaged file is kept beside it."
             ) from None
 
+    def fingerprint(self) -> tuple[int, int, int] | None:
+        """A cheap marker of ``settings.json`` that changes whenever any process writes it.
+
+        Every write is the rename of a new file, so the marker, ``(inode, size, modification
+        time in nanoseconds)``, changes with every save, remove, recorded authentication and
+        access change. One ``stat`` call; nothing is read.
+
+        Returns:
+            The marker, or None when there is no ``settings.json`` (or it cannot be examined).
+        """
+        try:
+            found = os.stat(self._record_path)
+        except OSError:
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
+
     def load(self) -> OpenAIIntegration | AzureOpenAIIntegration | None:
         """The saved integration with its keys, or None when nothing is saved.
 
