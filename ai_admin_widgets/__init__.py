@@ -6,6 +6,8 @@ Quick start::
     settings = aiw.AISettings()          # or aiw.Sandbox().start().settings() to practise
     settings.panel()                     # the AI Settings page
 
+    from ai_admin_widgets import ai      # analysts: ai.chat(...), ai.embed([...]) through the saved integration
+
 Names load on first use, so importing the package costs almost nothing.
 """
 
@@ -18,6 +20,10 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _EXPORTS = {
+    "AIClient": "ai",
+    "AIDisabled": "ai",
+    "AINotAllowed": "ai",
+    "AIRequestFailed": "ai",
     "AISettings": "service",
     "AISettingsPanel": "widgets",
     "Sandbox": "sandbox",
@@ -43,6 +49,9 @@ _EXPORTS = {
     "ValidationError": "models",
 }
 
+#: submodules reachable as attributes before they are imported (``aiw.ai.chat(...)``)
+_SUBMODULES = ("ai",)
+
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
@@ -66,6 +75,8 @@ if TYPE_CHECKING:
         Notice,
         field_errors,
     )
+    from . import ai
+    from .ai import AIClient, AIDisabled, AINotAllowed, AIRequestFailed
     from .sandbox import Sandbox
     from .service import AISettings
     from .verify import Timeouts
@@ -73,6 +84,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ai_admin_widgets' has no attribute {name!r}")

@@ -1,0 +1,741 @@
+"""AI for analysts: chat and embeddings through the organization's saved OpenAI integration.
+
+Quick start::
+
+    from ai_admin_widgets import ai
+
+    ai.chat("Say hello in French")                    # -> "Bonjour !" (the assistant's text)
+    ai.chat([{"role": "system", "content": "Be brief."},
+             {"role": "user", "content": "What is a p-value?"}], max_tokens=200)
+    ai.chat("Hello", full=True)                       # -> ChatResult: .text, .model, .usage, .response
+    ai.embed(["first text", "second text"])           # -> [[0.01, ...], [...]]: one vector per text, in order
+
+Whichever provider the admin saved, the same calls work:
+
+* OpenAI: ``POST {base_url}/chat/completions`` and ``POST {base_url}/embeddings`` with
+  ``Authorization: Bearer <key>`` (and ``OpenAI-Organization`` / ``OpenAI-Project`` when
+  set), the saved language model or embeddings model in the body (OpenAI API reference,
+  "Chat: create" and "Embeddings: create").
+* Azure OpenAI: ``POST {endpoint}/openai/deployments/{deployment}/chat/completions`` with the
+  language model's deployment, ``…/embeddings`` with the embeddings model's deployment, the
+  ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API
+  reference, "Inference").
+
+**When AI is off.** With no integration configured, or after Remove, every call raises
+:class:`AIDisabled`; a user the allow-list ("Who may use AI") leaves out gets
+:class:`AINotAllowed`, a kind of :class:`AIDisabled`. A request the service refuses or
+cannot answer (a revoked key, a rate limit, a server error, a timeout) raises
+:class:`AIRequestFailed`, classified with the same :class:`~ai_admin_widgets.FailureCode`
+as Save's checks. No message ever holds a key.
+
+**Speed.** The saved settings and keys are read once and kept until the integration
+changes: a save or remove through the same :class:`~ai_admin_widgets.AISettings` is noticed
+at once (``on_change``), one by another process by a single ``stat`` of ``settings.json``
+per call. Whether the user may use AI is asked again at most every
+``settings.access.cache_seconds`` (30 seconds by default). Each :class:`AIClient` keeps one
+connection pool for blocking calls and one per event loop for the ``_async`` calls.
+Rate limits (429) are retried within ``settings.timeouts.retry_budget`` seconds, a server
+error (5xx) once, as Save's checks do.
+
+**Module functions and AIClient.** :func:`chat`, :func:`embed` and their ``_async`` forms
+use the organization's settings (``AISettings()``: ``$AI_ADMIN_HOME`` or the user data
+folder), or those given as ``settings=``; either way they reuse one :class:`AIClient` per
+settings. Make an :class:`AIClient` yourself to choose its timeout, batch size or concurrency.
+
+The blocking calls never touch an event loop, so they work in a Jupyter kernel (whose loop
+is running) as in a script; the ``_async`` forms let a kernel do other work meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import ROLE_LABELS, AIAdminError, AzureOpenAIIntegration, FailureCode, OpenAIIntegration, Provider, Role
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .service import AISettings
+    from .verify import Answer, Failure, Timeouts
+
+__all__ = [
+    "AIClient",
+    "AIDisabled",
+    "AINotAllowed",
+    "AIRequestFailed",
+    "ChatResult",
+    "Usage",
+    "chat",
+    "chat_async",
+    "embed",
+    "embed_async",
+]
+
+#: The most texts one embeddings request may hold (OpenAI API reference, "Embeddings: create":
+#: "any array must be 2048 dimensions or less"; Azure OpenAI "How to generate embeddings": "the
+#: max array size is 2048").
+MAX_BATCH_SIZE = 2048
+#: Texts per embeddings request unless told otherwise: well under the 2048 inputs and the
+#: 300,000 tokens a request may hold, for texts of up to about a thousand tokens each.
+DEFAULT_BATCH_SIZE = 256
+#: Embeddings requests in flight at once, unless told otherwise.
+DEFAULT_CONCURRENCY = 4
+#: Seconds one request may wait for its answer, unless told otherwise (long answers take a while).
+DEFAULT_TIMEOUT = 60.0
+
+DISABLED_MESSAGE = "AI functionality is disabled: no OpenAI integration is configured; ask an admin to add one in AI Settings."
+NOT_ALLOWED_MESSAGE = (
+    "AI functionality is not enabled for {user}: ask an admin to add you to \"Who may use AI\" in AI Settings."
+)
+
+
+# --------------------------------------------------------------------------- #
+# Errors
+# --------------------------------------------------------------------------- #
+
+
+class AIDisabled(AIAdminError):
+    """AI functionality is disabled: no OpenAI integration is configured (or it was removed)."""
+
+
+class AINotAllowed(AIDisabled):
+    """An integration is configured, but "Who may use AI" does not include this user."""
+
+
+class AIRequestFailed(AIAdminError):
+    """The service refused or could not answer a chat or embeddings request; the message says what to do.
+
+    Attributes:
+        code: the :class:`~ai_admin_widgets.FailureCode` (the same classification as Save's checks).
+        role: ``"language"`` (chat) or ``"embeddings"``.
+        status: the HTTP status of the answer, or None when there was none (a network failure).
+        request_id: the service's request id, to give its support, or None.
+    """
+
+    def __init__(self, message: str, *, code: FailureCode, role: Role, status: int | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.role = role
+        self.status = status
+        self.request_id = request_id
+
+
+#: What an analyst can do about each failure (an admin's fix is in AI Settings → Test).
+_ASK_ADMIN = "Ask an admin to open AI Settings and press Test: it shows what to change."
+_ANALYST_TODO: dict[FailureCode, str] = {
+    FailureCode.RATE_LIMITED: "Wait {wait} and try again, or send fewer requests at once (a smaller concurrency for embed).",
+    FailureCode.SERVER_ERROR: "This is on the service's side: try again in a few minutes.",
+    FailureCode.TIMEOUT: "Try again; for long answers, use an AIClient with a longer timeout.",
+    FailureCode.CONNECTION_FAILED: "Check that this server can reach the service (or your proxy, HTTPS_PROXY) and try again; "
+    "if it keeps failing, ask an admin to open AI Settings and press Test.",
+    FailureCode.QUOTA_EXCEEDED: "Ask an admin to add credit or raise the quota; nothing will work until then.",
+}
+
+
+# --------------------------------------------------------------------------- #
+# Results
+# --------------------------------------------------------------------------- #
+
+
+class Usage(BaseModel):
+    """Tokens a chat request used, as the service counted them (0 where it did not say)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatResult(BaseModel):
+    """A chat answer in full (``chat(..., full=True)``); ``str(result)`` is the text.
+
+    Attributes:
+        text: the assistant's text ("" when the model answered with something else, such as a tool call).
+        model: the model that answered, as the service names it (e.g. ``"gpt-4o-2024-08-06"``).
+        finish_reason: why the answer ended: ``"stop"``, ``"length"`` (``max_tokens`` reached), ...
+        usage: the tokens used.
+        request_id: the service's request id, or None.
+        response: the whole JSON answer, as the service sent it (all choices, the message, ...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = Usage()
+    request_id: str | None = None
+    response: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# --------------------------------------------------------------------------- #
+# The saved integration, read once and kept until it changes
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where one role's requests go and how they authenticate (the headers hold the key)."""
+
+    provider: Provider
+    url: httpx.URL  # parsed once, the query (Azure's api-version) included
+    headers: dict[str, str]
+    body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
+    key: str
+    target: Any  # verify._Target, for describing failures
+
+    def request(self, client: httpx.Client | httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
+        """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts)."""
+        return client.build_request("POST", self.url, headers=self.headers, json=payload | self.body)
+
+
+def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, _Route]:
+    import httpx
+
+    from .verify import azure_request_parts, openai_headers, openai_target
+
+    routes = {}
+    for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
+        if isinstance(integration, OpenAIIntegration):
+            url = f"{integration.base_url}/{operation}"
+            target = openai_target(integration, role, url)
+            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), openai_headers(integration), {"model": target.model},
+                                  integration.api_key.get_secret_value(), target)
+        else:
+            target, url, params, headers = azure_request_parts(integration, role, operation)
+            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), headers, {}, headers["api-key"], target)
+    return routes
+
+
+@dataclass
+class _Saved:
+    """What the settings said when last read: the routes (None: nothing configured; empty: configured,
+    but the keys were not read because this user may not use AI) and whether this user may use AI."""
+
+    fingerprint: tuple[int, int, int] | None
+    routes: dict[str, _Route] | None
+    allowed: bool
+    access_checked_at: float
+
+    def __repr__(self) -> str:
+        return f"_Saved(configured={self.routes is not None}, allowed={self.allowed})"
+
+
+# --------------------------------------------------------------------------- #
+# The client
+# --------------------------------------------------------------------------- #
+
+
+class AIClient:
+    """Chat and embeddings through one :class:`~ai_admin_widgets.AISettings`' saved integration.
+
+    Args:
+        settings: whose integration to use; default ``AISettings()`` (the organization's).
+            The user it acts as (``settings.user``) must be allowed to use AI.
+        timeout: seconds each request may wait for its answer (default 60); connecting
+            follows ``settings.timeouts.connect`` (5 seconds by default).
+        batch_size: texts per embeddings request (default 256; at most 2048, the vendors' limit).
+        concurrency: embeddings requests in flight at once (default 4).
+    Raises:
+        ValueError: an argument is out of range; the message names it.
+
+    Use it as a context manager, or call :meth:`close` (and :meth:`aclose` in each event
+    loop that made ``_async`` calls) when done; the module's functions keep theirs open.
+    """
+
+    def __init__(
+        self,
+        settings: AISettings | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}.")
+        _check_batching(batch_size, concurrency)
+        if settings is None:
+            from .service import AISettings
+
+            settings = AISettings()
+        from .store import SettingsStore
+
+        self.settings = settings
+        self.timeout = float(timeout)
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self._record = SettingsStore(settings.home, None)  # only for its fingerprint
+        self._lock = threading.Lock()
+        self._saved: _Saved | None = None
+        self._changed = False
+        self._client: httpx.Client | None = None
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        me = weakref.ref(self)  # the settings must not keep this client alive
+
+        def changed() -> None:
+            client = me()
+            if client is not None:
+                client._changed = True
+
+        self._stop_listening = settings.on_change(changed)
+
+    def __repr__(self) -> str:
+        return f"AIClient(home={str(self.settings.home)!r}, user={self.settings.user!r})"
+
+    # -- chat ----------------------------------------------------------------- #
+
+    @overload
+    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any) -> str: ...
+    @overload
+    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any) -> ChatResult: ...
+
+    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any) -> str | ChatResult:
+        """Ask the integration's language model; blocks until the answer is there.
+
+        Args:
+            messages: a text (sent as one user message), or the conversation as a list of
+                ``{"role": "system" | "user" | "assistant", "content": ...}`` dicts.
+            full: return a :class:`ChatResult` (text, model, usage, the whole response)
+                instead of just the text.
+            **options: more fields of the request body, such as ``temperature``,
+                ``max_tokens`` (sent as ``max_completion_tokens`` to reasoning models, which
+                need it) or ``response_format`` (OpenAI API reference, "Chat: create").
+                ``model`` and ``stream`` cannot be given: the admin chose the model.
+        Returns:
+            The assistant's text, or a :class:`ChatResult` with ``full=True``.
+        Raises:
+            AIDisabled: no integration is configured. AINotAllowed: this user may not use AI.
+            AIRequestFailed: the service refused the request or did not answer.
+            TypeError, ValueError: ``messages`` or an option is malformed; the message says how.
+            StoreError, KeyringUnavailable: the saved settings or key cannot be read here.
+        """
+        payload = _chat_body(messages, options)
+        route = self._route("language")
+        return self._chat_answer(route, self._post(self._sync_client(route), route, payload), full)
+
+    @overload
+    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any) -> str: ...
+    @overload
+    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any) -> ChatResult: ...
+
+    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any) -> str | ChatResult:
+        """:meth:`chat` for a running event loop (a kernel's): the loop goes on while the model answers."""
+        payload = _chat_body(messages, options)
+        route = self._route("language")
+        return self._chat_answer(route, await self._post_async(self._async_client(route), route, payload), full)
+
+    # -- embeddings ------------------------------------------------------------ #
+
+    def embed(
+        self,
+        texts: str | Iterable[str],
+        *,
+        dimensions: int | None = None,
+        batch_size: int | None = None,
+        concurrency: int | None = None,
+    ) -> list[list[float]]:
+        """One vector per text from the integration's embeddings model; blocks until all are there.
+
+        Long lists go in batches of ``batch_size`` texts, at most ``concurrency`` requests at
+        once; the vectors come back in the order of ``texts`` whatever order the batches finish in.
+
+        Args:
+            texts: the texts (any iterable of ``str``, such as a list or a pandas Series);
+                a single ``str`` counts as a list of one.
+            dimensions: fewer numbers per vector than the model's own (1536 for
+                text-embedding-3-small); the text-embedding-3 models only.
+            batch_size, concurrency: override the client's (see :class:`AIClient`).
+        Returns:
+            ``list[list[float]]``: ``len(texts)`` vectors (``[]`` for no texts), each of the
+            model's dimension or ``dimensions``.
+        Raises:
+            AIDisabled, AINotAllowed, AIRequestFailed, StoreError, KeyringUnavailable: as for :meth:`chat`.
+            TypeError, ValueError: a text is not a ``str`` or is empty (the message gives its
+                position), or an argument is out of range.
+        """
+        batches, extra = self._embeddings_plan(texts, dimensions, batch_size, concurrency)
+        if not batches:
+            return []
+        route = self._route("embeddings")
+        client = self._sync_client(route)
+
+        def one(batch: list[str]) -> list[list[float]]:
+            return self._vectors(route, self._post(client, route, {"input": batch} | extra), len(batch))
+
+        if len(batches) == 1:
+            return one(batches[0])
+        with ThreadPoolExecutor(max_workers=min(concurrency or self.concurrency, len(batches)), thread_name_prefix="ai-embed") as pool:
+            futures = [pool.submit(one, batch) for batch in batches]
+            try:
+                return [vector for future in futures for vector in future.result()]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    async def embed_async(
+        self,
+        texts: str | Iterable[str],
+        *,
+        dimensions: int | None = None,
+        batch_size: int | None = None,
+        concurrency: int | None = None,
+    ) -> list[list[float]]:
+        """:meth:`embed` for a running event loop: the batches run as tasks, at most ``concurrency`` at once."""
+        batches, extra = self._embeddings_plan(texts, dimensions, batch_size, concurrency)
+        if not batches:
+            return []
+        route = self._route("embeddings")
+        client = self._async_client(route)
+        limit = asyncio.Semaphore(concurrency or self.concurrency)
+
+        async def one(batch: list[str]) -> list[list[float]]:
+            async with limit:
+                result = await self._post_async(client, route, {"input": batch} | extra)
+            return self._vectors(route, result, len(batch))
+
+        tasks = [asyncio.ensure_future(one(batch)) for batch in batches]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        return [vector for part in parts for vector in part]
+
+    # -- closing --------------------------------------------------------------- #
+
+    def close(self) -> None:
+        """Close the blocking calls' connection pool and stop following the settings' changes."""
+        self._stop_listening()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the connection pool of the running event loop's ``_async`` calls, then as :meth:`close`."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> AIClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AIClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- internals ------------------------------------------------------------- #
+
+    def _post(self, client: httpx.Client, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
+        from .verify import send
+
+        request = route.request(client, payload)
+        return send(client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget)
+
+    async def _post_async(self, client: httpx.AsyncClient, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
+        from .verify import send_async
+
+        request = route.request(client, payload)
+        return await send_async(client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget)
+
+    def _route(self, role: Role) -> _Route:
+        """The route for ``role`` of the saved integration, from what was read last unless it changed since."""
+        saved = self._saved
+        fingerprint = self._record.fingerprint()
+        if saved is None or self._changed or saved.fingerprint != fingerprint:
+            saved = self._reload(fingerprint)
+        elif saved.routes is not None and time.monotonic() - saved.access_checked_at > self.settings.access.cache_seconds:
+            if self.settings.can_use_ai() != saved.allowed:  # a group membership changed on the hub, say
+                saved = self._reload(fingerprint)
+            else:
+                saved.access_checked_at = time.monotonic()
+        if saved.routes is None:
+            raise AIDisabled(DISABLED_MESSAGE)
+        if not saved.allowed:
+            raise AINotAllowed(NOT_ALLOWED_MESSAGE.format(user=repr(self.settings.user)))
+        return saved.routes[role]
+
+    def _reload(self, fingerprint: tuple[int, int, int] | None) -> _Saved:
+        with self._lock:
+            self._changed = False  # a change from now on is noticed at the next call
+            settings = self.settings
+            routes = None
+            allowed = False
+            if settings.saved_fields() is not None:
+                allowed = settings.can_use_ai()
+                if allowed:  # the keys are read only for a user who may use them
+                    integration = settings.saved_integration()
+                    routes = _routes(integration) if integration is not None else None
+                else:
+                    routes = {}  # configured, not for this user: no keys read
+            saved = _Saved(fingerprint, routes, allowed, time.monotonic())
+            self._saved = saved
+            return saved
+
+    def _timeouts(self) -> Timeouts:
+        from .verify import Timeouts
+
+        limits = self.settings.timeouts
+        return Timeouts(connect=limits.connect, check=self.timeout, retry_budget=limits.retry_budget)
+
+    def _sync_client(self, route: _Route) -> httpx.Client:
+        client = self._client
+        if client is None:
+            from .verify import make_sync_client
+
+            with self._lock:
+                if self._client is None:
+                    self._client = self._made(route, make_sync_client)
+                client = self._client
+        return client
+
+    def _async_client(self, route: _Route) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            from .verify import make_client
+
+            client = self._async_clients[loop] = self._made(route, make_client)
+        return client
+
+    def _made(self, route: _Route, make: Any) -> Any:
+        from .verify import setup_problem
+
+        try:
+            return make(self._timeouts())
+        except Exception as error:  # an unusable SSL_CERT_FILE, a proxy scheme without its package, ...
+            code, message = setup_problem(error)
+            raise AIRequestFailed(f"The {ROLE_LABELS[route.target.role].lower()} request could not be sent: {message}",
+                                  code=code, role=route.target.role) from None
+
+    def _failed(self, route: _Route, failure: Failure) -> AIRequestFailed:
+        """The exception for a failed request: what went wrong (the checks' words), and what an analyst can do."""
+        from .verify import explain
+
+        outcome = failure.outcome
+        code = failure.code
+        wrong, admin_todo, _ = explain(code, route.target, outcome, self._timeouts())
+        if code is FailureCode.UNEXPECTED_RESPONSE and outcome.status == 400:
+            wrong = f"{route.target.host} refused the request (HTTP 400{', error code ' + outcome.api_error if outcome.api_error else ''})."
+            todo = "Check the messages, texts and options given; the service's words below say what it refused."
+        elif code is FailureCode.RATE_LIMITED:
+            wait = f"{max(outcome.wait_seconds or 0, 1):.0f} seconds" if outcome.wait_seconds else "a minute"
+            todo = _ANALYST_TODO[code].format(wait=wait)
+        else:
+            todo = _ANALYST_TODO.get(code, _ASK_ADMIN)
+        message = f"The {ROLE_LABELS[route.target.role].lower()} request failed: {wrong} {todo}"
+        if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
+            message += f" The service said: “{outcome.vendor_message}”"
+        message += f" [{code.value}]"
+        if failure.request_id:
+            message += f" (Request id {failure.request_id}.)"
+        return AIRequestFailed(message.replace(route.key, "[key]"), code=code, role=route.target.role,
+                               status=outcome.status, request_id=failure.request_id)
+
+    def _chat_answer(self, route: _Route, result: Answer | Failure, full: bool) -> str | ChatResult:
+        from .verify import Failure, unexpected_answer
+
+        if isinstance(result, Failure):
+            raise self._failed(route, result)
+        body = result.body
+        try:
+            choice = body["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise self._failed(route, unexpected_answer(result)) from None
+        if not isinstance(text, str):
+            raise self._failed(route, unexpected_answer(result))
+        if not full:
+            return text
+        return ChatResult(
+            text=text,
+            model=body.get("model") if isinstance(body.get("model"), str) else None,
+            finish_reason=choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None,
+            usage=Usage.model_validate(body["usage"]) if isinstance(body.get("usage"), dict) else Usage(),
+            request_id=result.request_id,
+            response=body,
+        )
+
+    def _vectors(self, route: _Route, result: Answer | Failure, count: int) -> list[list[float]]:
+        """The vectors of one batch's answer, in the order of its texts (by each item's ``index``)."""
+        from .verify import Failure, unexpected_answer
+
+        if isinstance(result, Failure):
+            raise self._failed(route, result)
+        try:
+            items = sorted(result.body["data"], key=lambda item: item["index"])
+            vectors = [item["embedding"] for item in items]
+        except (KeyError, TypeError):
+            raise self._failed(route, unexpected_answer(result)) from None
+        if len(vectors) != count or [item["index"] for item in items] != list(range(count)) or not all(
+            isinstance(vector, list) for vector in vectors
+        ):
+            raise self._failed(route, unexpected_answer(result))
+        return vectors
+
+    def _embeddings_plan(
+        self, texts: str | Iterable[str], dimensions: int | None, batch_size: int | None, concurrency: int | None
+    ) -> tuple[list[list[str]], dict[str, Any]]:
+        """The batches of texts and the body fields every batch shares; checks the arguments first."""
+        size = self.batch_size if batch_size is None else batch_size
+        _check_batching(size, self.concurrency if concurrency is None else concurrency)
+        extra: dict[str, Any] = {}
+        if dimensions is not None:
+            if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+                raise ValueError(f"dimensions must be a whole number above 0 (such as 256), not {dimensions!r}.")
+            extra["dimensions"] = dimensions
+        items = _texts(texts)
+        return [items[start : start + size] for start in range(0, len(items), size)], extra
+
+
+def _check_batching(batch_size: Any, concurrency: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (the vendors' limit per request), not {batch_size!r}.")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number above 0 (requests in flight at once), not {concurrency!r}.")
+
+
+def _texts(texts: str | Iterable[str]) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a list of strings (or one string), not {type(texts).__name__}.") from None
+    for position, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{position}] is not a string but {type(text).__name__}: embed() takes texts only.")
+        if not text:
+            raise ValueError(f"texts[{position}] is empty, and the embeddings API refuses empty texts: leave it out or give it some text.")
+    return items
+
+
+_EXAMPLE = "[{'role': 'user', 'content': 'Hello'}]"
+
+
+def _chat_body(messages: str | Iterable[Mapping[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+    """The request body: the messages (a text becomes one user message) and the options, checked."""
+    for name, why in (
+        ("model", "the admin chose the language model in AI Settings"),
+        ("stream", "answers come whole; streaming is not offered"),
+        ("messages", "give the messages as the first argument"),
+    ):
+        if name in options:
+            raise TypeError(f"chat() does not take {name}=: {why}.")
+    if isinstance(messages, str):
+        if not messages.strip():
+            raise ValueError("The message is empty: give the text to send.")
+        return {"messages": [{"role": "user", "content": messages}], **options}
+    if isinstance(messages, Mapping):
+        raise TypeError(f"messages must be a list of messages, such as {_EXAMPLE}, even for one message.")
+    try:
+        items = list(messages)
+    except TypeError:
+        raise TypeError(f"messages must be a text or a list of messages, such as {_EXAMPLE}; not {type(messages).__name__}.") from None
+    if not items:
+        raise ValueError(f"messages is empty: give at least one message, such as {_EXAMPLE}.")
+    for position, message in enumerate(items):
+        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
+            raise TypeError(f"messages[{position}] must be a dict with 'role' and 'content', such as {_EXAMPLE[1:-1]}.")
+    return {"messages": [dict(message) for message in items], **options}
+
+
+# --------------------------------------------------------------------------- #
+# Module functions: one AIClient per settings, kept for the next call
+# --------------------------------------------------------------------------- #
+
+_clients_lock = threading.Lock()
+#: The organization's settings' clients, by ``$AI_ADMIN_HOME`` ("" when unset), which may change between calls.
+_default_clients: dict[str, AIClient] = {}
+
+
+def _client_for(settings: AISettings | None) -> AIClient:
+    """The kept :class:`AIClient` of ``settings`` (the organization's when None); made on first use."""
+    if settings is not None:
+        client = settings.__dict__.get("_ai_client")  # kept on the settings, so it goes when they go
+        if client is None:
+            with _clients_lock:
+                client = settings.__dict__.get("_ai_client") or AIClient(settings)
+                settings.__dict__["_ai_client"] = client
+        return client
+    home = os.environ.get("AI_ADMIN_HOME", "")
+    client = _default_clients.get(home)
+    if client is None:
+        with _clients_lock:
+            client = _default_clients.get(home)
+            if client is None:
+                from .service import AISettings
+
+                client = _default_clients[home] = AIClient(AISettings())
+    return client
+
+
+@overload
+def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: Literal[False] = False, **options: Any) -> str: ...
+@overload
+def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: Literal[True], **options: Any) -> ChatResult: ...
+
+
+def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: bool = False, **options: Any) -> str | ChatResult:
+    """Ask the organization's language model (see :meth:`AIClient.chat` for the arguments, returns and errors).
+
+    Args:
+        settings: whose integration to use; default the organization's (``AISettings()``).
+    """
+    return _client_for(settings).chat(messages, full=full, **options)
+
+
+async def chat_async(
+    messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: bool = False, **options: Any
+) -> str | ChatResult:
+    """:func:`chat` for a running event loop (see :meth:`AIClient.chat_async`)."""
+    return await _client_for(settings).chat_async(messages, full=full, **options)
+
+
+def embed(
+    texts: str | Iterable[str],
+    *,
+    settings: AISettings | None = None,
+    dimensions: int | None = None,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+) -> list[list[float]]:
+    """One vector per text, in order, from the organization's embeddings model (see :meth:`AIClient.embed`).
+
+    Args:
+        settings: whose integration to use; default the organization's (``AISettings()``).
+    """
+    return _client_for(settings).embed(texts, dimensions=dimensions, batch_size=batch_size, concurrency=concurrency)
+
+
+async def embed_async(
+    texts: str | Iterable[str],
+    *,
+    settings: AISettings | None = None,
+    dimensions: int | None = None,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+) -> list[list[float]]:
+    """:func:`embed` for a running event loop (see :meth:`AIClient.embed_async`)."""
+    return await _client_for(settings).embed_async(texts, dimensions=dimensions, batch_size=batch_size, concurrency=concurrency)
