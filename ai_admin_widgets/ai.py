@@ -187,9 +187,9 @@ class ChatResult(BaseModel):
 # --------------------------------------------------------------------------- #
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Route:
-    """Where one role's requests go and how they authenticate (the headers hold the key)."""
+    """Where one role's requests go and how they authenticate (the headers hold the key, so the repr shows neither)."""
 
     provider: Provider
     url: httpx.URL  # parsed once, the query (Azure's api-version) included
@@ -197,6 +197,9 @@ class _Route:
     body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
     key: str
     target: Any  # verify._Target, for describing failures
+
+    def __repr__(self) -> str:  # shown in tracebacks that list local variables
+        return f"_Route({self.provider.value}, {str(self.url)!r})"
 
     def request(self, client: httpx.Client | httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
         """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts)."""

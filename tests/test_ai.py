@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -278,7 +279,10 @@ def test_a_rejected_key_fails_clearly_without_the_key(settings, sandbox, marker_
     message = str(failure)
     assert message.startswith(f"The language model request failed: 127.0.0.1:{sandbox.port} rejected the API Key.")
     assert "Ask an admin to open AI Settings and press Test" in message and "[invalid_api_key]" in message
-    for text in (message, repr(failure), repr(failure.args), repr(client), repr(settings)):
+    inside = traceback.StackSummary.extract(traceback.walk_tb(failure.__traceback__.tb_next), capture_locals=True)
+    with_locals = "".join(inside.format())  # the package's frames, as a verbose traceback in a kernel shows them
+    assert "in chat" in with_locals and "route = " in with_locals
+    for text in (message, repr(failure), repr(failure.args), repr(client), repr(settings), with_locals):
         assert marker_key not in text and marker_key[-12:] not in text
 
 
