@@ -31,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -701,6 +703,55 @@ _DIRECT = tuple(
 )  # the hosts where plain http is allowed (normalize.LOOPBACK_HOSTS), ::1 in both spellings
 
 
+#: The TLS context of the checks and what it was made from; see :func:`_tls_context`.
+_tls_lock = threading.Lock()
+_tls_cache: tuple[tuple[Any, ...], ssl.SSLContext] | None = None
+
+
+def _file_signature(path: str) -> tuple[str, int, int] | tuple[str]:
+    """``(path, modification time in ns, size in bytes)``, or ``(path,)`` when it cannot be read."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, found.st_mtime_ns, found.st_size)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The certificate authorities the checks trust, as one ``ssl.SSLContext`` kept for the process.
+
+    Built by httpx's own rule (``httpx.create_ssl_context(trust_env=True)``: the bundle in
+    ``SSL_CERT_FILE``, else the folder in ``SSL_CERT_DIR``, else certifi's bundle), so the
+    checks trust exactly what a plain httpx client would. Loading a bundle costs tens of
+    milliseconds, which every Save and every test would otherwise pay once per transport;
+    the context is made again when either variable changes or the file or folder it names
+    is modified.
+
+    Returns:
+        The shared context (httpx and httpcore only read it; it is safe across threads).
+    Raises:
+        OSError, ssl.SSLError: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` cannot be read or parsed
+            (:func:`verify_async` turns this into a report).
+    """
+    global _tls_cache
+    certificate_file = os.environ.get("SSL_CERT_FILE") or ""
+    certificate_folder = os.environ.get("SSL_CERT_DIR") or ""
+    if certificate_file:
+        source: tuple[Any, ...] = ("file", *_file_signature(certificate_file))
+    elif certificate_folder:
+        source = ("folder", *_file_signature(certificate_folder))
+    else:
+        import certifi
+
+        source = ("certifi", *_file_signature(certifi.where()))
+    with _tls_lock:
+        if _tls_cache is not None and _tls_cache[0] == source:
+            return _tls_cache[1]
+        context = httpx.create_ssl_context(trust_env=True)
+        _tls_cache = (source, context)
+        return context
+
+
 def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
     """An httpx client for the checks: the proxy settings of the environment, except for loopback hosts.
 
@@ -713,23 +764,24 @@ def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
             used (see :func:`setup_problem`).
     """
     options = _client_options(timeouts)
-    return httpx.AsyncClient(**options, mounts={pattern: httpx.AsyncHTTPTransport(verify=options["verify"]) for pattern in _DIRECT})
+    direct = httpx.AsyncHTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
+    return httpx.AsyncClient(**options, mounts={pattern: direct for pattern in _DIRECT})
 
 
 def make_sync_client(timeouts: Timeouts = Timeouts()) -> httpx.Client:
     """:func:`make_client` for blocking calls: the same settings, as an ``httpx.Client`` (the caller closes it)."""
     options = _client_options(timeouts)
-    return httpx.Client(**options, mounts={pattern: httpx.HTTPTransport(verify=options["verify"]) for pattern in _DIRECT})
+    direct = httpx.HTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
+    return httpx.Client(**options, mounts={pattern: direct for pattern in _DIRECT})
 
 
 def _client_options(timeouts: Timeouts) -> dict[str, Any]:
-    """What both clients share, one TLS context included: made once (certificates from ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR`` or certifi), not once per transport, as loading the certificates takes a while."""
+    """What both clients share, the process's TLS context included (:func:`_tls_context`)."""
     return {
         "timeout": httpx.Timeout(timeouts.check, connect=timeouts.connect),
         "follow_redirects": False,
         "trust_env": True,
-        "verify": httpx.create_ssl_context(trust_env=True),
+        "verify": _tls_context(),
     }
 
 
@@ -944,8 +996,6 @@ def setup_problem(error: Exception) -> tuple[FailureCode, str]:
         ``(code, message)``: ``connection_failed`` for a proxy that needs a missing package
         or unusable network settings, ``tls_error`` for an unusable ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``.
     """
-    import os
-
     certificate_file = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
     if isinstance(error, ImportError):
         code = FailureCode.CONNECTION_FAILED
