@@ -509,6 +509,18 @@ def test_ssl_cert_file_naming_the_proxy_certificate_authority_makes_the_same_che
     assert report.ok, report.summary()
 
 
+def test_a_certificate_bundle_rewritten_in_place_is_read_again(tls_sandbox, monkeypatch, tmp_path):
+    """The checks keep their certificate authorities between Saves, but not once SSL_CERT_FILE's file changes."""
+    bundle = tmp_path / "proxy-ca.pem"
+    with aiw.Sandbox(tls=True) as other:  # another authority: the sandbox's certificate is not trusted
+        bundle.write_bytes(other.ca_bundle.read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert {check.code for check in verify_guarded(azure(tls_sandbox)).checks} == {FailureCode.TLS_ERROR}
+    bundle.write_bytes(tls_sandbox.ca_bundle.read_bytes())  # the admin puts the right authority in the same file
+    report = verify_guarded(azure(tls_sandbox))
+    assert report.ok, report.summary()
+
+
 def test_unknown_host_name_fails_without_asking_a_real_dns_server(sandbox):
     asked: list[str] = []
     real = sandbox_module._real_getaddrinfo
