@@ -50,7 +50,8 @@ rate_limited                  ``scenario-rate-limited``: the first request of ea
 server_error                  deployment ``scenario-server-error``; OpenAI model
                               ``scenario-server-error`` (500)
 timeout                       deployment or OpenAI model ``scenario-slow`` (no answer until the
-                              sandbox stops)
+                              sandbox stops); ``unresponsive_endpoint`` (a port that accepts
+                              connections and never answers)
 dns_failure                   ``unknown_host_endpoint`` (a ``.invalid`` name; while a sandbox
                               runs, such names fail at once without a DNS query)
 connection_failed             ``refused_endpoint`` (a port that refuses connections)
@@ -480,6 +481,44 @@ def _hold_resolver(take: bool) -> None:
         socket.getaddrinfo = _getaddrinfo if _resolver_users > 0 else _real_getaddrinfo  # type: ignore[assignment]
 
 
+class _UnresponsiveListener:
+    """A port on 127.0.0.1 that accepts connections and never reads or answers, until :meth:`close`.
+
+    Accepting (rather than leaving connections in the listen backlog) keeps it working
+    however many connections arrive; the accepted sockets are held open and closed with it.
+    """
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, name="ai-admin-sandbox-unresponsive", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:  # closed
+                return
+            self._held.append(connection)
+
+    def close(self) -> None:
+        """Stop accepting and close the held connections (their clients see the connection reset)."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for connection in self._held:
+            connection.close()
+        self._held.clear()
+
+
 class Sandbox:
     """A local OpenAI and Azure OpenAI look-alike on 127.0.0.1; see the module docstring for its routes and scenarios.
 
@@ -501,6 +540,8 @@ class Sandbox:
             :class:`~ai_admin_widgets.OpenAIIntegration`.
         azure_endpoint, azure_api_key, azure_deployments: for
             :class:`~ai_admin_widgets.AzureDeployment`.
+        refused_endpoint, unresponsive_endpoint, unknown_host_endpoint: endpoints that fail
+            at the network (connection refused; accepted but never answered; no such host).
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
     """
 
@@ -519,6 +560,7 @@ class Sandbox:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._refusing: socket.socket | None = None
+        self._unresponsive: _UnresponsiveListener | None = None
         self._folder: Path | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -546,6 +588,7 @@ class Sandbox:
         self._server = server
         self._refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        self._unresponsive = _UnresponsiveListener()
         _hold_resolver(True)
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ai-admin-sandbox", daemon=True
@@ -566,6 +609,9 @@ class Sandbox:
         if self._refusing is not None:
             self._refusing.close()
             self._refusing = None
+        if self._unresponsive is not None:
+            self._unresponsive.close()
+            self._unresponsive = None
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -626,6 +672,22 @@ class Sandbox:
         if self._refusing is None:
             raise RuntimeError("Start the sandbox first.")
         return f"http://127.0.0.1:{self._refusing.getsockname()[1]}"
+
+    @property
+    def unresponsive_endpoint(self) -> str:
+        """An endpoint on 127.0.0.1 that accepts every connection and never answers (timeout).
+
+        Unlike ``scenario-slow``, which reads the request and then waits, nothing is ever
+        read here: what a firewall that lets the connection through, or a crashed server
+        whose port is still open, looks like. A check against it ends at
+        :attr:`~ai_admin_widgets.Timeouts.check`.
+
+        Raises:
+            RuntimeError: the sandbox is not running.
+        """
+        if self._unresponsive is None:
+            raise RuntimeError("Start the sandbox first.")
+        return f"http://127.0.0.1:{self._unresponsive.port}"
 
     @property
     def openai_api_key(self) -> SecretStr:

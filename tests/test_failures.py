@@ -274,6 +274,10 @@ CASES: dict[str, Case] = {
         FailureCode.TIMEOUT, lambda s, k: openai(s, embeddings_model="scenario-slow"), EMBEDDINGS, "base_url",
         ("did not answer within 2 seconds", "Check the Endpoint URL"), answered=False, timeouts=SLOW_CHECK,
     ),
+    "timeout-azure-unresponsive-endpoint": Case(
+        FailureCode.TIMEOUT, lambda s, k: azure(s, endpoint=s.unresponsive_endpoint), BOTH, "endpoint_url",
+        ("did not answer within 2 seconds", "a firewall or proxy may be in the way"), answered=False, timeouts=SLOW_CHECK,
+    ),
     "dns_failure-azure": Case(
         FailureCode.DNS_FAILURE, lambda s, k: azure(s, endpoint=s.unknown_host_endpoint), BOTH, "endpoint_url",
         ("host name no-such-resource.openai.azure.invalid could not be found", "Check the Endpoint URL for typos"), answered=False,

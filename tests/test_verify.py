@@ -194,6 +194,22 @@ def test_server_that_never_answers_is_timeout(sandbox):
     assert report.check("embeddings").field == "embeddings_model.endpoint_url"
 
 
+def test_sandbox_unresponsive_endpoint_takes_every_connection_and_never_answers(sandbox):
+    port = int(sandbox.unresponsive_endpoint.rsplit(":", 1)[1])
+    connections = []
+    try:
+        for _ in range(100):  # more than a listen backlog holds: each one is accepted, none is refused or dropped
+            connections.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        last = connections[-1]
+        last.sendall(b"POST /openai/deployments/chat-gpt-4o/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        last.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            last.recv(1)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 class _WebPage(BaseHTTPRequestHandler):
     """A sign-in page where an API was expected: 200, text/html."""
 
