@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # JupyterLab refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test notebooks clean
+.PHONY: lab test bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lab: $(VENV)/.lab-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Time import, Save, failing fast, the panel, AI calls and the notebooks against their baselines;
+# writes benchmarks/RESULTS.md and the README's table of figures. Contacts nothing but 127.0.0.1.
+bench: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/run.py
 
 # Re-run the walkthrough notebooks and save their outputs (what nbval then compares against).
 notebooks: $(VENV)/.test-installed
