@@ -43,16 +43,17 @@ def widgets_in(root: Any) -> list[Any]:
 
 
 def input_kinds(panel: Any) -> Counter[str]:
-    """How many inputs of each kind the panel holds: Text, Password (our key fields), ToggleButtons, Checkbox; and Button."""
+    """How many inputs of each kind the panel holds, by their ipywidgets counterpart: Text (our text
+    fields and any Text), Password (our key fields), ToggleButtons, Checkbox; and Button."""
     import ipywidgets as widgets
 
-    from ai_admin_widgets.widgets.key_field import KeyField
+    from ai_admin_widgets.widgets.fields import KeyField, TextField
 
     kinds: Counter[str] = Counter()
     for widget in widgets_in(panel):
-        if isinstance(widget, KeyField):
+        if isinstance(widget, (KeyField, widgets.Password)):
             kinds["Password"] += 1
-        elif isinstance(widget, (widgets.Text, widgets.Textarea, widgets.Password)):
+        elif isinstance(widget, (TextField, widgets.Text, widgets.Textarea)):
             kinds["Text"] += 1
         elif isinstance(widget, (widgets.ToggleButtons, widgets.Dropdown, widgets.RadioButtons)):
             kinds["ToggleButtons"] += 1
@@ -64,25 +65,29 @@ def input_kinds(panel: Any) -> Counter[str]:
 
 
 def widget_costs() -> dict[str, float]:
-    """Seconds to make one HTML widget with its own Layout and Style, and one sharing both (median of 5 × 100)."""
+    """Seconds to make one widget of the kinds a form field is built from (median of 5 rounds of 50)."""
     import ipywidgets as widgets
 
-    shared_layout = widgets.Layout(margin="0 0 0 136px")
-    shared_style = widgets.HTML().style
+    from ai_admin_widgets.widgets.fields import TextField
 
-    def each(make: Any) -> float:
+    from ai_admin_widgets.widgets.panel import IntegrationForm
+
+    def each(make: Any, count: int = 50) -> float:
         rounds = []
         for _ in range(5):
             started = time.perf_counter()
-            made = [make() for _ in range(100)]
-            rounds.append((time.perf_counter() - started) / 100)
+            made = [make() for _ in range(count)]
+            rounds.append((time.perf_counter() - started) / count)
             for widget in made:
                 widget.close()
         return statistics.median(rounds)
 
     return {
-        "html_own_layout_and_style": each(lambda: widgets.HTML("help", layout=widgets.Layout(margin="0 0 0 136px"))),
-        "html_shared_layout_and_style": each(lambda: widgets.HTML("help", layout=shared_layout, style=shared_style)),
+        "html_line": each(lambda: widgets.HTML("help", layout=widgets.Layout(margin="0 0 0 136px"))),
+        "vbox": each(widgets.VBox),
+        "text_field": each(TextField),
+        "ipywidgets_text": each(widgets.Text),
+        "integration_form": each(lambda: IntegrationForm(lambda integration: None, lambda: None), count=2),
     }
 
 
@@ -100,6 +105,7 @@ def main() -> None:
             settings = fresh_settings(openai_base_url=f"{url}/v1")
             started = time.perf_counter()
             panel = settings.panel()
+            built = time.perf_counter()
             panel.row.add_button.click()
             form = panel.form
             form.provider.value = aiw.Provider.AZURE_OPENAI
@@ -108,13 +114,16 @@ def main() -> None:
             form.language.deployment_id.value = AZURE_DEPLOYMENTS["language"]
             form.embeddings.deployment_id.value = AZURE_DEPLOYMENTS["embeddings"]
             form.language.api_key.value = AZURE_PRACTICE_KEY
+            filled = time.perf_counter()
             form.save_button.click()
             elapsed = time.perf_counter() - started  # the store's setup above and the checks below are not timed
+            phases.append((built - started, filled - built, started + elapsed - filled))
             shown = panel.visible_text()
             assert panel.view == "row" and "Azure OpenAI" in shown and "Not configured" not in shown, shown
             opened.append(panel)
             return elapsed
 
+        phases: list[tuple[float, float, float]] = []
         probe_settings = fresh_settings(openai_base_url=f"{url}/v1")
         probe = probe_settings.panel()
         kinds = input_kinds(probe)
@@ -146,6 +155,18 @@ def main() -> None:
             widget.close()
 
     costs = widget_costs()
+    panel_widgets = widgets_in(probe)
+    field_boxes = [widget for widget in panel_widgets if type(widget).__name__ == "_Field"]
+    per_field = len(widgets_in(field_boxes[0])) if field_boxes else 0
+    build, fill, save = (statistics.median(phase[index] for phase in phases[1:]) for index in range(3))
+    # One widget per field instead of a box, the input and three HTML lines: what that would save.
+    saved = len(field_boxes) * (costs["vbox"] + 3 * costs["html_line"])
+    estimate = (statistics.median(panel_times) - saved) / statistics.median(bare_times)
+    form_widgets = len(widgets_in(probe.form))
+    # The whole Edit form as one front-end view: about the cost of one of our fields instead of the form.
+    estimate_one_view = (
+        statistics.median(panel_times) - costs["integration_form"] + costs["text_field"]
+    ) / statistics.median(bare_times)
     emit([
         figure(
             "panel",
@@ -160,27 +181,35 @@ def main() -> None:
                 f"(ipywidgets' comms are no-ops there, for both sides). Inputs counted in the panel: "
                 + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
                 + f". The sandbox runs in its own process at 0 ms latency. Widgets in the panel: "
-                f"{len(widgets_in(probe))}, in the bare form: {sum(kinds.values()) + 3}."
+                f"{len(panel_widgets)}, in the bare form: {sum(kinds.values()) + 3}. Our median run: "
+                f"building the panel {milliseconds(build)}, Add and typing {milliseconds(fill)}, Save "
+                f"{milliseconds(save)} (both checks and the store; the bare form's click does no I/O)."
             ),
             miss=(
-                f"The panel builds {len(widgets_in(probe))} widgets where the bare form builds "
-                f"{sum(kinds.values()) + 3}, and each widget costs its Layout and Style widgets too; "
-                f"the Save itself (both checks and the store) is part of our side only. "
-                "What would close it: (1) share Layout and Style objects where nothing changes them "
-                "(the indented help, error and notice lines of every field; all HTML styles): an HTML widget "
-                f"costs {milliseconds(costs['html_own_layout_and_style'])} with its own and "
-                f"{milliseconds(costs['html_shared_layout_and_style'])} sharing them, and the panel has "
-                f"{sum(isinstance(widget, widgets.HTML) for widget in widgets_in(probe))} of them; "
-                "(2) give each field one HTML widget for its help, error and notices instead of three; "
-                "(3) build the regions that stay hidden until asked for (the remove confirmation, the "
-                "section of the provider not chosen) when first shown. (1) and (2) change the field "
-                "structure that the browser tests of issue 5 (labels, aria-live errors) are reworking, so "
-                "they are left for after that lands."
+                f"Building the panel is most of it: {len(panel_widgets)} widgets against "
+                f"{sum(kinds.values()) + 3}, each with a Layout (and most with a Style) widget of its own. "
+                f"Each of the {len(field_boxes)} form fields is {per_field} widgets: a box, the input, and "
+                f"three HTML lines for its help, error and notices (an HTML line costs "
+                f"{milliseconds(costs['html_line'])}, a box {milliseconds(costs['vbox'])}; our text field "
+                f"{milliseconds(costs['text_field'])} against {milliseconds(costs['ipywidgets_text'])} for "
+                "ipywidgets' Text). What would close it: render the help, error and notices in the field's "
+                "own front-end view (TextField and KeyField already render the label and the input; help, "
+                "error and notices would be three more traits, with the same ids for aria-describedby), "
+                f"so that each field is one widget: that alone would save about {milliseconds(saved)}, "
+                f"a ratio of about {estimate:.1f}. Building the Edit form alone takes "
+                f"{milliseconds(costs['integration_form'])} ({form_widgets} widgets), more than the whole bare "
+                "form: a ratio of 3 needs the form drawn by one front-end view from one state (one anywidget, "
+                "as DESIGN.md describes widgets), which would leave about "
+                f"{estimate_one_view:.1f}; besides, build the regions that stay hidden until asked for (the "
+                "remove confirmation, the history table) when first shown."
             ),
             extra={
                 "inputs": dict(kinds),
-                "panel_widgets": len(widgets_in(probe)),
+                "panel_widgets": len(panel_widgets),
                 "widget_costs_seconds": costs,
+                "phases_median_seconds": {"build": build, "add_and_type": fill, "save": save},
+                "estimated_ratio_with_one_widget_per_field": estimate,
+                "estimated_ratio_with_the_form_as_one_view": estimate_one_view,
             },
         )
     ])
