@@ -34,7 +34,7 @@ from common import (
 )
 
 CALLS = 200
-RUNS = 5
+RUNS = 3
 TARGET = 1.05
 MESSAGES = [{"role": "user", "content": "ping"}]
 TEXTS = ["ping"]

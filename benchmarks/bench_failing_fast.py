@@ -17,10 +17,10 @@ from typing import Callable
 
 from common import AZURE_DEPLOYMENTS, emit, figure, fresh_settings, interleaved, isolate_environment, milliseconds
 
-RUNS = 7
+RUNS = 5
 #: The limits of the Save under test: a check ends after CHECK seconds, retries included.
-CONNECT_SECONDS = 1.0
-CHECK_SECONDS = 2.0
+CONNECT_SECONDS = 0.5
+CHECK_SECONDS = 1.0
 TOLERANCE = 0.10
 REFUSED_LIMIT = 0.1
 UNKNOWN_HOST_LIMIT = 1.0

@@ -12,7 +12,7 @@ import sys
 
 from common import emit, figure, interleaved, isolate_environment, milliseconds
 
-RUNS = 15
+RUNS = 11
 TARGET = 1.05
 
 
