@@ -28,6 +28,7 @@ _EXPORTS = {
     "AISettingsPanel": "widgets",
     "Sandbox": "sandbox",
     "Timeouts": "verify",
+    "Health": "health",
     "AIAdminError": "models",
     "ConcurrentChange": "models",
     "AzureDeployment": "models",
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     )
     from . import ai
     from .ai import AIClient, AIDisabled, AINotAllowed, AIRequestFailed
+    from .health import Health
     from .sandbox import Sandbox
     from .service import AISettings
     from .verify import Timeouts

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
@@ -25,10 +25,12 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    computed_field,
     field_validator,
     model_validator,
 )
 
+from .health import DEFAULT_STALE_AFTER, Health, duration_text, time_ago
 from .normalize import (
     AZURE_HOST_SUFFIXES,
     FieldProblem,
@@ -829,10 +831,25 @@ class IntegrationStatus(_Model):
         revision: the settings record's revision number (0 before the first save).
         updated_by / updated_at: who saved or removed last, and when (UTC).
         last_authenticated_at / last_authentication_ok: the most recent authentication of
-            the saved credentials (at Save, or by ``test()``).
+            the saved credentials (at Save, or by ``test()``), in UTC.
+        last_authentication_codes: the failure codes (:class:`FailureCode` values) of that
+            authentication when it failed, e.g. ``("invalid_api_key",)``; empty when it passed
+            or when the saved keys could not be read.
         warnings: what to check, from the last save's authentication (e.g. which GPT-4
             version a deployment answering "gpt-4" runs).
         keyring_backend: the name of the keyring backend that holds the keys.
+        checked_at: when this status was read (UTC); ``last_authentication_summary`` and
+            ``stale`` are relative to it. None means "now, whenever asked".
+        stale_after_seconds: how old, in seconds, the last authentication may be before the
+            integration is stale (``AISettings(stale_after=...)``; default 7 days).
+
+    Computed (also in ``model_dump()`` and the JSON of ``ai-admin status --json``):
+        stale: True when configured and the last authentication is older than
+            ``stale_after_seconds``, or there is none on record.
+        health: a :class:`~ai_admin_widgets.health.Health`: ``not_configured``,
+            ``failing`` (the last authentication failed), ``stale``, or ``ok``.
+        last_authentication_summary: e.g. ``"Last authenticated 3 hours ago: succeeded"``,
+            ``"Last authenticated 2 days ago: failed (invalid_api_key)"``; None when not configured.
     """
 
     configured: bool
@@ -843,8 +860,65 @@ class IntegrationStatus(_Model):
     updated_at: datetime | None = None
     last_authenticated_at: datetime | None = None
     last_authentication_ok: bool | None = None
+    last_authentication_codes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     keyring_backend: str = ""
+    checked_at: datetime | None = None
+    stale_after_seconds: float = Field(default=DEFAULT_STALE_AFTER.total_seconds(), gt=0)
+
+    def _now(self) -> datetime:
+        return self.checked_at or datetime.now(timezone.utc)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stale(self) -> bool:
+        """True when configured and the last authentication is older than ``stale_after_seconds`` (or missing)."""
+        if not self.configured:
+            return False
+        if self.last_authenticated_at is None:
+            return True
+        age = self._now() - _as_utc(self.last_authenticated_at)
+        return age > timedelta(seconds=self.stale_after_seconds)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def health(self) -> Health:
+        """``not_configured``, ``failing`` (last authentication failed), ``stale``, or ``ok``; the first that applies."""
+        if not self.configured:
+            return Health.NOT_CONFIGURED
+        if self.last_authentication_ok is False:
+            return Health.FAILING
+        return Health.STALE if self.stale else Health.OK
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def last_authentication_summary(self) -> str | None:
+        """``"Last authenticated 3 hours ago: succeeded"`` or ``"…: failed (invalid_api_key)"``; None when not configured."""
+        if not self.configured:
+            return None
+        if self.last_authenticated_at is None:
+            return "Never authenticated"
+        when = time_ago(self.last_authenticated_at, self._now())
+        if self.last_authentication_ok:
+            return f"Last authenticated {when}: succeeded"
+        codes = f" ({', '.join(self.last_authentication_codes)})" if self.last_authentication_codes else ""
+        return f"Last authenticated {when}: failed{codes}"
+
+    def health_problem(self) -> str | None:
+        """What is wrong with the integration's health, in one sentence without a remedy; None when healthy or not configured.
+
+        Each screen adds its own remedy ("Press Test…" in the panel, "Run ai-admin test…"
+        in a terminal).
+        """
+        if self.health is Health.FAILING:
+            codes = f" ({', '.join(self.last_authentication_codes)})" if self.last_authentication_codes else ""
+            return f"The last authentication of the saved credentials failed{codes}, so AI features may not work."
+        if self.health is Health.STALE:
+            if self.last_authenticated_at is None:
+                return "The saved credentials have no authentication on record."
+            limit = duration_text(timedelta(seconds=self.stale_after_seconds))
+            return f"The saved credentials were last authenticated more than {limit} ago; a key may have changed since."
+        return None
 
     @property
     def key_hint(self) -> str | None:
@@ -857,3 +931,8 @@ class IntegrationStatus(_Model):
             return "Not configured. AI functionality is disabled."
         names = ", ".join(model.model or model.deployment_id or "?" for model in self.models)
         return f"{self.provider.label} · {names} · key {self.key_hint}"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware datetime; a naive one is taken to be UTC (the store writes UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

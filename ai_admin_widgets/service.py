@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -10,6 +12,7 @@ from keyring.backend import KeyringBackend
 from pydantic import SecretStr
 
 from .access import ADMIN_REQUIRED, AccessLists, AccessPolicy, AdminCheck, clean_names, current_user
+from .health import DEFAULT_STALE_AFTER, STALE_AFTER_ENV, duration_text, parse_stale_after_days
 from .models import (
     DEFAULT_OPENAI_BASE_URL,
     ROLES,
@@ -49,6 +52,16 @@ class AISettings:
         access: who may change the integration (:class:`~ai_admin_widgets.access.AccessPolicy`).
         openai_base_url: the Base URL the panel offers for a new OpenAI integration
             (default ``https://api.openai.com/v1``; the sandbox passes its own).
+        stale_after: how old the last authentication may be before :meth:`status` calls the
+            integration stale, as a ``timedelta``; default: ``$AI_ADMIN_STALE_AFTER_DAYS``
+            days, or 7 days (an unusable value of that variable is reported in the status's
+            warnings, and 7 days apply).
+        clock: returns the current time as an aware UTC ``datetime``; :meth:`status` measures
+            "how long ago" and staleness with it (default: the system clock). Records and
+            the audit log are always stamped with the system clock.
+
+    Raises:
+        ValueError: ``stale_after`` is not a positive length of time.
     """
 
     def __init__(
@@ -60,6 +73,8 @@ class AISettings:
         timeouts: Timeouts | None = None,
         access: AccessPolicy | None = None,
         openai_base_url: str = DEFAULT_OPENAI_BASE_URL,
+        stale_after: timedelta | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
@@ -67,6 +82,13 @@ class AISettings:
         self._timeouts = timeouts
         self.access = access or AccessPolicy()
         self.openai_base_url = openai_base_url
+        self._stale_after_problem: str | None = None
+        if stale_after is None:
+            stale_after, self._stale_after_problem = _stale_after_from_environment()
+        elif not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
+            raise ValueError(f"stale_after must be a positive timedelta, such as timedelta(days=7), not {stale_after!r}.")
+        self.stale_after: timedelta = stale_after
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cleaned = False
         self._listeners: list[Callable[[], None]] = []
 
@@ -132,19 +154,24 @@ class AISettings:
         """The integration's state, safe to show anyone (no secret).
 
         Returns:
-            An :class:`IntegrationStatus`; ``configured`` is False when nothing is saved.
+            An :class:`IntegrationStatus`; ``configured`` is False when nothing is saved. Its
+            ``health``, ``stale`` and ``last_authentication_summary`` are measured at this
+            call's time (``checked_at``) against ``stale_after``.
         Raises:
             StoreError: the settings record cannot be read or is damaged.
         """
         record = self._reader.read()
+        settings_warnings = (self._stale_after_problem,) if self._stale_after_problem else ()
         common = dict(
             revision=record.revision,
             updated_by=record.updated_by,
             updated_at=record.updated_at,
             keyring_backend=self.keyring_backend_name(),
+            checked_at=self._clock(),
+            stale_after_seconds=self.stale_after.total_seconds(),
         )
         if not record.configured or record.provider is None or record.integration is None:
-            return IntegrationStatus(configured=False, **common)
+            return IntegrationStatus(configured=False, warnings=settings_warnings, **common)
         fields = record.integration
         hints = record.key_hints
         if record.provider is Provider.OPENAI:
@@ -170,7 +197,8 @@ class AISettings:
             models=summaries,
             last_authenticated_at=last.at if last else None,
             last_authentication_ok=last.ok if last else None,
-            warnings=tuple(record.warnings),
+            last_authentication_codes=last.codes if last else (),
+            warnings=tuple(record.warnings) + settings_warnings,
             **common,
         )
 
@@ -526,7 +554,8 @@ class AISettings:
 
     def _record_test(self, saved: AnyIntegration, report: VerificationReport, revision: int) -> None:
         store = self.store
-        store.record_authentication(ok=report.ok, revision=revision)
+        failed = [check.code.value for check in report.checks if not check.ok]
+        store.record_authentication(ok=report.ok, revision=revision, codes=failed)
         store.append_audit(
             {
                 "actor": self.user,
@@ -587,6 +616,17 @@ class AISettings:
     def _notify(self) -> None:
         for callback in list(self._listeners):
             callback()
+
+
+def _stale_after_from_environment() -> tuple[timedelta, str | None]:
+    """The stale age from ``$AI_ADMIN_STALE_AFTER_DAYS`` (default 7 days), and what is wrong with the variable, if anything."""
+    text = os.environ.get(STALE_AFTER_ENV, "").strip()
+    if not text:
+        return DEFAULT_STALE_AFTER, None
+    try:
+        return parse_stale_after_days(text), None
+    except ValueError as error:
+        return DEFAULT_STALE_AFTER, f"{error} Using {duration_text(DEFAULT_STALE_AFTER)}."
 
 
 def _refuse_null(backend: KeyringBackend) -> None:

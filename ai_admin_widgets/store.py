@@ -7,7 +7,8 @@ The folder (``$AI_ADMIN_HOME``, or the platform's user data folder) holds:
   number; and who may change it or use AI (``admins``, ``allowed_users``,
   ``allowed_groups``: see :mod:`ai_admin_widgets.access`), which a save or remove
   keeps. Never a key. Written atomically (a temporary file, then a rename).
-* ``audit.jsonl``: one JSON event per line (add, edit, remove, authenticate).
+* ``audit.jsonl``: one JSON event per line (add, edit, remove, authenticate, a refused
+  save, and changes to who may use AI or change it; see :data:`AUDIT_ACTIONS`).
 * ``settings.lock``: the lock (filelock) that serializes writers.
 
 Keys are stored only through the keyring backend interface (get, set, delete),
@@ -26,7 +27,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import filelock
 from keyring.backend import KeyringBackend
@@ -44,6 +45,7 @@ from .models import (
 )
 
 __all__ = [
+    "AUDIT_ACTIONS",
     "SERVICE_NAME",
     "Authentication",
     "SettingsRecord",
@@ -61,6 +63,17 @@ ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key"
 PLAINTEXT_ENV = "AI_ADMIN_ALLOW_PLAINTEXT_KEYRING"
 #: Where keyrings.cryptfile's password comes from (the name its own documentation uses).
 CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"
+#: What each audit event's ``action`` is called on screen (the panel's history, ``ai-admin history``).
+AUDIT_ACTIONS = {
+    "add": "Added",
+    "edit": "Edited",
+    "remove": "Removed",
+    "authenticate": "Tested",
+    "save": "Save refused",
+    "allow": "Allow-lists changed",
+    "add-admin": "Admin added",
+    "remove-admin": "Admin removed",
+}
 #: How long (seconds) the unlock prompt of a locked Secret Service keyring may wait for an answer.
 UNLOCK_TIMEOUT = 60.0
 
@@ -244,12 +257,18 @@ def _now() -> datetime:
 
 
 class Authentication(BaseModel):
-    """When the saved credentials were last authenticated, and whether that passed."""
+    """When the saved credentials were last authenticated (UTC), whether that passed, and if not, why.
+
+    ``codes`` are the :class:`~ai_admin_widgets.models.FailureCode` values of the checks
+    that failed, each once, in check order; empty when it passed, when the saved keys could
+    not be read, and in records written before codes were kept.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     at: datetime
     ok: bool
+    codes: tuple[str, ...] = ()
 
 
 class SettingsRecord(BaseModel):
@@ -572,17 +591,22 @@ class SettingsStore:
         except StoreError:
             return self._salvaged()
 
-    def record_authentication(self, *, ok: bool, revision: int) -> None:
-        """Note the time and outcome of re-authenticating revision ``revision`` of the credentials.
+    def record_authentication(self, *, ok: bool, revision: int, codes: Sequence[str] = ()) -> None:
+        """Note the time (now, UTC) and outcome of re-authenticating revision ``revision`` of the credentials.
 
+        Args:
+            ok: whether every model check passed.
+            revision: the record revision whose credentials were checked.
+            codes: the failure codes of the checks that failed (repeats are kept once).
         Nothing is written when the record has moved on to another revision meanwhile
         (an older test must not overwrite a newer save's outcome).
         """
+        outcome = Authentication(at=_now(), ok=ok, codes=tuple(dict.fromkeys(codes)))
         with self._locked():
             record = self.read()
             if not record.configured or record.revision != revision:
                 return
-            self._write_record(record.model_copy(update={"last_authentication": Authentication(at=_now(), ok=ok)}))
+            self._write_record(record.model_copy(update={"last_authentication": outcome}))
 
     # -- audit ------------------------------------------------------------------ #
 
