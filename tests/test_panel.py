@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime, timedelta
 
 import ipywidgets as widgets
 import pytest
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets.access import AccessPolicy
+from ai_admin_widgets.store import SettingsStore
 
 
 @pytest.fixture
@@ -463,7 +465,7 @@ def test_history_shows_every_change_newest_first_on_request(panel, sandbox):
     assert not visible(panel, "aiw-history-table")
     one(panel, "aiw-history-toggle").click()
     table = one(panel, "aiw-history-table").value
-    assert table.index("Removed") < table.index("Authenticated") < table.index("Added")
+    assert table.index("Removed") < table.index("Tested") < table.index("Added")
     assert settings.user in table and "OpenAI" in table
     assert sandbox.openai_api_key.get_secret_value()[-12:] not in table
     one(panel, "aiw-history-toggle").click()
@@ -546,3 +548,90 @@ def test_the_keyboard_lands_on_the_first_field_and_back_on_the_row(panel, sandbo
     assert focused[-1] == "Edit"
     panel.row.remove_button.click()
     assert focused[-1] == "Cancel", "Remove puts the keyboard on the safe choice"
+
+
+def test_the_row_says_when_it_was_last_authenticated(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    assert "Last authenticated just now: succeeded" in panel.visible_text()
+    assert not visible(panel, "aiw-health")
+
+
+def age_last_authentication(settings, elapsed):
+    """Move the record's last authentication ``elapsed`` into the past, as if time had passed since."""
+    path = settings.home / "settings.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    at = datetime.fromisoformat(record["last_authentication"]["at"].replace("Z", "+00:00"))
+    record["last_authentication"]["at"] = (at - elapsed).isoformat()
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_a_stale_integration_is_flagged_with_what_to_do_and_test_clears_it(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    age_last_authentication(panel.settings, timedelta(days=10, hours=2))
+    panel.render()
+    text = panel.visible_text()
+    assert "Last authenticated 10 days ago: succeeded" in text
+    flag = one(panel, "aiw-health")
+    assert "aiw-health-stale" in flag._dom_classes
+    assert "last authenticated more than 7 days ago" in text and "Press Test to authenticate again." in text
+
+    one(panel, "aiw-test").click()
+    assert "Last authenticated just now: succeeded" in panel.visible_text()
+    assert not visible(panel, "aiw-health") and "aiw-health-stale" not in flag._dom_classes
+
+
+def test_the_stale_age_is_the_settings_own(sandbox):
+    settings = sandbox.settings(stale_after=timedelta(hours=1))
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    age_last_authentication(settings, timedelta(hours=3))
+    panel = settings.panel()
+    try:
+        assert "last authenticated more than 1 hour ago" in panel.visible_text()
+        assert "aiw-health-stale" in one(panel, "aiw-health")._dom_classes
+    finally:
+        panel.close()
+
+
+def test_a_failing_integration_is_flagged_and_a_passing_test_clears_it(panel, sandbox):
+    status = panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    # a nightly `ai-admin test` found the key rejected
+    SettingsStore(panel.settings.home, None).record_authentication(ok=False, revision=status.revision, codes=["invalid_api_key"])
+    panel.render()
+    text = panel.visible_text()
+    assert "Last authenticated just now: failed (invalid_api_key)" in text
+    flag = one(panel, "aiw-health")
+    assert "aiw-health-failing" in flag._dom_classes
+    assert "The last authentication of the saved credentials failed (invalid_api_key)" in text
+    assert "press Edit and correct what Test reports" in text
+
+    one(panel, "aiw-test").click()
+    text = panel.visible_text()
+    assert "Last authenticated just now: succeeded" in text
+    assert not visible(panel, "aiw-health")
+    assert "aiw-health-failing" not in flag._dom_classes
+
+
+def test_a_test_that_fails_flags_the_row_with_its_code(settings):
+    with aiw.Sandbox() as gone:
+        settings.save(aiw.OpenAIIntegration(api_key=gone.openai_api_key, base_url=gone.openai_base_url))
+    panel = settings.panel()
+    try:
+        one(panel, "aiw-test").click()
+        text = panel.visible_text()
+        assert "Last authenticated just now: failed (connection_failed)" in text
+        assert "aiw-health-failing" in one(panel, "aiw-health")._dom_classes
+    finally:
+        panel.close()
+
+
+def test_a_non_admin_is_told_an_admin_can_test(sandbox):
+    settings = sandbox.settings()
+    status = settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    SettingsStore(settings.home, None).record_authentication(ok=False, revision=status.revision, codes=["invalid_api_key"])
+    viewer = sandbox.settings(user="viewer", access=AccessPolicy(admin=False)).panel()
+    try:
+        text = viewer.visible_text()
+        assert "failed (invalid_api_key)" in text and "An admin can authenticate it again with Test." in text
+        assert "Press Test" not in text
+    finally:
+        viewer.close()

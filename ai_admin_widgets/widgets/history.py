@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..models import AIAdminError
+from ..store import AUDIT_ACTIONS
 from .style import ERROR, HELP, classes, show, span, text
 
 if TYPE_CHECKING:
@@ -19,14 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["History"]
 
-#: What each audit action is called in the table.
-ACTIONS = {
-    "add": "Added",
-    "edit": "Edited",
-    "remove": "Removed",
-    "authenticate": "Authenticated",
-    "save": "Save refused",
-}
+#: What each audit action is called in the table (the same words as ``ai-admin history``).
+ACTIONS = AUDIT_ACTIONS
 PROVIDERS = {"openai": "OpenAI", "azure_openai": "Azure OpenAI"}
 
 

@@ -535,9 +535,10 @@ class OpenAIRow(widgets.VBox):
         self.remove_button.on_click(lambda _: on_remove())
         line = widgets.HBox([self.name, self.status, self.add_button, self.edit_button, self.test_button, self.remove_button])
         line.layout.align_items = "center"
+        self.health = _classes(widgets.HTML(""), "aiw-health")
         self.result = _classes(widgets.HTML(""), "aiw-test-result")
         self.warnings = _classes(widgets.HTML(""), "aiw-warnings")
-        super().__init__([line, self.result, self.warnings])
+        super().__init__([line, self.health, self.result, self.warnings])
         _classes(self, "aiw-row")
 
     def render(self, status: IntegrationStatus, *, admin: bool, damaged: bool = False) -> None:
@@ -560,16 +561,36 @@ class OpenAIRow(widgets.VBox):
             text = " · ".join(details)
             if status.updated_by and status.updated_at:
                 text += "<br>" + _span(f"Saved by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC", _HELP_STYLE)
-            if status.last_authentication_ok is False:
-                text += "<br>" + _span("The last authentication failed: press Test, or Edit the integration.", _ERROR_STYLE)
+            if status.last_authentication_summary:
+                text += "<br>" + _span(status.last_authentication_summary, _HELP_STYLE)
         else:
             text = "Not configured. AI functionality is disabled."
         self.status.value = text
+        self._render_health(status, admin=admin and not damaged)
         self.warnings.value = "<br>".join(_span(f"⚠ {warning}", _WARNING_STYLE) for warning in status.warnings)
         _show(self.add_button, admin and not status.configured and not damaged)
         _show(self.edit_button, admin and status.configured and not damaged)
         _show(self.test_button, admin and status.configured and not damaged)
         _show(self.remove_button, admin and (status.configured or damaged))
+
+    def _render_health(self, status: IntegrationStatus, *, admin: bool) -> None:
+        """Flag a failing or stale integration under the row (classes ``aiw-health aiw-health-<state>``), with what to do."""
+        for state in ("failing", "stale"):
+            self.health.remove_class(f"aiw-health-{state}")
+        problem = status.health_problem()
+        _show(self.health, problem is not None)
+        if problem is None:
+            self.health.value = ""
+            return
+        failing = status.health.value == "failing"
+        if not admin:
+            remedy = "An admin can authenticate it again with Test."
+        elif failing:
+            remedy = "Press Test to authenticate again; if it fails again, press Edit and correct what Test reports (often the API Key)."
+        else:
+            remedy = "Press Test to authenticate again."
+        self.health.add_class(f"aiw-health-{status.health.value}")
+        self.health.value = _span(f"⚠ {problem} {remedy}", _ERROR_STYLE if failing else _WARNING_STYLE)
 
     def show_notes(self, notices: tuple[Notice, ...]) -> None:
         """After a Save, say what was adjusted in what the admin typed (never silently)."""
