@@ -1,18 +1,28 @@
 """``ai-admin``: the OpenAI integration from a terminal or a scheduled job.
 
-    ai-admin status [--json]      exit 0 configured and last authenticated, 1 not configured, 2 last authentication failed
+    ai-admin status [--json] [--stale-after-days DAYS]
+                                  exit 0 configured and last authenticated, 1 not configured,
+                                  2 last authentication failed (or none on record)
     ai-admin test [--json]        authenticate the saved credentials again; exit 0 ok, 1 none saved, 2 failed
     ai-admin remove --yes         remove the integration (AI functionality disabled)
+    ai-admin history [--json] [--limit N]
+                                  the audit log, oldest first: when, who, what, provider, outcome, details
 
 Every command takes ``--home FOLDER`` for the store's folder (default ``$AI_ADMIN_HOME``
 or the platform's user data folder), before or after the command's name. Keys come
 from the system keyring. Any other problem exits 3 with one line on stderr.
+
+A stale integration (last authenticated successfully, but longer ago than
+``--stale-after-days`` or ``$AI_ADMIN_STALE_AFTER_DAYS``, default 7 days) still exits 0
+from ``status``: the credentials worked when last checked. A warning line says so, and
+``--json`` has ``"health": "stale"``; a scheduled ``ai-admin test`` keeps it fresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -23,6 +33,13 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_NOT_CONFIGURED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2, 3
 _HOME_HELP = "the settings store's folder (default: $AI_ADMIN_HOME or the user data folder)"
+_STATUS_EPILOG = (
+    "Exit status: 0 configured and the last authentication succeeded; 1 not configured; "
+    "2 the last authentication failed, or none is on record; 3 another problem. "
+    "Health is ok, failing, stale or not configured. Stale means the last authentication "
+    "succeeded but is older than the stale age: status still exits 0 and prints a warning "
+    "(run 'ai-admin test' to authenticate again)."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,19 +56,64 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ai-admin",
         description="Check and manage the organization's OpenAI integration.",
-        epilog="Exit codes: 0 ok, 1 not configured, 2 authentication failed, 3 another problem.",
+        epilog="Exit codes: 0 ok, 1 not configured, 2 authentication failed, 3 another problem. "
+        "'ai-admin COMMAND --help' explains each command.",
     )
     parser.add_argument("--home", default=None, help=_HOME_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     status = commands.add_parser(
-        "status", parents=[common], help="show the integration: provider, models, key hints, who saved it and when"
+        "status",
+        parents=[common],
+        help="show the integration: provider, models, key hints, who saved it and when, and its health",
+        description="Show the OpenAI integration: provider, models, key hints, who saved it and when, "
+        "when it was last authenticated and with what result, and its health.",
+        epilog=_STATUS_EPILOG,
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    status.add_argument(
+        "--stale-after-days",
+        type=_stale_after_days,
+        default=None,
+        metavar="DAYS",
+        help="call the integration stale when its last authentication is older than this many days "
+        "(default: $AI_ADMIN_STALE_AFTER_DAYS, or 7)",
+    )
     test = commands.add_parser("test", parents=[common], help="authenticate the saved credentials again and record the outcome")
     test.add_argument("--json", action="store_true", help="print JSON instead of text")
     remove = commands.add_parser("remove", parents=[common], help="remove the integration; AI functionality will be disabled")
     remove.add_argument("--yes", action="store_true", help="confirm the removal (required)")
+    history = commands.add_parser(
+        "history",
+        parents=[common],
+        help="show the audit log: when, who, what (added, edited, tested, removed, refused), provider, outcome",
+        description="Show the audit log, oldest first: when (UTC), who, what was done (added, edited, tested, "
+        "removed, a refused save, access changes), the provider, the outcome, and the fields changed or "
+        "the failure codes. Never a key.",
+    )
+    history.add_argument("--json", action="store_true", help="print the events as a JSON list instead of a table")
+    history.add_argument(
+        "--limit", type=_positive_count, default=None, metavar="N", help="show only the N newest events"
+    )
     return parser
+
+
+def _stale_after_days(text: str) -> timedelta:
+    from .health import parse_stale_after_days
+
+    try:
+        return parse_stale_after_days(text, source="")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text.strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of events, 1 or more (it is {text.strip()!r}).")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,13 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; default ``sys.argv[1:]``.
     Returns:
         The exit code: 0 ok, 1 not configured, 2 authentication failed, 3 another problem
-        (printed as one line on stderr, never a traceback and never a key).
+        (printed as one line on stderr, never a traceback and never a key). ``history``
+        exits 0 whenever the audit log can be read, empty or not.
     """
     arguments = _parser().parse_args(argv)
     from .models import AIAdminError
     from .service import AISettings
 
-    settings = AISettings(home=arguments.home)
+    settings = AISettings(home=arguments.home, stale_after=getattr(arguments, "stale_after_days", None))
     if arguments.home is not None and not Path(arguments.home).is_dir():
         print(f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.", file=sys.stderr)
     try:
@@ -75,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(settings, arguments.json)
         if arguments.command == "test":
             return _test(settings, arguments.json)
+        if arguments.command == "history":
+            return _history(settings, arguments.json, arguments.limit)
         return _remove(settings, arguments.yes)
     except AIAdminError as error:
         print(f"ai-admin: {error}", file=sys.stderr)
@@ -96,9 +161,18 @@ def _status(settings: AISettings, as_json: bool) -> int:
         if status.updated_by and status.updated_at:
             verb = "Saved" if status.configured else "Removed"
             print(f"{verb} by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC")
-        if status.last_authenticated_at is not None:
-            outcome = "succeeded" if status.last_authentication_ok else "FAILED"
-            print(f"Last authentication {outcome} on {status.last_authenticated_at:%Y-%m-%d %H:%M} UTC")
+        if status.last_authentication_summary:
+            when = f", on {status.last_authenticated_at:%Y-%m-%d %H:%M} UTC" if status.last_authenticated_at else ""
+            print(f"{status.last_authentication_summary}{when}")
+        print(f"Health: {status.health.label}")
+        problem = status.health_problem()
+        if problem:
+            remedy = (
+                " If it fails again, correct the integration with Edit in the AI Settings panel."
+                if status.health.value == "failing"
+                else ""
+            )
+            print(f"Warning: {problem} Run 'ai-admin test' to authenticate again.{remedy}")
         for warning in status.warnings:
             print(f"Warning: {warning}")
         print(f"Keyring: {status.keyring_backend}")
@@ -120,6 +194,62 @@ def _test(settings: AISettings, as_json: bool) -> int:
         return EXIT_ERROR
     print(report.model_dump_json(indent=2) if as_json else str(report))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _history(settings: AISettings, as_json: bool, limit: int | None) -> int:
+    import json
+
+    events = settings.audit_log()
+    if limit is not None:
+        events = events[-limit:]
+    if as_json:
+        print(json.dumps(events, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not events:
+        print("Nothing has happened yet: the audit log is empty.")
+        return EXIT_OK
+    rows = [("WHEN (UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS")] + [_history_row(event) for event in events]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return EXIT_OK
+
+
+def _history_row(event: dict[str, object]) -> tuple[str, str, str, str, str, str]:
+    """One audit event as table cells: when, who, what, provider, outcome, details (changed fields or failure codes)."""
+    from datetime import datetime
+
+    from .models import Provider
+    from .store import AUDIT_ACTIONS
+
+    try:
+        when = f"{datetime.fromisoformat(str(event.get('at'))):%Y-%m-%d %H:%M}"
+    except ValueError:
+        when = str(event.get("at", "?"))
+    action = str(event.get("action", "?"))
+    try:
+        provider = Provider(event.get("provider")).label
+    except ValueError:
+        provider = str(event.get("provider") or "")
+    codes = [str(code) for code in _as_list(event.get("codes")) if code != "ok"]
+    if codes:
+        details = ", ".join(dict.fromkeys(codes))
+    elif event.get("error"):
+        details = str(event["error"])
+    elif action in ("add-admin", "remove-admin"):
+        details = str(event.get("user", ""))
+    elif action == "allow":
+        users = ", ".join(map(str, _as_list(event.get("allowed_users"))))
+        groups = ", ".join(map(str, _as_list(event.get("allowed_groups"))))
+        details = f"users: {users or '-'}; groups: {groups or '-'}" if users or groups else "everyone may use AI"
+    else:
+        details = ", ".join(map(str, _as_list(event.get("changed"))))
+    what = AUDIT_ACTIONS.get(action, action.replace("-", " ").capitalize())
+    return when, str(event.get("actor", "?")), what, provider, str(event.get("outcome", "")), details
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _remove(settings: AISettings, confirmed: bool) -> int:

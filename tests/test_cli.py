@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -28,36 +30,73 @@ def environment(tmp_path):
     return env, aiw.AISettings(home=tmp_path / "store", keyring=backend)
 
 
-def ai_admin(env, *arguments):
+#: The two ways to start the command: the console script pip installs, and the module.
+ENTRY_POINTS = {
+    "ai-admin": [str(Path(sys.executable).with_name("ai-admin"))],
+    "python -m ai_admin_widgets": [sys.executable, "-m", "ai_admin_widgets"],
+}
+
+
+def ai_admin(env, *arguments, entry_point="python -m ai_admin_widgets"):
     return subprocess.run(
-        [sys.executable, "-m", "ai_admin_widgets", *arguments], env=env, capture_output=True, text=True, timeout=60
+        [*ENTRY_POINTS[entry_point], *arguments], env=env, capture_output=True, text=True, timeout=60
     )
 
 
-def test_status_test_and_remove_with_their_exit_codes(environment):
+def age_last_authentication(settings, elapsed):
+    """Move the record's last authentication ``elapsed`` into the past, as if time had passed since."""
+    path = settings.home / "settings.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    at = datetime.fromisoformat(record["last_authentication"]["at"].replace("Z", "+00:00"))
+    record["last_authentication"]["at"] = (at - elapsed).isoformat()
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
+def test_status_test_remove_and_history_with_their_exit_codes(environment, entry_point):
     env, settings = environment
-    assert ai_admin(env, "status").returncode == 1
+
+    def ai_admin(*arguments):
+        return globals()["ai_admin"](env, *arguments, entry_point=entry_point)
+
+    assert ai_admin("status").returncode == 1
+    empty = ai_admin("history")
+    assert empty.returncode == 0 and "Nothing has happened yet" in empty.stdout
 
     with aiw.Sandbox() as sandbox:
         settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-        status = ai_admin(env, "status", "--json")
+        status = ai_admin("status", "--json")
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["provider"] == "openai"
+        shown = json.loads(status.stdout)
+        assert shown["provider"] == "openai" and shown["health"] == "ok"
+        assert shown["last_authentication_summary"] == "Last authenticated just now: succeeded"
 
-        tested = ai_admin(env, "test")
+        tested = ai_admin("test")
         assert tested.returncode == 0, tested.stderr
         assert "OpenAI authenticated" in tested.stdout
 
-    failed = ai_admin(env, "test", "--json")  # the sandbox is gone: the endpoint refuses connections
+    failed = ai_admin("test", "--json")  # the sandbox is gone: the endpoint refuses connections
     assert failed.returncode == 2
     assert {check["code"] for check in json.loads(failed.stdout)["checks"]} == {"connection_failed"}
-    assert ai_admin(env, "status").returncode == 2
+    status = ai_admin("status")
+    assert status.returncode == 2
+    assert "Last authenticated just now: failed (connection_failed)" in status.stdout
+    assert "Health: failing" in status.stdout and "Run 'ai-admin test' to authenticate again." in status.stdout
+    assert json.loads(ai_admin("status", "--json").stdout)["last_authentication_codes"] == ["connection_failed"]
 
-    refused = ai_admin(env, "remove")
+    refused = ai_admin("remove")
     assert refused.returncode == 3 and "--yes" in refused.stderr
-    assert ai_admin(env, "remove", "--yes").returncode == 0
-    assert ai_admin(env, "status").returncode == 1
-    assert ai_admin(env, "remove", "--yes").returncode == 1
+    assert ai_admin("remove", "--yes").returncode == 0
+    assert ai_admin("status").returncode == 1
+    assert ai_admin("remove", "--yes").returncode == 1
+
+    history = ai_admin("history")
+    assert history.returncode == 0, history.stderr
+    rows = history.stdout.splitlines()
+    assert rows[0].split() == ["WHEN", "(UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS"]
+    assert [row.split()[3] for row in rows[1:]] == ["Added", "Tested", "Tested", "Removed"]  # oldest first
+    assert rows[3].split()[-2:] == ["failed", "connection_failed"]
+    assert all(settings.user == row.split()[2] for row in rows[1:])
 
 
 def test_home_may_follow_the_command_and_status_says_who_and_where(environment, tmp_path):
@@ -96,3 +135,75 @@ def test_a_mistyped_command_exits_3_not_the_authentication_code(environment):
     mistyped = ai_admin(env, "stauts")
     assert mistyped.returncode == 3
     assert "invalid choice" in mistyped.stderr
+
+
+def test_history_lists_the_newest_events_as_json_and_never_a_key(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+        try:
+            settings.save(aiw.OpenAIIntegration(api_key="sk-proj-not-the-right-key-0000", base_url=sandbox.openai_base_url))
+        except aiw.VerificationFailed:
+            pass
+        settings.set_allowed(users="alice, bob")
+        key = sandbox.openai_api_key.get_secret_value()
+
+    newest = ai_admin(env, "history", "--json", "--limit", "2", entry_point="ai-admin")
+    assert newest.returncode == 0, newest.stderr
+    events = json.loads(newest.stdout)
+    assert [event["action"] for event in events] == ["save", "allow"]
+    assert events[0]["outcome"] == "failed" and "invalid_api_key" in events[0]["codes"]
+
+    table = ai_admin(env, "history", entry_point="ai-admin").stdout
+    assert "Save refused" in table and "invalid_api_key" in table
+    assert "Allow-lists changed" in table and "users: alice, bob" in table
+    assert "api_key" in table.splitlines()[1]  # the Added row names the fields, never their values
+    for output in (newest.stdout, table):
+        assert key not in output and key[-12:] not in output
+
+
+def test_a_stale_integration_exits_0_with_a_warning_and_the_age_is_adjustable(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    age_last_authentication(settings, timedelta(days=9, hours=1))
+
+    stale = ai_admin(env, "status", entry_point="ai-admin")
+    assert stale.returncode == 0, stale.stderr  # it worked when last checked
+    assert "Last authenticated 9 days ago: succeeded" in stale.stdout
+    assert "Health: stale" in stale.stdout
+    assert "Warning: The saved credentials were last authenticated more than 7 days ago" in stale.stdout
+
+    assert json.loads(ai_admin(env, "status", "--json").stdout)["health"] == "stale"
+    patient = ai_admin(env, "status", "--json", "--stale-after-days", "30")
+    assert patient.returncode == 0 and json.loads(patient.stdout)["health"] == "ok"
+    assert json.loads(ai_admin(env | {"AI_ADMIN_STALE_AFTER_DAYS": "30"}, "status", "--json").stdout)["health"] == "ok"
+
+    typo = ai_admin(env | {"AI_ADMIN_STALE_AFTER_DAYS": "a week"}, "status")
+    assert typo.returncode == 0 and "Health: stale" in typo.stdout
+    assert "AI_ADMIN_STALE_AFTER_DAYS must be a positive number of days, such as 7 or 0.5 (it is 'a week'). Using 7 days." in typo.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("history", "--limit", "0"), "argument --limit: must be a whole number of events, 1 or more (it is '0')"),
+        (("history", "--limit", "ten"), "argument --limit: must be a whole number of events"),
+        (("status", "--stale-after-days", "-2"), "argument --stale-after-days: must be a positive number of days, such as 7"),
+    ],
+)
+def test_a_mistyped_option_value_is_named_and_exits_3(environment, arguments, message):
+    env, _ = environment
+    mistyped = ai_admin(env, *arguments)
+    assert mistyped.returncode == 3
+    assert message in mistyped.stderr and "Traceback" not in mistyped.stderr
+
+
+def test_help_names_every_command_and_what_stale_means(environment):
+    env, _ = environment
+    overview = ai_admin(env, "--help", entry_point="ai-admin")
+    assert overview.returncode == 0
+    for command in ("status", "test", "remove", "history"):
+        assert command in overview.stdout
+    status_help = " ".join(ai_admin(env, "status", "--help").stdout.split())
+    assert "Stale means the last authentication succeeded but is older than the stale age: status still exits 0" in status_help
