@@ -33,6 +33,7 @@ from .style import element_id as _element_id
 from .style import show as _show
 from .style import span as _span
 from .style import text as _text
+from ..health import Health
 from ..models import (
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
@@ -582,7 +583,7 @@ class OpenAIRow(widgets.VBox):
         if problem is None:
             self.health.value = ""
             return
-        failing = status.health.value == "failing"
+        failing = status.health is Health.FAILING
         if not admin:
             remedy = "An admin can authenticate it again with Test."
         elif failing:
