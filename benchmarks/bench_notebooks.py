@@ -13,7 +13,7 @@ import sys
 
 from common import ROOT, emit, figure, interleaved, isolate_environment
 
-RUNS = 3
+RUNS = 1
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
             measured=times["nbval"],
             target="reported (no target)",
             met=None,
-            how=f"{RUNS} whole runs, pytest's start included; each run: {outcomes[-1]}.",
+            how=f"{RUNS} whole run{'s' if RUNS > 1 else ''}, pytest's start included; each run: {outcomes[-1]}.",
             extra={"notebooks": notebooks, "outcomes": outcomes},
         )
     ])
