@@ -635,3 +635,13 @@ def test_a_non_admin_is_told_an_admin_can_test(sandbox):
         assert "Press Test" not in text
     finally:
         viewer.close()
+
+
+def test_an_admin_with_the_form_open_is_still_told_what_an_admin_can_do(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    age_last_authentication(panel.settings, timedelta(days=10))
+    panel.row.edit_button.click()  # the row's buttons hide while the form is open; the advice stays the admin's
+    text = panel.visible_text()
+    assert "Press Test to authenticate again." in text
+    assert "An admin can authenticate it again" not in text
+    assert not visible(panel, "aiw-test") and not visible(panel, "aiw-edit")

@@ -542,13 +542,14 @@ class OpenAIRow(widgets.VBox):
         super().__init__([line, self.health, self.result, self.warnings])
         _classes(self, "aiw-row")
 
-    def render(self, status: IntegrationStatus, *, admin: bool, damaged: bool = False) -> None:
+    def render(self, status: IntegrationStatus, *, admin: bool, damaged: bool = False, offer: bool = True) -> None:
         """Show ``status``; Add when nothing is configured, Edit, Test and Remove when it is (admins only).
 
         Args:
             status: what the service reports.
-            admin: whether the buttons that change things are shown.
+            admin: whether the current user is an admin (who may press the buttons that change things).
             damaged: the record cannot be read; only Remove (which resets it) is offered.
+            offer: False hides every button (while the form or the confirmation is open).
         """
         if damaged:
             text = "The saved settings cannot be read."
@@ -569,6 +570,7 @@ class OpenAIRow(widgets.VBox):
         self.status.value = text
         self._render_health(status, admin=admin and not damaged)
         self.warnings.value = "<br>".join(_span(f"⚠ {warning}", _WARNING_STYLE) for warning in status.warnings)
+        admin = admin and offer
         _show(self.add_button, admin and not status.configured and not damaged)
         _show(self.edit_button, admin and status.configured and not damaged)
         _show(self.test_button, admin and status.configured and not damaged)
@@ -697,7 +699,7 @@ class AISettingsPanel(widgets.VBox):
             )
         # While the form or the confirmation is open, the row offers nothing else to press,
         # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
-        self.row.render(status, admin=admin and self.view == "row", damaged=damaged)
+        self.row.render(status, admin=admin, damaged=damaged, offer=self.view == "row")
         if self.view != "row":
             _show(self.row.test_button, False)
         self.access.render(admin=admin)
