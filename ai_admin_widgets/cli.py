@@ -21,6 +21,7 @@ from ``status``: the credentials worked when last checked. A warning line says s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK, EXIT_NOT_CONFIGURED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # the shell's codes for SIGINT and SIGPIPE
 _HOME_HELP = "the settings store's folder (default: $AI_ADMIN_HOME or the user data folder)"
 _STATUS_EPILOG = (
     "Exit status: 0 configured and the last authentication succeeded; 1 not configured; "
@@ -123,17 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments after the program name; default ``sys.argv[1:]``.
     Returns:
         The exit code: 0 ok, 1 not configured, 2 authentication failed, 3 another problem
-        (printed as one line on stderr, never a traceback and never a key). ``history``
+        (printed as one line on stderr, never a traceback and never a key), 130 interrupted
+        (Ctrl-C; nothing changed), 141 the reader of the output stopped early. ``history``
         exits 0 whenever the audit log can be read, empty or not.
     """
     arguments = _parser().parse_args(argv)
     from .models import AIAdminError
     from .service import AISettings
 
-    settings = AISettings(home=arguments.home, stale_after=getattr(arguments, "stale_after_days", None))
-    if arguments.home is not None and not Path(arguments.home).is_dir():
-        print(f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.", file=sys.stderr)
     try:
+        settings = AISettings(home=arguments.home, stale_after=getattr(arguments, "stale_after_days", None))
+        if arguments.home is not None and not Path(arguments.home).is_dir():
+            print(f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.", file=sys.stderr)
         if arguments.command == "status":
             return _status(settings, arguments.json)
         if arguments.command == "test":
@@ -142,6 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(settings, arguments.json, arguments.limit)
         return _remove(settings, arguments.yes)
     except AIAdminError as error:
+        print(f"ai-admin: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: a save or remove is all or nothing, and a test stores nothing until it ends
+        print("ai-admin: interrupted; nothing was changed.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped early (``| head``): stop quietly, as other commands do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit does not fail again
+        return EXIT_BROKEN_PIPE
+    except ValueError as error:  # an option's value out of range (e.g. --stale-after-days): the message names it
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as error:  # a bug: one line, not a traceback, and not the "not configured" code

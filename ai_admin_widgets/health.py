@@ -93,20 +93,22 @@ def parse_stale_after_days(text: str, *, source: str = STALE_AFTER_ENV) -> timed
     """Read an age in days, as an admin writes it in ``AI_ADMIN_STALE_AFTER_DAYS`` or ``--stale-after-days``.
 
     Args:
-        text: a positive number of days, such as ``"7"``, ``"0.5"`` or ``" 30 "``.
+        text: a number of days from one minute to 36500, such as ``"7"``, ``"0.5"`` or ``" 30 "``.
         source: where the text came from, named in the error message (empty: not named,
             for argparse, which names the option itself).
     Returns:
         The age as a ``timedelta``.
     Raises:
-        ValueError: ``text`` is not a positive number of days (up to 36500); the message
+        ValueError: ``text`` is not a number of days from one minute to 36500; the message
             names ``source`` and gives an example.
     """
     try:
         days = float(text.strip())
     except ValueError:
         days = float("nan")
-    if 0 < days <= 36500:  # NaN fails both; more than a century is a typo
+    if 60 <= days * 86400 and days <= 36500:  # NaN fails both; under a minute or over a century is a typo
         return timedelta(days=days)
     subject = f"{source} must" if source else "must"
-    raise ValueError(f"{subject} be a positive number of days, such as 7 or 0.5 (it is {text.strip()!r}).")
+    raise ValueError(
+        f"{subject} be a number of days from one minute (0.0007) to 36500, such as 7 or 0.5 (it is {text.strip()!r})."
+    )

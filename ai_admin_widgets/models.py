@@ -866,6 +866,12 @@ class IntegrationStatus(_Model):
     checked_at: datetime | None = None
     stale_after_seconds: float = Field(default=DEFAULT_STALE_AFTER.total_seconds(), gt=0)
 
+    @field_validator("updated_at", "last_authenticated_at", "checked_at")
+    @classmethod
+    def _in_utc(cls, moment: datetime | None) -> datetime | None:
+        """Every time shown is labelled UTC, so it is converted to UTC (a hand-edited record may hold another offset)."""
+        return None if moment is None else _as_utc(moment)
+
     def _now(self) -> datetime:
         return self.checked_at or datetime.now(timezone.utc)
 
@@ -878,7 +884,7 @@ class IntegrationStatus(_Model):
         if self.last_authenticated_at is None:
             return True
         age = self._now() - _as_utc(self.last_authenticated_at)
-        return age > timedelta(seconds=self.stale_after_seconds)
+        return age > timedelta(seconds=self.stale_after_seconds) or age < -CLOCK_TOLERANCE
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -916,6 +922,11 @@ class IntegrationStatus(_Model):
         if self.health is Health.STALE:
             if self.last_authenticated_at is None:
                 return "The saved credentials have no authentication on record."
+            if _as_utc(self.last_authenticated_at) - self._now() > CLOCK_TOLERANCE:
+                return (
+                    f"The last authentication is recorded in the future ({_as_utc(self.last_authenticated_at):%Y-%m-%d %H:%M} UTC), "
+                    "so this server's clock or the record is wrong; check the clock."
+                )
             limit = duration_text(timedelta(seconds=self.stale_after_seconds))
             return f"The saved credentials were last authenticated more than {limit} ago; a key may have changed since."
         return None
@@ -934,5 +945,10 @@ class IntegrationStatus(_Model):
 
 
 def _as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware datetime; a naive one is taken to be UTC (the store writes UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    """``moment`` in UTC; a naive one is taken to be UTC already (the store writes UTC)."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+#: How far in the future a recorded authentication may be (clocks of two servers differ a
+#: little) before it counts as a clock problem, and so as stale.
+CLOCK_TOLERANCE = timedelta(minutes=10)

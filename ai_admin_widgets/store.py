@@ -372,7 +372,7 @@ class SettingsStore:
             StoreError: ``settings.json`` exists but cannot be read, or is not a valid record.
         """
         try:
-            text = self._record_path.read_text(encoding="utf-8")
+            text = self._record_path.read_bytes()
         except FileNotFoundError:
             return SettingsRecord()
         except OSError as error:
@@ -380,8 +380,8 @@ class SettingsStore:
                 f"Cannot read {self._record_path} ({error.strerror}). Ask an admin to check the folder's permissions."
             ) from None
         try:
-            return SettingsRecord.model_validate_json(text)
-        except ValidationError:
+            return SettingsRecord.model_validate_json(text.decode("utf-8"))
+        except (ValidationError, ValueError):  # ValueError: not UTF-8 (a hand edit in another encoding)
             raise StoreError(
                 f"{self._record_path} is damaged, so the OpenAI integration cannot be read. "
                 "Remove the integration (the Remove button, or `ai-admin remove --yes`) and add it again; "
@@ -632,7 +632,7 @@ class SettingsStore:
     def audit_log(self) -> list[dict[str, Any]]:
         """Every audit event, oldest first; a damaged line is skipped."""
         try:
-            lines = self._audit_path.read_text(encoding="utf-8").splitlines()
+            lines = self._audit_path.read_bytes().splitlines()
         except FileNotFoundError:
             return []
         except OSError as error:
@@ -640,8 +640,8 @@ class SettingsStore:
         events = []
         for line in lines:
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = json.loads(line.decode("utf-8"))
+            except ValueError:  # cut short, not JSON, or not UTF-8
                 continue
             if isinstance(event, dict):
                 events.append(event)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -181,7 +183,7 @@ def test_a_stale_integration_exits_0_with_a_warning_and_the_age_is_adjustable(en
 
     typo = ai_admin(env | {"AI_ADMIN_STALE_AFTER_DAYS": "a week"}, "status")
     assert typo.returncode == 0 and "Health: stale" in typo.stdout
-    assert "AI_ADMIN_STALE_AFTER_DAYS must be a positive number of days, such as 7 or 0.5 (it is 'a week'). Using 7 days." in typo.stdout
+    assert "AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7 or 0.5 (it is 'a week'). Using 7 days." in typo.stdout
 
 
 @pytest.mark.parametrize(
@@ -189,7 +191,8 @@ def test_a_stale_integration_exits_0_with_a_warning_and_the_age_is_adjustable(en
     [
         (("history", "--limit", "0"), "argument --limit: must be a whole number of events, 1 or more (it is '0')"),
         (("history", "--limit", "ten"), "argument --limit: must be a whole number of events"),
-        (("status", "--stale-after-days", "-2"), "argument --stale-after-days: must be a positive number of days, such as 7"),
+        (("status", "--stale-after-days", "-2"), "argument --stale-after-days: must be a number of days from one minute (0.0007) to 36500, such as 7"),
+        (("status", "--stale-after-days", "1e-12"), "argument --stale-after-days: must be a number of days from one minute"),
     ],
 )
 def test_a_mistyped_option_value_is_named_and_exits_3(environment, arguments, message):
@@ -207,3 +210,67 @@ def test_help_names_every_command_and_what_stale_means(environment):
         assert command in overview.stdout
     status_help = " ".join(ai_admin(env, "status", "--help").stdout.split())
     assert "Stale means the last authentication succeeded but is older than the stale age: status still exits 0" in status_help
+
+
+def test_a_settings_file_saved_in_another_encoding_is_damaged_and_remove_still_works(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    record = settings.home / "settings.json"
+    record.write_bytes(record.read_bytes().replace(b'"revision"', b'"Jos\xe9": 1, "revision"', 1))  # a Latin-1 hand edit
+    shown = ai_admin(env, "status")
+    assert shown.returncode == 3 and "is damaged" in shown.stderr and "Traceback" not in shown.stderr
+    removed = ai_admin(env, "remove", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert ai_admin(env, "status").returncode == 1
+
+
+def test_a_line_of_the_audit_log_cut_short_or_in_another_encoding_is_skipped(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    with open(settings.home / "audit.jsonl", "ab") as log:
+        log.write(b'{"actor": "Jos\xc3\n{"actor": "Jos\xe9", "action": "saved"}\n')
+    shown = ai_admin(env, "history")
+    assert shown.returncode == 0, shown.stderr
+    assert len(settings.audit_log()) == 1
+
+
+def test_history_into_a_pipe_closed_early_is_quiet(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        for _ in range(3):
+            settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    command = [sys.executable, "-m", "ai_admin_widgets", "history"]
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    writer = subprocess.run(command, env=env, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=60)
+    reader.stdin.close()
+    reader.wait(timeout=30)
+    assert "Traceback" not in writer.stderr and "unexpected error" not in writer.stderr
+
+
+def test_ctrl_c_during_a_test_is_one_line_not_a_traceback(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    # the sandbox has stopped: its port now refuses; a listener that never answers keeps the test waiting
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        record = json.loads((settings.home / "settings.json").read_text(encoding="utf-8"))
+        record["integration"]["base_url"] = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        (settings.home / "settings.json").write_text(json.dumps(record), encoding="utf-8")
+        before = (settings.home / "settings.json").read_bytes()
+        process = subprocess.Popen([sys.executable, "-m", "ai_admin_widgets", "test"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the command is now waiting for an answer that never comes
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        connection.close()
+    finally:
+        silent.close()
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert (settings.home / "settings.json").read_bytes() == before

@@ -7,6 +7,7 @@ authentication time; nothing sleeps.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -72,8 +73,8 @@ def test_duration_in_words(delta, words):
 
 def test_stale_age_is_read_in_days_and_a_typo_is_named():
     assert parse_stale_after_days(" 0.5 ") == timedelta(hours=12)
-    for typo in ("seven", "-1", "0", "nan", "inf", ""):
-        with pytest.raises(ValueError, match="AI_ADMIN_STALE_AFTER_DAYS must be a positive number of days, such as 7"):
+    for typo in ("seven", "-1", "0", "1e-12", "nan", "inf", ""):
+        with pytest.raises(ValueError, match=re.escape("AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7")):
             parse_stale_after_days(typo)
 
 
@@ -162,7 +163,7 @@ def test_the_stale_age_comes_from_the_environment_and_a_typo_there_is_a_warning(
     assert typo.stale_after == timedelta(days=7)
     status = typo.status()
     assert status.health is aiw.Health.OK
-    assert any("AI_ADMIN_STALE_AFTER_DAYS must be a positive number of days" in warning and "Using 7 days" in warning
+    assert any("AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute" in warning and "Using 7 days" in warning
                for warning in status.warnings)
 
 
@@ -178,3 +179,25 @@ def test_status_json_carries_health_and_the_phrase(settings, sandbox):
     assert shown["health"] == "ok" and shown["stale"] is False
     assert shown["last_authentication_summary"] == "Last authenticated just now: succeeded"
     assert shown["stale_after_seconds"] == 7 * 86400
+
+
+def test_a_last_authentication_recorded_in_the_future_is_a_clock_problem_not_fresh_forever():
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    status = aiw.IntegrationStatus(
+        configured=True, provider=aiw.Provider.OPENAI, checked_at=now,
+        last_authenticated_at=now + timedelta(days=30), last_authentication_ok=True,
+    )
+    assert status.health is aiw.models.Health.STALE
+    assert "recorded in the future" in status.health_problem() and "clock" in status.health_problem()
+    slightly_ahead = status.model_copy(update={"last_authenticated_at": now + timedelta(minutes=2)})
+    assert slightly_ahead.health is aiw.models.Health.OK  # two servers' clocks differ a little
+
+
+def test_times_with_another_offset_are_shown_in_utc():
+    status = aiw.IntegrationStatus(
+        configured=True, provider=aiw.Provider.OPENAI,
+        last_authenticated_at=datetime.fromisoformat("2026-11-29T23:59:00+05:00"), last_authentication_ok=True,
+        updated_at=datetime.fromisoformat("2026-11-29T23:59:00+05:00"),
+    )
+    assert status.updated_at == datetime(2026, 11, 29, 18, 59, tzinfo=timezone.utc)
+    assert status.last_authenticated_at.utcoffset() == timedelta(0)
