@@ -49,6 +49,7 @@ is running) as in a script; the ``_async`` forms let a kernel do other work mean
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -58,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .models import ROLE_LABELS, AIAdminError, AzureOpenAIIntegration, FailureCode, OpenAIIntegration, Provider, Role
 
@@ -187,23 +188,58 @@ class ChatResult(BaseModel):
 # --------------------------------------------------------------------------- #
 
 
+class _Headers(dict):  # type: ignore[type-arg]
+    """Request headers that hold a key: shown by name only, so a traceback listing local variables
+    (IPython's ``%xmode Verbose``, ``traceback`` with ``capture_locals``) never shows the key."""
+
+    def __repr__(self) -> str:
+        return f"<headers {', '.join(self)}: values hidden>"
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    """``payload`` as the JSON body of a request.
+
+    Raises:
+        TypeError: a value cannot be sent as JSON; the message names the option (e.g. a
+            ``datetime`` given as ``temperature``) and what to give instead.
+    """
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):
+        for name, value in payload.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"The option {name!r} cannot be sent to the service ({type(value).__name__}); "
+                    "give text, numbers (not NaN or infinity), True/False, None, or lists and dicts of them."
+                ) from None
+        raise
+
+
 @dataclass(frozen=True, repr=False)
 class _Route:
     """Where one role's requests go and how they authenticate (the headers hold the key, so the repr shows neither)."""
 
     provider: Provider
     url: httpx.URL  # parsed once, the query (Azure's api-version) included
-    headers: dict[str, str]
+    headers: _Headers
     body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
-    key: str
+    key: SecretStr
     target: Any  # verify._Target, for describing failures
 
     def __repr__(self) -> str:  # shown in tracebacks that list local variables
         return f"_Route({self.provider.value}, {str(self.url)!r})"
 
     def request(self, client: httpx.Client | httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
-        """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts)."""
-        return client.build_request("POST", self.url, headers=self.headers, json=payload | self.body)
+        """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts).
+
+        Raises:
+            TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
+        """
+        content = _encoded(payload | self.body)  # a value JSON cannot hold fails here, before any frame holds the headers
+        headers = _Headers({**self.headers, "content-type": "application/json"})
+        return client.build_request("POST", self.url, headers=headers, content=content)
 
 
 def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, _Route]:
@@ -216,11 +252,12 @@ def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str
         if isinstance(integration, OpenAIIntegration):
             url = f"{integration.base_url}/{operation}"
             target = openai_target(integration, role, url)
-            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), openai_headers(integration), {"model": target.model},
-                                  integration.api_key.get_secret_value(), target)
+            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), _Headers(openai_headers(integration)), {"model": target.model},
+                                  integration.api_key, target)
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
-            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), headers, {}, headers["api-key"], target)
+            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), _Headers(headers), {},
+                                  integration.deployment(role).api_key, target)
     return routes
 
 
@@ -553,7 +590,7 @@ class AIClient:
         message += f" [{code.value}]"
         if failure.request_id:
             message += f" (Request id {failure.request_id}.)"
-        return AIRequestFailed(message.replace(route.key, "[key]"), code=code, role=route.target.role,
+        return AIRequestFailed(message.replace(route.key.get_secret_value(), "[key]"), code=code, role=route.target.role,
                                status=outcome.status, request_id=failure.request_id)
 
     def _chat_answer(self, route: _Route, result: Answer | Failure, full: bool) -> str | ChatResult:

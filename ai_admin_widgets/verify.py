@@ -43,6 +43,7 @@ from typing import Any, Callable, Generator
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from .models import (
     ROLE_LABELS,
@@ -502,16 +503,22 @@ def _describe(code: FailureCode, target: _Target, outcome: _Outcome, timeouts: T
 _KEY_LIKE = re.compile(r"(sk-[A-Za-z0-9*_.-]+|[A-Za-z0-9*_-]*\*{3,}[A-Za-z0-9*_-]*|\b[A-Za-z0-9_-]{32,}\b)")
 
 
-def _vendor_text(error: _VendorError | None, key: str) -> str:
+def _vendor_text(error: _VendorError | None, key: str | SecretStr) -> str:
     """The vendor's own message, without anything key-shaped, at most 240 characters."""
     if error is None or not error.message:
         return ""
     return _scrub(error.message, key)
 
 
-def _scrub(said: str, key: str) -> str:
+def _plain(key: str | SecretStr) -> str:
+    """The key's text, taken out of its ``SecretStr`` only in the short-lived frame that compares with it."""
+    return key.get_secret_value() if isinstance(key, SecretStr) else key
+
+
+def _scrub(said: str, key: str | SecretStr) -> str:
     """Any text from the service (a message, an error code, a Location, a model name), made safe to show and store:
     the key, anything that also stands in it, and anything key-shaped are hidden; at most 240 characters."""
+    key = _plain(key)
     text = " ".join(str(said).split())
     if key:
         text = text.replace(key, "[key]")
@@ -547,7 +554,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
-def _request_id(response: httpx.Response, key: str = "") -> str | None:
+def _request_id(response: httpx.Response, key: str | SecretStr = "") -> str | None:
     """The service's request id, if it has the shape of one and nothing of the key in it."""
     found = response.headers.get("apim-request-id") or response.headers.get("x-request-id")
     if not found or not _REQUEST_ID.fullmatch(found) or _holds_part_of(found, key):
@@ -555,8 +562,9 @@ def _request_id(response: httpx.Response, key: str = "") -> str | None:
     return found
 
 
-def _holds_part_of(text: str, key: str) -> bool:
+def _holds_part_of(text: str, key: str | SecretStr) -> bool:
     """True when ``text`` holds the key, or a run of it that :func:`_scrub` would hide."""
+    key = _plain(key)
     if not key:
         return False
     return key in text or any(
@@ -818,7 +826,7 @@ def unexpected_answer(answer: Answer) -> Failure:
 _Step = Generator["httpx.Request | float", "httpx.Response | httpx.HTTPError | None", "Answer | Failure"]
 
 
-def _exchange(build: Callable[..., httpx.Request], request: httpx.Request, provider: Provider, key: str, retry_budget: float) -> _Step:
+def _exchange(build: Callable[..., httpx.Request], request: httpx.Request, provider: Provider, key: str | SecretStr, retry_budget: float) -> _Step:
     """Send ``request`` until it has an answer or a failure, without doing any I/O itself.
 
     Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``),
@@ -883,14 +891,15 @@ def _with_max_completion_tokens(build: Callable[..., httpx.Request], request: ht
     return build(request.method, request.url, headers=headers, json=payload)
 
 
-def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str, retry_budget: float) -> Answer | Failure:
+def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float) -> Answer | Failure:
     """Send ``request`` with ``client``, retrying rate limits, a server error and ``max_tokens`` as the vendors ask.
 
     Args:
         client: a blocking client (:func:`make_sync_client`); its pool is reused.
         request: built by ``client.build_request``, so it carries the client's timeouts.
         provider: whose error codes to read.
-        key: the API key the request carries, so that nothing of it is ever repeated.
+        key: the API key the request carries (best a ``SecretStr``, so no frame of a traceback shows it),
+            so that nothing of it is ever repeated.
         retry_budget: the most seconds to wait in total for rate limits.
     Returns:
         The :class:`Answer` (HTTP 200) or the classified :class:`Failure`; never raises for a
@@ -913,7 +922,7 @@ def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, ke
             return done.value
 
 
-async def send_async(client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str, retry_budget: float) -> Answer | Failure:
+async def send_async(client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float) -> Answer | Failure:
     """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop."""
     steps = _exchange(client.build_request, request, provider, key, retry_budget)
     step = next(steps)

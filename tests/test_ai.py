@@ -495,3 +495,51 @@ def test_input_mistakes_are_named_before_anything_is_sent(settings, sandbox, cal
         call(settings)
     assert words in str(caught.value)
     assert len(sandbox.requests) == sent
+
+
+def _every_frame_with_its_locals(error: BaseException) -> str:
+    """The whole traceback as IPython's ``%xmode Verbose`` shows it: every frame, with its local variables."""
+    return "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure"])
+def test_an_option_json_cannot_hold_is_named_and_no_frame_shows_the_key(settings, sandbox, provider):
+    from datetime import datetime
+
+    integration = openai(sandbox) if provider == "openai" else azure(sandbox)
+    settings.save(integration)
+    key = sandbox.openai_api_key if provider == "openai" else sandbox.azure_api_key
+    with pytest.raises(TypeError, match="The option 'temperature' cannot be sent to the service") as caught:
+        ai.chat("hi", settings=settings, temperature=datetime.now())
+    shown = _every_frame_with_its_locals(caught.value)
+    assert "route = " in shown  # the frames were captured, locals included
+    assert key.get_secret_value() not in shown and key.get_secret_value()[-12:] not in shown
+
+
+class _Interrupted(BaseException):
+    """What Ctrl-C (or the kernel's stop button) raises in the middle of a request."""
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure"])
+def test_a_call_interrupted_while_waiting_shows_no_key_in_any_frame(settings, provider):
+    import signal
+
+    with aiw.Sandbox(latency_ms=lambda request: 3000 if request["path"].endswith("completions") else 0) as slow:
+        integration = openai(slow) if provider == "openai" else azure(slow)
+        store_unchecked(settings, integration)
+        key = slow.openai_api_key if provider == "openai" else slow.azure_api_key
+
+        def interrupt(*_):
+            raise _Interrupted
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with pytest.raises(_Interrupted) as caught:
+                ai.chat("hi", settings=settings)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    shown = _every_frame_with_its_locals(caught.value)
+    assert "in send" in shown and "route = " in shown  # interrupted inside the request, locals captured
+    assert key.get_secret_value() not in shown and key.get_secret_value()[-12:] not in shown
