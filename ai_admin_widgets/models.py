@@ -66,6 +66,7 @@ __all__ = [
     "VerificationReport",
     "field_errors",
     "key_hint",
+    "holds_key",
     "looks_like_key",
     "parse_integration",
 ]
@@ -187,6 +188,12 @@ _KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{8
 def looks_like_key(text: str) -> bool:
     """True for text shaped like an OpenAI key (sk-…) or an Azure key (32 hex or 84 letters and digits)."""
     return bool(_KEY_SHAPES.match(text))
+
+
+def holds_key(text: str) -> bool:
+    """True when any word of ``text`` looks like a key (:func:`looks_like_key`): a key in quotes,
+    after ``Bearer``, or in a URL's ``?api-key=`` counts too. Words are runs of letters, digits, ``_`` and ``-``."""
+    return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text))
 
 
 def _check_endpoint(value: Any, field_label: str) -> str:

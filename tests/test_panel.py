@@ -645,3 +645,38 @@ def test_an_admin_with_the_form_open_is_still_told_what_an_admin_can_do(panel, s
     assert "Press Test to authenticate again." in text
     assert "An admin can authenticate it again" not in text
     assert not visible(panel, "aiw-test") and not visible(panel, "aiw-edit")
+
+
+@pytest.mark.parametrize(
+    ("field_name", "pasted"),
+    [
+        ("openai_project", '"{key}"'),
+        ("openai_organization", "Bearer {key}"),
+        ("openai_base_url", "https://api.openai.com/v1?api-key={key}"),
+    ],
+)
+def test_a_key_pasted_inside_another_field_is_cleared_on_a_refused_save_and_on_cancel(panel, sandbox, field_name, pasted):
+    key = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
+    panel.row.add_button.click()
+    getattr(panel.form, field_name).value = pasted.format(key=key)
+    panel.form.save_button.click()  # refused: the key field is empty, or the field is wrong
+    assert key not in json.dumps(panel.get_state()) and all(key not in field.value for field in panel.form._all_fields().values())
+    getattr(panel.form, field_name).value = pasted.format(key=key)
+    panel.form.cancel_button.click()
+    assert all(field.value == "" for field in panel.form._all_fields().values()), "Cancel leaves nothing typed in the form"
+
+
+def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, sandbox):
+    integration = aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+    for outcome in ("saved", "refused"):
+        panel.row.add_button.click() if outcome == "saved" else panel.row.edit_button.click()
+        panel.form.set_busy(True)  # as while both models are being checked
+        key_input = panel.form.openai_api_key.input
+        key_input._receive(None, {"type": "key", "value": "sk-typed-while-checking-" + "x" * 30}, [])
+        press(key_input, "Enter")  # a second Enter: ignored while the checks run
+        if outcome == "saved":
+            panel.settings.save(integration)
+            panel._saved(integration)
+        else:
+            panel._save_failed(aiw.AIAdminError("refused"))
+        assert key_input.value == "", f"after the Save {outcome}, a key typed meanwhile stayed in the kernel"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..access import ADMIN_REQUIRED, AccessLists
-from ..models import AIAdminError, looks_like_key
+from ..models import AIAdminError, holds_key
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
 from .style import SUCCESS as _SUCCESS_STYLE
@@ -137,7 +137,7 @@ class AccessSettings(widgets.VBox):
         except (ValueError, AIAdminError) as error:
             self.message.value = _span(str(error), _ERROR_STYLE, alert=True)
             for field in (self.users, self.groups):  # a key pasted here must not stay in the widget state
-                if any(looks_like_key(name.strip()) for name in field.value.split(",")):
+                if holds_key(field.value):
                     field.value = ""
             return
         self._shown = None  # show the lists as stored (tidied)

@@ -50,7 +50,7 @@ from ..models import (
     VerificationFailed,
     VerificationReport,
     field_errors,
-    looks_like_key,
+    holds_key,
 )
 
 if TYPE_CHECKING:
@@ -310,16 +310,21 @@ class IntegrationForm(widgets.VBox):
 
     def clear_keys(self) -> None:
         """Empty every API Key field, and any other field that holds something shaped like a key
-        (pasted in the wrong place), so no key stays in the widgets or their saved state."""
+        anywhere in its text (pasted in the wrong place), so no key stays in the widgets or their saved state."""
         for path, field in self._all_fields().items():
-            if path.endswith("api_key") or looks_like_key(field.value.strip()):
+            if path.endswith("api_key") or holds_key(field.value):
                 field.value = ""
 
     def clear_keys_in_the_wrong_place(self) -> None:
         """Empty the fields other than API Key that hold something shaped like a key (their error says so)."""
         for path, field in self._all_fields().items():
-            if not path.endswith("api_key") and looks_like_key(field.value.strip()):
+            if not path.endswith("api_key") and holds_key(field.value):
                 field.value = ""
+
+    def clear_fields(self) -> None:
+        """Empty every field (the form closes): what was typed and not saved does not stay in the widget state."""
+        for field in self._all_fields().values():
+            field.value = ""
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message beside its field (by dotted path); fields not named are cleared."""
@@ -748,6 +753,7 @@ class AISettingsPanel(widgets.VBox):
             self._task.cancel()
         self._task = None
         self.form.clear_keys()
+        self.form.clear_fields()
         self.form.set_busy(False)
         self._set_view("row")
         self._focus_row()
@@ -790,6 +796,7 @@ class AISettingsPanel(widgets.VBox):
 
     def _saved(self, integration: Integration) -> None:
         self._task = None
+        self.form.clear_keys()  # a key typed (or Enter pressed again) while authenticating does not stay
         self.form.set_busy(False)
         self.form.show_message("")
         self.row.show_notes(integration.notices)
@@ -798,6 +805,7 @@ class AISettingsPanel(widgets.VBox):
 
     def _save_failed(self, error: Exception) -> None:
         self._task = None
+        self.form.clear_keys()  # a key typed (or Enter pressed again) while authenticating does not stay
         self.form.set_busy(False)
         if isinstance(error, VerificationFailed):
             self.form.show_report(error.report)
