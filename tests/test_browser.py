@@ -289,6 +289,7 @@ _CONTRAST = """
 def assert_readable(page, theme: str) -> None:
     """Text in the panel stands out from what is behind it (WCAG contrast of at least 3:1)."""
     selectors = [".aiw-panel .aiw-status", ".aiw-panel .aiw-input-label", ".aiw-panel .aiw-field-error span",
+                 ".aiw-panel .aiw-field-notice span", ".aiw-panel .aiw-warnings span", ".aiw-panel .aiw-health span",
                  ".aiw-panel h3", ".aiw-panel .aiw-confirmation .widget-html-content"]
     ratios = page.evaluate(_CONTRAST, selectors)
     assert ratios, "nothing of the panel was found to measure"
@@ -364,6 +365,7 @@ def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(pag
     # announced to screen readers, and tied to the input
     announced = error.locator("[role=alert]")
     assert announced.count() == 1
+    assert field(page, "aiw-language-api-key").get_attribute("aria-label") == "API Key, Language model"
     described = field(page, "aiw-language-api-key").get_attribute("aria-describedby").split()
     assert announced.get_attribute("id") in described
     assert field(page, "aiw-language-api-key").get_attribute("aria-invalid") == "true"

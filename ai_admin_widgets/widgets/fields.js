@@ -35,12 +35,18 @@ function render({ model, el }) {
       input.removeAttribute("aria-describedby");
     }
     input.setAttribute("aria-invalid", model.get("invalid") ? "true" : "false");
+    const context = model.get("context");
+    if (context) {
+      input.setAttribute("aria-label", `${model.get("description")}, ${context}`);
+    } else {
+      input.removeAttribute("aria-label");
+    }
     if (!secret && input.value !== model.get("value")) {
       input.value = model.get("value");
     }
   };
   show();
-  for (const name of ["description", "placeholder", "disabled", "described_by", "invalid", "value"]) {
+  for (const name of ["description", "placeholder", "disabled", "described_by", "invalid", "context", "value"]) {
     model.on(`change:${name}`, show);
   }
 

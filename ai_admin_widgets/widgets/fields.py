@@ -50,6 +50,7 @@ class _InputField(anywidget.AnyWidget):
     disabled = traitlets.Bool(False).tag(sync=True)
     described_by = traitlets.Unicode("").tag(sync=True)
     invalid = traitlets.Bool(False).tag(sync=True)
+    context = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -93,7 +94,8 @@ class TextField(_InputField):
         value: the text (synchronized both ways).
         disabled, described_by, invalid: synchronized traits; ``described_by`` is a
             space-separated list of DOM ids (``aria-describedby``), ``invalid`` sets
-            ``aria-invalid`` and the error border.
+            ``aria-invalid`` and the error border; ``context`` (e.g. ``"Language model"``) is
+            added to what screen readers announce, where two fields share a label.
     """
 
     value = traitlets.Unicode("").tag(sync=True)
@@ -117,7 +119,8 @@ class KeyField(_InputField):
         placeholder: the grey text shown while the field is empty.
 
     Attributes:
-        description, placeholder, disabled, described_by, invalid: synchronized traits (no secret).
+        description, placeholder, disabled, described_by, invalid, context: synchronized traits
+            (no secret); see :class:`TextField`.
     """
 
     def __init__(self, *, description: str = "", placeholder: str = "", **kwargs: Any) -> None:

@@ -140,6 +140,8 @@ class _DeploymentFields(widgets.VBox):
             "API Key", KeyField(placeholder="KEY 1 from Keys and Endpoint"),
             fields["api_key"].description or "", "aiw-api-key", f"aiw-{role}-api-key",
         )
+        for field in (self.endpoint_url, self.deployment_id, self.api_key):  # two of each label: say which model
+            field.input.context = title
         self.check_result = _classes(widgets.HTML(""), "aiw-model-result", f"aiw-{role}-result")
         super().__init__([self.heading, self.endpoint_url, self.deployment_id, self.api_key, self.check_result])
 
