@@ -408,9 +408,9 @@ class AIClient:
                 position), or an argument is out of range.
         """
         batches, extra = self._embeddings_plan(texts, dimensions, batch_size, concurrency)
+        route = self._route("embeddings")  # disabled or not allowed says so, even for no texts
         if not batches:
             return []
-        route = self._route("embeddings")
         client = self._sync_client(route)
 
         def one(batch: list[str]) -> list[list[float]]:
@@ -437,9 +437,9 @@ class AIClient:
     ) -> list[list[float]]:
         """:meth:`embed` for a running event loop: the batches run as tasks, at most ``concurrency`` at once."""
         batches, extra = self._embeddings_plan(texts, dimensions, batch_size, concurrency)
+        route = self._route("embeddings")  # disabled or not allowed says so, even for no texts
         if not batches:
             return []
-        route = self._route("embeddings")
         client = self._async_client(route)
         limit = asyncio.Semaphore(concurrency or self.concurrency)
 
@@ -711,8 +711,19 @@ _default_clients: dict[str, AIClient] = {}
 
 
 def _client_for(settings: AISettings | None) -> AIClient:
-    """The kept :class:`AIClient` of ``settings`` (the organization's when None); made on first use."""
+    """The kept :class:`AIClient` of ``settings`` (the organization's when None); made on first use.
+
+    Raises:
+        TypeError: ``settings`` is not an :class:`~ai_admin_widgets.AISettings` (a folder, say).
+    """
     if settings is not None:
+        from .service import AISettings
+
+        if not isinstance(settings, AISettings):
+            raise TypeError(
+                f"settings must be an ai_admin_widgets.AISettings, not {type(settings).__name__}; "
+                "for another folder use settings=AISettings(home=...)."
+            )
         client = settings.__dict__.get("_ai_client")  # kept on the settings, so it goes when they go
         if client is None:
             with _clients_lock:

@@ -543,3 +543,10 @@ def test_a_call_interrupted_while_waiting_shows_no_key_in_any_frame(settings, pr
     shown = _every_frame_with_its_locals(caught.value)
     assert "in send" in shown and "route = " in shown  # interrupted inside the request, locals captured
     assert key.get_secret_value() not in shown and key.get_secret_value()[-12:] not in shown
+
+
+def test_no_texts_still_says_ai_is_disabled_and_settings_must_be_settings(settings):
+    with pytest.raises(ai.AIDisabled):
+        ai.embed([], settings=settings)
+    with pytest.raises(TypeError, match="settings must be an ai_admin_widgets.AISettings, not str"):
+        ai.chat("hi", settings="/tmp")
