@@ -199,7 +199,7 @@ def main() -> None:
                 f"a ratio of about {estimate:.1f}. Building the Edit form alone takes "
                 f"{milliseconds(costs['integration_form'])} ({form_widgets} widgets), more than the whole bare "
                 "form: a ratio of 3 needs the form drawn by one front-end view from one state (one anywidget, "
-                "as DESIGN.md describes widgets), which would leave about "
+                "as the project's design describes a widget: one small class and one front-end module), which would leave about "
                 f"{estimate_one_view:.1f}; besides, build the regions that stay hidden until asked for (the "
                 "remove confirmation, the history table) when first shown."
             ),
