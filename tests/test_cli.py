@@ -15,6 +15,7 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 
 import ai_admin_widgets as aiw
+from records import age_last_authentication
 
 
 @pytest.fixture
@@ -43,15 +44,6 @@ def ai_admin(env, *arguments, entry_point="python -m ai_admin_widgets"):
     return subprocess.run(
         [*ENTRY_POINTS[entry_point], *arguments], env=env, capture_output=True, text=True, timeout=60
     )
-
-
-def age_last_authentication(settings, elapsed):
-    """Move the record's last authentication ``elapsed`` into the past, as if time had passed since."""
-    path = settings.home / "settings.json"
-    record = json.loads(path.read_text(encoding="utf-8"))
-    at = datetime.fromisoformat(record["last_authentication"]["at"].replace("Z", "+00:00"))
-    record["last_authentication"]["at"] = (at - elapsed).isoformat()
-    path.write_text(json.dumps(record), encoding="utf-8")
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))

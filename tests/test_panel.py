@@ -11,6 +11,7 @@ import ipywidgets as widgets
 import pytest
 
 import ai_admin_widgets as aiw
+from records import age_last_authentication
 from ai_admin_widgets.access import AccessPolicy
 from ai_admin_widgets.store import SettingsStore
 
@@ -554,15 +555,6 @@ def test_the_row_says_when_it_was_last_authenticated(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     assert "Last authenticated just now: succeeded" in panel.visible_text()
     assert not visible(panel, "aiw-health")
-
-
-def age_last_authentication(settings, elapsed):
-    """Move the record's last authentication ``elapsed`` into the past, as if time had passed since."""
-    path = settings.home / "settings.json"
-    record = json.loads(path.read_text(encoding="utf-8"))
-    at = datetime.fromisoformat(record["last_authentication"]["at"].replace("Z", "+00:00"))
-    record["last_authentication"]["at"] = (at - elapsed).isoformat()
-    path.write_text(json.dumps(record), encoding="utf-8")
 
 
 def test_a_stale_integration_is_flagged_with_what_to_do_and_test_clears_it(panel, sandbox):
