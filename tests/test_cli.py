@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
