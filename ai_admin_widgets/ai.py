@@ -238,8 +238,7 @@ class _Route:
             TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
         """
         content = _encoded(payload | self.body)  # a value JSON cannot hold fails here, before any frame holds the headers
-        headers = _Headers({**self.headers, "content-type": "application/json"})
-        return client.build_request("POST", self.url, headers=headers, content=content)
+        return client.build_request("POST", self.url, headers=self.headers, content=content)
 
 
 def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, _Route]:
@@ -252,11 +251,11 @@ def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str
         if isinstance(integration, OpenAIIntegration):
             url = f"{integration.base_url}/{operation}"
             target = openai_target(integration, role, url)
-            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), _Headers(openai_headers(integration)), {"model": target.model},
+            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), _Headers(openai_headers(integration), **{"content-type": "application/json"}), {"model": target.model},
                                   integration.api_key, target)
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
-            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), _Headers(headers), {},
+            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), _Headers(headers, **{"content-type": "application/json"}), {},
                                   integration.deployment(role).api_key, target)
     return routes
 

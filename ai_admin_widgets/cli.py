@@ -154,9 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit does not fail again
         return EXIT_BROKEN_PIPE
-    except ValueError as error:  # an option's value out of range (e.g. --stale-after-days): the message names it
-        print(f"ai-admin: {error}", file=sys.stderr)
-        return EXIT_ERROR
     except Exception as error:  # a bug: one line, not a traceback, and not the "not configured" code
         print(f"ai-admin: unexpected error ({type(error).__name__}): {error}", file=sys.stderr)
         return EXIT_ERROR

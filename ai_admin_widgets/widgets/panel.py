@@ -754,8 +754,7 @@ class AISettingsPanel(widgets.VBox):
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._task = None
-        self.form.clear_keys()
-        self.form.clear_fields()
+        self.form.clear_fields()  # the keys included
         self.form.set_busy(False)
         self._set_view("row")
         self._focus_row()
