@@ -53,32 +53,62 @@ _EXPORTS = {
 #: submodules reachable as attributes before they are imported (``aiw.ai.chat(...)``)
 _SUBMODULES = ("ai",)
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AIAdminError",
+    "AIClient",
+    "AIDisabled",
+    "AINotAllowed",
+    "AIRequestFailed",
+    "AISettings",
+    "AISettingsPanel",
+    "AzureDeployment",
+    "AzureOpenAIIntegration",
+    "ConcurrentChange",
+    "FailureCode",
+    "Health",
+    "IntegrationStatus",
+    "KeyringUnavailable",
+    "ModelCheck",
+    "ModelSummary",
+    "NotConfigured",
+    "Notice",
+    "OpenAIIntegration",
+    "PermissionDenied",
+    "Provider",
+    "Sandbox",
+    "StoreError",
+    "Timeouts",
+    "ValidationError",
+    "VerificationFailed",
+    "VerificationReport",
+    "field_errors",
+]
+assert sorted(_EXPORTS) == __all__  # one list to keep in step
 
 if TYPE_CHECKING:
+    from . import ai  # noqa: F401 (a submodule reached as an attribute)
+    from .ai import AIClient, AIDisabled, AINotAllowed, AIRequestFailed
+    from .health import Health
     from .models import (
         AIAdminError,
         AzureDeployment,
-        ConcurrentChange,
         AzureOpenAIIntegration,
+        ConcurrentChange,
         FailureCode,
         IntegrationStatus,
         KeyringUnavailable,
         ModelCheck,
         ModelSummary,
         NotConfigured,
+        Notice,
         OpenAIIntegration,
         PermissionDenied,
         Provider,
         StoreError,
         VerificationFailed,
         VerificationReport,
-        Notice,
         field_errors,
     )
-    from . import ai
-    from .ai import AIClient, AIDisabled, AINotAllowed, AIRequestFailed
-    from .health import Health
     from .sandbox import Sandbox
     from .service import AISettings
     from .verify import Timeouts

@@ -53,8 +53,8 @@ import os
 import threading
 import time
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -76,7 +76,7 @@ __all__ = [
 ADMIN_REQUIRED = "You must be assigned the Admin account type to configure the OpenAI integration."
 
 _HUB_URL = "JUPYTERHUB_API_URL"
-_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"
+_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 _MAX_NAME = 256
 
 
@@ -331,15 +331,19 @@ class AccessPolicy:
         return entry
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=True,
-                            mounts={pattern: httpx.HTTPTransport() for pattern in _DIRECT})
+        return httpx.Client(
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            trust_env=True,
+            mounts={pattern: httpx.HTTPTransport() for pattern in _DIRECT},
+        )
 
     def _ask_hub(self, url: str | None, token: str) -> HubUser:
         if url is None:
             raise _HubError("This is not a JupyterHub server ($JUPYTERHUB_API_URL is not set).")
         if not token:
             raise _HubError(
-                f"$JUPYTERHUB_API_TOKEN is not set, so JupyterHub cannot say whether you are an admin; "
+                "$JUPYTERHUB_API_TOKEN is not set, so JupyterHub cannot say whether you are an admin; "
                 "you are treated as a non-admin."
             )
         model = self._get(url, "/user", token)
@@ -355,9 +359,13 @@ class AccessPolicy:
         where = f"JupyterHub at {url}"
         try:
             with self._client() as client:
-                response = client.get(url + path, headers={"Authorization": f"token {token}", "Accept": "application/json"})
+                response = client.get(
+                    url + path, headers={"Authorization": f"token {token}", "Accept": "application/json"}
+                )
         except httpx.TimeoutException:
-            raise _HubError(f"{where} did not answer within {self.timeout:g} seconds; you are treated as a non-admin.") from None
+            raise _HubError(
+                f"{where} did not answer within {self.timeout:g} seconds; you are treated as a non-admin."
+            ) from None
         except httpx.HTTPError as error:
             raise _HubError(
                 f"Cannot reach {where} ({type(error).__name__}); you are treated as a non-admin. "
@@ -399,19 +407,23 @@ class AccessPolicy:
                 return AdminCheck(False, "hub", entry.error)
             if entry.user.name != user:
                 return AdminCheck(
-                    False, "hub",
+                    False,
+                    "hub",
                     f"JupyterHub says this server's token belongs to {entry.user.name!r}, not {user!r}; "
                     f"{user!r} is treated as a non-admin.",
                 )
             if entry.user.admin is None:
                 return AdminCheck(
-                    False, "hub",
+                    False,
+                    "hub",
                     "JupyterHub's answer does not say whether you are an admin (the server's token may lack the "
                     "read:users scope); you are treated as a non-admin.",
                 )
             return AdminCheck(entry.user.admin, "hub", None if entry.user.admin else ADMIN_REQUIRED)
         if not admins:
-            return AdminCheck(True, "store", "No admin is recorded yet: whoever first configures the integration becomes its admin.")
+            return AdminCheck(
+                True, "store", "No admin is recorded yet: whoever first configures the integration becomes its admin."
+            )
         if user in admins:
             return AdminCheck(True, "store")
         return AdminCheck(False, "store", f"{ADMIN_REQUIRED} Admins here: {', '.join(admins)}.")

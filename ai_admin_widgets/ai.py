@@ -94,9 +94,11 @@ DEFAULT_CONCURRENCY = 4
 #: Seconds one request may wait for its answer, unless told otherwise (long answers take a while).
 DEFAULT_TIMEOUT = 60.0
 
-DISABLED_MESSAGE = "AI functionality is disabled: no OpenAI integration is configured; ask an admin to add one in AI Settings."
+DISABLED_MESSAGE = (
+    "AI functionality is disabled: no OpenAI integration is configured; ask an admin to add one in AI Settings."
+)
 NOT_ALLOWED_MESSAGE = (
-    "AI functionality is not enabled for {user}: ask an admin to add you to \"Who may use AI\" in AI Settings."
+    'AI functionality is not enabled for {user}: ask an admin to add you to "Who may use AI" in AI Settings.'
 )
 
 
@@ -123,7 +125,9 @@ class AIRequestFailed(AIAdminError):
         request_id: the service's request id, to give its support, or None.
     """
 
-    def __init__(self, message: str, *, code: FailureCode, role: Role, status: int | None = None, request_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: FailureCode, role: Role, status: int | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.role = role
@@ -237,7 +241,9 @@ class _Route:
         Raises:
             TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
         """
-        content = _encoded(payload | self.body)  # a value JSON cannot hold fails here, before any frame holds the headers
+        content = _encoded(
+            payload | self.body
+        )  # a value JSON cannot hold fails here, before any frame holds the headers
         return client.build_request("POST", self.url, headers=self.headers, content=content)
 
 
@@ -251,12 +257,24 @@ def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str
         if isinstance(integration, OpenAIIntegration):
             url = f"{integration.base_url}/{operation}"
             target = openai_target(integration, role, url)
-            routes[role] = _Route(Provider.OPENAI, httpx.URL(url), _Headers(openai_headers(integration), **{"content-type": "application/json"}), {"model": target.model},
-                                  integration.api_key, target)
+            routes[role] = _Route(
+                Provider.OPENAI,
+                httpx.URL(url),
+                _Headers(openai_headers(integration), **{"content-type": "application/json"}),
+                {"model": target.model},
+                integration.api_key,
+                target,
+            )
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
-            routes[role] = _Route(Provider.AZURE_OPENAI, httpx.URL(url, params=params), _Headers(headers, **{"content-type": "application/json"}), {},
-                                  integration.deployment(role).api_key, target)
+            routes[role] = _Route(
+                Provider.AZURE_OPENAI,
+                httpx.URL(url, params=params),
+                _Headers(headers, **{"content-type": "application/json"}),
+                {},
+                integration.deployment(role).api_key,
+                target,
+            )
     return routes
 
 
@@ -322,7 +340,9 @@ class AIClient:
         self._saved: _Saved | None = None
         self._changed = False
         self._client: httpx.Client | None = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         me = weakref.ref(self)  # the settings must not keep this client alive
 
         def changed() -> None:
@@ -338,11 +358,17 @@ class AIClient:
     # -- chat ----------------------------------------------------------------- #
 
     @overload
-    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any) -> str: ...
+    def chat(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any
+    ) -> str: ...
     @overload
-    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any) -> ChatResult: ...
+    def chat(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any
+    ) -> ChatResult: ...
 
-    def chat(self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any) -> str | ChatResult:
+    def chat(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any
+    ) -> str | ChatResult:
         """Ask the integration's language model; blocks until the answer is there.
 
         Args:
@@ -367,11 +393,17 @@ class AIClient:
         return self._chat_answer(route, self._post(self._sync_client(route), route, payload), full)
 
     @overload
-    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any) -> str: ...
+    async def chat_async(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[False] = False, **options: Any
+    ) -> str: ...
     @overload
-    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any) -> ChatResult: ...
+    async def chat_async(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: Literal[True], **options: Any
+    ) -> ChatResult: ...
 
-    async def chat_async(self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any) -> str | ChatResult:
+    async def chat_async(
+        self, messages: str | Iterable[Mapping[str, Any]], *, full: bool = False, **options: Any
+    ) -> str | ChatResult:
         """:meth:`chat` for a running event loop (a kernel's): the loop goes on while the model answers."""
         payload = _chat_body(messages, options)
         route = self._route("language")
@@ -417,7 +449,9 @@ class AIClient:
 
         if len(batches) == 1:
             return one(batches[0])
-        with ThreadPoolExecutor(max_workers=min(concurrency or self.concurrency, len(batches)), thread_name_prefix="ai-embed") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(concurrency or self.concurrency, len(batches)), thread_name_prefix="ai-embed"
+        ) as pool:
             futures = [pool.submit(one, batch) for batch in batches]
             try:
                 return [vector for future in futures for vector in future.result()]
@@ -490,13 +524,17 @@ class AIClient:
         from .verify import send
 
         request = route.request(client, payload)
-        return send(client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget)
+        return send(
+            client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
+        )
 
     async def _post_async(self, client: httpx.AsyncClient, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
         from .verify import send_async
 
         request = route.request(client, payload)
-        return await send_async(client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget)
+        return await send_async(
+            client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
+        )
 
     def _route(self, role: Role) -> _Route:
         """The route for ``role`` of the saved integration, from what was read last unless it changed since."""
@@ -504,7 +542,9 @@ class AIClient:
         fingerprint = self._record.fingerprint()
         if saved is None or self._changed or saved.fingerprint != fingerprint:
             saved = self._reload(fingerprint)
-        elif saved.routes is not None and time.monotonic() - saved.access_checked_at > self.settings.access.cache_seconds:
+        elif (
+            saved.routes is not None and time.monotonic() - saved.access_checked_at > self.settings.access.cache_seconds
+        ):
             if self.settings.can_use_ai() != saved.allowed:  # a group membership changed on the hub, say
                 saved = self._reload(fingerprint)
             else:
@@ -565,8 +605,11 @@ class AIClient:
             return make(self._timeouts())
         except Exception as error:  # an unusable SSL_CERT_FILE, a proxy scheme without its package, ...
             code, message = setup_problem(error)
-            raise AIRequestFailed(f"The {ROLE_LABELS[route.target.role].lower()} request could not be sent: {message}",
-                                  code=code, role=route.target.role) from None
+            raise AIRequestFailed(
+                f"The {ROLE_LABELS[route.target.role].lower()} request could not be sent: {message}",
+                code=code,
+                role=route.target.role,
+            ) from None
 
     def _failed(self, route: _Route, failure: Failure) -> AIRequestFailed:
         """The exception for a failed request: what went wrong (the checks' words), and what an analyst can do."""
@@ -574,7 +617,7 @@ class AIClient:
 
         outcome = failure.outcome
         code = failure.code
-        wrong, admin_todo, _ = explain(code, route.target, outcome, self._timeouts())
+        wrong, _admin_todo, _ = explain(code, route.target, outcome, self._timeouts())
         if code is FailureCode.UNEXPECTED_RESPONSE and outcome.status == 400:
             wrong = f"{route.target.host} refused the request (HTTP 400{', error code ' + outcome.api_error if outcome.api_error else ''})."
             todo = "Check the messages, texts and options given; the service's words below say what it refused."
@@ -589,8 +632,13 @@ class AIClient:
         message += f" [{code.value}]"
         if failure.request_id:
             message += f" (Request id {failure.request_id}.)"
-        return AIRequestFailed(message.replace(route.key.get_secret_value(), "[key]"), code=code, role=route.target.role,
-                               status=outcome.status, request_id=failure.request_id)
+        return AIRequestFailed(
+            message.replace(route.key.get_secret_value(), "[key]"),
+            code=code,
+            role=route.target.role,
+            status=outcome.status,
+            request_id=failure.request_id,
+        )
 
     def _chat_answer(self, route: _Route, result: Answer | Failure, full: bool) -> str | ChatResult:
         from .verify import Failure, unexpected_answer
@@ -627,8 +675,10 @@ class AIClient:
             vectors = [item["embedding"] for item in items]
         except (KeyError, TypeError):
             raise self._failed(route, unexpected_answer(result)) from None
-        if len(vectors) != count or [item["index"] for item in items] != list(range(count)) or not all(
-            isinstance(vector, list) for vector in vectors
+        if (
+            len(vectors) != count
+            or [item["index"] for item in items] != list(range(count))
+            or not all(isinstance(vector, list) for vector in vectors)
         ):
             raise self._failed(route, unexpected_answer(result))
         return vectors
@@ -650,9 +700,13 @@ class AIClient:
 
 def _check_batching(batch_size: Any, concurrency: Any) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise ValueError(f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (the vendors' limit per request), not {batch_size!r}.")
+        raise ValueError(
+            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE} (the vendors' limit per request), not {batch_size!r}."
+        )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a whole number above 0 (requests in flight at once), not {concurrency!r}.")
+        raise ValueError(
+            f"concurrency must be a whole number above 0 (requests in flight at once), not {concurrency!r}."
+        )
 
 
 def _texts(texts: str | Iterable[str]) -> list[str]:
@@ -666,7 +720,9 @@ def _texts(texts: str | Iterable[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{position}] is not a string but {type(text).__name__}: embed() takes texts only.")
         if not text:
-            raise ValueError(f"texts[{position}] is empty, and the embeddings API refuses empty texts: leave it out or give it some text.")
+            raise ValueError(
+                f"texts[{position}] is empty, and the embeddings API refuses empty texts: leave it out or give it some text."
+            )
     return items
 
 
@@ -691,7 +747,9 @@ def _chat_body(messages: str | Iterable[Mapping[str, Any]], options: dict[str, A
     try:
         items = list(messages)
     except TypeError:
-        raise TypeError(f"messages must be a text or a list of messages, such as {_EXAMPLE}; not {type(messages).__name__}.") from None
+        raise TypeError(
+            f"messages must be a text or a list of messages, such as {_EXAMPLE}; not {type(messages).__name__}."
+        ) from None
     if not items:
         raise ValueError(f"messages is empty: give at least one message, such as {_EXAMPLE}.")
     for position, message in enumerate(items):
@@ -742,12 +800,30 @@ def _client_for(settings: AISettings | None) -> AIClient:
 
 
 @overload
-def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: Literal[False] = False, **options: Any) -> str: ...
+def chat(
+    messages: str | Iterable[Mapping[str, Any]],
+    *,
+    settings: AISettings | None = None,
+    full: Literal[False] = False,
+    **options: Any,
+) -> str: ...
 @overload
-def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: Literal[True], **options: Any) -> ChatResult: ...
+def chat(
+    messages: str | Iterable[Mapping[str, Any]],
+    *,
+    settings: AISettings | None = None,
+    full: Literal[True],
+    **options: Any,
+) -> ChatResult: ...
 
 
-def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: bool = False, **options: Any) -> str | ChatResult:
+def chat(
+    messages: str | Iterable[Mapping[str, Any]],
+    *,
+    settings: AISettings | None = None,
+    full: bool = False,
+    **options: Any,
+) -> str | ChatResult:
     """Ask the organization's language model (see :meth:`AIClient.chat` for the arguments, returns and errors).
 
     Args:
@@ -757,7 +833,11 @@ def chat(messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | 
 
 
 async def chat_async(
-    messages: str | Iterable[Mapping[str, Any]], *, settings: AISettings | None = None, full: bool = False, **options: Any
+    messages: str | Iterable[Mapping[str, Any]],
+    *,
+    settings: AISettings | None = None,
+    full: bool = False,
+    **options: Any,
 ) -> str | ChatResult:
     """:func:`chat` for a running event loop (see :meth:`AIClient.chat_async`)."""
     return await _client_for(settings).chat_async(messages, full=full, **options)
@@ -788,4 +868,6 @@ async def embed_async(
     concurrency: int | None = None,
 ) -> list[list[float]]:
     """:func:`embed` for a running event loop (see :meth:`AIClient.embed_async`)."""
-    return await _client_for(settings).embed_async(texts, dimensions=dimensions, batch_size=batch_size, concurrency=concurrency)
+    return await _client_for(settings).embed_async(
+        texts, dimensions=dimensions, batch_size=batch_size, concurrency=concurrency
+    )

@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .service import AISettings
@@ -80,9 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         help="call the integration stale when its last authentication is older than this many days "
         "(default: $AI_ADMIN_STALE_AFTER_DAYS, or 7)",
     )
-    test = commands.add_parser("test", parents=[common], help="authenticate the saved credentials again and record the outcome")
+    test = commands.add_parser(
+        "test", parents=[common], help="authenticate the saved credentials again and record the outcome"
+    )
     test.add_argument("--json", action="store_true", help="print JSON instead of text")
-    remove = commands.add_parser("remove", parents=[common], help="remove the integration; AI functionality will be disabled")
+    remove = commands.add_parser(
+        "remove", parents=[common], help="remove the integration; AI functionality will be disabled"
+    )
     remove.add_argument("--yes", action="store_true", help="confirm the removal (required)")
     history = commands.add_parser(
         "history",
@@ -136,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = AISettings(home=arguments.home, stale_after=getattr(arguments, "stale_after_days", None))
         if arguments.home is not None and not Path(arguments.home).is_dir():
-            print(f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.", file=sys.stderr)
+            print(
+                f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.",
+                file=sys.stderr,
+            )
         if arguments.command == "status":
             return _status(settings, arguments.json)
         if arguments.command == "test":
@@ -166,7 +174,11 @@ def _status(settings: AISettings, as_json: bool) -> int:
     else:
         print(status.summary())
         for model in status.models:
-            where = f"deployment {model.deployment_id} at {model.endpoint_url}" if model.deployment_id else model.endpoint_url
+            where = (
+                f"deployment {model.deployment_id} at {model.endpoint_url}"
+                if model.deployment_id
+                else model.endpoint_url
+            )
             print(f"  {model.role:<10} {model.model or '?':<26} {where}  key {model.key_hint}")
         if status.updated_by and status.updated_at:
             verb = "Saved" if status.configured else "Removed"
@@ -221,7 +233,7 @@ def _history(settings: AISettings, as_json: bool, limit: int | None) -> int:
     rows = [("WHEN (UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS")] + [_history_row(event) for event in events]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     return EXIT_OK
 
 
@@ -264,7 +276,9 @@ def _as_list(value: object) -> list[object]:
 
 def _remove(settings: AISettings, confirmed: bool) -> int:
     if not confirmed:
-        print("ai-admin: removing disables AI functionality for your organization; add --yes to confirm.", file=sys.stderr)
+        print(
+            "ai-admin: removing disables AI functionality for your organization; add --yes to confirm.", file=sys.stderr
+        )
         return EXIT_ERROR
     from .models import NotConfigured
 

@@ -106,7 +106,7 @@ def parse_stale_after_days(text: str, *, source: str = STALE_AFTER_ENV) -> timed
         days = float(text.strip())
     except ValueError:
         days = float("nan")
-    if 60 <= days * 86400 and days <= 36500:  # NaN fails both; under a minute or over a century is a typo
+    if days * 86400 >= 60 and days <= 36500:  # NaN fails both; under a minute or over a century is a typo
         return timedelta(days=days)
     subject = f"{source} must" if source else "must"
     raise ValueError(

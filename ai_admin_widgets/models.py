@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -44,19 +44,19 @@ from .normalize import (
 )
 
 __all__ = [
-    "FieldProblem",
-    "Notice",
     "AIAdminError",
-    "ConcurrentChange",
     "AzureDeployment",
     "AzureOpenAIIntegration",
+    "ConcurrentChange",
     "FailureCode",
+    "FieldProblem",
     "Integration",
     "IntegrationStatus",
     "KeyringUnavailable",
     "ModelCheck",
     "ModelSummary",
     "NotConfigured",
+    "Notice",
     "OpenAIIntegration",
     "PermissionDenied",
     "Provider",
@@ -65,8 +65,8 @@ __all__ = [
     "VerificationFailed",
     "VerificationReport",
     "field_errors",
-    "key_hint",
     "holds_key",
+    "key_hint",
     "looks_like_key",
     "parse_integration",
 ]
@@ -153,15 +153,27 @@ class FailureCode(str, enum.Enum):
     OK = "ok", "The model answered with these credentials."
     # The vendor refused the credentials.
     INVALID_API_KEY = "invalid_api_key", "The API key is wrong, revoked or for another resource."
-    MISSING_PERMISSIONS = "missing_permissions", "The key or identity is valid but lacks the permission (scope or role) to call the model."
+    MISSING_PERMISSIONS = (
+        "missing_permissions",
+        "The key or identity is valid but lacks the permission (scope or role) to call the model.",
+    )
     WRONG_ORGANIZATION = "wrong_organization", "The organization or project sent with the key does not match it."
     # The vendor could not find, or will not serve, what the settings name.
     MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
     DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
-    ENDPOINT_NOT_FOUND = "endpoint_not_found", "The endpoint URL or api-version does not lead to the OpenAI or Azure OpenAI API."
-    API_VERSION_UNSUPPORTED = "api_version_unsupported", "The api-version is unknown, or too old for the deployed model."
+    ENDPOINT_NOT_FOUND = (
+        "endpoint_not_found",
+        "The endpoint URL or api-version does not lead to the OpenAI or Azure OpenAI API.",
+    )
+    API_VERSION_UNSUPPORTED = (
+        "api_version_unsupported",
+        "The api-version is unknown, or too old for the deployed model.",
+    )
     WRONG_MODEL_TYPE = "wrong_model_type", "A chat deployment is in the embeddings slot, or the reverse."
-    MODEL_NOT_SUPPORTED = "model_not_supported", "The deployment answers with a model older than GPT-4 Turbo, or not text-embedding-3-small."
+    MODEL_NOT_SUPPORTED = (
+        "model_not_supported",
+        "The deployment answers with a model older than GPT-4 Turbo, or not text-embedding-3-small.",
+    )
     # The vendor is busy, out of quota, or failing.
     QUOTA_EXCEEDED = "quota_exceeded", "The account or resource has used up its quota or credit."
     RATE_LIMITED = "rate_limited", "The service asked to wait longer than the authentication may take."
@@ -172,7 +184,10 @@ class FailureCode(str, enum.Enum):
     CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
     TLS_ERROR = "tls_error", "The secure (TLS) connection failed, often because a proxy replaces certificates."
     # The answer itself.
-    UNEXPECTED_RESPONSE = "unexpected_response", "The answer was not an OpenAI API response (not JSON, an HTML page, or the wrong shape)."
+    UNEXPECTED_RESPONSE = (
+        "unexpected_response",
+        "The answer was not an OpenAI API response (not JSON, an HTML page, or the wrong shape).",
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -208,17 +223,15 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     except ValueError:  # an unclosed "[" of an IPv6 address
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{field_label} is not a web address: it must start with https:// and name a host."
-        )
+        raise ValueError(f"{field_label} is not a web address: it must start with https:// and name a host.")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ValueError(
-            f"{field_label} uses http, which would send the API key unencrypted: use https://."
-        )
+        raise ValueError(f"{field_label} uses http, which would send the API key unencrypted: use https://.")
     if parts.username or parts.password:
         raise ValueError(f"{field_label} must not contain a user name or password.")
     if "<" in text or ">" in text:
-        raise ValueError(f"{field_label} still holds a placeholder in <angle brackets>: put your resource's name there.")
+        raise ValueError(
+            f"{field_label} still holds a placeholder in <angle brackets>: put your resource's name there."
+        )
     try:
         port = parts.port
     except ValueError:
@@ -243,11 +256,11 @@ def _check_api_key(value: Any, field_label: str) -> SecretStr:
     if not text:
         raise ValueError(f"{field_label} is empty: paste the key.")
     if len(text) < 8:
-        raise ValueError(f"{field_label} is too short to be a key (keys are dozens of characters): paste the whole key.")
-    if any(character.isspace() for character in text):
         raise ValueError(
-            f"{field_label} has a space or line break inside it: paste the key again as one piece."
+            f"{field_label} is too short to be a key (keys are dozens of characters): paste the whole key."
         )
+    if any(character.isspace() for character in text):
+        raise ValueError(f"{field_label} has a space or line break inside it: paste the key again as one piece.")
     if not (text.isascii() and text.isprintable()):
         # An HTTP header cannot carry it: httpx would raise an error whose repr holds the key.
         raise ValueError(
@@ -270,9 +283,7 @@ def key_hint(key: SecretStr) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True)
     _notices: tuple[Notice, ...] = PrivateAttr(default=())
 
     @property
@@ -334,11 +345,15 @@ class OpenAIIntegration(_Model):
         min_length=1,
     )
     organization: str | None = Field(
-        default=None, title="Organization ID", description="Optional: org-… from OpenAI's settings.",
+        default=None,
+        title="Organization ID",
+        description="Optional: org-… from OpenAI's settings.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
     project: str | None = Field(
-        default=None, title="Project ID", description="Optional: proj_… from OpenAI's settings.",
+        default=None,
+        title="Project ID",
+        description="Optional: proj_… from OpenAI's settings.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
 
@@ -361,19 +376,29 @@ class OpenAIIntegration(_Model):
             operation = re.search(r"/(chat/completions|completions|embeddings|responses|models(/[^/]*)?)$", path)
             if parts.scheme and host and operation:
                 path = path[: operation.start()]
-                notices.append(Notice(field="base_url", message=f"Base URL ended in /{operation.group(1)}, which the tool adds itself; it was removed."))
+                notices.append(
+                    Notice(
+                        field="base_url",
+                        message=f"Base URL ended in /{operation.group(1)}, which the tool adds itself; it was removed.",
+                    )
+                )
             if parts.scheme and host and (parts.query or parts.fragment):
-                notices.append(Notice(field="base_url", message="Base URL had a ?query or #fragment after it, which was removed."))
+                notices.append(
+                    Notice(field="base_url", message="Base URL had a ?query or #fragment after it, which was removed.")
+                )
             if host == "api.openai.com" and path in ("", "/"):
                 path = "/v1"
                 notices.append(Notice(field="base_url", message="Base URL had no /v1 at its end; it was added."))
             if parts.scheme and host:
                 data["base_url"] = f"{parts.scheme}://{parts.netloc}{path}"
             if host.endswith(AZURE_HOST_SUFFIXES):
-                notices.append(Notice(
-                    field="base_url", level="warning",
-                    message="Base URL is an Azure OpenAI endpoint: choose the Azure OpenAI provider, and enter it as the Endpoint URL.",
-                ))
+                notices.append(
+                    Notice(
+                        field="base_url",
+                        level="warning",
+                        message="Base URL is an Azure OpenAI endpoint: choose the Azure OpenAI provider, and enter it as the Endpoint URL.",
+                    )
+                )
         return _built(handler, data, notices)
 
     @field_validator("api_key", mode="before")
@@ -408,11 +433,17 @@ class OpenAIIntegration(_Model):
         text = value.strip()
         label = "Organization ID" if info.field_name == "organization" else "Project ID"
         if looks_like_key(text):
-            raise ValueError(f"{label} looks like an API key: paste the key under API Key, and leave {label} empty or type its id.")
+            raise ValueError(
+                f"{label} looks like an API key: paste the key under API Key, and leave {label} empty or type its id."
+            )
         if info.field_name == "organization" and text.startswith("proj_"):
-            raise ValueError("Organization ID holds a Project ID (proj_…): move it to Project ID; organization ids start with org-.")
+            raise ValueError(
+                "Organization ID holds a Project ID (proj_…): move it to Project ID; organization ids start with org-."
+            )
         if info.field_name == "project" and text.startswith("org-"):
-            raise ValueError("Project ID holds an Organization ID (org-…): move it to Organization ID; project ids start with proj_.")
+            raise ValueError(
+                "Project ID holds an Organization ID (org-…): move it to Organization ID; project ids start with proj_."
+            )
         return text
 
     def secrets(self) -> dict[str, SecretStr]:
@@ -422,7 +453,6 @@ class OpenAIIntegration(_Model):
     def public_fields(self) -> dict[str, Any]:
         """Every field but the key, as JSON-ready values, for the settings record."""
         return self.model_dump(mode="json", exclude={"api_key"})
-
 
 
 class AzureDeployment(_Model):
@@ -446,7 +476,9 @@ class AzureDeployment(_Model):
         title="Deployment ID",
         description="The deployment's name as listed under Deployments, not the model's name.",
     )
-    api_key: SecretStr = Field(title="API Key", description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page.")
+    api_key: SecretStr = Field(
+        title="API Key", description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page."
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -465,7 +497,12 @@ class AzureDeployment(_Model):
             if target.deployment_id:
                 if not typed:
                     data["deployment_id"] = target.deployment_id
-                    notices.append(Notice(field="deployment_id", message=f"Deployment ID was taken from the target URI: {target.deployment_id}."))
+                    notices.append(
+                        Notice(
+                            field="deployment_id",
+                            message=f"Deployment ID was taken from the target URI: {target.deployment_id}.",
+                        )
+                    )
                 elif typed != target.deployment_id:
                     shown = "the one typed" if looks_like_key(str(typed)) else f"'{typed}'"
                     raise FieldProblem(
@@ -527,7 +564,9 @@ class AzureOpenAIIntegration(_Model):
 
     provider: Literal[Provider.AZURE_OPENAI] = Provider.AZURE_OPENAI
     language_model: AzureDeployment = Field(title="Language model", description="A deployment of GPT-4 Turbo or later.")
-    embeddings_model: AzureDeployment = Field(title="Embeddings model", description="A deployment of text-embedding-3-small.")
+    embeddings_model: AzureDeployment = Field(
+        title="Embeddings model", description="A deployment of text-embedding-3-small."
+    )
     api_version: str = Field(
         default=DEFAULT_AZURE_API_VERSION,
         title="API version",
@@ -566,18 +605,23 @@ class AzureOpenAIIntegration(_Model):
                 try:
                     found, _ = normalize_api_version(target.api_version, default=DEFAULT_AZURE_API_VERSION)
                 except FieldProblem as problem:
-                    notices.append(Notice(
-                        field="api_version", level="warning",
-                        message=f"The target URI's api-version could not be used ({problem}); "
-                        f"the API version {data.get('api_version', DEFAULT_AZURE_API_VERSION)} is used instead.",
-                    ))
+                    notices.append(
+                        Notice(
+                            field="api_version",
+                            level="warning",
+                            message=f"The target URI's api-version could not be used ({problem}); "
+                            f"the API version {data.get('api_version', DEFAULT_AZURE_API_VERSION)} is used instead.",
+                        )
+                    )
                     continue
                 current = data.get("api_version", DEFAULT_AZURE_API_VERSION)
                 if current == found:
                     continue
                 if current == DEFAULT_AZURE_API_VERSION:
                     data["api_version"] = found
-                    notices.append(Notice(field="api_version", message=f"API version {found} was taken from the target URI."))
+                    notices.append(
+                        Notice(field="api_version", message=f"API version {found} was taken from the target URI.")
+                    )
                 else:
                     raise FieldProblem(
                         "api_version",
@@ -634,8 +678,16 @@ class AzureOpenAIIntegration(_Model):
                 if role != named or not target.deployment_id:
                     endpoints[role] = target.endpoint if target.deployment_id else endpoint_url
         data: dict[str, Any] = {
-            "language_model": {"endpoint_url": endpoints["language"], "deployment_id": language_deployment_id, "api_key": api_key},
-            "embeddings_model": {"endpoint_url": endpoints["embeddings"], "deployment_id": embeddings_deployment_id, "api_key": api_key},
+            "language_model": {
+                "endpoint_url": endpoints["language"],
+                "deployment_id": language_deployment_id,
+                "api_key": api_key,
+            },
+            "embeddings_model": {
+                "endpoint_url": endpoints["embeddings"],
+                "deployment_id": embeddings_deployment_id,
+                "api_key": api_key,
+            },
         }
         if api_version is not None:
             data["api_version"] = api_version
@@ -665,13 +717,14 @@ class AzureOpenAIIntegration(_Model):
         )
 
 
-
 #: Either kind of integration; ``provider`` tells them apart.
-Integration = Annotated[Union[OpenAIIntegration, AzureOpenAIIntegration], Field(discriminator="provider")]
+Integration = Annotated[OpenAIIntegration | AzureOpenAIIntegration, Field(discriminator="provider")]
 _INTEGRATION = TypeAdapter(Integration)
 
 
-def parse_integration(public_fields: dict[str, Any], secrets: dict[str, SecretStr]) -> OpenAIIntegration | AzureOpenAIIntegration:
+def parse_integration(
+    public_fields: dict[str, Any], secrets: dict[str, SecretStr]
+) -> OpenAIIntegration | AzureOpenAIIntegration:
     """Rebuild an integration from its record fields and its keys.
 
     Args:

@@ -32,8 +32,8 @@ __all__ = [
     "judge_model",
     "normalize_api_key",
     "normalize_api_version",
-    "split_azure_endpoint",
     "provider_hint",
+    "split_azure_endpoint",
 ]
 
 
@@ -152,7 +152,7 @@ def azure_host_notices(host: str, field: str = "endpoint_url") -> list[Notice]:
 # --------------------------------------------------------------------------- #
 
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
-_WRAPPERS = {("\"", "\""), ("'", "'"), ("<", ">"), ("‹", "›"), ("“", "”"), ("(", ")"), ("[", "]"), ("`", "`")}
+_WRAPPERS = {('"', '"'), ("'", "'"), ("<", ">"), ("‹", "›"), ("“", "”"), ("(", ")"), ("[", "]"), ("`", "`")}
 _OPERATION_ROLE = {"chat/completions": "language", "completions": "language", "embeddings": "embeddings"}
 
 
@@ -193,7 +193,11 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     cleaned = _INVISIBLE.sub("", text)
     if cleaned != text:
         text = cleaned.strip()
-        notices.append(Notice(field=field_name, message="Invisible characters (copied with the URL) were removed from Endpoint URL."))
+        notices.append(
+            Notice(
+                field=field_name, message="Invisible characters (copied with the URL) were removed from Endpoint URL."
+            )
+        )
     if len(text) >= 2 and (text[0], text[-1]) in _WRAPPERS:
         text = text[1:-1].strip()
         notices.append(Notice(field=field_name, message="The quotes or brackets around Endpoint URL were removed."))
@@ -230,11 +234,19 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     api_path = re.search(r"/openai/.*$", trimmed, flags=re.IGNORECASE)
     if suffix:  # all of it at once, so that normalizing the result again changes nothing
         trimmed = trimmed[: suffix.start()].rstrip("/")
-        notices.append(Notice(field=field_name, message=f"Endpoint URL ended in {suffix.group(0)}, which the tool adds itself; it was removed."))
+        notices.append(
+            Notice(
+                field=field_name,
+                message=f"Endpoint URL ended in {suffix.group(0)}, which the tool adds itself; it was removed.",
+            )
+        )
     elif api_path:  # another API's path (/openai/v1/..., /openai/responses): the endpoint is what comes before it
         trimmed = trimmed[: api_path.start()].rstrip("/")
         notices.append(
-            Notice(field=field_name, message=f"Endpoint URL held the API path {api_path.group(0)}, which was removed: the endpoint is what comes before it.")
+            Notice(
+                field=field_name,
+                message=f"Endpoint URL held the API path {api_path.group(0)}, which was removed: the endpoint is what comes before it.",
+            )
         )
     elif trimmed != path:
         notices.append(Notice(field=field_name, message="The / at the end of Endpoint URL was removed."))
@@ -250,7 +262,7 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
 # API keys
 # --------------------------------------------------------------------------- #
 
-_QUOTES = ("\"", "'", "`", "“", "”", "‘", "’")
+_QUOTES = ('"', "'", "`", "“", "”", "‘", "’")
 _ENVIRONMENT_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 
 
@@ -258,6 +270,8 @@ def _is_variable_name(text: str) -> bool:
     """True for an environment variable's name such as ``AZURE_OPENAI_API_KEY`` (capitals with
     underscores, at most 64 characters), which is safe to repeat in a message; never a key's shape."""
     return len(text) <= 64 and bool(_ENVIRONMENT_NAME.match(text))
+
+
 _AZURE_KEY_SHAPE = re.compile(r"^(?:[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
 
 
@@ -298,13 +312,15 @@ def normalize_api_key(value: Any, field_name: str = "api_key") -> tuple[Any, lis
             ("bearer ", "'Bearer '"),
         ):
             if lowered.startswith(prefix):
-                text = text[len(prefix):].strip()
+                text = text[len(prefix) :].strip()
                 lowered = text.lower()
                 notices.append(Notice(field=field_name, message=f"{what} in front of the API Key was removed."))
         assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S.*)$", text)
         if assignment and _is_variable_name(assignment.group(1)):
             text = assignment.group(2).strip()
-            notices.append(Notice(field=field_name, message=f"'{assignment.group(1)}=' in front of the API Key was removed."))
+            notices.append(
+                Notice(field=field_name, message=f"'{assignment.group(1)}=' in front of the API Key was removed.")
+            )
         if text.startswith("${") and text.endswith("}"):
             inner = text[2:-1].strip()
             if _is_variable_name(inner):
@@ -321,12 +337,18 @@ def normalize_api_key(value: Any, field_name: str = "api_key") -> tuple[Any, lis
 
 
 _PLACEHOLDERS = (
-    (re.compile(r"^\$[A-Z][A-Z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|os\.environ|getenv\("),
-     "API Key holds a reference to an environment variable, not a key: paste the key's value itself."),
-    (re.compile(r"^<.*>$|^\{.*\}$|your[-_ ]?(api[-_ ]?)?key|api[-_ ]?key[-_ ]?here|^x{6,}$", re.IGNORECASE),
-     "API Key holds a placeholder from an example, not a key: paste the key from the portal."),
-    (re.compile(r"^[…•*·]|^\.\.\.|[•*]{4,}"),
-     "API Key holds the hidden hint of a key (…abcd or ••••), not the key: paste the whole key from the portal."),
+    (
+        re.compile(r"^\$[A-Z][A-Z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|os\.environ|getenv\("),
+        "API Key holds a reference to an environment variable, not a key: paste the key's value itself.",
+    ),
+    (
+        re.compile(r"^<.*>$|^\{.*\}$|your[-_ ]?(api[-_ ]?)?key|api[-_ ]?key[-_ ]?here|^x{6,}$", re.IGNORECASE),
+        "API Key holds a placeholder from an example, not a key: paste the key from the portal.",
+    ),
+    (
+        re.compile(r"^[…•*·]|^\.\.\.|[•*]{4,}"),
+        "API Key holds the hidden hint of a key (…abcd or ••••), not the key: paste the whole key from the portal.",
+    ),
 )
 
 
@@ -399,12 +421,30 @@ _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 #: api-versions of the Azure OpenAI data-plane inference API (GA and preview).
 KNOWN_API_VERSIONS = frozenset(
     {
-        "2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21",
-        "2023-03-15-preview", "2023-06-01-preview", "2023-07-01-preview", "2023-08-01-preview",
-        "2023-09-01-preview", "2023-12-01-preview", "2024-02-15-preview", "2024-03-01-preview",
-        "2024-04-01-preview", "2024-05-01-preview", "2024-07-01-preview", "2024-08-01-preview",
-        "2024-09-01-preview", "2024-10-01-preview", "2024-12-01-preview", "2025-01-01-preview",
-        "2025-02-01-preview", "2025-03-01-preview", "2025-04-01-preview",
+        "2022-12-01",
+        "2023-05-15",
+        "2024-02-01",
+        "2024-06-01",
+        "2024-10-21",
+        "2023-03-15-preview",
+        "2023-06-01-preview",
+        "2023-07-01-preview",
+        "2023-08-01-preview",
+        "2023-09-01-preview",
+        "2023-12-01-preview",
+        "2024-02-15-preview",
+        "2024-03-01-preview",
+        "2024-04-01-preview",
+        "2024-05-01-preview",
+        "2024-07-01-preview",
+        "2024-08-01-preview",
+        "2024-09-01-preview",
+        "2024-10-01-preview",
+        "2024-12-01-preview",
+        "2025-01-01-preview",
+        "2025-02-01-preview",
+        "2025-03-01-preview",
+        "2025-04-01-preview",
     }
 )
 
@@ -438,7 +478,8 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
         )
     if not _API_VERSION.match(lowered) or not _is_date(lowered[:10]):
         raise FieldProblem(
-            field_name, f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews)."
+            field_name,
+            f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews).",
         )
     return lowered, notices
 

@@ -94,10 +94,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
@@ -107,7 +108,7 @@ from .normalize import KNOWN_API_VERSIONS
 if TYPE_CHECKING:
     from .service import AISettings
 
-__all__ = ["Sandbox", "RecordedRequest"]
+__all__ = ["RecordedRequest", "Sandbox"]
 
 EMBEDDING_DIMENSIONS = 1536
 #: The dimension of each embeddings model's vectors (OpenAI "Embeddings" guide).
@@ -143,7 +144,9 @@ class _Deployment:
 _AZURE_DEPLOYMENTS: dict[str, _Deployment] = {
     "chat-gpt-4o": _Deployment("gpt-4o-2024-08-06", "chat"),
     "embeddings-3-small": _Deployment("text-embedding-3-small", "embeddings"),
-    "reasoning-o3-mini": _Deployment("o3-mini-2025-01-31", "chat", reasoning=True, minimum_api_version="2024-12-01-preview"),
+    "reasoning-o3-mini": _Deployment(
+        "o3-mini-2025-01-31", "chat", reasoning=True, minimum_api_version="2024-12-01-preview"
+    ),
     "chat-gpt-4": _Deployment("gpt-4", "chat"),
     "chat-gpt-35-turbo": _Deployment("gpt-35-turbo", "chat"),
     "embeddings-ada-002": _Deployment("text-embedding-ada-002", "embeddings"),
@@ -155,26 +158,121 @@ _HTML_PAGE = (
 )
 
 # Vendor error bodies, as the vendors send them.
-_AZURE_401 = {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}
+_AZURE_401 = {
+    "error": {
+        "code": "401",
+        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+    }
+}
 _AZURE_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
 _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
-    "scenario-gateway-401": (401, {"statusCode": 401, "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."}, {}),
-    "scenario-permission-denied": (401, {"error": {"code": "PermissionDenied", "message": "Principal does not have access to API/Operation."}}, {}),
-    "scenario-firewall": (403, {"error": {"code": "403", "message": "Access denied due to Virtual Network/Firewall rules."}}, {}),
-    "scenario-quota": (429, {"error": {"code": "insufficient_quota", "message": "You exceeded your current quota, please check your plan and billing details."}}, {}),
-    "scenario-rate-limited-long": (429, {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after 60 seconds."}}, {"retry-after": "60", "retry-after-ms": "60000"}),
-    "scenario-server-error": (500, {"error": {"code": "InternalServerError", "message": "The server had an error processing your request."}}, {}),
+    "scenario-gateway-401": (
+        401,
+        {
+            "statusCode": 401,
+            "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+        },
+        {},
+    ),
+    "scenario-permission-denied": (
+        401,
+        {"error": {"code": "PermissionDenied", "message": "Principal does not have access to API/Operation."}},
+        {},
+    ),
+    "scenario-firewall": (
+        403,
+        {"error": {"code": "403", "message": "Access denied due to Virtual Network/Firewall rules."}},
+        {},
+    ),
+    "scenario-quota": (
+        429,
+        {
+            "error": {
+                "code": "insufficient_quota",
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+            }
+        },
+        {},
+    ),
+    "scenario-rate-limited-long": (
+        429,
+        {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after 60 seconds.",
+            }
+        },
+        {"retry-after": "60", "retry-after-ms": "60000"},
+    ),
+    "scenario-server-error": (
+        500,
+        {"error": {"code": "InternalServerError", "message": "The server had an error processing your request."}},
+        {},
+    ),
     "scenario-wrong-shape": (200, {"status": "ok", "result": "pong"}, {}),
-    "scenario-content-filter": (400, {"error": {"code": "content_filter", "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."}}, {}),
+    "scenario-content-filter": (
+        400,
+        {
+            "error": {
+                "code": "content_filter",
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+            }
+        },
+        {},
+    ),
     "scenario-redirect": (307, {}, {"location": "https://elsewhere.example.invalid/openai"}),
 }
 _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
-    "missing_permissions": (401, {"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read. Check that you have the correct role in your organization (Reader, Writer, Owner) and project (Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.", "type": "invalid_request_error", "param": None, "code": None}}, {}),
-    "quota_exceeded": (429, {"error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, {}),
-    "rate_limited": (429, {"error": {"message": "Rate limit reached for requests. Please try again in 60s.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}, {"retry-after": "60"}),
+    "missing_permissions": (
+        401,
+        {
+            "error": {
+                "message": "You have insufficient permissions for this operation. Missing scopes: api.model.read. Check that you have the correct role in your organization (Reader, Writer, Owner) and project (Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {},
+    ),
+    "quota_exceeded": (
+        429,
+        {
+            "error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        },
+        {},
+    ),
+    "rate_limited": (
+        429,
+        {
+            "error": {
+                "message": "Rate limit reached for requests. Please try again in 60s.",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        },
+        {"retry-after": "60"},
+    ),
 }
 _OPENAI_MODEL_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
-    "scenario-server-error": (500, {"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": None, "code": None}}, {}),
+    "scenario-server-error": (
+        500,
+        {
+            "error": {
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {},
+    ),
     "scenario-wrong-shape": (200, {"status": "ok"}, {}),
 }
 
@@ -202,13 +300,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     # The sandbox keeps its own redacted record; the default stderr log is silenced.
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
     # -- plumbing ---------------------------------------------------------- #
@@ -279,18 +377,48 @@ class _Handler(BaseHTTPRequestHandler):
         scenario = sandbox._openai_key_scenario(key)
         if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX):
             if scenario is None:
-                self._send(401, {"error": {"message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+                self._send(
+                    401,
+                    {
+                        "error": {
+                            "message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "invalid_api_key",
+                        }
+                    },
+                )
             else:
                 status, payload, headers = _OPENAI_KEY_SCENARIOS[scenario]
                 self._send(status, payload, headers)
             return
         organization = self.headers.get("openai-organization")
         if organization is not None and organization != sandbox.openai_organization:
-            self._send(401, {"error": {"message": "OpenAI-Organization header should match organization for API key", "type": "invalid_request_error", "param": None, "code": "mismatched_organization"}})
+            self._send(
+                401,
+                {
+                    "error": {
+                        "message": "OpenAI-Organization header should match organization for API key",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "mismatched_organization",
+                    }
+                },
+            )
             return
         project = self.headers.get("openai-project")
         if project is not None and project != sandbox.openai_project:
-            self._send(401, {"error": {"message": "OpenAI-Project header should match project for API key", "type": "invalid_request_error", "param": None, "code": "mismatched_project"}})
+            self._send(
+                401,
+                {
+                    "error": {
+                        "message": "OpenAI-Project header should match project for API key",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "mismatched_project",
+                    }
+                },
+            )
             return
         operation = "/".join(route)
         model = route[1] if method == "GET" and len(route) == 2 and route[0] == "models" else None
@@ -302,7 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
             if model not in _OPENAI_MODELS:
                 self._openai_model_not_found(model)
             else:
-                self._send(200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"})
+                self._send(
+                    200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"}
+                )
         elif method == "POST" and operation == "chat/completions":
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
@@ -314,7 +444,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(*_embeddings(model, body))
         else:
-            self._send(404, {"error": {"message": f"Invalid URL ({method} {urlsplit(self.path).path})", "type": "invalid_request_error", "param": None, "code": None}})
+            self._send(
+                404,
+                {
+                    "error": {
+                        "message": f"Invalid URL ({method} {urlsplit(self.path).path})",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
 
     def _openai_model_scenario(self, model: str) -> bool:
         """The scenario models of the OpenAI routes (server error, wrong shape); True when one answered."""
@@ -325,7 +465,17 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _openai_model_not_found(self, model: str) -> None:
-        self._send(404, {"error": {"message": f"The model `{model}` does not exist or you do not have access to it.", "type": "invalid_request_error", "param": None, "code": "model_not_found"}})
+        self._send(
+            404,
+            {
+                "error": {
+                    "message": f"The model `{model}` does not exist or you do not have access to it.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "model_not_found",
+                }
+            },
+        )
 
     # -- Azure OpenAI --------------------------------------------------------- #
 
@@ -355,23 +505,70 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = "chat" if operation == "chat/completions" else "embeddings"
         if deployment_id == "scenario-rate-limited":
             if sandbox._first_time(deployment_id, operation):
-                self._send(429, {"error": {"code": "429", "message": "Requests to the Operation under Azure OpenAI API have exceeded call rate limit of your current pricing tier. Please retry after 1 second."}}, headers | {"retry-after-ms": "200", "retry-after": "1"})
+                self._send(
+                    429,
+                    {
+                        "error": {
+                            "code": "429",
+                            "message": "Requests to the Operation under Azure OpenAI API have exceeded call rate limit of your current pricing tier. Please retry after 1 second.",
+                        }
+                    },
+                    headers | {"retry-after-ms": "200", "retry-after": "1"},
+                )
                 return
             deployment = _Deployment("gpt-4o-2024-08-06" if wanted == "chat" else "text-embedding-3-small", wanted)
         elif deployment_id in _AZURE_DEPLOYMENTS:
             deployment = _AZURE_DEPLOYMENTS[deployment_id]
         else:
-            self._send(404, {"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."}}, headers)
+            self._send(
+                404,
+                {
+                    "error": {
+                        "code": "DeploymentNotFound",
+                        "message": "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+                    }
+                },
+                headers,
+            )
             return
         if deployment.serves != wanted:
             operation_name = "chatCompletion" if wanted == "chat" else "embeddings"
-            self._send(400, {"error": {"code": "OperationNotSupported", "message": f"The {operation_name} operation does not work with the specified model, {deployment.model}. Please choose different model and try again."}}, headers)
+            self._send(
+                400,
+                {
+                    "error": {
+                        "code": "OperationNotSupported",
+                        "message": f"The {operation_name} operation does not work with the specified model, {deployment.model}. Please choose different model and try again.",
+                    }
+                },
+                headers,
+            )
             return
         if deployment.minimum_api_version and _api_version_before(api_version, deployment.minimum_api_version):
-            self._send(400, {"error": {"code": "BadRequest", "message": f"Model {{modelName}} is enabled only for api versions {deployment.minimum_api_version} and later"}}, headers)
+            self._send(
+                400,
+                {
+                    "error": {
+                        "code": "BadRequest",
+                        "message": f"Model {{modelName}} is enabled only for api versions {deployment.minimum_api_version} and later",
+                    }
+                },
+                headers,
+            )
             return
         if deployment.reasoning and isinstance(body, dict) and "max_tokens" in body:
-            self._send(400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}, headers)
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                        "type": "invalid_request_error",
+                        "param": "max_tokens",
+                        "code": "unsupported_parameter",
+                    }
+                },
+                headers,
+            )
             return
         if wanted == "chat":
             self._send(200, _chat_completion(deployment.model, body), headers)
@@ -386,7 +583,11 @@ def _api_version_before(version: str, minimum: str) -> bool:
 
 def _chat_completion(model: str, body: Any) -> dict[str, Any]:
     messages = body.get("messages") if isinstance(body, dict) else None
-    last = messages[-1].get("content", "") if isinstance(messages, list) and messages and isinstance(messages[-1], dict) else ""
+    last = (
+        messages[-1].get("content", "")
+        if isinstance(messages, list) and messages and isinstance(messages[-1], dict)
+        else ""
+    )
     limit = None
     if isinstance(body, dict):
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -407,7 +608,11 @@ def _chat_completion(model: str, body: Any) -> dict[str, Any]:
                 "finish_reason": "length" if limit and len(words) >= limit else "stop",
             }
         ],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words), "total_tokens": prompt_tokens + len(words)},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        },
     }
 
 
@@ -437,14 +642,18 @@ def _embeddings(model: str, body: Any) -> tuple[int, dict[str, Any]]:
     if not items or any(not isinstance(text, str) or not text for text in items):
         return _invalid_request("'$.input' is invalid: every input must be a non-empty text.", "input")
     if len(items) > MAX_EMBEDDING_INPUTS:
-        return _invalid_request(f"Too many inputs: at most {MAX_EMBEDDING_INPUTS} texts may be embedded in one request.", "input")
+        return _invalid_request(
+            f"Too many inputs: at most {MAX_EMBEDDING_INPUTS} texts may be embedded in one request.", "input"
+        )
     native = _NATIVE_DIMENSIONS.get(model, EMBEDDING_DIMENSIONS)
     dimensions = request.get("dimensions")
     if dimensions is not None:
         if not model.startswith("text-embedding-3"):
             return _invalid_request("This model does not support specifying dimensions.", "dimensions")
         if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= native:
-            return _invalid_request(f"dimensions must be a whole number from 1 to {native} for this model.", "dimensions")
+            return _invalid_request(
+                f"dimensions must be a whole number from 1 to {native} for this model.", "dimensions"
+            )
     tokens = sum(len(text.split()) for text in items)
     return 200, {
         "object": "list",
@@ -503,7 +712,7 @@ class _UnresponsiveListener:
         while not self._stopping.is_set():
             try:
                 connection, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:  # closed
                 return
@@ -545,7 +754,7 @@ class Sandbox:
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
     """
 
-    azure_deployments: dict[str, str] = {"language": "chat-gpt-4o", "embeddings": "embeddings-3-small"}
+    azure_deployments: ClassVar[dict[str, str]] = {"language": "chat-gpt-4o", "embeddings": "embeddings-3-small"}
     openai_organization = "org-sandbox"
     openai_project = "proj_sandbox"
     #: An endpoint whose host name does not exist (dns_failure).

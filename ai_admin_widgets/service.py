@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from keyring.backend import KeyringBackend
 from pydantic import SecretStr
@@ -86,7 +87,9 @@ class AISettings:
         if stale_after is None:
             stale_after, self._stale_after_problem = _stale_after_from_environment()
         elif not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
-            raise ValueError(f"stale_after must be a positive timedelta, such as timedelta(days=7), not {stale_after!r}.")
+            raise ValueError(
+                f"stale_after must be a positive timedelta, such as timedelta(days=7), not {stale_after!r}."
+            )
         self.stale_after: timedelta = stale_after
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cleaned = False
@@ -176,7 +179,12 @@ class AISettings:
         hints = record.key_hints
         if record.provider is Provider.OPENAI:
             summaries = tuple(
-                ModelSummary(role=role, endpoint_url=fields["base_url"], model=record.models.get(role), key_hint=hints.get("api_key", "…"))
+                ModelSummary(
+                    role=role,
+                    endpoint_url=fields["base_url"],
+                    model=record.models.get(role),
+                    key_hint=hints.get("api_key", "…"),
+                )
                 for role in ROLES
             )
         else:
@@ -256,7 +264,7 @@ class AISettings:
         saved_endpoint = (
             record.integration.get("base_url")
             if slot == "api_key"
-            else (record.integration.get(slot.split(".")[0]) or {}).get("endpoint_url")
+            else (record.integration.get(slot.split(".", maxsplit=1)[0]) or {}).get("endpoint_url")
         )
         if not isinstance(saved_endpoint, str) or _netloc(endpoint_url) != _netloc(saved_endpoint):
             return None
@@ -320,7 +328,9 @@ class AISettings:
         keyring = self._keyring if self._keyring is not None else default_keyring()
         return SettingsStore(self.home, keyring).load()
 
-    def set_allowed(self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None) -> AccessLists:
+    def set_allowed(
+        self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None
+    ) -> AccessLists:
         """Set who may use AI (both lists empty: everyone). Audited, names only.
 
         Args:
@@ -339,12 +349,20 @@ class AISettings:
         store = self._reader
         before = store.read()
         after = store.update_access(actor=self.user, allowed_users=new_users, allowed_groups=new_groups)
-        changed = [name for name in ("allowed_users", "allowed_groups") if getattr(before, name) != getattr(after, name)]
-        store.append_audit({
-            "actor": self.user, "action": "allow", "provider": after.provider.value if after.provider else None,
-            "changed": changed, "outcome": "ok",
-            "allowed_users": list(after.allowed_users), "allowed_groups": list(after.allowed_groups),
-        })
+        changed = [
+            name for name in ("allowed_users", "allowed_groups") if getattr(before, name) != getattr(after, name)
+        ]
+        store.append_audit(
+            {
+                "actor": self.user,
+                "action": "allow",
+                "provider": after.provider.value if after.provider else None,
+                "changed": changed,
+                "outcome": "ok",
+                "allowed_users": list(after.allowed_users),
+                "allowed_groups": list(after.allowed_groups),
+            }
+        )
         self._notify()
         return self.access_lists()
 
@@ -368,8 +386,16 @@ class AISettings:
         before = store.read().carried_access(self.user)["admins"]
         after = store.update_access(actor=self.user, add_admin=names[0]).admins
         if list(after) != list(before):
-            store.append_audit({"actor": self.user, "action": "add-admin", "provider": None, "changed": ["admins"],
-                                "outcome": "ok", "user": names[0]})
+            store.append_audit(
+                {
+                    "actor": self.user,
+                    "action": "add-admin",
+                    "provider": None,
+                    "changed": ["admins"],
+                    "outcome": "ok",
+                    "user": names[0],
+                }
+            )
             self._notify()
         return self.access_lists()
 
@@ -388,8 +414,16 @@ class AISettings:
         self._require_admin()
         store = self._reader
         store.update_access(actor=self.user, remove_admin=user)
-        store.append_audit({"actor": self.user, "action": "remove-admin", "provider": None, "changed": ["admins"],
-                            "outcome": "ok", "user": user})
+        store.append_audit(
+            {
+                "actor": self.user,
+                "action": "remove-admin",
+                "provider": None,
+                "changed": ["admins"],
+                "outcome": "ok",
+                "user": user,
+            }
+        )
         self._notify()
         return self.access_lists()
 
@@ -503,7 +537,9 @@ class AISettings:
                 raise NotConfigured("There is no OpenAI integration to remove.")
             provider = record.provider.value if record.provider else None
         store.remove(actor=self.user)
-        store.append_audit({"actor": self.user, "action": "remove", "provider": provider, "changed": [], "outcome": "ok"})
+        store.append_audit(
+            {"actor": self.user, "action": "remove", "provider": provider, "changed": [], "outcome": "ok"}
+        )
         self._notify()
 
     def panel(self) -> AISettingsPanel:
@@ -523,7 +559,9 @@ class AISettings:
         check = self.admin_check()
         if not check.admin:
             reason = check.reason or ""
-            raise PermissionDenied(reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}".strip())
+            raise PermissionDenied(
+                reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}".strip()
+            )
 
     def _prepare_save(self, integration: AnyIntegration, expected_revision: int | None) -> tuple[SettingsStore, int]:
         """Check the input and the caller, resolve the keyring, and note the revision the change starts from."""
@@ -594,10 +632,16 @@ class AISettings:
             )
         except StoreError as error:  # ConcurrentChange, KeyringUnavailable, an unwritable record: audited too
             try:
-                store.append_audit({
-                    "actor": self.user, "action": "save", "provider": integration.provider.value, "changed": [],
-                    "outcome": "failed", "error": type(error).__name__,
-                })
+                store.append_audit(
+                    {
+                        "actor": self.user,
+                        "action": "save",
+                        "provider": integration.provider.value,
+                        "changed": [],
+                        "outcome": "failed",
+                        "error": type(error).__name__,
+                    }
+                )
             except StoreError:
                 pass  # the audit log itself cannot be written: the first error is the one to report
             raise

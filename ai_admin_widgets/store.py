@@ -24,10 +24,11 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import filelock
 from keyring.backend import KeyringBackend
@@ -62,7 +63,7 @@ RECORD_FORMAT = 1
 ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key")
 PLAINTEXT_ENV = "AI_ADMIN_ALLOW_PLAINTEXT_KEYRING"
 #: Where keyrings.cryptfile's password comes from (the name its own documentation uses).
-CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"
+CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"  # noqa: S105 (the variable's name)
 #: What each audit event's ``action`` is called on screen (the panel's history, ``ai-admin history``).
 AUDIT_ACTIONS = {
     "add": "Added",
@@ -203,7 +204,7 @@ def prepare_keyring(backend: KeyringBackend) -> None:
             except Exception:  # ValueError ("Incorrect Password", "MAC check failed") and the like
                 try:
                     del member.keyring_key  # a wrong password must not stay set
-                except Exception:
+                except Exception:  # noqa: S110 (nothing was set, nothing to undo)
                     pass
                 raise KeyringUnavailable(
                     f"{CRYPTFILE_PASSWORD_ENV} does not open the keyring file {getattr(member, 'file_path', '')}. "
@@ -525,7 +526,10 @@ class SettingsStore:
                 except OSError as error:
                     raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
             record = SettingsRecord(
-                store_id=old.store_id, revision=old.revision + 1, updated_by=actor, updated_at=_now(),
+                store_id=old.store_id,
+                revision=old.revision + 1,
+                updated_by=actor,
+                updated_at=_now(),
                 **old.carried_access(actor),
             )
             self._write_record(record)
@@ -571,7 +575,11 @@ class SettingsStore:
                         f"{remove_admin!r} is the last admin: add another admin first, so that someone can still change the settings."
                     )
                 update["admins"] = [name for name in update["admins"] if name != remove_admin]
-            for name, value in (("admins", admins), ("allowed_users", allowed_users), ("allowed_groups", allowed_groups)):
+            for name, value in (
+                ("admins", admins),
+                ("allowed_users", allowed_users),
+                ("allowed_groups", allowed_groups),
+            ):
                 if value is not None:
                     update[name] = list(value)
             record = old.model_copy(update=update)
@@ -657,7 +665,9 @@ class SettingsStore:
             lock = filelock.FileLock(str(self.home / "settings.lock"), timeout=30)
             lock.acquire()
         except filelock.Timeout:
-            raise StoreError("Another kernel has been changing the OpenAI integration for 30 seconds; try again in a minute.") from None
+            raise StoreError(
+                "Another kernel has been changing the OpenAI integration for 30 seconds; try again in a minute."
+            ) from None
         except OSError as error:
             raise StoreError(
                 f"Cannot write to {self.home} ({error.strerror}): only users who may write this folder can change the OpenAI integration."
@@ -699,7 +709,7 @@ class SettingsStore:
     def _delete_quietly(self, username: str) -> None:
         try:
             self._keyring_call("delete_password", SERVICE_NAME, username)
-        except Exception:  # already gone, or no keyring: a leftover is harmless and cleaned up later
+        except Exception:  # noqa: S110 (already gone, or no keyring: a leftover is harmless and cleaned up later)
             pass
 
     def check_writable(self) -> None:
@@ -717,7 +727,9 @@ class SettingsStore:
                         "(ask an admin to check its owner and permissions)."
                     )
             if not os.access(self.home, os.W_OK):
-                raise StoreError(f"Cannot write to {self.home}: only users who may write this folder can change the OpenAI integration.")
+                raise StoreError(
+                    f"Cannot write to {self.home}: only users who may write this folder can change the OpenAI integration."
+                )
 
     def clean_leftovers(self) -> None:
         """Delete the keys an interrupted save or remove may have left in the keyring.

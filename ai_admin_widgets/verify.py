@@ -37,9 +37,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Generator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -175,8 +176,16 @@ _STATUS_TABLE: dict[tuple[Provider | None, int, str | None], FailureCode] = {
 #: Where the vendor gives no specific code, words of its message decide, always
 #: together with the status (never the message alone).
 _MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
-    (401, re.compile(r"missing scopes|insufficient permissions|does not have access", re.I), FailureCode.MISSING_PERMISSIONS),
-    (401, re.compile(r"openai-(organization|project) header|no such organization|member of an organization", re.I), FailureCode.WRONG_ORGANIZATION),
+    (
+        401,
+        re.compile(r"missing scopes|insufficient permissions|does not have access", re.I),
+        FailureCode.MISSING_PERMISSIONS,
+    ),
+    (
+        401,
+        re.compile(r"openai-(organization|project) header|no such organization|member of an organization", re.I),
+        FailureCode.WRONG_ORGANIZATION,
+    ),
     (400, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
     (404, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
     (400, re.compile(r"operation does not work with the specified model", re.I), FailureCode.WRONG_MODEL_TYPE),
@@ -192,7 +201,13 @@ _TRANSPORT_TABLE: tuple[tuple[type[BaseException], FailureCode], ...] = (
 )
 #: The same, for errors that only say it in words (httpcore re-raises some as text).
 _TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
-    (re.compile(r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution|no address associated", re.I), FailureCode.DNS_FAILURE),
+    (
+        re.compile(
+            r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution|no address associated",
+            re.I,
+        ),
+        FailureCode.DNS_FAILURE,
+    ),
     (re.compile(r"certificate|\[ssl|tls|handshake|wrong version number", re.I), FailureCode.TLS_ERROR),
 )
 
@@ -235,9 +250,7 @@ def _rejects_max_tokens(status: int, error: _VendorError | None) -> bool:
     """Reasoning models answer 400 ``unsupported_parameter`` for ``max_tokens`` (use ``max_completion_tokens``)."""
     if status != 400 or error is None:
         return False
-    return error.param == "max_tokens" or (
-        "max_tokens" in error.message and "max_completion_tokens" in error.message
-    )
+    return error.param == "max_tokens" or ("max_tokens" in error.message and "max_completion_tokens" in error.message)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -312,7 +325,9 @@ class _Outcome:
     asked_to_wait: bool = False
     vendor_message: str = ""
     html: bool = False
-    api_error: str | None = None  # the vendor's error code, when the answer was an API error of a kind not in the tables
+    api_error: str | None = (
+        None  # the vendor's error code, when the answer was an API error of a kind not in the tables
+    )
     redirect: str | None = None  # where a 3xx answer pointed
     proxy: bool = False  # the failure happened at the proxy from HTTP(S)_PROXY
 
@@ -323,7 +338,9 @@ def _azure_or_openai(target: _Target, openai: str, azure: str) -> str:
 
 #: One message per code: (field attribute of the target, "what is wrong", "what to do").
 #: Both texts are formatted with the target (t) and the outcome (o).
-_MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], str], Callable[[_Target, _Outcome, Timeouts], str]]] = {
+_MESSAGES: dict[
+    FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], str], Callable[[_Target, _Outcome, Timeouts], str]]
+] = {
     FailureCode.INVALID_API_KEY: (
         "key_field",
         lambda t, o, s: f"{t.host} rejected the API Key.",
@@ -345,17 +362,23 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.WRONG_ORGANIZATION: (
         "organization_field",
         lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
-        lambda t, o, s: "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in.",
+        lambda t, o, s: (
+            "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in."
+        ),
     ),
     FailureCode.MODEL_NOT_AVAILABLE: (
         "key_field",
         lambda t, o, s: f"This API Key cannot use the model '{t.model}'.",
-        lambda t, o, s: "Use a key from a project that has access to the model, or ask your OpenAI organization owner to allow it for the project.",
+        lambda t, o, s: (
+            "Use a key from a project that has access to the model, or ask your OpenAI organization owner to allow it for the project."
+        ),
     ),
     FailureCode.DEPLOYMENT_NOT_FOUND: (
         "deployment_field",
         lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
-        lambda t, o, s: "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet.",
+        lambda t, o, s: (
+            "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
+        ),
     ),
     FailureCode.ENDPOINT_NOT_FOUND: (
         "endpoint_field",
@@ -372,7 +395,9 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.API_VERSION_UNSUPPORTED: (
         "api_version_field",
-        lambda t, o, s: f"The API version {t.api_version} is unknown to this resource or too old for the deployed model.",
+        lambda t, o, s: (
+            f"The API version {t.api_version} is unknown to this resource or too old for the deployed model."
+        ),
         lambda t, o, s: (
             f"Use API version {_minimum_version(o.vendor_message)} or later, which this model needs."
             if _minimum_version(o.vendor_message)
@@ -386,7 +411,9 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.MODEL_NOT_SUPPORTED: (
         "deployment_field",
-        lambda t, o, s: f"The {_azure_or_openai(t, 'model', 'deployment')} answers as {o.model}, but AI features need {t.wanted}.",
+        lambda t, o, s: (
+            f"The {_azure_or_openai(t, 'model', 'deployment')} answers as {o.model}, but AI features need {t.wanted}."
+        ),
         lambda t, o, s: _azure_or_openai(
             t,
             f"Use {t.wanted}.",
@@ -404,27 +431,41 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     ),
     FailureCode.RATE_LIMITED: (
         "deployment_field",
-        lambda t, o, s: "The service is limiting requests right now"
-        + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.asked_to_wait and o.wait_seconds else "."),
-        lambda t, o, s: "Wait"
-        + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
-        + " and Save again; if it keeps happening, "
-        + _azure_or_openai(t, "raise your organization's rate limits (usage tier) on platform.openai.com.", "raise the deployment's tokens-per-minute limit in Azure AI Foundry."),
+        lambda t, o, s: (
+            "The service is limiting requests right now"
+            + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.asked_to_wait and o.wait_seconds else ".")
+        ),
+        lambda t, o, s: (
+            "Wait"
+            + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
+            + " and Save again; if it keeps happening, "
+            + _azure_or_openai(
+                t,
+                "raise your organization's rate limits (usage tier) on platform.openai.com.",
+                "raise the deployment's tokens-per-minute limit in Azure AI Foundry.",
+            )
+        ),
     ),
     FailureCode.SERVER_ERROR: (
         "endpoint_field",
         lambda t, o, s: f"{t.host} answered with a server error (HTTP {o.status}).",
-        lambda t, o, s: "This is on the service's side: wait a few minutes and Save again, or check the status page of OpenAI or Azure.",
+        lambda t, o, s: (
+            "This is on the service's side: wait a few minutes and Save again, or check the status page of OpenAI or Azure."
+        ),
     ),
     FailureCode.TIMEOUT: (
         "endpoint_field",
         lambda t, o, s: f"{t.host} did not answer within {s.check:g} second{'' if s.check == 1 else 's'}.",
-        lambda t, o, s: "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again.",
+        lambda t, o, s: (
+            "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again."
+        ),
     ),
     FailureCode.DNS_FAILURE: (
         "endpoint_field",
         lambda t, o, s: f"The host name {urlsplit(t.url).hostname} could not be found.",
-        lambda t, o, s: "Check the Endpoint URL for typos (the resource name is the first part of the host name); on a private network, check that this server's DNS knows the name.",
+        lambda t, o, s: (
+            "Check the Endpoint URL for typos (the resource name is the first part of the host name); on a private network, check that this server's DNS knows the name."
+        ),
     ),
     FailureCode.CONNECTION_FAILED: (
         "endpoint_field",
@@ -442,7 +483,9 @@ _MESSAGES: dict[FailureCode, tuple[str, Callable[[_Target, _Outcome, Timeouts], 
     FailureCode.TLS_ERROR: (
         "endpoint_field",
         lambda t, o, s: f"The secure connection to {t.host} failed: its certificate is not trusted.",
-        lambda t, o, s: "A corporate proxy that inspects HTTPS often causes this: ask IT for the proxy's certificate authority (CA) bundle and set SSL_CERT_FILE to it before starting JupyterLab.",
+        lambda t, o, s: (
+            "A corporate proxy that inspects HTTPS often causes this: ask IT for the proxy's certificate authority (CA) bundle and set SSL_CERT_FILE to it before starting JupyterLab."
+        ),
     ),
     FailureCode.UNEXPECTED_RESPONSE: (
         "endpoint_field",
@@ -575,7 +618,9 @@ def _holds_part_of(text: str, key: str | SecretStr) -> bool:
 class _Check:
     """One model's check: send, retry within the budget, classify, describe."""
 
-    def __init__(self, client: httpx.AsyncClient, target: _Target, request: httpx.Request, timeouts: Timeouts, key: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, target: _Target, request: httpx.Request, timeouts: Timeouts, key: str
+    ) -> None:
         self.key = key
         self.client = client
         self.target = target
@@ -583,20 +628,38 @@ class _Check:
         self.timeouts = timeouts
         self.started = time.perf_counter()
 
-    def finish(self, code: FailureCode, outcome: _Outcome = _Outcome(), request_id: str | None = None, warning: str | None = None) -> ModelCheck:
+    def finish(
+        self,
+        code: FailureCode,
+        outcome: _Outcome = _Outcome(),
+        request_id: str | None = None,
+        warning: str | None = None,
+    ) -> ModelCheck:
         latency_ms = (time.perf_counter() - self.started) * 1000
         target = self.target
         if code is FailureCode.OK:
             return ModelCheck(
-                role=target.role, ok=True, code=code, model=outcome.model, latency_ms=latency_ms,
-                message=f"{target.label}: authenticated ({outcome.model}).", request_id=request_id, warning=warning,
+                role=target.role,
+                ok=True,
+                code=code,
+                model=outcome.model,
+                latency_ms=latency_ms,
+                message=f"{target.label}: authenticated ({outcome.model}).",
+                request_id=request_id,
+                warning=warning,
             )
         message, field = _describe(code, target, outcome, self.timeouts)
         if request_id:
             message += f" (Request id {request_id}.)"
         return ModelCheck(
-            role=target.role, ok=False, code=code, model=outcome.model, latency_ms=latency_ms,
-            message=message, field=field, request_id=request_id,
+            role=target.role,
+            ok=False,
+            code=code,
+            model=outcome.model,
+            latency_ms=latency_ms,
+            message=message,
+            field=field,
+            request_id=request_id,
         )
 
     async def run(self) -> ModelCheck:
@@ -607,7 +670,11 @@ class _Check:
 
     async def _attempts(self) -> ModelCheck:
         result = await send_async(
-            self.client, self.request, provider=self.target.provider, key=self.key, retry_budget=self.timeouts.retry_budget
+            self.client,
+            self.request,
+            provider=self.target.provider,
+            key=self.key,
+            retry_budget=self.timeouts.retry_budget,
         )
         if isinstance(result, Failure):
             return self.finish(result.code, result.outcome, result.request_id)
@@ -615,9 +682,13 @@ class _Check:
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
-            return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(response)), request_id)
+            return self.finish(
+                FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(response)), request_id
+            )
         model = body.get("model") or body.get("id")
-        if not _MODEL_NAME.fullmatch(model) or _holds_part_of(model, self.key):  # shown and stored: must be a model name
+        if not _MODEL_NAME.fullmatch(model) or _holds_part_of(
+            model, self.key
+        ):  # shown and stored: must be a model name
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200), request_id)
         verdict = judge_model(self.target.role, model)
         if not verdict.ok:
@@ -634,7 +705,9 @@ class _Check:
             return False
         if self.target.role == "language":
             return isinstance(body.get("choices"), list)
-        return isinstance(body.get("data"), list) and all(isinstance(item, dict) and "embedding" in item for item in body["data"])
+        return isinstance(body.get("data"), list) and all(
+            isinstance(item, dict) and "embedding" in item for item in body["data"]
+        )
 
 
 def openai_headers(integration: OpenAIIntegration) -> dict[str, str]:
@@ -674,8 +747,13 @@ def azure_request_parts(
     deployment = integration.deployment(role)
     url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
     target = _Target(
-        role=role, provider=Provider.AZURE_OPENAI, url=url, field_prefix=f"{role}_model.",
-        deployment_id=deployment.deployment_id, model=None, api_version=integration.api_version,
+        role=role,
+        provider=Provider.AZURE_OPENAI,
+        url=url,
+        field_prefix=f"{role}_model.",
+        deployment_id=deployment.deployment_id,
+        model=None,
+        api_version=integration.api_version,
     )
     return target, url, {"api-version": integration.api_version}, {"api-key": deployment.api_key.get_secret_value()}
 
@@ -818,7 +896,9 @@ class Failure:
 
 def unexpected_answer(answer: Answer) -> Failure:
     """A 200 answer that is not the operation's answer (a proxy's HTML page, JSON of another shape), as a failure."""
-    return Failure(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(answer.response)), answer.request_id)
+    return Failure(
+        FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=200, html=_is_html(answer.response)), answer.request_id
+    )
 
 
 #: What the exchange asks its driver for: a request to send (the driver answers with the
@@ -826,7 +906,13 @@ def unexpected_answer(answer: Answer) -> Failure:
 _Step = Generator["httpx.Request | float", "httpx.Response | httpx.HTTPError | None", "Answer | Failure"]
 
 
-def _exchange(build: Callable[..., httpx.Request], request: httpx.Request, provider: Provider, key: str | SecretStr, retry_budget: float) -> _Step:
+def _exchange(
+    build: Callable[..., httpx.Request],
+    request: httpx.Request,
+    provider: Provider,
+    key: str | SecretStr,
+    retry_budget: float,
+) -> _Step:
     """Send ``request`` until it has an answer or a failure, without doing any I/O itself.
 
     Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``),
@@ -859,14 +945,20 @@ def _exchange(build: Callable[..., httpx.Request], request: httpx.Request, provi
             request = _with_max_completion_tokens(build, request)
             continue
         if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
-            return Failure(FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, html=_is_html(response)), request_id)
+            return Failure(
+                FailureCode.UNEXPECTED_RESPONSE, _Outcome(status=status, html=_is_html(response)), request_id
+            )
         code = _classify_status(provider, status, error)
         said = _vendor_text(error, key)
         if code is FailureCode.RATE_LIMITED:
             asked = _retry_after(response)
             wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
             if waited + wait > retry_budget:
-                return Failure(code, _Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said), request_id)
+                return Failure(
+                    code,
+                    _Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said),
+                    request_id,
+                )
             yield wait
             waited += wait
             request = _fresh(build, request)
@@ -891,7 +983,9 @@ def _with_max_completion_tokens(build: Callable[..., httpx.Request], request: ht
     return build(request.method, request.url, headers=headers, json=payload)
 
 
-def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float) -> Answer | Failure:
+def send(
+    client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+) -> Answer | Failure:
     """Send ``request`` with ``client``, retrying rate limits, a server error and ``max_tokens`` as the vendors ask.
 
     Args:
@@ -922,7 +1016,9 @@ def send(client: httpx.Client, request: httpx.Request, *, provider: Provider, ke
             return done.value
 
 
-async def send_async(client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float) -> Answer | Failure:
+async def send_async(
+    client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+) -> Answer | Failure:
     """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop."""
     steps = _exchange(client.build_request, request, provider, key, retry_budget)
     step = next(steps)

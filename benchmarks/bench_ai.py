@@ -16,10 +16,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
-
 from common import (
     AZURE_DEPLOYMENTS,
     AZURE_PRACTICE_KEY,
@@ -38,7 +38,9 @@ RUNS = 7
 TARGET = 1.05
 MESSAGES = [{"role": "user", "content": "ping"}]
 TEXTS = ["ping"]
-NOT_PRESENT = "not measured: ai module not present (ai_admin_widgets.ai comes with issue 6; rerun `make bench` once it is merged)"
+NOT_PRESENT = (
+    "not measured: ai module not present (ai_admin_widgets.ai comes with issue 6; rerun `make bench` once it is merged)"
+)
 
 
 def load_ai_module() -> Any | None:
@@ -59,7 +61,7 @@ def bind_to(ai: Any, settings: Any) -> Callable[[Callable[..., Any]], Callable[.
     benchmark's store and keyring's backend to the benchmark's file keyring.
     """
     if "settings" in inspect.signature(ai.chat).parameters:
-        return lambda function: (lambda *arguments: function(*arguments, settings=settings))
+        return lambda function: lambda *arguments: function(*arguments, settings=settings)
     import keyring
 
     os.environ["AI_ADMIN_HOME"] = str(settings.home)
@@ -73,10 +75,19 @@ def main() -> None:
     ai = load_ai_module()
     names = ("ai-calls-azure", "ai-calls-openai")
     if ai is None:
-        emit([
-            figure(name, ours=f"{CALLS} ai.chat + {CALLS} ai.embed calls", measured=None, target=f"ratio ≤ {TARGET}", met=None, how=NOT_PRESENT)
-            for name in names
-        ])
+        emit(
+            [
+                figure(
+                    name,
+                    ours=f"{CALLS} ai.chat + {CALLS} ai.embed calls",
+                    measured=None,
+                    target=f"ratio ≤ {TARGET}",
+                    met=None,
+                    how=NOT_PRESENT,
+                )
+                for name in names
+            ]
+        )
         return
 
     import ai_admin_widgets as aiw
@@ -87,11 +98,14 @@ def main() -> None:
         for name, provider in zip(names, ("azure", "openai")):
             settings = fresh_settings()
             if provider == "azure":
-                settings.save(aiw.AzureOpenAIIntegration.shared(
-                    endpoint_url=url, api_key=AZURE_PRACTICE_KEY,
-                    language_deployment_id=AZURE_DEPLOYMENTS["language"],
-                    embeddings_deployment_id=AZURE_DEPLOYMENTS["embeddings"],
-                ))
+                settings.save(
+                    aiw.AzureOpenAIIntegration.shared(
+                        endpoint_url=url,
+                        api_key=AZURE_PRACTICE_KEY,
+                        language_deployment_id=AZURE_DEPLOYMENTS["language"],
+                        embeddings_deployment_id=AZURE_DEPLOYMENTS["embeddings"],
+                    )
+                )
                 base = f"{url}/openai/deployments"
                 headers = {"api-key": AZURE_PRACTICE_KEY}
                 params: dict[str, str] = {"api-version": DEFAULT_AZURE_API_VERSION}
@@ -122,26 +136,28 @@ def main() -> None:
             times = interleaved({"ai": through_the_integration, "httpx": plain_httpx}, runs=RUNS)
             per_call = (sorted(times["ai"])[RUNS // 2] - sorted(times["httpx"])[RUNS // 2]) / (2 * CALLS)
             spread = max(times["httpx"]) - min(times["httpx"])
-            figures.append(figure(
-                name,
-                ours=f"{CALLS} ai.chat + {CALLS} ai.embed calls through the saved {provider.replace('azure', 'Azure OpenAI').replace('openai', 'OpenAI')} integration",
-                measured=times["ai"],
-                baseline=f"the same {2 * CALLS} requests on one open httpx.Client, each answer decoded (.json())",
-                baseline_measured=times["httpx"],
-                target=f"ratio ≤ {TARGET}",
-                at_most=TARGET,
-                how=(
-                    f"Sandbox in its own process at 0 ms latency; {RUNS} runs of each, interleaved, after one "
-                    f"untimed run each. What the integration adds per call: {milliseconds(per_call)}."
-                ),
-                miss=(
-                    f"Each call cost {milliseconds(per_call)} more than a plain request, while the plain requests' "
-                    f"own runs spread over {milliseconds(spread / (2 * CALLS))} per call on this machine: the "
-                    "difference is within the noise when the spread is larger. ai.py already reads settings and "
-                    "keys only after a change (one stat of settings.json per call) and reuses one connection "
-                    "pool; rerun `make bench` on a quiet machine (load below 1) to separate the two."
-                ),
-            ))
+            figures.append(
+                figure(
+                    name,
+                    ours=f"{CALLS} ai.chat + {CALLS} ai.embed calls through the saved {provider.replace('azure', 'Azure OpenAI').replace('openai', 'OpenAI')} integration",
+                    measured=times["ai"],
+                    baseline=f"the same {2 * CALLS} requests on one open httpx.Client, each answer decoded (.json())",
+                    baseline_measured=times["httpx"],
+                    target=f"ratio ≤ {TARGET}",
+                    at_most=TARGET,
+                    how=(
+                        f"Sandbox in its own process at 0 ms latency; {RUNS} runs of each, interleaved, after one "
+                        f"untimed run each. What the integration adds per call: {milliseconds(per_call)}."
+                    ),
+                    miss=(
+                        f"Each call cost {milliseconds(per_call)} more than a plain request, while the plain requests' "
+                        f"own runs spread over {milliseconds(spread / (2 * CALLS))} per call on this machine: the "
+                        "difference is within the noise when the spread is larger. ai.py already reads settings and "
+                        "keys only after a change (one stat of settings.json per call) and reuses one connection "
+                        "pool; rerun `make bench` on a quiet machine (load below 1) to separate the two."
+                    ),
+                )
+            )
     emit(figures)
 
 

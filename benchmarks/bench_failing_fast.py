@@ -13,7 +13,7 @@ this process, because its unknown-host answer is a resolver patch of this proces
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from common import AZURE_DEPLOYMENTS, emit, figure, fresh_settings, interleaved, isolate_environment, milliseconds
 
@@ -60,7 +60,9 @@ def main() -> None:
             },
             runs=RUNS,
         )
-    assert codes == {"unresponsive": {"timeout"}, "refused": {"connection_failed"}, "unknown-host": {"dns_failure"}}, codes
+    assert codes == {"unresponsive": {"timeout"}, "refused": {"connection_failed"}, "unknown-host": {"dns_failure"}}, (
+        codes
+    )
 
     how = (
         f"A whole Save of an Azure OpenAI integration with Timeouts(connect={CONNECT_SECONDS:g}, "
@@ -70,46 +72,48 @@ def main() -> None:
     unresponsive = sorted(times["unresponsive"])[RUNS // 2]
     refused = sorted(times["refused"])[RUNS // 2]
     unknown = sorted(times["unknown-host"])[RUNS // 2]
-    emit([
-        figure(
-            "fail: never answers",
-            ours="Save against an endpoint that accepts the connection and never answers",
-            measured=times["unresponsive"],
-            ratio=unresponsive / CHECK_SECONDS,
-            target=f"the check timeout ({CHECK_SECONDS:g} s) ± {TOLERANCE:.0%}: ratio to it 0.9–1.1",
-            met=abs(unresponsive / CHECK_SECONDS - 1) <= TOLERANCE,
-            how=how + " The ratio is the median over the configured check timeout.",
-            miss=(
-                f"The save took {milliseconds(unresponsive)} against a limit of {CHECK_SECONDS:g} s. "
-                "Longer: something waits outside `_Check.run`'s `asyncio.wait_for` (a retry after the "
-                "timeout, the store, the client's closing). Shorter: a transport timeout fires before the "
-                "check's (httpx's read timeout is the check timeout)."
+    emit(
+        [
+            figure(
+                "fail: never answers",
+                ours="Save against an endpoint that accepts the connection and never answers",
+                measured=times["unresponsive"],
+                ratio=unresponsive / CHECK_SECONDS,
+                target=f"the check timeout ({CHECK_SECONDS:g} s) ± {TOLERANCE:.0%}: ratio to it 0.9–1.1",
+                met=abs(unresponsive / CHECK_SECONDS - 1) <= TOLERANCE,
+                how=how + " The ratio is the median over the configured check timeout.",
+                miss=(
+                    f"The save took {milliseconds(unresponsive)} against a limit of {CHECK_SECONDS:g} s. "
+                    "Longer: something waits outside `_Check.run`'s `asyncio.wait_for` (a retry after the "
+                    "timeout, the store, the client's closing). Shorter: a transport timeout fires before the "
+                    "check's (httpx's read timeout is the check timeout)."
+                ),
             ),
-        ),
-        figure(
-            "fail: refused port",
-            ours="Save against a port that refuses connections",
-            measured=times["refused"],
-            ratio=refused / REFUSED_LIMIT,
-            target=f"< {REFUSED_LIMIT:g} s (ratio to it < 1)",
-            met=refused < REFUSED_LIMIT,
-            how=how,
-            miss=(
-                f"A refused connection is known within a millisecond; the other {milliseconds(refused)} are the "
-                "Save's own work (client, event loop, store checks): profile it with the sandbox."
+            figure(
+                "fail: refused port",
+                ours="Save against a port that refuses connections",
+                measured=times["refused"],
+                ratio=refused / REFUSED_LIMIT,
+                target=f"< {REFUSED_LIMIT:g} s (ratio to it < 1)",
+                met=refused < REFUSED_LIMIT,
+                how=how,
+                miss=(
+                    f"A refused connection is known within a millisecond; the other {milliseconds(refused)} are the "
+                    "Save's own work (client, event loop, store checks): profile it with the sandbox."
+                ),
             ),
-        ),
-        figure(
-            "fail: unknown host",
-            ours="Save against a host name that does not exist (.invalid)",
-            measured=times["unknown-host"],
-            ratio=unknown / UNKNOWN_HOST_LIMIT,
-            target=f"< {UNKNOWN_HOST_LIMIT:g} s (ratio to it < 1)",
-            met=unknown < UNKNOWN_HOST_LIMIT,
-            how=how + " A real resolver adds its own time for an unknown name; the sandbox answers at once.",
-            miss=f"The save took {milliseconds(unknown)}: look for a retry after a DNS failure in verify.py.",
-        ),
-    ])
+            figure(
+                "fail: unknown host",
+                ours="Save against a host name that does not exist (.invalid)",
+                measured=times["unknown-host"],
+                ratio=unknown / UNKNOWN_HOST_LIMIT,
+                target=f"< {UNKNOWN_HOST_LIMIT:g} s (ratio to it < 1)",
+                met=unknown < UNKNOWN_HOST_LIMIT,
+                how=how + " A real resolver adds its own time for an unknown name; the sandbox answers at once.",
+                miss=f"The save took {milliseconds(unknown)}: look for a retry after a DNS failure in verify.py.",
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

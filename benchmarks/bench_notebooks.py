@@ -24,7 +24,9 @@ def main() -> None:
     def run_nbval() -> None:
         finished = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", *notebooks],
-            cwd=ROOT, capture_output=True, text=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         last = (finished.stdout.strip().splitlines() or [""])[-1]
         if finished.returncode != 0:
@@ -32,17 +34,19 @@ def main() -> None:
         outcomes.append(re.sub(r"\s+in [\d.]+s.*$", "", last.strip("= ")))
 
     times = interleaved({"nbval": run_nbval}, runs=RUNS, warmups=0)
-    emit([
-        figure(
-            "notebooks (nbval)",
-            ours=f"python -m pytest {' '.join(notebooks)} (nbval, as in make test)",
-            measured=times["nbval"],
-            target="reported (no target)",
-            met=None,
-            how=f"{RUNS} whole run{'s' if RUNS > 1 else ''}, pytest's start included; each run: {outcomes[-1]}.",
-            extra={"notebooks": notebooks, "outcomes": outcomes},
-        )
-    ])
+    emit(
+        [
+            figure(
+                "notebooks (nbval)",
+                ours=f"python -m pytest {' '.join(notebooks)} (nbval, as in make test)",
+                measured=times["nbval"],
+                target="reported (no target)",
+                met=None,
+                how=f"{RUNS} whole run{'s' if RUNS > 1 else ''}, pytest's start included; each run: {outcomes[-1]}.",
+                extra={"notebooks": notebooks, "outcomes": outcomes},
+            )
+        ]
+    )
 
 
 if __name__ == "__main__":

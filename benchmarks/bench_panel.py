@@ -69,7 +69,6 @@ def widget_costs() -> dict[str, float]:
     import ipywidgets as widgets
 
     from ai_admin_widgets.widgets.fields import TextField
-
     from ai_admin_widgets.widgets.panel import IntegrationForm
 
     def each(make: Any, count: int = 50) -> float:
@@ -139,7 +138,9 @@ def main() -> None:
             inputs += [widgets.Checkbox(description=f"Option {number}") for number in range(kinds["Checkbox"])]
             buttons = [widgets.Button(description=f"Button {number}") for number in range(kinds["Button"])]
             message = widgets.HTML()
-            buttons[0].on_click(lambda _: setattr(message, "value", f"{sum(bool(item.value) for item in inputs)} fields filled"))
+            buttons[0].on_click(
+                lambda _: setattr(message, "value", f"{sum(bool(item.value) for item in inputs)} fields filled")
+            )
             form = widgets.VBox([*inputs, widgets.HBox(buttons), message])
             for item in [item for item in inputs if isinstance(item, (widgets.Text, widgets.Password))][:typed_values]:
                 item.value = "typed"
@@ -167,52 +168,54 @@ def main() -> None:
     estimate_one_view = (
         statistics.median(panel_times) - costs["integration_form"] + costs["text_field"]
     ) / statistics.median(bare_times)
-    emit([
-        figure(
-            "panel",
-            ours="settings.panel(), then Add, fill Azure OpenAI (shared endpoint), Save, by simulated clicks",
-            measured=panel_times,
-            baseline=f"a bare ipywidgets form: {fields} inputs and {kinds['Button']} buttons, {typed_values} values typed, one click",
-            baseline_measured=bare_times,
-            target=f"ratio ≤ {TARGET:g}",
-            at_most=TARGET,
-            how=(
-                f"{RUNS} runs of each, interleaved, after one untimed run each; in one process, outside a kernel "
-                f"(ipywidgets' comms are no-ops there, for both sides). Inputs counted in the panel: "
-                + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-                + f". The sandbox runs in its own process at 0 ms latency. Widgets in the panel: "
-                f"{len(panel_widgets)}, in the bare form: {sum(kinds.values()) + 3}. Our median run: "
-                f"building the panel {milliseconds(build)}, Add and typing {milliseconds(fill)}, Save "
-                f"{milliseconds(save)} (both checks and the store; the bare form's click does no I/O)."
-            ),
-            miss=(
-                f"Building the panel is most of it: {len(panel_widgets)} widgets against "
-                f"{sum(kinds.values()) + 3}, each with a Layout (and most with a Style) widget of its own. "
-                f"Each of the {len(field_boxes)} form fields is {per_field} widgets: a box, the input, and "
-                f"three HTML lines for its help, error and notices (an HTML line costs "
-                f"{milliseconds(costs['html_line'])}, a box {milliseconds(costs['vbox'])}; our text field "
-                f"{milliseconds(costs['text_field'])} against {milliseconds(costs['ipywidgets_text'])} for "
-                "ipywidgets' Text). What would close it: render the help, error and notices in the field's "
-                "own front-end view (TextField and KeyField already render the label and the input; help, "
-                "error and notices would be three more traits, with the same ids for aria-describedby), "
-                f"so that each field is one widget: that alone would save about {milliseconds(saved)}, "
-                f"a ratio of about {estimate:.1f}. Building the Edit form alone takes "
-                f"{milliseconds(costs['integration_form'])} ({form_widgets} widgets), more than the whole bare "
-                "form: a ratio of 3 needs the form drawn by one front-end view from one state (one anywidget, "
-                "as the project's design describes a widget: one small class and one front-end module), which would leave about "
-                f"{estimate_one_view:.1f}; besides, build the regions that stay hidden until asked for (the "
-                "remove confirmation, the history table) when first shown."
-            ),
-            extra={
-                "inputs": dict(kinds),
-                "panel_widgets": len(panel_widgets),
-                "widget_costs_seconds": costs,
-                "phases_median_seconds": {"build": build, "add_and_type": fill, "save": save},
-                "estimated_ratio_with_one_widget_per_field": estimate,
-                "estimated_ratio_with_the_form_as_one_view": estimate_one_view,
-            },
-        )
-    ])
+    emit(
+        [
+            figure(
+                "panel",
+                ours="settings.panel(), then Add, fill Azure OpenAI (shared endpoint), Save, by simulated clicks",
+                measured=panel_times,
+                baseline=f"a bare ipywidgets form: {fields} inputs and {kinds['Button']} buttons, {typed_values} values typed, one click",
+                baseline_measured=bare_times,
+                target=f"ratio ≤ {TARGET:g}",
+                at_most=TARGET,
+                how=(
+                    f"{RUNS} runs of each, interleaved, after one untimed run each; in one process, outside a kernel "
+                    f"(ipywidgets' comms are no-ops there, for both sides). Inputs counted in the panel: "
+                    + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+                    + f". The sandbox runs in its own process at 0 ms latency. Widgets in the panel: "
+                    f"{len(panel_widgets)}, in the bare form: {sum(kinds.values()) + 3}. Our median run: "
+                    f"building the panel {milliseconds(build)}, Add and typing {milliseconds(fill)}, Save "
+                    f"{milliseconds(save)} (both checks and the store; the bare form's click does no I/O)."
+                ),
+                miss=(
+                    f"Building the panel is most of it: {len(panel_widgets)} widgets against "
+                    f"{sum(kinds.values()) + 3}, each with a Layout (and most with a Style) widget of its own. "
+                    f"Each of the {len(field_boxes)} form fields is {per_field} widgets: a box, the input, and "
+                    f"three HTML lines for its help, error and notices (an HTML line costs "
+                    f"{milliseconds(costs['html_line'])}, a box {milliseconds(costs['vbox'])}; our text field "
+                    f"{milliseconds(costs['text_field'])} against {milliseconds(costs['ipywidgets_text'])} for "
+                    "ipywidgets' Text). What would close it: render the help, error and notices in the field's "
+                    "own front-end view (TextField and KeyField already render the label and the input; help, "
+                    "error and notices would be three more traits, with the same ids for aria-describedby), "
+                    f"so that each field is one widget: that alone would save about {milliseconds(saved)}, "
+                    f"a ratio of about {estimate:.1f}. Building the Edit form alone takes "
+                    f"{milliseconds(costs['integration_form'])} ({form_widgets} widgets), more than the whole bare "
+                    "form: a ratio of 3 needs the form drawn by one front-end view from one state (one anywidget, "
+                    "as the project's design describes a widget: one small class and one front-end module), which would leave about "
+                    f"{estimate_one_view:.1f}; besides, build the regions that stay hidden until asked for (the "
+                    "remove confirmation, the history table) when first shown."
+                ),
+                extra={
+                    "inputs": dict(kinds),
+                    "panel_widgets": len(panel_widgets),
+                    "widget_costs_seconds": costs,
+                    "phases_median_seconds": {"build": build, "add_and_type": fill, "save": save},
+                    "estimated_ratio_with_one_widget_per_field": estimate,
+                    "estimated_ratio_with_the_form_as_one_view": estimate_one_view,
+                },
+            )
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
-
 from common import (
     AZURE_DEPLOYMENTS,
     AZURE_PRACTICE_KEY,
@@ -78,14 +77,19 @@ def main() -> None:
             settings.save(aiw.OpenAIIntegration(api_key=OPENAI_PRACTICE_KEY, base_url=f"{url}/v1"))
 
         def request_openai() -> None:
-            plain.get(f"{url}/v1/models/gpt-4o", headers={"authorization": f"Bearer {OPENAI_PRACTICE_KEY}"}).raise_for_status()
+            plain.get(
+                f"{url}/v1/models/gpt-4o", headers={"authorization": f"Bearer {OPENAI_PRACTICE_KEY}"}
+            ).raise_for_status()
 
         for name, provider, save, request, what in (
             ("save-azure", "Azure OpenAI", save_azure, request_azure, "the chat completions POST"),
             ("save-openai", "OpenAI", save_openai, request_openai, "GET /v1/models/gpt-4o"),
         ):
             processor: dict[str, list[float]] = {"save": [], "request": []}
-            times = interleaved({"save": timed_cpu(save, processor["save"]), "request": timed_cpu(request, processor["request"])}, runs=RUNS)
+            times = interleaved(
+                {"save": timed_cpu(save, processor["save"]), "request": timed_cpu(request, processor["request"])},
+                runs=RUNS,
+            )
             status = settings.status()
             assert status.configured and status.provider.label == provider, status
             overhead = statistics.median(times["save"]) - statistics.median(times["request"])

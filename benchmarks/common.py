@@ -15,16 +15,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Variables that would send requests through a proxy or ask a real JupyterHub; removed for every benchmark.
 OUTSIDE_WORLD_VARIABLES = (
-    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-    "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER", "AI_ADMIN_HOME",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "JUPYTERHUB_API_URL",
+    "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_USER",
+    "AI_ADMIN_HOME",
 )
 
 #: Practice keys: the sandbox accepts any key with these prefixes (see ai_admin_widgets.sandbox),
@@ -42,7 +51,9 @@ def _loopback_only(event: str, arguments: tuple[Any, ...]) -> None:
     if event == "socket.connect":
         address = arguments[1]
         if isinstance(address, tuple) and address and address[0] not in LOOPBACK:
-            raise PermissionError(f"the benchmarks contact nothing but 127.0.0.1 (a connection to {address[0]} was attempted)")
+            raise PermissionError(
+                f"the benchmarks contact nothing but 127.0.0.1 (a connection to {address[0]} was attempted)"
+            )
     elif event == "socket.getaddrinfo":
         host = arguments[0]
         name = host.decode() if isinstance(host, bytes) else host
@@ -63,9 +74,7 @@ def isolate_environment() -> None:
     sys.addaudithook(_loopback_only)
 
 
-def interleaved(
-    contenders: dict[str, Callable[[], Any]], *, runs: int, warmups: int = 1
-) -> dict[str, list[float]]:
+def interleaved(contenders: dict[str, Callable[[], Any]], *, runs: int, warmups: int = 1) -> dict[str, list[float]]:
     """Time each contender ``runs`` times, taking turns, after ``warmups`` untimed turns each.
 
     The order alternates from one round to the next (A B, then B A, ...), so that a
@@ -185,7 +194,9 @@ def sandbox_process(latency_ms: float = 0.0) -> Iterator[str]:
     """
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("sandbox_server.py")), "--latency-ms", str(latency_ms)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = (server.stdout.readline() if server.stdout else "").strip()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, OUTSIDE_WORLD_VARIABLES, milliseconds
+from common import OUTSIDE_WORLD_VARIABLES, ROOT, milliseconds
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -69,10 +69,24 @@ def load() -> str:
 def commit() -> str:
     """The checked-out commit, marked when the work tree has changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/RESULTS.md", ":!README.md"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!benchmarks/RESULTS.md",
+                ":!README.md",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return head + (" (with uncommitted changes)" if changed else "")
     except (OSError, subprocess.CalledProcessError):
@@ -131,7 +145,9 @@ def medians(entry: dict[str, Any]) -> tuple[str, str]:
     return ours, baseline
 
 
-def results_markdown(description: dict[str, str], figures: list[dict[str, Any]], failures: dict[str, str], total: float, load_at_end: str) -> str:
+def results_markdown(
+    description: dict[str, str], figures: list[dict[str, Any]], failures: dict[str, str], total: float, load_at_end: str
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -156,8 +172,10 @@ def results_markdown(description: dict[str, str], figures: list[dict[str, Any]],
     ]
     for entry in figures:
         ours, baseline = medians(entry)
-        lines.append(f"| {entry['name']} | {ratio(entry)} | {ours} | {baseline} | {entry['target']} | {verdict(entry)} |")
-    for name, error in failures.items():
+        lines.append(
+            f"| {entry['name']} | {ratio(entry)} | {ours} | {baseline} | {entry['target']} | {verdict(entry)} |"
+        )
+    for name in failures:
         lines.append(f"| {name} | — | — | — | — | **benchmark failed** |")
     lines += ["", "## How each figure was measured", ""]
     for entry in figures:
@@ -180,7 +198,14 @@ def results_markdown(description: dict[str, str], figures: list[dict[str, Any]],
         lines.append("")
     for name, error in failures.items():
         lines += [f"### {name}: the benchmark failed", "", "```", error, "```", ""]
-    lines += ["## Reproduce", "", "```sh", "make bench      # builds .venv like make test, runs benchmarks/, writes this file", "```", ""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench      # builds .venv like make test, runs benchmarks/, writes this file",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -195,7 +220,9 @@ def readme_table(description: dict[str, str], figures: list[dict[str, Any]]) -> 
     ]
     for entry in figures:
         ours, baseline = medians(entry)
-        lines.append(f"| {entry['name']} | {ratio(entry)} | {ours} | {baseline} | {entry['target']} | {verdict(entry)} |")
+        lines.append(
+            f"| {entry['name']} | {ratio(entry)} | {ours} | {baseline} | {entry['target']} | {verdict(entry)} |"
+        )
     lines.append(README_END)
     return "\n".join(lines)
 
@@ -212,7 +239,9 @@ def update_readme(table: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and write benchmarks/RESULTS.md.")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these (RESULTS.md then holds only them)")
+    parser.add_argument(
+        "--only", nargs="+", choices=BENCHMARKS, help="run only these (RESULTS.md then holds only them)"
+    )
     arguments = parser.parse_args()
     description = machine()
     print("Machine: " + "; ".join(f"{key}: {value}" for key, value in description.items()), flush=True)
@@ -227,13 +256,15 @@ def main() -> int:
             print(f"FAILED after {elapsed:.0f} s:\n{error}", flush=True)
             continue
         figures.extend(found)
-        print(f"{elapsed:.0f} s: " + "; ".join(f"{entry['name']} {ratio(entry)} ({verdict(entry)})" for entry in found), flush=True)
+        print(
+            f"{elapsed:.0f} s: " + "; ".join(f"{entry['name']} {ratio(entry)} ({verdict(entry)})" for entry in found),
+            flush=True,
+        )
     total = time.perf_counter() - started
     RESULTS.write_text(results_markdown(description, figures, failures, total, load()), encoding="utf-8")
     print(f"Wrote {RESULTS.relative_to(ROOT)} ({total:.0f} s).")
-    if not arguments.only and not failures:
-        if update_readme(readme_table(description, figures)):
-            print("Updated the Benchmarks table in README.md.")
+    if not arguments.only and not failures and update_readme(readme_table(description, figures)):
+        print("Updated the Benchmarks table in README.md.")
     return 1 if failures else 0
 
 

@@ -25,8 +25,15 @@ class FaultyKeyring(PlaintextKeyring):
         stopped_file: the file that tells the test the step was reached.
     """
 
-    def __init__(self, path: str, *, fail_set_at: int = 0, fail_delete: bool = False,
-                 stop_after: str = "", stopped_file: str = "") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        fail_set_at: int = 0,
+        fail_delete: bool = False,
+        stop_after: str = "",
+        stopped_file: str = "",
+    ) -> None:
         super().__init__()
         self.file_path = path
         self.fail_set_at = fail_set_at

@@ -40,10 +40,10 @@ class FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 hub.requests.append((self.path, auth))
-                owner = TOKENS.get(auth[len("token "):]) if auth.startswith("token ") else None
+                owner = TOKENS.get(auth[len("token ") :]) if auth.startswith("token ") else None
                 if owner is None:
                     return self._answer(403, {"status": 403, "message": "Forbidden"})
                 if self.path == "/hub/api/user":
@@ -431,9 +431,9 @@ def test_an_admin_edits_the_allow_lists_in_the_panel(open_as, sandbox):
     alice.save(openai(sandbox))
     panel = alice.panel()
     assert "Everyone may use AI." in panel.visible_text()
-    users, = visible(panel, "aiw-allowed-users")
-    groups, = visible(panel, "aiw-allowed-groups")
-    apply, = visible(panel, "aiw-apply-access")
+    (users,) = visible(panel, "aiw-allowed-users")
+    (groups,) = visible(panel, "aiw-allowed-groups")
+    (apply,) = visible(panel, "aiw-apply-access")
     users.value = " carol, dave ,carol"
     groups.value = "data-science"
     apply.click()
@@ -452,7 +452,7 @@ def test_a_bad_name_in_the_panel_is_explained_and_nothing_changes(open_as, sandb
     alice = open_as("alice")
     alice.save(openai(sandbox))
     panel = alice.panel()
-    users, = visible(panel, "aiw-allowed-users")
+    (users,) = visible(panel, "aiw-allowed-users")
     users.value = "carol, da\x07ve"
     visible(panel, "aiw-apply-access")[0].click()
     message = panel.find("aiw-access-message")[0].value

@@ -123,7 +123,9 @@ def test_full_chat_result_has_the_model_usage_and_whole_response(settings, sandb
 def test_reasoning_models_get_max_completion_tokens_for_max_tokens(settings, sandbox):
     settings.save(azure(sandbox, language="reasoning-o3-mini", api_version="2024-12-01-preview"))
     assert ai.chat("one two three", settings=settings, max_tokens=2) == "Sandbox reply"
-    assert sandbox.requests[-1]["body"]["max_completion_tokens"] == 2 and "max_tokens" not in sandbox.requests[-1]["body"]
+    assert (
+        sandbox.requests[-1]["body"]["max_completion_tokens"] == 2 and "max_tokens" not in sandbox.requests[-1]["body"]
+    )
 
 
 @pytest.mark.parametrize("provider", ["openai", "azure"])
@@ -299,15 +301,33 @@ def test_a_rejected_azure_key_fails_for_embeddings_too(settings, sandbox, marker
 @pytest.mark.parametrize(
     ("integration", "code", "advice"),
     [
-        (lambda s: openai(s, api_key=s.openai_scenario_key("rate_limited")), aiw.FailureCode.RATE_LIMITED, "Wait 60 seconds and try again"),
-        (lambda s: openai(s, api_key=s.openai_scenario_key("quota_exceeded")), aiw.FailureCode.QUOTA_EXCEEDED, "add credit or raise the quota"),
-        (lambda s: openai(s, language_model="scenario-server-error"), aiw.FailureCode.SERVER_ERROR, "on the service's side"),
+        (
+            lambda s: openai(s, api_key=s.openai_scenario_key("rate_limited")),
+            aiw.FailureCode.RATE_LIMITED,
+            "Wait 60 seconds and try again",
+        ),
+        (
+            lambda s: openai(s, api_key=s.openai_scenario_key("quota_exceeded")),
+            aiw.FailureCode.QUOTA_EXCEEDED,
+            "add credit or raise the quota",
+        ),
+        (
+            lambda s: openai(s, language_model="scenario-server-error"),
+            aiw.FailureCode.SERVER_ERROR,
+            "on the service's side",
+        ),
         (lambda s: azure(s, language="no-such-deployment"), aiw.FailureCode.DEPLOYMENT_NOT_FOUND, "Ask an admin"),
-        (lambda s: openai(s, language_model="scenario-proxy-html"), aiw.FailureCode.UNEXPECTED_RESPONSE, "Ask an admin"),
+        (
+            lambda s: openai(s, language_model="scenario-proxy-html"),
+            aiw.FailureCode.UNEXPECTED_RESPONSE,
+            "Ask an admin",
+        ),
     ],
     ids=["rate_limited", "quota_exceeded", "server_error", "deployment_not_found", "html_page"],
 )
-def test_remote_failures_are_classified_like_the_checks_and_say_what_to_do(settings, sandbox, integration, code, advice):
+def test_remote_failures_are_classified_like_the_checks_and_say_what_to_do(
+    settings, sandbox, integration, code, advice
+):
     saved = integration(sandbox)
     store_unchecked(settings, saved)
     with pytest.raises(ai.AIRequestFailed) as caught:
@@ -401,8 +421,10 @@ def test_a_save_by_another_process_switches_the_next_call(settings, keyring, san
     client = ai.AIClient(settings)
     client.chat("first")
     env = os.environ | {
-        "TEST_KEYRING_FILE": keyring.file_path, "TEST_HOME": str(settings.home),
-        "TEST_ENDPOINT": sandbox.azure_endpoint, "TEST_AZURE_KEY": sandbox.azure_api_key.get_secret_value(),
+        "TEST_KEYRING_FILE": keyring.file_path,
+        "TEST_HOME": str(settings.home),
+        "TEST_ENDPOINT": sandbox.azure_endpoint,
+        "TEST_AZURE_KEY": sandbox.azure_api_key.get_secret_value(),
     }
     done = subprocess.run([sys.executable, "-c", CHILD_SAVE], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -462,7 +484,9 @@ def test_module_functions_use_the_organizations_settings_and_import_nothing_heav
     }
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env.pop(name, None)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "AI functionality is disabled: no OpenAI integration is configured; ask an admin to add one in AI Settings.",
@@ -477,13 +501,25 @@ def test_module_functions_use_the_organizations_settings_and_import_nothing_heav
         (lambda s: ai.chat("  ", settings=s), ValueError, "The message is empty"),
         (lambda s: ai.chat([], settings=s), ValueError, "messages is empty"),
         (lambda s: ai.chat({"role": "user", "content": "hi"}, settings=s), TypeError, "even for one message"),
-        (lambda s: ai.chat([{"role": "user", "content": "a"}, {"content": "b"}], settings=s), TypeError, "messages[1] must be a dict"),
+        (
+            lambda s: ai.chat([{"role": "user", "content": "a"}, {"content": "b"}], settings=s),
+            TypeError,
+            "messages[1] must be a dict",
+        ),
         (lambda s: ai.chat("hi", settings=s, model="gpt-4"), TypeError, "the admin chose the language model"),
         (lambda s: ai.chat("hi", settings=s, stream=True), TypeError, "streaming is not offered"),
         (lambda s: ai.embed(["a", 2], settings=s), TypeError, "texts[1] is not a string but int"),
         (lambda s: ai.embed(["a", ""], settings=s), ValueError, "texts[1] is empty"),
-        (lambda s: ai.embed(["a"], settings=s, batch_size=4096), ValueError, "batch_size must be a whole number from 1 to 2048"),
-        (lambda s: ai.embed(["a"], settings=s, concurrency=0), ValueError, "concurrency must be a whole number above 0"),
+        (
+            lambda s: ai.embed(["a"], settings=s, batch_size=4096),
+            ValueError,
+            "batch_size must be a whole number from 1 to 2048",
+        ),
+        (
+            lambda s: ai.embed(["a"], settings=s, concurrency=0),
+            ValueError,
+            "concurrency must be a whole number above 0",
+        ),
         (lambda s: ai.embed(["a"], settings=s, dimensions=0), ValueError, "dimensions must be a whole number above 0"),
         (lambda s: ai.AIClient(s, timeout=0), ValueError, "timeout must be a number of seconds above 0"),
     ],

@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_keyring import FaultyKeyring
 from keyrings.alt.file import PlaintextKeyring
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets import store as store_module
 from ai_admin_widgets.store import SERVICE_NAME
-
-from fault_keyring import FaultyKeyring
 
 TESTS = Path(__file__).parent
 
@@ -99,7 +98,9 @@ def test_a_failing_record_write_leaves_the_old_integration_whole(tmp_path, sandb
     assert all(key_at(keyring_file, before, before["revision"] + 1, slot) is None for slot in SLOTS)
 
 
-def test_a_failing_delete_keeps_the_new_integration_and_the_leftovers_go_next_time(tmp_path, sandbox, saved, keyring_file):
+def test_a_failing_delete_keeps_the_new_integration_and_the_leftovers_go_next_time(
+    tmp_path, sandbox, saved, keyring_file
+):
     before = record(saved)
     faulty = aiw.AISettings(home=saved.home, keyring=FaultyKeyring(keyring_file, fail_delete=True))
     faulty.save(azure(sandbox, NEW_KEY))
@@ -127,14 +128,27 @@ settings.save(aiw.AzureOpenAIIntegration(
 @pytest.mark.parametrize(
     "step, survivor",
     [("set:1", OLD_KEY), ("set:2", OLD_KEY), ("delete:1", NEW_KEY)],
-    ids=["killed after one key", "killed after all keys, before the record", "killed after the record, before the old keys go"],
+    ids=[
+        "killed after one key",
+        "killed after all keys, before the record",
+        "killed after the record, before the old keys go",
+    ],
 )
-def test_a_save_killed_between_steps_leaves_one_whole_integration(tmp_path, sandbox, saved, keyring_file, step, survivor):
+def test_a_save_killed_between_steps_leaves_one_whole_integration(
+    tmp_path, sandbox, saved, keyring_file, step, survivor
+):
     before = record(saved)
     stopped = tmp_path / "stopped"
-    env = dict(os.environ, AI_ADMIN_TEST_DIR=str(TESTS), AI_ADMIN_TEST_KEYRING=keyring_file,
-               AI_ADMIN_TEST_STOP_AFTER=step, AI_ADMIN_TEST_STOPPED=str(stopped),
-               ENDPOINT=sandbox.azure_endpoint, KEY=NEW_KEY, HOME_FOLDER=str(saved.home))
+    env = dict(
+        os.environ,
+        AI_ADMIN_TEST_DIR=str(TESTS),
+        AI_ADMIN_TEST_KEYRING=keyring_file,
+        AI_ADMIN_TEST_STOP_AFTER=step,
+        AI_ADMIN_TEST_STOPPED=str(stopped),
+        ENDPOINT=sandbox.azure_endpoint,
+        KEY=NEW_KEY,
+        HOME_FOLDER=str(saved.home),
+    )
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -183,10 +197,28 @@ def test_two_kernels_saving_at_once_one_wins_and_the_other_is_told(tmp_path, sav
     with aiw.Sandbox(latency_ms=1500) as slow:  # both checks are under way at the same time
         racers = []
         for who, key in (("alice", "sandbox-azure-ALICE-000000000000"), ("bob", "sandbox-azure-BOB-11111111111111")):
-            env = dict(os.environ, KEYRING_FILE=keyring_file, HOME_FOLDER=str(saved.home), WHO=who, KEY=key,
-                       ENDPOINT=slow.azure_endpoint, READY=str(tmp_path / f"ready-{who}"))
-            racers.append((who, key, subprocess.Popen([sys.executable, "-c", RACER], env=env, stdout=subprocess.PIPE,
-                                                      stderr=subprocess.PIPE, text=True)))
+            env = dict(
+                os.environ,
+                KEYRING_FILE=keyring_file,
+                HOME_FOLDER=str(saved.home),
+                WHO=who,
+                KEY=key,
+                ENDPOINT=slow.azure_endpoint,
+                READY=str(tmp_path / f"ready-{who}"),
+            )
+            racers.append(
+                (
+                    who,
+                    key,
+                    subprocess.Popen(
+                        [sys.executable, "-c", RACER],
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    ),
+                )
+            )
         results = {who: (key, process.communicate(timeout=120)) for who, key, process in racers}
 
     outcomes = {who: out.strip() for who, (_key, (out, _err)) in results.items()}
@@ -219,11 +251,24 @@ def test_two_admins_changing_the_admins_list_at_once_keep_both_changes(tmp_path)
     for round_number in range(3):
         folder = tmp_path / f"round-{round_number}"
         folder.mkdir()
-        changes = (("alice", "add_admin", f"carol{round_number}"), ("bob", "remove_admin", "dave" if round_number == 0 else f"carol{round_number - 1}"))
+        changes = (
+            ("alice", "add_admin", f"carol{round_number}"),
+            ("bob", "remove_admin", "dave" if round_number == 0 else f"carol{round_number - 1}"),
+        )
         processes = [
-            subprocess.Popen([sys.executable, "-c", ADMIN_CHANGE], env=dict(
-                os.environ, HOME_FOLDER=str(home), WHO=who, CHANGE=change, NAME=name, READY=str(folder / f"ready-{who}"),
-            ), stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", ADMIN_CHANGE],
+                env=dict(
+                    os.environ,
+                    HOME_FOLDER=str(home),
+                    WHO=who,
+                    CHANGE=change,
+                    NAME=name,
+                    READY=str(folder / f"ready-{who}"),
+                ),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for who, change, name in changes
         ]
         for process in processes:

@@ -50,6 +50,7 @@ expect.set_options(timeout=30_000)  # the kernel answers within seconds; a share
 
 # -- the server ----------------------------------------------------------------------------- #
 
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -72,7 +73,10 @@ def lab(tmp_path_factory):
         "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
         "@jupyterlab/apputils-extension/themes.jupyterlab-settings": {"theme": LIGHT},
     }.items():
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
@@ -80,14 +84,29 @@ def lab(tmp_path_factory):
     notebooks = root / "notebooks"
     notebooks.mkdir()
     port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_DATA_DIR=str(root / "data"),
-               JUPYTER_RUNTIME_DIR=str(root / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(root / "config"),
+        JUPYTER_DATA_DIR=str(root / "data"),
+        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
+    )
     env.pop("JUPYTERHUB_API_URL", None)
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={notebooks}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: wait on the kernel, not on sleeps
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={notebooks}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True",
+    ]  # window.jupyterapp: wait on the kernel, not on sleeps
     server = subprocess.Popen(command, env=env, stdout=open(root / "lab.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -126,9 +145,17 @@ def page(lab):
     shut_down_kernels(lab[0])
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
@@ -190,15 +217,15 @@ def save_notebook(page, path: Path) -> str:
     before = path.stat().st_mtime_ns
     page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Save Notebook").first.click()
-    page.wait_for_function(
-        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
-    )
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
     deadline = time.monotonic() + 30
     while path.stat().st_mtime_ns == before:
         assert time.monotonic() < deadline, "the notebook was not saved"
         time.sleep(0.1)
     text = path.read_text(encoding="utf-8")
-    assert '"application/vnd.jupyter.widget-state+json"' in text, "widget state was not saved: this check proves nothing"
+    assert '"application/vnd.jupyter.widget-state+json"' in text, (
+        "widget state was not saved: this check proves nothing"
+    )
     return text
 
 
@@ -212,7 +239,7 @@ def assert_no_part_of(key: str, text: str, when: str) -> None:
     """No piece of ``key``'s secret part longer than the 4-character hint appears in ``text``."""
     secret = key.lstrip(string.ascii_lowercase + string.digits + "-")
     size = HINT + 1
-    pieces = {secret[start:start + size] for start in range(len(secret) - size + 1)}
+    pieces = {secret[start : start + size] for start in range(len(secret) - size + 1)}
     found = sorted(piece for piece in pieces if piece in text)
     assert not found, f"the saved notebook holds part of the key ({when}): {len(found)} pieces of {size} characters"
 
@@ -253,6 +280,7 @@ def expect_buttons(page, shown: tuple[str, ...], hidden: tuple[str, ...]) -> Non
 
 # -- themes and screenshots --------------------------------------------------------------- #
 
+
 def set_theme(page, theme: str) -> None:
     page.evaluate("theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
     light = "true" if theme == LIGHT else "false"
@@ -288,9 +316,16 @@ _CONTRAST = """
 
 def assert_readable(page, theme: str) -> None:
     """Text in the panel stands out from what is behind it (WCAG contrast of at least 3:1)."""
-    selectors = [".aiw-panel .aiw-status", ".aiw-panel .aiw-input-label", ".aiw-panel .aiw-field-error span",
-                 ".aiw-panel .aiw-field-notice span", ".aiw-panel .aiw-warnings span", ".aiw-panel .aiw-health span",
-                 ".aiw-panel h3", ".aiw-panel .aiw-confirmation .widget-html-content"]
+    selectors = [
+        ".aiw-panel .aiw-status",
+        ".aiw-panel .aiw-input-label",
+        ".aiw-panel .aiw-field-error span",
+        ".aiw-panel .aiw-field-notice span",
+        ".aiw-panel .aiw-warnings span",
+        ".aiw-panel .aiw-health span",
+        ".aiw-panel h3",
+        ".aiw-panel .aiw-confirmation .widget-html-content",
+    ]
     ratios = page.evaluate(_CONTRAST, selectors)
     assert ratios, "nothing of the panel was found to measure"
     poor = {selector: round(ratio, 2) for selector, ratio in ratios.items() if ratio < 3}
@@ -310,6 +345,7 @@ def screenshots(page, name: str) -> None:
 
 
 # -- the tests ---------------------------------------------------------------------------- #
+
 
 def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(page, lab):
     path = open_quickstart(page, lab, "flows.ipynb")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
+from records import age_last_authentication
 
 import ai_admin_widgets as aiw
-from records import age_last_authentication
 
 
 @pytest.fixture
@@ -41,9 +41,7 @@ ENTRY_POINTS = {
 
 
 def ai_admin(env, *arguments, entry_point="python -m ai_admin_widgets"):
-    return subprocess.run(
-        [*ENTRY_POINTS[entry_point], *arguments], env=env, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([*ENTRY_POINTS[entry_point], *arguments], env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
@@ -96,10 +94,14 @@ def test_status_test_remove_and_history_with_their_exit_codes(environment, entry
 def test_home_may_follow_the_command_and_status_says_who_and_where(environment, tmp_path):
     env, settings = environment
     with aiw.Sandbox() as sandbox:
-        settings.save(aiw.AzureOpenAIIntegration.shared(
-            endpoint_url=sandbox.azure_endpoint, api_key=sandbox.azure_api_key,
-            language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small",
-        ))
+        settings.save(
+            aiw.AzureOpenAIIntegration.shared(
+                endpoint_url=sandbox.azure_endpoint,
+                api_key=sandbox.azure_api_key,
+                language_deployment_id="chat-gpt-4o",
+                embeddings_deployment_id="embeddings-3-small",
+            )
+        )
     home = env.pop("AI_ADMIN_HOME")
     shown = ai_admin(env, "status", "--home", home)
     assert shown.returncode == 0, shown.stderr
@@ -136,7 +138,9 @@ def test_history_lists_the_newest_events_as_json_and_never_a_key(environment):
     with aiw.Sandbox() as sandbox:
         settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
         try:
-            settings.save(aiw.OpenAIIntegration(api_key="sk-proj-not-the-right-key-0000", base_url=sandbox.openai_base_url))
+            settings.save(
+                aiw.OpenAIIntegration(api_key="sk-proj-not-the-right-key-0000", base_url=sandbox.openai_base_url)
+            )
         except aiw.VerificationFailed:
             pass
         settings.set_allowed(users="alice, bob")
@@ -175,7 +179,10 @@ def test_a_stale_integration_exits_0_with_a_warning_and_the_age_is_adjustable(en
 
     typo = ai_admin(env | {"AI_ADMIN_STALE_AFTER_DAYS": "a week"}, "status")
     assert typo.returncode == 0 and "Health: stale" in typo.stdout
-    assert "AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7 or 0.5 (it is 'a week'). Using 7 days." in typo.stdout
+    assert (
+        "AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7 or 0.5 (it is 'a week'). Using 7 days."
+        in typo.stdout
+    )
 
 
 @pytest.mark.parametrize(
@@ -183,8 +190,14 @@ def test_a_stale_integration_exits_0_with_a_warning_and_the_age_is_adjustable(en
     [
         (("history", "--limit", "0"), "argument --limit: must be a whole number of events, 1 or more (it is '0')"),
         (("history", "--limit", "ten"), "argument --limit: must be a whole number of events"),
-        (("status", "--stale-after-days", "-2"), "argument --stale-after-days: must be a number of days from one minute (0.0007) to 36500, such as 7"),
-        (("status", "--stale-after-days", "1e-12"), "argument --stale-after-days: must be a number of days from one minute"),
+        (
+            ("status", "--stale-after-days", "-2"),
+            "argument --stale-after-days: must be a number of days from one minute (0.0007) to 36500, such as 7",
+        ),
+        (
+            ("status", "--stale-after-days", "1e-12"),
+            "argument --stale-after-days: must be a number of days from one minute",
+        ),
     ],
 )
 def test_a_mistyped_option_value_is_named_and_exits_3(environment, arguments, message):
@@ -201,7 +214,10 @@ def test_help_names_every_command_and_what_stale_means(environment):
     for command in ("status", "test", "remove", "history"):
         assert command in overview.stdout
     status_help = " ".join(ai_admin(env, "status", "--help").stdout.split())
-    assert "Stale means the last authentication succeeded but is older than the stale age: status still exits 0" in status_help
+    assert (
+        "Stale means the last authentication succeeded but is older than the stale age: status still exits 0"
+        in status_help
+    )
 
 
 def test_a_settings_file_saved_in_another_encoding_is_damaged_and_remove_still_works(environment):
@@ -209,7 +225,9 @@ def test_a_settings_file_saved_in_another_encoding_is_damaged_and_remove_still_w
     with aiw.Sandbox() as sandbox:
         settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     record = settings.home / "settings.json"
-    record.write_bytes(record.read_bytes().replace(b'"revision"', b'"Jos\xe9": 1, "revision"', 1))  # a Latin-1 hand edit
+    record.write_bytes(
+        record.read_bytes().replace(b'"revision"', b'"Jos\xe9": 1, "revision"', 1)
+    )  # a Latin-1 hand edit
     shown = ai_admin(env, "status")
     assert shown.returncode == 3 and "is damaged" in shown.stderr and "Traceback" not in shown.stderr
     removed = ai_admin(env, "remove", "--yes")
@@ -254,8 +272,13 @@ def test_ctrl_c_during_a_test_is_one_line_not_a_traceback(environment):
         record["integration"]["base_url"] = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
         (settings.home / "settings.json").write_text(json.dumps(record), encoding="utf-8")
         before = (settings.home / "settings.json").read_bytes()
-        process = subprocess.Popen([sys.executable, "-m", "ai_admin_widgets", "test"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ai_admin_widgets", "test"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         silent.settimeout(60)
         connection, _ = silent.accept()  # the command is now waiting for an answer that never comes
         process.send_signal(signal.SIGINT)

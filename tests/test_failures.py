@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 import json
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -117,7 +118,9 @@ def target_path(integration, role: str) -> str:
 
 
 def renderings(report: aiw.VerificationReport) -> str:
-    return "\n".join([repr(report), str(report), report.summary(), report.model_dump_json(), *(c.message for c in report.checks)])
+    return "\n".join(
+        [repr(report), str(report), report.summary(), report.model_dump_json(), *(c.message for c in report.checks)]
+    )
 
 
 def requests_to(sandbox, path_suffix: str) -> list[dict]:
@@ -155,160 +158,299 @@ EMBEDDINGS = ("embeddings",)
 CASES: dict[str, Case] = {
     # The vendor refused the credentials.
     "invalid_api_key-azure": Case(
-        FailureCode.INVALID_API_KEY, lambda s, k: azure(s, key=k.azure), BOTH, "api_key",
+        FailureCode.INVALID_API_KEY,
+        lambda s, k: azure(s, key=k.azure),
+        BOTH,
+        "api_key",
         ("rejected the API Key", "Copy KEY 1 from the resource's Keys and Endpoint page"),
     ),
     "invalid_api_key-azure-sk-key": Case(
-        FailureCode.INVALID_API_KEY, lambda s, k: azure(s, key=k.openai), BOTH, "api_key", ("rejected the API Key", "KEY 1"),
+        FailureCode.INVALID_API_KEY,
+        lambda s, k: azure(s, key=k.openai),
+        BOTH,
+        "api_key",
+        ("rejected the API Key", "KEY 1"),
     ),
     "invalid_api_key-azure-gateway": Case(
-        FailureCode.INVALID_API_KEY, lambda s, k: azure(s, language="scenario-gateway-401"), LANGUAGE, "api_key",
+        FailureCode.INVALID_API_KEY,
+        lambda s, k: azure(s, language="scenario-gateway-401"),
+        LANGUAGE,
+        "api_key",
         ("rejected the API Key", "check that the Endpoint URL belongs to the same resource"),
     ),
     "invalid_api_key-openai": Case(
-        FailureCode.INVALID_API_KEY, lambda s, k: openai(s, api_key=k.openai), BOTH, "api_key",
+        FailureCode.INVALID_API_KEY,
+        lambda s, k: openai(s, api_key=k.openai),
+        BOTH,
+        "api_key",
         ("rejected the API Key", "Create a key on the API keys page of platform.openai.com"),
     ),
     "missing_permissions-openai": Case(
-        FailureCode.MISSING_PERMISSIONS, lambda s, k: openai(s, api_key=s.openai_scenario_key("missing_permissions")), BOTH, "api_key",
-        ("is valid but is not allowed to use the model", "Models (read)"), said="Missing scopes: api.model.read",
+        FailureCode.MISSING_PERMISSIONS,
+        lambda s, k: openai(s, api_key=s.openai_scenario_key("missing_permissions")),
+        BOTH,
+        "api_key",
+        ("is valid but is not allowed to use the model", "Models (read)"),
+        said="Missing scopes: api.model.read",
     ),
     "missing_permissions-azure-role": Case(
-        FailureCode.MISSING_PERMISSIONS, lambda s, k: azure(s, language="scenario-permission-denied"), LANGUAGE, "api_key",
+        FailureCode.MISSING_PERMISSIONS,
+        lambda s, k: azure(s, language="scenario-permission-denied"),
+        LANGUAGE,
+        "api_key",
         ("is valid but is not allowed to use the model", "'Cognitive Services OpenAI User' role"),
         said="Principal does not have access to API/Operation.",
     ),
     "missing_permissions-azure-firewall": Case(
-        FailureCode.MISSING_PERMISSIONS, lambda s, k: azure(s, embeddings="scenario-firewall"), EMBEDDINGS, "api_key",
-        ("is valid but is not allowed to use the model", "network access"), said="Virtual Network/Firewall rules",
+        FailureCode.MISSING_PERMISSIONS,
+        lambda s, k: azure(s, embeddings="scenario-firewall"),
+        EMBEDDINGS,
+        "api_key",
+        ("is valid but is not allowed to use the model", "network access"),
+        said="Virtual Network/Firewall rules",
     ),
     "wrong_organization-openai-organization": Case(
-        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-someone-else"), BOTH, "organization",
+        FailureCode.WRONG_ORGANIZATION,
+        lambda s, k: openai(s, organization="org-someone-else"),
+        BOTH,
+        "organization",
         ("Organization ID or Project ID does not match the API Key", "Leave Organization ID and Project ID empty"),
         said="OpenAI-Organization header should match",
     ),
     "wrong_organization-openai-project": Case(
-        FailureCode.WRONG_ORGANIZATION, lambda s, k: openai(s, organization="org-sandbox", project="proj_other"), BOTH, "project",
+        FailureCode.WRONG_ORGANIZATION,
+        lambda s, k: openai(s, organization="org-sandbox", project="proj_other"),
+        BOTH,
+        "project",
         ("Organization ID or Project ID does not match the API Key", "copy them from the settings"),
         said="OpenAI-Project header should match",
     ),
     # The vendor could not find, or will not serve, what the settings name.
     "model_not_available-openai": Case(
-        FailureCode.MODEL_NOT_AVAILABLE, lambda s, k: openai(s, language_model="gpt-9-imaginary"), LANGUAGE, "api_key",
+        FailureCode.MODEL_NOT_AVAILABLE,
+        lambda s, k: openai(s, language_model="gpt-9-imaginary"),
+        LANGUAGE,
+        "api_key",
         ("cannot use the model 'gpt-9-imaginary'", "Use a key from a project that has access to the model"),
         said="does not exist or you do not have access to it",
     ),
     "deployment_not_found-azure-language": Case(
-        FailureCode.DEPLOYMENT_NOT_FOUND, lambda s, k: azure(s, language="gpt-4o"), LANGUAGE, "deployment_id",
+        FailureCode.DEPLOYMENT_NOT_FOUND,
+        lambda s, k: azure(s, language="gpt-4o"),
+        LANGUAGE,
+        "deployment_id",
         ("has no deployment named 'gpt-4o'", "as listed under Deployments", "not the model's name"),
         said="The API deployment for this resource does not exist.",
     ),
     "deployment_not_found-azure-embeddings": Case(
-        FailureCode.DEPLOYMENT_NOT_FOUND, lambda s, k: azure(s, embeddings="text-embedding-3-small"), EMBEDDINGS, "deployment_id",
+        FailureCode.DEPLOYMENT_NOT_FOUND,
+        lambda s, k: azure(s, embeddings="text-embedding-3-small"),
+        EMBEDDINGS,
+        "deployment_id",
         ("has no deployment named 'text-embedding-3-small'", "as listed under Deployments"),
     ),
     "endpoint_not_found-azure": Case(
-        FailureCode.ENDPOINT_NOT_FOUND, lambda s, k: azure(s, endpoint=f"{s.azure_endpoint}/language"), BOTH, "endpoint_url",
-        ("answered 'Resource not found'", "with nothing after it"), said="Resource not found",
+        FailureCode.ENDPOINT_NOT_FOUND,
+        lambda s, k: azure(s, endpoint=f"{s.azure_endpoint}/language"),
+        BOTH,
+        "endpoint_url",
+        ("answered 'Resource not found'", "with nothing after it"),
+        said="Resource not found",
     ),
     "endpoint_not_found-openai": Case(
-        FailureCode.ENDPOINT_NOT_FOUND, lambda s, k: openai(s, base_url=s.url), BOTH, "base_url",
+        FailureCode.ENDPOINT_NOT_FOUND,
+        lambda s, k: openai(s, base_url=s.url),
+        BOTH,
+        "base_url",
         ("has no OpenAI API at that Base URL", "Use https://api.openai.com/v1"),
     ),
     "api_version_unsupported-azure": Case(
-        FailureCode.API_VERSION_UNSUPPORTED, lambda s, k: azure(s, api_version="2023-01-01-preview"), BOTH, "api_version",
-        ("API version 2023-01-01-preview is unknown", "Use a current API version: 2024-10-21"), said="API version not supported",
+        FailureCode.API_VERSION_UNSUPPORTED,
+        lambda s, k: azure(s, api_version="2023-01-01-preview"),
+        BOTH,
+        "api_version",
+        ("API version 2023-01-01-preview is unknown", "Use a current API version: 2024-10-21"),
+        said="API version not supported",
     ),
     "api_version_unsupported-azure-reasoning": Case(
-        FailureCode.API_VERSION_UNSUPPORTED, lambda s, k: azure(s, language="reasoning-o3-mini"), LANGUAGE, "api_version",
+        FailureCode.API_VERSION_UNSUPPORTED,
+        lambda s, k: azure(s, language="reasoning-o3-mini"),
+        LANGUAGE,
+        "api_version",
         ("too old for the deployed model", "Use API version 2024-12-01-preview or later, which this model needs"),
         said="enabled only for api versions 2024-12-01-preview and later",
     ),
     "wrong_model_type-azure": Case(
-        FailureCode.WRONG_MODEL_TYPE, lambda s, k: azure(s, language="embeddings-3-small", embeddings="chat-gpt-4o"), BOTH, "deployment_id",
-        ("serves another kind of model", "the two Deployment IDs may have been swapped"), said="operation does not work with the specified model",
+        FailureCode.WRONG_MODEL_TYPE,
+        lambda s, k: azure(s, language="embeddings-3-small", embeddings="chat-gpt-4o"),
+        BOTH,
+        "deployment_id",
+        ("serves another kind of model", "the two Deployment IDs may have been swapped"),
+        said="operation does not work with the specified model",
     ),
     "model_not_supported-azure-gpt-35-turbo": Case(
-        FailureCode.MODEL_NOT_SUPPORTED, lambda s, k: azure(s, language="chat-gpt-35-turbo"), LANGUAGE, "deployment_id",
+        FailureCode.MODEL_NOT_SUPPORTED,
+        lambda s, k: azure(s, language="chat-gpt-35-turbo"),
+        LANGUAGE,
+        "deployment_id",
         ("answers as gpt-35-turbo, but AI features need GPT-4 Turbo or later", "Deploy GPT-4 Turbo or later"),
     ),
     "model_not_supported-azure-ada-002": Case(
-        FailureCode.MODEL_NOT_SUPPORTED, lambda s, k: azure(s, embeddings="embeddings-ada-002"), EMBEDDINGS, "deployment_id",
-        ("answers as text-embedding-ada-002, but AI features need text-embedding-3-small", "Deploy text-embedding-3-small"),
+        FailureCode.MODEL_NOT_SUPPORTED,
+        lambda s, k: azure(s, embeddings="embeddings-ada-002"),
+        EMBEDDINGS,
+        "deployment_id",
+        (
+            "answers as text-embedding-ada-002, but AI features need text-embedding-3-small",
+            "Deploy text-embedding-3-small",
+        ),
     ),
     "model_not_supported-openai-gpt-3.5-turbo": Case(
-        FailureCode.MODEL_NOT_SUPPORTED, lambda s, k: openai(s, language_model="gpt-3.5-turbo"), LANGUAGE, "api_key",
+        FailureCode.MODEL_NOT_SUPPORTED,
+        lambda s, k: openai(s, language_model="gpt-3.5-turbo"),
+        LANGUAGE,
+        "api_key",
         ("answers as gpt-3.5-turbo, but AI features need GPT-4 Turbo or later", "Use GPT-4 Turbo or later"),
     ),
     # The vendor is busy, out of quota, or failing.
     "quota_exceeded-openai": Case(
-        FailureCode.QUOTA_EXCEEDED, lambda s, k: openai(s, api_key=s.openai_scenario_key("quota_exceeded")), BOTH, "api_key",
-        ("used up its quota or credit", "Billing page of platform.openai.com"), said="You exceeded your current quota",
+        FailureCode.QUOTA_EXCEEDED,
+        lambda s, k: openai(s, api_key=s.openai_scenario_key("quota_exceeded")),
+        BOTH,
+        "api_key",
+        ("used up its quota or credit", "Billing page of platform.openai.com"),
+        said="You exceeded your current quota",
     ),
     "quota_exceeded-azure": Case(
-        FailureCode.QUOTA_EXCEEDED, lambda s, k: azure(s, language="scenario-quota"), LANGUAGE, "api_key",
-        ("used up its quota or credit", "Raise the deployment's quota in Azure AI Foundry (Quotas)"), said="You exceeded your current quota",
+        FailureCode.QUOTA_EXCEEDED,
+        lambda s, k: azure(s, language="scenario-quota"),
+        LANGUAGE,
+        "api_key",
+        ("used up its quota or credit", "Raise the deployment's quota in Azure AI Foundry (Quotas)"),
+        said="You exceeded your current quota",
     ),
     "rate_limited-azure": Case(
-        FailureCode.RATE_LIMITED, lambda s, k: azure(s, language="scenario-rate-limited-long"), LANGUAGE, "deployment_id",
-        ("limiting requests", "asks to wait 60 seconds", "Wait 60 seconds and Save again"), said="Please retry after 60 seconds.",
+        FailureCode.RATE_LIMITED,
+        lambda s, k: azure(s, language="scenario-rate-limited-long"),
+        LANGUAGE,
+        "deployment_id",
+        ("limiting requests", "asks to wait 60 seconds", "Wait 60 seconds and Save again"),
+        said="Please retry after 60 seconds.",
     ),
     "rate_limited-openai": Case(
-        FailureCode.RATE_LIMITED, lambda s, k: openai(s, api_key=s.openai_scenario_key("rate_limited")), BOTH, "api_key",
-        ("limiting requests", "Wait 60 seconds and Save again"), said="Please try again in 60s.",
+        FailureCode.RATE_LIMITED,
+        lambda s, k: openai(s, api_key=s.openai_scenario_key("rate_limited")),
+        BOTH,
+        "api_key",
+        ("limiting requests", "Wait 60 seconds and Save again"),
+        said="Please try again in 60s.",
     ),
     "server_error-azure": Case(
-        FailureCode.SERVER_ERROR, lambda s, k: azure(s, language="scenario-server-error"), LANGUAGE, "endpoint_url",
-        ("answered with a server error (HTTP 500)", "wait a few minutes and Save again"), said="The server had an error",
+        FailureCode.SERVER_ERROR,
+        lambda s, k: azure(s, language="scenario-server-error"),
+        LANGUAGE,
+        "endpoint_url",
+        ("answered with a server error (HTTP 500)", "wait a few minutes and Save again"),
+        said="The server had an error",
     ),
     "server_error-openai": Case(
-        FailureCode.SERVER_ERROR, lambda s, k: openai(s, language_model="scenario-server-error"), LANGUAGE, "base_url",
-        ("answered with a server error (HTTP 500)", "wait a few minutes and Save again"), said="The server had an error",
+        FailureCode.SERVER_ERROR,
+        lambda s, k: openai(s, language_model="scenario-server-error"),
+        LANGUAGE,
+        "base_url",
+        ("answered with a server error (HTTP 500)", "wait a few minutes and Save again"),
+        said="The server had an error",
     ),
     # The network between the kernel and the vendor.
     "timeout-azure": Case(
-        FailureCode.TIMEOUT, lambda s, k: azure(s, language="scenario-slow"), LANGUAGE, "endpoint_url",
-        ("did not answer within 2 seconds", "a firewall or proxy may be in the way"), answered=False, timeouts=SLOW_CHECK,
+        FailureCode.TIMEOUT,
+        lambda s, k: azure(s, language="scenario-slow"),
+        LANGUAGE,
+        "endpoint_url",
+        ("did not answer within 2 seconds", "a firewall or proxy may be in the way"),
+        answered=False,
+        timeouts=SLOW_CHECK,
     ),
     "timeout-openai": Case(
-        FailureCode.TIMEOUT, lambda s, k: openai(s, embeddings_model="scenario-slow"), EMBEDDINGS, "base_url",
-        ("did not answer within 2 seconds", "Check the Endpoint URL"), answered=False, timeouts=SLOW_CHECK,
+        FailureCode.TIMEOUT,
+        lambda s, k: openai(s, embeddings_model="scenario-slow"),
+        EMBEDDINGS,
+        "base_url",
+        ("did not answer within 2 seconds", "Check the Endpoint URL"),
+        answered=False,
+        timeouts=SLOW_CHECK,
     ),
     "timeout-azure-unresponsive-endpoint": Case(
-        FailureCode.TIMEOUT, lambda s, k: azure(s, endpoint=s.unresponsive_endpoint), BOTH, "endpoint_url",
-        ("did not answer within 2 seconds", "a firewall or proxy may be in the way"), answered=False, timeouts=SLOW_CHECK,
+        FailureCode.TIMEOUT,
+        lambda s, k: azure(s, endpoint=s.unresponsive_endpoint),
+        BOTH,
+        "endpoint_url",
+        ("did not answer within 2 seconds", "a firewall or proxy may be in the way"),
+        answered=False,
+        timeouts=SLOW_CHECK,
     ),
     "dns_failure-azure": Case(
-        FailureCode.DNS_FAILURE, lambda s, k: azure(s, endpoint=s.unknown_host_endpoint), BOTH, "endpoint_url",
-        ("host name no-such-resource.openai.azure.invalid could not be found", "Check the Endpoint URL for typos"), answered=False,
+        FailureCode.DNS_FAILURE,
+        lambda s, k: azure(s, endpoint=s.unknown_host_endpoint),
+        BOTH,
+        "endpoint_url",
+        ("host name no-such-resource.openai.azure.invalid could not be found", "Check the Endpoint URL for typos"),
+        answered=False,
     ),
     "dns_failure-openai": Case(
-        FailureCode.DNS_FAILURE, lambda s, k: openai(s, base_url=f"{s.unknown_host_endpoint}/v1"), BOTH, "base_url",
-        ("could not be found", "check that this server's DNS knows the name"), answered=False,
+        FailureCode.DNS_FAILURE,
+        lambda s, k: openai(s, base_url=f"{s.unknown_host_endpoint}/v1"),
+        BOTH,
+        "base_url",
+        ("could not be found", "check that this server's DNS knows the name"),
+        answered=False,
     ),
     "connection_failed-azure": Case(
-        FailureCode.CONNECTION_FAILED, lambda s, k: azure(s, endpoint=s.refused_endpoint), BOTH, "endpoint_url",
-        ("Could not connect to 127.0.0.1:", "your proxy (HTTPS_PROXY)"), answered=False,
+        FailureCode.CONNECTION_FAILED,
+        lambda s, k: azure(s, endpoint=s.refused_endpoint),
+        BOTH,
+        "endpoint_url",
+        ("Could not connect to 127.0.0.1:", "your proxy (HTTPS_PROXY)"),
+        answered=False,
     ),
     "connection_failed-openai": Case(
-        FailureCode.CONNECTION_FAILED, lambda s, k: openai(s, base_url=f"{s.refused_endpoint}/v1"), BOTH, "base_url",
-        ("Could not connect to 127.0.0.1:", "Check the Endpoint URL"), answered=False,
+        FailureCode.CONNECTION_FAILED,
+        lambda s, k: openai(s, base_url=f"{s.refused_endpoint}/v1"),
+        BOTH,
+        "base_url",
+        ("Could not connect to 127.0.0.1:", "Check the Endpoint URL"),
+        answered=False,
     ),
     # The answer itself.
     "unexpected_response-azure-html": Case(
-        FailureCode.UNEXPECTED_RESPONSE, lambda s, k: azure(s, language="scenario-proxy-html"), LANGUAGE, "endpoint_url",
+        FailureCode.UNEXPECTED_RESPONSE,
+        lambda s, k: azure(s, language="scenario-proxy-html"),
+        LANGUAGE,
+        "endpoint_url",
         ("sent a web page (HTML)", "not at a web page or a proxy's sign-in page"),
     ),
     "unexpected_response-azure-wrong-shape": Case(
-        FailureCode.UNEXPECTED_RESPONSE, lambda s, k: azure(s, embeddings="scenario-wrong-shape"), EMBEDDINGS, "endpoint_url",
-        ("sent an answer with HTTP status 200 instead of an OpenAI API response", "points at the OpenAI or Azure OpenAI API itself"),
+        FailureCode.UNEXPECTED_RESPONSE,
+        lambda s, k: azure(s, embeddings="scenario-wrong-shape"),
+        EMBEDDINGS,
+        "endpoint_url",
+        (
+            "sent an answer with HTTP status 200 instead of an OpenAI API response",
+            "points at the OpenAI or Azure OpenAI API itself",
+        ),
     ),
     "unexpected_response-openai-html": Case(
-        FailureCode.UNEXPECTED_RESPONSE, lambda s, k: openai(s, language_model="scenario-proxy-html"), LANGUAGE, "base_url",
+        FailureCode.UNEXPECTED_RESPONSE,
+        lambda s, k: openai(s, language_model="scenario-proxy-html"),
+        LANGUAGE,
+        "base_url",
         ("sent a web page (HTML)", "proxy's sign-in page"),
     ),
     "unexpected_response-openai-wrong-shape": Case(
-        FailureCode.UNEXPECTED_RESPONSE, lambda s, k: openai(s, language_model="scenario-wrong-shape"), LANGUAGE, "base_url",
+        FailureCode.UNEXPECTED_RESPONSE,
+        lambda s, k: openai(s, language_model="scenario-wrong-shape"),
+        LANGUAGE,
+        "base_url",
         ("instead of an OpenAI API response",),
     ),
 }
@@ -383,7 +525,10 @@ def test_short_rate_limit_is_retried_once_per_operation_and_passes(sandbox):
 @pytest.mark.parametrize("provider", ["azure", "openai"])
 def test_long_rate_limit_is_reported_at_once_saying_to_wait_60_seconds(sandbox, provider):
     if provider == "azure":
-        integration, path = azure(sandbox, language="scenario-rate-limited-long"), "/scenario-rate-limited-long/chat/completions"
+        integration, path = (
+            azure(sandbox, language="scenario-rate-limited-long"),
+            "/scenario-rate-limited-long/chat/completions",
+        )
     else:
         integration, path = openai(sandbox, api_key=sandbox.openai_scenario_key("rate_limited")), "/v1/models/gpt-4o"
     report = verify_guarded(integration, timeouts=Timeouts(retry_budget=2))
@@ -506,7 +651,9 @@ def test_untrusted_certificate_is_tls_error_mentioning_the_proxy_certificate_aut
 
 
 @pytest.mark.parametrize("provider", ["azure", "openai"])
-def test_ssl_cert_file_naming_the_proxy_certificate_authority_makes_the_same_check_pass(tls_sandbox, monkeypatch, provider):
+def test_ssl_cert_file_naming_the_proxy_certificate_authority_makes_the_same_check_pass(
+    tls_sandbox, monkeypatch, provider
+):
     integration = azure(tls_sandbox) if provider == "azure" else openai(tls_sandbox)
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_sandbox.ca_bundle))
     report = verify_guarded(integration)
@@ -606,7 +753,7 @@ def test_a_proxy_that_refuses_is_named(monkeypatch):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class NeedsLogin(BaseHTTPRequestHandler):
-        def do_CONNECT(self):  # noqa: N802
+        def do_CONNECT(self):
             self.send_response(407)
             self.send_header("proxy-authenticate", 'Basic realm="corp"')
             self.send_header("content-length", "0")
@@ -620,8 +767,10 @@ def test_a_proxy_that_refuses_is_named(monkeypatch):
     try:
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
         integration = aiw.AzureOpenAIIntegration.shared(
-            endpoint_url="https://my-resource.openai.azure.com", api_key="sandbox-azure-proxy-test-0000",
-            language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small",
+            endpoint_url="https://my-resource.openai.azure.com",
+            api_key="sandbox-azure-proxy-test-0000",
+            language_deployment_id="chat-gpt-4o",
+            embeddings_deployment_id="embeddings-3-small",
         )
         check = verify(integration).check("language")
     finally:
@@ -632,17 +781,19 @@ def test_a_proxy_that_refuses_is_named(monkeypatch):
 
 
 def test_part_of_a_key_echoed_by_the_service_is_hidden():
-    from ai_admin_widgets.verify import _VendorError, _vendor_text
+    from ai_admin_widgets.verify import _vendor_text, _VendorError
 
     key = "sandbox-azure-LEAKMARKa1b2c3d4e5f6"
-    said = _vendor_text(_VendorError(message="The key LEAKMARKa1b2c3d4e5 is not allowed; you exceeded your quota."), key)
+    said = _vendor_text(
+        _VendorError(message="The key LEAKMARKa1b2c3d4e5 is not allowed; you exceeded your quota."), key
+    )
     assert "LEAKMARK" not in said and "[hidden]" in said
     assert "exceeded your quota" in said
 
 
 @pytest.mark.parametrize("masked", ["sk-abc***wxyz", "sk-proj-********************wxyz", "abcd****wxyz"])
 def test_a_masked_key_in_the_service_message_is_hidden(masked):
-    from ai_admin_widgets.verify import _VendorError, _vendor_text
+    from ai_admin_widgets.verify import _vendor_text, _VendorError
 
     said = _vendor_text(_VendorError(message=f"Incorrect API key provided: {masked}. Check it."), "unrelated")
     assert masked not in said and "[hidden]" in said
@@ -654,10 +805,14 @@ def test_a_service_that_echoes_the_key_never_gets_it_shown_or_stored(echo, tmp_p
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Echo(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             key = self.headers.get("api-key", "")
             self.rfile.read(int(self.headers.get("content-length") or 0))
-            status, body, headers = 200, {"model": "text-embedding-3-small", "data": [{"embedding": [0.1]}], "choices": []}, {}
+            status, body, headers = (
+                200,
+                {"model": "text-embedding-3-small", "data": [{"embedding": [0.1]}], "choices": []},
+                {},
+            )
             if echo == "model":
                 body["model"] = f"gpt-4o-{key}"
             elif echo == "location":
@@ -685,8 +840,10 @@ def test_a_service_that_echoes_the_key_never_gets_it_shown_or_stored(echo, tmp_p
     try:
         settings = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring)
         integration = aiw.AzureOpenAIIntegration.shared(
-            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", api_key=key,
-            language_deployment_id="chat", embeddings_deployment_id="emb",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            api_key=key,
+            language_deployment_id="chat",
+            embeddings_deployment_id="emb",
         )
         try:
             settings.save(integration)

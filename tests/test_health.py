@@ -74,7 +74,12 @@ def test_duration_in_words(delta, words):
 def test_stale_age_is_read_in_days_and_a_typo_is_named():
     assert parse_stale_after_days(" 0.5 ") == timedelta(hours=12)
     for typo in ("seven", "-1", "0", "1e-12", "nan", "inf", ""):
-        with pytest.raises(ValueError, match=re.escape("AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                "AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute (0.0007) to 36500, such as 7"
+            ),
+        ):
             parse_stale_after_days(typo)
 
 
@@ -97,7 +102,9 @@ def test_a_save_is_an_authentication_that_ages_into_stale(tmp_path, file_keyring
     saved_at = save_openai(settings, sandbox).last_authenticated_at
 
     def status_after(elapsed, **options):
-        later = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, clock=clock_at(saved_at + elapsed), **options)
+        later = aiw.AISettings(
+            home=tmp_path / "store", keyring=file_keyring, clock=clock_at(saved_at + elapsed), **options
+        )
         return later.status()
 
     fresh = status_after(timedelta(hours=3))
@@ -125,14 +132,18 @@ def test_a_failed_test_is_recorded_with_its_codes_and_flags_the_integration(sett
     assert status.last_authentication_codes == ("connection_failed",)  # once, though both models failed
     assert status.last_authentication_summary == "Last authenticated just now: failed (connection_failed)"
     assert "failed (connection_failed)" in status.health_problem()
-    later = aiw.AISettings(home=settings.home, keyring=file_keyring, clock=clock_at(status.last_authenticated_at + timedelta(days=30)))
+    later = aiw.AISettings(
+        home=settings.home, keyring=file_keyring, clock=clock_at(status.last_authenticated_at + timedelta(days=30))
+    )
     assert later.status().health is aiw.Health.FAILING  # failing wins over stale
     assert later.status().stale
 
 
 def test_a_passing_test_clears_a_recorded_failure(settings, sandbox):
     status = save_openai(settings, sandbox)
-    SettingsStore(settings.home, None).record_authentication(ok=False, revision=status.revision, codes=["invalid_api_key", "invalid_api_key"])
+    SettingsStore(settings.home, None).record_authentication(
+        ok=False, revision=status.revision, codes=["invalid_api_key", "invalid_api_key"]
+    )
     assert settings.status().last_authentication_summary.endswith("failed (invalid_api_key)")
     assert settings.test().ok
     assert settings.status().health is aiw.Health.OK
@@ -151,7 +162,9 @@ def test_a_record_without_an_authentication_is_stale_and_says_so(settings, sandb
     assert status.health_problem() == "The saved credentials have no authentication on record."
 
 
-def test_the_stale_age_comes_from_the_environment_and_a_typo_there_is_a_warning(settings, sandbox, monkeypatch, file_keyring):
+def test_the_stale_age_comes_from_the_environment_and_a_typo_there_is_a_warning(
+    settings, sandbox, monkeypatch, file_keyring
+):
     saved_at = save_openai(settings, sandbox).last_authenticated_at
     monkeypatch.setenv("AI_ADMIN_STALE_AFTER_DAYS", "1")
     one_day = aiw.AISettings(home=settings.home, keyring=file_keyring, clock=clock_at(saved_at + timedelta(days=2)))
@@ -163,8 +176,10 @@ def test_the_stale_age_comes_from_the_environment_and_a_typo_there_is_a_warning(
     assert typo.stale_after == timedelta(days=7)
     status = typo.status()
     assert status.health is aiw.Health.OK
-    assert any("AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute" in warning and "Using 7 days" in warning
-               for warning in status.warnings)
+    assert any(
+        "AI_ADMIN_STALE_AFTER_DAYS must be a number of days from one minute" in warning and "Using 7 days" in warning
+        for warning in status.warnings
+    )
 
 
 @pytest.mark.parametrize("wrong", [timedelta(0), timedelta(days=-1), 7])
@@ -184,8 +199,11 @@ def test_status_json_carries_health_and_the_phrase(settings, sandbox):
 def test_a_last_authentication_recorded_in_the_future_is_a_clock_problem_not_fresh_forever():
     now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
     status = aiw.IntegrationStatus(
-        configured=True, provider=aiw.Provider.OPENAI, checked_at=now,
-        last_authenticated_at=now + timedelta(days=30), last_authentication_ok=True,
+        configured=True,
+        provider=aiw.Provider.OPENAI,
+        checked_at=now,
+        last_authenticated_at=now + timedelta(days=30),
+        last_authentication_ok=True,
     )
     assert status.health is aiw.models.Health.STALE
     assert "recorded in the future" in status.health_problem() and "clock" in status.health_problem()
@@ -195,8 +213,10 @@ def test_a_last_authentication_recorded_in_the_future_is_a_clock_problem_not_fre
 
 def test_times_with_another_offset_are_shown_in_utc():
     status = aiw.IntegrationStatus(
-        configured=True, provider=aiw.Provider.OPENAI,
-        last_authenticated_at=datetime.fromisoformat("2026-11-29T23:59:00+05:00"), last_authentication_ok=True,
+        configured=True,
+        provider=aiw.Provider.OPENAI,
+        last_authenticated_at=datetime.fromisoformat("2026-11-29T23:59:00+05:00"),
+        last_authentication_ok=True,
         updated_at=datetime.fromisoformat("2026-11-29T23:59:00+05:00"),
     )
     assert status.updated_at == datetime(2026, 11, 29, 18, 59, tzinfo=timezone.utc)

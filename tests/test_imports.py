@@ -40,7 +40,10 @@ def test_the_version_and_the_list_of_names_need_nothing_loaded():
 @pytest.mark.parametrize(
     ("name", "not_loaded"),
     [
-        ("OpenAIIntegration", {"httpx", "keyring", "ipywidgets", "anywidget", "ai_admin_widgets.store", "ai_admin_widgets.sandbox"}),
+        (
+            "OpenAIIntegration",
+            {"httpx", "keyring", "ipywidgets", "anywidget", "ai_admin_widgets.store", "ai_admin_widgets.sandbox"},
+        ),
         ("AISettings", {"ipywidgets", "anywidget", "ai_admin_widgets.sandbox", "ai_admin_widgets.widgets"}),
         ("Sandbox", {"httpx", "keyring", "ipywidgets", "ai_admin_widgets.store"}),
     ],
@@ -52,7 +55,10 @@ def test_a_name_loads_what_it_needs_and_not_the_rest(name, not_loaded):
 
 def test_an_unknown_name_is_an_attribute_error_naming_it():
     finished = subprocess.run(
-        [sys.executable, "-c", "import ai_admin_widgets as aiw; aiw.AISetings"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", "import ai_admin_widgets as aiw; aiw.AISetings"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert finished.returncode == 1
     assert "has no attribute 'AISetings'" in finished.stderr

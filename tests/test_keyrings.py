@@ -23,8 +23,9 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import keyring
 import keyring.backend
@@ -33,6 +34,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.backends.chainer import ChainerBackend
 from keyrings.alt.file import PlaintextKeyring
+from test_store import azure, new_key  # the same integration and marker keys as the file-keyring tests
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets import store as store_module
@@ -44,7 +46,6 @@ from ai_admin_widgets.store import (
     default_keyring,
     prepare_keyring,
 )
-from test_store import azure, new_key  # the same integration and marker keys as the file-keyring tests
 
 MODELS = {"language": "gpt-4o", "embeddings": "text-embedding-3-small"}
 PASSWORD = "correct horse battery staple"
@@ -396,7 +397,9 @@ def test_round_trip_through_cryptfile_with_its_password_from_the_environment(cry
 def test_cryptfile_holds_keys_encrypted(cryptfile, tmp_path, monkeypatch):
     monkeypatch.setenv(CRYPTFILE_PASSWORD_ENV, PASSWORD)
     key = new_key()
-    SettingsStore(tmp_path / "store", cryptfile()).save(aiw.OpenAIIntegration(api_key=key), actor="alice", models=MODELS)
+    SettingsStore(tmp_path / "store", cryptfile()).save(
+        aiw.OpenAIIntegration(api_key=key), actor="alice", models=MODELS
+    )
     stored = Path(cryptfile().file_path).read_text(encoding="utf-8")
     assert SERVICE_NAME in stored.replace("_2D", "-")  # an entry is there (ini-escaped)...
     assert key not in stored and key[-12:] not in stored  # ...but not the key
@@ -405,7 +408,9 @@ def test_cryptfile_holds_keys_encrypted(cryptfile, tmp_path, monkeypatch):
 def test_cryptfile_with_a_wrong_password_says_so(cryptfile, tmp_path, monkeypatch):
     monkeypatch.setenv(CRYPTFILE_PASSWORD_ENV, PASSWORD)
     key = new_key()
-    SettingsStore(tmp_path / "store", cryptfile()).save(aiw.OpenAIIntegration(api_key=key), actor="alice", models=MODELS)
+    SettingsStore(tmp_path / "store", cryptfile()).save(
+        aiw.OpenAIIntegration(api_key=key), actor="alice", models=MODELS
+    )
     monkeypatch.setenv(CRYPTFILE_PASSWORD_ENV, "not the password")
     with pytest.raises(aiw.KeyringUnavailable, match=f"{CRYPTFILE_PASSWORD_ENV} does not open the keyring file"):
         SettingsStore(tmp_path / "store", cryptfile()).load()

@@ -37,7 +37,12 @@ def deployment_errors(**fields) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://api.example.com/v1", "http://my-resource.openai.azure.com", "http://localhost.example.com/v1", "http://10.0.0.1/v1"],
+    [
+        "http://api.example.com/v1",
+        "http://my-resource.openai.azure.com",
+        "http://localhost.example.com/v1",
+        "http://10.0.0.1/v1",
+    ],
 )
 def test_http_to_a_non_loopback_host_is_rejected(url):
     assert "use https://" in openai_errors(base_url=url)["base_url"]
@@ -111,7 +116,10 @@ def test_api_key_is_stripped_of_surrounding_whitespace():
 
 
 def test_api_key_given_as_secretstr_is_accepted():
-    assert aiw.OpenAIIntegration(api_key=SecretStr(" sk-test-0123456789 ")).api_key.get_secret_value() == "sk-test-0123456789"
+    assert (
+        aiw.OpenAIIntegration(api_key=SecretStr(" sk-test-0123456789 ")).api_key.get_secret_value()
+        == "sk-test-0123456789"
+    )
 
 
 @pytest.mark.parametrize("key", ["", "   ", "\n\t"])
@@ -144,7 +152,11 @@ def test_api_key_that_is_not_text_is_rejected():
 @pytest.mark.parametrize("version", ["2024-10-21", "2024-10-01-preview"])
 def test_valid_api_version_is_kept(version):
     integration = aiw.AzureOpenAIIntegration.shared(
-        endpoint_url=AZURE, api_key="k" * 32, language_deployment_id="gpt-4o", embeddings_deployment_id="emb-3", api_version=version
+        endpoint_url=AZURE,
+        api_key="k" * 32,
+        language_deployment_id="gpt-4o",
+        embeddings_deployment_id="emb-3",
+        api_version=version,
     )
     assert integration.api_version == version
 
@@ -153,7 +165,11 @@ def test_valid_api_version_is_kept(version):
 def test_invalid_api_version_is_rejected_with_an_example(version):
     with pytest.raises(ValidationError) as caught:
         aiw.AzureOpenAIIntegration.shared(
-            endpoint_url=AZURE, api_key="k" * 32, language_deployment_id="gpt-4o", embeddings_deployment_id="emb-3", api_version=version
+            endpoint_url=AZURE,
+            api_key="k" * 32,
+            language_deployment_id="gpt-4o",
+            embeddings_deployment_id="emb-3",
+            api_version=version,
         )
     errors = field_errors(caught.value)
     assert list(errors) == ["api_version"]
@@ -242,7 +258,9 @@ def test_shared_uses_one_endpoint_and_key_for_both_deployments(marker_key):
 def test_separate_deployments_do_not_count_as_shared():
     integration = aiw.AzureOpenAIIntegration(
         language_model=aiw.AzureDeployment(endpoint_url=AZURE, deployment_id="gpt-4o", api_key="a" * 32),
-        embeddings_model=aiw.AzureDeployment(endpoint_url="https://other.openai.azure.com", deployment_id="emb-3", api_key="b" * 32),
+        embeddings_model=aiw.AzureDeployment(
+            endpoint_url="https://other.openai.azure.com", deployment_id="emb-3", api_key="b" * 32
+        ),
     )
     assert not integration.uses_shared_endpoint
 
@@ -250,10 +268,14 @@ def test_separate_deployments_do_not_count_as_shared():
 @pytest.mark.parametrize(
     "integration",
     [
-        aiw.OpenAIIntegration(api_key="sk-roundtrip-0123456789", language_model="gpt-4.1", organization="org-1", project="proj_1"),
+        aiw.OpenAIIntegration(
+            api_key="sk-roundtrip-0123456789", language_model="gpt-4.1", organization="org-1", project="proj_1"
+        ),
         aiw.AzureOpenAIIntegration(
             language_model=aiw.AzureDeployment(endpoint_url=AZURE, deployment_id="gpt-4o", api_key="a" * 32),
-            embeddings_model=aiw.AzureDeployment(endpoint_url="https://other.openai.azure.com", deployment_id="emb-3", api_key="b" * 32),
+            embeddings_model=aiw.AzureDeployment(
+                endpoint_url="https://other.openai.azure.com", deployment_id="emb-3", api_key="b" * 32
+            ),
             api_version="2024-10-01-preview",
         ),
     ],
@@ -330,4 +352,7 @@ def test_property_valid_deployment_ids_round_trip_unchanged(deployment_id):
     deployment = aiw.AzureDeployment(endpoint_url=AZURE, deployment_id=deployment_id, api_key="k" * 32)
     assert deployment.deployment_id == deployment_id
     integration = aiw.AzureOpenAIIntegration(language_model=deployment, embeddings_model=deployment)
-    assert parse_integration(integration.public_fields(), integration.secrets()).language_model.deployment_id == deployment_id
+    assert (
+        parse_integration(integration.public_fields(), integration.secrets()).language_model.deployment_id
+        == deployment_id
+    )

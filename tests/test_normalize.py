@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 import ai_admin_widgets as aiw
-from ai_admin_widgets.models import DEFAULT_AZURE_API_VERSION, looks_like_key, field_errors, parse_integration
+from ai_admin_widgets.models import DEFAULT_AZURE_API_VERSION, field_errors, looks_like_key, parse_integration
 from ai_admin_widgets.normalize import azure_host_notices, judge_model
 
 RESOURCE = "https://contoso.openai.azure.com"
@@ -87,33 +87,43 @@ def test_target_uri_with_the_same_deployment_id_typed_is_accepted(azure_key):
 
 
 def test_target_uri_naming_another_deployment_than_the_one_typed_is_an_error_on_the_deployment_id(azure_key):
-    problems = errors_of(lambda: integration(azure_key, language_model={"endpoint_url": TARGET_CHAT, "deployment_id": "gpt4-prod"}))
+    problems = errors_of(
+        lambda: integration(azure_key, language_model={"endpoint_url": TARGET_CHAT, "deployment_id": "gpt4-prod"})
+    )
     assert list(problems) == ["language_model.deployment_id"]
     assert "'gpt4-prod' differs from the deployment 'my-gpt-4o'" in problems["language_model.deployment_id"]
 
 
 def test_target_uri_api_version_conflicting_with_an_explicit_one_is_an_error_on_api_version(azure_key):
     problems = errors_of(
-        lambda: integration(azure_key, api_version="2024-06-01", language_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""})
+        lambda: integration(
+            azure_key, api_version="2024-06-01", language_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""}
+        )
     )
     assert "api_version" in problems
     assert "2024-06-01 differs from api-version 2024-08-01-preview" in problems["api_version"]
 
 
 def test_target_uri_api_version_equal_to_the_explicit_one_is_accepted_without_a_version_notice(azure_key):
-    model = integration(azure_key, api_version="2024-08-01-preview", language_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""})
+    model = integration(
+        azure_key, api_version="2024-08-01-preview", language_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""}
+    )
     assert model.api_version == "2024-08-01-preview"
     assert notices_at(model, "api_version") == []
 
 
 def test_embeddings_target_uri_under_the_language_model_is_an_error_on_its_endpoint_url(azure_key):
-    problems = errors_of(lambda: integration(azure_key, language_model={"endpoint_url": TARGET_EMBEDDINGS, "deployment_id": ""}))
+    problems = errors_of(
+        lambda: integration(azure_key, language_model={"endpoint_url": TARGET_EMBEDDINGS, "deployment_id": ""})
+    )
     assert "language_model.endpoint_url" in problems
     assert "paste it under Embeddings model" in problems["language_model.endpoint_url"]
 
 
 def test_chat_target_uri_under_the_embeddings_model_is_an_error_on_its_endpoint_url(azure_key):
-    problems = errors_of(lambda: integration(azure_key, embeddings_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""}))
+    problems = errors_of(
+        lambda: integration(azure_key, embeddings_model={"endpoint_url": TARGET_CHAT, "deployment_id": ""})
+    )
     assert "embeddings_model.endpoint_url" in problems
     assert "paste it under Language model" in problems["embeddings_model.endpoint_url"]
 
@@ -131,7 +141,9 @@ def test_shared_with_a_chat_target_uri_fills_the_language_deployment_and_not_the
     assert notices_at(model, "embeddings_model.deployment_id") == []
 
 
-def test_shared_with_a_chat_target_uri_and_no_embeddings_deployment_is_an_error_on_the_embeddings_deployment_id(azure_key):
+def test_shared_with_a_chat_target_uri_and_no_embeddings_deployment_is_an_error_on_the_embeddings_deployment_id(
+    azure_key,
+):
     problems = errors_of(
         lambda: aiw.AzureOpenAIIntegration.shared(
             endpoint_url=TARGET_CHAT, api_key=azure_key, language_deployment_id="", embeddings_deployment_id=""
@@ -143,7 +155,10 @@ def test_shared_with_a_chat_target_uri_and_no_embeddings_deployment_is_an_error_
 
 def test_shared_with_an_embeddings_target_uri_fills_the_embeddings_deployment(azure_key):
     model = aiw.AzureOpenAIIntegration.shared(
-        endpoint_url=TARGET_EMBEDDINGS, api_key=azure_key, language_deployment_id="my-gpt-4o", embeddings_deployment_id=""
+        endpoint_url=TARGET_EMBEDDINGS,
+        api_key=azure_key,
+        language_deployment_id="my-gpt-4o",
+        embeddings_deployment_id="",
     )
     assert (model.language_model.deployment_id, model.embeddings_model.deployment_id) == ("my-gpt-4o", "my-embeddings")
     assert notices_at(model, "embeddings_model.deployment_id")
@@ -178,7 +193,10 @@ def test_endpoint_url_is_cleaned_and_each_change_is_a_notice(azure_key, typed, p
     assert all(notice.level == "info" for notice in model.notices)
 
 
-@pytest.mark.parametrize("typed", [f"{RESOURCE}/", f"{RESOURCE}/openai/openai", f"{RESOURCE}/openai/deployments", "contoso.openai.azure.com/openai/"])
+@pytest.mark.parametrize(
+    "typed",
+    [f"{RESOURCE}/", f"{RESOURCE}/openai/openai", f"{RESOURCE}/openai/deployments", "contoso.openai.azure.com/openai/"],
+)
 def test_cleaned_endpoint_typed_again_is_left_as_it_is(azure_key, typed):
     once = aiw.AzureDeployment(endpoint_url=typed, deployment_id="my-gpt-4o", api_key=azure_key)
     twice = aiw.AzureDeployment(endpoint_url=once.endpoint_url, deployment_id="my-gpt-4o", api_key=azure_key)
@@ -221,7 +239,13 @@ def test_azure_host_names_get_no_warning(azure_key, host):
 
 @pytest.mark.parametrize(
     "host",
-    ["contoso.example.com", "api.openai.com", "contoso.openai.azure.com.evil.example", "openai.azure.com.example.net", "contoso.azure.com"],
+    [
+        "contoso.example.com",
+        "api.openai.com",
+        "contoso.openai.azure.com.evil.example",
+        "openai.azure.com.example.net",
+        "contoso.azure.com",
+    ],
 )
 def test_other_host_names_get_a_warning_on_the_endpoint_url(azure_key, host):
     model = integration(azure_key, language_model={"endpoint_url": f"https://{host}"})
@@ -232,7 +256,9 @@ def test_other_host_names_get_a_warning_on_the_endpoint_url(azure_key, host):
 
 
 def test_api_management_gateway_gets_its_own_explanation(azure_key):
-    model = aiw.AzureDeployment(endpoint_url="https://contoso-apim.azure-api.net", deployment_id="my-gpt-4o", api_key=azure_key)
+    model = aiw.AzureDeployment(
+        endpoint_url="https://contoso-apim.azure-api.net", deployment_id="my-gpt-4o", api_key=azure_key
+    )
     (notice,) = model.notices
     assert (notice.field, notice.level) == ("endpoint_url", "warning")
     assert "API Management gateway" in notice.message
@@ -254,7 +280,13 @@ def test_api_version_prefix_typed_inside_the_api_version_is_removed_with_a_notic
 
 @pytest.mark.parametrize(
     ("typed", "model_name"),
-    [("2024-05-13", "gpt-4o"), ("0613", "gpt-4"), ("1106-Preview", "gpt-4"), ("2024-07-18", "gpt-4o-mini"), ("turbo-2024-04-09", "gpt-4")],
+    [
+        ("2024-05-13", "gpt-4o"),
+        ("0613", "gpt-4"),
+        ("1106-Preview", "gpt-4"),
+        ("2024-07-18", "gpt-4o-mini"),
+        ("turbo-2024-04-09", "gpt-4"),
+    ],
 )
 def test_model_version_typed_as_api_version_is_an_error_naming_the_model(azure_key, typed, model_name):
     problems = errors_of(lambda: integration(azure_key, api_version=typed))
@@ -265,7 +297,9 @@ def test_model_version_typed_as_api_version_is_an_error_naming_the_model(azure_k
     assert DEFAULT_AZURE_API_VERSION in message
 
 
-@pytest.mark.parametrize("typed", ["2024-02-30", "2024-13-01", "2023-00-10", "2025-02-29-preview", "2024-10-21-beta", "latest", ""])
+@pytest.mark.parametrize(
+    "typed", ["2024-02-30", "2024-13-01", "2023-00-10", "2025-02-29-preview", "2024-10-21-beta", "latest", ""]
+)
 def test_impossible_or_malformed_api_version_is_rejected(azure_key, typed):
     problems = errors_of(lambda: integration(azure_key, api_version=typed))
     assert "API version must look like" in problems["api_version"]
@@ -375,7 +409,16 @@ def test_language_models_gpt_4_turbo_or_later_are_accepted(model):
 
 
 @pytest.mark.parametrize(
-    "model", ["gpt-35-turbo", "gpt-3.5-turbo", "gpt-3.5-turbo-0125", "gpt-4-32k", "gpt-4-0613", "gpt-4-0314", "text-embedding-3-small"]
+    "model",
+    [
+        "gpt-35-turbo",
+        "gpt-3.5-turbo",
+        "gpt-3.5-turbo-0125",
+        "gpt-4-32k",
+        "gpt-4-0613",
+        "gpt-4-0314",
+        "text-embedding-3-small",
+    ],
 )
 def test_language_models_older_than_gpt_4_turbo_are_rejected(model):
     assert judge_model("language", model).ok is False
@@ -394,7 +437,9 @@ def test_embeddings_text_embedding_3_small_is_accepted(model):
     assert verdict.ok and verdict.warning is None
 
 
-@pytest.mark.parametrize("model", ["text-embedding-ada-002", "text-embedding-3-large", "gpt-4o", "text-embedding-3-smaller"])
+@pytest.mark.parametrize(
+    "model", ["text-embedding-ada-002", "text-embedding-3-large", "gpt-4o", "text-embedding-3-smaller"]
+)
 def test_other_embeddings_models_are_rejected(model):
     assert judge_model("embeddings", model).ok is False
 
@@ -405,17 +450,43 @@ def test_other_embeddings_models_are_rejected(model):
 
 _RESOURCE_NAMES = st.from_regex(r"[a-z][a-z0-9-]{1,20}[a-z0-9]", fullmatch=True)
 _HOST_SUFFIXES = st.sampled_from(
-    [".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com", ".openai.azure.us", ".openai.azure.cn",
-     ".azure-api.net", ".example.com", ".openai.azure.com.", ""]
+    [
+        ".openai.azure.com",
+        ".cognitiveservices.azure.com",
+        ".services.ai.azure.com",
+        ".openai.azure.us",
+        ".openai.azure.cn",
+        ".azure-api.net",
+        ".example.com",
+        ".openai.azure.com.",
+        "",
+    ]
 )
 _DEPLOYMENT_IDS = st.from_regex(r"[A-Za-z0-9._-]{2,64}", fullmatch=True)
-_VERSIONS = st.sampled_from(["2024-10-21", "2024-06-01", "2024-12-01-preview", "2024-05-13", "0613", "2024-02-30", "latest", ""])
+_VERSIONS = st.sampled_from(
+    ["2024-10-21", "2024-06-01", "2024-12-01-preview", "2024-05-13", "0613", "2024-02-30", "latest", ""]
+)
 _PATHS = st.one_of(
-    st.sampled_from(["", "/", "//", "/openai", "/openai/", "/openai/openai", "/proxy", "/proxy/openai/", "/openai/deployments", "/openai/deployments/"]),
+    st.sampled_from(
+        [
+            "",
+            "/",
+            "//",
+            "/openai",
+            "/openai/",
+            "/openai/openai",
+            "/proxy",
+            "/proxy/openai/",
+            "/openai/deployments",
+            "/openai/deployments/",
+        ]
+    ),
     st.builds(
         lambda deployment, operation: f"/openai/deployments/{deployment}{operation}",
         _DEPLOYMENT_IDS,
-        st.sampled_from(["", "/", "/chat/completions", "/embeddings", "/completions", "/images/generations", "/chat/completions/"]),
+        st.sampled_from(
+            ["", "/", "/chat/completions", "/embeddings", "/completions", "/images/generations", "/chat/completions/"]
+        ),
     ),
 )
 _QUERIES = st.one_of(st.just(""), st.builds(lambda version: f"?api-version={version}", _VERSIONS), st.just("?x=1#frag"))
@@ -443,15 +514,37 @@ _RAW_KEYS = st.one_of(
     st.from_regex(r"[A-Za-z0-9]{84}", fullmatch=True),
 )
 _KEY_WRAPPERS = st.sampled_from(
-    ["{}", '"{}"', "'{}'", " {} ", "Bearer {}", "bearer '{}'", "api-key: {}", "Authorization: Bearer {}", "AZURE_OPENAI_API_KEY={}",
-     "${{{}}}", '"${{{}}}"', "{}\n", "key={}", "${{AZURE_OPENAI_API_KEY}}", "{} {}", "“{}”"]
+    [
+        "{}",
+        '"{}"',
+        "'{}'",
+        " {} ",
+        "Bearer {}",
+        "bearer '{}'",
+        "api-key: {}",
+        "Authorization: Bearer {}",
+        "AZURE_OPENAI_API_KEY={}",
+        "${{{}}}",
+        '"${{{}}}"',
+        "{}\n",
+        "key={}",
+        "${{AZURE_OPENAI_API_KEY}}",
+        "{} {}",
+        "“{}”",
+    ]
 )
-KEYS = st.one_of(_RAW_KEYS, st.builds(lambda wrapper, key: wrapper.format(key, key), _KEY_WRAPPERS, _RAW_KEYS), st.text(max_size=60))
+KEYS = st.one_of(
+    _RAW_KEYS, st.builds(lambda wrapper, key: wrapper.format(key, key), _KEY_WRAPPERS, _RAW_KEYS), st.text(max_size=60)
+)
 DEPLOYMENTS = st.one_of(_DEPLOYMENT_IDS, _DEPLOYMENT_IDS, st.just(""), st.text(max_size=30), _RAW_KEYS)
 API_VERSIONS = st.one_of(
     st.none(),
     _VERSIONS,
-    st.builds(lambda prefix, version: f"{prefix}{version}", st.sampled_from(["api-version=", "?api-version=", " ", "API-VERSION = "]), _VERSIONS),
+    st.builds(
+        lambda prefix, version: f"{prefix}{version}",
+        st.sampled_from(["api-version=", "?api-version=", " ", "API-VERSION = "]),
+        _VERSIONS,
+    ),
     st.text(max_size=30),
 )
 
@@ -473,9 +566,27 @@ def _integration_data(language: dict, embeddings: dict, api_version: str | None)
 def _pasted_deployment(draw) -> dict:
     """What an admin plausibly pastes from the portal: mostly valid, each part possibly dressed up."""
     deployment = draw(_DEPLOYMENT_IDS)
-    host = draw(_RESOURCE_NAMES) + draw(st.sampled_from([".openai.azure.com", ".cognitiveservices.azure.com", ".openai.azure.us", ".example.com", ".azure-api.net"]))
+    host = draw(_RESOURCE_NAMES) + draw(
+        st.sampled_from(
+            [".openai.azure.com", ".cognitiveservices.azure.com", ".openai.azure.us", ".example.com", ".azure-api.net"]
+        )
+    )
     scheme = draw(st.sampled_from(["https://", "https://", ""]))
-    form = draw(st.sampled_from(["", "/", "//", "/openai", "/openai/", "/openai/openai", "/OpenAI/deployments/", "target-chat", "target-embeddings"]))
+    form = draw(
+        st.sampled_from(
+            [
+                "",
+                "/",
+                "//",
+                "/openai",
+                "/openai/",
+                "/openai/openai",
+                "/OpenAI/deployments/",
+                "target-chat",
+                "target-embeddings",
+            ]
+        )
+    )
     if form.startswith("target-"):
         operation = "chat/completions" if form == "target-chat" else "embeddings"
         version = draw(st.one_of(st.just(""), _VERSIONS.map(lambda v: f"?api-version={v}")))
@@ -488,12 +599,16 @@ def _pasted_deployment(draw) -> dict:
     return _deployment_data(f"{padding}{scheme}{host}{path}{padding}", typed, key)
 
 
-DEPLOYMENT_DATA = st.one_of(_pasted_deployment(), _pasted_deployment(), st.builds(_deployment_data, ENDPOINTS, DEPLOYMENTS, KEYS))
+DEPLOYMENT_DATA = st.one_of(
+    _pasted_deployment(), _pasted_deployment(), st.builds(_deployment_data, ENDPOINTS, DEPLOYMENTS, KEYS)
+)
 INTEGRATION_DATA = st.builds(_integration_data, DEPLOYMENT_DATA, DEPLOYMENT_DATA, API_VERSIONS)
 OPENAI_DATA = st.fixed_dictionaries(
     {"api_key": KEYS},
     optional={
-        "base_url": st.one_of(_URLS, st.text(max_size=40), st.sampled_from(["https://api.openai.com", "https://api.openai.com/"])),
+        "base_url": st.one_of(
+            _URLS, st.text(max_size=40), st.sampled_from(["https://api.openai.com", "https://api.openai.com/"])
+        ),
         "language_model": st.one_of(st.sampled_from(["gpt-4o", "o3-mini"]), st.text(max_size=20), _RAW_KEYS),
         "organization": st.one_of(st.none(), st.text(max_size=20)),
     },
@@ -553,10 +668,15 @@ def test_property_azure_deployment_raises_only_validation_errors_and_is_idempote
     embeddings=DEPLOYMENTS,
     api_version=API_VERSIONS,
 )
-def test_property_shared_raises_only_validation_errors_and_is_idempotent(endpoint, key, language, embeddings, api_version):
+def test_property_shared_raises_only_validation_errors_and_is_idempotent(
+    endpoint, key, language, embeddings, api_version
+):
     try:
         model = aiw.AzureOpenAIIntegration.shared(
-            endpoint_url=endpoint, api_key=key, language_deployment_id=language, embeddings_deployment_id=embeddings,
+            endpoint_url=endpoint,
+            api_key=key,
+            language_deployment_id=language,
+            embeddings_deployment_id=embeddings,
             api_version=api_version,
         )
     except ValidationError:
@@ -577,13 +697,17 @@ def test_property_openai_integration_raises_only_validation_errors_and_is_idempo
 @PROPERTY_SETTINGS
 @given(
     name=_RESOURCE_NAMES,
-    suffix=st.sampled_from([".openai.azure.com", ".cognitiveservices.azure.com", ".openai.azure.us", ".openai.azure.cn"]),
+    suffix=st.sampled_from(
+        [".openai.azure.com", ".cognitiveservices.azure.com", ".openai.azure.us", ".openai.azure.cn"]
+    ),
     language=_DEPLOYMENT_IDS,
     embeddings=_DEPLOYMENT_IDS,
     key=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
     api_version=st.sampled_from(["2024-10-21", "2024-06-01", "2024-12-01-preview", "2025-04-01-preview"]),
 )
-def test_property_clean_valid_input_is_left_as_it_is_without_notices(name, suffix, language, embeddings, key, api_version):
+def test_property_clean_valid_input_is_left_as_it_is_without_notices(
+    name, suffix, language, embeddings, key, api_version
+):
     assume(not looks_like_key(language) and not looks_like_key(embeddings))
     endpoint = f"https://{name}{suffix}"
     model = aiw.AzureOpenAIIntegration(
@@ -599,11 +723,18 @@ def test_property_clean_valid_input_is_left_as_it_is_without_notices(name, suffi
 
 
 @PROPERTY_SETTINGS
-@given(key=st.from_regex(r"sk-[A-Za-z0-9_-]{20,48}", fullmatch=True), model_id=st.sampled_from(["gpt-4o", "gpt-4.1", "o3-mini"]))
+@given(
+    key=st.from_regex(r"sk-[A-Za-z0-9_-]{20,48}", fullmatch=True),
+    model_id=st.sampled_from(["gpt-4o", "gpt-4.1", "o3-mini"]),
+)
 def test_property_clean_openai_input_is_left_as_it_is_without_notices(key, model_id):
     model = aiw.OpenAIIntegration(api_key=key, language_model=model_id)
     assert model.notices == ()
-    assert (model.api_key.get_secret_value(), model.base_url, model.language_model) == (key, "https://api.openai.com/v1", model_id)
+    assert (model.api_key.get_secret_value(), model.base_url, model.language_model) == (
+        key,
+        "https://api.openai.com/v1",
+        model_id,
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -615,7 +746,10 @@ def test_property_clean_openai_input_is_left_as_it_is_without_notices(key, model
 def test_broken_address_is_a_validation_error_on_the_endpoint_url_even_through_shared(azure_key, typed):
     problems = errors_of(
         lambda: aiw.AzureOpenAIIntegration.shared(
-            endpoint_url=typed, api_key=azure_key, language_deployment_id="my-gpt-4o", embeddings_deployment_id="my-embeddings"
+            endpoint_url=typed,
+            api_key=azure_key,
+            language_deployment_id="my-gpt-4o",
+            embeddings_deployment_id="my-embeddings",
         )
     )
     assert "is not a web address" in problems["language_model.endpoint_url"]
@@ -630,7 +764,6 @@ def test_a_key_typed_as_an_openai_model_id_is_an_error_that_does_not_repeat_it(m
         assert marker_key not in str(problems) and azure_key not in str(problems)
 
 
-
 # --------------------------------------------------------------------------- #
 # More of what admins paste (from a fresh-eyes review)
 # --------------------------------------------------------------------------- #
@@ -641,7 +774,7 @@ def test_a_key_typed_as_an_openai_model_id_is_an_error_that_does_not_repeat_it(m
     [
         ("https://res.openai.azure.com/openai/v1/", "API path /openai/v1"),
         ("https://res.openai.azure.com/openai/responses?api-version=2025-03-01-preview", "API path /openai/responses"),
-        ("\"https://res.openai.azure.com\"", "quotes or brackets"),
+        ('"https://res.openai.azure.com"', "quotes or brackets"),
         ("<https://res.openai.azure.com>", "quotes or brackets"),
         ("https://res.openai.azure.com\u200b", "Invisible characters"),
         ("https://res.openai.azure.com/#keys", "#fragment"),
@@ -655,12 +788,16 @@ def test_more_endpoint_shapes_are_cut_to_the_endpoint_with_a_notice(pasted, phra
 
 def test_a_capitalised_target_uri_is_split_too():
     deployment = aiw.AzureDeployment(
-        endpoint_url="https://res.openai.azure.com/OpenAI/Deployments/my-gpt/chat/completions", deployment_id="", api_key="k" * 32
+        endpoint_url="https://res.openai.azure.com/OpenAI/Deployments/my-gpt/chat/completions",
+        deployment_id="",
+        api_key="k" * 32,
     )
     assert deployment.deployment_id == "my-gpt"
 
 
-@pytest.mark.parametrize("url", ["https://res .openai.azure.com", "https://res\u2011x.openai.azure.com", "https://res.openai.azure.com:0"])
+@pytest.mark.parametrize(
+    "url", ["https://res .openai.azure.com", "https://res\u2011x.openai.azure.com", "https://res.openai.azure.com:0"]
+)
 def test_hosts_and_ports_that_cannot_work_are_refused(url):
     with pytest.raises(ValidationError) as caught:
         aiw.AzureDeployment(endpoint_url=url, deployment_id="gpt-4o", api_key="k" * 32)
@@ -670,7 +807,9 @@ def test_hosts_and_ports_that_cannot_work_are_refused(url):
 def test_a_model_version_in_a_target_uri_is_not_used_and_says_so():
     integration = aiw.AzureOpenAIIntegration.shared(
         endpoint_url="https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-05-13",
-        api_key="k" * 32, language_deployment_id="", embeddings_deployment_id="emb",
+        api_key="k" * 32,
+        language_deployment_id="",
+        embeddings_deployment_id="emb",
     )
     assert integration.api_version == "2024-10-21"
     warning = next(notice for notice in integration.notices if notice.field == "api_version")

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import ipywidgets as widgets
 import pytest
+from records import age_last_authentication
 
 import ai_admin_widgets as aiw
-from records import age_last_authentication
 from ai_admin_widgets.access import AccessPolicy
 from ai_admin_widgets.store import SettingsStore
 
@@ -220,9 +220,20 @@ def test_non_admin_sees_a_read_only_panel(sandbox):
 
 
 def test_every_interactive_element_has_its_css_class(panel):
-    for css_class in ("aiw-add", "aiw-edit", "aiw-remove", "aiw-provider", "aiw-api-key", "aiw-save",
-                      "aiw-cancel", "aiw-confirm-remove", "aiw-status", "aiw-endpoint-url",
-                      "aiw-deployment-id", "aiw-same-endpoint"):
+    for css_class in (
+        "aiw-add",
+        "aiw-edit",
+        "aiw-remove",
+        "aiw-provider",
+        "aiw-api-key",
+        "aiw-save",
+        "aiw-cancel",
+        "aiw-confirm-remove",
+        "aiw-status",
+        "aiw-endpoint-url",
+        "aiw-deployment-id",
+        "aiw-same-endpoint",
+    ):
         assert panel.find(css_class), css_class
 
 
@@ -341,10 +352,15 @@ def test_model_behind_the_deployment_is_checked_not_its_name(panel, sandbox):
 
 def test_edit_keeps_what_the_form_does_not_show_and_shows_the_rest(panel, sandbox):
     settings = panel.settings
-    settings.save(aiw.OpenAIIntegration(
-        api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, language_model="gpt-4.1",
-        organization=sandbox.openai_organization, project=sandbox.openai_project,
-    ))
+    settings.save(
+        aiw.OpenAIIntegration(
+            api_key=sandbox.openai_api_key,
+            base_url=sandbox.openai_base_url,
+            language_model="gpt-4.1",
+            organization=sandbox.openai_organization,
+            project=sandbox.openai_project,
+        )
+    )
     panel.row.edit_button.click()
     assert panel.form.openai_organization.value == sandbox.openai_organization
     assert panel.form.openai_project.value == sandbox.openai_project
@@ -357,10 +373,15 @@ def test_edit_keeps_what_the_form_does_not_show_and_shows_the_rest(panel, sandbo
 
 
 def test_edit_keeps_the_saved_api_version(panel, sandbox):
-    panel.settings.save(aiw.AzureOpenAIIntegration.shared(
-        endpoint_url=sandbox.azure_endpoint, api_key=sandbox.azure_api_key,
-        language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small", api_version="2024-06-01",
-    ))
+    panel.settings.save(
+        aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=sandbox.azure_endpoint,
+            api_key=sandbox.azure_api_key,
+            language_deployment_id="chat-gpt-4o",
+            embeddings_deployment_id="embeddings-3-small",
+            api_version="2024-06-01",
+        )
+    )
     panel.row.edit_button.click()
     assert panel.form.api_version.value == "2024-06-01"
     panel.form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
@@ -450,7 +471,11 @@ def test_switching_provider_clears_the_old_errors(panel):
 def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_when(panel, sandbox):
     panel.row.add_button.click()
     other_kernel = sandbox.settings()  # the same admin, in another kernel
-    other_kernel.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, language_model="gpt-4.1"))
+    other_kernel.save(
+        aiw.OpenAIIntegration(
+            api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, language_model="gpt-4.1"
+        )
+    )
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
     panel.form.save_button.click()
     message = panel.form.message.value
@@ -585,9 +610,13 @@ def test_the_stale_age_is_the_settings_own(sandbox):
 
 
 def test_a_failing_integration_is_flagged_and_a_passing_test_clears_it(panel, sandbox):
-    status = panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    status = panel.settings.save(
+        aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+    )
     # a nightly `ai-admin test` found the key rejected
-    SettingsStore(panel.settings.home, None).record_authentication(ok=False, revision=status.revision, codes=["invalid_api_key"])
+    SettingsStore(panel.settings.home, None).record_authentication(
+        ok=False, revision=status.revision, codes=["invalid_api_key"]
+    )
     panel.render()
     text = panel.visible_text()
     assert "Last authenticated just now: failed (invalid_api_key)" in text
@@ -619,7 +648,9 @@ def test_a_test_that_fails_flags_the_row_with_its_code(settings):
 def test_a_non_admin_is_told_an_admin_can_test(sandbox):
     settings = sandbox.settings()
     status = settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-    SettingsStore(settings.home, None).record_authentication(ok=False, revision=status.revision, codes=["invalid_api_key"])
+    SettingsStore(settings.home, None).record_authentication(
+        ok=False, revision=status.revision, codes=["invalid_api_key"]
+    )
     viewer = sandbox.settings(user="viewer", access=AccessPolicy(admin=False)).panel()
     try:
         text = viewer.visible_text()
@@ -647,15 +678,21 @@ def test_an_admin_with_the_form_open_is_still_told_what_an_admin_can_do(panel, s
         ("openai_base_url", "https://api.openai.com/v1?api-key={key}"),
     ],
 )
-def test_a_key_pasted_inside_another_field_is_cleared_on_a_refused_save_and_on_cancel(panel, sandbox, field_name, pasted):
+def test_a_key_pasted_inside_another_field_is_cleared_on_a_refused_save_and_on_cancel(
+    panel, sandbox, field_name, pasted
+):
     key = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
     panel.row.add_button.click()
     getattr(panel.form, field_name).value = pasted.format(key=key)
     panel.form.save_button.click()  # refused: the key field is empty, or the field is wrong
-    assert key not in json.dumps(panel.get_state()) and all(key not in field.value for field in panel.form._all_fields().values())
+    assert key not in json.dumps(panel.get_state()) and all(
+        key not in field.value for field in panel.form._all_fields().values()
+    )
     getattr(panel.form, field_name).value = pasted.format(key=key)
     panel.form.cancel_button.click()
-    assert all(field.value == "" for field in panel.form._all_fields().values()), "Cancel leaves nothing typed in the form"
+    assert all(field.value == "" for field in panel.form._all_fields().values()), (
+        "Cancel leaves nothing typed in the form"
+    )
 
 
 def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, sandbox):

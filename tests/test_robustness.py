@@ -84,7 +84,10 @@ def test_a_truncated_audit_line_is_skipped(settings, sandbox):
 def _as_nobody(*command: str, **options) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command],
-        capture_output=True, text=True, timeout=60, **options,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
     )
 
 

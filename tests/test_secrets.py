@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import uuid
-from pathlib import Path
 
 import ipywidgets as widgets
 import nbformat
@@ -51,10 +46,14 @@ def test_enter_saves_and_escape_cancels(sandbox):
 
 def test_edit_with_an_empty_key_keeps_the_saved_key(sandbox):
     settings = sandbox.settings()
-    settings.save(aiw.AzureOpenAIIntegration.shared(
-        endpoint_url=sandbox.azure_endpoint, api_key=sandbox.azure_api_key,
-        language_deployment_id="chat-gpt-4", embeddings_deployment_id="embeddings-3-small",
-    ))
+    settings.save(
+        aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=sandbox.azure_endpoint,
+            api_key=sandbox.azure_api_key,
+            language_deployment_id="chat-gpt-4",
+            embeddings_deployment_id="embeddings-3-small",
+        )
+    )
     panel = settings.panel()
     panel.row.edit_button.click()
     assert "Leave empty to keep the saved key" in panel.form.language.api_key.input.placeholder
@@ -166,13 +165,23 @@ def test_no_flow_leaves_a_key_in_any_file_output_log_or_widget_state(tmp_path, m
     # The keys reach the kernel through its environment, so that not even the notebook's source holds them.
     monkeypatch.setenv("LEAK_MARKER", marker)
     monkeypatch.setenv("LEAK_AZURE_MARKER", azure_marker)
-    setup = "import os\nMARKER = os.environ['LEAK_MARKER']\nAZURE_MARKER = os.environ['LEAK_AZURE_MARKER']\n" + "\n".join(
-        f"{name} = {value!r}"
-        for name, value in dict(HOME=str(home), XDG=str(xdg), KEYRING_FILE=str(keyring_file), LOG=str(log)).items()
+    setup = (
+        "import os\nMARKER = os.environ['LEAK_MARKER']\nAZURE_MARKER = os.environ['LEAK_AZURE_MARKER']\n"
+        + "\n".join(
+            f"{name} = {value!r}"
+            for name, value in dict(HOME=str(home), XDG=str(xdg), KEYRING_FILE=str(keyring_file), LOG=str(log)).items()
+        )
     )
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(LEAK_NOTEBOOK)])
-    client = NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(LEAK_NOTEBOOK)]
+    )
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     saved = tmp_path / "leak.ipynb"
     nbformat.write(notebook, saved)

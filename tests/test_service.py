@@ -120,8 +120,13 @@ def test_test_records_a_failed_reauthentication(settings, sandbox):
     assert status.configured
     assert status.last_authentication_ok is False
     assert settings.audit_log()[-1] | {"at": None} == {
-        "at": None, "actor": settings.user, "action": "authenticate", "provider": "openai",
-        "changed": [], "outcome": "failed", "codes": ["connection_failed", "connection_failed"],
+        "at": None,
+        "actor": settings.user,
+        "action": "authenticate",
+        "provider": "openai",
+        "changed": [],
+        "outcome": "failed",
+        "codes": ["connection_failed", "connection_failed"],
     }
 
 
@@ -143,7 +148,9 @@ def test_remove_with_nothing_saved_is_not_configured(settings):
 @pytest.fixture
 def viewer(tmp_path, file_keyring) -> aiw.AISettings:
     """The same store as ``settings``, opened by a user who is not an admin."""
-    return aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="viewer", access=AccessPolicy(admin=False))
+    return aiw.AISettings(
+        home=tmp_path / "store", keyring=file_keyring, user="viewer", access=AccessPolicy(admin=False)
+    )
 
 
 def test_non_admin_cannot_save_and_no_credentials_are_sent(viewer, sandbox):
@@ -190,7 +197,11 @@ def test_audit_log_records_each_change_and_never_a_key(settings, sandbox, marker
 
     log = settings.audit_log()
     assert [(event["action"], event["outcome"]) for event in log] == [
-        ("add", "ok"), ("edit", "ok"), ("authenticate", "ok"), ("save", "failed"), ("remove", "ok"),
+        ("add", "ok"),
+        ("edit", "ok"),
+        ("authenticate", "ok"),
+        ("save", "failed"),
+        ("remove", "ok"),
     ]
     assert {event["actor"] for event in log} == {settings.user}
     assert log[1]["changed"] == ["language_model"]

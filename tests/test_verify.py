@@ -33,7 +33,9 @@ def azure(sandbox, *, endpoint=None, key=None, language=None, embeddings=None, *
 
 
 def renderings(report: aiw.VerificationReport) -> str:
-    return "\n".join([repr(report), str(report), report.summary(), report.model_dump_json(), *(c.message for c in report.checks)])
+    return "\n".join(
+        [repr(report), str(report), report.summary(), report.model_dump_json(), *(c.message for c in report.checks)]
+    )
 
 
 def codes(report: aiw.VerificationReport) -> list[str]:
@@ -55,7 +57,10 @@ def test_openai_good_key_authenticates_both_models(sandbox):
     report = verify(openai(sandbox))
     assert report.ok
     assert report.provider is aiw.Provider.OPENAI
-    assert [(check.role, check.model) for check in report.checks] == [("language", "gpt-4o"), ("embeddings", "text-embedding-3-small")]
+    assert [(check.role, check.model) for check in report.checks] == [
+        ("language", "gpt-4o"),
+        ("embeddings", "text-embedding-3-small"),
+    ]
     assert sandbox.openai_api_key.get_secret_value() not in renderings(report)
 
 
@@ -131,10 +136,15 @@ def test_azure_unknown_deployment_is_deployment_not_found(sandbox):
 
 def test_azure_swapped_deployments_are_wrong_model_type(sandbox):
     report = verify(
-        azure(sandbox, language=sandbox.azure_deployments["embeddings"], embeddings=sandbox.azure_deployments["language"])
+        azure(
+            sandbox, language=sandbox.azure_deployments["embeddings"], embeddings=sandbox.azure_deployments["language"]
+        )
     )
     assert codes(report) == ["wrong_model_type", "wrong_model_type"]
-    assert [check.field for check in report.checks] == ["language_model.deployment_id", "embeddings_model.deployment_id"]
+    assert [check.field for check in report.checks] == [
+        "language_model.deployment_id",
+        "embeddings_model.deployment_id",
+    ]
     assert "may have been swapped" in report.check("embeddings").message
 
 
@@ -226,7 +236,7 @@ class _WebPage(BaseHTTPRequestHandler):
 
     do_GET = do_POST = _answer
 
-    def log_message(self, format, *args) -> None:  # noqa: A002
+    def log_message(self, format, *args) -> None:
         return
 
 
@@ -245,7 +255,10 @@ def web_page():
 def test_html_answer_is_unexpected_response(sandbox, web_page):
     report = verify_guarded(azure(sandbox, endpoint=web_page))
     assert codes(report) == ["unexpected_response", "unexpected_response"]
-    assert "sent a web page (HTML) with HTTP status 200 instead of an OpenAI API response" in report.check("language").message
+    assert (
+        "sent a web page (HTML) with HTTP status 200 instead of an OpenAI API response"
+        in report.check("language").message
+    )
 
 
 def test_html_answer_to_openai_is_unexpected_response(web_page):

@@ -16,11 +16,11 @@ import ipywidgets as widgets
 
 from ..access import ADMIN_REQUIRED, AccessLists
 from ..models import AIAdminError, holds_key
+from .fields import TextField
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
 from .style import SUCCESS as _SUCCESS_STYLE
 from .style import WARNING as _WARNING_STYLE
-from .fields import TextField
 from .style import element_id as _element_id
 from .style import span as _span
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ..service import AISettings
 
 __all__ = ["AccessSettings"]
-
 
 
 def _names(names: tuple[str, ...]) -> str:
@@ -80,14 +79,18 @@ class AccessSettings(widgets.VBox):
             TextField(description="Allowed users", placeholder="everyone; or names: alice, bob"), "aiw-allowed-users"
         )
         self.groups = _with_class(
-            TextField(description="Allowed groups", placeholder="everyone; or groups: data-science"), "aiw-allowed-groups"
+            TextField(description="Allowed groups", placeholder="everyone; or groups: data-science"),
+            "aiw-allowed-groups",
         )
         help_id = _element_id("aiw-access-help")
-        self.help = widgets.HTML(_span(
-            "Comma-separated names. Leave both empty to let everyone use AI. "
-            "Groups are JupyterHub's on a hub, the operating system's elsewhere.", _HELP_STYLE,
-            element_id=help_id,
-        ))
+        self.help = widgets.HTML(
+            _span(
+                "Comma-separated names. Leave both empty to let everyone use AI. "
+                "Groups are JupyterHub's on a hub, the operating system's elsewhere.",
+                _HELP_STYLE,
+                element_id=help_id,
+            )
+        )
         for field in (self.users, self.groups):  # Enter in either field applies both lists
             field.layout.width = "560px"
             field.described_by = help_id

@@ -8,8 +8,9 @@ DOM ids of the field's help text and error, so screen readers read them with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anywidget
 import traitlets

@@ -90,7 +90,10 @@ class History(widgets.VBox):
             self.table.value = span("Nothing has happened yet.", HELP)
             return
         newest = list(reversed(events))[: self.limit]
-        header = "".join(f"<th>{name}</th>" for name in ("When", "Who", "What", "Provider", "Outcome", "Fields changed or failure codes"))
+        header = "".join(
+            f"<th>{name}</th>"
+            for name in ("When", "Who", "What", "Provider", "Outcome", "Fields changed or failure codes")
+        )
         more = span(f"The {self.limit} newest of {len(events)} events.", HELP) if len(events) > self.limit else ""
         self.table.value = (
             '<table style="border-collapse: collapse; font-size: var(--jp-ui-font-size1)" cellpadding="4">'

@@ -15,24 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from pydantic import ValidationError
 
-from .access import AccessSettings
-from .history import History
-from .fields import KeyField, TextField
-from .style import ERROR as _ERROR_STYLE
-from .style import HELP as _HELP_STYLE
-from .style import SUCCESS as _SUCCESS_STYLE
-from .style import WARNING as _WARNING_STYLE
-from .style import classes as _classes
-from .style import PANEL_STYLE as _PANEL_STYLE
-from .style import element_id as _element_id
-from .style import show as _show
-from .style import span as _span
-from .style import text as _text
 from ..health import Health
 from ..models import (
     DEFAULT_AZURE_API_VERSION,
@@ -52,11 +40,24 @@ from ..models import (
     field_errors,
     holds_key,
 )
+from .access import AccessSettings
+from .fields import KeyField, TextField
+from .history import History
+from .style import ERROR as _ERROR_STYLE
+from .style import HELP as _HELP_STYLE
+from .style import PANEL_STYLE as _PANEL_STYLE
+from .style import SUCCESS as _SUCCESS_STYLE
+from .style import WARNING as _WARNING_STYLE
+from .style import classes as _classes
+from .style import element_id as _element_id
+from .style import show as _show
+from .style import span as _span
+from .style import text as _text
 
 if TYPE_CHECKING:
     from ..service import AISettings
 
-__all__ = ["AISettingsPanel", "IntegrationForm", "RemoveConfirmation", "OpenAIRow"]
+__all__ = ["AISettingsPanel", "IntegrationForm", "OpenAIRow", "RemoveConfirmation"]
 
 _log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ class _KeyNeeded(Exception):
         self.slot = slot
 
 
-
-
 def _button(label: str, css_class: str, style: str = "") -> widgets.Button:
     return _classes(widgets.Button(description=label, button_style=style, tooltip=label), css_class)
 
@@ -87,7 +86,9 @@ class _Field(widgets.VBox):
     reader reads both with the input; an error is announced when it appears.
     """
 
-    def __init__(self, label: str, input_widget: TextField | KeyField, help_text: str, css_class: str, *more_classes: str) -> None:
+    def __init__(
+        self, label: str, input_widget: TextField | KeyField, help_text: str, css_class: str, *more_classes: str
+    ) -> None:
         self._help_id, self._error_id = _element_id("aiw-help"), _element_id("aiw-error")
         self.input = _classes(input_widget, css_class, *more_classes)
         self.input.description = label
@@ -115,8 +116,10 @@ class _Field(widgets.VBox):
 
     def show_notices(self, notices: list[Notice]) -> None:
         self.notice.value = "<br>".join(
-            _span(("⚠ " if notice.level == "warning" else "ℹ ") + notice.message,
-                  _WARNING_STYLE if notice.level == "warning" else _HELP_STYLE)
+            _span(
+                ("⚠ " if notice.level == "warning" else "ℹ ") + notice.message,
+                _WARNING_STYLE if notice.level == "warning" else _HELP_STYLE,
+            )
             for notice in notices
         )
 
@@ -129,16 +132,25 @@ class _DeploymentFields(widgets.VBox):
         self.role = role
         self.heading = widgets.HTML(f"<b>{_text(title)}</b> {_span(description, _HELP_STYLE)}")
         self.endpoint_url = _Field(
-            "Endpoint URL", TextField(placeholder="https://<resource>.openai.azure.com"),
-            fields["endpoint_url"].description or "", "aiw-endpoint-url", f"aiw-{role}-endpoint-url",
+            "Endpoint URL",
+            TextField(placeholder="https://<resource>.openai.azure.com"),
+            fields["endpoint_url"].description or "",
+            "aiw-endpoint-url",
+            f"aiw-{role}-endpoint-url",
         )
         self.deployment_id = _Field(
-            "Deployment ID", TextField(placeholder="the deployment's name"),
-            fields["deployment_id"].description or "", "aiw-deployment-id", f"aiw-{role}-deployment-id",
+            "Deployment ID",
+            TextField(placeholder="the deployment's name"),
+            fields["deployment_id"].description or "",
+            "aiw-deployment-id",
+            f"aiw-{role}-deployment-id",
         )
         self.api_key = _Field(
-            "API Key", KeyField(placeholder="KEY 1 from Keys and Endpoint"),
-            fields["api_key"].description or "", "aiw-api-key", f"aiw-{role}-api-key",
+            "API Key",
+            KeyField(placeholder="KEY 1 from Keys and Endpoint"),
+            fields["api_key"].description or "",
+            "aiw-api-key",
+            f"aiw-{role}-api-key",
         )
         for field in (self.endpoint_url, self.deployment_id, self.api_key):  # two of each label: say which model
             field.input.context = title
@@ -169,44 +181,70 @@ class IntegrationForm(widgets.VBox):
         self._saved: dict[str, Any] | None = None
         self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
         self.provider = _classes(
-            widgets.ToggleButtons(options=_PROVIDER_OPTIONS, value=Provider.OPENAI, description="Provider",
-                                  style={"description_width": "130px"}),
+            widgets.ToggleButtons(
+                options=_PROVIDER_OPTIONS,
+                value=Provider.OPENAI,
+                description="Provider",
+                style={"description_width": "130px"},
+            ),
             "aiw-provider",
         )
         openai_fields = OpenAIIntegration.model_fields
         self.openai_api_key = _Field(
-            "API Key", KeyField(placeholder="sk-…"),
-            openai_fields["api_key"].description or "", "aiw-api-key", "aiw-openai-api-key",
+            "API Key",
+            KeyField(placeholder="sk-…"),
+            openai_fields["api_key"].description or "",
+            "aiw-api-key",
+            "aiw-openai-api-key",
         )
         self.openai_base_url = _Field(
-            "Base URL", TextField(placeholder=DEFAULT_OPENAI_BASE_URL),
-            openai_fields["base_url"].description or "", "aiw-base-url",
+            "Base URL",
+            TextField(placeholder=DEFAULT_OPENAI_BASE_URL),
+            openai_fields["base_url"].description or "",
+            "aiw-base-url",
         )
         self.openai_organization = _Field(
-            "Organization ID", TextField(placeholder="optional: org-…"),
-            openai_fields["organization"].description or "", "aiw-organization",
+            "Organization ID",
+            TextField(placeholder="optional: org-…"),
+            openai_fields["organization"].description or "",
+            "aiw-organization",
         )
         self.openai_project = _Field(
-            "Project ID", TextField(placeholder="optional: proj_…"),
-            openai_fields["project"].description or "", "aiw-project",
+            "Project ID",
+            TextField(placeholder="optional: proj_…"),
+            openai_fields["project"].description or "",
+            "aiw-project",
         )
         self.openai_result = _classes(widgets.HTML(""), "aiw-model-result", "aiw-openai-result")
         self.openai_section = _classes(
-            widgets.VBox([self.openai_api_key, self.openai_base_url, self.openai_organization,
-                          self.openai_project, self.openai_result]),
+            widgets.VBox(
+                [
+                    self.openai_api_key,
+                    self.openai_base_url,
+                    self.openai_organization,
+                    self.openai_project,
+                    self.openai_result,
+                ]
+            ),
             "aiw-openai-section",
         )
         azure_fields = AzureOpenAIIntegration.model_fields
-        self.language = _DeploymentFields("language", "Language model", azure_fields["language_model"].description or "")
-        self.embeddings = _DeploymentFields("embeddings", "Embeddings model", azure_fields["embeddings_model"].description or "")
+        self.language = _DeploymentFields(
+            "language", "Language model", azure_fields["language_model"].description or ""
+        )
+        self.embeddings = _DeploymentFields(
+            "embeddings", "Embeddings model", azure_fields["embeddings_model"].description or ""
+        )
         self.same_endpoint = _classes(
             widgets.Checkbox(value=False, description=_SAME_ENDPOINT_LABEL, indent=False), "aiw-same-endpoint"
         )
         self.same_endpoint.layout.width = "auto"  # the whole label, not cut short with "…"
         self.same_endpoint.layout.margin = "8px 0 8px 136px"  # under the fields' inputs, like their help
         self.api_version = _Field(
-            "API version", TextField(placeholder=DEFAULT_AZURE_API_VERSION),
-            azure_fields["api_version"].description or "", "aiw-api-version",
+            "API version",
+            TextField(placeholder=DEFAULT_AZURE_API_VERSION),
+            azure_fields["api_version"].description or "",
+            "aiw-api-version",
         )
         self.azure_section = _classes(
             widgets.VBox([self.language, self.same_endpoint, self.embeddings, self.api_version]), "aiw-azure-section"
@@ -219,13 +257,19 @@ class IntegrationForm(widgets.VBox):
         self.provider.observe(lambda _: (self._layout(), self.show_message(""), self.show_errors({})), names="value")
         self.same_endpoint.observe(lambda _: self._layout(), names="value")
         super().__init__(
-            [self.heading, self.provider, self.openai_section, self.azure_section, self.message,
-             widgets.HBox([self.save_button, self.cancel_button])]
+            [
+                self.heading,
+                self.provider,
+                self.openai_section,
+                self.azure_section,
+                self.message,
+                widgets.HBox([self.save_button, self.cancel_button]),
+            ]
         )
         _classes(self, "aiw-form")
         for field in self._all_fields().values():  # Enter in any field saves, Escape cancels
             field.input.on_submit(self._submit)
-            field.input.on_cancel(lambda: self._on_cancel())
+            field.input.on_cancel(self._on_cancel)
         self._layout()
 
     # -- state ------------------------------------------------------------------ #
@@ -298,7 +342,9 @@ class IntegrationForm(widgets.VBox):
                 section.endpoint_url.value = deployment["endpoint_url"]
                 section.deployment_id.value = deployment["deployment_id"]
             self.api_version.value = saved.get("api_version") or DEFAULT_AZURE_API_VERSION
-            self.same_endpoint.value = saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
+            self.same_endpoint.value = (
+                saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
+            )
 
     def focus_first(self, errors_only: bool = False) -> None:
         """Move the keyboard focus to the first visible field (with ``errors_only``, the first one marked with an error)."""
@@ -381,7 +427,11 @@ class IntegrationForm(widgets.VBox):
         else:
             line = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
         if self.provider.value is Provider.OPENAI:
-            lines = [part for part in widget.value.split("<br>") if label.lower() not in part.lower()] if widget.value else []
+            lines = (
+                [part for part in widget.value.split("<br>") if label.lower() not in part.lower()]
+                if widget.value
+                else []
+            )
             widget.value = "<br>".join([*lines, line])
         else:
             widget.value = line
@@ -449,8 +499,10 @@ class IntegrationForm(widgets.VBox):
                 api_version=api_version,
             )
         return AzureOpenAIIntegration(
-            language_model={name: field.value for name, field in self.language.fields().items()} | {"api_key": keys["language"]},
-            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()} | {"api_key": keys["embeddings"]},
+            language_model={name: field.value for name, field in self.language.fields().items()}
+            | {"api_key": keys["language"]},
+            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()}
+            | {"api_key": keys["embeddings"]},
             api_version=api_version,
         )
 
@@ -492,9 +544,13 @@ class IntegrationForm(widgets.VBox):
             return
         except _KeyNeeded as needed:
             self.show_notices(())
-            self.show_errors({needed.slot: (
-                "Type the API Key again: the endpoint's host changed, and a saved key is only sent to the host it was entered for."
-            )})
+            self.show_errors(
+                {
+                    needed.slot: (
+                        "Type the API Key again: the endpoint's host changed, and a saved key is only sent to the host it was entered for."
+                    )
+                }
+            )
             self.show_message("Correct the fields marked above, then press Save again.", error=True)
             self.focus_first(errors_only=True)
             return
@@ -541,7 +597,9 @@ class OpenAIRow(widgets.VBox):
         self.edit_button.on_click(lambda _: on_edit())
         self.test_button.on_click(lambda _: on_test())
         self.remove_button.on_click(lambda _: on_remove())
-        line = widgets.HBox([self.name, self.status, self.add_button, self.edit_button, self.test_button, self.remove_button])
+        line = widgets.HBox(
+            [self.name, self.status, self.add_button, self.edit_button, self.test_button, self.remove_button]
+        )
         line.layout.align_items = "center"
         self.health = _classes(widgets.HTML(""), "aiw-health")
         self.result = _classes(widgets.HTML(""), "aiw-test-result")
@@ -569,7 +627,9 @@ class OpenAIRow(widgets.VBox):
             details.append(f'<span style="white-space: nowrap">key {_text(status.key_hint or "…")}</span>')
             text = " · ".join(details)
             if status.updated_by and status.updated_at:
-                text += "<br>" + _span(f"Saved by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC", _HELP_STYLE)
+                text += "<br>" + _span(
+                    f"Saved by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC", _HELP_STYLE
+                )
             if status.last_authentication_summary:
                 text += "<br>" + _span(status.last_authentication_summary, _HELP_STYLE)
         else:
@@ -608,9 +668,14 @@ class OpenAIRow(widgets.VBox):
         for notice in notices:
             if notice.message not in seen:
                 seen.append(notice.message)
-        self.result.value = "<br>".join(
-            [_span("Saved. Adjusted while saving:", _HELP_STYLE)] + [_span(f"• {message}", _HELP_STYLE) for message in seen]
-        ) if seen else ""
+        self.result.value = (
+            "<br>".join(
+                [_span("Saved. Adjusted while saving:", _HELP_STYLE)]
+                + [_span(f"• {message}", _HELP_STYLE) for message in seen]
+            )
+            if seen
+            else ""
+        )
 
     def show_test(self, report: VerificationReport | None, error: str | None = None) -> None:
         """Show the outcome of Test under the row."""
@@ -620,14 +685,16 @@ class OpenAIRow(widgets.VBox):
             self.result.value = ""
         else:
             lines = [
-                _span(f"✓ {check.message}", _SUCCESS_STYLE) if check.ok else _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
+                _span(f"✓ {check.message}", _SUCCESS_STYLE)
+                if check.ok
+                else _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
                 for check in report.checks
             ]
             self.result.value = "<br>".join(lines)
 
 
 class RemoveConfirmation(widgets.VBox):
-    """"Remove OpenAI Integration": the confirmation before AI functionality is disabled."""
+    """ "Remove OpenAI Integration": the confirmation before AI functionality is disabled."""
 
     def __init__(self, on_confirm: Callable[[], None], on_cancel: Callable[[], None]) -> None:
         self.heading = widgets.HTML("<h4>Remove OpenAI Integration</h4>")
@@ -637,7 +704,9 @@ class RemoveConfirmation(widgets.VBox):
         self.remove_button = _button("Remove", "aiw-confirm-remove", "danger")
         self.cancel_button.on_click(lambda _: on_cancel())
         self.remove_button.on_click(lambda _: on_confirm())
-        super().__init__([self.heading, self.text, self.message, widgets.HBox([self.cancel_button, self.remove_button])])
+        super().__init__(
+            [self.heading, self.text, self.message, widgets.HBox([self.cancel_button, self.remove_button])]
+        )
         _classes(self, "aiw-confirmation")
 
 
@@ -702,7 +771,9 @@ class AISettingsPanel(widgets.VBox):
             status = IntegrationStatus(configured=False)
         else:
             self.notice.value = (
-                "" if admin else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
+                ""
+                if admin
+                else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
             )
         # While the form or the confirmation is open, the row offers nothing else to press,
         # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
@@ -715,7 +786,9 @@ class AISettingsPanel(widgets.VBox):
         self.footer.value = (
             _span(f"Keys cannot be saved here. {keyring_problem}", _ERROR_STYLE)
             if keyring_problem
-            else _span(f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE)
+            else _span(
+                f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE
+            )
         )
         _show(self.form, self.view == "form")
         _show(self.confirmation, self.view == "confirm")
@@ -789,7 +862,9 @@ class AISettingsPanel(widgets.VBox):
 
     async def _save_async(self, integration: Integration) -> None:
         try:
-            await self.settings.save_async(integration, on_check=self.form.show_check, expected_revision=self._opened_at)
+            await self.settings.save_async(
+                integration, on_check=self.form.show_check, expected_revision=self._opened_at
+            )
         except Exception as error:  # shown in the form; a bug is logged too
             self._save_failed(error)
         else:
@@ -861,7 +936,9 @@ class AISettingsPanel(widgets.VBox):
             self.row.show_test(None, str(error))
         else:
             _log.error("Test failed unexpectedly", exc_info=error)
-            self.row.show_test(None, f"Test failed unexpectedly ({type(error).__name__}). The kernel's log has the details.")
+            self.row.show_test(
+                None, f"Test failed unexpectedly ({type(error).__name__}). The kernel's log has the details."
+            )
 
     def _remove(self) -> None:
         try:
@@ -925,7 +1002,9 @@ class AISettingsPanel(widgets.VBox):
             elif isinstance(widget, widgets.Button):
                 lines.append(f"[{widget.description}]")
             elif isinstance(widget, widgets.ToggleButtons):
-                options = " | ".join(f"({label})" if value == widget.value else label for label, value in _PROVIDER_OPTIONS)
+                options = " | ".join(
+                    f"({label})" if value == widget.value else label for label, value in _PROVIDER_OPTIONS
+                )
                 lines.append(f"{widget.description}: {options}")
             elif isinstance(widget, widgets.Checkbox):
                 lines.append(f"[{'x' if widget.value else ' '}] {widget.description}")

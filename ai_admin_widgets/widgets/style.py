@@ -13,7 +13,9 @@ _ids = itertools.count(1)
 
 ERROR = "color: var(--jp-error-color1, #d32f2f)"
 # Orange text is hard to read on white (under 4:1), so a warning is ordinary text marked by an orange bar.
-WARNING = "color: var(--jp-ui-font-color1, #212121); border-left: 3px solid var(--jp-warn-color1, #f57c00); padding-left: 6px"
+WARNING = (
+    "color: var(--jp-ui-font-color1, #212121); border-left: 3px solid var(--jp-warn-color1, #f57c00); padding-left: 6px"
+)
 SUCCESS = "color: var(--jp-success-color1, #388e3c)"
 HELP = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
 
