@@ -27,7 +27,7 @@ _EXPORTS = {
     "AISettings": "service",
     "AISettingsPanel": "widgets",
     "Sandbox": "sandbox",
-    "Timeouts": "verify",
+    "Timeouts": "models",
     "Health": "health",
     "AIAdminError": "models",
     "ConcurrentChange": "models",
@@ -105,13 +105,13 @@ if TYPE_CHECKING:
         PermissionDenied,
         Provider,
         StoreError,
+        Timeouts,
         VerificationFailed,
         VerificationReport,
         field_errors,
     )
     from .sandbox import Sandbox
     from .service import AISettings
-    from .verify import Timeouts
     from .widgets import AISettingsPanel
 
 

@@ -61,13 +61,23 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .models import ROLE_LABELS, AIAdminError, AzureOpenAIIntegration, FailureCode, OpenAIIntegration, Provider, Role
+from .models import (
+    ROLE_LABELS,
+    AIAdminError,
+    AzureOpenAIIntegration,
+    CheckTarget,
+    FailureCode,
+    OpenAIIntegration,
+    Provider,
+    Role,
+)
 
 if TYPE_CHECKING:
     import httpx
 
+    from .models import Timeouts
     from .service import AISettings
-    from .verify import Answer, Failure, Timeouts
+    from .transport import Answer, Failure
 
 __all__ = [
     "AIClient",
@@ -230,7 +240,7 @@ class _Route:
     headers: _Headers
     body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
     key: SecretStr
-    target: Any  # verify._Target, for describing failures
+    target: CheckTarget  # for describing failures
 
     def __repr__(self) -> str:  # shown in tracebacks that list local variables
         return f"_Route({self.provider.value}, {str(self.url)!r})"
@@ -250,7 +260,7 @@ class _Route:
 def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, _Route]:
     import httpx
 
-    from .verify import azure_request_parts, openai_headers, openai_target
+    from .transport import azure_request_parts, openai_headers, openai_target
 
     routes = {}
     for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
@@ -521,7 +531,7 @@ class AIClient:
     # -- internals ------------------------------------------------------------- #
 
     def _post(self, client: httpx.Client, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
-        from .verify import send
+        from .transport import send
 
         request = route.request(client, payload)
         return send(
@@ -529,7 +539,7 @@ class AIClient:
         )
 
     async def _post_async(self, client: httpx.AsyncClient, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
-        from .verify import send_async
+        from .transport import send_async
 
         request = route.request(client, payload)
         return await send_async(
@@ -573,7 +583,7 @@ class AIClient:
             return saved
 
     def _timeouts(self) -> Timeouts:
-        from .verify import Timeouts
+        from .models import Timeouts
 
         limits = self.settings.timeouts
         return Timeouts(connect=limits.connect, check=self.timeout, retry_budget=limits.retry_budget)
@@ -581,7 +591,7 @@ class AIClient:
     def _sync_client(self, route: _Route) -> httpx.Client:
         client = self._client
         if client is None:
-            from .verify import make_sync_client
+            from .transport import make_sync_client
 
             with self._lock:
                 if self._client is None:
@@ -593,13 +603,13 @@ class AIClient:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            from .verify import make_client
+            from .transport import make_client
 
             client = self._async_clients[loop] = self._made(route, make_client)
         return client
 
     def _made(self, route: _Route, make: Any) -> Any:
-        from .verify import setup_problem
+        from .transport import setup_problem
 
         try:
             return make(self._timeouts())
@@ -613,7 +623,7 @@ class AIClient:
 
     def _failed(self, route: _Route, failure: Failure) -> AIRequestFailed:
         """The exception for a failed request: what went wrong (the checks' words), and what an analyst can do."""
-        from .verify import explain
+        from .models import explain
 
         outcome = failure.outcome
         code = failure.code
@@ -641,7 +651,7 @@ class AIClient:
         )
 
     def _chat_answer(self, route: _Route, result: Answer | Failure, full: bool) -> str | ChatResult:
-        from .verify import Failure, unexpected_answer
+        from .transport import Failure, unexpected_answer
 
         if isinstance(result, Failure):
             raise self._failed(route, result)
@@ -666,7 +676,7 @@ class AIClient:
 
     def _vectors(self, route: _Route, result: Answer | Failure, count: int) -> list[list[float]]:
         """The vectors of one batch's answer, in the order of its texts (by each item's ``index``)."""
-        from .verify import Failure, unexpected_answer
+        from .transport import Failure, unexpected_answer
 
         if isinstance(result, Failure):
             raise self._failed(route, result)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -1012,3 +1014,288 @@ def _as_utc(moment: datetime) -> datetime:
 #: How far in the future a recorded authentication may be (clocks of two servers differ a
 #: little) before it counts as a clock problem, and so as stale.
 CLOCK_TOLERANCE = timedelta(minutes=10)
+
+
+# --------------------------------------------------------------------------- #
+# Explanations: one per failure code (what is wrong, what the admin does, what an analyst is told)
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a check may take.
+
+    Attributes:
+        connect: seconds allowed to open a connection (default 5).
+        check: seconds allowed for one whole model check, retries included (default 20).
+        retry_budget: the most seconds a check waits in total for rate limits before it
+            reports ``rate_limited`` (default 10).
+    """
+
+    connect: float = 5.0
+    check: float = 20.0
+    retry_budget: float = 10.0
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """What one check talks to, for messages and field paths."""
+
+    role: Role
+    provider: Provider
+    url: str
+    field_prefix: str  # "" for OpenAI, "language_model." / "embeddings_model." for Azure
+    deployment_id: str | None
+    model: str | None
+    api_version: str | None = None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+    @property
+    def endpoint_field(self) -> str:
+        return "base_url" if self.provider is Provider.OPENAI else self.field_prefix + "endpoint_url"
+
+    @property
+    def key_field(self) -> str:
+        return self.field_prefix + "api_key"
+
+    @property
+    def deployment_field(self) -> str:
+        return self.field_prefix + "deployment_id" if self.provider is Provider.AZURE_OPENAI else self.key_field
+
+    @property
+    def wanted(self) -> str:
+        return "GPT-4 Turbo or later (such as gpt-4o)" if self.role == "language" else "text-embedding-3-small"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the vendor said, for the message."""
+
+    status: int | None = None
+    model: str | None = None
+    wait_seconds: float | None = None
+    asked_to_wait: bool = False
+    vendor_message: str = ""
+    html: bool = False
+    api_error: str | None = (
+        None  # the vendor's error code, when the answer was an API error of a kind not in the tables
+    )
+    redirect: str | None = None  # where a 3xx answer pointed
+    proxy: bool = False  # the failure happened at the proxy from HTTP(S)_PROXY
+
+
+def _azure_or_openai(target: CheckTarget, openai: str, azure: str) -> str:
+    return openai if target.provider is Provider.OPENAI else azure
+
+
+#: One message per code: (field attribute of the target, "what is wrong", "what to do").
+#: Both texts are formatted with the target (t) and the outcome (o).
+_MESSAGES: dict[
+    FailureCode,
+    tuple[str, Callable[[CheckTarget, Outcome, Timeouts], str], Callable[[CheckTarget, Outcome, Timeouts], str]],
+] = {
+    FailureCode.INVALID_API_KEY: (
+        "key_field",
+        lambda t, o, s: f"{t.host} rejected the API Key.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Create a key on the API keys page of platform.openai.com and paste it again.",
+            "Copy KEY 1 from the resource's Keys and Endpoint page in the Azure portal and paste it again; check that the Endpoint URL belongs to the same resource.",
+        ),
+    ),
+    FailureCode.MISSING_PERMISSIONS: (
+        "key_field",
+        lambda t, o, s: "The API Key is valid but is not allowed to use the model.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "If it is a restricted key, give it the Models (read) and Model capabilities (write) permissions on platform.openai.com, or use a key with All permissions.",
+            "Give the identity the 'Cognitive Services OpenAI User' role on the resource, or check that key authentication and network access are allowed on the resource.",
+        ),
+    ),
+    FailureCode.WRONG_ORGANIZATION: (
+        "organization_field",
+        lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
+        lambda t, o, s: (
+            "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in."
+        ),
+    ),
+    FailureCode.MODEL_NOT_AVAILABLE: (
+        "key_field",
+        lambda t, o, s: f"This API Key cannot use the model '{t.model}'.",
+        lambda t, o, s: (
+            "Use a key from a project that has access to the model, or ask your OpenAI organization owner to allow it for the project."
+        ),
+    ),
+    FailureCode.DEPLOYMENT_NOT_FOUND: (
+        "deployment_field",
+        lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
+        lambda t, o, s: (
+            "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
+        ),
+    ),
+    FailureCode.ENDPOINT_NOT_FOUND: (
+        "endpoint_field",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            f"{t.host} has no OpenAI API at that Base URL.",
+            f"{t.host} answered 'Resource not found', so the Endpoint URL or the API version is wrong.",
+        ),
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Use https://api.openai.com/v1.",
+            "Use the endpoint from the Keys and Endpoint page, such as https://<resource>.openai.azure.com, with nothing after it, and an API version such as 2024-10-21.",
+        ),
+    ),
+    FailureCode.API_VERSION_UNSUPPORTED: (
+        "api_version_field",
+        lambda t, o, s: (
+            f"The API version {t.api_version} is unknown to this resource or too old for the deployed model."
+        ),
+        lambda t, o, s: (
+            f"Use API version {_minimum_version(o.vendor_message)} or later, which this model needs."
+            if _minimum_version(o.vendor_message)
+            else "Use a current API version: 2024-10-21, or 2024-12-01-preview or later for reasoning models (o1, o3, o4-mini)."
+        ),
+    ),
+    FailureCode.WRONG_MODEL_TYPE: (
+        "deployment_field",
+        lambda t, o, s: f"The deployment '{t.deployment_id}' serves another kind of model than {t.wanted}.",
+        lambda t, o, s: f"Type the name of the deployment of {t.wanted}; the two Deployment IDs may have been swapped.",
+    ),
+    FailureCode.MODEL_NOT_SUPPORTED: (
+        "deployment_field",
+        lambda t, o, s: (
+            f"The {_azure_or_openai(t, 'model', 'deployment')} answers as {o.model}, but AI features need {t.wanted}."
+        ),
+        lambda t, o, s: _azure_or_openai(
+            t,
+            f"Use {t.wanted}.",
+            f"Deploy {t.wanted} in Azure AI Foundry and type that deployment's name.",
+        ),
+    ),
+    FailureCode.QUOTA_EXCEEDED: (
+        "key_field",
+        lambda t, o, s: "The account has used up its quota or credit.",
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Add credit or raise the limits on the Billing page of platform.openai.com, then Save again.",
+            "Raise the deployment's quota in Azure AI Foundry (Quotas), or check the subscription's spending limit, then Save again.",
+        ),
+    ),
+    FailureCode.RATE_LIMITED: (
+        "deployment_field",
+        lambda t, o, s: (
+            "The service is limiting requests right now"
+            + (f" and asks to wait {o.wait_seconds:.0f} seconds." if o.asked_to_wait and o.wait_seconds else ".")
+        ),
+        lambda t, o, s: (
+            "Wait"
+            + (f" {max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else " a minute")
+            + " and Save again; if it keeps happening, "
+            + _azure_or_openai(
+                t,
+                "raise your organization's rate limits (usage tier) on platform.openai.com.",
+                "raise the deployment's tokens-per-minute limit in Azure AI Foundry.",
+            )
+        ),
+    ),
+    FailureCode.SERVER_ERROR: (
+        "endpoint_field",
+        lambda t, o, s: f"{t.host} answered with a server error (HTTP {o.status}).",
+        lambda t, o, s: (
+            "This is on the service's side: wait a few minutes and Save again, or check the status page of OpenAI or Azure."
+        ),
+    ),
+    FailureCode.TIMEOUT: (
+        "endpoint_field",
+        lambda t, o, s: f"{t.host} did not answer within {s.check:g} second{'' if s.check == 1 else 's'}.",
+        lambda t, o, s: (
+            "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again."
+        ),
+    ),
+    FailureCode.DNS_FAILURE: (
+        "endpoint_field",
+        lambda t, o, s: f"The host name {urlsplit(t.url).hostname} could not be found.",
+        lambda t, o, s: (
+            "Check the Endpoint URL for typos (the resource name is the first part of the host name); on a private network, check that this server's DNS knows the name."
+        ),
+    ),
+    FailureCode.CONNECTION_FAILED: (
+        "endpoint_field",
+        lambda t, o, s: (
+            f"The proxy from HTTPS_PROXY / HTTP_PROXY would not connect to {t.host}."
+            if o.proxy
+            else f"Could not connect to {t.host}."
+        ),
+        lambda t, o, s: (
+            "Check the proxy's address, and whether it needs a user name and password (HTTP 407) or blocks this host; ask IT if unsure."
+            if o.proxy
+            else "Check the Endpoint URL and that this server may reach the internet, or your proxy (HTTPS_PROXY)."
+        ),
+    ),
+    FailureCode.TLS_ERROR: (
+        "endpoint_field",
+        lambda t, o, s: f"The secure connection to {t.host} failed: its certificate is not trusted.",
+        lambda t, o, s: (
+            "A corporate proxy that inspects HTTPS often causes this: ask IT for the proxy's certificate authority (CA) bundle and set SSL_CERT_FILE to it before starting JupyterLab."
+        ),
+    ),
+    FailureCode.UNEXPECTED_RESPONSE: (
+        "endpoint_field",
+        lambda t, o, s: (
+            f"{t.host} redirected the check elsewhere (HTTP {o.status}{', to ' + o.redirect if o.redirect else ''})."
+            if o.redirect is not None
+            else f"{t.host} refused the check with HTTP {o.status} and error code {o.api_error}."
+            if o.api_error
+            else f"{t.host} sent "
+            + ("a web page (HTML)" if o.html else "an answer")
+            + (f" with HTTP status {o.status}" if o.status is not None else "")
+            + " instead of an OpenAI API response."
+        ),
+        lambda t, o, s: (
+            "Use the address it points to as the Endpoint URL, or check that nothing between this server and the service rewrites addresses."
+            if o.redirect is not None
+            else "Read the service's message below; if it does not say what to change, contact the service's support with the request id."
+            if o.api_error
+            else "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page."
+        ),
+    ),
+}
+
+
+def explain(
+    code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts
+) -> tuple[str, str, str | None]:
+    """What went wrong and what an admin should do, from the one table of messages (``_MESSAGES``).
+
+    Args:
+        code: the failure's code (not ``FailureCode.OK``).
+        target: what the request talked to (role, provider, URL, deployment, model).
+        outcome: what the service said (status, wait, its own message, ...).
+        timeouts: the limits in force, for the timeout message (seconds).
+    Returns:
+        ``(what is wrong, what to do, field path)``: two sentences without the model's
+        label, and the dotted path of the field to correct (None when no field is to blame).
+        Neither sentence holds the key: everything from the service is scrubbed first.
+    """
+    field_attribute, wrong, todo = _MESSAGES[code]
+    if field_attribute == "api_version_field":
+        field = "api_version"
+    elif field_attribute == "organization_field":
+        field = "project" if "project" in outcome.vendor_message.lower() else "organization"
+    else:
+        field = getattr(target, field_attribute)
+    return wrong(target, outcome, timeouts), todo(target, outcome, timeouts), field
+
+
+def _minimum_version(vendor_message: str) -> str | None:
+    """The api-version a model needs, from Azure's "enabled only for api versions X and later"."""
+    match = re.search(r"api versions? (\d{4}-\d{2}-\d{2}(?:-preview)?) and later", vendor_message, re.I)
+    return match.group(1) if match else None

@@ -33,7 +33,7 @@ from .normalize import split_azure_endpoint
 from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring, prepare_keyring
 
 if TYPE_CHECKING:
-    from .verify import Timeouts
+    from .models import Timeouts
     from .widgets import AISettingsPanel
 
 __all__ = ["AISettings"]
@@ -124,7 +124,7 @@ class AISettings:
     def timeouts(self) -> Timeouts:
         """The authentication limits in force."""
         if self._timeouts is None:
-            from .verify import Timeouts
+            from .models import Timeouts
 
             self._timeouts = Timeouts()
         return self._timeouts

@@ -24,7 +24,8 @@ import pytest
 import ai_admin_widgets as aiw
 from ai_admin_widgets import sandbox as sandbox_module
 from ai_admin_widgets.models import ROLE_LABELS, FailureCode
-from ai_admin_widgets.verify import Timeouts, make_client, verify, verify_async
+from ai_admin_widgets.transport import make_client
+from ai_admin_widgets.verify import Timeouts, verify, verify_async
 
 #: Upper bound for a verify call that must end by itself; only guards against a hang.
 HANG_GUARD_SECONDS = 60
@@ -781,7 +782,7 @@ def test_a_proxy_that_refuses_is_named(monkeypatch):
 
 
 def test_part_of_a_key_echoed_by_the_service_is_hidden():
-    from ai_admin_widgets.verify import _vendor_text, _VendorError
+    from ai_admin_widgets.transport import _vendor_text, _VendorError
 
     key = "sandbox-azure-LEAKMARKa1b2c3d4e5f6"
     said = _vendor_text(
@@ -793,7 +794,7 @@ def test_part_of_a_key_echoed_by_the_service_is_hidden():
 
 @pytest.mark.parametrize("masked", ["sk-abc***wxyz", "sk-proj-********************wxyz", "abcd****wxyz"])
 def test_a_masked_key_in_the_service_message_is_hidden(masked):
-    from ai_admin_widgets.verify import _vendor_text, _VendorError
+    from ai_admin_widgets.transport import _vendor_text, _VendorError
 
     said = _vendor_text(_VendorError(message=f"Incorrect API key provided: {masked}. Check it."), "unrelated")
     assert masked not in said and "[hidden]" in said

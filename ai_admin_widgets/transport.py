@@ -1,0 +1,618 @@
+"""One request to OpenAI or Azure OpenAI, sent, retried as the vendors ask and classified.
+
+The layer under :mod:`~ai_admin_widgets.verify` (Save's checks) and :mod:`~ai_admin_widgets.ai`
+(analysts' calls): where a request goes and with which headers (:func:`openai_headers`,
+:func:`azure_request_parts`), the clients and their TLS context (:func:`make_client`,
+:func:`make_sync_client`), the request loop (:func:`send`, :func:`send_async`, both driven by
+one I/O-free generator) and the reading of an error answer into a
+:class:`~ai_admin_widgets.models.FailureCode`. It never raises for a remote or network failure:
+the answer is an :class:`Answer` or a :class:`Failure`.
+
+Rate limits (429) are retried within the retry budget, honouring ``retry-after-ms`` and
+``retry-after`` (Azure OpenAI "Quotas and limits"); a used-up quota is never retried. A server
+error (5xx) is retried once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from .models import (
+    AzureOpenAIIntegration,
+    CheckTarget,
+    FailureCode,
+    OpenAIIntegration,
+    Outcome,
+    Provider,
+    Role,
+    Timeouts,
+)
+from .normalize import LOOPBACK_HOSTS
+
+__all__ = [
+    "Answer",
+    "Failure",
+    "azure_request_parts",
+    "holds_part_of",
+    "is_html",
+    "make_client",
+    "make_sync_client",
+    "openai_headers",
+    "openai_target",
+    "scrub",
+    "send",
+    "send_async",
+    "setup_problem",
+    "unexpected_answer",
+]
+
+
+@dataclass(frozen=True)
+class _VendorError:
+    """The parts of an error body: ``code``, ``message``, ``type`` and ``param``, whichever shape it came in."""
+
+    code: str | None = None
+    message: str = ""
+    type: str | None = None
+    param: str | None = None
+
+
+def _read_error(body: Any) -> _VendorError | None:
+    """Parse the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``, Azure's
+    ``{"error": {"code", "message", "innererror"}}`` and gateway shapes such as
+    ``{"statusCode": 401, "message": …}``; None for any other body."""
+    if not isinstance(body, dict):
+        return None
+    folded = {str(key).lower(): value for key, value in body.items()}
+    error = folded.get("error")
+    if isinstance(error, dict):
+        inner = {str(key).lower(): value for key, value in error.items()}
+        code = inner.get("code")
+        innermost = inner.get("innererror")
+        if isinstance(innermost, dict) and innermost.get("code") and code in (None, "", "BadRequest"):
+            code = innermost["code"]
+        return _VendorError(
+            code=str(code) if code not in (None, "") else None,
+            message=str(inner.get("message") or ""),
+            type=str(inner["type"]) if inner.get("type") else None,
+            param=str(inner["param"]) if inner.get("param") else None,
+        )
+    if isinstance(error, str):
+        return _VendorError(message=error)
+    if "message" in folded and ("statuscode" in folded or "code" in folded):
+        code = folded.get("code")
+        return _VendorError(code=str(code) if code not in (None, "") else None, message=str(folded["message"]))
+    return None
+
+
+_ANY = None
+
+
+#: (provider, HTTP status, vendor error code) -> our code. Looked up with the vendor's
+#: code, then the message hints below, then with ``_ANY`` for the code, then for the
+#: provider too. Vendor codes: OpenAI API reference "Error codes"; Azure OpenAI REST API
+#: reference, error responses.
+_STATUS_TABLE: dict[tuple[Provider | None, int, str | None], FailureCode] = {
+    (_ANY, 401, _ANY): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, 401, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 401, "no_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 401, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
+    (Provider.OPENAI, 404, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
+    (Provider.OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, 404, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, 400, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
+    (_ANY, 429, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, 429, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, 429, _ANY): FailureCode.RATE_LIMITED,
+    (_ANY, 500, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 502, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 503, _ANY): FailureCode.SERVER_ERROR,
+    (_ANY, 504, _ANY): FailureCode.SERVER_ERROR,
+}
+
+
+#: Where the vendor gives no specific code, words of its message decide, always
+#: together with the status (never the message alone).
+_MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
+    (
+        401,
+        re.compile(r"missing scopes|insufficient permissions|does not have access", re.I),
+        FailureCode.MISSING_PERMISSIONS,
+    ),
+    (
+        401,
+        re.compile(r"openai-(organization|project) header|no such organization|member of an organization", re.I),
+        FailureCode.WRONG_ORGANIZATION,
+    ),
+    (400, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
+    (404, re.compile(r"api[- ]?version", re.I), FailureCode.API_VERSION_UNSUPPORTED),
+    (400, re.compile(r"operation does not work with the specified model", re.I), FailureCode.WRONG_MODEL_TYPE),
+)
+
+
+#: Transport errors found anywhere in an exception's cause chain, most specific first.
+_TRANSPORT_TABLE: tuple[tuple[type[BaseException], FailureCode], ...] = (
+    (httpx.TimeoutException, FailureCode.TIMEOUT),
+    (socket.gaierror, FailureCode.DNS_FAILURE),
+    (ssl.SSLError, FailureCode.TLS_ERROR),
+    (ssl.CertificateError, FailureCode.TLS_ERROR),
+    (ConnectionRefusedError, FailureCode.CONNECTION_FAILED),
+)
+
+
+#: The same, for errors that only say it in words (httpcore re-raises some as text).
+_TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
+    (
+        re.compile(
+            r"name or service not known|nodename nor servname|getaddrinfo|temporary failure in name resolution|no address associated",
+            re.I,
+        ),
+        FailureCode.DNS_FAILURE,
+    ),
+    (re.compile(r"certificate|\[ssl|tls|handshake|wrong version number", re.I), FailureCode.TLS_ERROR),
+)
+
+
+def _classify_status(provider: Provider, status: int, error: _VendorError | None) -> FailureCode:
+    code = error.code if error else None
+    if code is not None and (provider, status, code) in _STATUS_TABLE:
+        return _STATUS_TABLE[(provider, status, code)]
+    if code is not None and (_ANY, status, code) in _STATUS_TABLE:
+        return _STATUS_TABLE[(_ANY, status, code)]
+    if error is not None:
+        for hint_status, words, hinted in _MESSAGE_HINTS:
+            if hint_status == status and words.search(error.message):
+                return hinted
+    for key in ((provider, status, _ANY), (_ANY, status, _ANY)):
+        if key in _STATUS_TABLE:
+            return _STATUS_TABLE[key]
+    if status >= 500:
+        return FailureCode.SERVER_ERROR
+    return FailureCode.UNEXPECTED_RESPONSE
+
+
+def _classify_transport(error: BaseException) -> FailureCode:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for kind, code in _TRANSPORT_TABLE:
+        if any(isinstance(link, kind) for link in chain):
+            return code
+    text = " ".join(str(link) for link in chain)
+    for words, code in _TRANSPORT_WORDS:
+        if words.search(text):
+            return code
+    return FailureCode.CONNECTION_FAILED
+
+
+def _rejects_max_tokens(status: int, error: _VendorError | None) -> bool:
+    """Reasoning models answer 400 ``unsupported_parameter`` for ``max_tokens`` (use ``max_completion_tokens``)."""
+    if status != 400 or error is None:
+        return False
+    return error.param == "max_tokens" or ("max_tokens" in error.message and "max_completion_tokens" in error.message)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the vendor asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date)."""
+    milliseconds = response.headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    seconds = response.headers.get("retry-after")
+    if seconds:
+        try:
+            return max(float(seconds), 0.0)
+        except ValueError:
+            try:
+                return max(parsedate_to_datetime(seconds).timestamp() - time.time(), 0.0)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+#: Anything in a vendor's message that could be part of a key is cut out before it is shown.
+_KEY_LIKE = re.compile(r"(sk-[A-Za-z0-9*_.-]+|[A-Za-z0-9*_-]*\*{3,}[A-Za-z0-9*_-]*|\b[A-Za-z0-9_-]{32,}\b)")
+
+
+def _vendor_text(error: _VendorError | None, key: str | SecretStr) -> str:
+    """The vendor's own message, without anything key-shaped, at most 240 characters."""
+    if error is None or not error.message:
+        return ""
+    return scrub(error.message, key)
+
+
+def _plain(key: str | SecretStr) -> str:
+    """The key's text, taken out of its ``SecretStr`` only in the short-lived frame that compares with it."""
+    return key.get_secret_value() if isinstance(key, SecretStr) else key
+
+
+def scrub(said: str, key: str | SecretStr) -> str:
+    """Any text from the service (a message, an error code, a Location, a model name), made safe to show and store:
+    the key, anything that also stands in it, and anything key-shaped are hidden; at most 240 characters."""
+    key = _plain(key)
+    text = " ".join(str(said).split())
+    if key:
+        text = text.replace(key, "[key]")
+        # A run that also stands in the key is hidden too: 12 characters or more, or 8 or more
+        # with a digit in them (so that ordinary words the key happens to contain stay readable).
+        text = re.sub(r"[A-Za-z0-9_\-]{8,}", lambda match: _hide_if_in_key(match.group(0), key), text)
+    text = _KEY_LIKE.sub("[hidden]", text)
+    return text if len(text) <= 240 else text[:239] + "…"
+
+
+def _hide_if_in_key(run: str, key: str) -> str:
+    if run in key and (len(run) >= 12 or any(character.isdigit() for character in run)):
+        return "[hidden]"
+    return run
+
+
+def is_html(response: httpx.Response) -> bool:
+    return "html" in response.headers.get("content-type", "").lower()
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _request_id(response: httpx.Response, key: str | SecretStr = "") -> str | None:
+    """The service's request id, if it has the shape of one and nothing of the key in it."""
+    found = response.headers.get("apim-request-id") or response.headers.get("x-request-id")
+    if not found or not _REQUEST_ID.fullmatch(found) or holds_part_of(found, key):
+        return None
+    return found
+
+
+def holds_part_of(text: str, key: str | SecretStr) -> bool:
+    """True when ``text`` holds the key, or a run of it that :func:`scrub` would hide."""
+    key = _plain(key)
+    if not key:
+        return False
+    return key in text or any(
+        _hide_if_in_key(run, key) == "[hidden]" for run in re.findall(r"[A-Za-z0-9_\-]{8,}", text)
+    )
+
+
+def openai_headers(integration: OpenAIIntegration) -> dict[str, str]:
+    """The headers of every OpenAI request: ``Authorization: Bearer <key>``, and ``OpenAI-Organization`` /
+    ``OpenAI-Project`` when the integration has them (OpenAI API reference, "Authentication").
+
+    Returns:
+        The headers, names in lower case. They hold the key: never show or log them.
+    """
+    headers = {"authorization": f"Bearer {integration.api_key.get_secret_value()}"}
+    if integration.organization:
+        headers["openai-organization"] = integration.organization
+    if integration.project:
+        headers["openai-project"] = integration.project
+    return headers
+
+
+def openai_target(integration: OpenAIIntegration, role: Role, url: str) -> CheckTarget:
+    """What a request for ``role``'s model to ``url`` talks to, for classifying and describing its failures."""
+    model = integration.language_model if role == "language" else integration.embeddings_model
+    return CheckTarget(role=role, provider=Provider.OPENAI, url=url, field_prefix="", deployment_id=None, model=model)
+
+
+def azure_request_parts(
+    integration: AzureOpenAIIntegration, role: Role, operation: str
+) -> tuple[CheckTarget, str, dict[str, str], dict[str, str]]:
+    """Where an Azure OpenAI request for ``role`` goes: ``POST {endpoint}/openai/deployments/{deployment}/{operation}``
+    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference").
+
+    Args:
+        integration: the Azure OpenAI integration.
+        role: ``"language"`` (its language-model deployment) or ``"embeddings"``.
+        operation: ``"chat/completions"`` or ``"embeddings"``.
+    Returns:
+        ``(target, url, query parameters, headers)``; the headers hold the key.
+    """
+    deployment = integration.deployment(role)
+    url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    target = CheckTarget(
+        role=role,
+        provider=Provider.AZURE_OPENAI,
+        url=url,
+        field_prefix=f"{role}_model.",
+        deployment_id=deployment.deployment_id,
+        model=None,
+        api_version=integration.api_version,
+    )
+    return target, url, {"api-version": integration.api_version}, {"api-key": deployment.api_key.get_secret_value()}
+
+
+#: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
+_DIRECT = tuple(
+    f"all://[{host}]" if ":" in host else f"all://{host}" for host in (*LOOPBACK_HOSTS, "0:0:0:0:0:0:0:1")
+)  # the hosts where plain http is allowed (normalize.LOOPBACK_HOSTS), ::1 in both spellings
+
+
+#: The TLS context of the checks and what it was made from; see :func:`_tls_context`.
+_tls_lock = threading.Lock()
+
+
+_tls_cache: tuple[tuple[Any, ...], ssl.SSLContext] | None = None
+
+
+def _file_signature(path: str) -> tuple[str, int, int] | tuple[str]:
+    """``(path, modification time in ns, size in bytes)``, or ``(path,)`` when it cannot be read."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, found.st_mtime_ns, found.st_size)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The certificate authorities the checks trust, as one ``ssl.SSLContext`` kept for the process.
+
+    Built by httpx's own rule (``httpx.create_ssl_context(trust_env=True)``: the bundle in
+    ``SSL_CERT_FILE``, else the folder in ``SSL_CERT_DIR``, else certifi's bundle), so the
+    checks trust exactly what a plain httpx client would. Loading a bundle costs tens of
+    milliseconds, which every Save and every test would otherwise pay once per transport;
+    the context is made again when either variable changes or the file or folder it names
+    is modified.
+
+    Returns:
+        The shared context (httpx and httpcore only read it; it is safe across threads).
+    Raises:
+        OSError, ssl.SSLError: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` cannot be read or parsed
+            (:func:`verify_async` turns this into a report).
+    """
+    global _tls_cache
+    certificate_file = os.environ.get("SSL_CERT_FILE") or ""
+    certificate_folder = os.environ.get("SSL_CERT_DIR") or ""
+    if certificate_file:
+        source: tuple[Any, ...] = ("file", *_file_signature(certificate_file))
+    elif certificate_folder:
+        source = ("folder", *_file_signature(certificate_folder))
+    else:
+        import certifi
+
+        source = ("certifi", *_file_signature(certifi.where()))
+    with _tls_lock:
+        if _tls_cache is not None and _tls_cache[0] == source:
+            return _tls_cache[1]
+        context = httpx.create_ssl_context(trust_env=True)
+        _tls_cache = (source, context)
+        return context
+
+
+def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
+    """An httpx client for the checks: the proxy settings of the environment, except for loopback hosts.
+
+    Args:
+        timeouts: connect and overall limits, in seconds.
+    Returns:
+        An ``httpx.AsyncClient``; the caller closes it.
+    Raises:
+        OSError, ssl.SSLError, ImportError: this server's HTTPS or proxy settings cannot be
+            used (see :func:`setup_problem`).
+    """
+    options = _client_options(timeouts)
+    direct = httpx.AsyncHTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
+    return httpx.AsyncClient(**options, mounts={pattern: direct for pattern in _DIRECT})
+
+
+def make_sync_client(timeouts: Timeouts = Timeouts()) -> httpx.Client:
+    """:func:`make_client` for blocking calls: the same settings, as an ``httpx.Client`` (the caller closes it)."""
+    options = _client_options(timeouts)
+    direct = httpx.HTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
+    return httpx.Client(**options, mounts={pattern: direct for pattern in _DIRECT})
+
+
+def _client_options(timeouts: Timeouts) -> dict[str, Any]:
+    """What both clients share, the process's TLS context included (:func:`_tls_context`)."""
+    return {
+        "timeout": httpx.Timeout(timeouts.check, connect=timeouts.connect),
+        "follow_redirects": False,
+        "trust_env": True,
+        "verify": _tls_context(),
+    }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A 200 answer: the response, its parsed JSON body (None when not JSON) and the service's request id."""
+
+    response: httpx.Response
+    body: Any
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request that got no usable answer: its stable code, what the service said, and its request id."""
+
+    code: FailureCode
+    outcome: Outcome
+    request_id: str | None = None
+
+
+def unexpected_answer(answer: Answer) -> Failure:
+    """A 200 answer that is not the operation's answer (a proxy's HTML page, JSON of another shape), as a failure."""
+    return Failure(
+        FailureCode.UNEXPECTED_RESPONSE, Outcome(status=200, html=is_html(answer.response)), answer.request_id
+    )
+
+
+#: What the exchange asks its driver for: a request to send (the driver answers with the
+#: response or the ``httpx.HTTPError``), or seconds to wait (the driver answers None).
+_Step = Generator["httpx.Request | float", "httpx.Response | httpx.HTTPError | None", "Answer | Failure"]
+
+
+def _exchange(
+    build: Callable[..., httpx.Request],
+    request: httpx.Request,
+    provider: Provider,
+    key: str | SecretStr,
+    retry_budget: float,
+) -> _Step:
+    """Send ``request`` until it has an answer or a failure, without doing any I/O itself.
+
+    Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``),
+    a used-up quota never; a 5xx once after half a second; a 400 that rejects ``max_tokens``
+    (reasoning models) once with ``max_completion_tokens`` instead.
+    """
+    waited = 0.0
+    attempts = 0
+    server_retries = 1
+    switched_token_limit = False
+    while True:
+        attempts += 1
+        response = yield request
+        if isinstance(response, httpx.HTTPError):
+            return Failure(_classify_transport(response), Outcome(proxy=isinstance(response, httpx.ProxyError)))
+        request_id = _request_id(response, key)
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if status == 200:
+            return Answer(response, body, request_id)
+        if 300 <= status < 400:
+            redirect = scrub(response.headers.get("location", ""), key)
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=status, redirect=redirect), request_id)
+        error = _read_error(body)
+        if not switched_token_limit and _rejects_max_tokens(status, error):
+            switched_token_limit = True
+            request = _with_max_completion_tokens(build, request)
+            continue
+        if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=status, html=is_html(response)), request_id)
+        code = _classify_status(provider, status, error)
+        said = _vendor_text(error, key)
+        if code is FailureCode.RATE_LIMITED:
+            asked = _retry_after(response)
+            wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
+            if waited + wait > retry_budget:
+                return Failure(
+                    code,
+                    Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said),
+                    request_id,
+                )
+            yield wait
+            waited += wait
+            request = _fresh(build, request)
+            continue
+        if code is FailureCode.SERVER_ERROR and server_retries > 0:
+            server_retries -= 1
+            yield 0.5
+            request = _fresh(build, request)
+            continue
+        unknown = scrub(error.code, key) if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code else None
+        return Failure(code, Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
+
+
+def _fresh(build: Callable[..., httpx.Request], request: httpx.Request) -> httpx.Request:
+    return build(request.method, request.url, headers=request.headers, content=request.content)
+
+
+def _with_max_completion_tokens(build: Callable[..., httpx.Request], request: httpx.Request) -> httpx.Request:
+    payload = json.loads(request.content)
+    payload["max_completion_tokens"] = payload.pop("max_tokens", 1)
+    headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+    return build(request.method, request.url, headers=headers, json=payload)
+
+
+def send(
+    client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+) -> Answer | Failure:
+    """Send ``request`` with ``client``, retrying rate limits, a server error and ``max_tokens`` as the vendors ask.
+
+    Args:
+        client: a blocking client (:func:`make_sync_client`); its pool is reused.
+        request: built by ``client.build_request``, so it carries the client's timeouts.
+        provider: whose error codes to read.
+        key: the API key the request carries (best a ``SecretStr``, so no frame of a traceback shows it),
+            so that nothing of it is ever repeated.
+        retry_budget: the most seconds to wait in total for rate limits.
+    Returns:
+        The :class:`Answer` (HTTP 200) or the classified :class:`Failure`; never raises for a
+        remote or network failure.
+    """
+    steps = _exchange(client.build_request, request, provider, key, retry_budget)
+    step = next(steps)
+    while True:
+        if isinstance(step, httpx.Request):
+            try:
+                reply: httpx.Response | httpx.HTTPError | None = client.send(step)
+            except httpx.HTTPError as error:
+                reply = error
+        else:
+            time.sleep(step)
+            reply = None
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+async def send_async(
+    client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+) -> Answer | Failure:
+    """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop."""
+    steps = _exchange(client.build_request, request, provider, key, retry_budget)
+    step = next(steps)
+    while True:
+        if isinstance(step, httpx.Request):
+            try:
+                reply: httpx.Response | httpx.HTTPError | None = await client.send(step)
+            except httpx.HTTPError as error:
+                reply = error
+        else:
+            await asyncio.sleep(step)
+            reply = None
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+def setup_problem(error: Exception) -> tuple[FailureCode, str]:
+    """Why no client could be made (:func:`make_client` raised ``error``), and what to do.
+
+    Returns:
+        ``(code, message)``: ``connection_failed`` for a proxy that needs a missing package
+        or unusable network settings, ``tls_error`` for an unusable ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``.
+    """
+    certificate_file = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+    if isinstance(error, ImportError):
+        code = FailureCode.CONNECTION_FAILED
+        message = (
+            "The proxy in HTTPS_PROXY / ALL_PROXY needs a package that is not installed (a socks5:// proxy needs "
+            "httpx[socks]). Install it, or use an http:// proxy address, then try again."
+        )
+    elif certificate_file:
+        code = FailureCode.TLS_ERROR
+        message = (
+            f"The certificate file in SSL_CERT_FILE / SSL_CERT_DIR ({certificate_file}) cannot be used ({type(error).__name__}). "
+            "Point it at the PEM bundle of your proxy's certificate authority, or unset it, and restart the kernel."
+        )
+    else:
+        code = FailureCode.CONNECTION_FAILED
+        message = f"This server's network settings could not be used ({type(error).__name__}: {error}). Check HTTPS_PROXY and SSL_CERT_FILE."
+    return code, message
