@@ -146,17 +146,6 @@ class AIRequestFailed(AIAdminError):
 
 
 #: What an analyst can do about each failure (an admin's fix is in AI Settings → Test).
-_ASK_ADMIN = "Ask an admin to open AI Settings and press Test: it shows what to change."
-_ANALYST_TODO: dict[FailureCode, str] = {
-    FailureCode.RATE_LIMITED: "Wait {wait} and try again, or send fewer requests at once (a smaller concurrency for embed).",
-    FailureCode.SERVER_ERROR: "This is on the service's side: try again in a few minutes.",
-    FailureCode.TIMEOUT: "Try again; for long answers, use an AIClient with a longer timeout.",
-    FailureCode.CONNECTION_FAILED: "Check that this server can reach the service (or your proxy, HTTPS_PROXY) and try again; "
-    "if it keeps failing, ask an admin to open AI Settings and press Test.",
-    FailureCode.QUOTA_EXCEEDED: "Ask an admin to add credit or raise the quota; nothing will work until then.",
-}
-
-
 # --------------------------------------------------------------------------- #
 # Results
 # --------------------------------------------------------------------------- #
@@ -627,15 +616,10 @@ class AIClient:
 
         outcome = failure.outcome
         code = failure.code
-        wrong, _admin_todo, _ = explain(code, route.target, outcome, self._timeouts())
-        if code is FailureCode.UNEXPECTED_RESPONSE and outcome.status == 400:
+        explanation = explain(code, route.target, outcome, self._timeouts())
+        wrong, todo = explanation.wrong, explanation.analyst_todo
+        if code is FailureCode.UNEXPECTED_RESPONSE and outcome.status == 400:  # the analyst's request, not a check
             wrong = f"{route.target.host} refused the request (HTTP 400{', error code ' + outcome.api_error if outcome.api_error else ''})."
-            todo = "Check the messages, texts and options given; the service's words below say what it refused."
-        elif code is FailureCode.RATE_LIMITED:
-            wait = f"{max(outcome.wait_seconds or 0, 1):.0f} seconds" if outcome.wait_seconds else "a minute"
-            todo = _ANALYST_TODO[code].format(wait=wait)
-        else:
-            todo = _ANALYST_TODO.get(code, _ASK_ADMIN)
         message = f"The {ROLE_LABELS[route.target.role].lower()} request failed: {wrong} {todo}"
         if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
             message += f" The service said: “{outcome.vendor_message}”"

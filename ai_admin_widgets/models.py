@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -136,6 +136,18 @@ class KeyringUnavailable(StoreError):
     """No usable keyring backend holds the keys; the message says how to get one."""
 
 
+class SavedKeyUnavailable(AIAdminError):
+    """An Edit asked to keep a saved key (:data:`KEEP_SAVED_KEY`) that cannot be kept; the key must be typed again.
+
+    Attributes:
+        field: the dotted path of the API Key field to fill (``"api_key"``, ``"language_model.api_key"``, ...).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 # --------------------------------------------------------------------------- #
 # Failure codes: one per thing that can go wrong when credentials are checked
 # --------------------------------------------------------------------------- #
@@ -248,8 +260,23 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     return text.rstrip("/")
 
 
+class SavedKey(SecretStr):
+    """Stands for "keep the saved key" in an Edit (:data:`KEEP_SAVED_KEY`).
+
+    Only the service holds keys: :meth:`~ai_admin_widgets.AISettings.save` and ``test`` put
+    the saved key of the same slot in its place, and only when it may go to the same host
+    (and port) it was entered for; otherwise they raise :class:`SavedKeyUnavailable`.
+    """
+
+
+#: Pass as ``api_key`` to keep the key saved for that slot (the panel does, for an empty API Key on Edit).
+KEEP_SAVED_KEY = SavedKey("")
+
+
 def _check_api_key(value: Any, field_label: str) -> SecretStr:
     """Strip whitespace around a key; reject an empty key, one with whitespace inside, or one with a non-ASCII or invisible character."""
+    if isinstance(value, SavedKey):
+        return value
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if not isinstance(value, str):
@@ -296,7 +323,7 @@ class _Model(BaseModel):
 
 def _normalize_key_in(data: dict[str, Any], provider: str) -> list[Notice]:
     """Tidy ``data["api_key"]`` in place; the notices say what changed and whether it looks like the other provider's."""
-    if "api_key" not in data:
+    if "api_key" not in data or isinstance(data["api_key"], SavedKey):
         return []
     data["api_key"], notices = normalize_api_key(data["api_key"])
     if isinstance(data["api_key"], SecretStr):
@@ -1095,13 +1122,37 @@ def _azure_or_openai(target: CheckTarget, openai: str, azure: str) -> str:
     return openai if target.provider is Provider.OPENAI else azure
 
 
-#: One message per code: (field attribute of the target, "what is wrong", "what to do").
-#: Both texts are formatted with the target (t) and the outcome (o).
-_MESSAGES: dict[
-    FailureCode,
-    tuple[str, Callable[[CheckTarget, Outcome, Timeouts], str], Callable[[CheckTarget, Outcome, Timeouts], str]],
-] = {
-    FailureCode.INVALID_API_KEY: (
+#: What an analyst is told to do when an AI call fails and nothing in the table says better.
+ASK_ADMIN = "Ask an admin to open AI Settings and press Test: it shows what to change."
+
+
+class _Entry(NamedTuple):
+    """One row of the explanations table; each text is formatted with the target (t), the outcome (o)
+    and the limits in force (s)."""
+
+    field: str  # the attribute of the target naming the field to correct, or "api_version_field" / "organization_field"
+    wrong: Callable[[CheckTarget, Outcome, Timeouts], str]
+    admin: Callable[[CheckTarget, Outcome, Timeouts], str]
+    analyst: Callable[[CheckTarget, Outcome, Timeouts], str] = lambda t, o, s: ASK_ADMIN
+
+
+class Explanation(NamedTuple):
+    """A failure in words: what is wrong, what an admin does, what an analyst is told, and the field to correct."""
+
+    wrong: str
+    admin_todo: str
+    analyst_todo: str
+    field: str | None
+
+
+def _wait_text(o: Outcome) -> str:
+    return f"{max(o.wait_seconds or 0, 1):.0f} seconds" if o.wait_seconds else "a minute"
+
+
+#: The one table of explanations: per code, the field to blame, what is wrong, what an admin does
+#: (Save's checks, Test, the CLI) and what an analyst is told (ai.chat / ai.embed).
+_MESSAGES: dict[FailureCode, _Entry] = {
+    FailureCode.INVALID_API_KEY: _Entry(
         "key_field",
         lambda t, o, s: f"{t.host} rejected the API Key.",
         lambda t, o, s: _azure_or_openai(
@@ -1110,7 +1161,7 @@ _MESSAGES: dict[
             "Copy KEY 1 from the resource's Keys and Endpoint page in the Azure portal and paste it again; check that the Endpoint URL belongs to the same resource.",
         ),
     ),
-    FailureCode.MISSING_PERMISSIONS: (
+    FailureCode.MISSING_PERMISSIONS: _Entry(
         "key_field",
         lambda t, o, s: "The API Key is valid but is not allowed to use the model.",
         lambda t, o, s: _azure_or_openai(
@@ -1119,28 +1170,28 @@ _MESSAGES: dict[
             "Give the identity the 'Cognitive Services OpenAI User' role on the resource, or check that key authentication and network access are allowed on the resource.",
         ),
     ),
-    FailureCode.WRONG_ORGANIZATION: (
+    FailureCode.WRONG_ORGANIZATION: _Entry(
         "organization_field",
         lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
         lambda t, o, s: (
             "Leave Organization ID and Project ID empty, or copy them from the settings of the organization and project the key was created in."
         ),
     ),
-    FailureCode.MODEL_NOT_AVAILABLE: (
+    FailureCode.MODEL_NOT_AVAILABLE: _Entry(
         "key_field",
         lambda t, o, s: f"This API Key cannot use the model '{t.model}'.",
         lambda t, o, s: (
             "Use a key from a project that has access to the model, or ask your OpenAI organization owner to allow it for the project."
         ),
     ),
-    FailureCode.DEPLOYMENT_NOT_FOUND: (
+    FailureCode.DEPLOYMENT_NOT_FOUND: _Entry(
         "deployment_field",
         lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
         lambda t, o, s: (
             "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
         ),
     ),
-    FailureCode.ENDPOINT_NOT_FOUND: (
+    FailureCode.ENDPOINT_NOT_FOUND: _Entry(
         "endpoint_field",
         lambda t, o, s: _azure_or_openai(
             t,
@@ -1153,7 +1204,7 @@ _MESSAGES: dict[
             "Use the endpoint from the Keys and Endpoint page, such as https://<resource>.openai.azure.com, with nothing after it, and an API version such as 2024-10-21.",
         ),
     ),
-    FailureCode.API_VERSION_UNSUPPORTED: (
+    FailureCode.API_VERSION_UNSUPPORTED: _Entry(
         "api_version_field",
         lambda t, o, s: (
             f"The API version {t.api_version} is unknown to this resource or too old for the deployed model."
@@ -1164,12 +1215,12 @@ _MESSAGES: dict[
             else "Use a current API version: 2024-10-21, or 2024-12-01-preview or later for reasoning models (o1, o3, o4-mini)."
         ),
     ),
-    FailureCode.WRONG_MODEL_TYPE: (
+    FailureCode.WRONG_MODEL_TYPE: _Entry(
         "deployment_field",
         lambda t, o, s: f"The deployment '{t.deployment_id}' serves another kind of model than {t.wanted}.",
         lambda t, o, s: f"Type the name of the deployment of {t.wanted}; the two Deployment IDs may have been swapped.",
     ),
-    FailureCode.MODEL_NOT_SUPPORTED: (
+    FailureCode.MODEL_NOT_SUPPORTED: _Entry(
         "deployment_field",
         lambda t, o, s: (
             f"The {_azure_or_openai(t, 'model', 'deployment')} answers as {o.model}, but AI features need {t.wanted}."
@@ -1180,7 +1231,7 @@ _MESSAGES: dict[
             f"Deploy {t.wanted} in Azure AI Foundry and type that deployment's name.",
         ),
     ),
-    FailureCode.QUOTA_EXCEEDED: (
+    FailureCode.QUOTA_EXCEEDED: _Entry(
         "key_field",
         lambda t, o, s: "The account has used up its quota or credit.",
         lambda t, o, s: _azure_or_openai(
@@ -1188,8 +1239,9 @@ _MESSAGES: dict[
             "Add credit or raise the limits on the Billing page of platform.openai.com, then Save again.",
             "Raise the deployment's quota in Azure AI Foundry (Quotas), or check the subscription's spending limit, then Save again.",
         ),
+        lambda t, o, s: "Ask an admin to add credit or raise the quota; nothing will work until then.",
     ),
-    FailureCode.RATE_LIMITED: (
+    FailureCode.RATE_LIMITED: _Entry(
         "deployment_field",
         lambda t, o, s: (
             "The service is limiting requests right now"
@@ -1205,29 +1257,34 @@ _MESSAGES: dict[
                 "raise the deployment's tokens-per-minute limit in Azure AI Foundry.",
             )
         ),
+        lambda t, o, s: (
+            f"Wait {_wait_text(o)} and try again, or send fewer requests at once (a smaller concurrency for embed)."
+        ),
     ),
-    FailureCode.SERVER_ERROR: (
+    FailureCode.SERVER_ERROR: _Entry(
         "endpoint_field",
         lambda t, o, s: f"{t.host} answered with a server error (HTTP {o.status}).",
         lambda t, o, s: (
             "This is on the service's side: wait a few minutes and Save again, or check the status page of OpenAI or Azure."
         ),
+        lambda t, o, s: "This is on the service's side: try again in a few minutes.",
     ),
-    FailureCode.TIMEOUT: (
+    FailureCode.TIMEOUT: _Entry(
         "endpoint_field",
         lambda t, o, s: f"{t.host} did not answer within {s.check:g} second{'' if s.check == 1 else 's'}.",
         lambda t, o, s: (
             "Check the Endpoint URL and that this server can reach it (a firewall or proxy may be in the way), then try again."
         ),
+        lambda t, o, s: "Try again; for long answers, use an AIClient with a longer timeout.",
     ),
-    FailureCode.DNS_FAILURE: (
+    FailureCode.DNS_FAILURE: _Entry(
         "endpoint_field",
         lambda t, o, s: f"The host name {urlsplit(t.url).hostname} could not be found.",
         lambda t, o, s: (
             "Check the Endpoint URL for typos (the resource name is the first part of the host name); on a private network, check that this server's DNS knows the name."
         ),
     ),
-    FailureCode.CONNECTION_FAILED: (
+    FailureCode.CONNECTION_FAILED: _Entry(
         "endpoint_field",
         lambda t, o, s: (
             f"The proxy from HTTPS_PROXY / HTTP_PROXY would not connect to {t.host}."
@@ -1239,15 +1296,19 @@ _MESSAGES: dict[
             if o.proxy
             else "Check the Endpoint URL and that this server may reach the internet, or your proxy (HTTPS_PROXY)."
         ),
+        lambda t, o, s: (
+            "Check that this server can reach the service (or your proxy, HTTPS_PROXY) and try again; "
+            "if it keeps failing, ask an admin to open AI Settings and press Test."
+        ),
     ),
-    FailureCode.TLS_ERROR: (
+    FailureCode.TLS_ERROR: _Entry(
         "endpoint_field",
         lambda t, o, s: f"The secure connection to {t.host} failed: its certificate is not trusted.",
         lambda t, o, s: (
             "A corporate proxy that inspects HTTPS often causes this: ask IT for the proxy's certificate authority (CA) bundle and set SSL_CERT_FILE to it before starting JupyterLab."
         ),
     ),
-    FailureCode.UNEXPECTED_RESPONSE: (
+    FailureCode.UNEXPECTED_RESPONSE: _Entry(
         "endpoint_field",
         lambda t, o, s: (
             f"{t.host} redirected the check elsewhere (HTTP {o.status}{', to ' + o.redirect if o.redirect else ''})."
@@ -1266,14 +1327,17 @@ _MESSAGES: dict[
             if o.api_error
             else "Check that the Endpoint URL points at the OpenAI or Azure OpenAI API itself, not at a web page or a proxy's sign-in page."
         ),
+        lambda t, o, s: (
+            "Check the messages, texts and options given; the service's words below say what it refused."
+            if o.status == 400
+            else ASK_ADMIN
+        ),
     ),
 }
 
 
-def explain(
-    code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts
-) -> tuple[str, str, str | None]:
-    """What went wrong and what an admin should do, from the one table of messages (``_MESSAGES``).
+def explain(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts) -> Explanation:
+    """A failure in words, from the one table of explanations (``_MESSAGES``).
 
     Args:
         code: the failure's code (not ``FailureCode.OK``).
@@ -1281,18 +1345,24 @@ def explain(
         outcome: what the service said (status, wait, its own message, ...).
         timeouts: the limits in force, for the timeout message (seconds).
     Returns:
-        ``(what is wrong, what to do, field path)``: two sentences without the model's
-        label, and the dotted path of the field to correct (None when no field is to blame).
-        Neither sentence holds the key: everything from the service is scrubbed first.
+        An :class:`Explanation`: what is wrong, what an admin does, what an analyst is told
+        (sentences without the model's label), and the dotted path of the field to correct
+        (None when no field is to blame). None holds the key: what the service said is
+        scrubbed before it reaches an :class:`Outcome`.
     """
-    field_attribute, wrong, todo = _MESSAGES[code]
-    if field_attribute == "api_version_field":
-        field = "api_version"
-    elif field_attribute == "organization_field":
+    entry = _MESSAGES[code]
+    if entry.field == "api_version_field":
+        field: str | None = "api_version"
+    elif entry.field == "organization_field":
         field = "project" if "project" in outcome.vendor_message.lower() else "organization"
     else:
-        field = getattr(target, field_attribute)
-    return wrong(target, outcome, timeouts), todo(target, outcome, timeouts), field
+        field = getattr(target, entry.field)
+    return Explanation(
+        entry.wrong(target, outcome, timeouts),
+        entry.admin(target, outcome, timeouts),
+        entry.analyst(target, outcome, timeouts),
+        field,
+    )
 
 
 def _minimum_version(vendor_message: str) -> str | None:

@@ -90,8 +90,9 @@ CheckListener = Callable[[ModelCheck], None]
 
 def _describe(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
     """The message (label, what is wrong, what to do) and the field path for a failed check."""
-    wrong, todo, field = explain(code, target, outcome, timeouts)
-    message = f"{target.label}: {wrong} {todo}"
+    explanation = explain(code, target, outcome, timeouts)
+    field = explanation.field
+    message = f"{target.label}: {explanation.wrong} {explanation.admin_todo}"
     if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
         message += f" The service said: “{outcome.vendor_message}”"
     return message, field
