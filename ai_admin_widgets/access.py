@@ -59,7 +59,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .models import looks_like_key
+from .models import AccessLists, AdminCheck, looks_like_key
 
 __all__ = [
     "ADMIN_REQUIRED",
@@ -184,45 +184,6 @@ class HubUser:
     name: str
     admin: bool | None
     groups: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AdminCheck:
-    """Whether a user is an admin, where the answer came from, and why not.
-
-    Attributes:
-        admin: True when the user may change the integration.
-        source: ``"hub"`` (JupyterHub said), ``"store"`` (the store's admins list) or
-            ``"forced"`` (``AccessPolicy(admin=...)``).
-        reason: for a user who is not an admin, or an admin by a fallback rule, one
-            sentence saying why (e.g. the hub could not be reached); None otherwise.
-    """
-
-    admin: bool
-    source: str
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class AccessLists:
-    """Who may change the integration and who may use AI, as the store holds them.
-
-    Attributes:
-        admins: the store's admins list as it applies off a hub (see the module's rules).
-        allowed_users: the users who may use AI; with ``allowed_groups`` empty too, everyone may.
-        allowed_groups: the groups whose members may use AI.
-        on_hub: True when JupyterHub, not ``admins``, decides who is an admin.
-    """
-
-    admins: tuple[str, ...] = ()
-    allowed_users: tuple[str, ...] = ()
-    allowed_groups: tuple[str, ...] = ()
-    on_hub: bool = False
-
-    @property
-    def everyone_may_use_ai(self) -> bool:
-        """True when both allow-lists are empty (no restriction)."""
-        return not self.allowed_users and not self.allowed_groups
 
 
 class _HubError(Exception):

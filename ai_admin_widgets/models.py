@@ -46,31 +46,52 @@ from .normalize import (
 )
 
 __all__ = [
+    "KEEP_SAVED_KEY",
     "AIAdminError",
+    "AccessLists",
+    "AdminCheck",
+    "AuditAction",
+    "AuditEvent",
     "AzureDeployment",
+    "AzureDeploymentFields",
+    "AzureOpenAIFields",
     "AzureOpenAIIntegration",
+    "CheckTarget",
     "ConcurrentChange",
+    "Explanation",
     "FailureCode",
     "FieldProblem",
+    "HistoryRow",
     "Integration",
     "IntegrationStatus",
+    "KeyringState",
     "KeyringUnavailable",
     "ModelCheck",
     "ModelSummary",
     "NotConfigured",
     "Notice",
+    "OpenAIFields",
     "OpenAIIntegration",
+    "Outcome",
     "PermissionDenied",
     "Provider",
     "Role",
+    "SavedFields",
+    "SavedKey",
+    "SavedKeyUnavailable",
+    "SettingsSnapshot",
     "StoreError",
+    "Timeouts",
     "VerificationFailed",
     "VerificationReport",
+    "explain",
     "field_errors",
+    "field_title",
     "holds_key",
     "key_hint",
     "looks_like_key",
     "parse_integration",
+    "saved_fields",
 ]
 
 #: The two models an integration provides: ``"language"`` (GPT-4 Turbo or later)
@@ -1369,3 +1390,280 @@ def _minimum_version(vendor_message: str) -> str | None:
     """The api-version a model needs, from Azure's "enabled only for api versions X and later"."""
     match = re.search(r"api versions? (\d{4}-\d{2}-\d{2}(?:-preview)?) and later", vendor_message, re.I)
     return match.group(1) if match else None
+
+
+# --------------------------------------------------------------------------- #
+# View models: what crosses the Settings interface (no secret in any of them)
+# --------------------------------------------------------------------------- #
+
+
+class AdminCheck(_Model):
+    """Whether a user is an admin, where the answer came from, and why not.
+
+    Attributes:
+        admin: True when the user may change the integration.
+        source: ``"hub"`` (JupyterHub said), ``"store"`` (the store's admins list),
+            ``"forced"`` (``AccessPolicy(admin=...)``) or ``"gateway"`` (the AI gateway said).
+        reason: for a user who is not an admin, or an admin by a fallback rule, one
+            sentence saying why (e.g. the hub could not be reached); None otherwise.
+    """
+
+    admin: bool
+    source: str
+    reason: str | None = None
+
+    def __init__(self, admin: bool, source: str, reason: str | None = None) -> None:
+        super().__init__(admin=admin, source=source, reason=reason)
+
+
+class AccessLists(_Model):
+    """Who may change the integration and who may use AI, as the store holds them.
+
+    Attributes:
+        admins: the store's admins list as it applies off a hub.
+        allowed_users: the users who may use AI; with ``allowed_groups`` empty too, everyone may.
+        allowed_groups: the groups whose members may use AI.
+        on_hub: True when JupyterHub, not ``admins``, decides who is an admin.
+    """
+
+    admins: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+    on_hub: bool = False
+
+    @property
+    def everyone_may_use_ai(self) -> bool:
+        """True when both allow-lists are empty (no restriction)."""
+        return not self.allowed_users and not self.allowed_groups
+
+
+class KeyringState(_Model):
+    """Where the keys are kept, in words, and why no keyring can hold them (None when one can).
+
+    Attributes:
+        backend: the keyring backend's name (``"none usable"`` when there is none).
+        problem: the :class:`KeyringUnavailable` message with what to do, or None.
+    """
+
+    backend: str
+    problem: str | None = None
+
+
+class _Fields(_Model):
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+
+class OpenAIFields(_Fields):
+    """A saved OpenAI integration without its key (what the Edit form starts from)."""
+
+    provider: Literal[Provider.OPENAI] = Provider.OPENAI
+    base_url: str = DEFAULT_OPENAI_BASE_URL
+    language_model: str = DEFAULT_LANGUAGE_MODEL
+    embeddings_model: str = DEFAULT_EMBEDDINGS_MODEL
+    organization: str | None = None
+    project: str | None = None
+
+
+class AzureDeploymentFields(_Fields):
+    """One saved Azure OpenAI deployment without its key."""
+
+    endpoint_url: str
+    deployment_id: str
+
+
+class AzureOpenAIFields(_Fields):
+    """A saved Azure OpenAI integration without its keys (what the Edit form starts from)."""
+
+    provider: Literal[Provider.AZURE_OPENAI] = Provider.AZURE_OPENAI
+    language_model: AzureDeploymentFields
+    embeddings_model: AzureDeploymentFields
+    api_version: str = DEFAULT_AZURE_API_VERSION
+
+    def deployment(self, role: Role) -> AzureDeploymentFields:
+        """The saved deployment of ``role``."""
+        return self.language_model if role == "language" else self.embeddings_model
+
+    @property
+    def uses_shared_endpoint(self) -> bool:
+        """True when both deployments have the same endpoint URL (the form then offers one endpoint and one key)."""
+        return self.language_model.endpoint_url == self.embeddings_model.endpoint_url
+
+
+#: A saved integration's public fields, either provider.
+SavedFields = Annotated[OpenAIFields | AzureOpenAIFields, Field(discriminator="provider")]
+_SAVED_FIELDS: TypeAdapter[OpenAIFields | AzureOpenAIFields] = TypeAdapter(SavedFields)
+
+
+def saved_fields(public_fields: Any) -> OpenAIFields | AzureOpenAIFields:
+    """The typed form of a record's ``integration`` (what ``public_fields()`` wrote).
+
+    Raises:
+        pydantic.ValidationError: the record's fields are not those of an integration.
+    """
+    return _SAVED_FIELDS.validate_python(public_fields)
+
+
+class SettingsSnapshot(_Model):
+    """Everything the AI Settings page shows, read once per render; safe to show the current user.
+
+    Attributes:
+        status: the integration's state.
+        user: who the page acts as.
+        admin: whether that user may configure, and why not.
+        access: the admins list and the allow-lists.
+        may_use_ai: whether that user may use AI now.
+        keyring: where keys are kept and what is wrong with it.
+        saved: the saved integration's fields without keys (for the Edit form), or None.
+        openai_base_url: the Base URL a new OpenAI integration starts from.
+        problem: why the settings record could not be read (then ``status`` is empty), or None.
+    """
+
+    status: IntegrationStatus
+    user: str
+    admin: AdminCheck
+    access: AccessLists
+    may_use_ai: bool
+    keyring: KeyringState
+    saved: SavedFields | None = None
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    problem: str | None = None
+
+
+# --------------------------------------------------------------------------- #
+# The audit log
+# --------------------------------------------------------------------------- #
+
+
+class AuditAction(str, enum.Enum):
+    """What an audit event records; ``action.label`` is what History and ``ai-admin history`` call it."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> AuditAction:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    ADD = "add", "Added"
+    EDIT = "edit", "Edited"
+    REMOVE = "remove", "Removed"
+    AUTHENTICATE = "authenticate", "Tested"
+    SAVE = "save", "Save refused"
+    ALLOW = "allow", "Allow-lists changed"
+    ADD_ADMIN = "add-admin", "Admin added"
+    REMOVE_ADMIN = "remove-admin", "Admin removed"
+
+
+#: What an audit event's ``error`` said in words; older logs hold these class names.
+_ERROR_WORDS = {
+    "ConcurrentChange": "someone else changed it meanwhile",
+    "KeyringUnavailable": "no usable keyring",
+    "StoreError": "the store could not be written",
+    "SavedKeyUnavailable": "the saved key could not be kept",
+}
+
+#: Field paths that are not integration fields, in words.
+_OTHER_FIELDS = {
+    "admins": "Admins",
+    "allowed_users": "Users who may use AI",
+    "allowed_groups": "Groups who may use AI",
+}
+
+
+def field_title(path: str) -> str:
+    """The admin's name of a field path, from the models' field titles.
+
+    ``"language_model.endpoint_url"`` is ``"Endpoint URL, language model"``; ``"base_url"``
+    is ``"Base URL"``; an unknown path is returned as it is.
+    """
+    if path in _OTHER_FIELDS:
+        return _OTHER_FIELDS[path]
+    head, _, leaf = path.partition(".")
+    if leaf and head in ("language_model", "embeddings_model"):
+        field = AzureDeployment.model_fields.get(leaf)
+        if field is not None and field.title:
+            return f"{field.title}, {ROLE_LABELS[head.removesuffix('_model')].lower()}"
+        return path
+    for model in (OpenAIIntegration, AzureOpenAIIntegration):
+        field = model.model_fields.get(path)
+        if field is not None and field.title:
+            return field.title
+    return path
+
+
+class HistoryRow(NamedTuple):
+    """One audit event as the cells History and ``ai-admin history`` show."""
+
+    when: str
+    who: str
+    what: str
+    provider: str
+    outcome: str
+    details: str
+
+
+class AuditEvent(_Fields):
+    """One audit event: who did what, when, to which provider, with which outcome. Never a secret.
+
+    Attributes:
+        at: when (UTC).
+        actor: who, as the service knew them.
+        action: what (:class:`AuditAction`).
+        provider: the integration's provider, when the action concerns one.
+        changed: the dotted paths of the fields a save changed (names, never values).
+        outcome: ``"ok"`` or ``"failed"``.
+        codes: for an authentication, each model's :class:`FailureCode` value, language model first.
+        error: why a change was refused, in words.
+        user: the user an admin change concerns.
+    """
+
+    at: datetime
+    actor: str = ""
+    action: AuditAction
+    provider: Provider | None = None
+    changed: tuple[str, ...] = ()
+    outcome: str = "ok"
+    codes: tuple[str, ...] = ()
+    error: str | None = None
+    user: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        return _as_utc(moment)
+
+    @classmethod
+    def parse(cls, data: Any) -> AuditEvent | None:
+        """The event from one parsed audit line; None for a line that is not one (damaged, or an unknown action)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None
+
+    def details(self) -> str:
+        """The failure codes with their model, the changed fields by title, the reason, or the user concerned."""
+        failed = [code for code in self.codes if code != "ok"]
+        if failed:
+            if len(self.codes) == len(ROLES):
+                labelled = [
+                    f"{ROLE_LABELS[role]}: {code}" for role, code in zip(ROLES, self.codes, strict=True) if code != "ok"
+                ]
+                return ", ".join(labelled)
+            return ", ".join(dict.fromkeys(failed))
+        if self.error:
+            return _ERROR_WORDS.get(self.error, self.error)
+        if self.action in (AuditAction.ADD_ADMIN, AuditAction.REMOVE_ADMIN) and self.user:
+            return self.user
+        return "; ".join(field_title(path) for path in self.changed)
+
+    def row(self) -> HistoryRow:
+        """The event as table cells (the one renderer of a history row)."""
+        return HistoryRow(
+            when=f"{self.at:%Y-%m-%d %H:%M}",
+            who=self.actor,
+            what=self.action.label,
+            provider=self.provider.label if self.provider else "",
+            outcome=self.outcome,
+            details=self.details(),
+        )

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from keyring.backend import KeyringBackend
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
-from .access import ADMIN_REQUIRED, AccessLists, AccessPolicy, AdminCheck, clean_names, current_user
+from .access import ADMIN_REQUIRED, AccessPolicy, AdminCheck, clean_names, current_user
 from .health import DEFAULT_STALE_AFTER, STALE_AFTER_ENV, duration_text, parse_stale_after_days
 from .models import (
     DEFAULT_OPENAI_BASE_URL,
     ROLES,
+    AccessLists,
+    AuditEvent,
+    AzureOpenAIFields,
     AzureOpenAIIntegration,
     IntegrationStatus,
+    KeyringState,
     KeyringUnavailable,
     ModelSummary,
     NotConfigured,
+    OpenAIFields,
     OpenAIIntegration,
     PermissionDenied,
     Provider,
+    SettingsSnapshot,
     StoreError,
     VerificationFailed,
     VerificationReport,
+    saved_fields,
 )
 from .normalize import split_azure_endpoint
 from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring, prepare_keyring
@@ -39,6 +46,11 @@ if TYPE_CHECKING:
 __all__ = ["AISettings"]
 
 AnyIntegration = OpenAIIntegration | AzureOpenAIIntegration
+
+_DAMAGED = (
+    "{path} is damaged, so the OpenAI integration cannot be read. Remove the integration (the Remove button, "
+    "or `ai-admin remove --yes`) and add it again."
+)
 
 
 class AISettings:
@@ -163,13 +175,16 @@ class AISettings:
         Raises:
             StoreError: the settings record cannot be read or is damaged.
         """
-        record = self._reader.read()
+        return self._status(self._reader.read())
+
+    def _status(self, record: SettingsRecord, keyring_backend: str | None = None) -> IntegrationStatus:
+        """The status of ``record``, measured now."""
         settings_warnings = (self._stale_after_problem,) if self._stale_after_problem else ()
         common = dict(
             revision=record.revision,
             updated_by=record.updated_by,
             updated_at=record.updated_at,
-            keyring_backend=self.keyring_backend_name(),
+            keyring_backend=keyring_backend if keyring_backend is not None else self.keyring_backend_name(),
             checked_at=self._clock(),
             stale_after_seconds=self.stale_after.total_seconds(),
         )
@@ -235,10 +250,73 @@ class AISettings:
             return str(error)
         return None
 
-    def saved_fields(self) -> dict[str, Any] | None:
-        """The saved integration's fields without keys (for pre-filling the Edit form), or None."""
-        record = self._reader.read()
-        return dict(record.integration) if record.configured and record.integration else None
+    def saved_fields(self) -> OpenAIFields | AzureOpenAIFields | None:
+        """The saved integration's fields without keys (for pre-filling the Edit form), or None.
+
+        Raises:
+            StoreError: the record cannot be read or is damaged.
+        """
+        return self._saved_fields(self._reader.read())
+
+    @staticmethod
+    def _saved_fields(record: SettingsRecord) -> OpenAIFields | AzureOpenAIFields | None:
+        if not record.configured or not record.integration:
+            return None
+        try:
+            return saved_fields(record.integration)
+        except ValidationError:
+            raise StoreError(_DAMAGED.format(path="settings.json")) from None
+
+    def snapshot(self) -> SettingsSnapshot:
+        """Everything the AI Settings page shows, from one read of the record; safe to show this user.
+
+        A damaged record is no exception here: the snapshot is not configured, its ``problem``
+        says what is wrong and what to do, and the lists hold what can still be read.
+        """
+        problem = None
+        try:
+            record = self._reader.read()
+        except StoreError as error:
+            problem = str(error)
+            record = self._reader.read_access() or SettingsRecord()
+            configured = None
+        else:
+            configured = record
+        keyring = KeyringState(backend=self.keyring_backend_name(), problem=self.keyring_problem())
+        admins = record.effective_admins
+        lists = AccessLists(
+            admins=tuple(admins),
+            allowed_users=tuple(record.allowed_users),
+            allowed_groups=tuple(record.allowed_groups),
+            on_hub=self.access.on_hub(),
+        )
+        if configured is not None:
+            status = self._status(configured, keyring.backend)
+            try:
+                saved = self._saved_fields(configured)
+            except StoreError as error:
+                problem, saved = str(error), None
+        else:
+            status = IntegrationStatus(
+                configured=False, keyring_backend=keyring.backend, checked_at=self._clock(), revision=record.revision
+            )
+            saved = None
+        may_use = bool(
+            configured is not None
+            and configured.configured
+            and self.access.may_use_ai(self.user, record.allowed_users, record.allowed_groups)
+        )
+        return SettingsSnapshot(
+            status=status,
+            user=self.user,
+            admin=self.access.check_admin(self.user, admins),
+            access=lists,
+            may_use_ai=may_use,
+            keyring=keyring,
+            saved=saved,
+            openai_base_url=self.openai_base_url,
+            problem=problem,
+        )
 
     def saved_key(self, slot: str, endpoint_url: str) -> SecretStr | None:
         """The saved key of ``slot``, for an Edit that leaves the API Key empty, if it may go to ``endpoint_url``.
@@ -428,8 +506,23 @@ class AISettings:
         return self.access_lists()
 
     def audit_log(self) -> list[dict[str, Any]]:
-        """Every audit event, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
+        """Every audit event as stored, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
         return self._reader.audit_log()
+
+    def history(self, limit: int | None = None) -> list[AuditEvent]:
+        """The newest ``limit`` audit events (every one when None), oldest first, typed; damaged lines are left out.
+
+        Raises:
+            ValueError: ``limit`` is not a whole number of 1 or more.
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
+        events = [event for event in map(AuditEvent.parse, self._reader.audit_log()) if event is not None]
+        return events[-limit:] if limit is not None else events
+
+    def fingerprint(self) -> Hashable:
+        """A token that changes whenever ``settings.json`` is replaced (one ``stat``); None when there is none."""
+        return self._reader.fingerprint()
 
     # -- authenticating --------------------------------------------------------- #
 

@@ -368,8 +368,8 @@ def test_edit_keeps_what_the_form_does_not_show_and_shows_the_rest(panel, sandbo
     panel.form.save_button.click()
 
     saved = settings.saved_fields()
-    assert saved["language_model"] == "gpt-4.1"
-    assert saved["organization"] == sandbox.openai_organization and saved["project"] == sandbox.openai_project
+    assert saved.language_model == "gpt-4.1"
+    assert saved.organization == sandbox.openai_organization and saved.project == sandbox.openai_project
 
 
 def test_edit_keeps_the_saved_api_version(panel, sandbox):
@@ -386,7 +386,7 @@ def test_edit_keeps_the_saved_api_version(panel, sandbox):
     assert panel.form.api_version.value == "2024-06-01"
     panel.form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
     panel.form.save_button.click()
-    assert panel.settings.saved_fields()["api_version"] == "2024-06-01"
+    assert panel.settings.saved_fields().api_version == "2024-06-01"
 
 
 def test_progress_then_each_model_result_while_authenticating(sandbox):
@@ -480,7 +480,7 @@ def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_w
     panel.form.save_button.click()
     message = panel.form.message.value
     assert f"changed by {other_kernel.user} at " in message and "Reload" in message
-    assert panel.settings.saved_fields()["language_model"] == "gpt-4.1"
+    assert panel.settings.saved_fields().language_model == "gpt-4.1"
 
 
 def test_history_shows_every_change_newest_first_on_request(panel, sandbox):
@@ -525,7 +525,7 @@ def test_enter_in_any_field_saves_and_escape_cancels(panel, sandbox):
     panel.form.language.deployment_id.value = "something-else"
     press(panel.form.language.deployment_id.input, "Escape")
     assert panel.view == "row"
-    assert panel.settings.saved_fields()["language_model"]["deployment_id"] == sandbox.azure_deployments["language"]
+    assert panel.settings.saved_fields().language_model.deployment_id == sandbox.azure_deployments["language"]
 
 
 def test_enter_while_authenticating_does_not_save_twice(panel, sandbox):

@@ -806,7 +806,8 @@ class AISettingsPanel(widgets.VBox):
 
     def _open_edit(self) -> None:
         self._opened_at = self._revision()
-        self.form.reset(self.settings.saved_fields(), openai_base_url=self.settings.openai_base_url)
+        saved = self.settings.saved_fields()
+        self.form.reset(saved.model_dump(mode="json") if saved else None, openai_base_url=self.settings.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
         self.form.focus_first()

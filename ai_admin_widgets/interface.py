@@ -1,0 +1,166 @@
+"""The Settings interface: everything the panel, ``ai-admin`` and ``ai`` may ask of the AI Settings.
+
+One :class:`typing.Protocol` with two implementations: :class:`~ai_admin_widgets.AISettings`
+(this machine's store and keyring) and, on a JupyterHub, the AI gateway's client. What crosses it
+is typed (:mod:`~ai_admin_widgets.models`' view models), never a ``dict``, and never a key except
+on the way in (an integration to test or save) and in the routes of :meth:`Settings.ai_routes`,
+which hold what an AI call must send.
+
+The widgets, the CLI and :mod:`~ai_admin_widgets.ai` import only this module and ``models``;
+:func:`open_settings` makes the implementation for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .models import (
+        AccessLists,
+        AdminCheck,
+        AuditEvent,
+        AzureOpenAIFields,
+        AzureOpenAIIntegration,
+        IntegrationStatus,
+        ModelCheck,
+        OpenAIFields,
+        OpenAIIntegration,
+        SettingsSnapshot,
+        Timeouts,
+        VerificationReport,
+    )
+    from .transport import AIRoutes
+    from .widgets import AISettingsPanel
+
+__all__ = ["Settings", "open_settings"]
+
+
+@runtime_checkable
+class Settings(Protocol):
+    """The organization's AI Settings, as every consumer sees them.
+
+    Errors are those of :mod:`~ai_admin_widgets.models`: ``PermissionDenied`` (not an admin),
+    ``NotConfigured``, ``VerificationFailed`` (``.report``), ``ConcurrentChange``,
+    ``SavedKeyUnavailable``, ``KeyringUnavailable`` and ``StoreError`` (the message says what to
+    do), ``TypeError`` / ``ValueError`` for arguments of the wrong kind.
+    """
+
+    #: Who the calls act as (on a hub: the token's owner, as the hub says).
+    user: str
+    #: The Base URL a new OpenAI integration starts from.
+    openai_base_url: str
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The limits of authentication and AI calls, in seconds."""
+        ...
+
+    # -- reading (anyone) ---------------------------------------------------- #
+
+    def snapshot(self) -> SettingsSnapshot:
+        """Everything the AI Settings page shows, read at once (one read of the record)."""
+        ...
+
+    def status(self) -> IntegrationStatus:
+        """The integration's state, safe to show anyone."""
+        ...
+
+    def saved_fields(self) -> OpenAIFields | AzureOpenAIFields | None:
+        """The saved integration without its keys, or None."""
+        ...
+
+    def access_lists(self) -> AccessLists:
+        """The admins list and the allow-lists."""
+        ...
+
+    def admin_check(self) -> AdminCheck:
+        """Whether the current user may configure, and why not."""
+        ...
+
+    def is_admin(self) -> bool:
+        """``admin_check().admin``."""
+        ...
+
+    def can_use_ai(self, user: str | None = None) -> bool:
+        """Whether ``user`` (default: the current user) may use AI now."""
+        ...
+
+    def history(self, limit: int | None = None) -> list[AuditEvent]:
+        """The newest ``limit`` audit events (all when None), oldest first."""
+        ...
+
+    def fingerprint(self) -> Hashable:
+        """A cheap token that changes whenever the saved settings change (for caches)."""
+        ...
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after every change made through this object; returns the unsubscriber."""
+        ...
+
+    # -- authenticating and changing (admins) ------------------------------- #
+
+    def test(self, integration: OpenAIIntegration | AzureOpenAIIntegration | None = None) -> VerificationReport:
+        """Authenticate ``integration`` (None: what is saved, and record the outcome); store nothing else."""
+        ...
+
+    async def test_async(
+        self, integration: OpenAIIntegration | AzureOpenAIIntegration | None = None
+    ) -> VerificationReport:
+        """:meth:`test` without blocking the event loop."""
+        ...
+
+    def save(
+        self, integration: OpenAIIntegration | AzureOpenAIIntegration, *, expected_revision: int | None = None
+    ) -> IntegrationStatus:
+        """Authenticate, then store all-or-nothing; raises ``VerificationFailed`` when a model check fails."""
+        ...
+
+    async def save_async(
+        self,
+        integration: OpenAIIntegration | AzureOpenAIIntegration,
+        *,
+        on_check: Callable[[ModelCheck], None] | None = None,
+        expected_revision: int | None = None,
+    ) -> IntegrationStatus:
+        """:meth:`save` without blocking the event loop; ``on_check`` gets each model's check as it ends."""
+        ...
+
+    def remove(self) -> Any:
+        """Remove the integration: AI functionality disabled."""
+        ...
+
+    def set_allowed(
+        self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None
+    ) -> AccessLists:
+        """Set who may use AI (both empty: everyone)."""
+        ...
+
+    def add_admin(self, user: str) -> AccessLists:
+        """Add ``user`` to the admins list."""
+        ...
+
+    def remove_admin(self, user: str) -> AccessLists:
+        """Take ``user`` off the admins list."""
+        ...
+
+    # -- AI calls ----------------------------------------------------------- #
+
+    def ai_routes(self) -> AIRoutes:
+        """Where the current user's AI calls go and what they carry (they hold a credential: never show them)."""
+        ...
+
+    def panel(self) -> AISettingsPanel:
+        """The AI Settings page bound to these settings."""
+        ...
+
+
+def open_settings(**options: Any) -> Settings:
+    """The organization's settings: :class:`~ai_admin_widgets.AISettings` with ``options``.
+
+    The one place that chooses the implementation (the AI gateway's client, on a hub, is the
+    next step's); the CLI, the panel's callers and :mod:`~ai_admin_widgets.ai` call this.
+    """
+    from .service import AISettings
+
+    return AISettings(**options)
