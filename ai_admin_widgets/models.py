@@ -1565,6 +1565,7 @@ _ERROR_WORDS = {
 
 #: Field paths that are not integration fields, in words.
 _OTHER_FIELDS = {
+    "provider": "Provider",
     "admins": "Admins",
     "allowed_users": "Users who may use AI",
     "allowed_groups": "Groups who may use AI",
@@ -1616,6 +1617,7 @@ class AuditEvent(_Fields):
         codes: for an authentication, each model's :class:`FailureCode` value, language model first.
         error: why a change was refused, in words.
         user: the user an admin change concerns.
+        allowed_users, allowed_groups: the allow-lists an ``allow`` event set.
     """
 
     at: datetime
@@ -1627,6 +1629,8 @@ class AuditEvent(_Fields):
     codes: tuple[str, ...] = ()
     error: str | None = None
     user: str | None = None
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
 
     @field_validator("at")
     @classmethod
@@ -1655,6 +1659,10 @@ class AuditEvent(_Fields):
             return _ERROR_WORDS.get(self.error, self.error)
         if self.action in (AuditAction.ADD_ADMIN, AuditAction.REMOVE_ADMIN) and self.user:
             return self.user
+        if self.action is AuditAction.ALLOW:
+            if not self.allowed_users and not self.allowed_groups:
+                return "everyone may use AI"
+            return f"users: {', '.join(self.allowed_users) or '-'}; groups: {', '.join(self.allowed_groups) or '-'}"
         return "; ".join(field_title(path) for path in self.changed)
 
     def row(self) -> HistoryRow:
