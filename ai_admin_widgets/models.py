@@ -246,6 +246,24 @@ def holds_key(text: str) -> bool:
     return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text))
 
 
+def _refuse_key_in_url(data: dict[str, Any], name: str, label: str, path: str | None = None) -> None:
+    """Refuse a URL field that holds something shaped like a key, without ever repeating it.
+
+    A key pasted into a URL (in its path, as a host name, after ``?api-key=``) would otherwise be
+    stored in ``settings.json`` and shown in messages, notices and the audit log.
+
+    Raises:
+        FieldProblem: on ``path`` (default ``name``), saying what to do.
+    """
+    value = data.get(name)
+    if isinstance(value, str) and holds_key(value):
+        raise FieldProblem(
+            path or name,
+            f"{label} holds something shaped like an API key: paste the key under API Key, and here only the "
+            f"{label} (such as https://<resource>.openai.azure.com, or https://api.openai.com/v1).",
+        )
+
+
 def _check_endpoint(value: Any, field_label: str) -> str:
     """Check an endpoint URL: https, or http for a loopback host; returns it without a trailing slash."""
     if not isinstance(value, str):
@@ -413,6 +431,7 @@ class OpenAIIntegration(_Model):
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
+        _refuse_key_in_url(data, "base_url", "Base URL")
         notices: list[Notice] = []
         notices += _normalize_key_in(data, "openai")
         base_url = data.get("base_url")
@@ -536,6 +555,7 @@ class AzureDeployment(_Model):
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
+        _refuse_key_in_url(data, "endpoint_url", "Endpoint URL")
         notices: list[Notice] = []
         endpoint = data.get("endpoint_url")
         if isinstance(endpoint, str):
@@ -640,6 +660,8 @@ class AzureOpenAIIntegration(_Model):
                 pass  # the field validator reports it, beside the other fields' errors
         for role in ROLES:
             deployment = data.get(f"{role}_model")
+            if isinstance(deployment, dict):
+                _refuse_key_in_url(deployment, "endpoint_url", "Endpoint URL", f"{role}_model.endpoint_url")
             endpoint = deployment.get("endpoint_url") if isinstance(deployment, dict) else None
             if not isinstance(endpoint, str):
                 continue

@@ -541,6 +541,10 @@ class AISettings:
             StoreError: the record is damaged or cannot be written; nothing changed.
         """
         self._require_admin()
+        names = clean_names([user], kind="user")  # refuses a key-shaped name without repeating it
+        if len(names) != 1:
+            raise ValueError("Give the user name of the admin to remove.")
+        user = names[0]
         store = self._reader
         store.update_access(actor=self.user, remove_admin=user)
         store.append_audit(
