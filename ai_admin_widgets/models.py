@@ -104,6 +104,8 @@ ROLE_LABELS: dict[str, str] = {"language": "Language model", "embeddings": "Embe
 #: Source: Azure OpenAI REST API reference, "API specs" (GA version 2024-10-21).
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: The longest Endpoint URL or Base URL accepted, in characters (an endpoint is far shorter; this bounds what is stored).
+MAX_URL_LENGTH = 2048
 DEFAULT_LANGUAGE_MODEL = "gpt-4o"
 DEFAULT_EMBEDDINGS_MODEL = "text-embedding-3-small"
 
@@ -271,6 +273,11 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     text = value.strip()
     if not text:
         raise ValueError(f"{field_label} is empty: paste the URL shown in the portal.")
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(
+            f"{field_label} is longer than {MAX_URL_LENGTH:,} characters, so it cannot be an endpoint: "
+            "paste only the endpoint, such as https://<resource>.openai.azure.com."
+        )
     try:
         parts = urlsplit(text)
     except ValueError:  # an unclosed "[" of an IPv6 address
@@ -291,6 +298,12 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         port = -1
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"{field_label} has a port that is not a number from 1 to 65535 after the ':'.")
+    labels = parts.hostname.rstrip(".").split(".")
+    if ":" not in parts.hostname and (len(parts.hostname) > 253 or max(map(len, labels)) > 63):
+        raise ValueError(
+            f"{field_label} has a host name too long to be one (at most 253 characters, 63 between dots): "
+            "copy the endpoint again from the portal."
+        )
     if not _HOST.fullmatch(parts.hostname):
         raise ValueError(
             f"{field_label} has a character that cannot be in a host name (a space, or a dash or dot copied from a "
@@ -835,7 +848,11 @@ def field_errors(error: ValidationError) -> dict[str, str]:
     Returns:
         ``{"language_model.endpoint_url": "Endpoint URL uses http, ...", ...}``; the input
         is never included (``include_input=False``).
+    Raises:
+        TypeError: ``error`` is not a pydantic ``ValidationError``.
     """
+    if not isinstance(error, ValidationError):
+        raise TypeError(f"field_errors() takes a pydantic ValidationError, not {type(error).__name__}.")
     messages: dict[str, str] = {}
     for item in error.errors(include_input=False, include_url=False, include_context=True):
         parts = [str(part) for part in item["loc"] if not str(part).startswith("function-")]
