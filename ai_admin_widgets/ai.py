@@ -709,7 +709,8 @@ def chat(
     Args:
         settings: whose integration to use; default the organization's (``AISettings()``).
     """
-    return _client_for(settings).chat(messages, full=full, **options)
+    client = _client_for(settings)
+    return client.chat(messages, full=True, **options) if full else client.chat(messages, **options)
 
 
 async def chat_async(
@@ -720,7 +721,8 @@ async def chat_async(
     **options: Any,
 ) -> str | ChatResult:
     """:func:`chat` for a running event loop (see :meth:`AIClient.chat_async`)."""
-    return await _client_for(settings).chat_async(messages, full=full, **options)
+    client = _client_for(settings)
+    return await (client.chat_async(messages, full=True, **options) if full else client.chat_async(messages, **options))
 
 
 def embed(

@@ -1452,7 +1452,7 @@ class AdminCheck(_Model):
     reason: str | None = None
 
     def __init__(self, admin: bool, source: str, reason: str | None = None) -> None:
-        super().__init__(admin=admin, source=source, reason=reason)
+        super().__init__(**{"admin": admin, "source": source, "reason": reason})
 
 
 class AccessLists(_Model):

@@ -182,7 +182,7 @@ class AISettings:
     def _status(self, record: SettingsRecord, keyring_backend: str | None = None) -> IntegrationStatus:
         """The status of ``record``, measured now."""
         settings_warnings = (self._stale_after_problem,) if self._stale_after_problem else ()
-        common = dict(
+        common: dict[str, Any] = dict(
             revision=record.revision,
             updated_by=record.updated_by,
             updated_at=record.updated_at,

@@ -685,7 +685,8 @@ def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[
     """Where each role's AI calls go: ``{base_url}/chat/completions`` and ``/embeddings`` with the saved model
     ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI)."""
     routes: dict[Role, Route] = {}
-    for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
+    operations: tuple[tuple[Role, str], ...] = (("language", "chat/completions"), ("embeddings", "embeddings"))
+    for role, operation in operations:
         if isinstance(integration, OpenAIIntegration):
             url = f"{integration.base_url}/{operation}"
             target = openai_target(integration, role, url)

@@ -46,6 +46,7 @@ from .models import (
     OpenAIIntegration,
     Outcome,
     Provider,
+    Role,
     Timeouts,
     VerificationReport,
     explain,
@@ -200,7 +201,11 @@ class _Check:
 def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
     headers = openai_headers(integration)
     checks = []
-    for role, model in (("language", integration.language_model), ("embeddings", integration.embeddings_model)):
+    models: tuple[tuple[Role, str], ...] = (
+        ("language", integration.language_model),
+        ("embeddings", integration.embeddings_model),
+    )
+    for role, model in models:
         url = f"{integration.base_url}/models/{model}"
         target = openai_target(integration, role, url)
         request = client.build_request("GET", url, headers=headers)
