@@ -534,6 +534,7 @@ class AccessPolicy:
             )
         entry = self._entry()
         if entry.user is None:
+            _log.warning("The allow-list is not met for %r: %s", user, entry.error)
             return False
         if entry.user.name != user:
             _log.warning(

@@ -727,6 +727,10 @@ def _exchange(
                 _request_id(response.response, key),
                 detail=f"The answer was larger than {size_text(response.limit)}, the most accepted here, so it was refused (not read to its end).",
             )
+        if response is None:
+            raise TypeError(
+                "The exchange's driver answered a request with None; it must send the response or the error."
+            )
         request_id = _request_id(response, key)
         status = response.status_code
         try:
