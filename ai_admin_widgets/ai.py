@@ -101,7 +101,7 @@ MAX_BATCH_SIZE = 2048
 DEFAULT_BATCH_SIZE = 256
 #: Embeddings requests in flight at once, unless told otherwise.
 DEFAULT_CONCURRENCY = 4
-#: Seconds one request may wait for its answer, unless told otherwise (long answers take a while).
+#: Seconds one request may take in all, unless told otherwise (long answers take a while); ``Timeouts().request``.
 DEFAULT_TIMEOUT = 60.0
 
 DISABLED_MESSAGE = (

@@ -64,7 +64,6 @@ __all__ = [
     "openai_headers",
     "openai_target",
     "receive",
-    "receive_async",
     "scrub",
     "send",
     "send_async",
@@ -540,7 +539,7 @@ def _bound_reads(transport: httpx.BaseTransport | None) -> None:
     """Give an ``httpx.HTTPTransport``'s connection pool the :class:`_DeadlineBackend`.
 
     httpcore's pools take a network backend, but httpx 0.28 offers no argument to pass one, so
-    it is set on the pool httpx made (``test_transport`` fails if a new httpx moves it).
+    it is set on the pool httpx made (the header-trickle tests of ``tests/test_deadlines.py`` fail if a new httpx moves it).
     """
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
@@ -623,22 +622,6 @@ def receive(
         return _whole(response, b"".join(chunks))
     finally:
         _deadline.reset(token)
-
-
-async def receive_async(
-    client: httpx.AsyncClient, request: httpx.Request, *, max_bytes: int | None = None, timeout: float | None = None
-) -> httpx.Response:
-    """:func:`receive` for an ``httpx.AsyncClient``: the deadline is an ``asyncio.wait_for`` around it all.
-
-    Raises:
-        httpx.TimeoutException: the deadline passed. httpx.HTTPError, AnswerTooLarge: as :func:`receive`.
-    """
-    if timeout is None:
-        return await _read_async(client, request, max_bytes)
-    try:
-        return await asyncio.wait_for(_read_async(client, request, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise httpx.ReadTimeout("The request's overall deadline has passed.", request=request) from None
 
 
 async def _read_async(client: httpx.AsyncClient, request: httpx.Request, max_bytes: int | None) -> httpx.Response:

@@ -110,6 +110,21 @@ def test_the_deadline_is_the_settings_request_limit_by_default(tmp_path, file_ke
     assert "1.5 seconds" in str(error) and took < 3
 
 
+def test_a_rate_limit_whose_wait_outlasts_the_deadline_is_reported_at_once(settings, sandbox):
+    integration = aiw.AzureOpenAIIntegration.shared(
+        endpoint_url=sandbox.azure_endpoint,
+        api_key=sandbox.azure_api_key,
+        language_deployment_id="scenario-rate-limited",  # 429, retry after 200 ms, then an answer
+        embeddings_deployment_id=sandbox.azure_deployments["embeddings"],
+    )
+    store_unchecked(settings, integration)
+    with ai.AIClient(settings, timeout=0.15) as client, pytest.raises(ai.AIRequestFailed) as caught:
+        client.chat("hi")
+    assert caught.value.code is aiw.FailureCode.RATE_LIMITED  # not a wait past the deadline
+    with ai.AIClient(settings, timeout=5) as client:
+        assert client.chat("hi")  # time enough: the wait is honoured, then the answer
+
+
 def test_a_huge_chat_answer_is_refused_not_buffered(settings, sandbox):
     endpoint = sandbox.huge_answer_endpoint
     store_unchecked(settings, openai_at(sandbox, endpoint))
