@@ -60,6 +60,7 @@ store's folder nor read the keyring: anyone who can do either can bypass them.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 import os
 import threading
@@ -348,7 +349,9 @@ class AccessPolicy:
             _hub_answers.pop(self._key(), None)
 
     def _key(self) -> tuple[str, ...]:
-        return (self.hub_api_url() or "", os.environ.get(_HUB_TOKEN, ""))
+        """``(hub API URL, a digest of the token)``: the token itself is kept in no structure a repr could show."""
+        token = os.environ.get(_HUB_TOKEN, "")
+        return (self.hub_api_url() or "", hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest())
 
     def hub_user(self) -> HubUser:
         """The owner of ``$JUPYTERHUB_API_TOKEN``, as JupyterHub describes it (remembered a while).
@@ -367,7 +370,7 @@ class AccessPolicy:
 
     def _entry(self) -> _Cached:
         key = self._key()
-        url, token = key
+        url, token = key[0], os.environ.get(_HUB_TOKEN, "")
         with _hub_answers_lock:
             cached = _hub_answers.get(key)
             if cached is not None and time.monotonic() < cached.asked_at + self.cache_seconds:
@@ -507,7 +510,9 @@ class AccessPolicy:
             return list(entry.user.groups)
         if user not in entry.others:
             try:
-                model = self._get(self.hub_api_url() or "", f"/users/{quote(user, safe='')}", entry.key[1])
+                model = self._get(
+                    self.hub_api_url() or "", f"/users/{quote(user, safe='')}", os.environ.get(_HUB_TOKEN, "")
+                )
             except _HubError:
                 entry.others[user] = ()
             else:
