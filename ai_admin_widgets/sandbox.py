@@ -881,6 +881,8 @@ class Sandbox:
             :class:`~ai_admin_widgets.AzureDeployment`.
         refused_endpoint, unresponsive_endpoint, unknown_host_endpoint: endpoints that fail
             at the network (connection refused; accepted but never answered; no such host).
+        trickling_endpoint, trickling_headers_endpoint, huge_answer_endpoint, huge_length_endpoint:
+            endpoints that answer too slowly (one byte a second) or too much (1 GiB).
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
     """
 
