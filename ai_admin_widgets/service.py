@@ -93,9 +93,9 @@ class AISettings:
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
-        self.user = user or current_user()
-        self._timeouts = timeouts
         self.access = access or AccessPolicy()
+        self.user = user or current_user(self.access)  # a policy that never asks the hub asks it nothing here either
+        self._timeouts = timeouts
         self.openai_base_url = openai_base_url
         self._stale_after_problem: str | None = None
         if stale_after is None:
