@@ -221,9 +221,7 @@ def _test(settings: AISettings, as_json: bool) -> int:
 def _history(settings: AISettings, as_json: bool, limit: int | None) -> int:
     import json
 
-    events = settings.audit_log()
-    if limit is not None:
-        events = events[-limit:]
+    events = settings.audit_log(limit)  # only the newest ``limit``, read from the end of the file
     if as_json:
         print(json.dumps(events, indent=2, ensure_ascii=False))
         return EXIT_OK
