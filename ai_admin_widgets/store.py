@@ -211,6 +211,19 @@ def _share(fd: int, gid: int | None) -> None:
         pass
 
 
+def _share_path(path: str, gid: int) -> None:
+    """:func:`_share` for a file by its path, without following a symbolic link; best effort."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            _share(fd, gid)
+    finally:
+        os.close(fd)
+
+
 def _keyring_timeout_from_environment() -> float:
     """``$AI_ADMIN_KEYRING_TIMEOUT`` in seconds when it is a positive number, else :data:`KEYRING_TIMEOUT`."""
     try:
@@ -952,11 +965,14 @@ class SettingsStore:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             path = str(self.home / "settings.lock")
-            if _shared_group(self.home) is not None:  # every admin of the group must be able to take it
+            gid = _shared_group(self.home)
+            if gid is not None:  # every admin of the group must be able to take it
                 lock = filelock.FileLock(path, timeout=30, mode=0o664)
             else:
                 lock = filelock.FileLock(path, timeout=30)
             lock.acquire()
+            if gid is not None:
+                _share_path(path, gid)
         except filelock.Timeout:
             raise StoreError(
                 "Another kernel has been changing the OpenAI integration for 30 seconds; try again in a minute."

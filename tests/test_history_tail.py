@@ -1,0 +1,112 @@
+"""The history reads only what it shows, from the end of the audit log, however long the log is."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ai_admin_widgets as aiw
+from ai_admin_widgets.store import SettingsStore, read_tail_lines
+
+LINES = 1_000_000
+
+
+def _event(number: int) -> bytes:
+    return (
+        json.dumps(
+            {
+                "at": "2026-01-01T00:00:00+00:00",
+                "actor": f"admin{number}",
+                "action": "authenticate",
+                "provider": "openai",
+                "changed": [],
+                "outcome": "ok",
+            }
+        )
+        + "\n"
+    ).encode()
+
+
+def _timed_history(home: Path, limit: int) -> tuple[float, float, str]:
+    """Run ``ai-admin history --limit`` (``python -m ai_admin_widgets``) as a child process: (seconds, peak RSS in MB, its output)."""
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "--home", str(home), "history", "--limit", str(limit)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out = child.stdout.read() if child.stdout else b""
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest child's so far
+    child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.monotonic() - started
+    assert child.returncode == 0, child.stderr.read() if child.stderr else b""
+    return elapsed, usage.ru_maxrss / 1024, out.decode()  # ru_maxrss is in KiB on Linux
+
+
+def test_history_of_the_last_10_of_a_million_events_is_fast_and_small(tmp_path):
+    home = tmp_path / "store"
+    home.mkdir()
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "audit.jsonl").write_bytes(b"".join(_event(number) for number in range(10)))
+    with open(home / "audit.jsonl", "wb") as handle:
+        batch = 10_000
+        for start in range(0, LINES, batch):
+            handle.write(b"".join(_event(number) for number in range(start, start + batch)))
+    assert (home / "audit.jsonl").stat().st_size > 100 * 1024 * 1024  # more than the memory bound
+
+    baseline, baseline_rss, _ = _timed_history(small, 10)  # starting Python and the package, nothing read
+    elapsed, rss, out = _timed_history(home, 10)
+    shown = re.findall(r"\badmin\d+\b", out)
+    assert shown == [f"admin{number}" for number in range(LINES - 10, LINES)]
+    # Under 1 s and 100 MB; on a busy machine the start-up alone may take longer, so the
+    # bound is 1 s or what starting took plus half a second, whichever is more.
+    assert elapsed < max(1.0, baseline + 0.5), (elapsed, baseline)
+    assert rss < 100, (rss, baseline_rss)
+    os.unlink(home / "audit.jsonl")
+
+
+def test_audit_log_with_a_limit_returns_the_newest_oldest_first_skipping_damaged_lines(tmp_path):
+    store = SettingsStore(tmp_path / "store", None)
+    for number in range(5):
+        store.append_audit({"actor": f"a{number}", "action": "authenticate"})
+    with open(store.home / "audit.jsonl", "ab") as handle:
+        handle.write(b"not json\n\n[1, 2]\n")
+    store.append_audit({"actor": "a5", "action": "authenticate"})
+    assert [event["actor"] for event in store.audit_log(3)] == ["a3", "a4", "a5"]
+    assert [event["actor"] for event in store.audit_log(100)] == [f"a{number}" for number in range(6)]
+    assert [event["actor"] for event in store.audit_log()] == [f"a{number}" for number in range(6)]
+    assert aiw.AISettings(home=store.home, keyring=None).audit_log(limit=2)[-1]["actor"] == "a5"
+
+
+@pytest.mark.parametrize("line_length", [1, 100, 65_535, 65_536, 65_537, 200_000])
+def test_the_tail_reader_finds_lines_across_chunk_boundaries(tmp_path, line_length):
+    path = tmp_path / "log"
+    lines = [bytes([65 + number % 26]) * line_length for number in range(7)]
+    path.write_bytes(b"\n".join(lines))  # the last line has no line end
+    assert read_tail_lines(path, 3) == lines[-3:]
+    assert read_tail_lines(path, 100) == lines
+    assert read_tail_lines(path, 0) == []
+
+
+def test_the_tail_reader_skips_a_line_too_long_to_hold(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"first\n" + b"x" * 300_000 + b"\nlast\n")
+    assert read_tail_lines(path, 5, max_line=100_000) == [b"first", b"last"]
+
+
+def test_the_tail_reader_refuses_a_symlink_and_a_fifo(tmp_path):
+    target = tmp_path / "target"
+    target.write_bytes(b"secret\n")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("link", "fifo"):
+        with pytest.raises(OSError, match="not a regular file"):
+            read_tail_lines(tmp_path / name, 1)
