@@ -115,6 +115,8 @@ AUDIT_LINE_MAX_BYTES = 1 << 20
 RESERVE_BYTES = 64 * 1024
 _TAIL_CHUNK = 64 * 1024
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Open without following a symbolic link or waiting on a FIFO (both 0 where the platform has no such flag).
+_SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class KeyNotInThisKeyring(StoreError):
@@ -173,7 +175,9 @@ def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
         OSError: any other failure to open it.
     """
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+        if os.path.islink(path) and not getattr(os, "O_NOFOLLOW", 0):  # Windows: no flag, so look first
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        fd = os.open(path, flags | _SAFE_OPEN, mode)
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
             raise _NotRegularFile(_kind(path)) from None
@@ -181,7 +185,8 @@ def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _NotRegularFile(_kind(path))
-        os.set_blocking(fd, True)
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
@@ -199,7 +204,7 @@ def _shared_group(folder: Path) -> int | None:
 
 def _share(fd: int, gid: int | None) -> None:
     """Give the open file the shared folder's group and group read-write; best effort (only its owner may)."""
-    if gid is None:
+    if gid is None or not hasattr(os, "fchown"):  # not on Windows, whose folders have no POSIX group
         return
     try:
         found = os.fstat(fd)
@@ -214,7 +219,7 @@ def _share(fd: int, gid: int | None) -> None:
 def _share_path(path: str, gid: int) -> None:
     """:func:`_share` for a file by its path, without following a symbolic link; best effort."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _SAFE_OPEN)
     except OSError:
         return
     try:
@@ -949,7 +954,7 @@ class SettingsStore:
                 return list(_tail(self._audit_path, limit, AUDIT_LINE_MAX_BYTES, keep=_event))
             fd = _open_regular(self._audit_path, os.O_RDONLY)
             with os.fdopen(fd, "rb") as handle:
-                return [event for event in map(_event, handle) if event is not None]
+                return [event for event in map(_event, _bounded_lines(handle)) if event is not None]
         except FileNotFoundError:
             return []
         except _NotRegularFile as error:
@@ -1189,8 +1194,8 @@ class SettingsStore:
                 file.write(record.model_dump_json(indent=2))
                 file.flush()
                 os.fsync(file.fileno())
-                os.fchmod(file.fileno(), mode)
                 _share(file.fileno(), gid)
+            os.chmod(temporary, mode)
             os.replace(temporary, self._record_path)
         except BaseException:
             if temporary is not None:
@@ -1231,6 +1236,16 @@ def _revisions(text: Any) -> list[int]:
     if not isinstance(values, list):
         return []
     return [value for value in values if isinstance(value, int) and not isinstance(value, bool) and value >= 1]
+
+
+def _bounded_lines(handle: Any, max_line: int = AUDIT_LINE_MAX_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, front to back; a line longer than ``max_line`` bytes is skipped, never held whole."""
+    while line := handle.readline(max_line + 1):
+        if len(line) <= max_line or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := handle.readline(max_line + 1)) and not rest.endswith(b"\n"):
+            pass  # the rest of the overlong line
 
 
 def _event(line: bytes) -> dict[str, Any] | None:
