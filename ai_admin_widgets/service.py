@@ -442,6 +442,7 @@ class AISettings:
             limit: only the newest ``limit`` events, read from the end of the log (time and
                 memory bounded by ``limit``, not by the log's length); None: every event.
         Raises:
+            TypeError, ValueError: ``limit`` is not a whole number of 0 or more.
             StoreError: the audit log cannot be read.
         """
         return self._reader.audit_log(limit)

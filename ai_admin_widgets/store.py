@@ -28,9 +28,10 @@ Keys are stored only through the keyring backend interface (get, set, delete),
 under the service name ``ai-admin-widgets`` and the user name
 ``<store id>/r<revision>/<slot>``, so each revision's keys are separate.
 A save writes the new revision's keys, then the record that points at them,
-then deletes the old revision's keys. Each keyring also holds, under
-``<store id>/revisions``, the revisions whose keys it may still hold (numbers, no
-secret), so keys that a failed delete left behind are deleted later, however old.
+then deletes the old revision's keys. Each keyring also holds, under the service
+``ai-admin-widgets-revisions`` and the user name ``<store id>/revisions``, the
+revisions whose keys it may still hold (numbers, no secret), so keys that a failed
+delete left behind are deleted later, however old.
 Every keyring call waits at most :data:`KEYRING_TIMEOUT` seconds
 (``$AI_ADMIN_KEYRING_TIMEOUT``).
 """
@@ -85,6 +86,8 @@ __all__ = [
 ]
 
 SERVICE_NAME = "ai-admin-widgets"
+#: The keyring service of each store's list of revisions whose keys a keyring may hold (numbers, never a key).
+REVISIONS_SERVICE = "ai-admin-widgets-revisions"
 RECORD_FORMAT = 1
 #: Every key slot an integration can have (OpenAI's one key; Azure OpenAI's two).
 ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key")
@@ -770,7 +773,7 @@ class SettingsStore:
                 for username in written:
                     self._delete_quietly(username)
                 raise
-            self._sweep(record, also={old.revision} if old.configured else set())
+            self._sweep(record, replaced=old)
             return record
 
     def remove(self, *, actor: str) -> Removal:
@@ -813,7 +816,7 @@ class SettingsStore:
             if self.keyring is None:
                 kept = [f"{slot} of revision {old.revision}" for slot in old.key_slots] if old.configured else []
             else:
-                kept = self._sweep(record, also={old.revision} if old.configured else set())
+                kept = self._sweep(record, replaced=old)
             return Removal(record=record, kept_keys=tuple(kept))
 
     def update_access(
@@ -947,8 +950,14 @@ class SettingsStore:
                 file (memory and time bounded by what is returned, however long the log
                 is); None: every event.
         Raises:
+            TypeError: ``limit`` is not a whole number (or None).
+            ValueError: ``limit`` is negative.
             StoreError: the audit log cannot be read, or is not a regular file.
         """
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise TypeError(f"limit must be a whole number of events or None, not {type(limit).__name__}.")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more events, not {limit}.")
         try:
             if limit is not None:
                 return list(_tail(self._audit_path, limit, AUDIT_LINE_MAX_BYTES, keep=_event))
@@ -1116,39 +1125,59 @@ class SettingsStore:
                 record = self.read()
             except StoreError:
                 return
-            self._sweep(record)
+            self._sweep(record, neighbours=True)
 
-    def _sweep(self, record: SettingsRecord, also: set[int] | None = None) -> list[str]:
-        """Delete this keyring's keys of every revision but ``record``'s; note the ones that stay.
+    def _sweep(
+        self, record: SettingsRecord, *, replaced: SettingsRecord | None = None, neighbours: bool = False
+    ) -> list[str]:
+        """Delete this keyring's keys of every revision but ``record``'s; remember the ones that stay.
+
+        The revisions tried: those this keyring's list (``<store id>/revisions`` under
+        :data:`REVISIONS_SERVICE`) names, ``replaced``'s, and with ``neighbours`` the
+        revisions just before and after ``record``'s (what an interrupted save leaves).
+        The list is then rewritten to ``record``'s revision (when it holds keys) and the
+        revisions whose keys could not be deleted.
 
         Args:
-            record: the record now in force (its keys stay).
-            also: more revisions whose keys are to go (the one just replaced).
+            record: the record now in force; its keys stay (when it holds any).
+            replaced: the record it replaced, whose keys are to go.
+            neighbours: also try the revisions next to ``record``'s.
         Returns:
-            The keys that could not be deleted, as ``"<slot> of revision <n>"``.
+            What could not be deleted: ``"<slot> of revision <n>"`` for ``replaced``'s keys,
+            ``"any key left of revision <n>"`` for older leftovers.
         """
         index = self._index_name(record.store_id)
         try:
-            held = set(_revisions(self._keyring_call("get_password", SERVICE_NAME, index)))
-        except Exception:  # no usable keyring: the neighbours are still tried below
+            held = set(_revisions(self._keyring_call("get_password", REVISIONS_SERVICE, index)))
+        except Exception:  # no usable keyring, or a damaged list: the other revisions are still tried
             held = set()
-        candidates = (held | (also or set()) | {record.revision - 1, record.revision + 1}) - {record.revision}
+        candidates = set(held)
+        if replaced is not None and replaced.configured:
+            candidates.add(replaced.revision)
+        if neighbours:
+            candidates |= {record.revision - 1, record.revision + 1}
+        if record.configured:
+            candidates.discard(record.revision)
         kept: list[str] = []
         stays: set[int] = {record.revision} if record.configured else set()
         for revision in sorted(revision for revision in candidates if revision >= 1):
-            failed = [
-                slot for slot in ALL_KEY_SLOTS if not self._delete_quietly(f"{record.store_id}/r{revision}/{slot}")
-            ]
+            known = replaced is not None and replaced.configured and revision == replaced.revision
+            slots = replaced.key_slots if known and replaced is not None else ALL_KEY_SLOTS
+            failed = [slot for slot in slots if not self._delete_quietly(f"{record.store_id}/r{revision}/{slot}")]
             if failed:
                 stays.add(revision)
-                kept += [f"{slot} of revision {revision}" for slot in failed]
+                kept += (
+                    [f"{slot} of revision {revision}" for slot in failed]
+                    if known
+                    else [f"any key left of revision {revision}"]
+                )
         if stays != held:
             try:
                 if stays:
-                    self._keyring_call("set_password", SERVICE_NAME, index, json.dumps(sorted(stays)))
+                    self._keyring_call("set_password", REVISIONS_SERVICE, index, json.dumps(sorted(stays)))
                 else:
-                    self._keyring_call("delete_password", SERVICE_NAME, index)
-            except Exception:  # noqa: S110 (bookkeeping only: the neighbours are always tried anyway)
+                    self._keyring_call("delete_password", REVISIONS_SERVICE, index)
+            except Exception:  # noqa: S110 (bookkeeping only: the neighbours are tried at every open anyway)
                 pass
         return kept
 

@@ -136,3 +136,11 @@ def test_the_whole_audit_log_skips_a_line_too_long_to_hold(tmp_path):
     store.append_audit({"actor": "after", "action": "authenticate"})
     for events in (store.audit_log(), store.audit_log(10)):
         assert [event["actor"] for event in events] == ["before", "after"]
+
+
+def test_audit_log_refuses_a_limit_that_is_not_a_count(tmp_path):
+    settings = aiw.AISettings(home=tmp_path / "store", keyring=None)
+    for wrong, error in (("10", TypeError), (2.5, TypeError), (True, TypeError), (-1, ValueError)):
+        with pytest.raises(error, match="limit"):
+            settings.audit_log(wrong)
+    assert settings.audit_log(0) == []

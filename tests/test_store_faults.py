@@ -371,7 +371,8 @@ def test_remove_says_which_keys_it_could_not_delete(settings, sandbox, keyring_f
     failing = aiw.AISettings(home=settings.home, keyring=FaultyKeyring(str(keyring_file), fail_delete=True))
     undone = failing.remove()
     assert len(undone) == 1
-    assert f"api_key of revision {record['revision']}" in undone[0]
+    assert f": api_key of revision {record['revision']}." in undone[0]  # the one key it had, by slot
+    assert "language_model" not in undone[0]
     assert sandbox.openai_api_key.get_secret_value() not in undone[0]
     assert not settings.status().configured
     fresh = aiw.AISettings(home=settings.home, keyring=_plain(keyring_file))
