@@ -625,17 +625,20 @@ class AISettings:
             raise  # this person's keyring, not the credentials: nothing is recorded
         except StoreError as error:
             store.record_authentication(ok=False, revision=record.revision)
-            store.append_audit(
-                {
-                    "actor": self.user,
-                    "action": "authenticate",
-                    "provider": record.provider.value if record.provider else None,
-                    "changed": [],
-                    "outcome": "failed",
-                    "codes": [],
-                    "error": type(error).__name__,
-                }
-            )
+            try:
+                store.append_audit(
+                    {
+                        "actor": self.user,
+                        "action": "authenticate",
+                        "provider": record.provider.value if record.provider else None,
+                        "changed": [],
+                        "outcome": "failed",
+                        "codes": [],
+                        "error": type(error).__name__,
+                    }
+                )
+            except StoreError:
+                pass  # the audit log itself cannot be written: the first error is the one to report
             raise
         if saved is None:
             raise NotConfigured("No OpenAI integration is configured: add one first.")

@@ -118,6 +118,9 @@ AUDIT_LINE_MAX_BYTES = 1 << 20
 RESERVE_BYTES = 64 * 1024
 _TAIL_CHUNK = 64 * 1024
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: The keyring calls that outlived their wait and still run, by backend (``id``): such a backend gets no other call.
+_OVERDUE: dict[int, threading.Thread] = {}
+_OVERDUE_LOCK = threading.Lock()
 #: Open without following a symbolic link or waiting on a FIFO (both 0 where the platform has no such flag).
 _SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -1022,10 +1025,24 @@ class SettingsStore:
             except BaseException as error:  # handed to the caller below
                 outcome["error"] = error
             finally:
+                with _OVERDUE_LOCK:
+                    if _OVERDUE.get(id(backend)) is threading.current_thread():
+                        del _OVERDUE[id(backend)]  # it answered after all: the backend may be asked again
                 done.set()
 
-        threading.Thread(target=call, name=f"ai-admin-keyring-{method}", daemon=True).start()
+        with _OVERDUE_LOCK:
+            overdue = _OVERDUE.get(id(backend))
+            if overdue is not None and overdue.is_alive():  # never pile calls onto a backend that stopped answering
+                raise KeyringUnavailable(
+                    f"The keyring ({backend_name(backend)}) did not answer within {self.keyring_timeout:g} s, and "
+                    "is still busy with that call. Check that it is running and unlocked, then try again."
+                )
+            worker = threading.Thread(target=call, name=f"ai-admin-keyring-{method}", daemon=True)
+            worker.start()
         if not done.wait(self.keyring_timeout):
+            with _OVERDUE_LOCK:
+                if not done.is_set():
+                    _OVERDUE[id(backend)] = worker
             raise KeyringUnavailable(
                 f"The keyring ({backend_name(backend)}) did not answer within {self.keyring_timeout:g} s. "
                 f"Check that it is running and unlocked (or set {KEYRING_TIMEOUT_ENV} to wait longer), then try again."

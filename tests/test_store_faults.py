@@ -315,21 +315,24 @@ def test_a_hung_keyring_is_given_up_on_within_the_timeout_and_nothing_is_recorde
 ):
     settings.save(openai(sandbox))
     monkeypatch.setenv("AI_ADMIN_KEYRING_TIMEOUT", "0.5")
-    hanging = HangingKeyring(str(keyring_file), hang={"get"})
-    stuck = aiw.AISettings(home=settings.home, keyring=hanging)
+    reads_hang = HangingKeyring(str(keyring_file), hang={"get"})
+    writes_hang = HangingKeyring(str(keyring_file), hang={"set"})
     try:
-        _, error = finishes(stuck.test, within=5)
+        # Opening the store, cleaning up and reading the key: one wait of 0.5 s, not one per call.
+        _, error = finishes(aiw.AISettings(home=settings.home, keyring=reads_hang).test, within=2)
         assert isinstance(error, aiw.KeyringUnavailable), repr(error)
         assert "did not answer within 0.5 s" in str(error)
         status = settings.status()
         assert status.last_authentication_ok is True and status.health.value == "ok"
-        hanging.hang = {"set"}
+
         before = record_of(settings)
-        _, error = finishes(lambda: stuck.save(openai(sandbox, language_model="gpt-4.1")), within=20)
+        saving = aiw.AISettings(home=settings.home, keyring=writes_hang)
+        _, error = finishes(lambda: saving.save(openai(sandbox, language_model="gpt-4.1")), within=10)
         assert isinstance(error, aiw.KeyringUnavailable) and "did not answer within 0.5 s" in str(error), repr(error)
         assert record_of(settings) == before  # nothing changed
     finally:
-        hanging.release.set()
+        reads_hang.release.set()
+        writes_hang.release.set()
 
 
 def test_a_keyring_error_during_test_is_not_a_failed_authentication(settings, sandbox, keyring_file):
