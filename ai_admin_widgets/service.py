@@ -38,7 +38,15 @@ from .models import (
     saved_fields,
 )
 from .normalize import split_azure_endpoint
-from .store import SettingsRecord, SettingsStore, backend_name, default_home, default_keyring, prepare_keyring
+from .store import (
+    KeyNotInThisKeyring,
+    SettingsRecord,
+    SettingsStore,
+    backend_name,
+    default_home,
+    default_keyring,
+    prepare_keyring,
+)
 
 if TYPE_CHECKING:
     from .models import Timeouts
@@ -347,7 +355,7 @@ class AISettings:
             saved_endpoint = fields.deployment(role).endpoint_url if role in ROLES else None  # type: ignore[arg-type]
         if saved_endpoint is None or _netloc(endpoint_url) != _netloc(saved_endpoint):
             return None
-        saved = store.load()
+        saved = store.load(actor=self.user)
         return saved.secrets().get(slot) if saved is not None else None
 
     def _with_saved_keys(self, integration: AnyIntegration) -> AnyIntegration:
@@ -560,9 +568,17 @@ class AISettings:
         self._notify()
         return self.access_lists()
 
-    def audit_log(self) -> list[dict[str, Any]]:
-        """Every audit event as stored, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``."""
-        return self._reader.audit_log()
+    def audit_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit events, oldest first: ``at``, ``actor``, ``action``, ``provider``, ``changed``, ``outcome``.
+
+        Args:
+            limit: only the newest ``limit`` events, read from the end of the log (time and
+                memory bounded by ``limit``, not by the log's length); None: every event.
+        Raises:
+            TypeError, ValueError: ``limit`` is not a whole number of 0 or more.
+            StoreError: the audit log cannot be read.
+        """
+        return self._reader.audit_log(limit)
 
     def history(self, limit: int | None = None) -> list[AuditEvent]:
         """The newest ``limit`` audit events (every one when None), oldest first, typed; damaged lines are left out.
@@ -572,8 +588,7 @@ class AISettings:
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
-        events = [event for event in map(AuditEvent.parse, self._reader.audit_log()) if event is not None]
-        return events[-limit:] if limit is not None else events
+        return [event for event in map(AuditEvent.parse, self._reader.audit_log(limit)) if event is not None]
 
     def fingerprint(self) -> Hashable:
         """A token that changes whenever ``settings.json`` is replaced (one ``stat``); None when there is none."""
@@ -592,8 +607,12 @@ class AISettings:
         Raises:
             PermissionDenied: ``integration`` is None and the current user is not an admin.
             NotConfigured: ``integration`` is None and nothing is saved.
-            StoreError, KeyringUnavailable: the saved credentials cannot be read (recorded
-                as a failed authentication).
+            KeyNotInThisKeyring: another admin saved the keys, in their own keyring; this
+                keyring has none (not recorded: the credentials may well work).
+            KeyringUnavailable: the keyring failed or did not answer in time (not recorded:
+                a keyring problem here says nothing about the credentials).
+            StoreError: the saved credentials cannot be read (the key is gone from the
+                keyring that saved it): recorded as a failed authentication, and audited.
         """
         from .verify import verify
 
@@ -635,7 +654,9 @@ class AISettings:
                 Nothing was stored.
             ConcurrentChange: someone else changed the integration meanwhile ("changed by
                 <user> at <time>, reload"); nothing was stored.
-            StoreError: the store could not be written; nothing changed.
+            StoreError: the store could not be written; nothing changed. (Once the record
+                is written, Save reports success: an audit event that cannot be written
+                then is named in the returned status's ``warnings``.)
         """
         from .verify import verify
 
@@ -660,12 +681,17 @@ class AISettings:
         report = await verify_async(integration, timeouts=self.timeouts, on_check=on_check)
         return self._store_verified(store, integration, report, revision)
 
-    def remove(self) -> None:
+    def remove(self) -> list[str]:
         """Remove the OpenAI integration: its keys are deleted and AI functionality is disabled.
 
-        Works without a usable keyring (the keys then stay in it) and on a damaged
-        settings record, so AI can always be switched off.
+        Works without a usable keyring (the keys then stay in it), on a full disk, and on a
+        damaged settings record, so AI can always be switched off.
 
+        Returns:
+            What the removal left undone, one sentence each (never a key): the keys that
+            could not be deleted from the keyring, named by slot and revision; an audit
+            event that could not be written. Empty when everything was done. The removal
+            itself is in force either way.
         Raises:
             PermissionDenied: the current user is not an admin.
             NotConfigured: nothing is saved.
@@ -686,11 +712,22 @@ class AISettings:
             if not record.configured:
                 raise NotConfigured("There is no OpenAI integration to remove.")
             provider = record.provider.value if record.provider else None
-        store.remove(actor=self.user)
-        store.append_audit(
-            {"actor": self.user, "action": "remove", "provider": provider, "changed": [], "outcome": "ok"}
-        )
+        removal = store.remove(actor=self.user)
+        undone = []
+        if removal.kept_keys:
+            where = backend_name(keyring) if keyring is not None else "no usable keyring here"
+            undone.append(
+                f"These keys could not be deleted from the keyring ({where}): {', '.join(removal.kept_keys)}. "
+                "They are deleted the next time the store opens with that keyring."
+            )
+        try:
+            store.append_audit(
+                {"actor": self.user, "action": "remove", "provider": provider, "changed": [], "outcome": "ok"}
+            )
+        except StoreError as error:  # removed all the same: say so, and what is missing
+            undone.append(f"The integration was removed, but its audit event was not written: {error}")
         self._notify()
+        return undone
 
     def panel(self) -> AISettingsPanel:
         """The AI Settings page as a widget, bound to these settings."""
@@ -746,9 +783,25 @@ class AISettings:
         store = self.store
         record = store.read()
         try:
-            saved = store.load()
-        except (StoreError, KeyringUnavailable):
+            saved = store.load(actor=self.user)
+        except (KeyNotInThisKeyring, KeyringUnavailable):
+            raise  # this person's keyring, not the credentials: nothing is recorded
+        except StoreError as error:
             store.record_authentication(ok=False, revision=record.revision)
+            try:
+                store.append_audit(
+                    {
+                        "actor": self.user,
+                        "action": "authenticate",
+                        "provider": record.provider.value if record.provider else None,
+                        "changed": [],
+                        "outcome": "failed",
+                        "codes": [],
+                        "error": type(error).__name__,
+                    }
+                )
+            except StoreError:
+                pass  # the audit log itself cannot be written: the first error is the one to report
             raise
         if saved is None:
             raise NotConfigured("No OpenAI integration is configured: add one first.")
@@ -809,15 +862,21 @@ class AISettings:
             except StoreError:
                 pass  # the audit log itself cannot be written: the first error is the one to report
             raise
-        store.append_audit(
-            {
-                "actor": self.user,
-                "action": "edit" if previous.configured else "add",
-                "provider": integration.provider.value,
-                "changed": changed,
-                "outcome": "ok",
-            }
-        )
+        try:
+            store.append_audit(
+                {
+                    "actor": self.user,
+                    "action": "edit" if previous.configured else "add",
+                    "provider": integration.provider.value,
+                    "changed": changed,
+                    "outcome": "ok",
+                }
+            )
+        except StoreError as error:  # the change is in force: report it saved, and name what is missing
+            self._notify()
+            status = self.status()
+            problem = f"Saved, but the audit event of this save was not written: {error}"
+            return status.model_copy(update={"warnings": (*status.warnings, problem)})
         self._notify()
         return self.status()
 

@@ -10,33 +10,59 @@ The folder (``$AI_ADMIN_HOME``, or the platform's user data folder) holds:
 * ``audit.jsonl``: one JSON event per line (add, edit, remove, authenticate, a refused
   save, and changes to who may use AI or change it; see :data:`AUDIT_ACTIONS`).
 * ``settings.lock``: the lock (filelock) that serializes writers.
+* ``settings.reserve``: 64 KiB set aside while the disk has room, deleted to make room
+  when the disk is full, so that Remove (and the audit event of a change) can still be
+  written; made again by a later write that finds room.
+
+A folder shared by several admins (one ``$AI_ADMIN_HOME`` for all, e.g. ``/srv/ai-admin``
+owned by an ``ai-admins`` group, mode ``2775``) stays shared: when the folder is
+group-writable, every file the store writes gets the folder's group and group
+read-write, and a replaced ``settings.json`` keeps the mode of the one it replaces, so
+any admin in that group can save, test and remove after another.
+
+``settings.json`` is read without following a symbolic link or opening anything but a
+regular file, and at most :data:`RECORD_MAX_BYTES` of it; ``audit.jsonl`` is appended to
+likewise (a symbolic link there is refused, never followed).
 
 Keys are stored only through the keyring backend interface (get, set, delete),
 under the service name ``ai-admin-widgets`` and the user name
 ``<store id>/r<revision>/<slot>``, so each revision's keys are separate.
 A save writes the new revision's keys, then the record that points at them,
-then deletes the old revision's keys.
+then deletes the old revision's keys. Each keyring also holds, under the service
+``ai-admin-widgets-revisions`` and the user name ``<store id>/revisions``, the
+revisions whose keys it may still hold (numbers, no secret), so keys that a failed
+delete left behind are deleted later, however old.
+Every keyring call waits at most :data:`KEYRING_TIMEOUT` seconds
+(``$AI_ADMIN_KEYRING_TIMEOUT``).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import stat
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import filelock
 from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import from_json
 
 from .models import (
     AzureOpenAIIntegration,
     ConcurrentChange,
+    KeyNotInThisKeyring,
     KeyringUnavailable,
     OpenAIIntegration,
     Provider,
@@ -49,15 +75,20 @@ __all__ = [
     "AUDIT_ACTIONS",
     "SERVICE_NAME",
     "Authentication",
+    "KeyNotInThisKeyring",
+    "Removal",
     "SettingsRecord",
     "SettingsStore",
     "backend_name",
     "default_home",
     "default_keyring",
     "prepare_keyring",
+    "read_tail_lines",
 ]
 
 SERVICE_NAME = "ai-admin-widgets"
+#: The keyring service of each store's list of revisions whose keys a keyring may hold (numbers, never a key).
+REVISIONS_SERVICE = "ai-admin-widgets-revisions"
 RECORD_FORMAT = 1
 #: Every key slot an integration can have (OpenAI's one key; Azure OpenAI's two).
 ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key")
@@ -77,6 +108,197 @@ AUDIT_ACTIONS = {
 }
 #: How long (seconds) the unlock prompt of a locked Secret Service keyring may wait for an answer.
 UNLOCK_TIMEOUT = 60.0
+#: How long (seconds) one keyring call (get, set or delete a key) may take; ``$AI_ADMIN_KEYRING_TIMEOUT`` overrides it.
+KEYRING_TIMEOUT = 10.0
+KEYRING_TIMEOUT_ENV = "AI_ADMIN_KEYRING_TIMEOUT"
+#: The most of ``settings.json`` that is read (1 MiB; a real record is a few KiB): a larger file is damaged.
+RECORD_MAX_BYTES = 1 << 20
+#: The longest audit line read (1 MiB); a longer one is damaged and skipped.
+AUDIT_LINE_MAX_BYTES = 1 << 20
+#: The size of ``settings.reserve``, the room kept for a Remove and an audit event on a full disk.
+RESERVE_BYTES = 64 * 1024
+_TAIL_CHUNK = 64 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: The keyring calls that outlived their wait and still run, by backend (``id``): such a backend gets no other call.
+_OVERDUE: dict[int, threading.Thread] = {}
+_OVERDUE_LOCK = threading.Lock()
+#: Open without following a symbolic link or waiting on a FIFO (both 0 where the platform has no such flag).
+_SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :meth:`SettingsStore.remove` did.
+
+    Attributes:
+        record: the new (empty) record.
+        kept_keys: the keys that could not be deleted from the keyring, each named by slot
+            and revision (``"language_model.api_key of revision 3"``), never by value;
+            empty when every key was deleted. They are deleted when the store next opens
+            with that keyring.
+    """
+
+    record: SettingsRecord
+    kept_keys: tuple[str, ...] = ()
+
+
+class _NotRegularFile(Exception):
+    """The path is a symbolic link, a folder, a FIFO or another thing that is not a regular file."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _kind(path: Path) -> str:
+    """What ``path`` is, for a message: "a symbolic link", "a folder", "a FIFO (named pipe)", …"""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "not a regular file"
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that never follows a symbolic link, never blocks on a FIFO and opens only a regular file.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path`` (and ``flags`` has no ``O_CREAT``).
+        _NotRegularFile: ``path`` is a symbolic link, a folder, a FIFO, a socket or a device.
+        OSError: any other failure to open it.
+    """
+    try:
+        if os.path.islink(path) and not getattr(os, "O_NOFOLLOW", 0):  # Windows: no flag, so look first
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+        fd = os.open(path, flags | _SAFE_OPEN, mode)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise _NotRegularFile(_kind(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegularFile(_kind(path))
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _shared_group(folder: Path) -> int | None:
+    """The folder's group id when the folder is shared with its group (group-writable), else None."""
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return found.st_gid if found.st_mode & stat.S_IWGRP else None
+
+
+def _share(fd: int, gid: int | None) -> None:
+    """Give the open file the shared folder's group and group read-write; best effort (only its owner may)."""
+    if gid is None or not hasattr(os, "fchown"):  # not on Windows, whose folders have no POSIX group
+        return
+    try:
+        found = os.fstat(fd)
+        if found.st_gid != gid:
+            os.fchown(fd, -1, gid)
+        if found.st_mode & 0o060 != 0o060:
+            os.fchmod(fd, stat.S_IMODE(found.st_mode) | 0o060)
+    except OSError:  # (another admin's file, or a group this user is not in: it stays as it is)
+        pass
+
+
+def _share_path(path: str, gid: int) -> None:
+    """:func:`_share` for a file by its path, without following a symbolic link; best effort."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _SAFE_OPEN)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            _share(fd, gid)
+    finally:
+        os.close(fd)
+
+
+def _keyring_timeout_from_environment() -> float:
+    """``$AI_ADMIN_KEYRING_TIMEOUT`` in seconds when it is a positive number, else :data:`KEYRING_TIMEOUT`."""
+    try:
+        value = float(os.environ.get(KEYRING_TIMEOUT_ENV, ""))
+    except ValueError:
+        return KEYRING_TIMEOUT
+    return value if math.isfinite(value) and value > 0 else KEYRING_TIMEOUT
+
+
+def read_tail_lines(path: str | Path, limit: int, *, max_line: int = AUDIT_LINE_MAX_BYTES) -> list[bytes]:
+    """The last ``limit`` lines of a file, oldest first, read backwards from its end in 64 KiB chunks.
+
+    Memory stays bounded by the lines returned plus one chunk, however big the file is:
+    a line longer than ``max_line`` bytes is skipped (it counts as no line), and an empty
+    line counts as none. The file is opened without following a symbolic link or
+    blocking on a FIFO.
+
+    Args:
+        path: the file.
+        limit: how many lines at most (0 or less: none).
+        max_line: the longest line kept, in bytes.
+    Returns:
+        The lines without their line ends; fewer than ``limit`` when the file has fewer.
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        OSError: it cannot be read, or is not a regular file (``EINVAL``).
+    """
+    return list(_tail(path, max(limit, 0), max_line, keep=lambda line: line))
+
+
+def _tail(path: str | Path, limit: int, max_line: int, keep: Any) -> Iterator[Any]:
+    """What ``keep(line)`` makes of the last ``limit`` lines it does not turn into None, oldest first."""
+    if limit <= 0:
+        return iter(())
+    try:
+        fd = _open_regular(Path(path), os.O_RDONLY)
+    except _NotRegularFile as error:
+        raise OSError(errno.EINVAL, f"{path} is {error.kind}, not a regular file") from None
+    found: list[Any] = []
+    with os.fdopen(fd, "rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        pending = b""  # the start of a line whose beginning is further back
+        too_long = False  # the pending line is longer than max_line: skip it
+        while position > 0 and len(found) < limit:
+            size = min(_TAIL_CHUNK, position)
+            position -= size
+            handle.seek(position)
+            chunk = handle.read(size)
+            pieces = chunk.split(b"\n")
+            pieces[-1] += pending
+            pending = pieces[0]
+            for piece in reversed(pieces[1:]):
+                if not too_long and piece and len(piece) <= max_line:
+                    value = keep(piece)
+                    if value is not None:
+                        found.append(value)
+                        if len(found) == limit:
+                            break
+                too_long = False
+            if len(pending) > max_line:
+                too_long, pending = True, b""
+        if position == 0 and len(found) < limit and pending and not too_long:
+            value = keep(pending)
+            if value is not None:
+                found.append(value)
+    found.reverse()
+    return iter(found)
 
 
 def default_home() -> Path:
@@ -314,6 +536,15 @@ class SettingsRecord(BaseModel):
     def _complete(self) -> SettingsRecord:
         if self.provider is not None and (not self.integration or not self.key_slots):
             raise ValueError("a record with a provider needs the integration's fields and its key slots")
+        if self.provider is Provider.OPENAI and not isinstance((self.integration or {}).get("base_url"), str):
+            raise ValueError("an OpenAI record needs its base_url")
+        if self.provider is Provider.AZURE_OPENAI:
+            for role in ("language_model", "embeddings_model"):
+                deployment = (self.integration or {}).get(role)
+                if not isinstance(deployment, dict) or not all(
+                    isinstance(deployment.get(name), str) for name in ("endpoint_url", "deployment_id")
+                ):
+                    raise ValueError(f"an Azure OpenAI record needs the {role}'s endpoint_url and deployment_id")
         return self
 
     @property
@@ -356,13 +587,18 @@ class SettingsStore:
         home: the folder for ``settings.json``, ``audit.jsonl`` and the lock; made if missing.
         keyring: the keyring backend that holds the keys (any ``keyring.backend.KeyringBackend``);
             None for a store that only reads the record and the audit log.
+        keyring_timeout: how long one keyring call may take, in seconds; default
+            ``$AI_ADMIN_KEYRING_TIMEOUT``, or :data:`KEYRING_TIMEOUT` (10 s). A backend that
+            does not answer in time is a :class:`KeyringUnavailable`.
     """
 
-    def __init__(self, home: Path, keyring: KeyringBackend | None) -> None:
+    def __init__(self, home: Path, keyring: KeyringBackend | None, *, keyring_timeout: float | None = None) -> None:
         self.home = Path(home)
         self.keyring = keyring
+        self.keyring_timeout = keyring_timeout if keyring_timeout is not None else _keyring_timeout_from_environment()
         self._record_path = self.home / "settings.json"
         self._audit_path = self.home / "audit.jsonl"
+        self._reserve_path = self.home / "settings.reserve"
 
     # -- reading -------------------------------------------------------------- #
 
@@ -370,16 +606,13 @@ class SettingsStore:
         """The settings record; an empty one (revision 0) before the first save.
 
         Raises:
-            StoreError: ``settings.json`` exists but cannot be read, or is not a valid record.
+            StoreError: ``settings.json`` exists but cannot be read, is not a regular file
+                (a symbolic link, a folder, a FIFO), is larger than :data:`RECORD_MAX_BYTES`,
+                or is not a valid record.
         """
-        try:
-            text = self._record_path.read_bytes()
-        except FileNotFoundError:
+        text = self._read_record_bytes()
+        if text is None:
             return SettingsRecord()
-        except OSError as error:
-            raise StoreError(
-                f"Cannot read {self._record_path} ({error.strerror}). Ask an admin to check the folder's permissions."
-            ) from None
         try:
             return SettingsRecord.model_validate_json(text.decode("utf-8"))
         except (ValidationError, ValueError):  # ValueError: not UTF-8 (a hand edit in another encoding)
@@ -388,6 +621,36 @@ class SettingsStore:
                 "Remove the integration (the Remove button, or `ai-admin remove --yes`) and add it again; "
                 "the damaged file is kept beside it."
             ) from None
+
+    def _read_record_bytes(self) -> bytes | None:
+        """The bytes of ``settings.json`` (at most RECORD_MAX_BYTES), or None when there is none."""
+        path = self._record_path
+        try:
+            fd = _open_regular(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        except _NotRegularFile as error:
+            raise StoreError(
+                f"{path} is {error.kind}, not a regular file, so the OpenAI integration cannot be read "
+                "(it is never followed or opened). Remove the integration (the Remove button, or "
+                "`ai-admin remove --yes`) to put a new record in its place; it is kept beside it."
+            ) from None
+        except OSError as error:
+            raise StoreError(
+                f"Cannot read {path} ({error.strerror}). Ask an admin to check the folder's permissions."
+            ) from None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                text = handle.read(RECORD_MAX_BYTES + 1)
+        except OSError as error:
+            raise StoreError(f"Cannot read {path} ({error.strerror}).") from None
+        if len(text) > RECORD_MAX_BYTES:
+            raise StoreError(
+                f"{path} is larger than {RECORD_MAX_BYTES // (1 << 20)} MiB, which no settings record is, so it is "
+                "damaged and was not read. Remove the integration (the Remove button, or `ai-admin remove --yes`) "
+                "and add it again; the damaged file is kept beside it."
+            )
+        return text
 
     def fingerprint(self) -> tuple[int, int, int] | None:
         """A cheap marker of ``settings.json`` that changes whenever any process writes it.
@@ -405,12 +668,18 @@ class SettingsStore:
             return None
         return found.st_ino, found.st_size, found.st_mtime_ns
 
-    def load(self) -> OpenAIIntegration | AzureOpenAIIntegration | None:
+    def load(self, *, actor: str | None = None) -> OpenAIIntegration | AzureOpenAIIntegration | None:
         """The saved integration with its keys, or None when nothing is saved.
 
+        Args:
+            actor: the user asking. When the keyring lacks a saved key and the record was
+                saved by someone else, the key is not lost: it is in that admin's keyring
+                (:class:`KeyNotInThisKeyring`).
         Raises:
+            KeyNotInThisKeyring: ``actor`` did not save the record, and this keyring has no
+                key for it ("this keyring has no key for this store; run as the admin who saved it").
             StoreError: the record is damaged, or points at keys the keyring no longer has.
-            KeyringUnavailable: the keyring backend fails.
+            KeyringUnavailable: the keyring backend fails or does not answer in time.
         """
         record = self.read()
         if not record.configured:
@@ -418,7 +687,13 @@ class SettingsStore:
         secrets: dict[str, SecretStr] = {}
         for slot in record.key_slots:
             value = self._keyring_call("get_password", SERVICE_NAME, record.username(slot))
-            if value is None:
+            if value is None and self.keyring is not None:
+                if actor is not None and record.updated_by and record.updated_by != actor:
+                    raise KeyNotInThisKeyring(
+                        f"The saved API key is not in the keyring used here ({backend_name(self.keyring)}): "
+                        "this keyring has no key for this store; run as the admin who saved it "
+                        f"({record.updated_by}), or edit the OpenAI integration and type the key again."
+                    )
                 raise StoreError(
                     f"The keyring ({backend_name(self.keyring)}) no longer holds the saved API key. "
                     "Edit the OpenAI integration and type the key again."
@@ -445,8 +720,9 @@ class SettingsStore:
         """Store ``integration`` all or nothing, as a new revision.
 
         Order: the new revision's keys into keyring, then the record (atomic rename),
-        then the old revision's keys are deleted. If a keyring write fails, the keys
-        already written are deleted and the old record stays as it was.
+        then the old revision's keys are deleted, with any an earlier failed delete left
+        in this keyring. If a keyring write fails, the keys already written are deleted
+        and the old record stays as it was.
 
         Args:
             integration: the authenticated integration.
@@ -459,7 +735,7 @@ class SettingsStore:
             The new record.
         Raises:
             ConcurrentChange: the record is no longer at ``expected_revision``; nothing changed.
-            KeyringUnavailable: the keyring refused a key; nothing changed.
+            KeyringUnavailable: the keyring refused a key or did not answer in time; nothing changed.
             StoreError: the record could not be written; nothing changed.
         """
         with self._locked():
@@ -497,19 +773,23 @@ class SettingsStore:
                 for username in written:
                     self._delete_quietly(username)
                 raise
-            self._delete_secrets(old)
+            self._sweep(record, replaced=old)
             return record
 
-    def remove(self, *, actor: str) -> SettingsRecord:
+    def remove(self, *, actor: str) -> Removal:
         """Forget the integration: an empty record with the next revision, then the old keys deleted.
 
-        Works without a keyring (the old keys then stay behind) and on a damaged record
-        (which is kept as ``settings.json.damaged-<time>``), so AI can always be switched off.
+        Works without a keyring (the old keys then stay behind), on a full disk (the
+        room kept in ``settings.reserve`` is used), and on a damaged record: one that is
+        not JSON, too deeply nested, larger than :data:`RECORD_MAX_BYTES`, of the wrong
+        shape, or not a regular file at all (a symbolic link, a folder, a FIFO: moved
+        aside without being opened or followed). A damaged one is kept as
+        ``settings.json.damaged-<time>``, so AI can always be switched off.
 
         Args:
             actor: the user name recorded as ``updated_by``.
         Returns:
-            The new (empty) record.
+            The new record, and the keys that could not be deleted from the keyring.
         Raises:
             StoreError: the record could not be written; nothing changed.
         """
@@ -517,12 +797,12 @@ class SettingsStore:
             try:
                 old = self.read()
             except StoreError:
-                if not self._record_path.exists():
+                if not os.path.lexists(self._record_path):
                     raise
                 old = self._salvaged() or SettingsRecord()
                 aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
                 try:
-                    os.replace(self._record_path, aside)
+                    os.replace(self._record_path, aside)  # renames a link, a folder or a FIFO itself, never its target
                 except OSError as error:
                     raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
             record = SettingsRecord(
@@ -533,8 +813,11 @@ class SettingsStore:
                 **old.carried_access(actor),
             )
             self._write_record(record)
-            self._delete_secrets(old)
-            return record
+            if self.keyring is None:
+                kept = [f"{slot} of revision {old.revision}" for slot in old.key_slots] if old.configured else []
+            else:
+                kept = self._sweep(record, replaced=old)
+            return Removal(record=record, kept_keys=tuple(kept))
 
     def update_access(
         self,
@@ -621,49 +904,89 @@ class SettingsStore:
     def append_audit(self, event: dict[str, Any]) -> None:
         """Append one event (a JSON-ready dict without secrets) to ``audit.jsonl``, stamped with ``at``.
 
+        The log is opened without following a symbolic link and only if it is a regular
+        file; on a full disk, the room kept in ``settings.reserve`` is used.
+
         Raises:
-            StoreError: the audit log could not be written.
+            StoreError: the audit log could not be written, or is a symbolic link or not a regular file.
         """
         line = json.dumps({"at": _now().isoformat(), **event}, sort_keys=True, ensure_ascii=False)
         with self._locked():
             try:
-                with open(self._audit_path, "a+b") as handle:
-                    handle.seek(0, os.SEEK_END)
-                    if handle.tell():  # a line cut short by a crash must not swallow this one
-                        handle.seek(-1, os.SEEK_END)
-                        if handle.read(1) != b"\n":
-                            handle.write(b"\n")
-                    handle.write((line + "\n").encode("utf-8"))
+                try:
+                    self._append_line(line)
+                except OSError as error:
+                    if error.errno not in _DISK_FULL or not self._free_reserve():
+                        raise
+                    self._append_line(line)
+            except _NotRegularFile as error:
+                raise StoreError(
+                    f"Cannot write the audit log {self._audit_path}: it is {error.kind}, not a regular file, and is "
+                    "never followed. Ask an admin to put a regular file (or nothing) in its place."
+                ) from None
             except OSError as error:
                 raise StoreError(f"Cannot write the audit log {self._audit_path} ({error.strerror}).") from None
 
-    def audit_log(self) -> list[dict[str, Any]]:
-        """Every audit event, oldest first; a damaged line is skipped."""
+    def _append_line(self, line: str) -> None:
+        fd = _open_regular(self._audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        with os.fdopen(fd, "r+b", buffering=0) as handle:
+            _share(fd, _shared_group(self.home))
+            end = handle.seek(0, os.SEEK_END)
+            prefix = b""
+            if end:  # a line cut short by a crash must not swallow this one
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    prefix = b"\n"
+            data = prefix + (line + "\n").encode("utf-8")
+            written = handle.write(data)
+            if written != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def audit_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit events, oldest first; a damaged line is skipped.
+
+        Args:
+            limit: only the newest ``limit`` events, read backwards from the end of the
+                file (memory and time bounded by what is returned, however long the log
+                is); None: every event.
+        Raises:
+            TypeError: ``limit`` is not a whole number (or None).
+            ValueError: ``limit`` is negative.
+            StoreError: the audit log cannot be read, or is not a regular file.
+        """
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise TypeError(f"limit must be a whole number of events or None, not {type(limit).__name__}.")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more events, not {limit}.")
         try:
-            lines = self._audit_path.read_bytes().splitlines()
+            if limit is not None:
+                return list(_tail(self._audit_path, limit, AUDIT_LINE_MAX_BYTES, keep=_event))
+            fd = _open_regular(self._audit_path, os.O_RDONLY)
+            with os.fdopen(fd, "rb") as handle:
+                return [event for event in map(_event, _bounded_lines(handle)) if event is not None]
         except FileNotFoundError:
             return []
+        except _NotRegularFile as error:
+            raise StoreError(f"Cannot read the audit log {self._audit_path}: it is {error.kind}.") from None
         except OSError as error:
             raise StoreError(f"Cannot read the audit log {self._audit_path} ({error.strerror}).") from None
-        events = []
-        for line in lines:
-            try:
-                event = json.loads(line.decode("utf-8"))
-            except ValueError:  # cut short, not JSON, or not UTF-8
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
 
     # -- internals --------------------------------------------------------------- #
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the store's lock (``settings.lock``), making the folder first."""
+        """Hold the store's lock (``settings.lock``), making the folder first; group-writable in a shared folder."""
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            lock = filelock.FileLock(str(self.home / "settings.lock"), timeout=30)
+            path = str(self.home / "settings.lock")
+            gid = _shared_group(self.home)
+            if gid is not None:  # every admin of the group must be able to take it
+                lock = filelock.FileLock(path, timeout=30, mode=0o664)
+            else:
+                lock = filelock.FileLock(path, timeout=30)
             lock.acquire()
+            if gid is not None:
+                _share_path(path, gid)
         except filelock.Timeout:
             raise StoreError(
                 "Another kernel has been changing the OpenAI integration for 30 seconds; try again in a minute."
@@ -678,22 +1001,73 @@ class SettingsStore:
             lock.release()
 
     def _keyring_call(self, method: str, *args: str) -> Any:
+        """Call the backend's ``method``, waiting at most ``keyring_timeout`` seconds for it.
+
+        Raises:
+            KeyringUnavailable: no keyring, the backend failed, or it did not answer in time
+                (the call is left to finish in a daemon thread; a leftover key it may still
+                write is deleted when the store next opens).
+            PasswordDeleteError: ``delete_password`` found no such key.
+        """
         if self.keyring is None:
             raise KeyringUnavailable("This store was opened without a keyring, so it cannot read or write keys.")
         prepare_keyring(self.keyring)  # never a prompt that waits forever
-        try:
-            return getattr(self.keyring, method)(*args)
-        except Exception as error:  # keyring backends raise many kinds; none may carry the key
+        backend = self.keyring
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["value"] = getattr(backend, method)(*args)
+            except BaseException as error:  # handed to the caller below
+                outcome["error"] = error
+            finally:
+                with _OVERDUE_LOCK:
+                    if _OVERDUE.get(id(backend)) is threading.current_thread():
+                        del _OVERDUE[id(backend)]  # it answered after all: the backend may be asked again
+                done.set()
+
+        with _OVERDUE_LOCK:
+            overdue = _OVERDUE.get(id(backend))
+            if overdue is not None and overdue.is_alive():  # never pile calls onto a backend that stopped answering
+                raise KeyringUnavailable(
+                    f"The keyring ({backend_name(backend)}) did not answer within {self.keyring_timeout:g} s, and "
+                    "is still busy with that call. Check that it is running and unlocked, then try again."
+                )
+            worker = threading.Thread(target=call, name=f"ai-admin-keyring-{method}", daemon=True)
+            worker.start()
+        if not done.wait(self.keyring_timeout):
+            with _OVERDUE_LOCK:
+                if not done.is_set():
+                    _OVERDUE[id(backend)] = worker
             raise KeyringUnavailable(
-                f"The keyring ({backend_name(self.keyring)}) failed ({type(error).__name__}). "
-                "Check that it is installed and unlocked, then try again; nothing was changed."
-            ) from None
+                f"The keyring ({backend_name(backend)}) did not answer within {self.keyring_timeout:g} s. "
+                f"Check that it is running and unlocked (or set {KEYRING_TIMEOUT_ENV} to wait longer), then try again."
+            )
+        error = outcome.pop("error", None)
+        if error is None:
+            return outcome.get("value")
+        if isinstance(error, PasswordDeleteError) and method == "delete_password":
+            raise PasswordDeleteError("no such key") from None
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit in the backend
+            raise error
+        # keyring backends raise many kinds; none may carry the key
+        raise KeyringUnavailable(
+            f"The keyring ({backend_name(backend)}) failed ({type(error).__name__}). "
+            "Check that it is installed and unlocked, then try again; nothing was changed."
+        ) from None
 
     def _salvaged(self) -> SettingsRecord | None:
-        """The access fields of a damaged record, when its JSON still holds them; else None."""
+        """The store id, revision and access fields of a damaged record, when it still holds them; else None."""
         try:
-            data = json.loads(self._record_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = self._read_record_bytes()
+        except StoreError:
+            return None
+        try:
+            data = from_json(
+                text or b""
+            )  # pydantic-core's parser: its depth limit is a ValueError, not a RecursionError
+        except ValueError:
             return None
         if not isinstance(data, dict):
             return None
@@ -704,24 +1078,41 @@ class SettingsStore:
                 kept[name] = value
         if isinstance(data.get("updated_by"), str):
             kept["updated_by"] = data["updated_by"]
+        store_id, revision = data.get("store_id"), data.get("revision")
+        if isinstance(store_id, str) and len(store_id) >= 8:
+            kept["store_id"] = store_id
+            if isinstance(revision, int) and not isinstance(revision, bool) and revision >= 0:
+                kept["revision"] = revision  # so the next revision is new, and this store's keys can be found
         return SettingsRecord(**kept) if kept else None
 
-    def _delete_quietly(self, username: str) -> None:
+    def _delete_quietly(self, username: str) -> bool:
+        """Delete one key; True when it is gone (deleted now, or never there), False when the keyring failed."""
         try:
             self._keyring_call("delete_password", SERVICE_NAME, username)
-        except Exception:  # noqa: S110 (already gone, or no keyring: a leftover is harmless and cleaned up later)
-            pass
+        except PasswordDeleteError:
+            return True
+        except Exception:  # no keyring, or it failed: a leftover is harmless and cleaned up later
+            return False
+        return True
 
     def check_writable(self) -> None:
         """Check, before anything is sent or changed, that the record and the audit log can be written.
+
+        A ``settings.json`` that is not a regular file passes (Remove moves it aside);
+        an ``audit.jsonl`` that is a symbolic link or not a regular file does not.
 
         Raises:
             StoreError: the folder, the lock, ``settings.json`` or ``audit.jsonl`` cannot be
                 written by this user; the message names which and says what to do.
         """
         with self._locked():
+            if os.path.lexists(self._audit_path) and _kind(self._audit_path) != "a regular file":
+                raise StoreError(
+                    f"Cannot write the audit log {self._audit_path}: it is {_kind(self._audit_path)}, not a regular "
+                    "file, and is never followed. Ask an admin to put a regular file (or nothing) in its place."
+                )
             for path in (self._record_path, self._audit_path):
-                if path.exists() and (not path.is_file() or not os.access(path, os.W_OK)):
+                if _kind(path) == "a regular file" and not os.access(path, os.W_OK):
                     raise StoreError(
                         f"Cannot write {path}: only users who may write it can change the OpenAI integration "
                         "(ask an admin to check its owner and permissions)."
@@ -732,32 +1123,113 @@ class SettingsStore:
                 )
 
     def clean_leftovers(self) -> None:
-        """Delete the keys an interrupted save or remove may have left in the keyring.
+        """Delete the keys an interrupted or failed save or remove may have left in the keyring.
 
         A save killed after writing the next revision's keys but before the record leaves
         keys under revision N+1; one killed after the record but before deleting the old
-        keys leaves revision N-1's. Both are deleted here, under the store's lock (so a
-        save in progress elsewhere is never touched). Without a keyring, nothing happens.
+        keys leaves revision N-1's; a delete that failed leaves an older revision's, which
+        this keyring's list of revisions (``<store id>/revisions``) remembers. All are
+        deleted here, under the store's lock (so a save in progress elsewhere is never
+        touched). Without a keyring, nothing happens.
         """
-        if self.keyring is None or not self._record_path.exists():
+        if self.keyring is None or not os.path.lexists(self._record_path):
             return
         with self._locked():
             try:
                 record = self.read()
             except StoreError:
                 return
-            for revision in (record.revision - 1, record.revision + 1):
-                if revision < 1:
-                    continue
-                for slot in ALL_KEY_SLOTS:
-                    self._delete_quietly(record.model_copy(update={"revision": revision}).username(slot))
+            self._sweep(record, neighbours=True)
 
-    def _delete_secrets(self, record: SettingsRecord) -> None:
+    def _sweep(
+        self, record: SettingsRecord, *, replaced: SettingsRecord | None = None, neighbours: bool = False
+    ) -> list[str]:
+        """Delete this keyring's keys of every revision but ``record``'s; remember the ones that stay.
+
+        The revisions tried: those this keyring's list (``<store id>/revisions`` under
+        :data:`REVISIONS_SERVICE`) names, ``replaced``'s, and with ``neighbours`` the
+        revisions just before and after ``record``'s (what an interrupted save leaves).
+        The list is then rewritten to ``record``'s revision (when it holds keys) and the
+        revisions whose keys could not be deleted.
+
+        Args:
+            record: the record now in force; its keys stay (when it holds any).
+            replaced: the record it replaced, whose keys are to go.
+            neighbours: also try the revisions next to ``record``'s.
+        Returns:
+            What could not be deleted: ``"<slot> of revision <n>"`` for ``replaced``'s keys,
+            ``"any key left of revision <n>"`` for older leftovers.
+        """
+        index = self._index_name(record.store_id)
+        try:
+            held = set(_revisions(self._keyring_call("get_password", REVISIONS_SERVICE, index)))
+        except Exception:  # no usable keyring, or a damaged list: the other revisions are still tried
+            held = set()
+        candidates = set(held)
+        if replaced is not None and replaced.configured:
+            candidates.add(replaced.revision)
+        if neighbours:
+            candidates |= {record.revision - 1, record.revision + 1}
         if record.configured:
-            for slot in record.key_slots:
-                self._delete_quietly(record.username(slot))
+            candidates.discard(record.revision)
+        kept: list[str] = []
+        stays: set[int] = {record.revision} if record.configured else set()
+        for revision in sorted(revision for revision in candidates if revision >= 1):
+            known = replaced is not None and replaced.configured and revision == replaced.revision
+            slots = replaced.key_slots if known and replaced is not None else ALL_KEY_SLOTS
+            failed = [slot for slot in slots if not self._delete_quietly(f"{record.store_id}/r{revision}/{slot}")]
+            if failed:
+                stays.add(revision)
+                kept += (
+                    [f"{slot} of revision {revision}" for slot in failed]
+                    if known
+                    else [f"any key left of revision {revision}"]
+                )
+        if stays != held:
+            try:
+                if stays:
+                    self._keyring_call("set_password", REVISIONS_SERVICE, index, json.dumps(sorted(stays)))
+                else:
+                    self._keyring_call("delete_password", REVISIONS_SERVICE, index)
+            except Exception:  # noqa: S110 (bookkeeping only: the neighbours are tried at every open anyway)
+                pass
+        return kept
+
+    @staticmethod
+    def _index_name(store_id: str) -> str:
+        """The keyring user name of the list of revisions whose keys a keyring may hold."""
+        return f"{store_id}/revisions"
 
     def _write_record(self, record: SettingsRecord) -> None:
+        """Write ``settings.json`` atomically; on a full disk, once more after freeing ``settings.reserve``.
+
+        The new file keeps the mode of the one it replaces (default 0644: anyone may read
+        the status), and in a shared (group-writable) folder gets the folder's group and
+        group read-write.
+
+        Raises:
+            StoreError: it could not be written; the old record is as it was.
+        """
+        try:
+            try:
+                self._replace_record(record)
+            except OSError as error:
+                if error.errno not in _DISK_FULL or not self._free_reserve():
+                    raise
+                self._replace_record(record)
+        except OSError as error:
+            raise StoreError(f"Cannot write {self._record_path} ({error.strerror}). Nothing was changed.") from None
+        self._keep_reserve()
+
+    def _replace_record(self, record: SettingsRecord) -> None:
+        gid = _shared_group(self.home)
+        try:
+            existing = os.lstat(self._record_path)
+            mode = stat.S_IMODE(existing.st_mode) | 0o600 if stat.S_ISREG(existing.st_mode) else 0o644
+        except OSError:
+            mode = 0o644
+        if gid is not None:
+            mode |= 0o060
         temporary = None
         try:
             handle, temporary = tempfile.mkstemp(dir=self.home, prefix=".settings-", suffix=".json")
@@ -765,9 +1237,64 @@ class SettingsStore:
                 file.write(record.model_dump_json(indent=2))
                 file.flush()
                 os.fsync(file.fileno())
-            os.chmod(temporary, 0o644)  # no secret inside: anyone may read the status
+                _share(file.fileno(), gid)
+            os.chmod(temporary, mode)
             os.replace(temporary, self._record_path)
-        except OSError as error:
+        except BaseException:
             if temporary is not None:
                 Path(temporary).unlink(missing_ok=True)
-            raise StoreError(f"Cannot write {self._record_path} ({error.strerror}). Nothing was changed.") from None
+            raise
+
+    def _free_reserve(self) -> bool:
+        """Delete ``settings.reserve`` to make room on a full disk; True when there was one."""
+        try:
+            os.unlink(self._reserve_path)
+        except OSError:
+            return False
+        return True
+
+    def _keep_reserve(self) -> None:
+        """Make ``settings.reserve`` (RESERVE_BYTES of zeros) when it is missing and the disk has room; best effort."""
+        if os.path.lexists(self._reserve_path):
+            return
+        temporary = None
+        try:
+            handle, temporary = tempfile.mkstemp(dir=self.home, prefix=".reserve-")
+            with os.fdopen(handle, "wb") as file:
+                file.write(bytes(RESERVE_BYTES))
+                file.flush()
+                os.fsync(file.fileno())  # the blocks are really taken, not promised
+            os.replace(temporary, self._reserve_path)
+        except OSError:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+
+
+def _revisions(text: Any) -> list[int]:
+    """The revision numbers in a keyring's ``<store id>/revisions`` entry; none when it is missing or damaged."""
+    try:
+        values = json.loads(text) if isinstance(text, str) else []
+    except ValueError:
+        return []
+    if not isinstance(values, list):
+        return []
+    return [value for value in values if isinstance(value, int) and not isinstance(value, bool) and value >= 1]
+
+
+def _bounded_lines(handle: Any, max_line: int = AUDIT_LINE_MAX_BYTES) -> Iterator[bytes]:
+    """The lines of a binary file, front to back; a line longer than ``max_line`` bytes is skipped, never held whole."""
+    while line := handle.readline(max_line + 1):
+        if len(line) <= max_line or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := handle.readline(max_line + 1)) and not rest.endswith(b"\n"):
+            pass  # the rest of the overlong line
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    """One audit line as an event, or None when it is damaged (cut short, not JSON, not UTF-8, not an object)."""
+    try:
+        event = from_json(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
