@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -92,6 +93,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid} is marked with several tiers ({', '.join(named)}); give it one")
         if not named:
             item.add_marker(getattr(pytest.mark, _tier(item)))
+
+
+# -- the working tree ---------------------------------------------------------------------- #
+
+ROOT = Path(__file__).resolve().parent.parent
+_TREE_BEFORE = pytest.StashKey[str]()
+
+
+def _tree_state() -> str | None:
+    """``git status --porcelain`` of the checkout (tracked changes and untracked files), or None without git."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = _tree_state()
+    if state is not None:
+        session.config.stash[_TREE_BEFORE] = state
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tests never modify the checkout: under CI a run that changed ``git status`` fails; elsewhere it is said.
+
+    (Elsewhere only said, because a developer may be editing files while the tests run.)
+    """
+    before, after = session.config.stash.get(_TREE_BEFORE, None), _tree_state()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "the test run changed the working tree (git status --porcelain)", red=True)
+        for line in changed:
+            reporter.write_line(f"  {line}", red=True)
+    if os.environ.get("CI") == "true":
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
