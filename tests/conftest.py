@@ -99,6 +99,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 ROOT = Path(__file__).resolve().parent.parent
 _TREE_BEFORE = pytest.StashKey[str]()
+_TREE_CHANGES = pytest.StashKey[list[str]]()
 
 
 def _tree_state() -> str | None:
@@ -131,15 +132,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     before, after = session.config.stash.get(_TREE_BEFORE, None), _tree_state()
     if before is None or after is None or before == after:
         return
-    changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_sep("=", "the test run changed the working tree (git status --porcelain)", red=True)
-        for line in changed:
-            reporter.write_line(f"  {line}", red=True)
+    session.config.stash[_TREE_CHANGES] = sorted(set(after.splitlines()) ^ set(before.splitlines()))
     if os.environ.get("CI") == "true":
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    changes = config.stash.get(_TREE_CHANGES, [])
+    if changes:
+        terminalreporter.write_sep("=", "the test run changed the working tree (git status --porcelain)", red=True)
+        for line in changes:
+            terminalreporter.write_line(f"  {line}", red=True)
 
 
 @pytest.fixture(autouse=True)
