@@ -132,7 +132,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     before, after = session.config.stash.get(_TREE_BEFORE, None), _tree_state()
     if before is None or after is None or before == after:
         return
-    session.config.stash[_TREE_CHANGES] = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    changes = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    screenshots = os.environ.get("AI_ADMIN_SCREENSHOTS")  # make screenshots: writing there is the point
+    if screenshots and Path(screenshots).resolve().is_relative_to(ROOT):
+        wanted = Path(screenshots).resolve().relative_to(ROOT).as_posix().rstrip("/") + "/"
+        changes = [line for line in changes if not line[3:].strip('"').startswith(wanted)]
+    if not changes:
+        return
+    session.config.stash[_TREE_CHANGES] = changes
     if os.environ.get("CI") == "true":
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
