@@ -7,7 +7,10 @@ PYTEST_ARGS ?=
 # JupyterLab refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench notebooks clean
+# Test-only packages (keyring backends) that must stay invisible to `make lab`; see tests/keyring-backends.txt.
+TEST_ONLY := $(VENV)/test-only
+
+.PHONY: lab test test-fast lint screenshots bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +20,41 @@ $(VENV)/.lab-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[lab]'
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+# The lab, test and lint extras into .venv; the test-only keyring backends into $(TEST_ONLY).
+# A .venv made before that split still holds keyrings.cryptfile: it is taken out (and keyrings.alt,
+# which shares its keyrings/__init__.py, put back whole) so that `make lab` sees no test backend.
+$(VENV)/.test-installed: pyproject.toml tests/keyring-backends.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lab,test,lint]'
+	if $(BIN)/python -m pip show --quiet keyrings.cryptfile >/dev/null 2>&1; then \
+	    $(BIN)/python -m pip uninstall --quiet --yes keyrings.cryptfile pycryptodome && \
+	    $(BIN)/python -m pip install --quiet --force-reinstall --no-deps keyrings.alt; fi
+	rm -rf $(TEST_ONLY)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(TEST_ONLY) -r tests/keyring-backends.txt
 	touch $@ $(VENV)/.lab-installed
 
 lab: $(VENV)/.lab-installed
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01_quickstart.ipynb $(LAB_ARGS)
 
+# Every tier: fast, sandbox, keyring, notebooks, browser (markers in pyproject.toml, given by tests/conftest.py).
+# Writes no tracked file: the browser tests keep their screenshots in a temporary folder.
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast tier only (pure code, the store on a file keyring; no server, kernel or browser): under 30 s.
+# Without nbval, whose import alone takes seconds; so pyproject's addopts, less the nbval options.
+FAST_ADDOPTS := -ra --strict-markers -p no:cacheprovider
+test-fast: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -p no:nbval -o addopts='$(FAST_ADDOPTS)' -m fast tests $(PYTEST_ARGS)
+
+# ruff (lint and format) and mypy, with the versions of the lint extra; .ci/run runs it before the tests.
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The browser tests, writing the panel's screenshots into docs/img/ (the only target that does).
+screenshots: $(VENV)/.test-installed
+	AI_ADMIN_SCREENSHOTS='$(CURDIR)/docs/img' $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 # Time import, Save, failing fast, the panel, AI calls and the notebooks against their baselines;
 # writes benchmarks/RESULTS.md and the README's table of figures. Contacts nothing but 127.0.0.1.

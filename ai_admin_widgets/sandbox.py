@@ -438,11 +438,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(model, str) and (self._common_scenario(model, {}) or self._openai_model_scenario(model)):
             return
         if method == "GET" and len(route) == 2 and route[0] == "models":
-            if model not in _OPENAI_MODELS:
-                self._openai_model_not_found(model)
+            model_id = route[1]
+            if model_id not in _OPENAI_MODELS:
+                self._openai_model_not_found(model_id)
             else:
                 self._send(
-                    200, {"id": model, "object": "model", "created": _OPENAI_MODELS[model], "owned_by": "system"}
+                    200, {"id": model_id, "object": "model", "created": _OPENAI_MODELS[model_id], "owned_by": "system"}
                 )
         elif method == "POST" and operation == "chat/completions":
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
@@ -649,7 +650,7 @@ def _embeddings(model: str, body: Any) -> tuple[int, dict[str, Any]]:
     """The status and body of an embeddings answer for the request ``body`` (refusals as the vendors word them)."""
     request = body if isinstance(body, dict) else {}
     texts = request.get("input")
-    items = texts if isinstance(texts, list) else [texts]
+    items: list[Any] = texts if isinstance(texts, list) else [texts]
     if not items or any(not isinstance(text, str) or not text for text in items):
         return _invalid_request("'$.input' is invalid: every input must be a non-empty text.", "input")
     if len(items) > MAX_EMBEDDING_INPUTS:
@@ -698,7 +699,7 @@ def _hold_resolver(take: bool) -> None:
     global _resolver_users
     with _resolver_lock:
         _resolver_users += 1 if take else -1
-        socket.getaddrinfo = _getaddrinfo if _resolver_users > 0 else _real_getaddrinfo  # type: ignore[assignment]
+        socket.getaddrinfo = _getaddrinfo if _resolver_users > 0 else _real_getaddrinfo
 
 
 class _UnresponsiveListener:
@@ -871,7 +872,8 @@ class Sandbox:
             function of the :class:`RecordedRequest` that returns them, to delay some answers
             more than others (called on the server's thread, once per request).
         tls: serve https with a certificate from a private certificate authority, as an
-            HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate.
+            HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate. Needs
+            the ``trustme`` package (``pip install trustme``; the lab and test extras have it).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -924,14 +926,16 @@ class Sandbox:
             The sandbox itself, so ``Sandbox().start()`` can be assigned.
         Raises:
             RuntimeError: the sandbox is already running.
+            ImportError: ``tls=True`` without the ``trustme`` package (the message says what to install).
         """
         if self._server is not None:
             raise RuntimeError("This sandbox is already running.")
+        context = self._tls_context() if self.tls else None  # before any port is taken
         self._stopping.clear()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.sandbox = self
-        if self.tls:
-            server.socket = self._tls_context().wrap_socket(server.socket, server_side=True)
+        if context is not None:
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
@@ -982,8 +986,16 @@ class Sandbox:
     def _tls_context(self) -> Any:
         import ssl
 
-        import trustme
-
+        try:
+            import trustme  # only the TLS scenario needs it: in the lab and test extras, not a dependency
+        except ModuleNotFoundError as missing:
+            if missing.name != "trustme":
+                raise
+            raise ImportError(
+                "Sandbox(tls=True) makes its certificates with the trustme package, which is not installed. "
+                "Install it with: pip install trustme (or pip install 'ai-admin-widgets[test]'), "
+                "or use Sandbox() without tls."
+            ) from None
         authority = trustme.CA(organization_name="Sandbox inspecting proxy")
         certificate = authority.issue_cert("127.0.0.1", "localhost")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -6,7 +6,8 @@ autosave and news checks off. Debian's Chromium is driven by Playwright. Each te
 down the kernels of earlier tests, opens a fresh copy of ``notebooks/01_quickstart.ipynb``
 in a fresh workspace, runs all its cells and then works the panel by clicks and typing,
 asserting on what the page shows (found by the CSS classes of DESIGN.md). Screenshots of
-the panel in the light and the dark theme are written to ``docs/img/``.
+the panel in the light and the dark theme are taken into a temporary folder; ``make screenshots``
+sets ``AI_ADMIN_SCREENSHOTS`` to ``docs/img/`` so that they are written there (and only then).
 
 Without ``/usr/bin/chromium`` the tests skip, except in CI (``CI=true``), where that is a failure.
 """
@@ -33,7 +34,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "e2e-" + uuid.uuid4().hex
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "notebooks" / "01_quickstart.ipynb"
-SCREENSHOTS = ROOT / "docs" / "img"
+#: Set by ``make screenshots`` to docs/img/; otherwise the screenshots go to a temporary folder.
+SCREENSHOTS_ENV = "AI_ADMIN_SCREENSHOTS"
 LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 HINT = 4  # characters of a key that the product may show (the hint)
 
@@ -332,22 +334,29 @@ def assert_readable(page, theme: str) -> None:
     assert not poor, f"hard to read in {theme}: {poor}"
 
 
-def screenshots(page, name: str) -> None:
-    """Save the panel in the light and the dark theme as docs/img/<name>-light.png and -dark.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="session")
+def screenshot_folder(tmp_path_factory) -> Path:
+    """Where screenshots go: $AI_ADMIN_SCREENSHOTS (``make screenshots``: docs/img/), else a temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+
+
+def screenshots(page, name: str, folder: Path) -> None:
+    """Save the panel in the light and the dark theme as <folder>/<name>-light.png and -dark.png."""
+    folder.mkdir(parents=True, exist_ok=True)
     for theme, suffix in ((LIGHT, "light"), (DARK, "dark")):
         set_theme(page, theme)
         assert_readable(page, theme)
         panel = page.locator(".aiw-panel").first
         panel.scroll_into_view_if_needed()
-        panel.screenshot(path=str(SCREENSHOTS / f"{name}-{suffix}.png"), animations="disabled")
+        panel.screenshot(path=str(folder / f"{name}-{suffix}.png"), animations="disabled")
     set_theme(page, LIGHT)
 
 
 # -- the tests ---------------------------------------------------------------------------- #
 
 
-def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(page, lab):
+def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(page, lab, screenshot_folder):
     path = open_quickstart(page, lab, "flows.ipynb")
     sandbox = practice_values(page)
     assert status_text(page).startswith("Not configured")
@@ -386,7 +395,7 @@ def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(pag
     assert f"deployment {sandbox['language']}" in configured and f"deployment {sandbox['embeddings']}" in configured
     assert f"key …{azure_key[-HINT:]}" in configured
     page.locator(".aiw-panel .aiw-form").wait_for(state="hidden")
-    screenshots(page, "configured-row")
+    screenshots(page, "configured-row", screenshot_folder)
 
     # Edit, type a wrong key, Save: the error shows beside the key field; the saved integration is unchanged.
     wrong_key = new_key("sandbox-wrong-")
@@ -407,7 +416,7 @@ def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(pag
     assert field(page, "aiw-language-api-key").get_attribute("aria-invalid") == "true"
     wait_text(page, ".aiw-panel .aiw-form .aiw-message", "Authentication failed, so nothing was saved.")
     assert status_text(page) == configured, "a refused Save changed the saved integration"
-    screenshots(page, "azure-form-error")
+    screenshots(page, "azure-form-error", screenshot_folder)
     # (d) after a failed Save
     assert_no_part_of(wrong_key, save_notebook(page, path), "after a failed Save")
 
@@ -424,7 +433,7 @@ def test_the_admin_adds_switches_to_azure_is_refused_a_wrong_key_and_removes(pag
     confirmation = page.locator(".aiw-panel .aiw-confirmation")
     confirmation.wait_for(state="visible")
     assert "AI functionality will be disabled" in confirmation.inner_text()
-    screenshots(page, "remove-confirmation")
+    screenshots(page, "remove-confirmation", screenshot_folder)
     confirmation.locator(".aiw-cancel").click()
     confirmation.wait_for(state="hidden")
     assert status_text(page) == configured
