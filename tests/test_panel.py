@@ -709,3 +709,22 @@ def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, san
         else:
             panel._save_failed(aiw.AIAdminError("refused"))
         assert key_input.value == "", f"after the Save {outcome}, a key typed meanwhile stayed in the kernel"
+
+
+# --------------------------------------------------------------------------- #
+# Issue 11: what a new admin noticed
+# --------------------------------------------------------------------------- #
+
+
+def test_the_first_openai_add_lists_only_the_fields_it_set_as_changed(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())  # Organization ID and Project ID left empty
+    panel.form.save_button.click()
+
+    added = panel.settings.history()[-1]
+    assert added.action is aiw.models.AuditAction.ADD
+    assert "organization" not in added.changed and "project" not in added.changed
+    assert {"base_url", "api_key"} <= set(added.changed)
+    one(panel, "aiw-history-toggle").click()
+    table = one(panel, "aiw-history-table").value
+    assert "Base URL" in table and "Organization ID" not in table and "Project ID" not in table
