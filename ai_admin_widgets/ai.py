@@ -49,26 +49,22 @@ is running) as in a script; the ``_async`` forms let a kernel do other work mean
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
+from .interface import Settings, open_settings
 from .models import (
     ROLE_LABELS,
     AIAdminError,
-    AzureOpenAIIntegration,
-    CheckTarget,
     FailureCode,
-    OpenAIIntegration,
-    Provider,
     Role,
 )
 
@@ -76,8 +72,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .models import Timeouts
-    from .service import AISettings
-    from .transport import Answer, Failure
+    from .transport import AIRoutes, Answer, Failure, Route
 
 __all__ = [
     "AIClient",
@@ -191,104 +186,16 @@ class ChatResult(BaseModel):
 # --------------------------------------------------------------------------- #
 
 
-class _Headers(dict):  # type: ignore[type-arg]
-    """Request headers that hold a key: shown by name only, so a traceback listing local variables
-    (IPython's ``%xmode Verbose``, ``traceback`` with ``capture_locals``) never shows the key."""
-
-    def __repr__(self) -> str:
-        return f"<headers {', '.join(self)}: values hidden>"
-
-
-def _encoded(payload: dict[str, Any]) -> bytes:
-    """``payload`` as the JSON body of a request.
-
-    Raises:
-        TypeError: a value cannot be sent as JSON; the message names the option (e.g. a
-            ``datetime`` given as ``temperature``) and what to give instead.
-    """
-    try:
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError):
-        for name, value in payload.items():
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"The option {name!r} cannot be sent to the service ({type(value).__name__}); "
-                    "give text, numbers (not NaN or infinity), True/False, None, or lists and dicts of them."
-                ) from None
-        raise
-
-
-@dataclass(frozen=True, repr=False)
-class _Route:
-    """Where one role's requests go and how they authenticate (the headers hold the key, so the repr shows neither)."""
-
-    provider: Provider
-    url: httpx.URL  # parsed once, the query (Azure's api-version) included
-    headers: _Headers
-    body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
-    key: SecretStr
-    target: CheckTarget  # for describing failures
-
-    def __repr__(self) -> str:  # shown in tracebacks that list local variables
-        return f"_Route({self.provider.value}, {str(self.url)!r})"
-
-    def request(self, client: httpx.Client | httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
-        """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts).
-
-        Raises:
-            TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
-        """
-        content = _encoded(
-            payload | self.body
-        )  # a value JSON cannot hold fails here, before any frame holds the headers
-        return client.build_request("POST", self.url, headers=self.headers, content=content)
-
-
-def _routes(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, _Route]:
-    import httpx
-
-    from .transport import azure_request_parts, openai_headers, openai_target
-
-    routes = {}
-    for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
-        if isinstance(integration, OpenAIIntegration):
-            url = f"{integration.base_url}/{operation}"
-            target = openai_target(integration, role, url)
-            routes[role] = _Route(
-                Provider.OPENAI,
-                httpx.URL(url),
-                _Headers(openai_headers(integration), **{"content-type": "application/json"}),
-                {"model": target.model},
-                integration.api_key,
-                target,
-            )
-        else:
-            target, url, params, headers = azure_request_parts(integration, role, operation)
-            routes[role] = _Route(
-                Provider.AZURE_OPENAI,
-                httpx.URL(url, params=params),
-                _Headers(headers, **{"content-type": "application/json"}),
-                {},
-                integration.deployment(role).api_key,
-                target,
-            )
-    return routes
-
-
 @dataclass
 class _Saved:
-    """What the settings said when last read: the routes (None: nothing configured; empty: configured,
-    but the keys were not read because this user may not use AI) and whether this user may use AI."""
+    """What the settings said when last read (their fingerprint, the routes) and when "may use AI" was last asked."""
 
-    fingerprint: tuple[int, int, int] | None
-    routes: dict[str, _Route] | None
-    allowed: bool
+    fingerprint: Hashable
+    routes: AIRoutes
     access_checked_at: float
 
     def __repr__(self) -> str:
-        return f"_Saved(configured={self.routes is not None}, allowed={self.allowed})"
+        return f"_Saved({self.routes!r})"
 
 
 # --------------------------------------------------------------------------- #
@@ -315,7 +222,7 @@ class AIClient:
 
     def __init__(
         self,
-        settings: AISettings | None = None,
+        settings: Settings | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -325,16 +232,11 @@ class AIClient:
             raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}.")
         _check_batching(batch_size, concurrency)
         if settings is None:
-            from .service import AISettings
-
-            settings = AISettings()
-        from .store import SettingsStore
-
+            settings = open_settings()
         self.settings = settings
         self.timeout = float(timeout)
         self.batch_size = batch_size
         self.concurrency = concurrency
-        self._record = SettingsStore(settings.home, None)  # only for its fingerprint
         self._lock = threading.Lock()
         self._saved: _Saved | None = None
         self._changed = False
@@ -352,7 +254,7 @@ class AIClient:
         self._stop_listening = settings.on_change(changed)
 
     def __repr__(self) -> str:
-        return f"AIClient(home={str(self.settings.home)!r}, user={self.settings.user!r})"
+        return f"AIClient({self.settings!r})"
 
     # -- chat ----------------------------------------------------------------- #
 
@@ -519,7 +421,7 @@ class AIClient:
 
     # -- internals ------------------------------------------------------------- #
 
-    def _post(self, client: httpx.Client, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
+    def _post(self, client: httpx.Client, route: Route, payload: dict[str, Any]) -> Answer | Failure:
         from .transport import send
 
         request = route.request(client, payload)
@@ -527,7 +429,7 @@ class AIClient:
             client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
         )
 
-    async def _post_async(self, client: httpx.AsyncClient, route: _Route, payload: dict[str, Any]) -> Answer | Failure:
+    async def _post_async(self, client: httpx.AsyncClient, route: Route, payload: dict[str, Any]) -> Answer | Failure:
         from .transport import send_async
 
         request = route.request(client, payload)
@@ -535,39 +437,27 @@ class AIClient:
             client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
         )
 
-    def _route(self, role: Role) -> _Route:
+    def _route(self, role: Role) -> Route:
         """The route for ``role`` of the saved integration, from what was read last unless it changed since."""
         saved = self._saved
-        fingerprint = self._record.fingerprint()
+        fingerprint = self.settings.fingerprint()
         if saved is None or self._changed or saved.fingerprint != fingerprint:
             saved = self._reload(fingerprint)
-        elif (
-            saved.routes is not None and time.monotonic() - saved.access_checked_at > self.settings.access.cache_seconds
-        ):
-            if self.settings.can_use_ai() != saved.allowed:  # a group membership changed on the hub, say
+        elif saved.routes.configured and time.monotonic() - saved.access_checked_at > saved.routes.recheck_after:
+            if self.settings.can_use_ai() != saved.routes.allowed:  # a group membership changed on the hub, say
                 saved = self._reload(fingerprint)
             else:
                 saved.access_checked_at = time.monotonic()
-        if saved.routes is None:
+        if not saved.routes.configured:
             raise AIDisabled(DISABLED_MESSAGE)
-        if not saved.allowed:
+        if not saved.routes.allowed:
             raise AINotAllowed(NOT_ALLOWED_MESSAGE.format(user=repr(self.settings.user)))
-        return saved.routes[role]
+        return saved.routes.routes[role]
 
-    def _reload(self, fingerprint: tuple[int, int, int] | None) -> _Saved:
+    def _reload(self, fingerprint: Hashable) -> _Saved:
         with self._lock:
             self._changed = False  # a change from now on is noticed at the next call
-            settings = self.settings
-            routes = None
-            allowed = False
-            if settings.saved_fields() is not None:
-                allowed = settings.can_use_ai()
-                if allowed:  # the keys are read only for a user who may use them
-                    integration = settings.saved_integration()
-                    routes = _routes(integration) if integration is not None else None
-                else:
-                    routes = {}  # configured, not for this user: no keys read
-            saved = _Saved(fingerprint, routes, allowed, time.monotonic())
+            saved = _Saved(fingerprint, self.settings.ai_routes(), time.monotonic())
             self._saved = saved
             return saved
 
@@ -577,7 +467,7 @@ class AIClient:
         limits = self.settings.timeouts
         return Timeouts(connect=limits.connect, check=self.timeout, retry_budget=limits.retry_budget)
 
-    def _sync_client(self, route: _Route) -> httpx.Client:
+    def _sync_client(self, route: Route) -> httpx.Client:
         client = self._client
         if client is None:
             from .transport import make_sync_client
@@ -588,7 +478,7 @@ class AIClient:
                 client = self._client
         return client
 
-    def _async_client(self, route: _Route) -> httpx.AsyncClient:
+    def _async_client(self, route: Route) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
@@ -597,7 +487,7 @@ class AIClient:
             client = self._async_clients[loop] = self._made(route, make_client)
         return client
 
-    def _made(self, route: _Route, make: Any) -> Any:
+    def _made(self, route: Route, make: Any) -> Any:
         from .transport import setup_problem
 
         try:
@@ -610,7 +500,7 @@ class AIClient:
                 role=route.target.role,
             ) from None
 
-    def _failed(self, route: _Route, failure: Failure) -> AIRequestFailed:
+    def _failed(self, route: Route, failure: Failure) -> AIRequestFailed:
         """The exception for a failed request: what went wrong (the checks' words), and what an analyst can do."""
         from .models import explain
 
@@ -634,7 +524,7 @@ class AIClient:
             request_id=failure.request_id,
         )
 
-    def _chat_answer(self, route: _Route, result: Answer | Failure, full: bool) -> str | ChatResult:
+    def _chat_answer(self, route: Route, result: Answer | Failure, full: bool) -> str | ChatResult:
         from .transport import Failure, unexpected_answer
 
         if isinstance(result, Failure):
@@ -658,7 +548,7 @@ class AIClient:
             response=body,
         )
 
-    def _vectors(self, route: _Route, result: Answer | Failure, count: int) -> list[list[float]]:
+    def _vectors(self, route: Route, result: Answer | Failure, count: int) -> list[list[float]]:
         """The vectors of one batch's answer, in the order of its texts (by each item's ``index``)."""
         from .transport import Failure, unexpected_answer
 
@@ -761,16 +651,14 @@ _clients_lock = threading.Lock()
 _default_clients: dict[str, AIClient] = {}
 
 
-def _client_for(settings: AISettings | None) -> AIClient:
+def _client_for(settings: Settings | None) -> AIClient:
     """The kept :class:`AIClient` of ``settings`` (the organization's when None); made on first use.
 
     Raises:
-        TypeError: ``settings`` is not an :class:`~ai_admin_widgets.AISettings` (a folder, say).
+        TypeError: ``settings`` is not AI Settings (a folder, say).
     """
     if settings is not None:
-        from .service import AISettings
-
-        if not isinstance(settings, AISettings):
+        if not isinstance(settings, Settings):
             raise TypeError(
                 f"settings must be an ai_admin_widgets.AISettings, not {type(settings).__name__}; "
                 "for another folder use settings=AISettings(home=...)."
@@ -787,9 +675,7 @@ def _client_for(settings: AISettings | None) -> AIClient:
         with _clients_lock:
             client = _default_clients.get(home)
             if client is None:
-                from .service import AISettings
-
-                client = _default_clients[home] = AIClient(AISettings())
+                client = _default_clients[home] = AIClient(open_settings())
     return client
 
 
@@ -797,7 +683,7 @@ def _client_for(settings: AISettings | None) -> AIClient:
 def chat(
     messages: str | Iterable[Mapping[str, Any]],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     full: Literal[False] = False,
     **options: Any,
 ) -> str: ...
@@ -805,7 +691,7 @@ def chat(
 def chat(
     messages: str | Iterable[Mapping[str, Any]],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     full: Literal[True],
     **options: Any,
 ) -> ChatResult: ...
@@ -814,7 +700,7 @@ def chat(
 def chat(
     messages: str | Iterable[Mapping[str, Any]],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     full: bool = False,
     **options: Any,
 ) -> str | ChatResult:
@@ -829,7 +715,7 @@ def chat(
 async def chat_async(
     messages: str | Iterable[Mapping[str, Any]],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     full: bool = False,
     **options: Any,
 ) -> str | ChatResult:
@@ -840,7 +726,7 @@ async def chat_async(
 def embed(
     texts: str | Iterable[str],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     dimensions: int | None = None,
     batch_size: int | None = None,
     concurrency: int | None = None,
@@ -856,7 +742,7 @@ def embed(
 async def embed_async(
     texts: str | Iterable[str],
     *,
-    settings: AISettings | None = None,
+    settings: Settings | None = None,
     dimensions: int | None = None,
     batch_size: int | None = None,
     concurrency: int | None = None,

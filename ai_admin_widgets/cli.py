@@ -29,13 +29,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .service import AISettings
+    from .interface import Settings
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_NOT_CONFIGURED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # the shell's codes for SIGINT and SIGPIPE
 _HOME_HELP = "the settings store's folder (default: $AI_ADMIN_HOME or the user data folder)"
+_SANDBOX_HELP = (
+    "practise against a running sandbox: its folder, as the quickstart prints it "
+    "(the sandbox's practice store and keyring; never your own)"
+)
 _STATUS_EPILOG = (
     "Exit status: 0 configured and the last authentication succeeded; 1 not configured; "
     "2 the last authentication failed, or none is on record; 3 another problem. "
@@ -56,6 +60,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--home", default=argparse.SUPPRESS, help=_HOME_HELP)
+    common.add_argument("--sandbox", default=argparse.SUPPRESS, metavar="FOLDER", help=_SANDBOX_HELP)
     parser = _Parser(
         prog="ai-admin",
         description="Check and manage the organization's OpenAI integration.",
@@ -63,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "'ai-admin COMMAND --help' explains each command.",
     )
     parser.add_argument("--home", default=None, help=_HOME_HELP)
+    parser.add_argument("--sandbox", default=None, metavar="FOLDER", help=_SANDBOX_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     status = commands.add_parser(
         "status",
@@ -135,11 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         exits 0 whenever the audit log can be read, empty or not.
     """
     arguments = _parser().parse_args(argv)
+    from .interface import open_settings
     from .models import AIAdminError
-    from .service import AISettings
 
     try:
-        settings = AISettings(home=arguments.home, stale_after=getattr(arguments, "stale_after_days", None))
+        settings = open_settings(
+            home=arguments.home,
+            stale_after=getattr(arguments, "stale_after_days", None),
+            sandbox=arguments.sandbox,
+        )
         if arguments.home is not None and not Path(arguments.home).is_dir():
             print(
                 f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.",
@@ -152,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "history":
             return _history(settings, arguments.json, arguments.limit)
         return _remove(settings, arguments.yes)
-    except AIAdminError as error:
+    except (AIAdminError, ValueError) as error:  # ValueError: an option's value (--sandbox FOLDER), said by name
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:  # Ctrl-C: a save or remove is all or nothing, and a test stores nothing until it ends
@@ -167,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _status(settings: AISettings, as_json: bool) -> int:
+def _status(settings: Settings, as_json: bool) -> int:
     status = settings.status()
     if as_json:
         print(status.model_dump_json(indent=2))
@@ -203,7 +213,7 @@ def _status(settings: AISettings, as_json: bool) -> int:
     return EXIT_OK if status.last_authentication_ok else EXIT_FAILED
 
 
-def _test(settings: AISettings, as_json: bool) -> int:
+def _test(settings: Settings, as_json: bool) -> int:
     from .models import KeyringUnavailable, NotConfigured, StoreError
 
     try:
@@ -218,63 +228,24 @@ def _test(settings: AISettings, as_json: bool) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _history(settings: AISettings, as_json: bool, limit: int | None) -> int:
+def _history(settings: Settings, as_json: bool, limit: int | None) -> int:
     import json
 
-    events = settings.audit_log()
-    if limit is not None:
-        events = events[-limit:]
+    events = settings.history(limit)
     if as_json:
-        print(json.dumps(events, indent=2, ensure_ascii=False))
+        print(json.dumps([event.model_dump(mode="json") for event in events], indent=2, ensure_ascii=False))
         return EXIT_OK
     if not events:
         print("Nothing has happened yet: the audit log is empty.")
         return EXIT_OK
-    rows = [("WHEN (UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS")] + [_history_row(event) for event in events]
+    rows = [("WHEN (UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS")] + [tuple(event.row()) for event in events]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     return EXIT_OK
 
 
-def _history_row(event: dict[str, object]) -> tuple[str, str, str, str, str, str]:
-    """One audit event as table cells: when, who, what, provider, outcome, details (changed fields or failure codes)."""
-    from datetime import datetime
-
-    from .models import Provider
-    from .store import AUDIT_ACTIONS
-
-    try:
-        when = f"{datetime.fromisoformat(str(event.get('at'))):%Y-%m-%d %H:%M}"
-    except ValueError:
-        when = str(event.get("at", "?"))
-    action = str(event.get("action", "?"))
-    try:
-        provider = Provider(event.get("provider")).label
-    except ValueError:
-        provider = str(event.get("provider") or "")
-    codes = [str(code) for code in _as_list(event.get("codes")) if code != "ok"]
-    if codes:
-        details = ", ".join(dict.fromkeys(codes))
-    elif event.get("error"):
-        details = str(event["error"])
-    elif action in ("add-admin", "remove-admin"):
-        details = str(event.get("user", ""))
-    elif action == "allow":
-        users = ", ".join(map(str, _as_list(event.get("allowed_users"))))
-        groups = ", ".join(map(str, _as_list(event.get("allowed_groups"))))
-        details = f"users: {users or '-'}; groups: {groups or '-'}" if users or groups else "everyone may use AI"
-    else:
-        details = ", ".join(map(str, _as_list(event.get("changed"))))
-    what = AUDIT_ACTIONS.get(action, action.replace("-", " ").capitalize())
-    return when, str(event.get("actor", "?")), what, provider, str(event.get("outcome", "")), details
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _remove(settings: AISettings, confirmed: bool) -> int:
+def _remove(settings: Settings, confirmed: bool) -> int:
     if not confirmed:
         print(
             "ai-admin: removing disables AI functionality for your organization; add --yes to confirm.", file=sys.stderr

@@ -12,6 +12,7 @@ The widgets, the CLI and :mod:`~ai_admin_widgets.ai` import only this module and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -155,12 +156,27 @@ class Settings(Protocol):
         ...
 
 
-def open_settings(**options: Any) -> Settings:
-    """The organization's settings: :class:`~ai_admin_widgets.AISettings` with ``options``.
+def open_settings(*, sandbox: str | os.PathLike[str] | None = None, **options: Any) -> Settings:
+    """The organization's settings, as the panel's callers, ``ai-admin`` and ``ai`` should open them.
 
-    The one place that chooses the implementation (the AI gateway's client, on a hub, is the
-    next step's); the CLI, the panel's callers and :mod:`~ai_admin_widgets.ai` call this.
+    Args:
+        sandbox: a running :class:`~ai_admin_widgets.Sandbox`'s folder (``sandbox.folder``): its
+            practice store and keyring instead of the organization's.
+        **options: passed on to :class:`~ai_admin_widgets.AISettings` (``home``, ``stale_after``, ...);
+            options given as None are left out.
+    Returns:
+        :class:`~ai_admin_widgets.AISettings`. (On a JupyterHub with the AI gateway, the gateway's
+        client will be chosen here.)
+    Raises:
+        ValueError: ``sandbox`` is not a sandbox's folder, or comes with ``home``.
     """
+    options = {name: value for name, value in options.items() if value is not None}
+    if sandbox is not None:
+        if "home" in options:
+            raise ValueError("Give either a sandbox's folder or a store's folder (home), not both.")
+        from .sandbox import practice_settings
+
+        return practice_settings(sandbox, **options)
     from .service import AISettings
 
     return AISettings(**options)

@@ -104,6 +104,8 @@ ROLE_LABELS: dict[str, str] = {"language": "Language model", "embeddings": "Embe
 #: Source: Azure OpenAI REST API reference, "API specs" (GA version 2024-10-21).
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: The longest Endpoint URL or Base URL accepted, in characters (an endpoint is far shorter; this bounds what is stored).
+MAX_URL_LENGTH = 2048
 DEFAULT_LANGUAGE_MODEL = "gpt-4o"
 DEFAULT_EMBEDDINGS_MODEL = "text-embedding-3-small"
 
@@ -246,6 +248,24 @@ def holds_key(text: str) -> bool:
     return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text))
 
 
+def _refuse_key_in_url(data: dict[str, Any], name: str, label: str, path: str | None = None) -> None:
+    """Refuse a URL field that holds something shaped like a key, without ever repeating it.
+
+    A key pasted into a URL (in its path, as a host name, after ``?api-key=``) would otherwise be
+    stored in ``settings.json`` and shown in messages, notices and the audit log.
+
+    Raises:
+        FieldProblem: on ``path`` (default ``name``), saying what to do.
+    """
+    value = data.get(name)
+    if isinstance(value, str) and holds_key(value):
+        raise FieldProblem(
+            path or name,
+            f"{label} holds something shaped like an API key: paste the key under API Key, and here only the "
+            f"{label} (such as https://<resource>.openai.azure.com, or https://api.openai.com/v1).",
+        )
+
+
 def _check_endpoint(value: Any, field_label: str) -> str:
     """Check an endpoint URL: https, or http for a loopback host; returns it without a trailing slash."""
     if not isinstance(value, str):
@@ -253,6 +273,11 @@ def _check_endpoint(value: Any, field_label: str) -> str:
     text = value.strip()
     if not text:
         raise ValueError(f"{field_label} is empty: paste the URL shown in the portal.")
+    if len(text) > MAX_URL_LENGTH:
+        raise ValueError(
+            f"{field_label} is longer than {MAX_URL_LENGTH:,} characters, so it cannot be an endpoint: "
+            "paste only the endpoint, such as https://<resource>.openai.azure.com."
+        )
     try:
         parts = urlsplit(text)
     except ValueError:  # an unclosed "[" of an IPv6 address
@@ -273,6 +298,12 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         port = -1
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"{field_label} has a port that is not a number from 1 to 65535 after the ':'.")
+    labels = parts.hostname.rstrip(".").split(".")
+    if ":" not in parts.hostname and (len(parts.hostname) > 253 or max(map(len, labels)) > 63):
+        raise ValueError(
+            f"{field_label} has a host name too long to be one (at most 253 characters, 63 between dots): "
+            "copy the endpoint again from the portal."
+        )
     if not _HOST.fullmatch(parts.hostname):
         raise ValueError(
             f"{field_label} has a character that cannot be in a host name (a space, or a dash or dot copied from a "
@@ -413,6 +444,7 @@ class OpenAIIntegration(_Model):
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
+        _refuse_key_in_url(data, "base_url", "Base URL")
         notices: list[Notice] = []
         notices += _normalize_key_in(data, "openai")
         base_url = data.get("base_url")
@@ -536,6 +568,7 @@ class AzureDeployment(_Model):
         if not isinstance(data, dict):
             return handler(data)
         data = dict(data)
+        _refuse_key_in_url(data, "endpoint_url", "Endpoint URL")
         notices: list[Notice] = []
         endpoint = data.get("endpoint_url")
         if isinstance(endpoint, str):
@@ -640,6 +673,8 @@ class AzureOpenAIIntegration(_Model):
                 pass  # the field validator reports it, beside the other fields' errors
         for role in ROLES:
             deployment = data.get(f"{role}_model")
+            if isinstance(deployment, dict):
+                _refuse_key_in_url(deployment, "endpoint_url", "Endpoint URL", f"{role}_model.endpoint_url")
             endpoint = deployment.get("endpoint_url") if isinstance(deployment, dict) else None
             if not isinstance(endpoint, str):
                 continue
@@ -813,7 +848,11 @@ def field_errors(error: ValidationError) -> dict[str, str]:
     Returns:
         ``{"language_model.endpoint_url": "Endpoint URL uses http, ...", ...}``; the input
         is never included (``include_input=False``).
+    Raises:
+        TypeError: ``error`` is not a pydantic ``ValidationError``.
     """
+    if not isinstance(error, ValidationError):
+        raise TypeError(f"field_errors() takes a pydantic ValidationError, not {type(error).__name__}.")
     messages: dict[str, str] = {}
     for item in error.errors(include_input=False, include_url=False, include_context=True):
         parts = [str(part) for part in item["loc"] if not str(part).startswith("function-")]
@@ -1565,6 +1604,7 @@ _ERROR_WORDS = {
 
 #: Field paths that are not integration fields, in words.
 _OTHER_FIELDS = {
+    "provider": "Provider",
     "admins": "Admins",
     "allowed_users": "Users who may use AI",
     "allowed_groups": "Groups who may use AI",
@@ -1616,6 +1656,7 @@ class AuditEvent(_Fields):
         codes: for an authentication, each model's :class:`FailureCode` value, language model first.
         error: why a change was refused, in words.
         user: the user an admin change concerns.
+        allowed_users, allowed_groups: the allow-lists an ``allow`` event set.
     """
 
     at: datetime
@@ -1627,6 +1668,8 @@ class AuditEvent(_Fields):
     codes: tuple[str, ...] = ()
     error: str | None = None
     user: str | None = None
+    allowed_users: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
 
     @field_validator("at")
     @classmethod
@@ -1655,6 +1698,10 @@ class AuditEvent(_Fields):
             return _ERROR_WORDS.get(self.error, self.error)
         if self.action in (AuditAction.ADD_ADMIN, AuditAction.REMOVE_ADMIN) and self.user:
             return self.user
+        if self.action is AuditAction.ALLOW:
+            if not self.allowed_users and not self.allowed_groups:
+                return "everyone may use AI"
+            return f"users: {', '.join(self.allowed_users) or '-'}; groups: {', '.join(self.allowed_groups) or '-'}"
         return "; ".join(field_title(path) for path in self.changed)
 
     def row(self) -> HistoryRow:

@@ -87,7 +87,9 @@ import atexit
 import hashlib
 import json
 import math
+import os
 import secrets
+import shlex
 import shutil
 import socket
 import tempfile
@@ -108,7 +110,10 @@ from .normalize import KNOWN_API_VERSIONS
 if TYPE_CHECKING:
     from .service import AISettings
 
-__all__ = ["RecordedRequest", "Sandbox"]
+__all__ = ["RecordedRequest", "Sandbox", "practice_settings"]
+
+#: The file that marks a folder as a sandbox's (``ai-admin --sandbox FOLDER`` refuses any other folder).
+SANDBOX_MARKER = ".ai-admin-sandbox"
 
 EMBEDDING_DIMENSIONS = 1536
 #: The dimension of each embeddings model's vectors (OpenAI "Embeddings" guide).
@@ -942,7 +947,12 @@ class Sandbox:
         """A temporary folder for the sandbox's store and keyring, deleted by :meth:`stop`."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="ai-admin-sandbox-"))
+            (self._folder / SANDBOX_MARKER).write_text("A sandbox's practice store and keyring.\n", encoding="utf-8")
         return self._folder
+
+    def cli_command(self, *arguments: str) -> str:
+        """The ``ai-admin`` command line that practises against this sandbox's store, e.g. ``cli_command("status")``."""
+        return " ".join(["ai-admin", "--sandbox", shlex.quote(str(self.folder)), *map(shlex.quote, arguments)])
 
     def keyring(self) -> Any:
         """A file keyring backend (keyrings.alt) in the sandbox's temporary folder, never the admin's own."""
@@ -972,3 +982,30 @@ class Sandbox:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+
+def practice_settings(folder: str | os.PathLike[str], **options: Any) -> AISettings:
+    """The settings of the sandbox whose folder is ``folder`` (``sandbox.folder``), from another process.
+
+    Used by ``ai-admin --sandbox FOLDER``: the same practice store and file keyring as
+    :meth:`Sandbox.settings`, never the admin's own.
+
+    Raises:
+        ValueError: ``folder`` is not a sandbox's folder (it has no marker file), e.g. the
+            sandbox was stopped, or another folder was given.
+    """
+    from keyrings.alt.file import PlaintextKeyring
+
+    from .access import AccessPolicy
+    from .service import AISettings
+
+    path = Path(folder)
+    if not (path / SANDBOX_MARKER).is_file():
+        raise ValueError(
+            f"{path} is not a running sandbox's folder: start one (aiw.Sandbox().start(), or run the quickstart) "
+            "and copy the command it prints (sandbox.cli_command('status'))."
+        )
+    backend = PlaintextKeyring()
+    backend.file_path = str(path / "keyring.cfg")
+    options.setdefault("access", AccessPolicy(use_hub=False))
+    return AISettings(home=path / "store", keyring=backend, **options)

@@ -29,7 +29,8 @@ from .models import (
     OpenAIFields,
     OpenAIIntegration,
     PermissionDenied,
-    Provider,
+    SavedKey,
+    SavedKeyUnavailable,
     SettingsSnapshot,
     StoreError,
     VerificationFailed,
@@ -41,6 +42,7 @@ from .store import SettingsRecord, SettingsStore, backend_name, default_home, de
 
 if TYPE_CHECKING:
     from .models import Timeouts
+    from .transport import AIRoutes
     from .widgets import AISettingsPanel
 
 __all__ = ["AISettings"]
@@ -188,31 +190,27 @@ class AISettings:
             checked_at=self._clock(),
             stale_after_seconds=self.stale_after.total_seconds(),
         )
-        if not record.configured or record.provider is None or record.integration is None:
+        fields = self._saved_fields(record)
+        if fields is None:
             return IntegrationStatus(configured=False, warnings=settings_warnings, **common)
-        fields = record.integration
         hints = record.key_hints
-        if record.provider is Provider.OPENAI:
-            summaries = tuple(
-                ModelSummary(
-                    role=role,
-                    endpoint_url=fields["base_url"],
-                    model=record.models.get(role),
-                    key_hint=hints.get("api_key", "…"),
-                )
-                for role in ROLES
+        summaries = tuple(
+            ModelSummary(
+                role=role,
+                endpoint_url=fields.base_url,
+                model=record.models.get(role),
+                key_hint=hints.get("api_key", "…"),
             )
-        else:
-            summaries = tuple(
-                ModelSummary(
-                    role=role,
-                    endpoint_url=fields[f"{role}_model"]["endpoint_url"],
-                    deployment_id=fields[f"{role}_model"]["deployment_id"],
-                    model=record.models.get(role),
-                    key_hint=hints.get(f"{role}_model.api_key", "…"),
-                )
-                for role in ROLES
+            if isinstance(fields, OpenAIFields)
+            else ModelSummary(
+                role=role,
+                endpoint_url=fields.deployment(role).endpoint_url,
+                deployment_id=fields.deployment(role).deployment_id,
+                model=record.models.get(role),
+                key_hint=hints.get(f"{role}_model.api_key", "…"),
             )
+            for role in ROLES
+        )
         last = record.last_authentication
         return IntegrationStatus(
             configured=True,
@@ -319,11 +317,13 @@ class AISettings:
         )
 
     def saved_key(self, slot: str, endpoint_url: str) -> SecretStr | None:
-        """The saved key of ``slot``, for an Edit that leaves the API Key empty, if it may go to ``endpoint_url``.
+        """The saved key of ``slot``, if it may go to ``endpoint_url``; for the service's own use and for cells.
 
         A saved key is only ever sent to the host (and port) it was entered for: when
         ``endpoint_url`` reaches another host, or nothing is saved for ``slot``, the
-        answer is None and the admin must type the key again.
+        answer is None and the admin must type the key again. The panel never calls
+        this: it passes :data:`~ai_admin_widgets.models.KEEP_SAVED_KEY`, resolved by
+        :meth:`save` and :meth:`test` (so the gateway can keep its keys to itself).
 
         Args:
             slot: ``"api_key"`` (OpenAI), ``"language_model.api_key"`` or ``"embeddings_model.api_key"``.
@@ -337,17 +337,47 @@ class AISettings:
         self._require_admin()
         store = self.store
         record = store.read()
-        if not record.configured or slot not in record.key_slots or record.integration is None:
+        fields = self._saved_fields(record)
+        if fields is None or slot not in record.key_slots:
             return None
-        saved_endpoint = (
-            record.integration.get("base_url")
-            if slot == "api_key"
-            else (record.integration.get(slot.split(".", maxsplit=1)[0]) or {}).get("endpoint_url")
-        )
-        if not isinstance(saved_endpoint, str) or _netloc(endpoint_url) != _netloc(saved_endpoint):
+        if isinstance(fields, OpenAIFields):
+            saved_endpoint = fields.base_url if slot == "api_key" else None
+        else:
+            role = slot.split(".", maxsplit=1)[0].removesuffix("_model")
+            saved_endpoint = fields.deployment(role).endpoint_url if role in ROLES else None  # type: ignore[arg-type]
+        if saved_endpoint is None or _netloc(endpoint_url) != _netloc(saved_endpoint):
             return None
         saved = store.load()
         return saved.secrets().get(slot) if saved is not None else None
+
+    def _with_saved_keys(self, integration: AnyIntegration) -> AnyIntegration:
+        """``integration`` with each :data:`KEEP_SAVED_KEY` replaced by the saved key of its slot.
+
+        Raises:
+            SavedKeyUnavailable: nothing is saved for that slot, the saved integration is of
+                another provider, or the key would go to another host than it was entered for.
+        """
+        if isinstance(integration, OpenAIIntegration):
+            if not isinstance(integration.api_key, SavedKey):
+                return integration
+            return integration.model_copy(update={"api_key": self._kept_key("api_key", integration.base_url)})
+        updates = {}
+        for role in ROLES:
+            deployment = integration.deployment(role)
+            if isinstance(deployment.api_key, SavedKey):
+                key = self._kept_key(f"{role}_model.api_key", deployment.endpoint_url)
+                updates[f"{role}_model"] = deployment.model_copy(update={"api_key": key})
+        return integration.model_copy(update=updates) if updates else integration
+
+    def _kept_key(self, slot: str, endpoint_url: str) -> SecretStr:
+        key = self.saved_key(slot, endpoint_url)
+        if key is None:
+            raise SavedKeyUnavailable(
+                f"Type the API Key: the saved key cannot be kept, because it was saved for another provider or "
+                f"endpoint, and a saved key is only ever sent to the host it was entered for ({slot}).",
+                field=slot,
+            )
+        return key
 
     # -- who may change it, and who may use AI --------------------------------- #
 
@@ -405,6 +435,27 @@ class AISettings:
         """
         keyring = self._keyring if self._keyring is not None else default_keyring()
         return SettingsStore(self.home, keyring).load()
+
+    def ai_routes(self) -> AIRoutes:
+        """Where the current user's AI calls go and the keys they carry; the keys are read only for a user who may use AI.
+
+        Returns:
+            An :class:`~ai_admin_widgets.transport.AIRoutes` (never shown: its routes hold keys).
+        Raises:
+            StoreError: the record is damaged, or the keyring no longer holds the saved key.
+            KeyringUnavailable: no usable keyring here, or it fails.
+        """
+        from .transport import AIRoutes, routes_for
+
+        recheck = self.access.cache_seconds
+        if self.saved_fields() is None:
+            return AIRoutes(configured=False, allowed=False, recheck_after=recheck)
+        if not self.can_use_ai():
+            return AIRoutes(configured=True, allowed=False, recheck_after=recheck)
+        integration = self.saved_integration()
+        if integration is None:  # removed in between
+            return AIRoutes(configured=False, allowed=False, recheck_after=recheck)
+        return AIRoutes(configured=True, allowed=True, routes=routes_for(integration), recheck_after=recheck)
 
     def set_allowed(
         self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None
@@ -490,6 +541,10 @@ class AISettings:
             StoreError: the record is damaged or cannot be written; nothing changed.
         """
         self._require_admin()
+        names = clean_names([user], kind="user")  # refuses a key-shaped name without repeating it
+        if len(names) != 1:
+            raise ValueError("Give the user name of the admin to remove.")
+        user = names[0]
         store = self._reader
         store.update_access(actor=self.user, remove_admin=user)
         store.append_audit(
@@ -543,7 +598,7 @@ class AISettings:
         from .verify import verify
 
         if integration is not None:
-            return verify(integration, timeouts=self.timeouts)
+            return verify(self._checked(integration, "test"), timeouts=self.timeouts)
         saved, revision = self._load_saved()
         report = verify(saved, timeouts=self.timeouts)
         self._record_test(saved, report, revision)
@@ -554,7 +609,7 @@ class AISettings:
         from .verify import verify_async
 
         if integration is not None:
-            return await verify_async(integration, timeouts=self.timeouts)
+            return await verify_async(self._checked(integration, "test_async"), timeouts=self.timeouts)
         saved, revision = self._load_saved()
         report = await verify_async(saved, timeouts=self.timeouts)
         self._record_test(saved, report, revision)
@@ -584,6 +639,7 @@ class AISettings:
         """
         from .verify import verify
 
+        integration = self._checked(integration, "save")
         store, revision = self._prepare_save(integration, expected_revision)
         report = verify(integration, timeouts=self.timeouts)
         return self._store_verified(store, integration, report, revision)
@@ -599,6 +655,7 @@ class AISettings:
         """
         from .verify import verify_async
 
+        integration = self._checked(integration, "save_async")
         store, revision = self._prepare_save(integration, expected_revision)
         report = await verify_async(integration, timeouts=self.timeouts, on_check=on_check)
         return self._store_verified(store, integration, report, revision)
@@ -655,6 +712,20 @@ class AISettings:
             raise PermissionDenied(
                 reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}".strip()
             )
+
+    def _checked(self, integration: Any, method: str) -> AnyIntegration:
+        """``integration`` as the checks may send it: of the right type, with every kept key resolved.
+
+        Raises:
+            TypeError: ``integration`` is not an integration model.
+            PermissionDenied: it keeps a saved key and the current user is not an admin.
+            SavedKeyUnavailable: a kept key cannot be kept (see :meth:`_with_saved_keys`).
+        """
+        if not isinstance(integration, (OpenAIIntegration, AzureOpenAIIntegration)):
+            raise TypeError(
+                f"{method}() takes an OpenAIIntegration or an AzureOpenAIIntegration, not {type(integration).__name__}."
+            )
+        return self._with_saved_keys(integration)
 
     def _prepare_save(self, integration: AnyIntegration, expected_revision: int | None) -> tuple[SettingsStore, int]:
         """Check the input and the caller, resolve the keyring, and note the revision the change starts from."""

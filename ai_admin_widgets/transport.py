@@ -23,8 +23,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -44,8 +44,10 @@ from .models import (
 from .normalize import LOOPBACK_HOSTS
 
 __all__ = [
+    "AIRoutes",
     "Answer",
     "Failure",
+    "Route",
     "azure_request_parts",
     "holds_part_of",
     "is_html",
@@ -53,6 +55,7 @@ __all__ = [
     "make_sync_client",
     "openai_headers",
     "openai_target",
+    "routes_for",
     "scrub",
     "send",
     "send_async",
@@ -616,3 +619,114 @@ def setup_problem(error: Exception) -> tuple[FailureCode, str]:
         code = FailureCode.CONNECTION_FAILED
         message = f"This server's network settings could not be used ({type(error).__name__}: {error}). Check HTTPS_PROXY and SSL_CERT_FILE."
     return code, message
+
+
+# --------------------------------------------------------------------------- #
+# Routes of AI calls (chat and embeddings), for ai.py
+# --------------------------------------------------------------------------- #
+
+
+class _Headers(dict):  # type: ignore[type-arg]
+    """Request headers that hold a key: shown by name only, so a traceback listing local variables
+    (IPython's ``%xmode Verbose``, ``traceback`` with ``capture_locals``) never shows the key."""
+
+    def __repr__(self) -> str:
+        return f"<headers {', '.join(self)}: values hidden>"
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    """``payload`` as the JSON body of a request.
+
+    Raises:
+        TypeError: a value cannot be sent as JSON; the message names the option (e.g. a
+            ``datetime`` given as ``temperature``) and what to give instead.
+    """
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):
+        for name, value in payload.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"The option {name!r} cannot be sent to the service ({type(value).__name__}); "
+                    "give text, numbers (not NaN or infinity), True/False, None, or lists and dicts of them."
+                ) from None
+        raise
+
+
+@dataclass(frozen=True, repr=False)
+class Route:
+    """Where one role's requests go and how they authenticate (the headers hold the key, so the repr shows neither)."""
+
+    provider: Provider
+    url: httpx.URL  # parsed once, the query (Azure's api-version) included
+    headers: _Headers
+    body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
+    key: SecretStr
+    target: CheckTarget  # for describing failures
+
+    def __repr__(self) -> str:  # shown in tracebacks that list local variables
+        return f"Route({self.provider.value}, {str(self.url)!r})"
+
+    def request(self, client: httpx.Client | httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
+        """The POST of ``payload`` on this route, built by ``client`` (so it carries its timeouts).
+
+        Raises:
+            TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
+        """
+        content = _encoded(
+            payload | self.body
+        )  # a value JSON cannot hold fails here, before any frame holds the headers
+        return client.build_request("POST", self.url, headers=self.headers, content=content)
+
+
+def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[Role, Route]:
+    """Where each role's AI calls go: ``{base_url}/chat/completions`` and ``/embeddings`` with the saved model
+    ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI)."""
+    routes: dict[Role, Route] = {}
+    for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
+        if isinstance(integration, OpenAIIntegration):
+            url = f"{integration.base_url}/{operation}"
+            target = openai_target(integration, role, url)
+            routes[role] = Route(
+                Provider.OPENAI,
+                httpx.URL(url),
+                _Headers(openai_headers(integration), **{"content-type": "application/json"}),
+                {"model": target.model},
+                integration.api_key,
+                target,
+            )
+        else:
+            target, url, params, headers = azure_request_parts(integration, role, operation)
+            routes[role] = Route(
+                Provider.AZURE_OPENAI,
+                httpx.URL(url, params=params),
+                _Headers(headers, **{"content-type": "application/json"}),
+                {},
+                integration.deployment(role).api_key,
+                target,
+            )
+    return routes
+
+
+@dataclass(frozen=True, repr=False)
+class AIRoutes:
+    """What the settings say of the current user's AI calls.
+
+    Attributes:
+        configured: an integration is saved (AI functionality enabled).
+        allowed: the current user may use AI (always False when not configured).
+        routes: one :class:`Route` per role; empty unless configured and allowed (no key is
+            read for a user who may not use it).
+        recheck_after: seconds after which "may use AI" should be asked again
+            (a hub group membership may change without the settings changing).
+    """
+
+    configured: bool
+    allowed: bool
+    routes: Mapping[Role, Route] = field(default_factory=dict)
+    recheck_after: float = 30.0
+
+    def __repr__(self) -> str:  # never the routes' headers
+        return f"AIRoutes(configured={self.configured}, allowed={self.allowed})"

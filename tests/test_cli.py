@@ -87,7 +87,8 @@ def test_status_test_remove_and_history_with_their_exit_codes(environment, entry
     rows = history.stdout.splitlines()
     assert rows[0].split() == ["WHEN", "(UTC)", "WHO", "WHAT", "PROVIDER", "OUTCOME", "DETAILS"]
     assert [row.split()[3] for row in rows[1:]] == ["Added", "Tested", "Tested", "Removed"]  # oldest first
-    assert rows[3].split()[-2:] == ["failed", "connection_failed"]
+    assert rows[3].split()[5] == "failed"
+    assert rows[3].endswith("Language model: connection_failed, Embeddings model: connection_failed")
     assert all(settings.user == row.split()[2] for row in rows[1:])
 
 
@@ -155,7 +156,7 @@ def test_history_lists_the_newest_events_as_json_and_never_a_key(environment):
     table = ai_admin(env, "history", entry_point="ai-admin").stdout
     assert "Save refused" in table and "invalid_api_key" in table
     assert "Allow-lists changed" in table and "users: alice, bob" in table
-    assert "api_key" in table.splitlines()[1]  # the Added row names the fields, never their values
+    assert "API Key" in table.splitlines()[1]  # the Added row names the fields by title, never their values
     for output in (newest.stdout, table):
         assert key not in output and key[-12:] not in output
 
@@ -289,3 +290,22 @@ def test_ctrl_c_during_a_test_is_one_line_not_a_traceback(environment):
     assert process.returncode == 130
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert (settings.home / "settings.json").read_bytes() == before
+
+
+def test_practising_against_a_sandbox_uses_its_store_and_never_the_admins_own(environment):
+    env, settings = environment
+    with aiw.Sandbox() as sandbox:
+        sandbox.settings().save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+        command = sandbox.cli_command("status")
+        assert command.startswith("ai-admin --sandbox ")
+        arguments = command.split()[1:]  # the folder has no space in it
+        status = ai_admin(env, *arguments, entry_point="ai-admin")
+        assert status.returncode == 0, status.stderr
+        assert sandbox.openai_base_url in status.stdout
+        tested = ai_admin(env, *arguments[:2], "test")
+        assert tested.returncode == 0 and "Language model: ok" in tested.stdout
+    assert not settings.status().configured  # the admin's own store (AI_ADMIN_HOME) was never touched
+    stopped = ai_admin(env, *arguments)  # the sandbox's folder is gone with it
+    assert stopped.returncode == 3 and "not a running sandbox's folder" in stopped.stderr
+    both = ai_admin(env, *arguments, "--home", str(settings.home))
+    assert both.returncode == 3
