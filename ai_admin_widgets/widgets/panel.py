@@ -24,9 +24,11 @@ import ipywidgets as widgets
 
 from ..models import (
     AIAdminError,
+    AzureOpenAIFields,
     AzureOpenAIIntegration,
     IntegrationStatus,
     Notice,
+    OpenAIFields,
     OpenAIIntegration,
     SavedKeyUnavailable,
     SettingsSnapshot,
@@ -346,7 +348,7 @@ class AISettingsPanel(widgets.VBox):
         assert self.snapshot is not None  # drawn in __init__
         self._open_form(self.snapshot.saved)
 
-    def _open_form(self, saved: Any) -> None:
+    def _open_form(self, saved: OpenAIFields | AzureOpenAIFields | None) -> None:
         snapshot = self.snapshot
         assert snapshot is not None
         # The revision the form starts from: a Save fails if another kernel changed it meanwhile.
