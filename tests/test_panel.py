@@ -918,3 +918,19 @@ def test_where_widgets_cannot_be_shown_the_panel_says_what_to_do(panel):
     for text in (bundle["text/plain"], html.unescape(bundle["text/html"])):
         assert "install ipywidgets>=8 in the environment that runs JupyterLab" in text
         assert "AISettingsPanel(" not in text
+
+
+def test_edit_keeps_the_saved_key_without_the_panel_ever_reading_it(sandbox):
+    settings = sandbox.settings()
+    settings.save(openai_at(sandbox))
+    counting = CountingSettings(settings)
+    panel = aiw.AISettingsPanel(counting)
+    try:
+        panel.row.edit_button.click()
+        panel.form.openai_project.value = sandbox.openai_project  # the API Key left empty
+        panel.form.save_button.click()
+        assert panel.view == "row" and settings.saved_fields().project == sandbox.openai_project
+        assert settings.status().key_hint == "…" + sandbox.openai_api_key.get_secret_value()[-4:]
+        assert "save" in counting.calls and "saved_key" not in counting.calls
+    finally:
+        panel.close()
