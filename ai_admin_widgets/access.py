@@ -1,7 +1,11 @@
 """Who the user is, who may change the OpenAI integration, and who may use AI.
 
-**Who the user is.** ``$JUPYTERHUB_USER`` on a JupyterHub server, else the operating
-system's login name (``AISettings(user=...)`` overrides both).
+**Who the user is** (:func:`current_user`). On a JupyterHub server, the owner of the
+server's token as the hub says (``GET {JUPYTERHUB_API_URL}/user``); ``$JUPYTERHUB_USER``
+is never believed, and one that disagrees with the hub is logged. Off a hub, the operating
+system account the process runs as (its user id in the password database), never an
+environment variable such as ``$USER``. ``AISettings(user=...)`` names another user, but on
+a hub every decision below is still made for the token's owner only.
 
 **Anyone may see the status**, which never holds a secret.
 
@@ -15,8 +19,11 @@ lists below):
   is missing, the hub cannot be reached, refuses the token, or answers without an
   ``admin`` field, the user is *not* an admin, and :meth:`AccessPolicy.check_admin`
   says why in ``reason`` (shown in the panel and in the ``PermissionDenied`` message).
-  The hub's answer is remembered for 30 seconds (``cache_seconds``). The store's admins
-  list is not consulted on a hub.
+  The hub's answer is remembered for 30 seconds (``cache_seconds``), by every policy of the
+  process. Each question to the hub has an overall deadline (``timeout``, 3 seconds, every
+  read included) and a cap on the answer (``max_answer_bytes``, 1 MiB): a hub that stalls
+  or floods is a non-admin with the reason, never a hang. The store's admins list is not
+  consulted on a hub.
 * *Off a hub*: the store's admins list (``admins`` in ``settings.json``). Its first entry
   is the user who first changes the store (the first successful Save, or the first change
   of a list below); admins add and remove admins, and at least one admin always remains.
@@ -39,16 +46,22 @@ specific users"):
 * otherwise a user named in ``allowed_users``, or a member of a group named in
   ``allowed_groups``. Being an admin does not by itself allow use.
 
-Names are compared exactly (case matters). A user's groups come, on a hub, from the
-hub's user model (``groups``: for the token's owner from ``/user``, for anyone else from
-``/users/{name}``, which needs the ``read:users:groups`` scope; groups the hub will not
-tell count as none), and off a hub from the operating system (the user's primary and
-supplementary groups, on POSIX systems; none elsewhere).
+Names are compared exactly (case matters). On a hub the allow-lists are checked for the
+token's owner only, with the groups of the hub's ``/user`` answer; asked about any other
+name (``AISettings(user=...)``, ``can_use_ai("someone")``), or when the hub cannot say who
+the token's owner is, the answer is no unless both lists are empty. Off a hub a user's
+groups come from the operating system (the primary and supplementary groups, on POSIX
+systems; none elsewhere).
+
+In local mode (no AI gateway) these rules bind only people who can neither write the
+store's folder nor read the keyring: anyone who can do either can bypass them.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import logging
 import os
 import threading
 import time
@@ -59,7 +72,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .models import AccessLists, AdminCheck, looks_like_key
+from .models import AccessLists, AdminCheck, Timeouts, looks_like_key
+from .transport import AnswerTooLarge, make_sync_client, receive, size_text
 
 __all__ = [
     "ADMIN_REQUIRED",
@@ -79,17 +93,44 @@ _HUB_URL = "JUPYTERHUB_API_URL"
 _HUB_TOKEN = "JUPYTERHUB_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 _MAX_NAME = 256
 
+_log = logging.getLogger(__name__)
 
-def current_user() -> str:
-    """The user name of whoever runs this kernel: ``$JUPYTERHUB_USER``, else the operating system's account.
+
+def current_user(policy: AccessPolicy | None = None) -> str:
+    """The user name of whoever runs this kernel.
+
+    On a hub (``policy.on_hub()``; by default, ``$JUPYTERHUB_API_URL`` set) it is the owner of
+    ``$JUPYTERHUB_API_TOKEN`` as JupyterHub says (one ``GET /user``, remembered with the
+    policy's other hub answers); ``$JUPYTERHUB_USER`` is ignored, and a warning is logged when
+    it disagrees. When the hub cannot say, the operating system's account is used, and every
+    hub check then fails closed (see :meth:`AccessPolicy.check_admin`).
 
     Off a hub the name comes from the process's real user id (the password database), not
-    from ``$USER`` or ``$LOGNAME``, which anyone can set; only where there is no such
-    database (Windows) is the login name used.
+    from ``$USER``, ``$LOGNAME`` or ``$JUPYTERHUB_USER``, which anyone can set; only where
+    there is no such database (Windows) is the login name used.
+
+    Args:
+        policy: whose hub to ask; default ``AccessPolicy()`` (the environment's).
     """
-    hub_user = os.environ.get("JUPYTERHUB_USER")
-    if hub_user:
-        return hub_user
+    policy = policy if policy is not None else AccessPolicy()
+    if policy.on_hub():
+        entry = policy._entry()
+        if entry.user is not None:
+            claimed = os.environ.get("JUPYTERHUB_USER")
+            if claimed and claimed != entry.user.name:
+                _log.warning(
+                    "JUPYTERHUB_USER says %r, but JupyterHub says this server's token belongs to %r: "
+                    "acting as %r (JUPYTERHUB_USER is ignored).",
+                    claimed,
+                    entry.user.name,
+                    entry.user.name,
+                )
+            return entry.user.name
+    return _os_account()
+
+
+def _os_account() -> str:
+    """The operating system account of this process, from its user id."""
     if hasattr(os, "getuid"):
         try:
             import pwd
@@ -193,10 +234,16 @@ class _HubError(Exception):
 @dataclass
 class _Cached:
     key: tuple[str, ...]
-    until: float
+    asked_at: float
     user: HubUser | None = None
     error: str | None = None
     others: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: JupyterHub's answers by (API URL, token), shared by every policy of the process, so that
+#: working out who the user is (:func:`current_user`) and whether they are an admin cost one request.
+_hub_answers: dict[tuple[str, ...], _Cached] = {}
+_hub_answers_lock = threading.Lock()
 
 
 class AccessPolicy:
@@ -208,8 +255,11 @@ class AccessPolicy:
         use_hub: None (default) asks JupyterHub whenever ``$JUPYTERHUB_API_URL`` is set;
             False never asks it and applies the off-hub rule (the sandbox's practice
             settings do this); True always asks it (a missing URL is then a non-admin).
-        timeout: seconds allowed for each request to JupyterHub (connect and answer).
+        timeout: seconds allowed for each request to JupyterHub in all: connecting, sending and
+            reading the whole answer (a hub that trickles its answer is cut off then).
         cache_seconds: how long an answer from JupyterHub (or its failure) is remembered.
+        max_answer_bytes: the most bytes of one answer from JupyterHub (default 1 MiB; a user
+            model is well under 100 KB even with hundreds of groups); a longer one is refused unread.
     """
 
     def __init__(
@@ -219,13 +269,13 @@ class AccessPolicy:
         use_hub: bool | None = None,
         timeout: float = 3.0,
         cache_seconds: float = 30.0,
+        max_answer_bytes: int = 1024 * 1024,
     ) -> None:
         self._admin = admin
         self.use_hub = use_hub
         self.timeout = timeout
         self.cache_seconds = cache_seconds
-        self._cache: _Cached | None = None
-        self._lock = threading.Lock()
+        self.max_answer_bytes = max_answer_bytes
 
     def __repr__(self) -> str:
         forced = "" if self._admin is None else f"admin={self._admin}, "
@@ -256,8 +306,13 @@ class AccessPolicy:
 
     def refresh(self) -> None:
         """Forget JupyterHub's remembered answer (or failure), so the next question asks the hub again."""
-        with self._lock:
-            self._cache = None
+        with _hub_answers_lock:
+            _hub_answers.pop(self._key(), None)
+
+    def _key(self) -> tuple[str, ...]:
+        """``(hub API URL, a digest of the token)``: the token itself is kept in no structure a repr could show."""
+        token = os.environ.get(_HUB_TOKEN, "")
+        return (self.hub_api_url() or "", hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest())
 
     def hub_user(self) -> HubUser:
         """The owner of ``$JUPYTERHUB_API_TOKEN``, as JupyterHub describes it (remembered a while).
@@ -275,29 +330,20 @@ class AccessPolicy:
         return entry.user
 
     def _entry(self) -> _Cached:
-        url = self.hub_api_url()
-        token = os.environ.get(_HUB_TOKEN, "")
-        key = (url or "", token)
-        with self._lock:
-            cached = self._cache
-            if cached is not None and cached.key == key and time.monotonic() < cached.until:
+        key = self._key()
+        url, token = key[0], os.environ.get(_HUB_TOKEN, "")
+        with _hub_answers_lock:
+            cached = _hub_answers.get(key)
+            if cached is not None and time.monotonic() < cached.asked_at + self.cache_seconds:
                 return cached
+        asked_at = time.monotonic()
         try:
-            entry = _Cached(key, 0.0, user=self._ask_hub(url, token))
+            entry = _Cached(key, asked_at, user=self._ask_hub(url or None, token))
         except _HubError as error:
-            entry = _Cached(key, 0.0, error=str(error))
-        entry.until = time.monotonic() + self.cache_seconds
-        with self._lock:
-            self._cache = entry
+            entry = _Cached(key, asked_at, error=str(error))
+        with _hub_answers_lock:
+            _hub_answers[key] = entry
         return entry
-
-    def _client(self) -> httpx.Client:
-        return httpx.Client(
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            trust_env=True,
-            mounts={pattern: httpx.HTTPTransport() for pattern in _DIRECT},
-        )
 
     def _ask_hub(self, url: str | None, token: str) -> HubUser:
         if url is None:
@@ -319,15 +365,21 @@ class AccessPolicy:
     def _get(self, url: str, path: str, token: str) -> dict:
         where = f"JupyterHub at {url}"
         try:
-            with self._client() as client:
-                response = client.get(
-                    url + path, headers={"Authorization": f"token {token}", "Accept": "application/json"}
+            with make_sync_client(Timeouts(connect=self.timeout, check=self.timeout)) as client:
+                request = client.build_request(
+                    "GET", url + path, headers={"Authorization": f"token {token}", "Accept": "application/json"}
                 )
+                response = receive(client, request, max_bytes=self.max_answer_bytes, timeout=self.timeout)
         except httpx.TimeoutException:
             raise _HubError(
-                f"{where} did not answer within {self.timeout:g} seconds; you are treated as a non-admin."
+                f"{where} did not answer in full within {self.timeout:g} seconds; you are treated as a non-admin."
             ) from None
-        except httpx.HTTPError as error:
+        except AnswerTooLarge as error:
+            raise _HubError(
+                f"{where} sent an answer larger than {size_text(error.limit)}, which is not a user model; "
+                "it was refused, and you are treated as a non-admin."
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ImportError, ValueError) as error:
             raise _HubError(
                 f"Cannot reach {where} ({type(error).__name__}); you are treated as a non-admin. "
                 "Check that the hub is running, then reload the panel."
@@ -419,7 +471,9 @@ class AccessPolicy:
             return list(entry.user.groups)
         if user not in entry.others:
             try:
-                model = self._get(self.hub_api_url() or "", f"/users/{quote(user, safe='')}", entry.key[1])
+                model = self._get(
+                    self.hub_api_url() or "", f"/users/{quote(user, safe='')}", os.environ.get(_HUB_TOKEN, "")
+                )
             except _HubError:
                 entry.others[user] = ()
             else:
@@ -435,16 +489,28 @@ class AccessPolicy:
             allowed_groups: groups whose members may use AI.
         Returns:
             True when both lists are empty, the user is listed, or belongs to a listed group.
+            On a hub, only for the token's owner as the hub says (with the hub's groups): any
+            other name, or a hub that cannot say who the owner is, is False (fail closed).
         """
         if not allowed_users and not allowed_groups:
             return True
-        if user in allowed_users:
-            return True
-        return bool(allowed_groups) and any(group in allowed_groups for group in self.groups(user))
-
-
-#: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
-_DIRECT = ("all://127.0.0.1", "all://localhost", "all://[::1]")
+        if not self.on_hub():
+            return user in allowed_users or (
+                bool(allowed_groups) and any(group in allowed_groups for group in os_groups(user))
+            )
+        entry = self._entry()
+        if entry.user is None:
+            _log.warning("The allow-list is not met for %r: %s", user, entry.error)
+            return False
+        if entry.user.name != user:
+            _log.warning(
+                "JupyterHub says this server's token belongs to %r, not %r: the allow-list is not checked for %r.",
+                entry.user.name,
+                user,
+                user,
+            )
+            return False
+        return user in allowed_users or any(group in allowed_groups for group in entry.user.groups)
 
 
 def _groups(model: dict) -> tuple[str, ...]:

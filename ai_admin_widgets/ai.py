@@ -96,7 +96,7 @@ MAX_BATCH_SIZE = 2048
 DEFAULT_BATCH_SIZE = 256
 #: Embeddings requests in flight at once, unless told otherwise.
 DEFAULT_CONCURRENCY = 4
-#: Seconds one request may wait for its answer, unless told otherwise (long answers take a while).
+#: Seconds one request may take in all, unless told otherwise (long answers take a while); ``Timeouts().request``.
 DEFAULT_TIMEOUT = 60.0
 
 DISABLED_MESSAGE = (
@@ -209,8 +209,12 @@ class AIClient:
     Args:
         settings: whose integration to use; default ``AISettings()`` (the organization's).
             The user it acts as (``settings.user``) must be allowed to use AI.
-        timeout: seconds each request may wait for its answer (default 60); connecting
-            follows ``settings.timeouts.connect`` (5 seconds by default).
+        timeout: seconds each request may take in all, from sending to the last byte of the
+            answer, retries included (default ``settings.timeouts.request``, 60 seconds); a
+            server that answers slower ends with ``timeout``. Connecting follows
+            ``settings.timeouts.connect`` (5 seconds by default). An answer longer than
+            ``settings.timeouts.max_ai_answer_bytes`` (16 MiB; for embeddings, plus
+            ``max_embedding_bytes``, 128 KiB, per text) is refused unread (``unexpected_response``).
         batch_size: texts per embeddings request (default 256; at most 2048, the vendors' limit).
         concurrency: embeddings requests in flight at once (default 4).
     Raises:
@@ -224,17 +228,17 @@ class AIClient:
         self,
         settings: Settings | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        if not timeout > 0:
+        if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a number of seconds above 0, not {timeout!r}.")
         _check_batching(batch_size, concurrency)
         if settings is None:
             settings = open_settings()
         self.settings = settings
-        self.timeout = float(timeout)
+        self.timeout = float(settings.timeouts.request if timeout is None else timeout)
         self.batch_size = batch_size
         self.concurrency = concurrency
         self._lock = threading.Lock()
@@ -426,7 +430,13 @@ class AIClient:
 
         request = route.request(client, payload)
         return send(
-            client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
+            client,
+            request,
+            provider=route.provider,
+            key=route.key,
+            retry_budget=self.settings.timeouts.retry_budget,
+            timeout=self.timeout,
+            max_bytes=self._answer_cap(payload),
         )
 
     async def _post_async(self, client: httpx.AsyncClient, route: Route, payload: dict[str, Any]) -> Answer | Failure:
@@ -434,8 +444,20 @@ class AIClient:
 
         request = route.request(client, payload)
         return await send_async(
-            client, request, provider=route.provider, key=route.key, retry_budget=self.settings.timeouts.retry_budget
+            client,
+            request,
+            provider=route.provider,
+            key=route.key,
+            retry_budget=self.settings.timeouts.retry_budget,
+            timeout=self.timeout,
+            max_bytes=self._answer_cap(payload),
         )
+
+    def _answer_cap(self, payload: dict[str, Any]) -> int:
+        """The most bytes the answer to ``payload`` may have: the chat cap, plus the per-text allowance for embeddings."""
+        limits = self.settings.timeouts
+        texts = payload.get("input")
+        return limits.max_ai_answer_bytes + (len(texts) * limits.max_embedding_bytes if isinstance(texts, list) else 0)
 
     def _route(self, role: Role) -> Route:
         """The route for ``role`` of the saved integration, from what was read last unless it changed since."""
@@ -513,6 +535,8 @@ class AIClient:
         message = f"The {ROLE_LABELS[route.target.role].lower()} request failed: {wrong} {todo}"
         if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
             message += f" The service said: “{outcome.vendor_message}”"
+        if failure.detail:
+            message += f" {failure.detail}"
         message += f" [{code.value}]"
         if failure.request_id:
             message += f" (Request id {failure.request_id}.)"
@@ -709,7 +733,8 @@ def chat(
     Args:
         settings: whose integration to use; default the organization's (``AISettings()``).
     """
-    return _client_for(settings).chat(messages, full=full, **options)
+    client = _client_for(settings)
+    return client.chat(messages, full=True, **options) if full else client.chat(messages, **options)
 
 
 async def chat_async(
@@ -720,7 +745,8 @@ async def chat_async(
     **options: Any,
 ) -> str | ChatResult:
     """:func:`chat` for a running event loop (see :meth:`AIClient.chat_async`)."""
-    return await _client_for(settings).chat_async(messages, full=full, **options)
+    client = _client_for(settings)
+    return await (client.chat_async(messages, full=True, **options) if full else client.chat_async(messages, **options))
 
 
 def embed(

@@ -1110,18 +1110,35 @@ CLOCK_TOLERANCE = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long a check may take.
+    """How long a check or an AI call may take, and how large an answer may be.
+
+    Every deadline is overall: it counts every byte read (a server that trickles its answer
+    ends at the deadline with ``timeout``), not only the wait for each read.
 
     Attributes:
         connect: seconds allowed to open a connection (default 5).
         check: seconds allowed for one whole model check, retries included (default 20).
         retry_budget: the most seconds a check waits in total for rate limits before it
             reports ``rate_limited`` (default 10).
+        request: seconds allowed for one whole AI call of :mod:`~ai_admin_widgets.ai`,
+            retries included, unless its ``AIClient(timeout=...)`` says otherwise (default 60).
+        max_answer_bytes: the most bytes of one answer to a check (default 1 MiB; a model's
+            description or a one-token answer is a few KB). A longer one is refused unread.
+        max_ai_answer_bytes: the most bytes of one chat answer (default 16 MiB, far above the
+            longest completion) and the allowance of an embeddings answer besides its vectors.
+        max_embedding_bytes: the most bytes an embeddings answer may add per text sent
+            (default 128 KiB: 3072 numbers, text-embedding-3-large's dimension, take about
+            70 KB as the vendors print them, one per line). A full batch of 2048 texts may
+            so take 16 MiB + 256 MiB; the default batch of 256, 48 MiB.
     """
 
     connect: float = 5.0
     check: float = 20.0
     retry_budget: float = 10.0
+    request: float = 60.0
+    max_answer_bytes: int = 1024 * 1024
+    max_ai_answer_bytes: int = 16 * 1024 * 1024
+    max_embedding_bytes: int = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -1452,7 +1469,7 @@ class AdminCheck(_Model):
     reason: str | None = None
 
     def __init__(self, admin: bool, source: str, reason: str | None = None) -> None:
-        super().__init__(admin=admin, source=source, reason=reason)
+        super().__init__(**{"admin": admin, "source": source, "reason": reason})
 
 
 class AccessLists(_Model):

@@ -63,6 +63,12 @@ unexpected_response           deployment or OpenAI model ``scenario-proxy-html``
                               an error code of no other class)
 ============================  ====================================================================
 
+Endpoints that break the rules of size and time, for the overall deadline and the answer cap
+(each a port of its own, started on first use): ``trickling_endpoint`` (the body one byte a
+second) and ``trickling_headers_endpoint`` (the headers too) end in ``timeout`` at the deadline;
+``huge_answer_endpoint`` (1 GiB, no length) and ``huge_length_endpoint`` (``Content-Length`` of
+1 GiB) end in ``unexpected_response``, unread.
+
 ``reasoning-o3-mini`` rejects ``max_tokens`` as reasoning models do (400
 ``unsupported_parameter``) and accepts ``max_completion_tokens``.
 
@@ -733,6 +739,130 @@ class _UnresponsiveListener:
         self._held.clear()
 
 
+#: What a misbehaving endpoint sends after reading a request (see :class:`_MisbehavingListener`).
+_LATE_ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-late",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}],
+    }
+).encode()
+
+
+class _MisbehavingListener:
+    """A port on 127.0.0.1 that reads each request, then answers it badly, the way ``kind`` says.
+
+    * ``"trickle"``: the status line and headers at once, then a valid JSON body one byte per
+      ``interval`` seconds (1 by default): each read is quick, the whole answer takes minutes.
+    * ``"trickle-headers"``: the status line and headers themselves one byte per ``interval``.
+    * ``"huge"``: HTTP 200 with no ``Content-Length``, then 1 GiB of JSON-looking bytes, as fast
+      as the client reads them (the body ends when the connection closes).
+    * ``"huge-length"``: HTTP 200 with ``Content-Length: 1073741824``, then nothing.
+
+    Bounded: each connection ends when the client goes, after :attr:`LIFETIME` seconds, or
+    at :meth:`close`, whichever comes first; nothing is kept but the count of bytes sent.
+    """
+
+    LIFETIME = 30.0
+    HUGE = 1 << 30
+
+    def __init__(self, kind: str, interval: float = 1.0) -> None:
+        self.kind = kind
+        self.interval = interval
+        self.sent = 0
+        self._stopping = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._accept, name=f"ai-admin-sandbox-{kind}", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+            worker = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads = [thread for thread in self._threads if thread.is_alive()] + [worker]
+            worker.start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        until = time.monotonic() + self.LIFETIME
+        with connection:
+            try:
+                connection.settimeout(5)
+                self._read_request(connection)
+                connection.settimeout(1)
+                if self.kind == "trickle-headers":
+                    head = self._head(len(_LATE_ANSWER)) + _LATE_ANSWER
+                    self._trickle(connection, head, until)
+                elif self.kind == "trickle":
+                    self._send(connection, self._head(len(_LATE_ANSWER)))
+                    self._trickle(connection, _LATE_ANSWER, until)
+                elif self.kind == "huge":
+                    self._send(connection, self._head(None))
+                    self._send(connection, b'{"data": [')
+                    block = b"0.0123456789, " * 4096
+                    while self.sent < self.HUGE and time.monotonic() < until and not self._stopping.is_set():
+                        self._send(connection, block)
+                else:  # huge-length
+                    self._send(connection, self._head(self.HUGE))
+                    self._stopping.wait(max(until - time.monotonic(), 0))
+            except OSError:  # the client went away, or stopped reading for a second
+                return
+
+    @staticmethod
+    def _read_request(connection: socket.socket) -> None:
+        """Read the request's head and its body (``Content-Length`` bytes, at most 1 MiB)."""
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise ConnectionResetError
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = min(int(value), 1 << 20)
+        while len(body) < length:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise ConnectionResetError
+            body += chunk
+
+    def _head(self, length: int | None) -> bytes:
+        lines = ["HTTP/1.1 200 OK", "Content-Type: application/json", "x-request-id: req-misbehaving"]
+        lines.append(f"Content-Length: {length}" if length is not None else "Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def _send(self, connection: socket.socket, data: bytes) -> None:
+        connection.sendall(data)
+        self.sent += len(data)
+
+    def _trickle(self, connection: socket.socket, data: bytes, until: float) -> None:
+        for position in range(len(data)):
+            if self._stopping.wait(self.interval) or time.monotonic() > until:
+                return
+            self._send(connection, data[position : position + 1])
+
+    def close(self) -> None:
+        """Stop accepting and end every connection within a second."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
 class Sandbox:
     """A local OpenAI and Azure OpenAI look-alike on 127.0.0.1; see the module docstring for its routes and scenarios.
 
@@ -756,6 +886,8 @@ class Sandbox:
             :class:`~ai_admin_widgets.AzureDeployment`.
         refused_endpoint, unresponsive_endpoint, unknown_host_endpoint: endpoints that fail
             at the network (connection refused; accepted but never answered; no such host).
+        trickling_endpoint, trickling_headers_endpoint, huge_answer_endpoint, huge_length_endpoint:
+            endpoints that answer too slowly (one byte a second) or too much (1 GiB).
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
     """
 
@@ -775,6 +907,7 @@ class Sandbox:
         self._thread: threading.Thread | None = None
         self._refusing: socket.socket | None = None
         self._unresponsive: _UnresponsiveListener | None = None
+        self._misbehaving: dict[str, _MisbehavingListener] = {}
         self._folder: Path | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -826,6 +959,9 @@ class Sandbox:
         if self._unresponsive is not None:
             self._unresponsive.close()
             self._unresponsive = None
+        for listener in self._misbehaving.values():
+            listener.close()
+        self._misbehaving.clear()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -903,6 +1039,53 @@ class Sandbox:
             raise RuntimeError("Start the sandbox first.")
         return f"http://127.0.0.1:{self._unresponsive.port}"
 
+    def _misbehaving_endpoint(self, kind: str) -> str:
+        if self._server is None:
+            raise RuntimeError("Start the sandbox first.")
+        with self._lock:
+            listener = self._misbehaving.get(kind)
+            if listener is None:
+                listener = self._misbehaving[kind] = _MisbehavingListener(kind)
+        return f"http://127.0.0.1:{listener.port}"
+
+    @property
+    def trickling_endpoint(self) -> str:
+        """An endpoint on 127.0.0.1 that sends its answer's headers at once, then its body one byte a second (timeout).
+
+        Every read gets a byte well within any per-read timeout; only an overall deadline ends
+        it. Any path and method is answered so: use it as an Endpoint URL, a Base URL (add
+        ``/v1``) or a JupyterHub API URL. Started on first use; it stops with the sandbox.
+
+        Raises:
+            RuntimeError: the sandbox is not running.
+        """
+        return self._misbehaving_endpoint("trickle")
+
+    @property
+    def trickling_headers_endpoint(self) -> str:
+        """:attr:`trickling_endpoint`, but the status line and headers too come one byte a second (timeout)."""
+        return self._misbehaving_endpoint("trickle-headers")
+
+    @property
+    def huge_answer_endpoint(self) -> str:
+        """An endpoint on 127.0.0.1 whose every answer is HTTP 200 with 1 GiB of body and no length (unexpected_response).
+
+        It sends as fast as the client reads; a client that caps the answer's size stops early.
+        """
+        return self._misbehaving_endpoint("huge")
+
+    @property
+    def huge_length_endpoint(self) -> str:
+        """An endpoint on 127.0.0.1 whose every answer declares ``Content-Length: 1073741824``, then sends nothing (unexpected_response)."""
+        return self._misbehaving_endpoint("huge-length")
+
+    def misbehaving_bytes_sent(self, endpoint: str) -> int:
+        """How many bytes the misbehaving endpoint ``endpoint`` (one of the properties above) has sent so far."""
+        for listener in self._misbehaving.values():
+            if endpoint == f"http://127.0.0.1:{listener.port}":
+                return listener.sent
+        raise ValueError(f"{endpoint!r} is not one of this sandbox's misbehaving endpoints.")
+
     @property
     def openai_api_key(self) -> SecretStr:
         """A key the OpenAI routes accept (fresh for each sandbox)."""
@@ -972,11 +1155,12 @@ class Sandbox:
             panel offers the sandbox's OpenAI base URL, and whose admins are decided by the
             store's admins list even on JupyterHub (practice never asks a real hub).
         """
-        from .access import AccessPolicy
+        from .access import AccessPolicy, current_user
         from .service import AISettings
 
         options.setdefault("openai_base_url", self.openai_base_url)
         options.setdefault("access", AccessPolicy(use_hub=False))  # practice: never ask a real JupyterHub
+        options.setdefault("user", current_user(options["access"]))  # nor to learn who the user is
         return AISettings(home=self.folder / "store", keyring=self.keyring(), **options)
 
     def _record(self, request: RecordedRequest) -> None:

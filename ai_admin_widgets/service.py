@@ -93,9 +93,9 @@ class AISettings:
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
-        self.user = user or current_user()
-        self._timeouts = timeouts
         self.access = access or AccessPolicy()
+        self.user = user or current_user(self.access)  # a policy that never asks the hub asks it nothing here either
+        self._timeouts = timeouts
         self.openai_base_url = openai_base_url
         self._stale_after_problem: str | None = None
         if stale_after is None:
@@ -182,7 +182,7 @@ class AISettings:
     def _status(self, record: SettingsRecord, keyring_backend: str | None = None) -> IntegrationStatus:
         """The status of ``record``, measured now."""
         settings_warnings = (self._stale_after_problem,) if self._stale_after_problem else ()
-        common = dict(
+        common: dict[str, Any] = dict(
             revision=record.revision,
             updated_by=record.updated_by,
             updated_at=record.updated_at,

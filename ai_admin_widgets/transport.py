@@ -11,11 +11,19 @@ the answer is an :class:`Answer` or a :class:`Failure`.
 Rate limits (429) are retried within the retry budget, honouring ``retry-after-ms`` and
 ``retry-after`` (Azure OpenAI "Quotas and limits"); a used-up quota is never retried. A server
 error (5xx) is retried once.
+
+Every request may have an overall deadline and a cap on its answer's size. httpx's own timeout
+bounds each read, not their sum, so a server that sends one byte a second would never trip it:
+here the answer is streamed, its bytes counted against the cap (a ``Content-Length`` over it is
+refused before reading) and the deadline enforced around the whole exchange (``asyncio.wait_for``
+for the async client; for the blocking one, every socket read and write of the clients made here
+is given only the time left, see :class:`_DeadlineBackend`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import re
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 from pydantic import SecretStr
 
@@ -46,6 +55,7 @@ from .normalize import LOOPBACK_HOSTS
 __all__ = [
     "AIRoutes",
     "Answer",
+    "AnswerTooLarge",
     "Failure",
     "Route",
     "azure_request_parts",
@@ -55,11 +65,13 @@ __all__ = [
     "make_sync_client",
     "openai_headers",
     "openai_target",
+    "receive",
     "routes_for",
     "scrub",
     "send",
     "send_async",
     "setup_problem",
+    "size_text",
     "unexpected_answer",
 ]
 
@@ -420,10 +432,16 @@ def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
 
 
 def make_sync_client(timeouts: Timeouts = Timeouts()) -> httpx.Client:
-    """:func:`make_client` for blocking calls: the same settings, as an ``httpx.Client`` (the caller closes it)."""
+    """:func:`make_client` for blocking calls: the same settings, as an ``httpx.Client`` (the caller closes it).
+
+    Its sockets honour the overall deadline of :func:`send` and :func:`receive` (see :class:`_DeadlineBackend`).
+    """
     options = _client_options(timeouts)
     direct = httpx.HTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
-    return httpx.Client(**options, mounts={pattern: direct for pattern in _DIRECT})
+    client = httpx.Client(**options, mounts={pattern: direct for pattern in _DIRECT})
+    for transport in (client._transport, *client._mounts.values()):  # the proxies from the environment too
+        _bound_reads(transport)
+    return client
 
 
 def _client_options(timeouts: Timeouts) -> dict[str, Any]:
@@ -434,6 +452,196 @@ def _client_options(timeouts: Timeouts) -> dict[str, Any]:
         "trust_env": True,
         "verify": _tls_context(),
     }
+
+
+# --------------------------------------------------------------------------- #
+# Overall deadline and answer cap
+# --------------------------------------------------------------------------- #
+
+#: When the request being sent on this thread (or task) must be done, as a ``time.monotonic()``
+#: value; None for no overall deadline. Set by :func:`send` and :func:`receive`.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("ai_admin_widgets_deadline", default=None)
+
+
+def _time_left(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """The socket timeout for one read or write: ``timeout``, cut to the time left before the deadline.
+
+    Raises:
+        httpcore.TimeoutException: ``error``, when the deadline has passed (httpx turns it into its own).
+    """
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("The request's overall deadline has passed.")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most until the current request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wrapped = self._stream.start_tls(ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(wrapped)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's blocking network backend, with every connection a :class:`_DeadlineStream`.
+
+    A blocking ``httpx.Client`` cannot be interrupted from outside, and httpx gives each read
+    the whole read timeout again, so a server that sends its status line one byte a second
+    holds it for hours. Cutting every socket wait to the time left makes the deadline hold
+    in every phase (connect, TLS, headers, body), on fresh and on pooled connections alike.
+    """
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(
+            host, port, _time_left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_unix_socket(path, _time_left(timeout, httpcore.ConnectTimeout), socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _bound_reads(transport: httpx.BaseTransport | None) -> None:
+    """Give an ``httpx.HTTPTransport``'s connection pool the :class:`_DeadlineBackend`.
+
+    httpcore's pools take a network backend, but httpx 0.28 offers no argument to pass one, so
+    it is set on the pool httpx made (the header-trickle tests of ``tests/test_deadlines.py`` fail if a new httpx moves it).
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _DeadlineBackend):
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+class AnswerTooLarge(Exception):
+    """An answer longer than the cap: refused on its ``Content-Length``, or when the count passed it; never buffered."""
+
+    def __init__(self, limit: int, response: httpx.Response) -> None:
+        super().__init__(f"The answer was larger than {size_text(limit)}.")
+        self.limit = limit
+        self.response = response
+
+
+def size_text(count: int) -> str:
+    """A byte count for people: ``"16 MiB"``, ``"512 KiB"``, ``"900 bytes"``."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.4g} {unit}"
+    return f"{count} bytes"
+
+
+def _earlier(first: float | None, second: float | None) -> float | None:
+    return second if first is None else first if second is None else min(first, second)
+
+
+def _declared_too_large(response: httpx.Response, max_bytes: int | None) -> bool:
+    if max_bytes is None:
+        return False
+    declared = response.headers.get("content-length", "")
+    return declared.strip().isdigit() and int(declared) > max_bytes
+
+
+def _whole(response: httpx.Response, content: bytes) -> httpx.Response:
+    """The response with its body read (and decoded): what ``response.read()`` would give, made only from public parts."""
+    skipped = ("content-encoding", "content-length", "transfer-encoding")
+    headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in skipped]
+    return httpx.Response(response.status_code, headers=headers, content=content, request=response.request)
+
+
+def receive(
+    client: httpx.Client, request: httpx.Request, *, max_bytes: int | None = None, timeout: float | None = None
+) -> httpx.Response:
+    """Send ``request`` and read its whole answer, within ``timeout`` seconds in all and ``max_bytes`` bytes.
+
+    Args:
+        client: a blocking client; one from :func:`make_sync_client` enforces the deadline in
+            every read, any other one only between the chunks of the body.
+        request: the request to send.
+        max_bytes: the most bytes of the (decoded) body to read; None for no cap.
+        timeout: seconds for connecting, sending and reading all of the answer; None for only
+            the client's per-read timeout.
+    Returns:
+        The response, its body read.
+    Raises:
+        httpx.TimeoutException: the deadline passed. httpx.HTTPError: any other network failure.
+        AnswerTooLarge: the answer is longer than ``max_bytes`` (nothing more of it is read).
+    """
+    stop = None if timeout is None else time.monotonic() + timeout
+    token = _deadline.set(_earlier(_deadline.get(), stop))
+    try:
+        deadline = _deadline.get()
+        response = client.send(request, stream=True)
+        try:
+            if _declared_too_large(response, max_bytes):
+                raise AnswerTooLarge(max_bytes or 0, response)
+            chunks: list[bytes] = []
+            count = 0
+            for chunk in response.iter_bytes():
+                count += len(chunk)
+                if max_bytes is not None and count > max_bytes:
+                    raise AnswerTooLarge(max_bytes, response)
+                chunks.append(chunk)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise httpx.ReadTimeout("The request's overall deadline has passed.", request=request)
+        finally:
+            response.close()
+        return _whole(response, b"".join(chunks))
+    finally:
+        _deadline.reset(token)
+
+
+async def _read_async(client: httpx.AsyncClient, request: httpx.Request, max_bytes: int | None) -> httpx.Response:
+    response = await client.send(request, stream=True)
+    try:
+        if _declared_too_large(response, max_bytes):
+            raise AnswerTooLarge(max_bytes or 0, response)
+        chunks: list[bytes] = []
+        count = 0
+        async for chunk in response.aiter_bytes():
+            count += len(chunk)
+            if max_bytes is not None and count > max_bytes:
+                raise AnswerTooLarge(max_bytes, response)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return _whole(response, b"".join(chunks))
 
 
 @dataclass(frozen=True)
@@ -447,11 +655,16 @@ class Answer:
 
 @dataclass(frozen=True)
 class Failure:
-    """A request that got no usable answer: its stable code, what the service said, and its request id."""
+    """A request that got no usable answer: its stable code, what the service said, and its request id.
+
+    ``detail`` is a sentence of ours added to the code's message, when the code alone does not say
+    it (an answer larger than the cap); empty otherwise.
+    """
 
     code: FailureCode
     outcome: Outcome
     request_id: str | None = None
+    detail: str = ""
 
 
 def unexpected_answer(answer: Answer) -> Failure:
@@ -462,8 +675,11 @@ def unexpected_answer(answer: Answer) -> Failure:
 
 
 #: What the exchange asks its driver for: a request to send (the driver answers with the
-#: response or the ``httpx.HTTPError``), or seconds to wait (the driver answers None).
-_Step = Generator["httpx.Request | float", "httpx.Response | httpx.HTTPError | None", "Answer | Failure"]
+#: response, its body read, or the ``httpx.HTTPError`` or :class:`AnswerTooLarge`), or seconds
+#: to wait (the driver answers None).
+_Step = Generator[
+    "httpx.Request | float", "httpx.Response | httpx.HTTPError | AnswerTooLarge | None", "Answer | Failure"
+]
 
 
 def _exchange(
@@ -472,12 +688,14 @@ def _exchange(
     provider: Provider,
     key: str | SecretStr,
     retry_budget: float,
+    time_left: Callable[[], float] | None = None,
 ) -> _Step:
     """Send ``request`` until it has an answer or a failure, without doing any I/O itself.
 
-    Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``),
-    a used-up quota never; a 5xx once after half a second; a 400 that rejects ``max_tokens``
-    (reasoning models) once with ``max_completion_tokens`` instead.
+    Retries: a 429 within ``retry_budget`` seconds (honouring ``retry-after-ms`` / ``retry-after``)
+    and only when the wait ends before the deadline (``time_left()`` seconds away), a used-up
+    quota never; a 5xx once after half a second; a 400 that rejects ``max_tokens`` (reasoning
+    models) once with ``max_completion_tokens`` instead.
     """
     waited = 0.0
     attempts = 0
@@ -488,6 +706,17 @@ def _exchange(
         response = yield request
         if isinstance(response, httpx.HTTPError):
             return Failure(_classify_transport(response), Outcome(proxy=isinstance(response, httpx.ProxyError)))
+        if isinstance(response, AnswerTooLarge):  # not the API's answer: no OpenAI answer is that long
+            return Failure(
+                FailureCode.UNEXPECTED_RESPONSE,
+                Outcome(status=response.response.status_code, html=is_html(response.response)),
+                _request_id(response.response, key),
+                detail=f"The answer was larger than {size_text(response.limit)}, the most accepted here, so it was refused (not read to its end).",
+            )
+        if response is None:
+            raise TypeError(
+                "The exchange's driver answered a request with None; it must send the response or the error."
+            )
         request_id = _request_id(response, key)
         status = response.status_code
         try:
@@ -511,7 +740,7 @@ def _exchange(
         if code is FailureCode.RATE_LIMITED:
             asked = _retry_after(response)
             wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
-            if waited + wait > retry_budget:
+            if waited + wait > retry_budget or (time_left is not None and wait >= time_left()):
                 return Failure(
                     code,
                     Outcome(status=status, wait_seconds=wait, asked_to_wait=asked is not None, vendor_message=said),
@@ -542,7 +771,14 @@ def _with_max_completion_tokens(build: Callable[..., httpx.Request], request: ht
 
 
 def send(
-    client: httpx.Client, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+    client: httpx.Client,
+    request: httpx.Request,
+    *,
+    provider: Provider,
+    key: str | SecretStr,
+    retry_budget: float,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
 ) -> Answer | Failure:
     """Send ``request`` with ``client``, retrying rate limits, a server error and ``max_tokens`` as the vendors ask.
 
@@ -553,38 +789,97 @@ def send(
         key: the API key the request carries (best a ``SecretStr``, so no frame of a traceback shows it),
             so that nothing of it is ever repeated.
         retry_budget: the most seconds to wait in total for rate limits.
+        timeout: the overall deadline in seconds, retries and every read included (``timeout``
+            when it passes); None for only the client's per-read timeout.
+        max_bytes: the most bytes an answer may have; a longer one is an ``unexpected_response``
+            failure, not read further. None for no cap.
     Returns:
         The :class:`Answer` (HTTP 200) or the classified :class:`Failure`; never raises for a
         remote or network failure.
     """
-    steps = _exchange(client.build_request, request, provider, key, retry_budget)
-    step = next(steps)
-    while True:
-        if isinstance(step, httpx.Request):
+    stop = None if timeout is None else time.monotonic() + timeout
+    token = _deadline.set(_earlier(_deadline.get(), stop))
+    try:
+        steps = _exchange(
+            client.build_request,
+            request,
+            provider,
+            key,
+            retry_budget,
+            None if stop is None else lambda: stop - time.monotonic(),
+        )
+        step = next(steps)
+        while True:
+            if isinstance(step, httpx.Request):
+                try:
+                    reply: httpx.Response | httpx.HTTPError | AnswerTooLarge | None = receive(
+                        client, step, max_bytes=max_bytes
+                    )
+                except (httpx.HTTPError, AnswerTooLarge) as error:
+                    reply = error
+            else:
+                if stop is not None and time.monotonic() + step >= stop:
+                    return Failure(FailureCode.TIMEOUT, Outcome())
+                time.sleep(step)
+                reply = None
             try:
-                reply: httpx.Response | httpx.HTTPError | None = client.send(step)
-            except httpx.HTTPError as error:
-                reply = error
-        else:
-            time.sleep(step)
-            reply = None
-        try:
-            step = steps.send(reply)
-        except StopIteration as done:
-            return done.value
+                step = steps.send(reply)
+            except StopIteration as done:
+                return done.value
+    finally:
+        _deadline.reset(token)
 
 
 async def send_async(
-    client: httpx.AsyncClient, request: httpx.Request, *, provider: Provider, key: str | SecretStr, retry_budget: float
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    provider: Provider,
+    key: str | SecretStr,
+    retry_budget: float,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
 ) -> Answer | Failure:
-    """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop."""
-    steps = _exchange(client.build_request, request, provider, key, retry_budget)
+    """:func:`send` for an ``httpx.AsyncClient`` (:func:`make_client`): waits without blocking the event loop.
+
+    The deadline is an ``asyncio.wait_for`` around the whole exchange, so it cuts any read short.
+    """
+    if timeout is None:
+        return await _drive_async(client, request, provider, key, retry_budget, None, max_bytes)
+    stop = time.monotonic() + timeout
+    try:
+        return await asyncio.wait_for(
+            _drive_async(client, request, provider, key, retry_budget, stop, max_bytes), timeout
+        )
+    except asyncio.TimeoutError:
+        return Failure(FailureCode.TIMEOUT, Outcome())
+
+
+async def _drive_async(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    provider: Provider,
+    key: str | SecretStr,
+    retry_budget: float,
+    stop: float | None,
+    max_bytes: int | None,
+) -> Answer | Failure:
+    steps = _exchange(
+        client.build_request,
+        request,
+        provider,
+        key,
+        retry_budget,
+        None if stop is None else lambda: stop - time.monotonic(),
+    )
     step = next(steps)
     while True:
         if isinstance(step, httpx.Request):
             try:
-                reply: httpx.Response | httpx.HTTPError | None = await client.send(step)
-            except httpx.HTTPError as error:
+                reply: httpx.Response | httpx.HTTPError | AnswerTooLarge | None = await _read_async(
+                    client, step, max_bytes
+                )
+            except (httpx.HTTPError, AnswerTooLarge) as error:
                 reply = error
         else:
             await asyncio.sleep(step)
@@ -685,7 +980,8 @@ def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[
     """Where each role's AI calls go: ``{base_url}/chat/completions`` and ``/embeddings`` with the saved model
     ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI)."""
     routes: dict[Role, Route] = {}
-    for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
+    operations: tuple[tuple[Role, str], ...] = (("language", "chat/completions"), ("embeddings", "embeddings"))
+    for role, operation in operations:
         if isinstance(integration, OpenAIIntegration):
             url = f"{integration.base_url}/{operation}"
             target = openai_target(integration, role, url)

@@ -1,7 +1,8 @@
 """Authenticate an integration's credentials live, and classify every failure.
 
 Both models are checked concurrently over one connection pool, each bounded by
-a timeout. A remote failure is never raised: it becomes a :class:`ModelCheck`
+an overall deadline (:attr:`Timeouts.check`, every read included) and each answer by a
+size cap (:attr:`Timeouts.max_answer_bytes`; a longer answer is refused unread). A remote failure is never raised: it becomes a :class:`ModelCheck`
 with a stable :class:`FailureCode` and a message that names the field, says what
 is wrong and what to do, and carries the vendor's request id.
 
@@ -46,6 +47,7 @@ from .models import (
     OpenAIIntegration,
     Outcome,
     Provider,
+    Role,
     Timeouts,
     VerificationReport,
     explain,
@@ -125,6 +127,7 @@ class _Check:
         outcome: Outcome = Outcome(),
         request_id: str | None = None,
         warning: str | None = None,
+        detail: str = "",
     ) -> ModelCheck:
         latency_ms = (time.perf_counter() - self.started) * 1000
         target = self.target
@@ -140,6 +143,8 @@ class _Check:
                 warning=warning,
             )
         message, field = _describe(code, target, outcome, self.timeouts)
+        if detail:
+            message += f" {detail}"
         if request_id:
             message += f" (Request id {request_id}.)"
         return ModelCheck(
@@ -166,9 +171,10 @@ class _Check:
             provider=self.target.provider,
             key=self.key,
             retry_budget=self.timeouts.retry_budget,
+            max_bytes=self.timeouts.max_answer_bytes,
         )
         if isinstance(result, Failure):
-            return self.finish(result.code, result.outcome, result.request_id)
+            return self.finish(result.code, result.outcome, result.request_id, detail=result.detail)
         return self._judge(result.body, result.request_id, result.response)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
@@ -200,7 +206,11 @@ class _Check:
 def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
     headers = openai_headers(integration)
     checks = []
-    for role, model in (("language", integration.language_model), ("embeddings", integration.embeddings_model)):
+    models: tuple[tuple[Role, str], ...] = (
+        ("language", integration.language_model),
+        ("embeddings", integration.embeddings_model),
+    )
+    for role, model in models:
         url = f"{integration.base_url}/models/{model}"
         target = openai_target(integration, role, url)
         request = client.build_request("GET", url, headers=headers)

@@ -13,6 +13,8 @@ import json
 import os
 import socket
 import threading
+import time
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -209,10 +211,48 @@ def test_a_hub_answer_without_the_admin_field_is_a_non_admin(as_hub_user):
     assert "read:users" in settings.admin_check().reason
 
 
-def test_the_hub_speaks_for_the_tokens_owner_only(as_hub_user):
-    settings = as_hub_user("mallory", "ada-token")  # JUPYTERHUB_USER says mallory, the token is ada's
+def test_the_hub_speaks_for_the_tokens_owner_only(as_hub_user, store_folder, file_keyring):
+    as_hub_user("ada", "ada-token")
+    settings = aiw.AISettings(home=store_folder, keyring=file_keyring, user="mallory")  # ada's token, another name
     assert not settings.is_admin()
     assert "belongs to 'ada', not 'mallory'" in settings.admin_check().reason
+
+
+def test_on_a_hub_the_user_is_the_tokens_owner_and_a_disagreeing_jupyterhub_user_is_ignored(as_hub_user, caplog):
+    settings = as_hub_user("mallory", "vic-token")  # JUPYTERHUB_USER says mallory, the token is vic's
+    assert settings.user == "vic"
+    assert not settings.is_admin()  # vic is no hub admin, whatever the variable says
+    assert "JUPYTERHUB_USER says 'mallory'" in caplog.text and "belongs to 'vic'" in caplog.text
+    assert as_hub_user("ada", "ada-token").user == "ada"
+
+
+def test_a_user_cannot_borrow_someone_elses_allow_list_entry_or_groups(
+    as_hub_user, store_folder, file_keyring, sandbox
+):
+    ada = as_hub_user("ada", "ada-token")
+    ada.save(openai(sandbox))
+    ada.set_allowed(users=["vic"], groups=["staff"])  # vic by name, ada by group
+    nia = as_hub_user("vic", "nia-token")  # nia's token, JUPYTERHUB_USER set to vic
+    assert nia.user == "nia" and not nia.can_use_ai()
+    as_vic = aiw.AISettings(home=store_folder, keyring=file_keyring, user="vic")  # nia's token, vic's name
+    assert not as_vic.can_use_ai()
+    with pytest.raises(aiw.ai.AINotAllowed):
+        aiw.ai.chat("hi", settings=as_vic)
+    as_ada = aiw.AISettings(home=store_folder, keyring=file_keyring, user="ada")  # nia's token, a staff member's name
+    assert not as_ada.can_use_ai()
+    assert not nia.can_use_ai("vic") and not nia.can_use_ai("ada")
+    assert as_hub_user("vic", "vic-token").can_use_ai() and as_hub_user("ada", "ada-token").can_use_ai()
+
+
+def test_an_unreachable_hub_lets_nobody_through_a_non_empty_allow_list(as_hub_user, store_folder, sandbox):
+    ada = as_hub_user("ada", "ada-token")
+    ada.save(openai(sandbox))
+    ada.set_allowed(users=["vic"])
+    vic = as_hub_user("vic", "vic-token", api_url=f"http://127.0.0.1:{closed_port()}/hub/api")
+    assert not vic.can_use_ai()  # the hub cannot say who holds the token: fail closed
+    as_hub_user("ada", "ada-token").set_allowed(users=[])
+    vic = as_hub_user("vic", "vic-token", api_url=f"http://127.0.0.1:{closed_port()}/hub/api")
+    assert vic.can_use_ai()  # no restriction: nothing to confirm
 
 
 def test_on_a_hub_the_stores_admins_list_does_not_count(as_hub_user, sandbox):
@@ -228,21 +268,88 @@ def test_hub_groups_decide_who_may_use_ai(as_hub_user, sandbox):
     ada.save(openai(sandbox))
     ada.set_allowed(users=[], groups=["data-science"])
     assert as_hub_user("vic", "vic-token").can_use_ai()  # vic's own model lists data-science
-    assert ada.can_use_ai("vic")  # an admin's token may read another user's groups
+    ada = as_hub_user("ada", "ada-token")
     assert not ada.can_use_ai()  # ada is in staff only: being an admin does not allow use
-    assert not as_hub_user("vic", "vic-token").can_use_ai("ada")  # vic's token may not read ada's groups: none known
+    assert not ada.can_use_ai("vic")  # answered for the token's owner only, even to an admin
+    assert not as_hub_user("vic", "vic-token").can_use_ai("ada")
 
 
-def test_the_sandbox_never_asks_a_hub(as_hub_user, hub, sandbox):
-    as_hub_user("vic", "vic-token")
+def test_the_sandbox_never_asks_a_hub(monkeypatch, hub, sandbox):
+    monkeypatch.setenv("JUPYTERHUB_API_URL", hub.api_url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "vic-token")
     practice = sandbox.settings()
     assert practice.is_admin()  # off-hub rule: nobody configured the sandbox's store yet
-    assert hub.requests == []
+    assert hub.requests == []  # not even to learn who the user is
+
+
+# --------------------------------------------------------------------------- #
+# A hub that stalls or floods: an overall deadline and a cap, then fail closed
+# --------------------------------------------------------------------------- #
+
+
+def hub_check_guarded(call):
+    """``call()`` in a daemon thread, failing the test (not hanging it) after 20 seconds."""
+    done: list = []
+    finished = threading.Event()
+
+    def run() -> None:
+        done.append(call())
+        finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert finished.wait(20), "the hub check has no overall deadline"
+    return done[0]
+
+
+@pytest.mark.parametrize("endpoint", ["trickling_endpoint", "trickling_headers_endpoint"])
+def test_a_hub_that_trickles_its_answer_is_a_non_admin_at_the_deadline(as_hub_user, sandbox, endpoint):
+    hub_url = f"{getattr(sandbox, endpoint)}/hub/api"
+    started = time.monotonic()
+
+    def open_and_check():
+        settings = as_hub_user("ada", "ada-token", api_url=hub_url)
+        return settings, settings.admin_check()
+
+    settings, check = hub_check_guarded(open_and_check)
+    assert time.monotonic() - started < 6  # twice the 3 seconds, for working out the user and the admin check
+    assert not check.admin
+    assert "did not answer in full within 3 seconds" in check.reason and "non-admin" in check.reason
+    assert settings.user != "ada"  # the hub never said so: the operating system's account
+
+
+@pytest.mark.parametrize("endpoint", ["huge_answer_endpoint", "huge_length_endpoint"])
+def test_a_hub_that_sends_a_huge_answer_is_refused_not_buffered(as_hub_user, sandbox, endpoint):
+    hub_url = f"{getattr(sandbox, endpoint)}/hub/api"
+    tracemalloc.start()
+    try:
+        check = hub_check_guarded(lambda: as_hub_user("ada", "ada-token", api_url=hub_url).admin_check())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not check.admin
+    assert "larger than 1 MiB" in check.reason and "non-admin" in check.reason
+    assert peak < 100 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------- #
 # Off a hub: the store's admins list
 # --------------------------------------------------------------------------- #
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="user ids need POSIX")
+def test_off_a_hub_the_user_is_the_processs_account_whatever_the_environment_says(
+    monkeypatch, store_folder, file_keyring
+):
+    import pwd
+
+    from ai_admin_widgets.access import current_user
+
+    for name in ("USER", "LOGNAME", "JUPYTERHUB_USER"):
+        monkeypatch.setenv(name, "mallory")
+    account = pwd.getpwuid(os.getuid()).pw_name
+    assert account != "mallory"
+    assert current_user() == account
+    assert aiw.AISettings(home=store_folder, keyring=file_keyring).user == account
 
 
 @pytest.fixture
