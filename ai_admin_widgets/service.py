@@ -923,12 +923,16 @@ def _flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _changed_fields(previous: SettingsRecord, integration: AnyIntegration, store: SettingsStore) -> list[str]:
-    """The names (never the values) of the fields a save changes; key slots count when the key differs."""
+    """The names (never the values) of the fields a save changes; key slots count when the key differs.
+
+    A field left empty (None or ``""``) that was not set before is no change: the first Add of
+    OpenAI does not list an Organization ID and a Project ID nobody typed.
+    """
     new = _flatten(integration.public_fields())
+    old = _flatten(previous.integration or {}) if previous.provider is integration.provider else {}
+    changed = [name for name in sorted(new) if not _same(old.get(name), new[name])]
     if previous.provider is not integration.provider:
-        return sorted(new) + sorted(integration.secrets())
-    old = _flatten(previous.integration or {})
-    changed = [name for name in sorted(new) if old.get(name) != new[name]]
+        return changed + sorted(integration.secrets())
     try:
         old_integration = store.load()
     except (StoreError, KeyringUnavailable):  # the old keys are unreadable: count every key as changed
@@ -936,3 +940,8 @@ def _changed_fields(previous: SettingsRecord, integration: AnyIntegration, store
     old_secrets = old_integration.secrets() if old_integration is not None else {}
     changed += [slot for slot, key in sorted(integration.secrets().items()) if old_secrets.get(slot) != key]
     return changed
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Whether a field kept its value; None and ``""`` both mean "not set"."""
+    return old == new or (old in (None, "") and new in (None, ""))

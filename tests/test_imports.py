@@ -7,9 +7,11 @@ itself is measured by ``make bench`` (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,70 @@ def test_an_unknown_name_is_an_attribute_error_naming_it():
     )
     assert finished.returncode == 1
     assert "has no attribute 'AISetings'" in finished.stderr
+
+
+# --------------------------------------------------------------------------- #
+# The layers: what the panel, ai-admin and ai may import (read from the source, not run)
+# --------------------------------------------------------------------------- #
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ai_admin_widgets"
+#: What a consumer of the Settings interface must never import: the local implementation.
+IMPLEMENTATION = {"store", "access", "verify", "service"}
+
+
+def runtime_imports(path: Path, package_folder: Path = PACKAGE) -> set[str]:
+    """The package's own modules that ``path`` (a file under ``package_folder``) imports when it runs
+    (lazy imports in functions included, ``if TYPE_CHECKING:`` blocks left out), named under ``ai_admin_widgets``."""
+    parts = path.relative_to(package_folder.parent).with_suffix("").parts
+    package = parts[:-1]  # a module's package: ("ai_admin_widgets", "widgets") for widgets/panel.py
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else ()
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names = [module] if node.module else [f"{module}.{alias.name}" for alias in node.names]
+            found.update(name for name in names if name.startswith("ai_admin_widgets"))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("ai_admin_widgets"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+    return {name.removeprefix("ai_admin_widgets.") for name in found}
+
+
+WIDGET_FILES = sorted((PACKAGE / "widgets").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", WIDGET_FILES, ids=lambda path: f"widgets/{path.name}")
+def test_the_widgets_import_only_the_models_and_the_interface(path):
+    outside = {name for name in runtime_imports(path) if not name.startswith("widgets")}
+    assert outside <= {"models", "interface"}, f"widgets/{path.name} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("path", [*WIDGET_FILES, PACKAGE / "cli.py", PACKAGE / "ai.py"], ids=lambda path: path.name)
+def test_the_consumers_of_the_interface_import_none_of_its_implementation(path):
+    imported = {name.split(".")[0] for name in runtime_imports(path)}
+    assert not imported & IMPLEMENTATION, f"{path.name} imports {sorted(imported & IMPLEMENTATION)}"
+
+
+def test_the_import_reader_sees_lazy_and_relative_imports_but_not_type_checking_ones(tmp_path):
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from ..models import Provider\n"
+        "from . import style\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..service import AISettings\n"
+        "def later():\n"
+        "    from ..store import SettingsStore\n"
+        "    import ai_admin_widgets.verify\n"
+    )
+    probe = tmp_path / "ai_admin_widgets" / "widgets" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(source, encoding="utf-8")
+    assert runtime_imports(probe, tmp_path / "ai_admin_widgets") == {"models", "widgets.style", "store", "verify"}

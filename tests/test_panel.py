@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import uuid
 from datetime import timedelta
@@ -709,3 +710,227 @@ def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, san
         else:
             panel._save_failed(aiw.AIAdminError("refused"))
         assert key_input.value == "", f"after the Save {outcome}, a key typed meanwhile stayed in the kernel"
+
+
+# --------------------------------------------------------------------------- #
+# Issue 11: what a new admin noticed
+# --------------------------------------------------------------------------- #
+
+
+def test_the_first_openai_add_lists_only_the_fields_it_set_as_changed(panel, sandbox):
+    panel.row.add_button.click()
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())  # Organization ID and Project ID left empty
+    panel.form.save_button.click()
+
+    added = panel.settings.history()[-1]
+    assert added.action is aiw.models.AuditAction.ADD
+    assert "organization" not in added.changed and "project" not in added.changed
+    assert {"base_url", "api_key"} <= set(added.changed)
+    one(panel, "aiw-history-toggle").click()
+    table = one(panel, "aiw-history-table").value
+    assert "Base URL" in table and "Organization ID" not in table and "Project ID" not in table
+
+
+class CountingSettings:
+    """Real AISettings behind the Settings interface, noting the name of every method called on them."""
+
+    def __init__(self, settings):
+        self._settings = settings
+        self.calls = []
+
+    def __getattr__(self, name):
+        value = getattr(self._settings, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return value(*args, **kwargs)
+
+        return call
+
+
+def test_one_render_reads_one_snapshot_and_nothing_else(sandbox):
+    settings = sandbox.settings()
+    settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    counting = CountingSettings(settings)
+    panel = aiw.AISettingsPanel(counting)
+    try:
+        assert "OpenAI · gpt-4o" in panel.visible_text() and "Everyone may use AI." in panel.visible_text()
+        counting.calls.clear()
+        panel.render()
+        assert counting.calls == ["snapshot"]
+        one(panel, "aiw-history-toggle").click()
+        counting.calls.clear()
+        panel.render()
+        assert counting.calls == ["snapshot", "history"], "History reads the audit log only while it is shown"
+    finally:
+        panel.close()
+
+
+def openai_at(sandbox, **fields):
+    return aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url, **fields)
+
+
+def test_test_results_are_cleared_when_the_integration_they_describe_changes(panel, sandbox):
+    settings = panel.settings
+    settings.save(openai_at(sandbox))
+    for change in ("access", "save", "remove"):
+        if change == "remove":
+            settings.save(openai_at(sandbox))
+        one(panel, "aiw-test").click()
+        assert "✓ Language model: authenticated (gpt-4o)." in panel.row.result.value
+        if change == "access":  # who may use AI is not the integration: its results stay
+            settings.set_allowed(users=settings.user)
+            assert "✓ Language model: authenticated" in panel.row.result.value
+        elif change == "save":
+            settings.save(openai_at(sandbox, language_model="gpt-4.1"))
+            assert panel.row.result.value == "", "the results of the integration before the save stayed"
+        else:
+            settings.remove()
+            assert panel.row.result.value == "", "the results of a removed integration stayed"
+
+
+def test_a_change_made_elsewhere_shows_on_the_next_button_with_the_time_recomputed(panel, sandbox):
+    panel.settings.save(openai_at(sandbox))
+    one(panel, "aiw-test").click()
+    assert "✓ Language model: authenticated (gpt-4o)." in panel.row.result.value
+    elsewhere = sandbox.settings()  # another kernel, or ai-admin in a terminal: this panel is not told
+    elsewhere.save(openai_at(sandbox, language_model="gpt-4.1"))
+    age_last_authentication(elsewhere, timedelta(days=3))
+    assert "gpt-4.1" not in one(panel, "aiw-status").value
+
+    one(panel, "aiw-history-toggle").click()  # any button
+    status = one(panel, "aiw-status").value
+    assert "gpt-4.1" in status and "Last authenticated 3 days ago: succeeded" in status
+    assert panel.row.result.value == "", "the Test results of the integration replaced elsewhere stayed"
+
+    elsewhere.remove()
+    one(panel, "aiw-apply-access").click()
+    assert "Not configured" in one(panel, "aiw-status").value and visible(panel, "aiw-add")
+
+
+def test_a_button_of_a_page_that_was_out_of_date_does_not_act(panel, sandbox):
+    sandbox.settings().save(openai_at(sandbox))  # elsewhere: the panel still offers Add
+    panel.row.add_button.click()
+    assert panel.view == "row" and visible(panel, "aiw-edit") and not visible(panel, "aiw-add")
+
+
+def test_after_switching_provider_the_key_placeholder_no_longer_offers_the_saved_key(panel, sandbox):
+    panel.settings.save(openai_at(sandbox))
+    panel.row.edit_button.click()
+    form = panel.form
+    assert "Leave empty to keep the saved key" in form.openai_api_key.input.placeholder
+    form.provider.value = aiw.Provider.AZURE_OPENAI
+    for field in (form.language.api_key, form.embeddings.api_key):
+        assert "keep the saved key" not in field.input.placeholder
+    fill_azure_shared(panel, sandbox, key=" ")
+    form.language.api_key.value = ""
+    form.save_button.click()
+    assert "API Key is empty" in form.language.api_key.error.value
+    form.provider.value = aiw.Provider.OPENAI
+    assert "Leave empty to keep the saved key" in form.openai_api_key.input.placeholder
+
+
+def test_a_saved_key_that_cannot_be_kept_is_said_beside_its_field(panel, sandbox):
+    panel.settings.save(
+        aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=sandbox.azure_endpoint,
+            api_key=sandbox.azure_api_key,
+            language_deployment_id=sandbox.azure_deployments["language"],
+            embeddings_deployment_id=sandbox.azure_deployments["embeddings"],
+        )
+    )
+    requests = len(sandbox.requests)
+    panel.row.edit_button.click()
+    form = panel.form
+    form.same_endpoint.value = False
+    form.embeddings.endpoint_url.value = "https://contoso.openai.azure.com"  # the saved key was entered for the sandbox
+    form.save_button.click()
+    assert "Type the API Key" in form.embeddings.api_key.error.value
+    assert form.language.api_key.error.value == ""
+    assert "Correct the fields marked above" in form.message.value
+    assert len(sandbox.requests) == requests, "the saved key was sent somewhere"
+    assert panel.view == "form" and not form.save_button.disabled
+
+
+@pytest.mark.parametrize("in_a_kernel", [True, False], ids=["event loop", "no event loop"])
+def test_a_double_clicked_save_saves_once_and_writes_no_refused_event(panel, sandbox, in_a_kernel):
+    settings = panel.settings
+    settings.save(openai_at(sandbox))
+    before = len(settings.history())
+    panel.row.edit_button.click()
+    panel.form.openai_project.value = sandbox.openai_project  # the API Key left empty: the saved one is kept
+
+    async def double_click():
+        panel.form.save_button.click()
+        first = panel._task
+        panel.form.save_button.click()  # the second click of the double click, while authenticating
+        await asyncio.gather(*{task for task in (first, panel._task) if task is not None})
+
+    if in_a_kernel:
+        asyncio.run(double_click())
+    else:  # the kernel is busy with the first click; the second one arrives when it is done
+        panel.form.save_button.click()
+        panel.form.save_button.click()
+    events = settings.history()[before:]
+    assert [(event.action.value, event.outcome) for event in events] == [("edit", "ok")]
+    assert settings.saved_fields().project == sandbox.openai_project
+    assert panel.view == "row" and "Correct the fields" not in panel.form.message.value
+
+
+def test_a_save_refused_because_of_a_change_elsewhere_is_in_the_history_in_words(panel, sandbox):
+    panel.row.add_button.click()
+    sandbox.settings().save(openai_at(sandbox, language_model="gpt-4.1"))  # another kernel, meanwhile
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.form.save_button.click()
+    assert "Reload" in panel.form.message.value
+    panel.form.cancel_button.click()
+    one(panel, "aiw-history-toggle").click()
+    table = one(panel, "aiw-history-table").value
+    assert "Save refused" in table and "someone else changed it meanwhile" in table
+    assert "ConcurrentChange" not in table
+
+
+def test_each_input_of_the_form_is_labelled_and_explained_by_its_model_field(panel):
+    panel.row.add_button.click()
+    models = {aiw.Provider.OPENAI: aiw.OpenAIIntegration, aiw.Provider.AZURE_OPENAI: aiw.AzureOpenAIIntegration}
+    for path, field in panel.form.fields.items():
+        head, _, leaf = path.partition(".")
+        model_field = aiw.AzureDeployment.model_fields[leaf] if leaf else models[field.spec.provider].model_fields[head]
+        assert field.input.description == model_field.title
+        assert model_field.description in html.unescape(field.help.value)
+    edited = {path.partition(".")[0] for path in panel.form.fields}
+    assert edited == {
+        "api_key",
+        "base_url",
+        "organization",
+        "project",
+        "language_model",
+        "embeddings_model",
+        "api_version",
+    }
+
+
+def test_where_widgets_cannot_be_shown_the_panel_says_what_to_do(panel):
+    bundle = panel._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    for text in (bundle["text/plain"], html.unescape(bundle["text/html"])):
+        assert "install ipywidgets>=8 in the environment that runs JupyterLab" in text
+        assert "AISettingsPanel(" not in text
+
+
+def test_edit_keeps_the_saved_key_without_the_panel_ever_reading_it(sandbox):
+    settings = sandbox.settings()
+    settings.save(openai_at(sandbox))
+    counting = CountingSettings(settings)
+    panel = aiw.AISettingsPanel(counting)
+    try:
+        panel.row.edit_button.click()
+        panel.form.openai_project.value = sandbox.openai_project  # the API Key left empty
+        panel.form.save_button.click()
+        assert panel.view == "row" and settings.saved_fields().project == sandbox.openai_project
+        assert settings.status().key_hint == "…" + sandbox.openai_api_key.get_secret_value()[-4:]
+        assert "save" in counting.calls and "saved_key" not in counting.calls
+    finally:
+        panel.close()

@@ -1,8 +1,8 @@
 """The "Who may use AI" region of the AI Settings page: the allow-lists, and who the admins are.
 
 Anyone sees who may use AI and who the admins are; an admin also edits the allowed users
-and groups (comma-separated names, then Apply). The rules behind it are in
-:mod:`ai_admin_widgets.access`. Stable CSS classes: ``aiw-access``,
+and groups (comma-separated names, then Apply). The region renders the lists
+of the panel's :class:`~ai_admin_widgets.models.SettingsSnapshot` (no read of its own). Stable CSS classes: ``aiw-access``,
 ``aiw-access-summary``, ``aiw-admins``, ``aiw-access-note``, ``aiw-allowed-users``,
 ``aiw-allowed-groups``, ``aiw-apply-access``, ``aiw-access-message``.
 """
@@ -10,12 +10,12 @@ and groups (comma-separated names, then Apply). The rules behind it are in
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..access import ADMIN_REQUIRED, AccessLists
-from ..models import AIAdminError, holds_key
+from ..models import AccessLists, AIAdminError, SettingsSnapshot, holds_key
 from .fields import TextField
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
@@ -25,9 +25,12 @@ from .style import element_id as _element_id
 from .style import span as _span
 
 if TYPE_CHECKING:
-    from ..service import AISettings
+    from ..interface import Settings
 
-__all__ = ["AccessSettings"]
+__all__ = ["NOT_AN_ADMIN", "AccessSettings"]
+
+#: What a user who may not configure is told (the service's reason when no other one applies).
+NOT_AN_ADMIN = "You must be assigned the Admin account type to configure the OpenAI integration."
 
 
 def _names(names: tuple[str, ...]) -> str:
@@ -56,8 +59,10 @@ class AccessSettings(widgets.VBox):
     """Who may use AI (allowed users and groups) and who the admins are; editable by admins only.
 
     Args:
-        settings: the service to read the lists from and to apply changes through; it
-            notifies its listeners (the panel) after a change.
+        settings: the settings to apply changes through; they notify their listeners (the
+            panel, which renders this region from its snapshot) after a change.
+        on_interaction: called when Apply is pressed, before anything is applied (the panel
+            catches up with changes made elsewhere).
 
     Attributes:
         summary: who may use AI, in one sentence.
@@ -68,8 +73,9 @@ class AccessSettings(widgets.VBox):
         message: the outcome of Apply.
     """
 
-    def __init__(self, settings: AISettings) -> None:
+    def __init__(self, settings: Settings, on_interaction: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self._on_interaction = on_interaction
         self._shown: AccessLists | None = None
         self.heading = widgets.HTML("<h4>Who may use AI</h4>")
         self.summary = _with_class(widgets.HTML(""), "aiw-access-summary")
@@ -102,19 +108,13 @@ class AccessSettings(widgets.VBox):
         super().__init__([self.heading, self.summary, self.admins, self.note, self.editor, self.message])
         _with_class(self, "aiw-access")
 
-    def render(self, *, admin: bool | None = None) -> None:
-        """Draw the lists as the service holds them; the editor only for admins.
+    def render(self, snapshot: SettingsSnapshot) -> None:
+        """Draw the lists of ``snapshot``; the editor only for admins. Reads nothing.
 
         The text fields are refilled only when the stored lists changed since the last
         render, so a render does not throw away what an admin is typing.
-
-        Args:
-            admin: whether the current user is an admin; None asks the service.
         """
-        check = self.settings.admin_check()
-        if admin is None:
-            admin = check.admin
-        lists = self.settings.access_lists()
+        check, lists = snapshot.admin, snapshot.access
         self.summary.value = html.escape(describe(lists), quote=False)
         if lists.on_hub:
             admins = "Admins: JupyterHub's admins."
@@ -123,28 +123,32 @@ class AccessSettings(widgets.VBox):
         else:
             admins = "Admins: none yet. Whoever first configures the integration becomes its admin."
         self.admins.value = _span(admins, _HELP_STYLE)
-        why = check.reason if check.source == "hub" and not check.admin and check.reason != ADMIN_REQUIRED else None
+        why = check.reason if check.source == "hub" and not check.admin and check.reason != NOT_AN_ADMIN else None
         self.note.value = _span(why, _WARNING_STYLE, alert=True) if why else ""
         if lists != self._shown:
-            self.users.value = _names(lists.allowed_users)
-            self.groups.value = _names(lists.allowed_groups)
-            self._shown = lists
-        self.editor.layout.display = None if admin else "none"
-        if not admin:
+            self._fill(lists)
+        self.editor.layout.display = None if check.admin else "none"
+        if not check.admin:
             self.message.value = ""
+
+    def _fill(self, lists: AccessLists) -> None:
+        self.users.value = _names(lists.allowed_users)
+        self.groups.value = _names(lists.allowed_groups)
+        self._shown = lists
 
     def apply(self) -> None:
         """Save the allowed users and groups as typed; show the outcome (an error keeps what was typed)."""
+        users, groups = self.users.value, self.groups.value  # what was typed, before catching up could refill it
+        if self._on_interaction is not None:
+            self._on_interaction()
         try:
-            lists = self.settings.set_allowed(self.users.value, self.groups.value)
+            lists = self.settings.set_allowed(users, groups)
         except (ValueError, AIAdminError) as error:
             self.message.value = _span(str(error), _ERROR_STYLE, alert=True)
-            for field in (self.users, self.groups):  # a key pasted here must not stay in the widget state
-                if holds_key(field.value):
-                    field.value = ""
+            for field, typed in ((self.users, users), (self.groups, groups)):
+                field.value = "" if holds_key(typed) else typed  # a key pasted here must not stay in the widget state
             return
-        self._shown = None  # show the lists as stored (tidied)
-        self.render()
+        self._fill(lists)  # the lists as stored (tidied)
         self.message.value = _span(f"Saved. {describe(lists)}", _SUCCESS_STYLE)
 
 

@@ -1,65 +1,54 @@
 """The History region of the AI Settings page: the audit log, newest first.
 
-Stable CSS classes: ``aiw-history``, ``aiw-history-toggle`` (Show history / Hide history)
+Each row is :meth:`~ai_admin_widgets.models.AuditEvent.row`, the same cells ``ai-admin history``
+prints. Stable CSS classes: ``aiw-history``, ``aiw-history-toggle`` (Show history / Hide history)
 and ``aiw-history-table``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..models import AIAdminError
-from ..store import AUDIT_ACTIONS
+from ..models import AIAdminError, AuditEvent, HistoryRow
 from .style import ERROR, HELP, classes, show, span, text
 
 if TYPE_CHECKING:
-    from ..service import AISettings
+    from ..interface import Settings
 
 __all__ = ["History"]
 
-#: What each audit action is called in the table (the same words as ``ai-admin history``).
-ACTIONS = AUDIT_ACTIONS
-PROVIDERS = {"openai": "OpenAI", "azure_openai": "Azure OpenAI"}
+#: The column headings (those of ``ai-admin history``), in the order of :class:`~ai_admin_widgets.models.HistoryRow`'s cells.
+HEADINGS = HistoryRow(
+    when="When (UTC)",
+    who="Who",
+    what="What",
+    provider="Provider",
+    outcome="Outcome",
+    details="Details",
+)
 
 
-def _when(value: Any) -> str:
-    try:
-        return f"{datetime.fromisoformat(str(value)):%Y-%m-%d %H:%M} UTC"
-    except ValueError:
-        return str(value)
-
-
-def _row(event: dict[str, Any]) -> str:
-    action = ACTIONS.get(str(event.get("action")), str(event.get("action", "")).replace("_", " ").capitalize())
-    outcome = event.get("outcome", "")
-    details = ", ".join(str(name) for name in event.get("changed") or [])
-    if outcome == "failed" and event.get("codes"):
-        details = ", ".join(str(code) for code in event["codes"] if code != "ok")
-    cells = [
-        _when(event.get("at", "")),
-        str(event.get("actor", "")),
-        action,
-        PROVIDERS.get(str(event.get("provider")), str(event.get("provider") or "")),
-        str(outcome),
-        details,
-    ]
-    return "<tr>" + "".join(f"<td>{text(cell)}</td>" for cell in cells) + "</tr>"
+def _row(event: AuditEvent) -> str:
+    return "<tr>" + "".join(f"<td>{text(cell)}</td>" for cell in event.row()) + "</tr>"
 
 
 class History(widgets.VBox):
-    """The audit log as a table, newest first, shown on request (its reading costs a file read).
+    """The audit log as a table, newest first, shown on request (reading it costs a file read).
 
     Args:
-        settings: the service whose :meth:`~ai_admin_widgets.AISettings.audit_log` is shown.
+        settings: whose :meth:`~ai_admin_widgets.interface.Settings.history` is shown.
         limit: how many events the table shows at the most (the newest).
+        on_toggle: called before the table is shown or hidden (the panel catches up with
+            changes made elsewhere on every interaction).
     """
 
-    def __init__(self, settings: AISettings, *, limit: int = 50) -> None:
+    def __init__(self, settings: Settings, *, limit: int = 50, on_toggle: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.limit = limit
+        self._on_toggle = on_toggle
         self.toggle = classes(widgets.Button(description="Show history", tooltip="Show history"), "aiw-history-toggle")
         self.table = classes(widgets.HTML(""), "aiw-history-table")
         self.toggle.on_click(lambda _: self._flip())
@@ -73,16 +62,19 @@ class History(widgets.VBox):
         return self.table.layout.display != "none"
 
     def _flip(self) -> None:
+        if self._on_toggle is not None:
+            self._on_toggle()
         show(self.table, not self.shown)
         self.toggle.description = "Hide history" if self.shown else "Show history"
         self.render()
 
     def render(self) -> None:
-        """Re-read the audit log into the table, if it is shown."""
+        """Read the newest events into the table, if it is shown (nothing is read while it is hidden)."""
         if not self.shown:
             return
         try:
-            events = self.settings.audit_log()
+            # One more than shown, to know whether there are older ones.
+            events = self.settings.history(self.limit + 1)
         except AIAdminError as error:
             self.table.value = span(str(error), ERROR, alert=True)
             return
@@ -90,11 +82,8 @@ class History(widgets.VBox):
             self.table.value = span("Nothing has happened yet.", HELP)
             return
         newest = list(reversed(events))[: self.limit]
-        header = "".join(
-            f"<th>{name}</th>"
-            for name in ("When", "Who", "What", "Provider", "Outcome", "Fields changed or failure codes")
-        )
-        more = span(f"The {self.limit} newest of {len(events)} events.", HELP) if len(events) > self.limit else ""
+        header = "".join(f"<th>{text(name)}</th>" for name in HEADINGS)
+        more = span(f"The {self.limit} newest events.", HELP) if len(events) > self.limit else ""
         self.table.value = (
             '<table style="border-collapse: collapse; font-size: var(--jp-ui-font-size1)" cellpadding="4">'
             f"<thead><tr>{header}</tr></thead><tbody>{''.join(_row(event) for event in newest)}</tbody></table>{more}"

@@ -1,9 +1,11 @@
 """The AI Settings page: the OpenAI row, the Edit OpenAI Integration form and the remove confirmation.
 
-No business logic lives here: the panel calls :class:`~ai_admin_widgets.AISettings`
-and renders what comes back. Each region is one class, and each is rendered from
-one state: the panel's ``view`` (``"row"``, ``"form"`` or ``"confirm"``) plus the
-service's :class:`~ai_admin_widgets.IntegrationStatus`.
+No business logic lives here: the panel calls a :class:`~ai_admin_widgets.interface.Settings`
+and renders what comes back. Each render reads one
+:class:`~ai_admin_widgets.models.SettingsSnapshot` and draws every region from it (the row, Who
+may use AI, the footer) without another read; History reads the audit log only while it is
+shown. Every button first catches up with changes made elsewhere (another kernel, a terminal):
+when :meth:`~ai_admin_widgets.interface.Settings.fingerprint` moved, the page is drawn again.
 
 Every interactive element carries a stable CSS class (``aiw-add``, ``aiw-edit``,
 ``aiw-remove``, ``aiw-test``, ``aiw-provider``, ``aiw-api-key``, ``aiw-save``,
@@ -15,33 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
-from pydantic import ValidationError
 
-from ..health import Health
 from ..models import (
-    DEFAULT_AZURE_API_VERSION,
-    DEFAULT_OPENAI_BASE_URL,
-    ROLE_LABELS,
     AIAdminError,
-    AzureDeployment,
+    AzureOpenAIFields,
     AzureOpenAIIntegration,
     IntegrationStatus,
-    ModelCheck,
     Notice,
+    OpenAIFields,
     OpenAIIntegration,
-    Provider,
-    StoreError,
+    SavedKeyUnavailable,
+    SettingsSnapshot,
     VerificationFailed,
     VerificationReport,
-    field_errors,
-    holds_key,
 )
-from .access import AccessSettings
+from .access import NOT_AN_ADMIN, AccessSettings
 from .fields import KeyField, TextField
+from .form import PROVIDER_OPTIONS as _PROVIDER_OPTIONS
+from .form import IntegrationForm
 from .history import History
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
@@ -49,534 +46,38 @@ from .style import PANEL_STYLE as _PANEL_STYLE
 from .style import SUCCESS as _SUCCESS_STYLE
 from .style import WARNING as _WARNING_STYLE
 from .style import classes as _classes
-from .style import element_id as _element_id
 from .style import show as _show
 from .style import span as _span
 from .style import text as _text
 
 if TYPE_CHECKING:
-    from ..service import AISettings
+    from ..interface import Settings
 
 __all__ = ["AISettingsPanel", "IntegrationForm", "OpenAIRow", "RemoveConfirmation"]
 
 _log = logging.getLogger(__name__)
 
-_PROVIDER_OPTIONS = [(Provider.OPENAI.label, Provider.OPENAI), (Provider.AZURE_OPENAI.label, Provider.AZURE_OPENAI)]
-_SAME_ENDPOINT_LABEL = "Use the same endpoint URL and API key for both models"
-
 Integration = OpenAIIntegration | AzureOpenAIIntegration
 
-
-class _KeyNeeded(Exception):
-    """On Edit, the API Key was left empty but the saved key may not go to the endpoint now typed."""
-
-    def __init__(self, slot: str) -> None:
-        super().__init__(slot)
-        self.slot = slot
+#: What the text of the panel says where JupyterLab cannot show widgets (or before its cell has run).
+NEEDS_WIDGETS = (
+    "The AI Settings panel shows here when this cell runs in JupyterLab. If this text stays after running it, "
+    "JupyterLab's widget support is missing: install ipywidgets>=8 in the environment that runs JupyterLab, "
+    "then reload the page."
+)
 
 
 def _button(label: str, css_class: str, style: str = "") -> widgets.Button:
     return _classes(widgets.Button(description=label, button_style=style, tooltip=label), css_class)
 
 
-class _Field(widgets.VBox):
-    """A labelled input with its help text, and the error or notice shown beside it.
-
-    The input's ``aria-describedby`` names the help text and the error, so a screen
-    reader reads both with the input; an error is announced when it appears.
-    """
-
-    def __init__(
-        self, label: str, input_widget: TextField | KeyField, help_text: str, css_class: str, *more_classes: str
-    ) -> None:
-        self._help_id, self._error_id = _element_id("aiw-help"), _element_id("aiw-error")
-        self.input = _classes(input_widget, css_class, *more_classes)
-        self.input.description = label
-        self.input.described_by = f"{self._help_id} {self._error_id}"
-        self.input.layout.width = "560px"
-        self.help = widgets.HTML(_span(help_text, _HELP_STYLE, element_id=self._help_id))
-        self.help.layout.margin = "0 0 0 136px"
-        self.error = _classes(widgets.HTML(""), "aiw-field-error")
-        self.error.layout.margin = "0 0 0 136px"
-        self.notice = _classes(widgets.HTML(""), "aiw-field-notice")
-        self.notice.layout.margin = "0 0 0 136px"
-        super().__init__([self.input, self.help, self.error, self.notice])
-
-    @property
-    def value(self) -> str:
-        return self.input.value
-
-    @value.setter
-    def value(self, text: str) -> None:
-        self.input.value = text
-
-    def show_error(self, message: str | None) -> None:
-        self.error.value = _span(message, _ERROR_STYLE, alert=True, element_id=self._error_id) if message else ""
-        self.input.invalid = bool(message)
-
-    def show_notices(self, notices: list[Notice]) -> None:
-        self.notice.value = "<br>".join(
-            _span(
-                ("⚠ " if notice.level == "warning" else "ℹ ") + notice.message,
-                _WARNING_STYLE if notice.level == "warning" else _HELP_STYLE,
-            )
-            for notice in notices
-        )
-
-
-class _DeploymentFields(widgets.VBox):
-    """Endpoint URL, Deployment ID and API Key of one Azure OpenAI model."""
-
-    def __init__(self, role: str, title: str, description: str) -> None:
-        fields = AzureDeployment.model_fields
-        self.role = role
-        self.heading = widgets.HTML(f"<b>{_text(title)}</b> {_span(description, _HELP_STYLE)}")
-        self.endpoint_url = _Field(
-            "Endpoint URL",
-            TextField(placeholder="https://<resource>.openai.azure.com"),
-            fields["endpoint_url"].description or "",
-            "aiw-endpoint-url",
-            f"aiw-{role}-endpoint-url",
-        )
-        self.deployment_id = _Field(
-            "Deployment ID",
-            TextField(placeholder="the deployment's name"),
-            fields["deployment_id"].description or "",
-            "aiw-deployment-id",
-            f"aiw-{role}-deployment-id",
-        )
-        self.api_key = _Field(
-            "API Key",
-            KeyField(placeholder="KEY 1 from Keys and Endpoint"),
-            fields["api_key"].description or "",
-            "aiw-api-key",
-            f"aiw-{role}-api-key",
-        )
-        for field in (self.endpoint_url, self.deployment_id, self.api_key):  # two of each label: say which model
-            field.input.context = title
-        self.check_result = _classes(widgets.HTML(""), "aiw-model-result", f"aiw-{role}-result")
-        super().__init__([self.heading, self.endpoint_url, self.deployment_id, self.api_key, self.check_result])
-
-    def fields(self) -> dict[str, _Field]:
-        return {"endpoint_url": self.endpoint_url, "deployment_id": self.deployment_id, "api_key": self.api_key}
-
-
-class IntegrationForm(widgets.VBox):
-    """The "Edit OpenAI Integration" form: provider toggle, credential fields, Save and Cancel.
-
-    Args:
-        on_save: called with the built integration when Save is pressed and the fields are valid.
-        on_cancel: called when Cancel is pressed.
-    """
-
-    def __init__(
-        self,
-        on_save: Callable[[Integration], None],
-        on_cancel: Callable[[], None],
-        saved_key: Callable[[str, str], Any] | None = None,
-    ) -> None:
-        self._on_save = on_save
-        self._on_cancel = on_cancel
-        self._saved_key = saved_key
-        self._saved: dict[str, Any] | None = None
-        self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
-        self.provider = _classes(
-            widgets.ToggleButtons(
-                options=_PROVIDER_OPTIONS,
-                value=Provider.OPENAI,
-                description="Provider",
-                style={"description_width": "130px"},
-            ),
-            "aiw-provider",
-        )
-        openai_fields = OpenAIIntegration.model_fields
-        self.openai_api_key = _Field(
-            "API Key",
-            KeyField(placeholder="sk-…"),
-            openai_fields["api_key"].description or "",
-            "aiw-api-key",
-            "aiw-openai-api-key",
-        )
-        self.openai_base_url = _Field(
-            "Base URL",
-            TextField(placeholder=DEFAULT_OPENAI_BASE_URL),
-            openai_fields["base_url"].description or "",
-            "aiw-base-url",
-        )
-        self.openai_organization = _Field(
-            "Organization ID",
-            TextField(placeholder="optional: org-…"),
-            openai_fields["organization"].description or "",
-            "aiw-organization",
-        )
-        self.openai_project = _Field(
-            "Project ID",
-            TextField(placeholder="optional: proj_…"),
-            openai_fields["project"].description or "",
-            "aiw-project",
-        )
-        self.openai_result = _classes(widgets.HTML(""), "aiw-model-result", "aiw-openai-result")
-        self.openai_section = _classes(
-            widgets.VBox(
-                [
-                    self.openai_api_key,
-                    self.openai_base_url,
-                    self.openai_organization,
-                    self.openai_project,
-                    self.openai_result,
-                ]
-            ),
-            "aiw-openai-section",
-        )
-        azure_fields = AzureOpenAIIntegration.model_fields
-        self.language = _DeploymentFields(
-            "language", "Language model", azure_fields["language_model"].description or ""
-        )
-        self.embeddings = _DeploymentFields(
-            "embeddings", "Embeddings model", azure_fields["embeddings_model"].description or ""
-        )
-        self.same_endpoint = _classes(
-            widgets.Checkbox(value=False, description=_SAME_ENDPOINT_LABEL, indent=False), "aiw-same-endpoint"
-        )
-        self.same_endpoint.layout.width = "auto"  # the whole label, not cut short with "…"
-        self.same_endpoint.layout.margin = "8px 0 8px 136px"  # under the fields' inputs, like their help
-        self.api_version = _Field(
-            "API version",
-            TextField(placeholder=DEFAULT_AZURE_API_VERSION),
-            azure_fields["api_version"].description or "",
-            "aiw-api-version",
-        )
-        self.azure_section = _classes(
-            widgets.VBox([self.language, self.same_endpoint, self.embeddings, self.api_version]), "aiw-azure-section"
-        )
-        self.message = _classes(widgets.HTML(""), "aiw-message")
-        self.save_button = _button("Save", "aiw-save", "primary")
-        self.cancel_button = _button("Cancel", "aiw-cancel")
-        self.save_button.on_click(lambda _: self._save())
-        self.cancel_button.on_click(lambda _: self._on_cancel())
-        self.provider.observe(lambda _: (self._layout(), self.show_message(""), self.show_errors({})), names="value")
-        self.same_endpoint.observe(lambda _: self._layout(), names="value")
-        super().__init__(
-            [
-                self.heading,
-                self.provider,
-                self.openai_section,
-                self.azure_section,
-                self.message,
-                widgets.HBox([self.save_button, self.cancel_button]),
-            ]
-        )
-        _classes(self, "aiw-form")
-        for field in self._all_fields().values():  # Enter in any field saves, Escape cancels
-            field.input.on_submit(self._submit)
-            field.input.on_cancel(self._on_cancel)
-        self._layout()
-
-    # -- state ------------------------------------------------------------------ #
-
-    @property
-    def shared(self) -> bool:
-        """True when Azure OpenAI is chosen with the same endpoint URL and key for both models."""
-        return self.provider.value is Provider.AZURE_OPENAI and self.same_endpoint.value
-
-    def _layout(self) -> None:
-        azure = self.provider.value is Provider.AZURE_OPENAI
-        _show(self.openai_section, not azure)
-        _show(self.azure_section, azure)
-        _show(self.embeddings.endpoint_url, not self.same_endpoint.value)
-        _show(self.embeddings.api_key, not self.same_endpoint.value)
-
-    def _all_fields(self) -> dict[str, _Field]:
-        fields = {
-            "api_key": self.openai_api_key,
-            "base_url": self.openai_base_url,
-            "organization": self.openai_organization,
-            "project": self.openai_project,
-            "api_version": self.api_version,
-        }
-        for section in (self.language, self.embeddings):
-            for name, field in section.fields().items():
-                fields[f"{section.role}_model.{name}"] = field
-        return fields
-
-    def _route(self, path: str) -> str:
-        """Where a field path is shown: with the shared option, the embeddings endpoint and key show on the language model's."""
-        if self.shared and path in ("embeddings_model.endpoint_url", "embeddings_model.api_key"):
-            return path.replace("embeddings_model.", "language_model.")
-        return path
-
-    def reset(self, saved: dict[str, Any] | None, *, openai_base_url: str = DEFAULT_OPENAI_BASE_URL) -> None:
-        """Fill the form from saved fields (no keys), or empty it for Add; clears every error.
-
-        Args:
-            saved: the saved integration's fields without keys, or None for Add. Fields the
-                form does not show (the OpenAI model ids) are kept as saved.
-            openai_base_url: the Base URL to offer when OpenAI is not what is saved.
-        """
-        self._saved = saved
-        for path, field in self._all_fields().items():
-            field.value = ""
-            if path.endswith("api_key"):
-                field.input.placeholder = "sk-…" if path == "api_key" else "KEY 1 from Keys and Endpoint"
-        self.openai_base_url.value = openai_base_url
-        self.api_version.value = DEFAULT_AZURE_API_VERSION
-        self.show_errors({})
-        self.show_notices(())
-        self.show_message("")
-        self.clear_results()
-        self.set_busy(False)
-        self.provider.value = Provider(saved["provider"]) if saved else Provider.OPENAI
-        self.same_endpoint.value = False
-        if saved is None:
-            return
-        for path, field in self._all_fields().items():
-            if path.endswith("api_key"):
-                field.input.placeholder = "Leave empty to keep the saved key, or type a new one"
-        if self.provider.value is Provider.OPENAI:
-            self.openai_base_url.value = saved.get("base_url") or openai_base_url
-            self.openai_organization.value = saved.get("organization") or ""
-            self.openai_project.value = saved.get("project") or ""
-        else:
-            for section in (self.language, self.embeddings):
-                deployment = saved[f"{section.role}_model"]
-                section.endpoint_url.value = deployment["endpoint_url"]
-                section.deployment_id.value = deployment["deployment_id"]
-            self.api_version.value = saved.get("api_version") or DEFAULT_AZURE_API_VERSION
-            self.same_endpoint.value = (
-                saved["language_model"]["endpoint_url"] == saved["embeddings_model"]["endpoint_url"]
-            )
-
-    def focus_first(self, errors_only: bool = False) -> None:
-        """Move the keyboard focus to the first visible field (with ``errors_only``, the first one marked with an error)."""
-        section = self.azure_section if self.provider.value is Provider.AZURE_OPENAI else self.openai_section
-        for field in self._all_fields().values():
-            if errors_only and not field.error.value:
-                continue
-            if _shown_in(section, field):
-                field.input.focus()
-                return
-
-    def clear_keys(self) -> None:
-        """Empty every API Key field, and any other field that holds something shaped like a key
-        anywhere in its text (pasted in the wrong place), so no key stays in the widgets or their saved state."""
-        for path, field in self._all_fields().items():
-            if path.endswith("api_key") or holds_key(field.value):
-                field.value = ""
-
-    def clear_keys_in_the_wrong_place(self) -> None:
-        """Empty the fields other than API Key that hold something shaped like a key (their error says so)."""
-        for path, field in self._all_fields().items():
-            if not path.endswith("api_key") and holds_key(field.value):
-                field.value = ""
-
-    def clear_fields(self) -> None:
-        """Empty every field (the form closes): what was typed and not saved does not stay in the widget state."""
-        for field in self._all_fields().values():
-            field.value = ""
-
-    def show_errors(self, errors: dict[str, str]) -> None:
-        """Show each message beside its field (by dotted path); fields not named are cleared."""
-        routed: dict[str, str] = {}
-        for path, message in errors.items():
-            routed.setdefault(self._route(path), message)
-        for path, field in self._all_fields().items():
-            field.show_error(routed.get(path))
-
-    def show_notices(self, notices: tuple[Notice, ...] | list[Notice]) -> None:
-        """Show what normalizing changed, and what to check, beside each field."""
-        routed: dict[str, list[Notice]] = {}
-        for notice in notices:
-            shown = routed.setdefault(self._route(notice.field), [])
-            if all(notice.message != other.message for other in shown):
-                shown.append(notice)
-        for path, field in self._all_fields().items():
-            field.show_notices(routed.get(path, []))
-
-    def show_message(self, text: str, *, error: bool = False) -> None:
-        """Show a line under the fields (progress, or an error not tied to one field)."""
-        if not text:
-            self.message.value = ""
-        elif error:
-            self.message.value = _span(text, _ERROR_STYLE, alert=True)
-        else:
-            self.message.value = f'<span aria-live="polite">{_text(text)}</span>'
-
-    def _result_widget(self, role: str) -> widgets.HTML:
-        if self.provider.value is Provider.OPENAI:
-            return self.openai_result
-        return self.language.check_result if role == "language" else self.embeddings.check_result
-
-    def show_progress(self, provider: Provider) -> None:
-        """Say, beside each model, that it is being checked."""
-        self.clear_results()
-        for role in ("language", "embeddings"):
-            widget = self._result_widget(role)
-            line = _span(f"… Checking the {ROLE_LABELS[role].lower()}", _HELP_STYLE)
-            widget.value = f"{widget.value}<br>{line}" if widget.value else line
-
-    def show_check(self, check: ModelCheck) -> None:
-        """Show one model's outcome beside it (and a failure's message beside its field)."""
-        widget = self._result_widget(check.role)
-        label = ROLE_LABELS[check.role]
-        if check.ok:
-            line = _span(f"✓ {check.message}", _SUCCESS_STYLE)
-            if check.warning:
-                line += "<br>" + _span(f"⚠ {check.warning}", _WARNING_STYLE)
-        elif check.field and self._route(check.field) in self._all_fields():  # the message sits beside its field
-            line = _span(f"✗ {label}: not authenticated (see the field marked above).", _ERROR_STYLE)
-        else:
-            line = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
-        if self.provider.value is Provider.OPENAI:
-            lines = (
-                [part for part in widget.value.split("<br>") if label.lower() not in part.lower()]
-                if widget.value
-                else []
-            )
-            widget.value = "<br>".join([*lines, line])
-        else:
-            widget.value = line
-        field = self._all_fields().get(self._route(check.field)) if check.field else None
-        if not check.ok and field is not None:
-            if not field.error.value:  # two models failing on one shared field: the first message stays
-                field.show_error(check.message)
-        elif not check.ok:  # a field the form does not show: the message goes beside the model
-            widget.value = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
-
-    def show_report(self, report: VerificationReport) -> None:
-        """Show each model's outcome beside its model, and each failure beside its field."""
-        self.clear_results()
-        self.show_errors({})
-        for check in report.checks:
-            self.show_check(check)
-
-    def clear_results(self) -> None:
-        """Empty the per-model results (progress, ✓ and ✗ lines) beside each model."""
-        for widget in (self.openai_result, self.language.check_result, self.embeddings.check_result):
-            widget.value = ""
-
-    def set_busy(self, busy: bool) -> None:
-        """Disable Save while authentication runs (Cancel stays usable)."""
-        self.save_button.disabled = busy
-        self.save_button.description = "Authenticating…" if busy else "Save"
-        self.provider.disabled = busy
-
-    # -- Save --------------------------------------------------------------------- #
-
-    def build(self) -> Integration:
-        """The integration the fields describe, normalized.
-
-        Raises:
-            pydantic.ValidationError: a field breaks its rule.
-        """
-        saved = self._saved or {}
-        if self.provider.value is Provider.OPENAI:
-            data: dict[str, Any] = {
-                "api_key": self._key("api_key", self.openai_api_key, self.openai_base_url.value),
-                "base_url": self.openai_base_url.value or DEFAULT_OPENAI_BASE_URL,
-                "organization": self.openai_organization.value.strip() or None,
-                "project": self.openai_project.value.strip() or None,
-            }
-            if saved.get("provider") == Provider.OPENAI.value:  # model ids the form does not show stay as saved
-                for name in ("language_model", "embeddings_model"):
-                    if saved.get(name):
-                        data[name] = saved[name]
-            return OpenAIIntegration(**data)
-        api_version = self.api_version.value.strip() or DEFAULT_AZURE_API_VERSION
-        keys = {
-            section.role: self._key(
-                f"{section.role}_model.api_key",
-                self.language.api_key if self.same_endpoint.value else section.api_key,
-                (self.language if self.same_endpoint.value else section).endpoint_url.value,
-            )
-            for section in (self.language, self.embeddings)
-        }
-        if self.same_endpoint.value:
-            return AzureOpenAIIntegration.shared(
-                endpoint_url=self.language.endpoint_url.value,
-                api_key=keys["language"],
-                language_deployment_id=self.language.deployment_id.value,
-                embeddings_deployment_id=self.embeddings.deployment_id.value,
-                api_version=api_version,
-            )
-        return AzureOpenAIIntegration(
-            language_model={name: field.value for name, field in self.language.fields().items()}
-            | {"api_key": keys["language"]},
-            embeddings_model={name: field.value for name, field in self.embeddings.fields().items()}
-            | {"api_key": keys["embeddings"]},
-            api_version=api_version,
-        )
-
-    def _key(self, slot: str, field: _Field, endpoint_url: str) -> Any:
-        """The typed key; on Edit, an empty field means the saved key, if it may go to ``endpoint_url``."""
-        if field.value or self._saved is None or self._saved_key is None:
-            return field.value
-        if self._saved.get("provider") != self.provider.value.value:
-            return field.value
-        kept = self._saved_key(slot, endpoint_url)
-        if kept is None:
-            raise _KeyNeeded(slot)
-        return kept
-
-    def show_normalized(self, integration: Integration) -> None:
-        """Put the normalized values back into the fields, so every change is visible, with its notice."""
-        if isinstance(integration, OpenAIIntegration):
-            self.openai_base_url.value = integration.base_url
-        else:
-            for section in (self.language, self.embeddings):
-                deployment = integration.deployment(section.role)
-                section.endpoint_url.value = deployment.endpoint_url
-                section.deployment_id.value = deployment.deployment_id
-            self.api_version.value = integration.api_version
-        self.show_notices(integration.notices)
-
-    def _submit(self) -> None:
-        """Enter in a field: Save, unless an authentication is already under way."""
-        if not self.save_button.disabled:
-            self._save()
-
-    def _save(self) -> None:
-        self.show_message("")
-        self.clear_results()
-        try:
-            integration = self.build()
-        except AIAdminError as error:  # the saved key could not be read (keyring, store, permission)
-            self.show_message(f"{error} Type the API Key again to save without the saved key.", error=True)
-            return
-        except _KeyNeeded as needed:
-            self.show_notices(())
-            self.show_errors(
-                {
-                    needed.slot: (
-                        "Type the API Key again: the endpoint's host changed, and a saved key is only sent to the host it was entered for."
-                    )
-                }
-            )
-            self.show_message("Correct the fields marked above, then press Save again.", error=True)
-            self.focus_first(errors_only=True)
-            return
-        except ValidationError as error:
-            self.show_notices(())
-            self.show_errors(field_errors(error))
-            self.clear_keys_in_the_wrong_place()
-            self.show_message("Correct the fields marked above, then press Save again.", error=True)
-            self.focus_first(errors_only=True)
-            return
-        self.show_errors({})
-        self.show_normalized(integration)
-        self._on_save(integration)
-
-
-def _shown_in(container: widgets.Widget, widget: widgets.Widget) -> bool:
-    """Whether ``widget`` is inside ``container`` with neither it nor any box between them hidden."""
-    if getattr(container, "layout", None) is not None and container.layout.display == "none":
-        return False
-    if container is widget:
-        return True
-    return any(_shown_in(child, widget) for child in getattr(container, "children", ()))
-
-
 class OpenAIRow(widgets.VBox):
-    """The "OpenAI" row: the integration's status, and Add, or Edit, Test and Remove."""
+    """The "OpenAI" row: the integration's status, and Add, or Edit, Test and Remove.
+
+    Under it, the outcome of Test or what a Save adjusted (``aiw-test-result``) describes one
+    revision of the integration; it is cleared as soon as the row shows another one (saved,
+    edited or removed, here or elsewhere).
+    """
 
     def __init__(
         self,
@@ -604,6 +105,7 @@ class OpenAIRow(widgets.VBox):
         self.health = _classes(widgets.HTML(""), "aiw-health")
         self.result = _classes(widgets.HTML(""), "aiw-test-result")
         self.warnings = _classes(widgets.HTML(""), "aiw-warnings")
+        self._result_revision: int | None = None  # the revision the result describes
         super().__init__([line, self.health, self.result, self.warnings])
         _classes(self, "aiw-row")
 
@@ -616,6 +118,8 @@ class OpenAIRow(widgets.VBox):
             damaged: the record cannot be read; only Remove (which resets it) is offered.
             offer: False hides every button (while the form or the confirmation is open).
         """
+        if self._result_revision is not None and (damaged or self._result_revision != status.revision):
+            self.show_result("", revision=None)  # it described an integration that is no longer the one shown
         if damaged:
             text = "The saved settings cannot be read."
         elif status.configured and status.provider is not None:
@@ -652,7 +156,7 @@ class OpenAIRow(widgets.VBox):
         if problem is None:
             self.health.value = ""
             return
-        failing = status.health is Health.FAILING
+        failing = status.health == "failing"
         if not admin:
             remedy = "An admin can authenticate it again with Test."
         elif failing:
@@ -662,27 +166,35 @@ class OpenAIRow(widgets.VBox):
         self.health.add_class(f"aiw-health-{status.health.value}")
         self.health.value = _span(f"⚠ {problem} {remedy}", _ERROR_STYLE if failing else _WARNING_STYLE)
 
-    def show_notes(self, notices: tuple[Notice, ...]) -> None:
-        """After a Save, say what was adjusted in what the admin typed (never silently)."""
+    def show_result(self, html: str, *, revision: int | None) -> None:
+        """Show ``html`` under the row, as describing the integration's ``revision`` (None: nothing)."""
+        self.result.value = html
+        self._result_revision = revision if html else None
+
+    def show_notes(self, notices: tuple[Notice, ...], *, revision: int | None = None) -> None:
+        """After a Save of ``revision``, say what was adjusted in what the admin typed (never silently)."""
         seen: list[str] = []
         for notice in notices:
             if notice.message not in seen:
                 seen.append(notice.message)
-        self.result.value = (
+        self.show_result(
             "<br>".join(
                 [_span("Saved. Adjusted while saving:", _HELP_STYLE)]
                 + [_span(f"• {message}", _HELP_STYLE) for message in seen]
             )
             if seen
-            else ""
+            else "",
+            revision=revision,
         )
 
-    def show_test(self, report: VerificationReport | None, error: str | None = None) -> None:
-        """Show the outcome of Test under the row."""
+    def show_test(
+        self, report: VerificationReport | None, error: str | None = None, *, revision: int | None = None
+    ) -> None:
+        """Show the outcome of Test of ``revision`` under the row (``report`` and ``error`` both None: clear it)."""
         if error:
-            self.result.value = _span(error, _ERROR_STYLE, alert=True)
+            self.show_result(_span(error, _ERROR_STYLE, alert=True), revision=revision)
         elif report is None:
-            self.result.value = ""
+            self.show_result("", revision=None)
         else:
             lines = [
                 _span(f"✓ {check.message}", _SUCCESS_STYLE)
@@ -690,7 +202,7 @@ class OpenAIRow(widgets.VBox):
                 else _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
                 for check in report.checks
             ]
-            self.result.value = "<br>".join(lines)
+            self.show_result("<br>".join(lines), revision=revision)
 
 
 class RemoveConfirmation(widgets.VBox):
@@ -711,45 +223,60 @@ class RemoveConfirmation(widgets.VBox):
 
 
 class AISettingsPanel(widgets.VBox):
-    """The AI Settings page for one :class:`~ai_admin_widgets.AISettings`.
+    """The AI Settings page for one :class:`~ai_admin_widgets.interface.Settings`.
 
     Args:
-        settings: the service the panel calls; the panel re-renders when it changes.
+        settings: what the panel reads and changes, only through the ``Settings`` interface;
+            the panel draws itself again when they change (through this object at once,
+            elsewhere at the latest on the next button pressed).
 
     Attributes:
         view: ``"row"``, ``"form"`` (Add or Edit open) or ``"confirm"`` (Remove asked).
+        snapshot: what the last render showed (:class:`~ai_admin_widgets.models.SettingsSnapshot`).
         row, form, confirmation: the three regions; ``footer`` names the keyring.
         history: the audit log (:class:`~ai_admin_widgets.widgets.history.History`), shown on request.
         access: who may use AI and who the admins are (:class:`~ai_admin_widgets.widgets.access.AccessSettings`).
     """
 
-    def __init__(self, settings: AISettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.view = "row"
+        self.snapshot: SettingsSnapshot | None = None
+        self._seen: Hashable = None  # the settings' fingerprint when they were last drawn
         self._opened_at: int | None = None
         self._task: asyncio.Task[Any] | None = None
         self.title = widgets.HTML(f"{_PANEL_STYLE}<h3>AI Settings</h3>")
         self.notice = _classes(widgets.HTML(""), "aiw-notice")
         self.row = OpenAIRow(self._open_add, self._open_edit, self._test, self._ask_remove)
-        self.form = IntegrationForm(self._save, self._close, saved_key=self.settings.saved_key)
+        self.form = IntegrationForm(self._save, self._close)
         self.confirmation = RemoveConfirmation(self._remove, self._close)
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
-        self.access = AccessSettings(settings)
-        self.history = History(settings)
+        self.access = AccessSettings(settings, on_interaction=self._catch_up)
+        self.history = History(settings, on_toggle=self._catch_up)
         super().__init__(
             [self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.history, self.footer]
         )
         _classes(self, "aiw-panel")
-        self._unsubscribe = settings.on_change(self.render)
-        self.render()
+        self._unsubscribe = settings.on_change(self._refresh)
+        self._refresh()
 
     def __repr__(self) -> str:
-        try:
-            status = self.settings.status()
-        except AIAdminError:
+        shown = self.snapshot
+        if shown is None:
+            return f"AISettingsPanel(view={self.view!r})"
+        if shown.problem is not None:
             return f"AISettingsPanel(status unavailable, view={self.view!r})"
-        provider = status.provider.label if status.provider else None
-        return f"AISettingsPanel(configured={status.configured}, provider={provider!r}, view={self.view!r})"
+        provider = shown.status.provider.label if shown.status.provider else None
+        return f"AISettingsPanel(configured={shown.status.configured}, provider={provider!r}, view={self.view!r})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, and in its place where JupyterLab cannot show it, what to do (not the repr)."""
+        bundle = dict(super()._repr_mimebundle_(**kwargs))
+        bundle["text/plain"] = NEEDS_WIDGETS
+        # An output saved in a notebook is shown as its text/html until its cell runs again (JupyterLab
+        # renders widgets only for trusted outputs); so is one where widget support is missing.
+        bundle["text/html"] = f"<p>{_text(NEEDS_WIDGETS)}</p>"
+        return bundle
 
     def close(self) -> None:
         """Stop following the settings and close every widget of the panel."""
@@ -760,66 +287,80 @@ class AISettingsPanel(widgets.VBox):
     # -- rendering ----------------------------------------------------------------- #
 
     def render(self) -> None:
-        """Draw the panel from the service's status and the current view."""
-        admin = self.settings.is_admin()
-        damaged = False
-        try:
-            status = self.settings.status()
-        except StoreError as error:
-            damaged = True
-            self.notice.value = _span(str(error), _ERROR_STYLE, alert=True)
-            status = IntegrationStatus(configured=False)
+        """Draw the panel from one :meth:`~ai_admin_widgets.interface.Settings.snapshot` and the current view.
+
+        Nothing else is read, except the audit log while History is shown.
+        """
+        snapshot = self.settings.snapshot()
+        self.snapshot = snapshot
+        admin = snapshot.admin.admin
+        damaged = snapshot.problem is not None
+        status = snapshot.status if not damaged else IntegrationStatus(configured=False)
+        if damaged:
+            self.notice.value = _span(snapshot.problem or "", _ERROR_STYLE, alert=True)
         else:
-            self.notice.value = (
-                ""
-                if admin
-                else _text("You must be assigned the Admin account type to configure the OpenAI integration.")
-            )
+            self.notice.value = "" if admin else _text(NOT_AN_ADMIN)
         # While the form or the confirmation is open, the row offers nothing else to press,
         # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
         self.row.render(status, admin=admin, damaged=damaged, offer=self.view == "row")
         if self.view != "row":
             _show(self.row.test_button, False)
-        self.access.render(admin=admin)
+        self.access.render(snapshot)
         self.history.render()
-        keyring_problem = self.settings.keyring_problem()
+        keyring = snapshot.keyring
         self.footer.value = (
-            _span(f"Keys cannot be saved here. {keyring_problem}", _ERROR_STYLE)
-            if keyring_problem
-            else _span(
-                f"Keys are kept in: {status.keyring_backend or self.settings.keyring_backend_name()}", _HELP_STYLE
-            )
+            _span(f"Keys cannot be saved here. {keyring.problem}", _ERROR_STYLE)
+            if keyring.problem
+            else _span(f"Keys are kept in: {status.keyring_backend or keyring.backend}", _HELP_STYLE)
         )
         _show(self.form, self.view == "form")
         _show(self.confirmation, self.view == "confirm")
 
-    def _set_view(self, view: str) -> None:
-        self.view = view
+    def _refresh(self) -> None:
+        """Note the settings' fingerprint, then render (the fingerprint first: a change in between is caught later)."""
+        self._seen = self.settings.fingerprint()
         self.render()
 
+    def _catch_up(self) -> None:
+        """Draw the page again if the settings changed elsewhere since it was drawn (every button calls this first)."""
+        seen = self.settings.fingerprint()
+        if seen != self._seen:
+            self._seen = seen
+            self.render()
+
+    def _still_offered(self, button: widgets.Button) -> bool:
+        """Catch up, then whether ``button`` is still offered (Add pressed on a page that was out of date is not)."""
+        self._catch_up()
+        return button.layout.display != "none"
+
+    def _set_view(self, view: str) -> None:
+        self.view = view
+        self._refresh()
+
     def _open_add(self) -> None:
-        self._opened_at = self._revision()
-        self.form.reset(None, openai_base_url=self.settings.openai_base_url)
-        self.row.show_test(None)
-        self._set_view("form")
-        self.form.focus_first()
+        if not self._still_offered(self.row.add_button):
+            return
+        self._open_form(None)
 
     def _open_edit(self) -> None:
-        self._opened_at = self._revision()
-        saved = self.settings.saved_fields()
-        self.form.reset(saved.model_dump(mode="json") if saved else None, openai_base_url=self.settings.openai_base_url)
+        if not self._still_offered(self.row.edit_button):
+            return
+        assert self.snapshot is not None  # drawn in __init__
+        self._open_form(self.snapshot.saved)
+
+    def _open_form(self, saved: OpenAIFields | AzureOpenAIFields | None) -> None:
+        snapshot = self.snapshot
+        assert snapshot is not None
+        # The revision the form starts from: a Save fails if another kernel changed it meanwhile.
+        self._opened_at = snapshot.status.revision if snapshot.problem is None else None
+        self.form.reset(saved, openai_base_url=snapshot.openai_base_url)
         self.row.show_test(None)
         self._set_view("form")
         self.form.focus_first()
 
-    def _revision(self) -> int | None:
-        """The settings revision the form starts from: a Save fails if another kernel changed it meanwhile."""
-        try:
-            return self.settings.status().revision
-        except AIAdminError:
-            return None
-
     def _ask_remove(self) -> None:
+        if not self._still_offered(self.row.remove_button):
+            return
         self.confirmation.message.value = ""
         self._set_view("confirm")
         self.confirmation.cancel_button.focus()  # the safe choice is where the keyboard lands
@@ -840,11 +381,17 @@ class AISettingsPanel(widgets.VBox):
                 button.focus()
                 return
 
+    def _busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     # -- actions ------------------------------------------------------------------- #
 
     def _save(self, integration: Integration) -> None:
+        if self.view != "form" or self._busy():  # a second click, or one queued after the form closed
+            return
         self.form.clear_keys()
         self.form.set_busy(True)
+        self._catch_up()
         self.form.show_message(f"Authenticating both models with {integration.provider.label}…")
         self.form.show_progress(integration.provider)
         try:
@@ -853,31 +400,32 @@ class AISettingsPanel(widgets.VBox):
             loop = None
         if loop is None:
             try:
-                self.settings.save(integration, expected_revision=self._opened_at)
+                status = self.settings.save(integration, expected_revision=self._opened_at)
             except Exception as error:  # shown in the form; a bug is logged too
                 self._save_failed(error)
             else:
-                self._saved(integration)
+                self._saved(integration, status)
         else:  # in a kernel: authenticate on its event loop, so the kernel stays responsive
             self._task = loop.create_task(self._save_async(integration))
 
     async def _save_async(self, integration: Integration) -> None:
         try:
-            await self.settings.save_async(
+            status = await self.settings.save_async(
                 integration, on_check=self.form.show_check, expected_revision=self._opened_at
             )
         except Exception as error:  # shown in the form; a bug is logged too
             self._save_failed(error)
         else:
-            self._saved(integration)
+            self._saved(integration, status)
 
-    def _saved(self, integration: Integration) -> None:
+    def _saved(self, integration: Integration, status: IntegrationStatus | None = None) -> None:
         self._task = None
         self.form.clear_keys()  # a key typed (or Enter pressed again) while authenticating does not stay
         self.form.set_busy(False)
         self.form.show_message("")
-        self.row.show_notes(integration.notices)
         self._set_view("row")
+        revision = status.revision if status is not None else self.snapshot.status.revision if self.snapshot else None
+        self.row.show_notes(integration.notices, revision=revision)
         self._focus_row()
 
     def _save_failed(self, error: Exception) -> None:
@@ -891,6 +439,9 @@ class AISettingsPanel(widgets.VBox):
                 error=True,
             )
             self.form.focus_first(errors_only=True)
+        elif isinstance(error, SavedKeyUnavailable):
+            self.form.clear_results()
+            self.form.show_field_error(error.field, str(error))
         elif isinstance(error, AIAdminError):
             self.form.clear_results()
             self.form.show_message(str(error), error=True)
@@ -903,45 +454,53 @@ class AISettingsPanel(widgets.VBox):
             )
 
     def _test(self) -> None:
-        self.row.result.value = _span("Authenticating the saved credentials…", _HELP_STYLE)
+        if self._busy() or not self._still_offered(self.row.test_button):
+            return
+        revision = self.snapshot.status.revision if self.snapshot is not None else None
+        self.row.show_result(_span("Authenticating the saved credentials…", _HELP_STYLE), revision=revision)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is None:
-            self._finish_test(self.settings.test)
+            self._finish_test(self.settings.test, revision)
         else:
-            self._task = loop.create_task(self._test_async())
+            self._task = loop.create_task(self._test_async(revision))
 
-    async def _test_async(self) -> None:
+    async def _test_async(self, revision: int | None) -> None:
         try:
             report = await self.settings.test_async()
         except Exception as error:  # shown under the row; a bug is logged too
-            self._test_failed(error)
+            self._test_failed(error, revision)
         else:
-            self.row.show_test(report)
+            self.row.show_test(report, revision=revision)
         self._task = None
-        self.render()
+        self._refresh()
 
-    def _finish_test(self, run: Callable[[], VerificationReport]) -> None:
+    def _finish_test(self, run: Callable[[], VerificationReport], revision: int | None) -> None:
         try:
             report = run()
         except Exception as error:  # shown under the row; a bug is logged too
-            self._test_failed(error)
+            self._test_failed(error, revision)
         else:
-            self.row.show_test(report)
-        self.render()
+            self.row.show_test(report, revision=revision)
+        self._refresh()
 
-    def _test_failed(self, error: Exception) -> None:
+    def _test_failed(self, error: Exception, revision: int | None) -> None:
         if isinstance(error, AIAdminError):
-            self.row.show_test(None, str(error))
+            self.row.show_test(None, str(error), revision=revision)
         else:
             _log.error("Test failed unexpectedly", exc_info=error)
             self.row.show_test(
-                None, f"Test failed unexpectedly ({type(error).__name__}). The kernel's log has the details."
+                None,
+                f"Test failed unexpectedly ({type(error).__name__}). The kernel's log has the details.",
+                revision=revision,
             )
 
     def _remove(self) -> None:
+        if self.view != "confirm":
+            return
+        self._catch_up()
         try:
             self.settings.remove()
         except AIAdminError as error:
