@@ -92,6 +92,7 @@ __all__ = [
     "key_hint",
     "looks_like_key",
     "parse_integration",
+    "refusal_words",
     "saved_fields",
 ]
 
@@ -1620,7 +1621,7 @@ class AuditAction(str, enum.Enum):
 _ERROR_WORDS = {
     "ConcurrentChange": "someone else changed it meanwhile",
     "KeyringUnavailable": "no usable keyring",
-    "StoreError": "the store could not be written",
+    "StoreError": "the store could not be read or written",
     "SavedKeyUnavailable": "the saved key could not be kept",
     "KeyNotInThisKeyring": "this keyring has no key for this store",
 }
@@ -1632,6 +1633,14 @@ _OTHER_FIELDS = {
     "allowed_users": "Users who may use AI",
     "allowed_groups": "Groups who may use AI",
 }
+
+
+def refusal_words(error: BaseException) -> str:
+    """Why a change was refused, in the words the audit log records (never a class name, never a key)."""
+    for kind in type(error).__mro__:
+        if kind.__name__ in _ERROR_WORDS:
+            return _ERROR_WORDS[kind.__name__]
+    return "an unexpected problem"
 
 
 def field_title(path: str) -> str:

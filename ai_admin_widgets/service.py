@@ -35,6 +35,7 @@ from .models import (
     StoreError,
     VerificationFailed,
     VerificationReport,
+    refusal_words,
     saved_fields,
 )
 from .normalize import split_azure_endpoint
@@ -342,21 +343,34 @@ class AISettings:
             PermissionDenied: the current user is not an admin.
             StoreError, KeyringUnavailable: the store or the keyring cannot be read.
         """
+        return self._saved_key(slot, endpoint_url)[0]
+
+    def _saved_key(self, slot: str, endpoint_url: str) -> tuple[SecretStr | None, str]:
+        """:meth:`saved_key`, and when there is none, why not, as the sentence an admin is shown."""
         self._require_admin()
         store = self.store
         record = store.read()
         fields = self._saved_fields(record)
         if fields is None or slot not in record.key_slots:
-            return None
+            return (
+                None,
+                "Type the API Key: no key is saved for it (nothing is saved, or the saved integration is of the other provider).",
+            )
         if isinstance(fields, OpenAIFields):
             saved_endpoint = fields.base_url if slot == "api_key" else None
         else:
             role = slot.split(".", maxsplit=1)[0].removesuffix("_model")
-            saved_endpoint = fields.deployment(role).endpoint_url if role in ROLES else None  # type: ignore[arg-type]
-        if saved_endpoint is None or _netloc(endpoint_url) != _netloc(saved_endpoint):
-            return None
+            saved_endpoint = fields.deployment(role).endpoint_url if role in ROLES else None
+        if saved_endpoint is None:
+            return None, "Type the API Key: no key is saved for it."
+        if _netloc(endpoint_url) != _netloc(saved_endpoint):
+            return None, (
+                f"Type the API Key again: the endpoint's host changed (from {_netloc(saved_endpoint)} to "
+                f"{_netloc(endpoint_url)}), and a saved key is only ever sent to the host it was entered for."
+            )
         saved = store.load(actor=self.user)
-        return saved.secrets().get(slot) if saved is not None else None
+        key = saved.secrets().get(slot) if saved is not None else None
+        return key, "" if key is not None else "Type the API Key: no key is saved for it."
 
     def _with_saved_keys(self, integration: AnyIntegration) -> AnyIntegration:
         """``integration`` with each :data:`KEEP_SAVED_KEY` replaced by the saved key of its slot.
@@ -378,13 +392,9 @@ class AISettings:
         return integration.model_copy(update=updates) if updates else integration
 
     def _kept_key(self, slot: str, endpoint_url: str) -> SecretStr:
-        key = self.saved_key(slot, endpoint_url)
+        key, why_not = self._saved_key(slot, endpoint_url)
         if key is None:
-            raise SavedKeyUnavailable(
-                f"Type the API Key: the saved key cannot be kept, because it was saved for another provider or "
-                f"endpoint, and a saved key is only ever sent to the host it was entered for ({slot}).",
-                field=slot,
-            )
+            raise SavedKeyUnavailable(why_not, field=slot)
         return key
 
     # -- who may change it, and who may use AI --------------------------------- #
@@ -797,7 +807,7 @@ class AISettings:
                         "changed": [],
                         "outcome": "failed",
                         "codes": [],
-                        "error": type(error).__name__,
+                        "error": refusal_words(error),
                     }
                 )
             except StoreError:
@@ -856,7 +866,7 @@ class AISettings:
                         "provider": integration.provider.value,
                         "changed": [],
                         "outcome": "failed",
-                        "error": type(error).__name__,
+                        "error": refusal_words(error),
                     }
                 )
             except StoreError:

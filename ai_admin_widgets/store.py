@@ -422,10 +422,10 @@ def prepare_keyring(backend: KeyringBackend) -> None:
             if password is None:
                 raise _prompt_refused(member)
             try:
-                member.keyring_key = password  # checked against the file's reference value
+                setattr(member, "keyring_key", password)  # noqa: B010 (cryptfile's property, checked against the file's reference value)
             except Exception:  # ValueError ("Incorrect Password", "MAC check failed") and the like
                 try:
-                    del member.keyring_key  # a wrong password must not stay set
+                    delattr(member, "keyring_key")  # a wrong password must not stay set
                 except Exception:  # noqa: S110 (nothing was set, nothing to undo)
                     pass
                 raise KeyringUnavailable(

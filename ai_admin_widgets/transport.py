@@ -921,7 +921,7 @@ def setup_problem(error: Exception) -> tuple[FailureCode, str]:
 # --------------------------------------------------------------------------- #
 
 
-class _Headers(dict):  # type: ignore[type-arg]
+class _Headers(dict[str, str]):
     """Request headers that hold a key: shown by name only, so a traceback listing local variables
     (IPython's ``%xmode Verbose``, ``traceback`` with ``capture_locals``) never shows the key."""
 

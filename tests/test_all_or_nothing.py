@@ -284,5 +284,5 @@ def test_a_save_refused_by_the_store_is_in_the_audit_log(tmp_path, sandbox, save
     with pytest.raises(aiw.KeyringUnavailable):
         faulty.save(azure(sandbox, NEW_KEY))
     last = saved.audit_log()[-1]
-    assert (last["action"], last["outcome"], last["error"]) == ("save", "failed", "KeyringUnavailable")
+    assert (last["action"], last["outcome"], last["error"]) == ("save", "failed", "no usable keyring")
     assert NEW_KEY not in json.dumps(saved.audit_log())
