@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from keyring.backend import KeyringBackend
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from .access import ADMIN_REQUIRED, AccessPolicy, AdminCheck, clean_names, current_user
 from .health import DEFAULT_STALE_AFTER, STALE_AFTER_ENV, duration_text, parse_stale_after_days
@@ -36,7 +36,6 @@ from .models import (
     VerificationFailed,
     VerificationReport,
     refusal_words,
-    saved_fields,
 )
 from .normalize import split_azure_endpoint
 from .store import (
@@ -57,11 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["AISettings"]
 
 AnyIntegration = OpenAIIntegration | AzureOpenAIIntegration
-
-_DAMAGED = (
-    "{path} is damaged, so the OpenAI integration cannot be read. Remove the integration (the Remove button, "
-    "or `ai-admin remove --yes`) and add it again."
-)
 
 
 class AISettings:
@@ -267,12 +261,7 @@ class AISettings:
 
     @staticmethod
     def _saved_fields(record: SettingsRecord) -> OpenAIFields | AzureOpenAIFields | None:
-        if not record.configured or not record.integration:
-            return None
-        try:
-            return saved_fields(record.integration)
-        except ValidationError:
-            raise StoreError(_DAMAGED.format(path="settings.json")) from None
+        return record.integration if record.configured else None
 
     def snapshot(self) -> SettingsSnapshot:
         """Everything the AI Settings page shows, from one read of the record; safe to show this user.
@@ -939,7 +928,11 @@ def _changed_fields(previous: SettingsRecord, integration: AnyIntegration, store
     OpenAI does not list an Organization ID and a Project ID nobody typed.
     """
     new = _flatten(integration.public_fields())
-    old = _flatten(previous.integration or {}) if previous.provider is integration.provider else {}
+    old = (
+        _flatten(previous.integration.model_dump(mode="json"))
+        if previous.integration is not None and previous.provider is integration.provider
+        else {}
+    )
     changed = [name for name in sorted(new) if not _same(old.get(name), new[name])]
     if previous.provider is not integration.provider:
         return changed + sorted(integration.secrets())

@@ -66,6 +66,7 @@ from .models import (
     KeyringUnavailable,
     OpenAIIntegration,
     Provider,
+    SavedFields,
     StoreError,
     key_hint,
     parse_integration,
@@ -520,7 +521,7 @@ class SettingsRecord(BaseModel):
     store_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=8)
     revision: int = Field(default=0, ge=0)
     provider: Provider | None = None
-    integration: dict[str, Any] | None = None
+    integration: SavedFields | None = None
     key_slots: list[str] = []
     key_hints: dict[str, str] = {}
     models: dict[str, str | None] = {}
@@ -532,19 +533,20 @@ class SettingsRecord(BaseModel):
     allowed_users: list[str] = []
     allowed_groups: list[str] = []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_of_the_fields(cls, data: Any) -> Any:
+        """The integration's fields name their provider; a record that names it only once still reads."""
+        if isinstance(data, dict) and isinstance(data.get("integration"), dict) and data.get("provider"):
+            data = {**data, "integration": {"provider": data["provider"], **data["integration"]}}
+        return data
+
     @model_validator(mode="after")
     def _complete(self) -> SettingsRecord:
-        if self.provider is not None and (not self.integration or not self.key_slots):
+        if self.provider is not None and (self.integration is None or not self.key_slots):
             raise ValueError("a record with a provider needs the integration's fields and its key slots")
-        if self.provider is Provider.OPENAI and not isinstance((self.integration or {}).get("base_url"), str):
-            raise ValueError("an OpenAI record needs its base_url")
-        if self.provider is Provider.AZURE_OPENAI:
-            for role in ("language_model", "embeddings_model"):
-                deployment = (self.integration or {}).get(role)
-                if not isinstance(deployment, dict) or not all(
-                    isinstance(deployment.get(name), str) for name in ("endpoint_url", "deployment_id")
-                ):
-                    raise ValueError(f"an Azure OpenAI record needs the {role}'s endpoint_url and deployment_id")
+        if self.integration is not None and self.integration.provider is not self.provider:
+            raise ValueError("the integration's fields are of another provider than the record's")
         return self
 
     @property
@@ -700,7 +702,8 @@ class SettingsStore:
                 )
             secrets[slot] = SecretStr(value)
         try:
-            return parse_integration(record.integration or {}, secrets)
+            fields = record.integration.model_dump(mode="json") if record.integration is not None else {}
+            return parse_integration(fields, secrets)
         except ValidationError:
             raise StoreError(
                 f"The saved settings in {self._record_path} are no longer valid. Edit the OpenAI integration and save it again."
