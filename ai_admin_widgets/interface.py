@@ -165,12 +165,18 @@ def open_settings(*, sandbox: str | os.PathLike[str] | None = None, **options: A
         **options: passed on to :class:`~ai_admin_widgets.AISettings` (``home``, ``stale_after``, ...);
             options given as None are left out.
     Returns:
-        :class:`~ai_admin_widgets.AISettings`. (On a JupyterHub with the AI gateway, the gateway's
-        client will be chosen here.)
+        :class:`~ai_admin_widgets.client.GatewaySettings` when ``$AI_ADMIN_GATEWAY_URL`` is set (a
+        user's server on a JupyterHub with the AI gateway) and neither a sandbox nor any option
+        but ``stale_after`` is given; otherwise :class:`~ai_admin_widgets.AISettings`.
     Raises:
-        ValueError: ``sandbox`` is not a sandbox's folder, or comes with ``home``.
+        ValueError: ``sandbox`` is not a sandbox's folder, or comes with ``home``; the gateway's
+            address is set but ``$JUPYTERHUB_API_TOKEN`` is not.
     """
     options = {name: value for name, value in options.items() if value is not None}
+    if sandbox is None and not options.keys() - {"stale_after"} and os.environ.get("AI_ADMIN_GATEWAY_URL"):
+        from .client import GatewaySettings
+
+        return GatewaySettings(stale_after=options.get("stale_after"))
     if sandbox is not None:
         if "home" in options:
             raise ValueError("Give either a sandbox's folder or a store's folder (home), not both.")

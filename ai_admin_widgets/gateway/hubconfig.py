@@ -16,6 +16,7 @@ the subset of those scopes its user holds):
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,7 @@ def hub_config(
         raise ValueError(f"The service URL must start with http:// or https://, not {url!r}.")
     interpreter = python or sys.executable
     gateway_url = f"{url.rstrip('/')}/services/{name}"
+    q = json.dumps  # a JSON string or list of strings is Python source too
     return f"""# --- AI gateway (ai-admin-widgets): printed by `ai-admin gateway hub-config` ---
 # The hub starts the gateway, restarts it if it exits, and routes /services/{name}/ to it.
 # Before starting the hub, set {PASSWORD_VARIABLE} in the hub's environment: it opens the
@@ -57,10 +59,10 @@ import os
 
 c.JupyterHub.services.append(
     {{
-        "name": {name!r},
-        "url": {url!r},
-        "command": [{interpreter!r}, "-m", "ai_admin_widgets", "gateway", "serve", "--home", {home!r}],
-        "environment": {{"KEYRING_CRYPTFILE_PASSWORD": os.environ.get({PASSWORD_VARIABLE!r}, "")}},
+        "name": {q(name)},
+        "url": {q(url)},
+        "command": [{q(interpreter)}, "-m", "ai_admin_widgets", "gateway", "serve", "--home", {q(home)}],
+        "environment": {{"KEYRING_CRYPTFILE_PASSWORD": os.environ.get({q(PASSWORD_VARIABLE)}, "")}},
         "display": False,
     }}
 )
@@ -85,7 +87,7 @@ c.JupyterHub.load_roles.append(
         "name": "ai-admin-configure",
         "description": "Configure the organization's OpenAI integration in AI Settings.",
         "scopes": ["custom:ai-admin:configure", "custom:ai-admin:use", "access:services!service={name}"],
-        "users": {list(admins)!r},
+        "users": {q(list(admins))},
     }}
 )
 
@@ -100,6 +102,6 @@ c.Spawner.server_token_scopes = [
 ]
 
 # Users' servers find the gateway here; nothing else changes for them.
-c.Spawner.environment.update({{"AI_ADMIN_GATEWAY_URL": {gateway_url!r}}})
+c.Spawner.environment.update({{"AI_ADMIN_GATEWAY_URL": {q(gateway_url)}}})
 # --- end of the AI gateway ---
 """
