@@ -380,6 +380,24 @@ class GatewaySettings:
             routes[role] = Route(Provider.OPENAI, _httpx.URL(url), headers, {"model": name}, self._token, target)
         return AIRoutes(configured=True, allowed=True, routes=routes, recheck_after=recheck)  # type: ignore[arg-type]
 
+    # -- what older panels ask besides the interface --------------------------------- #
+
+    def keyring_backend_name(self) -> str:
+        """Where the keys are: the gateway's keyring (never in this server)."""
+        return "the AI gateway's keyring"
+
+    def keyring_problem(self) -> str | None:
+        """None: the gateway refuses to start without a safe keyring."""
+        return None
+
+    def saved_key(self, slot: str, endpoint_url: str) -> None:
+        """None: a saved key never leaves the gateway (an Edit keeps it with ``KEEP_SAVED_KEY``)."""
+        return None
+
+    def audit_log(self) -> list[dict[str, Any]]:
+        """The audit events as JSON-ready dicts, oldest first (:meth:`history`, dumped)."""
+        return [event.model_dump(mode="json") for event in self.history()]
+
     def panel(self) -> AISettingsPanel:
         """The AI Settings page bound to the gateway's settings."""
         from .widgets import AISettingsPanel

@@ -283,6 +283,14 @@ class ApiHandler(BaseHandler):
 
     # -- actions ---------------------------------------------------------------- #
 
+    def _require_configure(self) -> None:
+        """Changes and tests (which make the gateway send requests) are for callers who may configure, checked first."""
+        from ..models import PermissionDenied
+
+        check = GatewayAccess(self.caller).check_admin(self.caller.name)
+        if not check.admin:
+            raise PermissionDenied(check.reason or "")
+
     def _query_limit(self, default: int | None) -> int | None:
         text = self.get_query_argument("limit", None)
         if text is None:
@@ -308,11 +316,13 @@ class ApiHandler(BaseHandler):
         return (await self.gateway.run(self.gateway.settings(self.caller).access_lists)).model_dump(mode="json")
 
     async def set_access(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
         settings = self.gateway.settings(self.caller)
         lists = await self.gateway.run(lambda: settings.set_allowed(body.get("users"), body.get("groups")))
         return lists.model_dump(mode="json")
 
     async def admins(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
         settings = self.gateway.settings(self.caller)
         if isinstance(body.get("add"), str):
             lists = await self.gateway.run(settings.add_admin, body["add"])
@@ -334,10 +344,7 @@ class ApiHandler(BaseHandler):
         return [event.model_dump(mode="json") for event in events]
 
     async def usage(self, body: dict[str, Any]) -> Any:
-        from ..models import PermissionDenied
-
-        if not self.caller.may_configure:
-            raise PermissionDenied(GatewayAccess(self.caller).check_admin(self.caller.name).reason or "")
+        self._require_configure()
         limit = self._query_limit(100)
         if limit is None or limit < 1:
             raise ValueError("limit must be a whole number of 1 or more.")
@@ -358,12 +365,14 @@ class ApiHandler(BaseHandler):
         }
 
     async def test(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
         settings = self.gateway.settings(self.caller)
         integration = body.get("integration")
         checked = None if integration is None else integration_from_json(integration)
         return (await self.gateway.run(settings.test, checked)).model_dump(mode="json")
 
     async def save(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
         settings = self.gateway.settings(self.caller)
         integration = integration_from_json(body.get("integration"))
         revision = body.get("expected_revision")
@@ -373,6 +382,7 @@ class ApiHandler(BaseHandler):
         return status.model_dump(mode="json")
 
     async def remove(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
         await self.gateway.run(self.gateway.settings(self.caller).remove)
         return {"removed": True}
 

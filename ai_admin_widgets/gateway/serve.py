@@ -72,7 +72,8 @@ def serve(config, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
 
     from .app import Gateway, make_app
 
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s ai-gateway] %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
+    logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
 
     async def main() -> None:
         gateway = Gateway(config)

@@ -241,6 +241,9 @@ class _ForwardHandler(V1Handler):
     operation: str
     _task: asyncio.Future[None] | None = None
     _closed = False
+    _recorded = False
+    _event: dict[str, Any]
+    _started: float
 
     def on_connection_close(self) -> None:
         """The caller hung up: the request to the provider is cancelled."""
@@ -249,8 +252,8 @@ class _ForwardHandler(V1Handler):
             self._task.cancel()
 
     async def post(self) -> None:
-        started = time.perf_counter()
-        event: dict[str, Any] = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
+        self._started = time.perf_counter()
+        self._event = event = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
         try:
             saved = await self.usable()
             body = self.json_body()
@@ -286,8 +289,8 @@ class _ForwardHandler(V1Handler):
             content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         except _Refused as refused:
             event.update(outcome="refused", code=refused.extra.get("code") or refused.kind, status=refused.status)
+            self._record()
             self.refuse(refused)
-            self._record(event, started)
             return
         self._task = asyncio.ensure_future(self._forward(route, content, stream, event))
         try:
@@ -297,11 +300,15 @@ class _ForwardHandler(V1Handler):
             self._deadline_passed(route, stream)
         except (asyncio.CancelledError, tornado.iostream.StreamClosedError):
             event.update(outcome="cancelled", code="client_closed")
-        self._record(event, started)
+        self._record()
 
-    def _record(self, event: dict[str, Any], started: float) -> None:
-        event["ms"] = round((time.perf_counter() - started) * 1000, 1)
-        self.gateway.record_use(event)
+    def _record(self) -> None:
+        """Write the usage record once, before the answer ends (so it is there when the caller has the answer)."""
+        if self._recorded:
+            return
+        self._recorded = True
+        self._event["ms"] = round((time.perf_counter() - self._started) * 1000, 1)
+        self.gateway.record_use(self._event)
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
         from ..transport import _classify_transport
@@ -328,16 +335,32 @@ class _ForwardHandler(V1Handler):
                 self.set_header("x-accel-buffering", "no")
             sent = 0
             cap = self.gateway.config.max_answer_bytes
-            async for chunk in response.aiter_bytes():
-                sent += len(chunk)
-                if sent > cap:
-                    log.warning("An answer of %s was cut at %d bytes (the cap).", route.target.host, cap)
-                    event.update(outcome="failed", code="too_large", status=200)
+            try:
+                async for chunk in response.aiter_bytes():
+                    sent += len(chunk)
+                    if sent > cap:
+                        log.warning("An answer of %s was cut at %d bytes (the cap).", route.target.host, cap)
+                        event.update(outcome="failed", code="too_large", status=200)
+                        self._record()
+                        self.request.connection.close()  # type: ignore[union-attr]
+                        return
+                    self.write(chunk)
+                    await self.flush()
+            except httpx.HTTPError as error:  # the provider broke off mid-answer
+                from ..transport import _classify_transport
+
+                code = _classify_transport(error).value
+                event.update(outcome="failed", code=code, status=200)
+                self._record()
+                if stream:
+                    message = "The provider broke off the answer midway; try again."
+                    self.write(f"data: {json.dumps(self.error_json(502, code, message, {'code': code}))}\n\n".encode())
+                    self.finish()
+                else:
                     self.request.connection.close()  # type: ignore[union-attr]
-                    return
-                self.write(chunk)
-                await self.flush()
+                return
             event.update(outcome="ok", code="ok", status=200)
+            self._record()
             self.finish()
         finally:
             await response.aclose()
@@ -387,6 +410,7 @@ class _ForwardHandler(V1Handler):
 
     def _answer_error(self, status: int, message: str, code: str, param: str | None, event: dict[str, Any]) -> None:
         event.update(outcome="failed", code=code, status=status)
+        self._record()
         self.set_status(status)
         self.set_header("content-type", "application/json")
         self.finish(self.error_json(status, code, message, {"code": code, "param": param}))
@@ -397,6 +421,7 @@ class _ForwardHandler(V1Handler):
             f"The {ROLE_LABELS[route.target.role].lower()} request took longer than the gateway's {deadline:g} seconds "
             "and was stopped; ask for a shorter answer, or try again later."
         )
+        self._record()
         if self._closed:
             return
         if not self._headers_written:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr, TypeAdapter, ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..models import (
     AIAdminError,
     AzureOpenAIIntegration,
     ConcurrentChange,
-    Integration,
     KeyringUnavailable,
     NotConfigured,
     OpenAIIntegration,
@@ -45,7 +44,6 @@ __all__ = [
 
 #: What a key slot holds on the wire to keep the saved key.
 KEEP = {"keep_saved": True}
-_INTEGRATION: TypeAdapter[OpenAIIntegration | AzureOpenAIIntegration] = TypeAdapter(Integration)
 
 
 def integration_to_json(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[str, Any]:
@@ -75,7 +73,11 @@ def integration_from_json(data: Any) -> OpenAIIntegration | AzureOpenAIIntegrati
     for part in (copied, copied.get("language_model"), copied.get("embeddings_model")):
         if isinstance(part, dict) and part.get("api_key") == KEEP:
             part["api_key"] = SavedKey("")
-    return _INTEGRATION.validate_python(copied)
+    kinds = {"openai": OpenAIIntegration, "azure_openai": AzureOpenAIIntegration}
+    kind = kinds.get(copied.get("provider"))  # type: ignore[arg-type]
+    if kind is None:
+        raise TypeError("integration's provider must be 'openai' or 'azure_openai'.")
+    return kind.model_validate(copied)
 
 
 #: HTTP status of each error kind (the first class in an exception's MRO that is listed).
