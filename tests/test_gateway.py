@@ -651,3 +651,64 @@ def test_no_answer_or_gateway_file_holds_five_characters_of_the_key(practice):
     for path in practice.folder.rglob("*"):
         if path.is_file():
             assert _holds_five_of(path.read_text(errors="replace"), marker[len("sk-sandbox-") :]) == [], path.name
+
+
+# --------------------------------------------------------------------------- #
+# The hub's answers: cached a short while, and a hub that does not answer
+# --------------------------------------------------------------------------- #
+
+
+def test_taken_off_the_role_the_analyst_loses_ai_within_the_cache_time():
+    import openai
+
+    with Practice(cache_seconds=1) as practice:
+        _save_openai(practice)
+        client = _openai(practice)
+        assert client.models.list().data
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["access:services!service=ai-gateway"]  # role removed
+        started = time.monotonic()
+        refused = threading.Event()
+        while time.monotonic() - started < 3 and not refused.is_set():
+            try:
+                client.models.list()
+            except openai.PermissionDeniedError as error:
+                assert error.body["code"] == "not_allowed" and "custom:ai-admin:use" in error.body["message"]
+                refused.set()
+            else:
+                refused.wait(0.05)
+        assert refused.is_set() and time.monotonic() - started < 2 * 1 + 0.5
+
+
+def test_a_hub_that_does_not_answer_is_unavailable_within_its_timeout(sandbox):
+    import asyncio
+
+    from ai_admin_widgets.gateway.auth import HubUnavailable, Identity
+
+    async def ask() -> None:
+        identity = Identity(sandbox.unresponsive_endpoint + "/hub/api", "service-token", timeout=0.5)
+        try:
+            await identity.caller("practice-analyst-token")
+        finally:
+            await identity.close()
+
+    started = time.monotonic()
+    with pytest.raises(HubUnavailable, match="did not answer within 0.5 seconds"):
+        asyncio.run(ask())
+    assert time.monotonic() - started < 2 * 0.5 + 0.5
+
+
+def test_the_sandbox_streams_chat_as_the_openai_package_reads_it(sandbox):
+    client = OpenAI(base_url=sandbox.openai_base_url, api_key=sandbox.openai_api_key.get_secret_value(), max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "count these words"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "Sandbox reply to: count these words"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+    assert sandbox.streams[-1]["completed"] and sandbox.streams[-1]["sent"] == sandbox.streams[-1]["events"]
