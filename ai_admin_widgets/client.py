@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from pydantic import SecretStr, TypeAdapter
@@ -40,6 +40,7 @@ from .models import (
     ModelCheck,
     OpenAIFields,
     OpenAIIntegration,
+    Role,
     SavedFields,
     SettingsSnapshot,
     StoreError,
@@ -138,10 +139,10 @@ class GatewaySettings:
             answer = None
         if response.status_code == 200:
             return answer
-        error = answer.get("error") if isinstance(answer, dict) else None
-        kind = error.get("type") if isinstance(error, dict) else None
+        problem = answer.get("error") if isinstance(answer, dict) else None
+        kind = problem.get("type") if isinstance(problem, dict) else None
         if kind == "HubUnavailable" or (response.status_code in (502, 503, 504) and kind is None):
-            message = error.get("message") if isinstance(error, dict) else None
+            message = problem.get("message") if isinstance(problem, dict) else None
             raise GatewayUnavailable(
                 str(
                     message
@@ -369,6 +370,7 @@ class GatewaySettings:
             return AIRoutes(configured=True, allowed=False, recheck_after=recheck)
         routes = {}
         for role, operation in (("language", "chat/completions"), ("embeddings", "embeddings")):
+            role = cast(Role, role)
             name = str(answer["models"][role])
             url = f"{self.url}/v1/{operation}"
             headers = _Headers(

@@ -62,8 +62,8 @@ class Caller:
         """The caller a hub user model describes; None for anything else (a service's token, a malformed answer)."""
         if not isinstance(model, dict) or model.get("kind", "user") != "user" or not isinstance(model.get("name"), str):
             return None
-        groups = model.get("groups") if isinstance(model.get("groups"), list) else []
-        scopes = model.get("scopes") if isinstance(model.get("scopes"), list) else []
+        groups: list[Any] = model["groups"] if isinstance(model.get("groups"), list) else []
+        scopes: list[Any] = model["scopes"] if isinstance(model.get("scopes"), list) else []
         return cls(
             name=model["name"],
             admin=model.get("admin") is True,

@@ -253,7 +253,8 @@ class _ForwardHandler(V1Handler):
 
     async def post(self) -> None:
         self._started = time.perf_counter()
-        self._event = event = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
+        event: dict[str, Any] = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
+        self._event = event
         try:
             saved = await self.usable()
             body = self.json_body()

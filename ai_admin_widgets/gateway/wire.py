@@ -73,11 +73,12 @@ def integration_from_json(data: Any) -> OpenAIIntegration | AzureOpenAIIntegrati
     for part in (copied, copied.get("language_model"), copied.get("embeddings_model")):
         if isinstance(part, dict) and part.get("api_key") == KEEP:
             part["api_key"] = SavedKey("")
-    kinds = {"openai": OpenAIIntegration, "azure_openai": AzureOpenAIIntegration}
-    kind = kinds.get(copied.get("provider"))  # type: ignore[arg-type]
-    if kind is None:
-        raise TypeError("integration's provider must be 'openai' or 'azure_openai'.")
-    return kind.model_validate(copied)
+    provider = copied.get("provider")
+    if provider == "openai":
+        return OpenAIIntegration.model_validate(copied)
+    if provider == "azure_openai":
+        return AzureOpenAIIntegration.model_validate(copied)
+    raise TypeError("integration's provider must be 'openai' or 'azure_openai'.")
 
 
 #: HTTP status of each error kind (the first class in an exception's MRO that is listed).
