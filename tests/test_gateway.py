@@ -154,6 +154,7 @@ def test_serve_runs_as_a_managed_service_with_the_hubs_environment(practice, tmp
             JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
             JUPYTERHUB_API_URL=practice.hub_api_url,
             JUPYTERHUB_API_TOKEN="service-token",
+            JUPYTERHUB_SERVICE_NAME="ai-gateway",  # HubAuth then requires access:services!service=ai-gateway
             KEYRING_CRYPTFILE_PASSWORD="a service password",
         ),
     )
@@ -677,6 +678,21 @@ def test_taken_off_the_role_the_analyst_loses_ai_within_the_cache_time():
             else:
                 refused.wait(0.05)
         assert refused.is_set() and time.monotonic() - started < 2 * 1 + 0.5
+
+
+def test_a_token_without_access_to_the_service_is_refused():
+    with Practice(cache_seconds=0) as practice:
+        _save_openai(practice)
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["custom:ai-admin:use"]  # no access:services!service=…
+        answer = _api(practice, "GET", "api/snapshot", who="analyst")
+        assert answer.status_code == 403 and "access:services!service=ai-gateway" in answer.json()["error"]["message"]
+        import openai
+
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            _openai(practice).models.list()
+        assert refused.value.body["code"] == "no_service_access"
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["custom:ai-admin:use", "access:services"]  # unfiltered
+        assert _openai(practice).models.list().data
 
 
 def test_a_hub_that_does_not_answer_is_unavailable_within_its_timeout(sandbox):

@@ -47,7 +47,7 @@ import tornado.web
 from keyring.backend import KeyringBackend
 
 from ..models import DEFAULT_OPENAI_BASE_URL, Timeouts
-from .auth import Caller, GatewayAccess, HubUnavailable, Identity, token_of
+from .auth import Caller, GatewayAccess, HubUnavailable, Identity, NoServiceAccess, token_of
 from .wire import error_body, error_status, integration_from_json
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ class GatewayConfig:
         max_request_bytes: the largest ``/v1`` request body; ``max_admin_request_bytes`` for the admin API.
         max_answer_bytes: the largest answer forwarded from the provider.
         openai_base_url: the Base URL the panel offers for a new OpenAI integration.
+        access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
+            the environment the hub gives a managed service).
         timeouts: the authentication limits of Save and Test.
     """
 
@@ -90,6 +92,7 @@ class GatewayConfig:
     max_answer_bytes: int = 512 * 2**20
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
     timeouts: Timeouts = field(default_factory=Timeouts)
+    access_scopes: set[str] | None = None
 
 
 class Gateway:
@@ -98,7 +101,11 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.identity = Identity(
-            config.hub_api_url, config.service_token, cache_seconds=config.cache_seconds, timeout=config.hub_timeout
+            config.hub_api_url,
+            config.service_token,
+            cache_seconds=config.cache_seconds,
+            timeout=config.hub_timeout,
+            access_scopes=config.access_scopes,
         )
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ai-gateway")
         from .v1 import Upstream
@@ -205,6 +212,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 caller = await self.gateway.identity.caller(token)
             except HubUnavailable as error:
                 raise _Refused(503, "HubUnavailable", str(error)) from None
+            except NoServiceAccess as error:
+                raise _Refused(403, "Forbidden", str(error), code="no_service_access") from None
             if caller is None:
                 raise _Refused(
                     401,

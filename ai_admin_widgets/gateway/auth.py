@@ -29,9 +29,22 @@ from ..access import ADMIN_REQUIRED, AccessPolicy, HubUser
 from ..models import AdminCheck
 from . import CONFIGURE_SCOPE, USE_SCOPE
 
-__all__ = ["CONFIGURE_SCOPE", "USE_SCOPE", "Caller", "GatewayAccess", "HubUnavailable", "Identity", "token_of"]
+__all__ = [
+    "CONFIGURE_SCOPE",
+    "USE_SCOPE",
+    "Caller",
+    "GatewayAccess",
+    "HubUnavailable",
+    "Identity",
+    "NoServiceAccess",
+    "token_of",
+]
 
 _TOKEN = re.compile(r"(?:token|bearer)\s+(\S+)\s*", re.IGNORECASE)
+
+
+class NoServiceAccess(Exception):
+    """The token may not access this service (it lacks ``access:services!service=<name>``); the message says so."""
 
 
 class HubUnavailable(Exception):
@@ -86,11 +99,22 @@ class Identity:
         api_token: the gateway's own token (``$JUPYTERHUB_API_TOKEN`` of the service).
         cache_seconds: how long the hub's answer about a token is remembered (0: never).
         timeout: seconds the hub may take to answer.
+        access_scopes: the scopes a token needs to reach this service at all; default HubAuth's
+            (``$JUPYTERHUB_OAUTH_ACCESS_SCOPES``, else ``access:services!service=$JUPYTERHUB_SERVICE_NAME``,
+            as the hub sets them for a managed service; none off a hub).
     Raises:
         ImportError: jupyterhub is not installed (``pip install 'ai-admin-widgets[hub]'``).
     """
 
-    def __init__(self, api_url: str, api_token: str, *, cache_seconds: float = 30.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        api_token: str,
+        *,
+        cache_seconds: float = 30.0,
+        timeout: float = 5.0,
+        access_scopes: set[str] | None = None,
+    ) -> None:
         from jupyterhub.services.auth import HubAuth
 
         self.api_url = api_url.rstrip("/")
@@ -98,6 +122,8 @@ class Identity:
         self.timeout = timeout
         # HubAuth's cache keeps an answer for cache_max_age seconds; its max_age 0 means "forever", so 0 is use_cache=False.
         self._hub_auth = HubAuth(api_url=self.api_url, api_token=api_token, cache_max_age=max(int(cache_seconds), 1))
+        if access_scopes is not None:
+            self._hub_auth.access_scopes = set(access_scopes)
 
     def __repr__(self) -> str:
         return f"Identity(api_url={self.api_url!r})"
@@ -106,6 +132,7 @@ class Identity:
         """Who owns ``token``; None when the hub does not know it (or it is not a user's).
 
         Raises:
+            NoServiceAccess: the token lacks the service's access scopes (``access:services!service=<name>``).
             HubUnavailable: the hub cannot be reached, fails, or takes longer than ``timeout``.
         """
         from tornado.web import HTTPError
@@ -129,7 +156,17 @@ class Identity:
                 f"JupyterHub at {self.api_url} cannot be reached ({type(error).__name__}), so nothing is allowed; "
                 "check that the hub is running, then try again."
             ) from None
-        return Caller.from_model(model)
+        caller = Caller.from_model(model)
+        required = self._hub_auth.access_scopes
+        if caller is not None and required:
+            from jupyterhub.services.auth import check_scopes
+
+            if not check_scopes(required, set(caller.scopes)):
+                raise NoServiceAccess(
+                    f"Your JupyterHub token may not reach the AI gateway (it needs {' or '.join(sorted(required))}); "
+                    "ask the hub's admin to add it to c.Spawner.server_token_scopes, then restart your server."
+                )
+        return caller
 
     async def close(self) -> None:
         """Close HubAuth's HTTP session of the running event loop."""

@@ -186,6 +186,7 @@ class Practice:
             cache_seconds=self.cache_seconds,
             deadline=self.deadline,
             openai_base_url=self.sandbox.openai_base_url,
+            access_scopes={"access:services!service=ai-gateway"},
             **self._config,
         )
         self._gateway = Gateway(config)

@@ -65,6 +65,7 @@ _CODES = {
     "TooLarge": "too_large",
     "TypeError": "invalid_request",
     "HTTPError": "not_found",
+    "Forbidden": "no_service_access",
 }
 
 
