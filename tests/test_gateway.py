@@ -502,6 +502,7 @@ def test_a_stream_is_forwarded_chunk_by_chunk_as_it_arrives():
     try:
         with Practice(sandbox=sandbox) as practice:
             _save_openai(practice)
+            sandbox.stream_ended.clear()
             with _stream(practice, "one two three four five six seven eight") as response:
                 assert response.headers["content-type"].startswith("text/event-stream")
                 lines = response.iter_lines()
@@ -510,8 +511,8 @@ def test_a_stream_is_forwarded_chunk_by_chunk_as_it_arrives():
                 record = sandbox.streams[-1]
                 assert record["sent"] < record["events"] / 2  # the gateway did not wait for the whole answer
                 rest = list(lines)
-            assert rest[-1] == "data: [DONE]" or "data: [DONE]" in rest
-            assert sandbox.streams[-1]["completed"]
+            assert "data: [DONE]" in rest
+            assert sandbox.stream_ended.wait(10) and sandbox.streams[-1]["completed"]
     finally:
         sandbox.stop()
 
@@ -727,4 +728,31 @@ def test_the_sandbox_streams_chat_as_the_openai_package_reads_it(sandbox):
     assert text == "Sandbox reply to: count these words"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
     assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+    assert sandbox.stream_ended.wait(10)  # the last chunk of the HTTP answer follows [DONE]
     assert sandbox.streams[-1]["completed"] and sandbox.streams[-1]["sent"] == sandbox.streams[-1]["events"]
+
+
+def test_save_and_test_refuse_metadata_link_local_and_private_addresses(practice):
+    admin = _settings(practice, "admin")
+    sandbox = practice.sandbox
+    for base_url, words in (
+        ("https://169.254.169.254/v1", "link-local"),
+        ("https://[::ffff:169.254.169.254]/v1", "link-local"),
+        ("https://metadata.google.internal/v1", "metadata"),
+        ("https://10.1.2.3/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+        ("https://127.0.0.2/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+    ):
+        integration = aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=base_url)
+        for attempt in (admin.save, admin.test):
+            with pytest.raises(ValueError, match=words):
+                attempt(integration)
+        answer = _api(
+            practice,
+            "POST",
+            "api/test",
+            json={"integration": {"provider": "openai", "api_key": "sk-sandbox-0000000000", "base_url": base_url}},
+        )
+        assert answer.status_code == 422 and set(answer.json()["error"]["field_errors"]) == {"base_url"}
+    assert sandbox.requests == [] and not admin.status().configured  # nothing was sent or saved
+    _save_openai(practice)  # 127.0.0.1 is allowed for the practice's sandbox
+    assert admin.status().configured

@@ -76,6 +76,8 @@ class GatewayConfig:
         openai_base_url: the Base URL the panel offers for a new OpenAI integration.
         access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
             the environment the hub gives a managed service).
+        allow_hosts: private or loopback hosts (names, CIDR blocks) the gateway may call
+            (``$AI_ADMIN_GATEWAY_ALLOW_HOSTS``; see :mod:`~ai_admin_widgets.gateway.addresses`).
         timeouts: the authentication limits of Save and Test.
     """
 
@@ -93,6 +95,7 @@ class GatewayConfig:
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
     timeouts: Timeouts = field(default_factory=Timeouts)
     access_scopes: set[str] | None = None
+    allow_hosts: tuple[str, ...] = ()
 
 
 class Gateway:
@@ -373,17 +376,29 @@ class ApiHandler(BaseHandler):
             "recheck_after": self.gateway.config.cache_seconds,
         }
 
+    async def _refuse_addresses(self, integration: Any) -> None:
+        """Refuse endpoints the gateway must not call (metadata, link-local, private unless allowed), by field."""
+        from .addresses import refused_endpoints
+
+        problems = await self.gateway.run(refused_endpoints, integration, self.gateway.config.allow_hosts)
+        if problems:
+            message = "; ".join(f"{path}: {text}" for path, text in problems.items())
+            raise _Refused(422, "ValidationError", message, field_errors=problems)
+
     async def test(self, body: dict[str, Any]) -> Any:
         self._require_configure()
         settings = self.gateway.settings(self.caller)
         integration = body.get("integration")
         checked = None if integration is None else integration_from_json(integration)
+        if checked is not None:
+            await self._refuse_addresses(checked)
         return (await self.gateway.run(settings.test, checked)).model_dump(mode="json")
 
     async def save(self, body: dict[str, Any]) -> Any:
         self._require_configure()
         settings = self.gateway.settings(self.caller)
         integration = integration_from_json(body.get("integration"))
+        await self._refuse_addresses(integration)
         revision = body.get("expected_revision")
         if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
             raise TypeError("expected_revision must be a whole number or null.")

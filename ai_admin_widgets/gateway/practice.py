@@ -187,7 +187,7 @@ class Practice:
             deadline=self.deadline,
             openai_base_url=self.sandbox.openai_base_url,
             access_scopes={"access:services!service=ai-gateway"},
-            **self._config,
+            **({"allow_hosts": ("127.0.0.1",)} | self._config),
         )
         self._gateway = Gateway(config)
         self._hub_server = HTTPServer(_hub_app(self))

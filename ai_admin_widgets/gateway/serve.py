@@ -32,6 +32,7 @@ def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: 
         ServeError: a variable is missing or unusable, or there is no safe keyring.
     """
     from ..store import default_home
+    from .addresses import allowed_hosts_from_environment
     from .app import GatewayConfig, environment_prefix
     from .keys import gateway_keyring
 
@@ -62,6 +63,7 @@ def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: 
         prefix=environment_prefix(),
         cache_seconds=cache_seconds,
         deadline=deadline,
+        allow_hosts=allowed_hosts_from_environment(),
     )
     return config, parts.hostname, parts.port or 80
 

@@ -148,6 +148,11 @@ class Upstream:
             return Saved(fingerprint, record, problem=str(error))
         if integration is None:
             return Saved(fingerprint, None)
+        from .addresses import refused_endpoints
+
+        refused = refused_endpoints(integration, self.gateway.config.allow_hosts)
+        if refused:
+            return Saved(fingerprint, record, problem=" ".join(refused.values()))
         names: dict[Role, tuple[str, ...]] = {}
         for role in ("language", "embeddings"):
             if isinstance(integration, AzureOpenAIIntegration):
