@@ -69,7 +69,7 @@ def _addresses(host: str) -> list[Address]:
         found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return []  # the checks will say dns_failure
-    return [_plain(ipaddress.ip_address(item[4][0].split("%")[0])) for item in found]
+    return [_plain(ipaddress.ip_address(str(item[4][0]).split("%")[0])) for item in found]
 
 
 def _problem(host: str, allow: Iterable[str]) -> str | None:
