@@ -209,7 +209,7 @@ def test_hub_config_is_python_that_sets_the_service_scopes_roles_and_environment
     (service,) = values["JupyterHub.services"]
     assert service["name"] == "ai-gateway" and service["url"] == "http://127.0.0.1:10101"
     assert service["command"][1:5] == ["-m", "ai_admin_widgets", "gateway", "serve"]
-    assert service["environment"] == {"KEYRING_CRYPTFILE_PASSWORD": "from the hub's environment"}
+    assert service["environment"]["KEYRING_CRYPTFILE_PASSWORD"] == "from the hub's environment"
     assert set(values["JupyterHub.custom_scopes"]) == {"custom:ai-admin:configure", "custom:ai-admin:use"}
     roles = {role["name"]: role for role in values["JupyterHub.load_roles"]}
     assert "custom:ai-admin:use" in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]

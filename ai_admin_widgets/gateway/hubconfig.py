@@ -62,7 +62,11 @@ c.JupyterHub.services.append(
         "name": {q(name)},
         "url": {q(url)},
         "command": [{q(interpreter)}, "-m", "ai_admin_widgets", "gateway", "serve", "--home", {q(home)}],
-        "environment": {{"KEYRING_CRYPTFILE_PASSWORD": os.environ.get({q(PASSWORD_VARIABLE)}, "")}},
+        "environment": {{
+            "KEYRING_CRYPTFILE_PASSWORD": os.environ.get({q(PASSWORD_VARIABLE)}, ""),
+            # Private or loopback hosts the gateway may call (names or CIDR blocks, comma-separated).
+            "AI_ADMIN_GATEWAY_ALLOW_HOSTS": os.environ.get("AI_ADMIN_GATEWAY_ALLOW_HOSTS", ""),
+        }},
         "display": False,
     }}
 )
