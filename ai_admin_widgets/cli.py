@@ -7,6 +7,8 @@
     ai-admin remove --yes         remove the integration (AI functionality disabled)
     ai-admin history [--json] [--limit N]
                                   the audit log, oldest first: when, who, what, provider, outcome, details
+    ai-admin gateway serve | practice | hub-config
+                                  the AI gateway for JupyterHub (see ai_admin_widgets.gateway.cli)
 
 Every command takes ``--home FOLDER`` for the store's folder (default ``$AI_ADMIN_HOME``
 or the platform's user data folder), before or after the command's name. Keys come
@@ -107,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--limit", type=_positive_count, default=None, metavar="N", help="show only the N newest events"
     )
+    from .gateway.cli import add_parser as add_gateway_commands
+
+    add_gateway_commands(commands, _Parser)
     return parser
 
 
@@ -141,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         exits 0 whenever the audit log can be read, empty or not.
     """
     arguments = _parser().parse_args(argv)
+    if arguments.command == "gateway":
+        from .gateway.cli import run
+
+        return run(arguments)
     from .interface import open_settings
     from .models import AIAdminError
 

@@ -47,10 +47,15 @@ class Settings(Protocol):
     do), ``TypeError`` / ``ValueError`` for arguments of the wrong kind.
     """
 
-    #: Who the calls act as (on a hub: the token's owner, as the hub says).
-    user: str
-    #: The Base URL a new OpenAI integration starts from.
-    openai_base_url: str
+    @property
+    def user(self) -> str:
+        """Who the calls act as (on a hub: the token's owner, as the hub says)."""
+        ...
+
+    @property
+    def openai_base_url(self) -> str:
+        """The Base URL a new OpenAI integration starts from."""
+        ...
 
     @property
     def timeouts(self) -> Timeouts:
@@ -165,12 +170,18 @@ def open_settings(*, sandbox: str | os.PathLike[str] | None = None, **options: A
         **options: passed on to :class:`~ai_admin_widgets.AISettings` (``home``, ``stale_after``, ...);
             options given as None are left out.
     Returns:
-        :class:`~ai_admin_widgets.AISettings`. (On a JupyterHub with the AI gateway, the gateway's
-        client will be chosen here.)
+        :class:`~ai_admin_widgets.client.GatewaySettings` when ``$AI_ADMIN_GATEWAY_URL`` is set (a
+        user's server on a JupyterHub with the AI gateway) and neither a sandbox nor any option
+        but ``stale_after`` is given; otherwise :class:`~ai_admin_widgets.AISettings`.
     Raises:
-        ValueError: ``sandbox`` is not a sandbox's folder, or comes with ``home``.
+        ValueError: ``sandbox`` is not a sandbox's folder, or comes with ``home``; the gateway's
+            address is set but ``$JUPYTERHUB_API_TOKEN`` is not.
     """
     options = {name: value for name, value in options.items() if value is not None}
+    if sandbox is None and not options.keys() - {"stale_after"} and os.environ.get("AI_ADMIN_GATEWAY_URL"):
+        from .client import GatewaySettings
+
+        return GatewaySettings(stale_after=options.get("stale_after"))
     if sandbox is not None:
         if "home" in options:
             raise ValueError("Give either a sandbox's folder or a store's folder (home), not both.")

@@ -74,7 +74,14 @@ second) and ``trickling_headers_endpoint`` (the headers too) end in ``timeout`` 
 
 Every answer carries ``x-request-id`` (and ``apim-request-id`` on Azure routes).
 Chat answers are ``"Sandbox reply to: <the last message>"``, cut to ``max_tokens`` /
-``max_completion_tokens`` words, with ``usage``.
+``max_completion_tokens`` words, with ``usage``. With ``"stream": true`` (both providers) the
+answer comes as server-sent events, as the vendors send it (OpenAI API reference, "Chat:
+create", streaming; Azure OpenAI likewise): a chunked ``text/event-stream`` of
+``data: {"object": "chat.completion.chunk", ...}`` events, one word per event after a first
+event holding the role, a last one with ``finish_reason``, a ``usage`` event when the request
+asks for it (``stream_options.include_usage``), then ``data: [DONE]``. ``stream_interval_ms``
+spaces the events out; :attr:`Sandbox.streams` records how many were sent and whether the client
+read them all (a client that hangs up cuts the stream short).
 Embeddings are deterministic: the same text always gives the same unit vector, of the
 model's own dimension (1536 for text-embedding-3-small and ada-002, 3072 for
 text-embedding-3-large), or of ``dimensions`` numbers when the request asks for fewer (the
@@ -379,6 +386,57 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _stream_chat(self, answer: dict[str, Any], body: dict[str, Any], headers: dict[str, str]) -> None:
+        """Send ``answer`` as server-sent events, one word per event, in HTTP/1.1 chunks; record how far it got."""
+        sandbox = self.server.sandbox
+        base = {
+            "id": answer["id"],
+            "object": "chat.completion.chunk",
+            "created": answer["created"],
+            "model": answer["model"],
+        }
+        words = answer["choices"][0]["message"]["content"].split(" ")
+        deltas: list[dict[str, Any]] = [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        ]
+        deltas += [
+            {"index": 0, "delta": {"content": word if index == 0 else " " + word}, "finish_reason": None}
+            for index, word in enumerate(words)
+        ]
+        deltas.append({"index": 0, "delta": {}, "finish_reason": answer["choices"][0]["finish_reason"]})
+        events = [base | {"choices": [delta]} for delta in deltas]
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            events.append(base | {"choices": [], "usage": answer["usage"]})
+        record = {"events": len(events) + 1, "sent": 0, "completed": False}
+        with sandbox._lock:
+            sandbox.streams.append(record)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        interval = sandbox.stream_interval_ms / 1000
+        try:
+            for data in [json.dumps(event) for event in events] + ["[DONE]"]:
+                if record["sent"] and interval and sandbox._stopping.wait(interval):
+                    break
+                payload = f"data: {data}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                self.wfile.flush()
+                record["sent"] += 1
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                record["completed"] = True
+        except OSError:  # the client hung up mid-stream
+            self.close_connection = True
+        finally:
+            sandbox.stream_ended.set()
+
     # -- OpenAI ------------------------------------------------------------- #
 
     def _openai(self, method: str, route: list[str], body: Any) -> None:
@@ -448,6 +506,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and operation == "chat/completions":
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
+                return
+            if isinstance(body, dict) and body.get("stream") is True:
+                self._stream_chat(_chat_completion(model, body), body, {})
                 return
             self._send(200, _chat_completion(model, body))
         elif method == "POST" and operation == "embeddings":
@@ -582,7 +643,9 @@ class _Handler(BaseHTTPRequestHandler):
                 headers,
             )
             return
-        if wanted == "chat":
+        if wanted == "chat" and isinstance(body, dict) and body.get("stream") is True:
+            self._stream_chat(_chat_completion(deployment.model, body), body, headers)
+        elif wanted == "chat":
             self._send(200, _chat_completion(deployment.model, body), headers)
         else:
             self._send(*_embeddings(deployment.model, body), headers)
@@ -874,6 +937,7 @@ class Sandbox:
         tls: serve https with a certificate from a private certificate authority, as an
             HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate. Needs
             the ``trustme`` package (``pip install trustme``; the lab and test extras have it).
+        stream_interval_ms: milliseconds between the events of a streamed chat answer.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -891,6 +955,9 @@ class Sandbox:
         trickling_endpoint, trickling_headers_endpoint, huge_answer_endpoint, huge_length_endpoint:
             endpoints that answer too slowly (one byte a second) or too much (1 GiB).
         requests: every request received, as :class:`RecordedRequest` (keys redacted).
+        streams: one dict per streamed chat answer: ``events`` (how many it has), ``sent``
+            (how many were written) and ``completed`` (False when the client hung up first);
+            ``stream_ended`` is set each time one ends.
     """
 
     azure_deployments: ClassVar[dict[str, str]] = {"language": "chat-gpt-4o", "embeddings": "embeddings-3-small"}
@@ -899,8 +966,17 @@ class Sandbox:
     #: An endpoint whose host name does not exist (dns_failure).
     unknown_host_endpoint = "https://no-such-resource.openai.azure.invalid"
 
-    def __init__(self, *, latency_ms: float | Callable[[RecordedRequest], float] = 0.0, tls: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        latency_ms: float | Callable[[RecordedRequest], float] = 0.0,
+        tls: bool = False,
+        stream_interval_ms: float = 0.0,
+    ) -> None:
         self.latency_ms = latency_ms
+        self.stream_interval_ms = stream_interval_ms
+        self.streams: list[dict[str, Any]] = []
+        self.stream_ended = threading.Event()
         self.tls = tls
         self._token = secrets.token_hex(16)
         self._openai_key = f"{PRACTICE_OPENAI_KEY_PREFIX}{self._token}"

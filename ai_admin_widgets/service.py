@@ -78,9 +78,26 @@ class AISettings:
             "how long ago" and staleness with it (default: the system clock). Records and
             the audit log are always stamped with the system clock.
 
+    On a user's server of a JupyterHub with the AI gateway (``$AI_ADMIN_GATEWAY_URL`` set),
+    ``AISettings()`` with no store of its own (no ``home``, ``keyring`` or other argument but
+    ``stale_after``) is the gateway's settings, a :class:`~ai_admin_widgets.client.GatewaySettings`
+    (the same interface; the keys stay in the gateway), so notebooks and the panel work unchanged.
+
     Raises:
         ValueError: ``stale_after`` is not a positive length of time.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AISettings:
+        if (
+            cls is AISettings
+            and not args
+            and not kwargs.keys() - {"stale_after"}
+            and os.environ.get("AI_ADMIN_GATEWAY_URL")
+        ):
+            from .client import GatewaySettings
+
+            return GatewaySettings(stale_after=kwargs.get("stale_after"))  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(
         self,

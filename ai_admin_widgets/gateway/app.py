@@ -1,0 +1,476 @@
+"""The AI gateway's tornado application: the admin API under ``{prefix}api/`` and the AI calls under ``{prefix}v1/``.
+
+Admin API (JSON; every request with the caller's hub token; each one is the
+:class:`~ai_admin_widgets.interface.Settings` call of the same name, made by
+:class:`~ai_admin_widgets.AISettings` on the gateway's own store as the hub-verified caller):
+
+====================  ======  ==============================================================
+path                  method  answer
+====================  ======  ==============================================================
+``api/snapshot``      GET     SettingsSnapshot
+``api/status``        GET     IntegrationStatus
+``api/saved-fields``  GET     OpenAIFields / AzureOpenAIFields, or null
+``api/access``        GET     AccessLists; POST ``{"users", "groups"}`` sets the allow-lists
+``api/admins``        POST    ``{"add": name}`` or ``{"remove": name}`` -> AccessLists
+``api/admin-check``   GET     AdminCheck
+``api/can-use-ai``    GET     ``{"allowed": bool}`` (``?user=`` another user)
+``api/history``       GET     [AuditEvent] (``?limit=N``)
+``api/usage``         GET     the newest AI calls (admins; ``?limit=N``): who, when, model, outcome
+``api/fingerprint``   GET     ``{"fingerprint": ...}``
+``api/ai-routes``     GET     ``{"configured", "allowed", "models": {role: name}, "recheck_after"}``
+``api/test``          POST    ``{"integration": {...} | null}`` -> VerificationReport
+``api/save``          POST    ``{"integration": {...}, "expected_revision": n | null}`` -> IntegrationStatus
+``api/remove``        POST    ``{"removed": true}``
+====================  ======  ==============================================================
+
+Errors: ``{"error": {"type", "message", ...}}`` with 401 (no token, or one the hub does not
+know), 403 (PermissionDenied), 409 (NotConfigured, ConcurrentChange), 413 (a body over the
+cap), 422 (VerificationFailed with ``report``, SavedKeyUnavailable with ``field``, a
+ValidationError with ``field_errors``, ValueError), 503 (the hub cannot identify callers,
+KeyringUnavailable), 500 (StoreError). The key travels only inward (test and save bodies);
+no answer holds one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+from keyring.backend import KeyringBackend
+
+from ..models import DEFAULT_OPENAI_BASE_URL, Timeouts
+from .auth import Caller, GatewayAccess, HubUnavailable, Identity, NoServiceAccess, token_of
+from .wire import error_body, error_status, integration_from_json
+
+if TYPE_CHECKING:
+    from ..service import AISettings
+
+__all__ = ["Gateway", "GatewayConfig", "make_app"]
+
+log = logging.getLogger("ai_admin_widgets.gateway")
+
+
+@dataclass
+class GatewayConfig:
+    """How one gateway runs.
+
+    Attributes:
+        home: its folder (settings.json, audit.jsonl, usage.jsonl, the keyring file); it is their only writer.
+        keyring: the keyring backend holding the keys (see :func:`~ai_admin_widgets.gateway.keys.gateway_keyring`).
+        hub_api_url: JupyterHub's API (``$JUPYTERHUB_API_URL``).
+        service_token: the gateway's own hub token (``$JUPYTERHUB_API_TOKEN`` of the service).
+        prefix: the URL prefix it serves under (``$JUPYTERHUB_SERVICE_PREFIX``), starting and ending with ``/``.
+        cache_seconds: how long the hub's answer about a token is kept (default 30; at most 60 is advised).
+        hub_timeout: seconds the hub may take to identify a token.
+        deadline: seconds one forwarded AI call may take in all, streaming included.
+        max_request_bytes: the largest ``/v1`` request body; ``max_admin_request_bytes`` for the admin API.
+        max_answer_bytes: the largest answer forwarded from the provider.
+        openai_base_url: the Base URL the panel offers for a new OpenAI integration.
+        access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
+            the environment the hub gives a managed service).
+        allow_hosts: private or loopback hosts (names, CIDR blocks) the gateway may call
+            (``$AI_ADMIN_GATEWAY_ALLOW_HOSTS``; see :mod:`~ai_admin_widgets.gateway.addresses`).
+        timeouts: the authentication limits of Save and Test.
+    """
+
+    home: Path
+    keyring: KeyringBackend
+    hub_api_url: str
+    service_token: str = field(default="", repr=False)
+    prefix: str = "/"
+    cache_seconds: float = 30.0
+    hub_timeout: float = 5.0
+    deadline: float = 300.0
+    max_request_bytes: int = 8 * 2**20
+    max_admin_request_bytes: int = 256 * 2**10
+    max_answer_bytes: int = 512 * 2**20
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    access_scopes: set[str] | None = None
+    allow_hosts: tuple[str, ...] = ()
+
+
+class Gateway:
+    """The state one gateway process shares between requests: identity, a thread pool, the upstream client."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.identity = Identity(
+            config.hub_api_url,
+            config.service_token,
+            cache_seconds=config.cache_seconds,
+            timeout=config.hub_timeout,
+            access_scopes=config.access_scopes,
+        )
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ai-gateway")
+        from .v1 import Upstream
+
+        self.upstream = Upstream(self)
+
+    def settings(self, caller: Caller) -> AISettings:
+        """The gateway's AI Settings as ``caller`` (validate → authenticate → store → audit, unchanged)."""
+        from ..service import AISettings
+
+        return AISettings(
+            home=self.config.home,
+            keyring=self.config.keyring,
+            user=caller.name,
+            access=GatewayAccess(caller, cache_seconds=self.config.cache_seconds),
+            openai_base_url=self.config.openai_base_url,
+            timeouts=self.config.timeouts,
+        )
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` on the thread pool (store, keyring and checks block)."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+    def record_use(self, event: dict[str, Any]) -> None:
+        """Append one AI call to ``usage.jsonl`` (who, when, which model, outcome; never the prompt or the answer)."""
+        line = json.dumps({"at": _now(), **event}, sort_keys=True, ensure_ascii=False)
+        try:
+            self.config.home.mkdir(parents=True, exist_ok=True)
+            with open(self.config.home / "usage.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as error:
+            log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
+
+    def usage(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` AI calls, oldest first."""
+        try:
+            lines = (self.config.home / "usage.jsonl").read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines[-limit:]:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    async def close(self) -> None:
+        """Close the upstream client and HubAuth's session; stop the thread pool."""
+        await self.upstream.close()
+        await self.identity.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()
+
+
+class _Refused(Exception):
+    """A request refused before it reaches the settings: its status, error type and message."""
+
+    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.extra = status, kind, extra
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Identifies the caller before anything else; answers JSON; never caches."""
+
+    gateway: Gateway
+    caller: Caller
+    body_cap: int = 0
+
+    def initialize(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def set_default_headers(self) -> None:
+        self.set_header("content-type", "application/json")
+        self.set_header("cache-control", "no-store")
+
+    def compute_etag(self) -> None:
+        return None
+
+    def check_xsrf_cookie(self) -> None:  # token-authenticated API: no cookies are used
+        return None
+
+    async def prepare(self) -> None:
+        try:
+            length = int(self.request.headers.get("content-length") or len(self.request.body or b""))
+            if length > self.body_cap:
+                raise _Refused(413, "TooLarge", f"The request body is over {self.body_cap} bytes; send less at once.")
+            token = token_of(self.request.headers.get("authorization"))
+            if token is None:
+                raise _Refused(
+                    401,
+                    "NotAuthenticated",
+                    "Send your JupyterHub token: 'Authorization: token $JUPYTERHUB_API_TOKEN' (or 'Bearer …').",
+                )
+            try:
+                caller = await self.gateway.identity.caller(token)
+            except HubUnavailable as error:
+                raise _Refused(503, "HubUnavailable", str(error)) from None
+            except NoServiceAccess as error:
+                raise _Refused(403, "Forbidden", str(error), code="no_service_access") from None
+            if caller is None:
+                raise _Refused(
+                    401,
+                    "NotAuthenticated",
+                    "JupyterHub does not know this token (expired, revoked, or not a user's); use your server's "
+                    "$JUPYTERHUB_API_TOKEN.",
+                )
+            self.caller = caller
+        except _Refused as refused:
+            self.refuse(refused)
+
+    def refuse(self, refused: _Refused) -> None:
+        """Answer ``refused`` and end the request."""
+        self.set_status(refused.status)
+        if refused.status == 401:
+            self.set_header("www-authenticate", 'token realm="JupyterHub"')
+        self.finish(self.error_json(refused.status, refused.kind, str(refused), refused.extra))
+
+    def error_json(self, status: int, kind: str, message: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"error": {"type": kind, "message": message, **extra}}
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's own errors (404, 405, an uncaught exception) in the same JSON shape, without a traceback."""
+        self.set_header("content-type", "application/json")
+        message = {404: "No such route of the AI gateway.", 405: "This route does not take that method."}.get(
+            status_code, "The AI gateway failed; see its log."
+        )
+        self.finish(self.error_json(status_code, "HTTPError", message, {}))
+
+    def json_body(self) -> dict[str, Any]:
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except ValueError:
+            raise _Refused(400, "TypeError", "The request body is not JSON.") from None
+        if not isinstance(body, dict):
+            raise _Refused(400, "TypeError", "The request body must be a JSON object.")
+        return body
+
+
+class ApiHandler(BaseHandler):
+    """``{prefix}api/<action>``: the Settings interface, as the hub-verified caller."""
+
+    def initialize(self, gateway: Gateway) -> None:
+        super().initialize(gateway)
+        self.body_cap = gateway.config.max_admin_request_bytes
+
+    async def get(self, action: str) -> None:
+        await self._answer("GET", action)
+
+    async def post(self, action: str) -> None:
+        await self._answer("POST", action)
+
+    async def _answer(self, method: str, action: str) -> None:
+        handler = _ROUTES.get((method, action))
+        if handler is None:
+            self.send_error(404 if all(name != action for _, name in _ROUTES) else 405)
+            return
+        started = time.perf_counter()
+        try:
+            body = self.json_body() if method == "POST" else {}
+            result = await handler(self, body)
+        except _Refused as refused:
+            self.refuse(refused)
+            return
+        except Exception as error:  # the models' errors, mapped; anything else is a 500 without details
+            answer = error_body(error)
+            if answer["error"]["type"] == "InternalError":
+                log.error("api/%s failed: %s", action, type(error).__name__)
+            self.set_status(error_status(error))
+            self.finish(answer)
+            return
+        log.debug("api/%s for %s in %.1f ms", action, self.caller.name, (time.perf_counter() - started) * 1000)
+        self.finish(json.dumps(result, ensure_ascii=False))
+
+    # -- actions ---------------------------------------------------------------- #
+
+    def _require_configure(self) -> None:
+        """Changes and tests (which make the gateway send requests) are for callers who may configure, checked first."""
+        from ..models import PermissionDenied
+
+        check = GatewayAccess(self.caller).check_admin(self.caller.name)
+        if not check.admin:
+            raise PermissionDenied(check.reason or "")
+
+    def _query_limit(self, default: int | None) -> int | None:
+        text = self.get_query_argument("limit", None)
+        if text is None:
+            return default
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"limit must be a whole number of 1 or more, not {text!r}.") from None
+
+    async def snapshot(self, body: dict[str, Any]) -> Any:
+        settings = self.gateway.settings(self.caller)
+        return (await self.gateway.run(settings.snapshot)).model_dump(mode="json")
+
+    async def status(self, body: dict[str, Any]) -> Any:
+        settings = self.gateway.settings(self.caller)
+        return (await self.gateway.run(settings.status)).model_dump(mode="json")
+
+    async def saved_fields(self, body: dict[str, Any]) -> Any:
+        fields = await self.gateway.run(self.gateway.settings(self.caller).saved_fields)
+        return fields.model_dump(mode="json") if fields is not None else None
+
+    async def access(self, body: dict[str, Any]) -> Any:
+        return (await self.gateway.run(self.gateway.settings(self.caller).access_lists)).model_dump(mode="json")
+
+    async def set_access(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        settings = self.gateway.settings(self.caller)
+        lists = await self.gateway.run(lambda: settings.set_allowed(body.get("users"), body.get("groups")))
+        return lists.model_dump(mode="json")
+
+    async def admins(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        settings = self.gateway.settings(self.caller)
+        if isinstance(body.get("add"), str):
+            lists = await self.gateway.run(settings.add_admin, body["add"])
+        elif isinstance(body.get("remove"), str):
+            lists = await self.gateway.run(settings.remove_admin, body["remove"])
+        else:
+            raise TypeError('Send {"add": "<user name>"} or {"remove": "<user name>"}.')
+        return lists.model_dump(mode="json")
+
+    async def admin_check(self, body: dict[str, Any]) -> Any:
+        return (await self.gateway.run(self.gateway.settings(self.caller).admin_check)).model_dump(mode="json")
+
+    async def can_use_ai(self, body: dict[str, Any]) -> Any:
+        user = self.get_query_argument("user", None) or None
+        return {"allowed": await self.gateway.run(self.gateway.settings(self.caller).can_use_ai, user)}
+
+    async def history(self, body: dict[str, Any]) -> Any:
+        events = await self.gateway.run(self.gateway.settings(self.caller).history, self._query_limit(None))
+        return [event.model_dump(mode="json") for event in events]
+
+    async def usage(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        limit = self._query_limit(100)
+        if limit is None or limit < 1:
+            raise ValueError("limit must be a whole number of 1 or more.")
+        return self.gateway.usage(limit)
+
+    async def fingerprint(self, body: dict[str, Any]) -> Any:
+        value = await self.gateway.run(self.gateway.settings(self.caller).fingerprint)
+        return {"fingerprint": list(value) if isinstance(value, tuple) else value}
+
+    async def ai_routes(self, body: dict[str, Any]) -> Any:
+        saved = await self.gateway.upstream.saved()
+        allowed = saved.configured and saved.allows(self.caller)
+        return {
+            "configured": saved.configured,
+            "allowed": allowed,
+            "models": saved.primary_names() if allowed else {},
+            "recheck_after": self.gateway.config.cache_seconds,
+        }
+
+    async def _refuse_addresses(self, integration: Any) -> None:
+        """Refuse endpoints the gateway must not call (metadata, link-local, private unless allowed), by field."""
+        from .addresses import refused_endpoints
+
+        problems = await self.gateway.run(refused_endpoints, integration, self.gateway.config.allow_hosts)
+        if problems:
+            message = "; ".join(f"{path}: {text}" for path, text in problems.items())
+            raise _Refused(422, "ValidationError", message, field_errors=problems)
+
+    async def test(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        settings = self.gateway.settings(self.caller)
+        integration = body.get("integration")
+        checked = None if integration is None else integration_from_json(integration)
+        if checked is not None:
+            await self._refuse_addresses(checked)
+        return (await self.gateway.run(settings.test, checked)).model_dump(mode="json")
+
+    async def save(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        settings = self.gateway.settings(self.caller)
+        integration = integration_from_json(body.get("integration"))
+        await self._refuse_addresses(integration)
+        revision = body.get("expected_revision")
+        if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+            raise TypeError("expected_revision must be a whole number or null.")
+        status = await self.gateway.run(lambda: settings.save(integration, expected_revision=revision))
+        return status.model_dump(mode="json")
+
+    async def remove(self, body: dict[str, Any]) -> Any:
+        self._require_configure()
+        undone = await self.gateway.run(self.gateway.settings(self.caller).remove)
+        return {"removed": True, "undone": undone}
+
+
+_ROUTES: dict[tuple[str, str], Any] = {
+    ("GET", "snapshot"): ApiHandler.snapshot,
+    ("GET", "status"): ApiHandler.status,
+    ("GET", "saved-fields"): ApiHandler.saved_fields,
+    ("GET", "access"): ApiHandler.access,
+    ("POST", "access"): ApiHandler.set_access,
+    ("POST", "admins"): ApiHandler.admins,
+    ("GET", "admin-check"): ApiHandler.admin_check,
+    ("GET", "can-use-ai"): ApiHandler.can_use_ai,
+    ("GET", "history"): ApiHandler.history,
+    ("GET", "usage"): ApiHandler.usage,
+    ("GET", "fingerprint"): ApiHandler.fingerprint,
+    ("GET", "ai-routes"): ApiHandler.ai_routes,
+    ("POST", "test"): ApiHandler.test,
+    ("POST", "save"): ApiHandler.save,
+    ("POST", "remove"): ApiHandler.remove,
+}
+
+
+class _NotFound(BaseHandler):
+    """Any other path under the prefix: 404 in the same shape (after identifying the caller)."""
+
+    async def get(self, *args: str) -> None:
+        self.send_error(404)
+
+    post = get
+
+
+def make_app(gateway: Gateway) -> tornado.web.Application:
+    """The tornado application of ``gateway``, its routes under ``gateway.config.prefix``."""
+    from .v1 import ChatHandler, EmbeddingsHandler, ModelsHandler
+
+    prefix = gateway.config.prefix
+    options = {"gateway": gateway}
+    return tornado.web.Application(
+        [
+            (rf"{prefix}api/([a-z-]+)", ApiHandler, options),
+            (rf"{prefix}v1/chat/completions", ChatHandler, options),
+            (rf"{prefix}v1/embeddings", EmbeddingsHandler, options),
+            (rf"{prefix}v1/models", ModelsHandler, options),
+            (rf"{prefix}(.*)", _NotFound, options),
+        ],
+        log_function=_log_request,
+    )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request: status, method, path (never a query's or a body's contents), caller, time."""
+    caller = getattr(handler, "caller", None)
+    log.info(
+        "%d %s %s %s %.1fms",
+        handler.get_status(),
+        handler.request.method,
+        handler.request.path,
+        caller.name if caller else "-",
+        1000 * handler.request.request_time(),
+    )
+
+
+def environment_prefix() -> str:
+    """``$JUPYTERHUB_SERVICE_PREFIX`` as a route prefix (``/services/<name>/``), or ``/``."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
+    return "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"

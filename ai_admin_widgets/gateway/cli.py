@@ -1,0 +1,121 @@
+"""``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
+
+    ai-admin gateway serve [--home FOLDER] [--cache-seconds S] [--deadline S]
+                                  run as JupyterHub's managed service (the hub starts it)
+    ai-admin gateway practice [--cache-seconds S] [--deadline S]
+                                  a gateway, a sandbox and a hub stand-in on 127.0.0.1; the first
+                                  line of output is JSON: {"gateway_url": ..., "tokens": {"admin", "analyst"}}
+    ai-admin gateway hub-config [--name NAME] [--url URL] [--home FOLDER] [--admin USER ...]
+                                  print the jupyterhub_config.py snippet
+
+Exit codes: 0 ok (serve and practice: stopped by SIGTERM or Ctrl-C), 3 a problem (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+EXIT_OK, EXIT_ERROR = 0, 3
+
+
+def add_parser(commands: Any, parser_class: Any) -> None:
+    """Add ``gateway`` and its commands to ``ai-admin``'s subparsers."""
+    gateway = commands.add_parser(
+        "gateway",
+        help="the AI gateway for JupyterHub: serve it, practise with it, or print the hub's configuration",
+        description="The AI gateway: a JupyterHub-managed service that holds the OpenAI integration and its keys, "
+        "checks every caller's JupyterHub token, and offers an OpenAI-compatible /v1.",
+    )
+    actions = gateway.add_subparsers(
+        dest="gateway_command", required=True, metavar="COMMAND", parser_class=parser_class
+    )
+    serve = actions.add_parser(
+        "serve", help="run as JupyterHub's managed service (the hub starts it with its environment)"
+    )
+    serve.add_argument(
+        "--home", default=None, help="the gateway's folder (default: $AI_ADMIN_HOME or the user data folder)"
+    )
+    practice = actions.add_parser(
+        "practice",
+        help="start a practice gateway with a sandbox and a stand-in hub on 127.0.0.1; prints JSON first",
+    )
+    for command in (serve, practice):
+        command.add_argument(
+            "--cache-seconds",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="how long the hub's answer about a token is kept (default 30; 0: ask every time)",
+        )
+        command.add_argument(
+            "--deadline", type=float, default=300.0, metavar="S", help="seconds one AI call may take (default 300)"
+        )
+    config = actions.add_parser("hub-config", help="print the jupyterhub_config.py snippet that runs the gateway")
+    config.add_argument("--name", default="ai-gateway", help="the service's name (default ai-gateway)")
+    config.add_argument(
+        "--url",
+        default="http://127.0.0.1:10101",
+        help="where the gateway listens, as users' servers reach it (default http://127.0.0.1:10101)",
+    )
+    config.add_argument("--home", default="/srv/ai-gateway", help="the gateway's folder (default /srv/ai-gateway)")
+    config.add_argument(
+        "--admin", action="append", default=[], metavar="USER", help="a hub user who may configure (repeatable)"
+    )
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """Run the ``gateway`` command ``arguments`` names; returns the exit code."""
+    from ..models import AIAdminError
+
+    try:
+        if arguments.gateway_command == "hub-config":
+            from .hubconfig import hub_config
+
+            print(
+                hub_config(name=arguments.name, url=arguments.url, home=arguments.home, admins=arguments.admin), end=""
+            )
+            return EXIT_OK
+        if arguments.gateway_command == "serve":
+            from .serve import config_from_environment, serve
+
+            config, host, port = config_from_environment(arguments.home, arguments.cache_seconds, arguments.deadline)
+            serve(config, host, port)
+            return EXIT_OK
+        return _practice(arguments)
+    except ImportError as error:
+        print(
+            f"ai-admin: the AI gateway needs the hub extra ({error.name} is missing): pip install 'ai-admin-widgets[hub]'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except (AIAdminError, ValueError) as error:
+        print(f"ai-admin: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _practice(arguments: argparse.Namespace) -> int:
+    from .practice import Practice
+
+    stop = threading.Event()
+    for sign in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sign, lambda *_: stop.set())
+    with Practice(cache_seconds=arguments.cache_seconds, deadline=arguments.deadline) as practice:
+        print(practice.first_line(), flush=True)
+        url, admin = practice.gateway_url, practice.tokens["admin"]
+        print(
+            f"Practice AI gateway at {url} (provider: a sandbox at {practice.sandbox.url}; hub stand-in at "
+            f"{practice.hub_api_url}).\n"
+            f"As the admin:   export AI_ADMIN_GATEWAY_URL={url} JUPYTERHUB_API_TOKEN={admin}\n"
+            f"As the analyst: export AI_ADMIN_GATEWAY_URL={url} JUPYTERHUB_API_TOKEN={practice.tokens['analyst']}\n"
+            f"openai: OpenAI(base_url={json.dumps(url + '/v1')}, api_key=<a token>). Ctrl-C stops it.",
+            flush=True,
+        )
+        stop.wait()
+    return EXIT_OK

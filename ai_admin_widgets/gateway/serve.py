@@ -1,0 +1,95 @@
+"""``ai-admin gateway serve``: the gateway as a JupyterHub-managed service.
+
+It reads what JupyterHub gives a managed service (JupyterHub docs, "Services": "Hub-Managed
+Services"): ``$JUPYTERHUB_SERVICE_URL`` (where to listen), ``$JUPYTERHUB_SERVICE_PREFIX`` (the
+path the proxy routes to it), ``$JUPYTERHUB_API_URL`` and ``$JUPYTERHUB_API_TOKEN`` (the hub's
+API and the service's own token). It refuses to start, with one line, without a safe keyring
+(:mod:`~ai_admin_widgets.gateway.keys`) or without the hub's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..models import AIAdminError
+
+__all__ = ["ServeError", "config_from_environment", "serve"]
+
+
+class ServeError(AIAdminError):
+    """The gateway cannot start; the message says why and what to do, in one line."""
+
+
+def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: float, deadline: float) -> tuple:
+    """``(GatewayConfig, host, port)`` from a managed service's environment.
+
+    Raises:
+        ServeError: a variable is missing or unusable, or there is no safe keyring.
+    """
+    from ..store import default_home
+    from .addresses import allowed_hosts_from_environment
+    from .app import GatewayConfig, environment_prefix
+    from .keys import gateway_keyring
+
+    service_url = os.environ.get("JUPYTERHUB_SERVICE_URL", "")
+    hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
+    if not service_url or not hub_api:
+        raise ServeError(
+            "ai-admin gateway serve is started by JupyterHub as a managed service (JUPYTERHUB_SERVICE_URL and "
+            "JUPYTERHUB_API_URL are not set); see 'ai-admin gateway hub-config', or try 'ai-admin gateway practice'."
+        )
+    parts = urlsplit(service_url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ServeError(f"JUPYTERHUB_SERVICE_URL must be an http:// address with a port, not {service_url!r}.")
+    if not 0 < cache_seconds <= 300 and cache_seconds != 0:
+        raise ServeError("--cache-seconds must be from 0 to 300 (default 30).")
+    if not deadline > 0:
+        raise ServeError("--deadline must be a number of seconds above 0.")
+    folder = Path(home).expanduser() if home else default_home()
+    try:
+        keyring = gateway_keyring(folder)
+    except AIAdminError as error:
+        raise ServeError(str(error)) from None
+    config = GatewayConfig(
+        home=folder,
+        keyring=keyring,
+        hub_api_url=hub_api,
+        service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+        prefix=environment_prefix(),
+        cache_seconds=cache_seconds,
+        deadline=deadline,
+        allow_hosts=allowed_hosts_from_environment(),
+    )
+    return config, parts.hostname, parts.port or 80
+
+
+def serve(config, host: str, port: int) -> None:
+    """Serve ``config``'s gateway on ``host:port`` until SIGTERM or SIGINT."""
+    from tornado.httpserver import HTTPServer
+
+    from .app import Gateway, make_app
+
+    logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
+    logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
+
+    async def main() -> None:
+        gateway = Gateway(config)
+        server = HTTPServer(make_app(gateway), max_body_size=config.max_request_bytes + 2**20, xheaders=True)
+        server.listen(port, host)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sign in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sign, stop.set)
+        logging.getLogger("ai_admin_widgets.gateway").info(
+            "AI gateway on http://%s:%d%s, store %s", host, port, config.prefix, config.home
+        )
+        await stop.wait()
+        server.stop()
+        await gateway.close()
+
+    asyncio.run(main())

@@ -1,0 +1,456 @@
+"""The OpenAI-compatible API of the AI gateway: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``.
+
+A caller with the ``custom:ai-admin:use`` scope whom the allow-list lets in sends an OpenAI
+request naming a saved model (``model``: the language or the embeddings model, by its model id
+or Azure deployment ID, or the model name that answered at Save); the gateway forwards it to the
+saved integration's own endpoint for that model, with the saved key, and nowhere else (it is not
+an open relay: the URL, the headers and the model come from the saved settings, only the rest of
+the body from the caller). Answers are passed on chunk by chunk as they arrive, a streamed chat
+(``"stream": true``) as the provider's server-sent events, never buffered whole; a caller that
+hangs up cancels the request to the provider. Every forwarded call has an overall deadline, and
+request and answer bodies are capped. Each call is recorded in ``usage.jsonl`` (who, when,
+which model, outcome; never the prompt or the answer).
+
+Errors come in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with our code:
+``not_authenticated`` (401), ``hub_unavailable`` (503), ``not_allowed`` (403), ``ai_disabled`` and
+``model_not_found`` (400, naming the models that exist), ``too_large`` (413), ``invalid_request``
+(400), and for the provider's failures the :class:`~ai_admin_widgets.models.FailureCode`
+(``rate_limited`` / ``quota_exceeded`` 429 with the provider's ``retry-after``; ``timeout`` 504;
+a request the provider refused as malformed 400 with its message; the others 502, with what an
+analyst can do). No answer holds the key: the provider's error texts are scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import tornado.iostream
+
+from ..models import ROLE_LABELS, FailureCode, KeyringUnavailable, Outcome, Role, StoreError, Timeouts, explain
+from ..store import SettingsRecord, SettingsStore
+from .app import BaseHandler, _Refused
+from .auth import USE_SCOPE, Caller, GatewayAccess
+
+if TYPE_CHECKING:
+    from ..transport import Route
+    from .app import Gateway
+
+__all__ = ["ChatHandler", "EmbeddingsHandler", "ModelsHandler", "Upstream"]
+
+log = logging.getLogger("ai_admin_widgets.gateway")
+
+#: The most bytes of a provider's error answer that are read (to classify it).
+MAX_ERROR_BYTES = 64 * 2**10
+
+_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    400: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "api_error",
+    504: "timeout_error",
+}
+_CODES = {
+    "NotAuthenticated": "not_authenticated",
+    "HubUnavailable": "hub_unavailable",
+    "TooLarge": "too_large",
+    "TypeError": "invalid_request",
+    "HTTPError": "not_found",
+    "Forbidden": "no_service_access",
+}
+
+
+@dataclass
+class Saved:
+    """What the saved settings say, read once per change of ``settings.json`` (the keys in the routes)."""
+
+    fingerprint: Any
+    record: SettingsRecord | None = None
+    routes: dict[Role, Route] = field(default_factory=dict)
+    names: dict[Role, tuple[str, ...]] = field(default_factory=dict)
+    problem: str | None = None
+
+    def __repr__(self) -> str:  # never the routes' headers
+        return f"Saved(configured={self.configured}, names={self.names})"
+
+    @property
+    def configured(self) -> bool:
+        return self.record is not None and self.record.configured
+
+    def allows(self, caller: Caller) -> bool:
+        """Whether ``caller`` may use AI: the use scope, then the allow-lists (with the caller's hub groups)."""
+        if self.record is None:
+            return False
+        access = GatewayAccess(caller)
+        return access.may_use_ai(caller.name, self.record.allowed_users, self.record.allowed_groups)
+
+    def primary_names(self) -> dict[str, str]:
+        """The name each role's model goes by first (OpenAI's model id, Azure's deployment ID)."""
+        return {role: names[0] for role, names in self.names.items()}
+
+    def role_of(self, model: Any) -> Role | None:
+        for role, names in self.names.items():
+            if model in names:
+                return role
+        return None
+
+    def described(self) -> str:
+        names = self.primary_names()
+        return " and ".join(f"'{names[role]}' ({ROLE_LABELS[role].lower()})" for role in names)
+
+
+class Upstream:
+    """The saved integration's routes, reloaded when ``settings.json`` changes, and the client that calls them."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._saved: Saved | None = None
+        self._lock: asyncio.Lock | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def saved(self) -> Saved:
+        """The saved settings as they are now (one ``stat`` when unchanged; keys read on the thread pool)."""
+        home = self.gateway.config.home
+        fingerprint = SettingsStore(home, None).fingerprint()
+        saved = self._saved
+        if saved is not None and saved.fingerprint == fingerprint:
+            return saved
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._saved is None or self._saved.fingerprint != fingerprint:
+                self._saved = await self.gateway.run(self._load, fingerprint)
+            return self._saved
+
+    def _load(self, fingerprint: Any) -> Saved:
+        from ..models import AzureOpenAIIntegration
+        from ..transport import routes_for
+
+        store = SettingsStore(self.gateway.config.home, self.gateway.config.keyring)
+        try:
+            record = store.read()
+        except StoreError as error:
+            return Saved(fingerprint, problem=str(error))
+        if not record.configured:
+            return Saved(fingerprint, record)
+        try:
+            integration = store.load()
+        except (StoreError, KeyringUnavailable) as error:
+            return Saved(fingerprint, record, problem=str(error))
+        if integration is None:
+            return Saved(fingerprint, None)
+        from .addresses import refused_endpoints
+
+        refused = refused_endpoints(integration, self.gateway.config.allow_hosts)
+        if refused:
+            return Saved(fingerprint, record, problem=" ".join(refused.values()))
+        names: dict[Role, tuple[str, ...]] = {}
+        for role in ("language", "embeddings"):
+            if isinstance(integration, AzureOpenAIIntegration):
+                first = integration.deployment(role).deployment_id
+            else:
+                first = integration.language_model if role == "language" else integration.embeddings_model
+            answered = record.models.get(role)
+            names[role] = (first, answered) if answered and answered != first else (first,)
+        return Saved(fingerprint, record, routes_for(integration), names)
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            from ..transport import make_client
+
+            config = self.gateway.config
+            self._client = make_client(Timeouts(connect=config.timeouts.connect, check=config.deadline))
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+class V1Handler(BaseHandler):
+    """Errors in OpenAI's shape; the caller must have the use scope and pass the allow-list."""
+
+    def initialize(self, gateway: Gateway) -> None:
+        super().initialize(gateway)
+        self.body_cap = gateway.config.max_request_bytes
+
+    def error_json(self, status: int, kind: str, message: str, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": message,
+                "type": _TYPES.get(status, "api_error"),
+                "param": extra.get("param"),
+                "code": extra.get("code") or _CODES.get(kind, kind),
+            }
+        }
+
+    async def usable(self) -> Saved:
+        """The saved settings, if this caller may use them now.
+
+        Raises:
+            _Refused: no use scope (403), the allow-list leaves the caller out (403), the keys cannot be read (503).
+        """
+        if USE_SCOPE not in self.caller.scopes:
+            raise _Refused(
+                403,
+                "not_allowed",
+                f"Your JupyterHub token does not carry the {USE_SCOPE} scope, so it cannot use AI; ask the hub's admin "
+                "for a role that grants it (and restart your server, so its token gets it).",
+                code="not_allowed",
+            )
+        saved = await self.gateway.upstream.saved()
+        if saved.configured and not saved.allows(self.caller):
+            raise _Refused(
+                403,
+                "not_allowed",
+                f'AI functionality is not enabled for {self.caller.name!r}: ask an admin to add you to "Who may use AI" '
+                "in AI Settings.",
+                code="not_allowed",
+            )
+        if saved.problem is not None:
+            raise _Refused(
+                503, "unavailable", f"The saved integration cannot be used now: {saved.problem}", code="store_error"
+            )
+        return saved
+
+
+class ModelsHandler(V1Handler):
+    """``GET /v1/models``: the saved models (none when AI functionality is disabled)."""
+
+    async def get(self) -> None:
+        try:
+            saved = await self.usable()
+        except _Refused as refused:
+            self.refuse(refused)
+            return
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "organization"}
+            for name in saved.primary_names().values()
+        ]
+        self.finish({"object": "list", "data": data})
+
+
+class _ForwardHandler(V1Handler):
+    """Forwards one POST to the saved integration's endpoint for :attr:`role`."""
+
+    role: Role
+    operation: str
+    _task: asyncio.Future[None] | None = None
+    _closed = False
+    _recorded = False
+    _event: dict[str, Any]
+    _started: float
+
+    def on_connection_close(self) -> None:
+        """The caller hung up: the request to the provider is cancelled."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def post(self) -> None:
+        self._started = time.perf_counter()
+        event: dict[str, Any] = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
+        self._event = event
+        try:
+            saved = await self.usable()
+            body = self.json_body()
+            model = body.get("model")
+            event["model"] = model if isinstance(model, str) and len(model) <= 128 else None
+            if not saved.configured:
+                raise _Refused(
+                    400,
+                    "ai_disabled",
+                    "AI functionality is disabled: no OpenAI integration is configured; ask an admin to add one in AI Settings.",
+                    code="ai_disabled",
+                    param="model",
+                )
+            role = saved.role_of(model)
+            if role != self.role:
+                wanted = saved.primary_names()[self.role]
+                said = f"'{model}'" if isinstance(model, str) and len(model) <= 128 else "the model given"
+                why = (
+                    f"{said} is the organization's {ROLE_LABELS[role].lower()}, not its {ROLE_LABELS[self.role].lower()}"
+                    if role is not None
+                    else f"{said} is not one of the organization's models"
+                )
+                raise _Refused(
+                    400,
+                    "model_not_found",
+                    f"{why}: send model='{wanted}' here. The models that exist are {saved.described()}.",
+                    code="model_not_found",
+                    param="model",
+                )
+            event["stream"] = stream = body.get("stream") is True
+            route = saved.routes[role]
+            payload = {name: value for name, value in body.items() if name != "model"} | route.body
+            content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except _Refused as refused:
+            event.update(outcome="refused", code=refused.extra.get("code") or refused.kind, status=refused.status)
+            self._record()
+            self.refuse(refused)
+            return
+        self._task = asyncio.ensure_future(self._forward(route, content, stream, event))
+        try:
+            await asyncio.wait_for(self._task, self.gateway.config.deadline)
+        except asyncio.TimeoutError:
+            event.update(outcome="failed", code=FailureCode.TIMEOUT.value, status=504)
+            self._deadline_passed(route, stream)
+        except (asyncio.CancelledError, tornado.iostream.StreamClosedError):
+            event.update(outcome="cancelled", code="client_closed")
+        self._record()
+
+    def _record(self) -> None:
+        """Write the usage record once, before the answer ends (so it is there when the caller has the answer)."""
+        if self._recorded:
+            return
+        self._recorded = True
+        self._event["ms"] = round((time.perf_counter() - self._started) * 1000, 1)
+        self.gateway.record_use(self._event)
+
+    async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
+        from ..transport import _classify_transport
+
+        client = self.gateway.upstream.client()
+        request = client.build_request("POST", route.url, headers=route.headers, content=content)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            code = _classify_transport(error)
+            self._upstream_failed(route, code, Outcome(), None, event)
+            return
+        try:
+            if response.status_code != 200:
+                await self._failed_answer(route, response, event)
+                return
+            self.set_status(200)
+            self.set_header("content-type", response.headers.get("content-type", "application/json"))
+            request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
+            if request_id and len(request_id) <= 100:
+                self.set_header("x-request-id", request_id)
+            if stream:
+                self.set_header("cache-control", "no-cache")
+                self.set_header("x-accel-buffering", "no")
+            sent = 0
+            cap = self.gateway.config.max_answer_bytes
+            try:
+                async for chunk in response.aiter_bytes():
+                    sent += len(chunk)
+                    if sent > cap:
+                        log.warning("An answer of %s was cut at %d bytes (the cap).", route.target.host, cap)
+                        event.update(outcome="failed", code="too_large", status=200)
+                        self._record()
+                        self.request.connection.close()  # type: ignore[union-attr]
+                        return
+                    self.write(chunk)
+                    await self.flush()
+            except httpx.HTTPError as error:  # the provider broke off mid-answer
+                from ..transport import _classify_transport
+
+                code = _classify_transport(error).value
+                event.update(outcome="failed", code=code, status=200)
+                self._record()
+                if stream:
+                    message = "The provider broke off the answer midway; try again."
+                    self.write(f"data: {json.dumps(self.error_json(502, code, message, {'code': code}))}\n\n".encode())
+                    self.finish()
+                else:
+                    self.request.connection.close()  # type: ignore[union-attr]
+                return
+            event.update(outcome="ok", code="ok", status=200)
+            self._record()
+            self.finish()
+        finally:
+            await response.aclose()
+
+    async def _failed_answer(self, route: Route, response: httpx.Response, event: dict[str, Any]) -> None:
+        from ..transport import _classify_status, _read_error, scrub
+
+        raw = b""
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > MAX_ERROR_BYTES:
+                break
+        try:
+            body = json.loads(raw[:MAX_ERROR_BYTES])
+        except ValueError:
+            body = None
+        error = _read_error(body)
+        status = response.status_code
+        code = _classify_status(route.provider, status, error) if error is not None or status >= 500 else None
+        said = scrub(error.message, route.key) if error is not None and error.message else ""
+        if code is None:
+            code = FailureCode.UNEXPECTED_RESPONSE
+        retry = {name: response.headers[name] for name in ("retry-after", "retry-after-ms") if name in response.headers}
+        outcome = Outcome(status=status, vendor_message=said)
+        if code is FailureCode.UNEXPECTED_RESPONSE and status == 400 and error is not None:
+            param = scrub(error.param, route.key) if error.param else None
+            self._answer_error(400, said or "The provider refused the request as malformed.", code.value, param, event)
+            return
+        self._upstream_failed(route, code, outcome, retry, event)
+
+    def _upstream_failed(
+        self, route: Route, code: FailureCode, outcome: Outcome, headers: dict[str, str] | None, event: dict[str, Any]
+    ) -> None:
+        if code in (FailureCode.RATE_LIMITED, FailureCode.QUOTA_EXCEEDED):
+            status = 429
+        elif code is FailureCode.TIMEOUT:
+            status = 504
+        else:
+            status = 502
+        explanation = explain(code, route.target, outcome, self.gateway.config.timeouts)
+        message = f"The {ROLE_LABELS[route.target.role].lower()} request failed: {explanation.wrong} {explanation.analyst_todo}"
+        if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
+            message += f" The service said: “{outcome.vendor_message}”"
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
+        self._answer_error(status, message.replace(route.key.get_secret_value(), "[key]"), code.value, None, event)
+
+    def _answer_error(self, status: int, message: str, code: str, param: str | None, event: dict[str, Any]) -> None:
+        event.update(outcome="failed", code=code, status=status)
+        self._record()
+        self.set_status(status)
+        self.set_header("content-type", "application/json")
+        self.finish(self.error_json(status, code, message, {"code": code, "param": param}))
+
+    def _deadline_passed(self, route: Route, stream: bool) -> None:
+        deadline = self.gateway.config.deadline
+        message = (
+            f"The {ROLE_LABELS[route.target.role].lower()} request took longer than the gateway's {deadline:g} seconds "
+            "and was stopped; ask for a shorter answer, or try again later."
+        )
+        self._record()
+        if self._closed:
+            return
+        if not self._headers_written:
+            self.set_status(504)
+            self.finish(self.error_json(504, "timeout", message, {"code": FailureCode.TIMEOUT.value}))
+        elif stream:
+            error = json.dumps(self.error_json(504, "timeout", message, {"code": FailureCode.TIMEOUT.value}))
+            self.write(f"data: {error}\n\n".encode())
+            self.finish()
+        else:
+            self.request.connection.close()  # type: ignore[union-attr]
+
+
+class ChatHandler(_ForwardHandler):
+    """``POST /v1/chat/completions`` to the saved language model (streamed with ``"stream": true``)."""
+
+    role: Role = "language"
+    operation = "chat"
+
+
+class EmbeddingsHandler(_ForwardHandler):
+    """``POST /v1/embeddings`` to the saved embeddings model."""
+
+    role: Role = "embeddings"
+    operation = "embeddings"

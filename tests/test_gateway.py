@@ -1,0 +1,758 @@
+"""The AI gateway, end to end without a real JupyterHub: the practice gateway (a real tornado server, a
+sandbox as the provider, a stand-in for the hub's token API that HubAuth talks to as to a hub), the
+admin API through GatewaySettings, and /v1 through the official openai package, unmodified.
+
+Everything listens on 127.0.0.1. A real hub, the Helm example and the benchmarks are later steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+import ai_admin_widgets as aiw
+from ai_admin_widgets.client import GatewaySettings, GatewayUnavailable
+from ai_admin_widgets.gateway.practice import Practice
+from ai_admin_widgets.models import (
+    KEEP_SAVED_KEY,
+    ConcurrentChange,
+    NotConfigured,
+    PermissionDenied,
+    SavedKeyUnavailable,
+    VerificationFailed,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    """The test's environment for a child process, without any hub or gateway variable unless given."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JUPYTERHUB_", "AI_ADMIN_", "KEYRING_CRYPTFILE")) and "PROXY" not in name.upper()
+    }
+    return environment | extra
+
+
+@pytest.fixture
+def practice():
+    """A running practice gateway with its own sandbox, stopped after the test."""
+    with Practice() as running:
+        yield running
+
+
+def _settings(practice: Practice, who: str) -> GatewaySettings:
+    return GatewaySettings(practice.gateway_url, token=practice.tokens[who])
+
+
+def _save_openai(practice: Practice, key: str | None = None) -> None:
+    sandbox = practice.sandbox
+    _settings(practice, "admin").save(
+        aiw.OpenAIIntegration(api_key=key or sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+    )
+
+
+def _openai(practice: Practice, who: str = "analyst", **options) -> OpenAI:
+    return OpenAI(base_url=practice.gateway_url + "/v1", api_key=practice.tokens[who], max_retries=0, **options)
+
+
+def _api(practice: Practice, method: str, path: str, who: str | None = "admin", **options) -> httpx.Response:
+    headers = {"authorization": f"token {practice.tokens[who]}"} if who else {}
+    return httpx.request(method, f"{practice.gateway_url}/{path}", headers=headers, timeout=30, **options)
+
+
+# --------------------------------------------------------------------------- #
+# ai-admin gateway practice / serve / hub-config, as commands
+# --------------------------------------------------------------------------- #
+
+
+def test_practice_prints_its_json_line_first_and_serves_both_tokens():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "practice"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(),
+    )
+    try:
+        first = json.loads(process.stdout.readline())
+        assert set(first) == {"gateway_url", "tokens"} and set(first["tokens"]) == {"admin", "analyst"}
+        assert first["gateway_url"].startswith("http://127.0.0.1:")
+        assert all(token.startswith(f"practice-{who}-") for who, token in first["tokens"].items())
+        for who, name, admin in (("admin", "practice-admin", True), ("analyst", "practice-analyst", False)):
+            settings = GatewaySettings(first["gateway_url"], token=first["tokens"][who])
+            snapshot = settings.snapshot()
+            assert snapshot.problem is None
+            assert (snapshot.user, snapshot.admin.admin) == (name, admin)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+
+
+def test_practice_refuses_to_run_beside_a_real_hub():
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "practice"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(JUPYTERHUB_API_URL="http://127.0.0.1:8081/hub/api"),
+    )
+    assert done.returncode == 3 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and "real JupyterHub" in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_refuses_to_start_without_a_safe_keyring(tmp_path):
+    port = _free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path / "gateway")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(
+            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+            JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+            JUPYTERHUB_API_URL="http://127.0.0.1:8081/hub/api",
+            JUPYTERHUB_API_TOKEN="service-token",
+        ),
+    )
+    assert done.returncode == 3
+    assert len(done.stderr.splitlines()) == 1 and "KEYRING_CRYPTFILE_PASSWORD" in done.stderr
+    with socket.socket() as probe:  # nothing listens
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_serve_runs_as_a_managed_service_with_the_hubs_environment(practice, tmp_path):
+    """The served gateway asks the hub named by JUPYTERHUB_API_URL (here the practice's stand-in) and serves under the prefix."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path / "gateway")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(
+            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+            JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+            JUPYTERHUB_API_URL=practice.hub_api_url,
+            JUPYTERHUB_API_TOKEN="service-token",
+            JUPYTERHUB_SERVICE_NAME="ai-gateway",  # HubAuth then requires access:services!service=ai-gateway
+            KEYRING_CRYPTFILE_PASSWORD="a service password",
+        ),
+    )
+    try:
+        assert any("AI gateway on" in process.stderr.readline() for _ in range(20))  # it says so once it listens
+        url = f"http://127.0.0.1:{port}/services/ai-gateway"
+        snapshot = GatewaySettings(url, token=practice.tokens["analyst"]).snapshot()
+        assert snapshot.problem is None and snapshot.user == "practice-analyst" and not snapshot.admin.admin
+        assert snapshot.keyring.backend.startswith("CryptFileKeyring") or "Crypt" in snapshot.keyring.backend
+        assert httpx.get(f"{url}/api/status", timeout=10).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+class _Stub:
+    """A stand-in for jupyterhub_config.py's ``c``: any attribute path, each leaf a list or a dict as the snippet uses it."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def __getattr__(self, section: str) -> object:
+        values = self.values
+
+        class Section:
+            def __getattr__(self, name: str) -> object:
+                key = f"{section}.{name}"
+                if key not in values:
+                    values[key] = [] if name in ("services", "load_roles") else {}
+                return values[key]
+
+            def __setattr__(self, name: str, value: object) -> None:
+                values[f"{section}.{name}"] = value
+
+        return Section()
+
+
+def test_hub_config_is_python_that_sets_the_service_scopes_roles_and_environment(monkeypatch):
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "hub-config", "--admin", "alice"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("AI_ADMIN_GATEWAY_KEYRING_PASSWORD", "from the hub's environment")
+    c = _Stub()
+    exec(compile(done.stdout, "jupyterhub_config.py", "exec"), {"c": c})
+    values = c.values
+    (service,) = values["JupyterHub.services"]
+    assert service["name"] == "ai-gateway" and service["url"] == "http://127.0.0.1:10101"
+    assert service["command"][1:5] == ["-m", "ai_admin_widgets", "gateway", "serve"]
+    assert service["environment"]["KEYRING_CRYPTFILE_PASSWORD"] == "from the hub's environment"
+    assert set(values["JupyterHub.custom_scopes"]) == {"custom:ai-admin:configure", "custom:ai-admin:use"}
+    roles = {role["name"]: role for role in values["JupyterHub.load_roles"]}
+    assert "custom:ai-admin:use" in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
+    assert "custom:ai-admin:configure" in roles["ai-admin-configure"]["scopes"]
+    assert roles["ai-admin-configure"]["users"] == ["alice"]
+    scopes = values["Spawner.server_token_scopes"]
+    assert "access:services!service=ai-gateway" in scopes and "custom:ai-admin:use" in scopes
+    assert values["Spawner.environment"] == {"AI_ADMIN_GATEWAY_URL": "http://127.0.0.1:10101/services/ai-gateway"}
+    # The same text against traitlets' own Config, as JupyterHub loads it.
+    from traitlets.config import Config
+
+    config = Config()
+    exec(compile(done.stdout, "jupyterhub_config.py", "exec"), {"c": config})
+    assert config.JupyterHub.services.get_value([])[0]["name"] == "ai-gateway"
+    assert config.Spawner.environment.get_value({})["AI_ADMIN_GATEWAY_URL"].endswith("/services/ai-gateway")
+
+
+# --------------------------------------------------------------------------- #
+# The Settings interface over the admin API
+# --------------------------------------------------------------------------- #
+
+
+def test_the_admin_saves_tests_edits_and_removes_through_the_gateway(practice):
+    admin = _settings(practice, "admin")
+    sandbox = practice.sandbox
+    changes = []
+    admin.on_change(lambda: changes.append(1))
+    status = admin.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    assert status.configured and status.updated_by == "practice-admin"
+    assert admin.test().ok
+    edited = admin.save(
+        aiw.OpenAIIntegration(api_key=KEEP_SAVED_KEY, base_url=sandbox.openai_base_url, language_model="gpt-4o-mini")
+    )
+    assert edited.models[0].model.startswith("gpt-4o-mini")
+    assert [event.action.value for event in admin.history()] == ["add", "authenticate", "edit"]
+    assert all(event.actor == "practice-admin" for event in admin.history())
+    admin.remove()
+    assert not admin.status().configured
+    assert len(changes) == 4
+
+
+def test_the_models_errors_come_back_as_the_same_errors(practice):
+    admin = _settings(practice, "admin")
+    sandbox = practice.sandbox
+    with pytest.raises(NotConfigured):
+        admin.remove()
+    with pytest.raises(VerificationFailed) as failed:
+        admin.save(aiw.OpenAIIntegration(api_key="sk-not-a-sandbox-key-0000", base_url=sandbox.openai_base_url))
+    assert failed.value.report.check("language").code.value == "invalid_api_key"
+    _save_openai(practice)
+    with pytest.raises(SavedKeyUnavailable) as kept:
+        admin.save(
+            aiw.AzureOpenAIIntegration.shared(
+                endpoint_url=sandbox.azure_endpoint,
+                api_key=KEEP_SAVED_KEY,
+                language_deployment_id="chat-gpt-4o",
+                embeddings_deployment_id="embeddings-3-small",
+            )
+        )
+    assert kept.value.field == "language_model.api_key"
+    with pytest.raises(ConcurrentChange):
+        admin.save(
+            aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url),
+            expected_revision=0,
+        )
+    refused = _api(practice, "POST", "api/save", json={"integration": {"provider": "openai", "api_key": "x"}})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["type"] == "ValidationError" and "api_key" in refused.json()["error"]["field_errors"]
+    assert _api(practice, "POST", "api/save", content=b"[1]").status_code == 400
+    with pytest.raises(ValueError, match="limit"):
+        admin.history(0)
+
+
+def test_the_analyst_cannot_save_test_or_remove(practice):
+    _save_openai(practice)
+    analyst = _settings(practice, "analyst")
+    sandbox = practice.sandbox
+    integration = aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+    for attempt in (
+        lambda: analyst.save(integration),
+        lambda: analyst.test(),
+        lambda: analyst.test(integration.model_copy(update={"api_key": KEEP_SAVED_KEY})),
+        analyst.remove,
+        lambda: analyst.set_allowed(users=["practice-analyst"]),
+    ):
+        with pytest.raises(PermissionDenied, match="custom:ai-admin:configure"):
+            attempt()
+    for path in ("api/save", "api/test", "api/remove", "api/access"):
+        answer = _api(practice, "POST", path, who="analyst", json={"integration": None})
+        assert answer.status_code == 403 and answer.json()["error"]["type"] == "PermissionDenied", path
+    assert _api(practice, "GET", "api/usage", who="analyst").status_code == 403
+    assert analyst.status().configured  # nothing was changed
+    snapshot = analyst.snapshot()
+    assert not snapshot.admin.admin and "custom:ai-admin:configure" in snapshot.admin.reason and snapshot.may_use_ai
+
+
+def test_a_token_the_hub_does_not_know_is_refused(practice):
+    _save_openai(practice)
+    for headers in ({}, {"authorization": "token practice-admin-0000"}, {"authorization": "Basic abc"}):
+        answer = httpx.get(f"{practice.gateway_url}/api/snapshot", headers=headers, timeout=10)
+        assert answer.status_code == 401 and answer.json()["error"]["type"] == "NotAuthenticated"
+    import openai
+
+    client = OpenAI(base_url=practice.gateway_url + "/v1", api_key="practice-analyst-0000", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.body["code"] == "not_authenticated"
+    with pytest.raises(PermissionDenied):
+        GatewaySettings(practice.gateway_url, token="practice-admin-0000").remove()
+
+
+def test_an_unreachable_hub_is_503_and_never_allowed():
+    with Practice(cache_seconds=0) as practice:
+        _save_openai(practice)
+        practice.stop_hub()
+        answer = _api(practice, "GET", "api/snapshot")
+        assert answer.status_code == 503 and answer.json()["error"]["type"] == "HubUnavailable"
+        assert "JupyterHub" in answer.json()["error"]["message"]
+        import openai
+
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            _openai(practice).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert unavailable.value.status_code == 503 and unavailable.value.body["code"] == "hub_unavailable"
+        admin = _settings(practice, "admin")
+        snapshot = admin.snapshot()
+        assert snapshot.problem and not snapshot.admin.admin and not snapshot.may_use_ai
+        assert not admin.is_admin() and not admin.can_use_ai()
+        with pytest.raises(GatewayUnavailable):
+            admin.remove()
+        assert _api(practice, "GET", "api/status").status_code == 503
+        assert not any(request["path"].endswith("chat/completions") for request in practice.sandbox.requests[2:])
+
+
+def test_the_allow_list_narrows_use_with_the_hubs_groups(practice):
+    _save_openai(practice)
+    admin, analyst = _settings(practice, "admin"), _settings(practice, "analyst")
+    admin.set_allowed(users=["practice-admin"])
+    assert not analyst.can_use_ai() and not analyst.ai_routes().allowed
+    import openai
+
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        _openai(practice).embeddings.create(model="text-embedding-3-small", input=["x"])
+    assert refused.value.body["code"] == "not_allowed"
+    with pytest.raises(aiw.AINotAllowed):
+        aiw.ai.chat("hello", settings=analyst)
+    admin.set_allowed(users=["practice-admin"], groups=["analysts"])  # the analyst's hub group
+    assert analyst.can_use_ai()
+    assert len(_openai(practice).embeddings.create(model="text-embedding-3-small", input=["x"]).data) == 1
+
+
+# --------------------------------------------------------------------------- #
+# /v1 with the official openai package, and ai.chat / ai.embed
+# --------------------------------------------------------------------------- #
+
+
+def test_the_openai_package_chats_embeds_and_streams_through_the_gateway(practice):
+    _save_openai(practice)
+    client = _openai(practice)
+    assert [model.id for model in client.models.list()] == ["gpt-4o", "text-embedding-3-small"]
+    answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello gateway"}])
+    assert answer.choices[0].message.content == "Sandbox reply to: hello gateway"
+    pieces = [
+        chunk.choices[0].delta.content
+        for chunk in client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "stream this please"}], stream=True
+        )
+        if chunk.choices and chunk.choices[0].delta.content
+    ]
+    assert len(pieces) > 3 and "".join(pieces) == "Sandbox reply to: stream this please"
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
+    assert [len(item.embedding) for item in vectors.data] == [1536, 1536]
+    usage = practice.gateway.usage(10)
+    assert [(event["operation"], event["outcome"], event["stream"]) for event in usage] == [
+        ("chat", "ok", False),
+        ("chat", "ok", True),
+        ("embeddings", "ok", False),
+    ]
+    assert {event["actor"] for event in usage} == {"practice-analyst"}
+    log = (practice.gateway.config.home / "usage.jsonl").read_text()
+    assert "stream this please" not in log and "hello gateway" not in log  # never the prompt
+
+
+def test_azure_deployments_are_named_by_deployment_id_or_model(practice):
+    sandbox = practice.sandbox
+    _settings(practice, "admin").save(
+        aiw.AzureOpenAIIntegration.shared(
+            endpoint_url=sandbox.azure_endpoint,
+            api_key=sandbox.azure_api_key,
+            language_deployment_id="chat-gpt-4o",
+            embeddings_deployment_id="embeddings-3-small",
+        )
+    )
+    client = _openai(practice)
+    assert [model.id for model in client.models.list()] == ["chat-gpt-4o", "embeddings-3-small"]
+    for name in ("chat-gpt-4o", "gpt-4o-2024-08-06"):
+        answer = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "Sandbox reply to: hi"
+    streamed = client.chat.completions.create(
+        model="chat-gpt-4o", messages=[{"role": "user", "content": "hi azure"}], stream=True
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices).endswith("hi azure")
+    assert sandbox.requests[-1]["path"] == "/openai/deployments/chat-gpt-4o/chat/completions"
+
+
+def test_a_model_that_is_not_saved_is_refused_naming_the_ones_that_exist(practice):
+    import openai
+
+    client = _openai(practice)
+    with pytest.raises(openai.BadRequestError) as disabled:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert disabled.value.body["code"] == "ai_disabled"
+    assert client.models.list().data == [] or True  # listed only once saved (see below)
+    _save_openai(practice)
+    for make in (
+        lambda: client.chat.completions.create(model="gpt-5-secret", messages=[{"role": "user", "content": "hi"}]),
+        lambda: client.chat.completions.create(
+            model="text-embedding-3-small", messages=[{"role": "user", "content": "hi"}]
+        ),
+        lambda: client.embeddings.create(model="gpt-4o", input=["x"]),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            make()
+        error = refused.value.body
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["code"] == "model_not_found" and error["param"] == "model"
+        assert "'gpt-4o'" in error["message"] and "'text-embedding-3-small'" in error["message"]
+    assert not any("gpt-5-secret" in json.dumps(request["body"]) for request in practice.sandbox.requests)
+
+
+def test_a_request_the_provider_refuses_comes_back_in_openais_shape(practice):
+    import openai
+
+    _save_openai(practice)
+    with pytest.raises(openai.BadRequestError) as refused:
+        _openai(practice).embeddings.create(model="text-embedding-3-small", input=[""])
+    assert refused.value.body["code"] == "unexpected_response" and "input" in refused.value.body["message"]
+
+
+def test_ai_chat_embed_and_ai_admin_work_unchanged_in_a_users_server(practice, monkeypatch):
+    _save_openai(practice)
+    monkeypatch.setenv("AI_ADMIN_GATEWAY_URL", practice.gateway_url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", practice.tokens["analyst"])
+    from ai_admin_widgets import ai
+    from ai_admin_widgets.interface import open_settings
+
+    settings = open_settings()
+    assert isinstance(settings, GatewaySettings) and isinstance(aiw.AISettings(), GatewaySettings)
+    assert type(aiw.AISettings(home=practice.folder / "elsewhere")) is aiw.AISettings  # an explicit store is local
+    assert ai.chat("hello from a kernel", settings=settings) == "Sandbox reply to: hello from a kernel"
+    assert len(ai.embed(["a", "b"], settings=settings)) == 2
+    routes = settings.ai_routes()
+    assert practice.sandbox.openai_api_key.get_secret_value() not in repr(routes.routes["language"].headers)
+    assert str(routes.routes["language"].url).startswith(practice.gateway_url + "/v1/")
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(AI_ADMIN_GATEWAY_URL=practice.gateway_url, JUPYTERHUB_API_TOKEN=practice.tokens["analyst"]),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "OpenAI · gpt-4o" in done.stdout and "Saved by practice-admin" in done.stdout
+    removed = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "remove", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(AI_ADMIN_GATEWAY_URL=practice.gateway_url, JUPYTERHUB_API_TOKEN=practice.tokens["analyst"]),
+    )
+    assert removed.returncode == 3 and "custom:ai-admin:configure" in removed.stderr
+
+
+# --------------------------------------------------------------------------- #
+# Streaming, deadlines, caps
+# --------------------------------------------------------------------------- #
+
+
+def _stream(practice: Practice, prompt: str):
+    return httpx.stream(
+        "POST",
+        f"{practice.gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": prompt}], "stream": True},
+        timeout=30,
+    )
+
+
+def test_a_stream_is_forwarded_chunk_by_chunk_as_it_arrives():
+    sandbox = aiw.Sandbox(stream_interval_ms=100).start()
+    try:
+        with Practice(sandbox=sandbox) as practice:
+            _save_openai(practice)
+            sandbox.stream_ended.clear()
+            with _stream(practice, "one two three four five six seven eight") as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                lines = response.iter_lines()
+                first = next(lines)
+                assert first.startswith("data: ") and '"role": "assistant"' in first
+                record = sandbox.streams[-1]
+                assert record["sent"] < record["events"] / 2  # the gateway did not wait for the whole answer
+                rest = list(lines)
+            assert "data: [DONE]" in rest
+            assert sandbox.stream_ended.wait(10) and sandbox.streams[-1]["completed"]
+    finally:
+        sandbox.stop()
+
+
+def test_a_client_that_hangs_up_mid_stream_cancels_the_providers_request():
+    sandbox = aiw.Sandbox(stream_interval_ms=50).start()
+    try:
+        with Practice(sandbox=sandbox) as practice:
+            _save_openai(practice)
+            sandbox.stream_ended.clear()
+            with _stream(practice, " ".join(["word"] * 200)) as response:
+                next(response.iter_lines())
+            assert sandbox.stream_ended.wait(10)  # long before the 10 s the whole answer takes
+            record = sandbox.streams[-1]
+            assert not record["completed"] and record["sent"] < record["events"] / 2
+            ended = threading.Event()
+            for _ in range(100):  # the usage record is written when the handler sees the hang-up
+                if practice.gateway.usage(5) and practice.gateway.usage(5)[-1]["outcome"] == "cancelled":
+                    ended.set()
+                    break
+                ended.wait(0.05)
+            assert ended.is_set()
+    finally:
+        sandbox.stop()
+
+
+def test_every_forwarded_call_has_an_overall_deadline():
+    slow = threading.Event()
+    sandbox = aiw.Sandbox(latency_ms=lambda request: 20000 if slow.is_set() else 0).start()
+    try:
+        with Practice(sandbox=sandbox, deadline=1.0) as practice:
+            _save_openai(practice)
+            slow.set()
+            import openai
+
+            started = time.monotonic()
+            with pytest.raises(openai.APIStatusError) as stopped:
+                _openai(practice).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            elapsed = time.monotonic() - started
+            assert stopped.value.status_code == 504 and stopped.value.body["code"] == "timeout"
+            assert elapsed < 2 * 1.0
+            slow.clear()
+    finally:
+        sandbox.stop()
+
+
+def test_bodies_over_the_cap_are_refused_with_413():
+    with Practice(max_request_bytes=2000, max_admin_request_bytes=1000) as practice:
+        _save_openai(practice)
+        big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 3000}]}
+        answer = httpx.post(
+            f"{practice.gateway_url}/v1/chat/completions",
+            headers={"authorization": f"token {practice.tokens['analyst']}"},
+            json=big,
+            timeout=10,
+        )
+        assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+        assert _api(practice, "POST", "api/access", json={"users": ["x" * 2000]}).status_code == 413
+
+
+# --------------------------------------------------------------------------- #
+# The key stays in the gateway
+# --------------------------------------------------------------------------- #
+
+
+def _holds_five_of(text: str, key: str) -> list[str]:
+    return [key[start : start + 5] for start in range(len(key) - 4) if key[start : start + 5] in text]
+
+
+def test_no_answer_or_gateway_file_holds_five_characters_of_the_key(practice):
+    marker = "sk-sandbox-LEAKMARKER" + os.urandom(16).hex()
+    sandbox = practice.sandbox
+    answers: list[str] = []
+    admin = _settings(practice, "admin")
+    refused = _api(
+        practice,
+        "POST",
+        "api/save",
+        json={
+            "integration": {
+                "provider": "openai",
+                "api_key": "sk-LEAKMARKER" + marker[-20:],
+                "base_url": sandbox.openai_base_url,
+            }
+        },
+    )
+    answers.append(refused.text)
+    assert refused.status_code == 422
+    _save_openai(practice, key=marker)
+    admin.test()
+    admin.set_allowed(groups=["analysts"])
+    for who in ("admin", "analyst"):
+        for path in (
+            "snapshot",
+            "status",
+            "saved-fields",
+            "access",
+            "admin-check",
+            "can-use-ai",
+            "history",
+            "fingerprint",
+            "ai-routes",
+            "usage",
+        ):
+            answers.append(_api(practice, "GET", f"api/{path}", who=who).text)
+        for body in (
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            {"model": "nope", "messages": []},
+        ):
+            answers.append(_api(practice, "POST", "v1/chat/completions", who=who, json=body).text)
+        answers.append(
+            _api(
+                practice, "POST", "v1/embeddings", who=who, json={"model": "text-embedding-3-small", "input": [""]}
+            ).text
+        )
+        answers.append(_api(practice, "GET", "v1/models", who=who).text)
+        answers.append(_api(practice, "POST", "api/test", who=who, json={"integration": None}).text)
+    answers.append(
+        _api(
+            practice,
+            "POST",
+            "api/save",
+            json={
+                "integration": {
+                    "provider": "openai",
+                    "api_key": {"keep_saved": True},
+                    "base_url": "http://127.0.0.1:1/v1",
+                }
+            },
+        ).text
+    )
+    answers.append(_api(practice, "POST", "api/remove").text)
+    answers.append(_api(practice, "POST", "api/remove").text)
+    assert len(answers) >= 36
+    for answer in answers:
+        assert _holds_five_of(answer, marker[len("sk-sandbox-") :]) == [], answer[:300]
+    for path in practice.folder.rglob("*"):
+        if path.is_file():
+            assert _holds_five_of(path.read_text(errors="replace"), marker[len("sk-sandbox-") :]) == [], path.name
+
+
+# --------------------------------------------------------------------------- #
+# The hub's answers: cached a short while, and a hub that does not answer
+# --------------------------------------------------------------------------- #
+
+
+def test_taken_off_the_role_the_analyst_loses_ai_within_the_cache_time():
+    import openai
+
+    with Practice(cache_seconds=1) as practice:
+        _save_openai(practice)
+        client = _openai(practice)
+        assert client.models.list().data
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["access:services!service=ai-gateway"]  # role removed
+        started = time.monotonic()
+        refused = threading.Event()
+        while time.monotonic() - started < 3 and not refused.is_set():
+            try:
+                client.models.list()
+            except openai.PermissionDeniedError as error:
+                assert error.body["code"] == "not_allowed" and "custom:ai-admin:use" in error.body["message"]
+                refused.set()
+            else:
+                refused.wait(0.05)
+        assert refused.is_set() and time.monotonic() - started < 2 * 1 + 0.5
+
+
+def test_a_token_without_access_to_the_service_is_refused():
+    with Practice(cache_seconds=0) as practice:
+        _save_openai(practice)
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["custom:ai-admin:use"]  # no access:services!service=…
+        answer = _api(practice, "GET", "api/snapshot", who="analyst")
+        assert answer.status_code == 403 and "access:services!service=ai-gateway" in answer.json()["error"]["message"]
+        import openai
+
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            _openai(practice).models.list()
+        assert refused.value.body["code"] == "no_service_access"
+        practice.users[practice.tokens["analyst"]]["scopes"] = ["custom:ai-admin:use", "access:services"]  # unfiltered
+        assert _openai(practice).models.list().data
+
+
+def test_a_hub_that_does_not_answer_is_unavailable_within_its_timeout(sandbox):
+    import asyncio
+
+    from ai_admin_widgets.gateway.auth import HubUnavailable, Identity
+
+    async def ask() -> None:
+        identity = Identity(sandbox.unresponsive_endpoint + "/hub/api", "service-token", timeout=0.5)
+        try:
+            await identity.caller("practice-analyst-token")
+        finally:
+            await identity.close()
+
+    started = time.monotonic()
+    with pytest.raises(HubUnavailable, match="did not answer within 0.5 seconds"):
+        asyncio.run(ask())
+    assert time.monotonic() - started < 2 * 0.5 + 0.5
+
+
+def test_the_sandbox_streams_chat_as_the_openai_package_reads_it(sandbox):
+    client = OpenAI(base_url=sandbox.openai_base_url, api_key=sandbox.openai_api_key.get_secret_value(), max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "count these words"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "Sandbox reply to: count these words"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+    assert [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1] == "stop"
+    assert sandbox.stream_ended.wait(10)  # the last chunk of the HTTP answer follows [DONE]
+    assert sandbox.streams[-1]["completed"] and sandbox.streams[-1]["sent"] == sandbox.streams[-1]["events"]
+
+
+def test_save_and_test_refuse_metadata_link_local_and_private_addresses(practice):
+    admin = _settings(practice, "admin")
+    sandbox = practice.sandbox
+    for base_url, words in (
+        ("https://169.254.169.254/v1", "link-local"),
+        ("https://[::ffff:169.254.169.254]/v1", "link-local"),
+        ("https://metadata.google.internal/v1", "metadata"),
+        ("https://10.1.2.3/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+        ("https://127.0.0.2/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+    ):
+        integration = aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=base_url)
+        for attempt in (admin.save, admin.test):
+            with pytest.raises(ValueError, match=words):
+                attempt(integration)
+        answer = _api(
+            practice,
+            "POST",
+            "api/test",
+            json={"integration": {"provider": "openai", "api_key": "sk-sandbox-0000000000", "base_url": base_url}},
+        )
+        assert answer.status_code == 422 and set(answer.json()["error"]["field_errors"]) == {"base_url"}
+    assert sandbox.requests == [] and not admin.status().configured  # nothing was sent or saved
+    _save_openai(practice)  # 127.0.0.1 is allowed for the practice's sandbox
+    assert admin.status().configured
