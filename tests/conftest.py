@@ -44,6 +44,7 @@ MODULE_TIERS = {
     "test_verify.py": "sandbox",
     "test_ai.py": "sandbox",
     "test_secrets.py": "sandbox",  # the leak hunt: a real kernel, the command line, the sandbox
+    "test_gateway.py": "sandbox",  # the AI gateway against its practice hub and the sandbox
 }
 #: Fixtures that start the sandbox or another server on 127.0.0.1 (test_access's fake hub), directly or
 #: through another fixture.
