@@ -240,7 +240,9 @@ class FailureCode(str, enum.Enum):
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{2,64}")
 _HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")  # a DNS name, or an IP address (IPv6 without its brackets)
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84})$")
+#: OpenAI keys (sk-…), Azure keys (32 hex digits, or 84 letters and digits), and the sandbox's practice
+#: Azure keys (sandbox-azure-<hex>), which must never be echoed either.
+_KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84}|sandbox-azure-[0-9a-fA-F]{16,})$")
 
 
 def looks_like_key(text: str) -> bool:

@@ -39,6 +39,7 @@ from .models import (
 )
 from .normalize import split_azure_endpoint
 from .store import (
+    SERVICE_NAME,
     KeyNotInThisKeyring,
     SettingsRecord,
     SettingsStore,
@@ -730,6 +731,12 @@ class AISettings:
             provider = record.provider.value if record.provider else None
         removal = store.remove(actor=self.user)
         undone = []
+        if removal.nothing_salvaged:
+            undone.append(
+                "The damaged settings were too damaged to say which keys they had or who the admins were: "
+                f"the keys saved before stay in the keyring (service '{SERVICE_NAME}'; delete its entries there), "
+                f"and the admins list starts again with {self.user}: add the other admins again."
+            )
         if removal.kept_keys:
             where = backend_name(keyring) if keyring is not None else "no usable keyring here"
             undone.append(

@@ -137,10 +137,14 @@ class Removal:
             and revision (``"language_model.api_key of revision 3"``), never by value;
             empty when every key was deleted. They are deleted when the store next opens
             with that keyring.
+        nothing_salvaged: the removed record was too damaged to read even its store id and
+            admins list: the keys saved before cannot be found (they stay in the keyring), and
+            the admins list starts again with the actor.
     """
 
     record: SettingsRecord
     kept_keys: tuple[str, ...] = ()
+    nothing_salvaged: bool = False
 
 
 class _NotRegularFile(Exception):
@@ -797,12 +801,15 @@ class SettingsStore:
             StoreError: the record could not be written; nothing changed.
         """
         with self._locked():
+            nothing_salvaged = False
             try:
                 old = self.read()
             except StoreError:
                 if not os.path.lexists(self._record_path):
                     raise
-                old = self._salvaged() or SettingsRecord()
+                salvaged = self._salvaged()
+                old = salvaged or SettingsRecord()
+                nothing_salvaged = salvaged is None
                 aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
                 try:
                     os.replace(self._record_path, aside)  # renames a link, a folder or a FIFO itself, never its target
@@ -820,7 +827,7 @@ class SettingsStore:
                 kept = [f"{slot} of revision {old.revision}" for slot in old.key_slots] if old.configured else []
             else:
                 kept = self._sweep(record, replaced=old)
-            return Removal(record=record, kept_keys=tuple(kept))
+            return Removal(record=record, kept_keys=tuple(kept), nothing_salvaged=nothing_salvaged)
 
     def update_access(
         self,

@@ -454,9 +454,13 @@ def test_a_record_too_damaged_to_read_lets_anyone_who_may_write_switch_ai_off(op
     (store_folder / "settings.json").write_text('{"admins": ["ali')
     bob = open_as("bob")
     assert bob.is_admin()
-    bob.remove()
+    undone = bob.remove()
     assert not bob.status().configured
     assert not bob.can_use_ai()
+    # Nothing of the damaged record could be read: the removal says what it could not do.
+    assert len(undone) == 1 and "keys saved before stay in the keyring" in undone[0]
+    assert "admins list starts again with bob" in undone[0]
+    assert bob.access_lists().admins == ("bob",)
 
 
 # --------------------------------------------------------------------------- #

@@ -104,7 +104,10 @@ def test_settings_methods(settings, value, other):
     for call in (
         lambda: settings.test(value),
         lambda: settings.save(value),
-        lambda: settings.save(aiw.OpenAIIntegration(api_key="sk-" + "a" * 40), expected_revision=value),
+        # A refused loopback port: a save that gets as far as the checks contacts nothing outside 127.0.0.1.
+        lambda: settings.save(
+            aiw.OpenAIIntegration(api_key="sk-" + "a" * 40, base_url="http://127.0.0.1:9/v1"), expected_revision=value
+        ),
         lambda: settings.set_allowed(users=value, groups=other),
         lambda: settings.add_admin(value),
         lambda: settings.remove_admin(value),

@@ -14,6 +14,7 @@ KEYS = {
     "openai-project": "sk-proj-" + "Zk9" * 20,
     "azure-hex": "8f3a" * 8,
     "azure-84": "Ab3" * 28,
+    "sandbox-azure": "sandbox-azure-" + "5e" * 16,
 }
 
 
