@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -571,6 +572,14 @@ def test_bodies_over_the_cap_are_refused_with_413():
         )
         assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
         assert _api(practice, "POST", "api/access", json={"users": ["x" * 2000]}).status_code == 413
+        for path in ("v1/completions", "v1/responses", "v1/deployments/chat-gpt-4o/chat/completions"):
+            unknown = httpx.post(
+                f"{practice.gateway_url}/{path}",
+                headers={"authorization": f"token {practice.tokens['analyst']}"},
+                json={"model": "gpt-4o", "prompt": "hello"},
+                timeout=10,
+            )
+            assert unknown.status_code == 404, (path, unknown.text)  # a wrong path, not a body too large
 
 
 # --------------------------------------------------------------------------- #
@@ -756,3 +765,28 @@ def test_save_and_test_refuse_metadata_link_local_and_private_addresses(practice
     assert sandbox.requests == [] and not admin.status().configured  # nothing was sent or saved
     _save_openai(practice)  # 127.0.0.1 is allowed for the practice's sandbox
     assert admin.status().configured
+
+
+def test_practice_runs_without_the_hub_extras_keyring(tmp_path):
+    """Where keyrings.cryptfile is not installed (the environment `make lab` makes), practice still saves and
+    serves, with a plain file keyring in its temporary folder (its keys are fake)."""
+    script = textwrap.dedent(
+        """
+        import importlib.util, os
+        assert importlib.util.find_spec("keyrings.cryptfile") is None, "cryptfile is importable here"
+        import ai_admin_widgets as aiw
+        from ai_admin_widgets.client import GatewaySettings
+        from ai_admin_widgets.gateway.practice import Practice
+
+        with Practice() as practice:
+            sandbox = practice.sandbox
+            admin = GatewaySettings(practice.gateway_url, token=practice.tokens["admin"])
+            admin.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+            analyst = GatewaySettings(practice.gateway_url, token=practice.tokens["analyst"])
+            print("chat:", aiw.ai.chat("Hello", settings=analyst)[:20])
+        """
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("chat: ")

@@ -37,6 +37,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -431,7 +432,13 @@ _ROUTES: dict[tuple[str, str], Any] = {
 
 
 class _NotFound(BaseHandler):
-    """Any other path under the prefix: 404 in the same shape (after identifying the caller)."""
+    """Any other path under the prefix: 404 in the same shape (after identifying the caller).
+
+    Its body cap is the server's own (``max_body_size``): a body sent to a path that does not
+    exist is not "too large", the path is wrong.
+    """
+
+    body_cap = sys.maxsize
 
     async def get(self, *args: str) -> None:
         self.send_error(404)
