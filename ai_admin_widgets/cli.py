@@ -159,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stale_after=getattr(arguments, "stale_after_days", None),
             sandbox=arguments.sandbox,
         )
+        if arguments.home is not None and Path(arguments.home).exists() and not Path(arguments.home).is_dir():
+            print(
+                f"ai-admin: {arguments.home} is a file, not a folder: give the store's folder to --home.",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         if arguments.home is not None and not Path(arguments.home).is_dir():
             print(
                 f"ai-admin: note: {arguments.home} is not a folder yet, so nothing is configured there.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -285,6 +286,11 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         raise ValueError(
             f"{field_label} is longer than {MAX_URL_LENGTH:,} characters, so it cannot be an endpoint: "
             "paste only the endpoint, such as https://<resource>.openai.azure.com."
+        )
+    if any(unicodedata.category(character) in ("Cc", "Cf", "Cs", "Zl", "Zp") for character in text):
+        raise ValueError(
+            f"{field_label} has an invisible or control character (often picked up when copying from a web page, "
+            "a chat or a terminal): type it or paste it again from the portal."
         )
     try:
         parts = urlsplit(text)

@@ -803,6 +803,8 @@ class AISettings:
 
     def _load_saved(self) -> tuple[AnyIntegration, int]:
         self._require_admin()  # re-testing what is saved writes its outcome to the store
+        if not self._reader.read().configured:  # before the keyring is needed: nothing to test is the answer
+            raise NotConfigured("No OpenAI integration is configured: add one first.")
         store = self.store
         record = store.read()
         try:

@@ -309,3 +309,21 @@ def test_practising_against_a_sandbox_uses_its_store_and_never_the_admins_own(en
     assert stopped.returncode == 3 and "not a running sandbox's folder" in stopped.stderr
     both = ai_admin(env, *arguments, "--home", str(settings.home))
     assert both.returncode == 3
+
+
+def test_a_file_given_as_home_is_one_clear_line(environment, tmp_path):
+    env, _ = environment
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x", encoding="utf-8")
+    answer = ai_admin(env, "--home", str(a_file), "status")
+    assert answer.returncode == 3
+    assert answer.stderr.strip().splitlines() == [
+        f"ai-admin: {a_file} is a file, not a folder: give the store's folder to --home."
+    ]
+
+
+def test_testing_nothing_configured_says_so_even_without_a_keyring(environment):
+    env, _ = environment
+    env = env | {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    answer = ai_admin(env, "test")
+    assert answer.returncode == 1 and "No OpenAI integration is configured" in answer.stderr

@@ -147,3 +147,17 @@ def test_an_endpoint_longer_than_any_real_one_is_refused_before_it_is_parsed():
         assert "longer than 2,048 characters" in aiw.field_errors(error)["base_url"]
     else:
         raise AssertionError("a 5,000-character Base URL was accepted")
+
+
+def test_a_control_character_in_an_endpoint_is_named_as_such():
+    for pasted in (
+        "https://res.openai.azure.com/\x00",
+        "https://res.openai.azure.com\x1b[31m",
+        "https://res\u202e.openai.azure.com",
+    ):
+        try:
+            aiw.AzureDeployment(endpoint_url=pasted, deployment_id="chat", api_key="0123456789abcdef" * 2)
+        except aiw.ValidationError as error:
+            assert "invisible or control character" in aiw.field_errors(error)["endpoint_url"]
+        else:
+            raise AssertionError(f"{pasted!r} was accepted")

@@ -75,13 +75,13 @@ def test_empty_panel_shows_add_only(panel):
 
 def test_add_openai_flips_the_row_to_edit_and_remove(panel, sandbox):
     panel.row.add_button.click()
-    assert "Edit OpenAI Integration" in panel.visible_text()
+    assert "Add OpenAI Integration" in panel.visible_text()
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
     panel.form.save_button.click()
 
     text = panel.visible_text()
     assert "OpenAI · gpt-4o · text-embedding-3-small" in text
-    assert "Edit OpenAI Integration" not in text
+    assert "Edit OpenAI Integration" not in text and "Add OpenAI Integration" not in text
     assert visible(panel, "aiw-edit") and visible(panel, "aiw-remove") and not visible(panel, "aiw-add")
     assert panel.settings.status().provider is aiw.Provider.OPENAI
 
@@ -94,7 +94,7 @@ def test_wrong_key_shows_the_error_beside_the_key_and_saves_nothing(panel):
     error = panel.form.openai_api_key.error.value
     assert "rejected the API Key" in error
     assert "nothing was saved" in panel.form.message.value
-    assert "Edit OpenAI Integration" in panel.visible_text()
+    assert "Add OpenAI Integration" in panel.visible_text()  # the form stays open
     assert not panel.settings.status().configured
 
 
@@ -165,7 +165,9 @@ def test_cancel_discards_what_was_typed(panel, sandbox):
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
     panel.form.cancel_button.click()
 
-    assert "Edit OpenAI Integration" not in panel.visible_text()
+    assert (
+        "Edit OpenAI Integration" not in panel.visible_text() and "Add OpenAI Integration" not in panel.visible_text()
+    )
     assert panel.form.openai_api_key.value == ""
     assert not panel.settings.status().configured
     panel.row.add_button.click()
@@ -252,7 +254,7 @@ def test_save_inside_a_running_event_loop_does_not_block_it(panel, sandbox):
 
     text = asyncio.run(scenario())
     assert "OpenAI · gpt-4o" in text
-    assert "Edit OpenAI Integration" not in text
+    assert "Edit OpenAI Integration" not in text and "Add OpenAI Integration" not in text
 
 
 def test_cancel_stops_an_authentication_under_way():
@@ -270,7 +272,10 @@ def test_cancel_stops_an_authentication_under_way():
     with aiw.Sandbox(latency_ms=2000) as slow:
         panel = asyncio.run(scenario(slow))
         assert not panel.settings.status().configured
-        assert "Edit OpenAI Integration" not in panel.visible_text()
+        assert (
+            "Edit OpenAI Integration" not in panel.visible_text()
+            and "Add OpenAI Integration" not in panel.visible_text()
+        )
         assert not panel.form.save_button.disabled
 
 

@@ -41,7 +41,9 @@ def test_enter_saves_and_escape_cancels(sandbox):
 
     panel.row.edit_button.click()
     panel.form.openai_api_key.input._receive(None, {"type": "cancel"}, [])
-    assert "Edit OpenAI Integration" not in panel.visible_text()
+    assert (
+        "Edit OpenAI Integration" not in panel.visible_text() and "Add OpenAI Integration" not in panel.visible_text()
+    )
 
 
 def test_edit_with_an_empty_key_keeps_the_saved_key(sandbox):

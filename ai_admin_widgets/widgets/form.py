@@ -361,6 +361,7 @@ class IntegrationForm(widgets.VBox):
             openai_base_url: the Base URL to offer when OpenAI is not what is saved.
         """
         self._saved = saved
+        self.heading.value = f"<h4>{'Edit' if saved is not None else 'Add'} OpenAI Integration</h4>"
         self.show_errors({})
         self.show_notices(())
         self.show_message("")
