@@ -72,7 +72,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .models import AccessLists, AdminCheck, Timeouts, looks_like_key
+from .models import ADMIN_REQUIRED, AccessLists, AdminCheck, Timeouts, looks_like_key
 from .transport import AnswerTooLarge, make_sync_client, receive, size_text
 
 __all__ = [
@@ -87,7 +87,6 @@ __all__ = [
 ]
 
 #: What a user who is not an admin is told, in the panel and in ``PermissionDenied``.
-ADMIN_REQUIRED = "You must be assigned the Admin account type to configure the OpenAI integration."
 
 _HUB_URL = "JUPYTERHUB_API_URL"
 _HUB_TOKEN = "JUPYTERHUB_API_TOKEN"  # noqa: S105 (the variable's name, not a token)

@@ -47,6 +47,7 @@ from .normalize import (
 )
 
 __all__ = [
+    "ADMIN_REQUIRED",
     "KEEP_SAVED_KEY",
     "AIAdminError",
     "AccessLists",
@@ -107,6 +108,8 @@ ROLE_LABELS: dict[str, str] = {"language": "Language model", "embeddings": "Embe
 #: Source: Azure OpenAI REST API reference, "API specs" (GA version 2024-10-21).
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: What anyone who may not configure the integration is told (the seed product's wording).
+ADMIN_REQUIRED = "You must be assigned the Admin account type to configure the OpenAI integration."
 #: The longest Endpoint URL or Base URL accepted, in characters (an endpoint is far shorter; this bounds what is stored).
 MAX_URL_LENGTH = 2048
 DEFAULT_LANGUAGE_MODEL = "gpt-4o"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..models import AccessLists, AIAdminError, SettingsSnapshot, holds_key
+from ..models import ADMIN_REQUIRED, AccessLists, AIAdminError, SettingsSnapshot, holds_key
 from .fields import TextField
 from .style import ERROR as _ERROR_STYLE
 from .style import HELP as _HELP_STYLE
@@ -27,10 +27,9 @@ from .style import span as _span
 if TYPE_CHECKING:
     from ..interface import Settings
 
-__all__ = ["NOT_AN_ADMIN", "AccessSettings"]
+__all__ = ["AccessSettings"]
 
 #: What a user who may not configure is told (the service's reason when no other one applies).
-NOT_AN_ADMIN = "You must be assigned the Admin account type to configure the OpenAI integration."
 
 
 def _names(names: tuple[str, ...]) -> str:
@@ -123,7 +122,7 @@ class AccessSettings(widgets.VBox):
         else:
             admins = "Admins: none yet. Whoever first configures the integration becomes its admin."
         self.admins.value = _span(admins, _HELP_STYLE)
-        why = check.reason if check.source == "hub" and not check.admin and check.reason != NOT_AN_ADMIN else None
+        why = check.reason if check.source == "hub" and not check.admin and check.reason != ADMIN_REQUIRED else None
         self.note.value = _span(why, _WARNING_STYLE, alert=True) if why else ""
         if lists != self._shown:
             self._fill(lists)

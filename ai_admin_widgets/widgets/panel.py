@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..models import (
+    ADMIN_REQUIRED,
     AIAdminError,
     AzureOpenAIFields,
     AzureOpenAIIntegration,
@@ -35,7 +36,7 @@ from ..models import (
     VerificationFailed,
     VerificationReport,
 )
-from .access import NOT_AN_ADMIN, AccessSettings
+from .access import AccessSettings
 from .fields import KeyField, TextField
 from .form import PROVIDER_OPTIONS as _PROVIDER_OPTIONS
 from .form import IntegrationForm
@@ -299,7 +300,7 @@ class AISettingsPanel(widgets.VBox):
         if damaged:
             self.notice.value = _span(snapshot.problem or "", _ERROR_STYLE, alert=True)
         else:
-            self.notice.value = "" if admin else _text(NOT_AN_ADMIN)
+            self.notice.value = "" if admin else _text(ADMIN_REQUIRED)
         # While the form or the confirmation is open, the row offers nothing else to press,
         # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
         self.row.render(status, admin=admin, damaged=damaged, offer=self.view == "row")
