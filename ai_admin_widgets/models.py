@@ -230,6 +230,10 @@ class FailureCode(str, enum.Enum):
     DNS_FAILURE = "dns_failure", "The endpoint's host name could not be found."
     CONNECTION_FAILED = "connection_failed", "No connection could be made to the endpoint's host."
     TLS_ERROR = "tls_error", "The secure (TLS) connection failed, often because a proxy replaces certificates."
+    ADDRESS_REFUSED = (
+        "address_refused",
+        "The endpoint's host resolved to an address the AI gateway may not call (metadata, link-local, or private).",
+    )
     # The answer itself.
     UNEXPECTED_RESPONSE = (
         "unexpected_response",
@@ -1393,6 +1397,17 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: (
             "Check that this server can reach the service (or your proxy, HTTPS_PROXY) and try again; "
             "if it keeps failing, ask an admin to open AI Settings and press Test."
+        ),
+    ),
+    FailureCode.ADDRESS_REFUSED: _Entry(
+        "endpoint_field",
+        lambda t, o, s: (
+            f"When the AI gateway connected, {t.host} resolved to an address it may not call (a metadata, "
+            "link-local, or private address that AI_ADMIN_GATEWAY_ALLOW_HOSTS does not list)."
+        ),
+        lambda t, o, s: (
+            "Check the Endpoint URL. If the host is on your private network, ask the hub's admin to allow it in "
+            "AI_ADMIN_GATEWAY_ALLOW_HOSTS; a name that resolves elsewhere than it did at Save is refused on purpose."
         ),
     ),
     FailureCode.TLS_ERROR: _Entry(

@@ -109,7 +109,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -938,6 +938,9 @@ class Sandbox:
             HTTPS-inspecting proxy does; ``ca_bundle`` is that authority's certificate. Needs
             the ``trustme`` package (``pip install trustme``; the lab and test extras have it).
         stream_interval_ms: milliseconds between the events of a streamed chat answer.
+        tls_names: with ``tls=True``, the host names and addresses its certificate is for
+            (default ``127.0.0.1`` and ``localhost``); the server names clients asked for
+            (TLS SNI) are kept in ``server_names``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -972,12 +975,15 @@ class Sandbox:
         latency_ms: float | Callable[[RecordedRequest], float] = 0.0,
         tls: bool = False,
         stream_interval_ms: float = 0.0,
+        tls_names: Sequence[str] = ("127.0.0.1", "localhost"),
     ) -> None:
         self.latency_ms = latency_ms
         self.stream_interval_ms = stream_interval_ms
         self.streams: list[dict[str, Any]] = []
         self.stream_ended = threading.Event()
         self.tls = tls
+        self.tls_names = tuple(tls_names)
+        self.server_names: list[str | None] = []
         self._token = secrets.token_hex(16)
         self._openai_key = f"{PRACTICE_OPENAI_KEY_PREFIX}{self._token}"
         self._azure_key = f"{PRACTICE_AZURE_KEY_PREFIX}{secrets.token_hex(16)}"
@@ -1073,9 +1079,10 @@ class Sandbox:
                 "or use Sandbox() without tls."
             ) from None
         authority = trustme.CA(organization_name="Sandbox inspecting proxy")
-        certificate = authority.issue_cert("127.0.0.1", "localhost")
+        certificate = authority.issue_cert(*self.tls_names)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         certificate.configure_cert(context)
+        context.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
         self.ca_bundle = self.folder / "proxy-ca.pem"
         authority.cert_pem.write_to_path(str(self.ca_bundle))
         return context

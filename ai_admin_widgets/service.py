@@ -50,6 +50,8 @@ from .store import (
 )
 
 if TYPE_CHECKING:
+    import httpcore
+
     from .models import Timeouts
     from .transport import AIRoutes
     from .widgets import AISettingsPanel
@@ -78,6 +80,10 @@ class AISettings:
         clock: returns the current time as an aware UTC ``datetime``; :meth:`status` measures
             "how long ago" and staleness with it (default: the system clock). Records and
             the audit log are always stamped with the system clock.
+        network_backend: what opens the connections of Save's and Test's checks (an
+            ``httpcore.AsyncNetworkBackend``; default httpcore's). The AI gateway passes its
+            :class:`~ai_admin_widgets.gateway.addresses.PinnedBackend`, so a check connects only
+            to an address it may call.
 
     On a user's server of a JupyterHub with the AI gateway (``$AI_ADMIN_GATEWAY_URL`` set),
     ``AISettings()`` with no store of its own (no ``home``, ``keyring`` or other argument but
@@ -111,7 +117,9 @@ class AISettings:
         openai_base_url: str = DEFAULT_OPENAI_BASE_URL,
         stale_after: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        self._network_backend = network_backend
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
         self.access = access or AccessPolicy()
@@ -634,9 +642,11 @@ class AISettings:
         from .verify import verify
 
         if integration is not None:
-            return verify(self._checked(integration, "test"), timeouts=self.timeouts)
+            return verify(
+                self._checked(integration, "test"), timeouts=self.timeouts, network_backend=self._network_backend
+            )
         saved, revision = self._load_saved()
-        report = verify(saved, timeouts=self.timeouts)
+        report = verify(saved, timeouts=self.timeouts, network_backend=self._network_backend)
         self._record_test(saved, report, revision)
         return report
 
@@ -645,9 +655,11 @@ class AISettings:
         from .verify import verify_async
 
         if integration is not None:
-            return await verify_async(self._checked(integration, "test_async"), timeouts=self.timeouts)
+            return await verify_async(
+                self._checked(integration, "test_async"), timeouts=self.timeouts, network_backend=self._network_backend
+            )
         saved, revision = self._load_saved()
-        report = await verify_async(saved, timeouts=self.timeouts)
+        report = await verify_async(saved, timeouts=self.timeouts, network_backend=self._network_backend)
         self._record_test(saved, report, revision)
         return report
 
@@ -679,7 +691,7 @@ class AISettings:
 
         integration = self._checked(integration, "save")
         store, revision = self._prepare_save(integration, expected_revision)
-        report = verify(integration, timeouts=self.timeouts)
+        report = verify(integration, timeouts=self.timeouts, network_backend=self._network_backend)
         return self._store_verified(store, integration, report, revision)
 
     async def save_async(
@@ -695,7 +707,9 @@ class AISettings:
 
         integration = self._checked(integration, "save_async")
         store, revision = self._prepare_save(integration, expected_revision)
-        report = await verify_async(integration, timeouts=self.timeouts, on_check=on_check)
+        report = await verify_async(
+            integration, timeouts=self.timeouts, on_check=on_check, network_backend=self._network_backend
+        )
         return self._store_verified(store, integration, report, revision)
 
     def remove(self) -> list[str]:

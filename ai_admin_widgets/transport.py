@@ -54,6 +54,7 @@ from .normalize import LOOPBACK_HOSTS
 
 __all__ = [
     "AIRoutes",
+    "AddressRefused",
     "Answer",
     "AnswerTooLarge",
     "Failure",
@@ -165,8 +166,18 @@ _MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
 )
 
 
+class AddressRefused(httpcore.ConnectError):
+    """A connection refused before it was made: the host's name or address is one the client may not call.
+
+    Raised by a network backend given to :func:`make_client` (the AI gateway's
+    :class:`~ai_admin_widgets.gateway.addresses.PinnedBackend`); httpx passes it on as the
+    cause of an ``httpx.ConnectError``, classified ``address_refused``. The message says why.
+    """
+
+
 #: Transport errors found anywhere in an exception's cause chain, most specific first.
 _TRANSPORT_TABLE: tuple[tuple[type[BaseException], FailureCode], ...] = (
+    (AddressRefused, FailureCode.ADDRESS_REFUSED),
     (httpx.TimeoutException, FailureCode.TIMEOUT),
     (socket.gaierror, FailureCode.DNS_FAILURE),
     (ssl.SSLError, FailureCode.TLS_ERROR),
@@ -415,11 +426,16 @@ def _tls_context() -> ssl.SSLContext:
         return context
 
 
-def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
+def make_client(
+    timeouts: Timeouts = Timeouts(), *, network_backend: httpcore.AsyncNetworkBackend | None = None
+) -> httpx.AsyncClient:
     """An httpx client for the checks: the proxy settings of the environment, except for loopback hosts.
 
     Args:
         timeouts: connect and overall limits, in seconds.
+        network_backend: opens the TCP connections that go straight to a host (not those to a
+            proxy from the environment); default httpcore's. The AI gateway's pins each
+            connection to an address it checked (:mod:`ai_admin_widgets.gateway.addresses`).
     Returns:
         An ``httpx.AsyncClient``; the caller closes it.
     Raises:
@@ -428,7 +444,22 @@ def make_client(timeouts: Timeouts = Timeouts()) -> httpx.AsyncClient:
     """
     options = _client_options(timeouts)
     direct = httpx.AsyncHTTPTransport(verify=options["verify"])  # one pool for every loopback spelling
-    return httpx.AsyncClient(**options, mounts={pattern: direct for pattern in _DIRECT})
+    client = httpx.AsyncClient(**options, mounts={pattern: direct for pattern in _DIRECT})
+    if network_backend is not None:
+        for transport in (client._transport, *client._mounts.values()):
+            _use_backend(transport, network_backend)
+    return client
+
+
+def _use_backend(transport: httpx.AsyncBaseTransport | None, backend: httpcore.AsyncNetworkBackend) -> None:
+    """Give an ``httpx.AsyncHTTPTransport`` that connects straight to hosts (not through a proxy) ``backend``.
+
+    httpx 0.28 offers no argument for it, so it is set on the pool httpx made, as :func:`_bound_reads` does
+    (the gateway's rebinding tests fail if a new httpx moves it).
+    """
+    pool = getattr(transport, "_pool", None)
+    if type(pool) is httpcore.AsyncConnectionPool:  # a proxy's pool is a subclass: the proxy resolves
+        pool._network_backend = backend
 
 
 def make_sync_client(timeouts: Timeouts = Timeouts()) -> httpx.Client:

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpcore
 import httpx
 
 from .models import (
@@ -243,6 +244,7 @@ async def verify_async(
     timeouts: Timeouts = Timeouts(),
     client: httpx.AsyncClient | None = None,
     on_check: CheckListener | None = None,
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> VerificationReport:
     """Authenticate both models of ``integration`` concurrently.
 
@@ -253,6 +255,8 @@ async def verify_async(
             made for this call and closed after it.
         on_check: called with each :class:`ModelCheck` as soon as that model is done
             (the panel uses it to show progress).
+        network_backend: for the client made here, what opens its connections (see
+            :func:`~ai_admin_widgets.transport.make_client`; the AI gateway pins addresses with it).
     Returns:
         A :class:`VerificationReport` with the language check, then the embeddings check.
         Remote failures (refused key, unknown deployment, timeout, ...) are in the report,
@@ -261,7 +265,7 @@ async def verify_async(
     owned = client is None
     if client is None:
         try:
-            client = make_client(timeouts)
+            client = make_client(timeouts, network_backend=network_backend)
         except Exception as error:  # SSL_CERT_FILE unreadable, a proxy scheme without its package, ...
             return _setup_failure(integration, error)
 
@@ -295,7 +299,10 @@ def _setup_failure(integration: OpenAIIntegration | AzureOpenAIIntegration, erro
 
 
 def verify(
-    integration: OpenAIIntegration | AzureOpenAIIntegration, *, timeouts: Timeouts = Timeouts()
+    integration: OpenAIIntegration | AzureOpenAIIntegration,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    network_backend: httpcore.AsyncNetworkBackend | None = None,
 ) -> VerificationReport:
     """Authenticate both models of ``integration``; blocks until the report is ready.
 
@@ -305,12 +312,14 @@ def verify(
     Args:
         integration: the credentials to check.
         timeouts: connect, per-check and retry limits, in seconds.
+        network_backend: as for :func:`verify_async`.
     Returns:
         The :class:`VerificationReport`; remote failures are in it, never raised.
     """
+    checks = verify_async(integration, timeouts=timeouts, network_backend=network_backend)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(verify_async(integration, timeouts=timeouts))
+        return asyncio.run(checks)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-admin-verify") as pool:
-        return pool.submit(asyncio.run, verify_async(integration, timeouts=timeouts)).result()
+        return pool.submit(asyncio.run, checks).result()

@@ -455,8 +455,9 @@ CASES: dict[str, Case] = {
         ("instead of an OpenAI API response",),
     ),
 }
-#: Classes that need a sandbox of their own (https from a private certificate authority): see the TLS tests.
-OWN_SANDBOX = {FailureCode.TLS_ERROR}
+#: Classes that need a sandbox of their own (https from a private certificate authority): see the TLS tests here,
+#: and, for address_refused (the AI gateway's pinned connections), test_gateway's rebinding test.
+OWN_SANDBOX = {FailureCode.TLS_ERROR, FailureCode.ADDRESS_REFUSED}
 
 
 def test_every_failure_class_has_a_sandbox_scenario_here():

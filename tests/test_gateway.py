@@ -790,3 +790,129 @@ def test_practice_runs_without_the_hub_extras_keyring(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("chat: ")
+
+
+# --------------------------------------------------------------------------- #
+# No DNS rebinding: the address checked is the address connected to
+# --------------------------------------------------------------------------- #
+
+#: A name only the test's resolver knows (``.test`` never resolves on the internet, RFC 6761).
+REBINDING_NAME = "llm.rebinding.test"
+
+
+class _Resolver:
+    """``socket.getaddrinfo`` answering for :data:`REBINDING_NAME` with the addresses the test sets, each time it is asked.
+
+    ``answers`` is a list of addresses given out in turn (the last one again and again), like a
+    rebinding attacker's DNS server: a public-looking first answer, then an internal one.
+    """
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+        self._previous = socket.getaddrinfo
+
+    def __call__(self, host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name.rstrip(".").lower() != REBINDING_NAME:
+            return self._previous(host, port, *args, **kwargs)
+        address = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, int(port or 0)))]
+
+    def __enter__(self) -> _Resolver:
+        self._previous = socket.getaddrinfo
+        socket.getaddrinfo = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        socket.getaddrinfo = self._previous
+
+
+class _Internal:
+    """A service inside the hub's network (on 127.0.0.2): counts the connections it gets and answers none."""
+
+    def __init__(self, port: int) -> None:
+        self.connections = 0
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.2", port))
+        self._listener.listen(16)
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+
+
+@pytest.fixture
+def named_practice(monkeypatch):
+    """A practice gateway whose sandbox serves https for :data:`REBINDING_NAME` only, its authority trusted."""
+    sandbox = aiw.Sandbox(tls=True, tls_names=(REBINDING_NAME,)).start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(sandbox.ca_bundle))
+        with Practice(sandbox=sandbox) as practice:
+            yield practice
+    finally:
+        sandbox.stop()
+
+
+def test_a_name_that_rebinds_to_an_internal_address_is_never_connected_to(named_practice):
+    """Checked at Save as 127.0.0.1 (allowed for the sandbox), the name then resolves to 127.0.0.2 (not allowed):
+    the connections of Test, Save and /v1 are refused there, and the internal service sees none."""
+    import openai
+
+    practice = named_practice
+    sandbox = practice.sandbox
+    internal = _Internal(sandbox.port)
+    admin = _settings(practice, "admin")
+    integration = aiw.OpenAIIntegration(
+        api_key=sandbox.openai_api_key, base_url=f"https://{REBINDING_NAME}:{sandbox.port}/v1"
+    )
+    try:
+        with _Resolver("127.0.0.1") as resolver:
+            assert admin.save(integration).configured  # a name that keeps its address works
+            resolver.answers = ["127.0.0.2"]  # the attacker's DNS now points the name inside
+            report = admin.test()
+            assert [check.code.value for check in report.checks] == ["address_refused"] * 2
+            assert "AI_ADMIN_GATEWAY_ALLOW_HOSTS" in report.checks[0].message
+            resolver.answers, resolver.asked = ["127.0.0.1", "127.0.0.2"], 0  # allowed when checked, inside at connect
+            with pytest.raises(openai.APIStatusError) as refused:  # the first /v1 call: a check, a fresh connection
+                _openai(practice).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            assert refused.value.status_code == 502 and refused.value.body["code"] == "address_refused"
+            resolver.answers, resolver.asked = ["127.0.0.1", "127.0.0.2"], 0
+            with pytest.raises(VerificationFailed) as failed:
+                admin.save(integration.model_copy(update={"language_model": "gpt-4o-mini"}))
+            assert "address_refused" in {check.code.value for check in failed.value.report.checks}
+        assert internal.connections == 0
+    finally:
+        internal.close()
+
+
+def test_a_pinned_connection_keeps_the_names_tls_server_name_certificate_check_and_host(named_practice):
+    """The certificate is for the name only (not for 127.0.0.1): Save and /v1 work only if TLS starts with the name."""
+    practice, sandbox = named_practice, named_practice.sandbox
+    with _Resolver("127.0.0.1"):
+        base_url = f"https://{REBINDING_NAME}:{sandbox.port}/v1"
+        _settings(practice, "admin").save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=base_url))
+        answer = _openai(practice).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "over tls"}]
+        )
+    assert answer.choices[0].message.content == "Sandbox reply to: over tls"
+    assert set(sandbox.server_names) == {REBINDING_NAME}
+    assert {request["headers"]["host"] for request in sandbox.requests} == {f"{REBINDING_NAME}:{sandbox.port}"}

@@ -112,8 +112,12 @@ class Gateway:
             access_scopes=config.access_scopes,
         )
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ai-gateway")
+        from .addresses import AddressPolicy, PinnedBackend
         from .v1 import Upstream
 
+        self.addresses = AddressPolicy(config.allow_hosts)
+        #: Opens every connection the gateway makes to a provider (Save's and Test's checks, /v1), pinned to checked addresses.
+        self.network = PinnedBackend(self.addresses)
         self.upstream = Upstream(self)
 
     def settings(self, caller: Caller) -> AISettings:
@@ -127,6 +131,7 @@ class Gateway:
             access=GatewayAccess(caller, cache_seconds=self.config.cache_seconds),
             openai_base_url=self.config.openai_base_url,
             timeouts=self.config.timeouts,
+            network_backend=self.network,
         )
 
     async def run(self, function: Any, *args: Any) -> Any:
@@ -381,7 +386,7 @@ class ApiHandler(BaseHandler):
         """Refuse endpoints the gateway must not call (metadata, link-local, private unless allowed), by field."""
         from .addresses import refused_endpoints
 
-        problems = await self.gateway.run(refused_endpoints, integration, self.gateway.config.allow_hosts)
+        problems = await self.gateway.run(refused_endpoints, integration, self.gateway.addresses)
         if problems:
             message = "; ".join(f"{path}: {text}" for path, text in problems.items())
             raise _Refused(422, "ValidationError", message, field_errors=problems)

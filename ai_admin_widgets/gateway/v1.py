@@ -150,7 +150,7 @@ class Upstream:
             return Saved(fingerprint, None)
         from .addresses import refused_endpoints
 
-        refused = refused_endpoints(integration, self.gateway.config.allow_hosts)
+        refused = refused_endpoints(integration, self.gateway.addresses)
         if refused:
             return Saved(fingerprint, record, problem=" ".join(refused.values()))
         names: dict[Role, tuple[str, ...]] = {}
@@ -168,7 +168,9 @@ class Upstream:
             from ..transport import make_client
 
             config = self.gateway.config
-            self._client = make_client(Timeouts(connect=config.timeouts.connect, check=config.deadline))
+            self._client = make_client(
+                Timeouts(connect=config.timeouts.connect, check=config.deadline), network_backend=self.gateway.network
+            )
         return self._client
 
     async def close(self) -> None:
