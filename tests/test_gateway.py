@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -580,6 +581,60 @@ def test_bodies_over_the_cap_are_refused_with_413():
                 timeout=10,
             )
             assert unknown.status_code == 404, (path, unknown.text)  # a wrong path, not a body too large
+
+
+def _raw_request(url: str, header_lines: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """POST to ``url`` on a socket with these header lines (one a line) and no body; the status, headers and body."""
+    parts = urlsplit(url)
+    request = [f"POST {parts.path} HTTP/1.1", "Host: gateway", *header_lines.splitlines()]
+    with socket.create_connection((parts.hostname, parts.port), timeout) as raw:
+        raw.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer and (piece := raw.recv(65536)):
+            answer += piece
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        while len(body) < int(headers.get("content-length", 0)) and (piece := raw.recv(65536)):
+            body += piece
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_body_over_the_cap_is_413_in_openais_shape_however_it_comes():
+    """Over tornado's own limit too (cap + 1 MiB), declared or chunked: a JSON 413 naming the cap, never an empty 400."""
+    with Practice(max_request_bytes=2000, max_admin_request_bytes=1000) as practice:
+        _save_openai(practice)
+        token = practice.tokens["analyst"]
+        url = f"{practice.gateway_url}/v1/chat/completions"
+        huge = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * (3 * 2**20)}]}
+        answer = httpx.post(url, headers={"authorization": f"token {token}"}, json=huge, timeout=30)
+        assert answer.status_code == 413, answer.text
+        error = answer.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["code"] == "too_large"
+        assert "2000 bytes" in error["message"] and error["type"] == "invalid_request_error"
+
+        def chunks(count: int):
+            for _ in range(count):
+                yield b"x" * 1000
+
+        for count in (3, 3000):  # 3 kB (read and dropped) and 3 MB (answered as soon as it passes the drain)
+            chunked = httpx.post(url, headers={"authorization": f"token {token}"}, content=chunks(count), timeout=30)
+            assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "too_large", chunked.text
+        admin = httpx.post(
+            f"{practice.gateway_url}/api/access",
+            headers={"authorization": f"token {practice.tokens['admin']}"},
+            content=chunks(3000),
+            timeout=30,
+        )
+        assert admin.status_code == 413 and "1000 bytes" in admin.json()["error"]["message"]
+        assert practice.gateway.usage(10) == []  # nothing reached the provider
+        # Declared over the cap, and no body sent: refused on the headers alone.
+        for extra in ("Content-Length: 1000000000000\n", "Content-Length: 2500\nExpect: 100-continue\n"):
+            status, headers, body = _raw_request(
+                url, f"Authorization: token {token}\nContent-Type: application/json\n{extra}"
+            )
+            assert status == 413 and json.loads(body)["error"]["code"] == "too_large", (extra, body)
+            assert headers.get("connection") == "close"
 
 
 # --------------------------------------------------------------------------- #

@@ -185,15 +185,35 @@ class _Refused(Exception):
         self.status, self.kind, self.extra = status, kind, extra
 
 
+#: Bytes beyond a body's cap that are still read (and dropped) before the 413 is sent, so that a client
+#: which sends its whole body before reading (most do) gets the answer instead of a reset connection.
+DRAIN_BYTES = 2**20
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Identifies the caller before anything else; answers JSON; never caches."""
+    """Identifies the caller before anything else; answers JSON; never caches.
+
+    Bodies are streamed in (:func:`tornado.web.stream_request_body`) and capped at
+    :attr:`body_cap` bytes as they arrive, never kept beyond it. A declared ``Content-Length``
+    over the cap is refused with 413 on the headers alone: at once, closing the connection,
+    when the client waits for a go-ahead (``Expect: 100-continue``) or the length is more than
+    :data:`DRAIN_BYTES` over; otherwise the body is read and dropped first, so that a client
+    that sends it whole before reading (most do), or the hub's proxy in front, gets the 413
+    rather than a reset connection. A body without a length (chunked) is refused likewise once
+    it passes the cap. Refusals decided before the body is read (401, 403, 503) are sent after
+    it, for the same reason.
+    """
 
     gateway: Gateway
     caller: Caller
     body_cap: int = 0
+    _refusal: _Refused | None = None
+    _received = 0
 
     def initialize(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._chunks: list[bytes] = []
 
     def set_default_headers(self) -> None:
         self.set_header("content-type", "application/json")
@@ -205,11 +225,33 @@ class BaseHandler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self) -> None:  # token-authenticated API: no cookies are used
         return None
 
+    def _too_large(self) -> _Refused:
+        from ..transport import size_text
+
+        cap = self.body_cap
+        return _Refused(
+            413,
+            "TooLarge",
+            f"The request body is over the AI gateway's cap of {size_text(cap)} ({cap} bytes); send less at once.",
+            code="too_large",
+        )
+
     async def prepare(self) -> None:
+        limit = getattr(self.request.connection, "set_max_body_size", None)
+        if limit is not None:  # this handler counts the body itself, chunk by chunk (tornado's own limit would 400)
+            limit(sys.maxsize)
         try:
-            length = int(self.request.headers.get("content-length") or len(self.request.body or b""))
-            if length > self.body_cap:
-                raise _Refused(413, "TooLarge", f"The request body is over {self.body_cap} bytes; send less at once.")
+            declared = int(self.request.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0  # tornado refuses a Content-Length that is not a number
+        if declared > self.body_cap:
+            waiting = self.request.headers.get("expect", "").lower() == "100-continue"  # it sends no body unless told
+            if waiting or declared > self.body_cap + DRAIN_BYTES:
+                self.refuse(self._too_large(), close=True)
+            else:
+                self._refusal = self._too_large()
+            return
+        try:
             token = token_of(self.request.headers.get("authorization"))
             if token is None:
                 raise _Refused(
@@ -232,11 +274,40 @@ class BaseHandler(tornado.web.RequestHandler):
                 )
             self.caller = caller
         except _Refused as refused:
-            self.refuse(refused)
+            if self._refusal is None:
+                self._refusal = refused
 
-    def refuse(self, refused: _Refused) -> None:
-        """Answer ``refused`` and end the request."""
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body up to the cap; past it, drop what comes (a 413 is due), and past the drain, answer now."""
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.body_cap + DRAIN_BYTES:
+            self.refuse(self._refusal or self._too_large(), close=True)
+            return
+        if self._received > self.body_cap and (self._refusal is None or self._refusal.status != 413):
+            self._refusal = self._too_large()
+        if self._refusal is None:
+            self._chunks.append(chunk)
+
+    def admitted(self) -> bool:
+        """Whether the request may go on (its body whole in ``request.body``); if not, its refusal was sent."""
+        if self._finished:
+            return False
+        if self._refusal is not None:
+            self.refuse(self._refusal)
+            return False
+        self.request.body = b"".join(self._chunks)
+        self._chunks = []
+        return True
+
+    def refuse(self, refused: _Refused, *, close: bool = False) -> None:
+        """Answer ``refused`` and end the request (``close``: and the connection, the rest of the body unread)."""
+        if self._finished:
+            return
         self.set_status(refused.status)
+        if close:
+            self.set_header("connection", "close")
         if refused.status == 401:
             self.set_header("www-authenticate", 'token realm="JupyterHub"')
         self.finish(self.error_json(refused.status, refused.kind, str(refused), refused.extra))
@@ -278,6 +349,8 @@ class ApiHandler(BaseHandler):
         await self._answer("POST", action)
 
     async def _answer(self, method: str, action: str) -> None:
+        if not self.admitted():
+            return
         handler = _ROUTES.get((method, action))
         if handler is None:
             self.send_error(404 if all(name != action for _, name in _ROUTES) else 405)
@@ -439,13 +512,24 @@ _ROUTES: dict[tuple[str, str], Any] = {
 class _NotFound(BaseHandler):
     """Any other path under the prefix: 404 in the same shape (after identifying the caller).
 
-    Its body cap is the server's own (``max_body_size``): a body sent to a path that does not
-    exist is not "too large", the path is wrong.
+    A body sent to a path that does not exist is not "too large", the path is wrong: it is
+    read and dropped (up to :data:`DRAIN_BYTES`), never kept.
     """
 
     body_cap = sys.maxsize
 
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > DRAIN_BYTES and not self._finished:
+            self.set_header("connection", "close")
+            self.send_error(404)
+
     async def get(self, *args: str) -> None:
+        if self._finished:
+            return
+        if self._refusal is not None:
+            self.refuse(self._refusal)
+            return
         self.send_error(404)
 
     post = get

@@ -230,6 +230,8 @@ class ModelsHandler(V1Handler):
     """``GET /v1/models``: the saved models (none when AI functionality is disabled)."""
 
     async def get(self) -> None:
+        if not self.admitted():
+            return
         try:
             saved = await self.usable()
         except _Refused as refused:
@@ -260,6 +262,8 @@ class _ForwardHandler(V1Handler):
             self._task.cancel()
 
     async def post(self) -> None:
+        if not self.admitted():
+            return
         self._started = time.perf_counter()
         event: dict[str, Any] = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
         self._event = event
