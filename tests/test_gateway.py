@@ -173,60 +173,130 @@ def test_serve_runs_as_a_managed_service_with_the_hubs_environment(practice, tmp
     assert process.returncode == 0
 
 
-class _Stub:
-    """A stand-in for jupyterhub_config.py's ``c``: any attribute path, each leaf a list or a dict as the snippet uses it."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def __getattr__(self, section: str) -> object:
-        values = self.values
-
-        class Section:
-            def __getattr__(self, name: str) -> object:
-                key = f"{section}.{name}"
-                if key not in values:
-                    values[key] = [] if name in ("services", "load_roles") else {}
-                return values[key]
-
-            def __setattr__(self, name: str, value: object) -> None:
-                values[f"{section}.{name}"] = value
-
-        return Section()
-
-
-def test_hub_config_is_python_that_sets_the_service_scopes_roles_and_environment(monkeypatch):
+def _hub_config(*options: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "ai_admin_widgets", "gateway", "hub-config", "--admin", "alice"],
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "hub-config", *options],
         capture_output=True,
         text=True,
         timeout=60,
         env=_environment(),
     )
     assert done.returncode == 0, done.stderr
-    monkeypatch.setenv("AI_ADMIN_GATEWAY_KEYRING_PASSWORD", "from the hub's environment")
-    c = _Stub()
-    exec(compile(done.stdout, "jupyterhub_config.py", "exec"), {"c": c})
-    values = c.values
-    (service,) = values["JupyterHub.services"]
-    assert service["name"] == "ai-gateway" and service["url"] == "http://127.0.0.1:10101"
-    assert service["command"][1:5] == ["-m", "ai_admin_widgets", "gateway", "serve"]
-    assert service["environment"]["KEYRING_CRYPTFILE_PASSWORD"] == "from the hub's environment"
-    assert set(values["JupyterHub.custom_scopes"]) == {"custom:ai-admin:configure", "custom:ai-admin:use"}
-    roles = {role["name"]: role for role in values["JupyterHub.load_roles"]}
-    assert "custom:ai-admin:use" in roles["user"]["scopes"] and "self" in roles["user"]["scopes"]
-    assert "custom:ai-admin:configure" in roles["ai-admin-configure"]["scopes"]
-    assert roles["ai-admin-configure"]["users"] == ["alice"]
-    scopes = values["Spawner.server_token_scopes"]
-    assert "access:services!service=ai-gateway" in scopes and "custom:ai-admin:use" in scopes
-    assert values["Spawner.environment"] == {"AI_ADMIN_GATEWAY_URL": "http://127.0.0.1:10101/services/ai-gateway"}
-    # The same text against traitlets' own Config, as JupyterHub loads it.
+    return done.stdout
+
+
+def _exec_config(snippet: str, before: str = ""):
+    """``before`` then the snippet, run as JupyterHub runs jupyterhub_config.py: against a traitlets Config named c."""
     from traitlets.config import Config
 
     config = Config()
-    exec(compile(done.stdout, "jupyterhub_config.py", "exec"), {"c": config})
-    assert config.JupyterHub.services.get_value([])[0]["name"] == "ai-gateway"
-    assert config.Spawner.environment.get_value({})["AI_ADMIN_GATEWAY_URL"].endswith("/services/ai-gateway")
+    exec(compile(before + "\n" + snippet, "jupyterhub_config.py", "exec"), {"c": config})
+    return config
+
+
+def _value(config, section: str, name: str, empty):
+    value = config[section][name]
+    return value.get_value(empty) if hasattr(value, "get_value") else value
+
+
+def test_hub_config_is_python_that_sets_the_service_scopes_roles_and_environment(monkeypatch):
+    snippet = _hub_config("--admin", "alice")
+    monkeypatch.setenv("AI_ADMIN_GATEWAY_KEYRING_PASSWORD", "from the hub's environment")
+    config = _exec_config(snippet)
+    (service,) = _value(config, "JupyterHub", "services", [])
+    assert service["name"] == "ai-gateway" and service["url"] == "http://127.0.0.1:10101"
+    assert service["command"][1:5] == ["-m", "ai_admin_widgets", "gateway", "serve"]
+    assert service["environment"]["KEYRING_CRYPTFILE_PASSWORD"] == "from the hub's environment"
+    assert set(_value(config, "JupyterHub", "custom_scopes", {})) == {
+        "custom:ai-admin:configure",
+        "custom:ai-admin:use",
+    }
+    roles = {role["name"]: role for role in _value(config, "JupyterHub", "load_roles", [])}
+    assert "custom:ai-admin:configure" in roles["ai-admin-configure"]["scopes"]
+    assert roles["ai-admin-configure"]["users"] == ["alice"]
+    scopes = config.Spawner.server_token_scopes
+    assert "access:services!service=ai-gateway" in scopes and "custom:ai-admin:use" in scopes
+    assert _value(config, "Spawner", "environment", {}) == {
+        "AI_ADMIN_GATEWAY_URL": "http://127.0.0.1:10101/services/ai-gateway"
+    }
+    assert "_ai_gateway_grant_users" not in snippet.split("del _ai_gateway_grant_users")[1]  # no name left behind
+
+
+def test_hub_config_takes_the_address_users_servers_call_the_gateway_at():
+    snippet = _hub_config(
+        "--url", "http://0.0.0.0:10101", "--gateway-url", "https://hub.example.org/services/ai-gateway/"
+    )
+    config = _exec_config(snippet)
+    assert _value(config, "Spawner", "environment", {})["AI_ADMIN_GATEWAY_URL"] == (
+        "https://hub.example.org/services/ai-gateway"
+    )
+    assert _value(config, "JupyterHub", "services", [])[0]["url"] == "http://0.0.0.0:10101"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "hub-config", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(),
+    ).stdout
+    assert "--gateway-url" in help_text and "through the hub's proxy" in " ".join(help_text.split())
+    from ai_admin_widgets.gateway.hubconfig import hub_config
+
+    with pytest.raises(ValueError, match="gateway URL"):
+        hub_config(gateway_url="hub.example.org/services/ai-gateway")
+
+
+#: The "user" role as an operator may have defined it above the snippet, and the user role's scopes the hub then has.
+_USER_ROLES = {
+    "none": "",
+    "with scopes": 'c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:users:activity"]}]',
+    "without scopes": 'c.JupyterHub.load_roles.append({"name": "user", "description": "Everyone."})',
+    "extra scopes": 'c.JupyterHub.extra_user_scopes = {"read:users:activity"}',
+}
+
+_ROLE_CHECK = """
+import asyncio, json, sys
+from jupyterhub import orm
+from jupyterhub.app import JupyterHub
+
+async def roles(path):
+    hub = JupyterHub(log_level="ERROR")
+    hub.load_config_file(path)
+    hub.db_url = "sqlite:///:memory:"
+    hub.init_db()
+    await hub.init_role_creation()
+    return {role.name: sorted(role.scopes) for role in hub.db.query(orm.Role)}
+
+print(json.dumps({path: asyncio.run(roles(path)) for path in sys.argv[1:]}))
+"""
+
+
+def test_hub_config_adds_its_scopes_to_the_hubs_user_role_without_redefining_it(tmp_path):
+    """Loaded by a real JupyterHub (its config file and its role loading, on an in-memory database)."""
+    snippet = _hub_config()
+    ours = {"custom:ai-admin:use", "access:services!service=ai-gateway"}
+    paths = {}
+    for case, before in _USER_ROLES.items():
+        _exec_config(snippet, before)  # traitlets' Config takes it as it is
+        path = tmp_path / f"{case.replace(' ', '-')}.py"
+        path.write_text(before + "\n" + snippet)
+        paths[case] = str(path)
+    done = subprocess.run(
+        [sys.executable, "-c", _ROLE_CHECK, *paths.values()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_environment(AI_ADMIN_GATEWAY_KEYRING_PASSWORD="x"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    user = {case: set(loaded[path]["user"]) for case, path in paths.items()}
+    assert user["none"] == {"self"} | ours  # JupyterHub's default user scope kept
+    assert user["with scopes"] == {"self", "read:users:activity"} | ours  # the operator's scopes kept
+    assert user["without scopes"] == {"self"} | ours
+    assert user["extra scopes"] == {"self", "read:users:activity"} | ours
+    for path in paths.values():
+        assert "custom:ai-admin:configure" in loaded[path]["ai-admin-configure"]
 
 
 # --------------------------------------------------------------------------- #

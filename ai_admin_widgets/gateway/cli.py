@@ -5,7 +5,7 @@
     ai-admin gateway practice [--cache-seconds S] [--deadline S]
                                   a gateway, a sandbox and a hub stand-in on 127.0.0.1; the first
                                   line of output is JSON: {"gateway_url": ..., "tokens": {"admin", "analyst"}}
-    ai-admin gateway hub-config [--name NAME] [--url URL] [--home FOLDER] [--admin USER ...]
+    ai-admin gateway hub-config [--name NAME] [--url URL] [--gateway-url URL] [--home FOLDER] [--admin USER ...]
                                   print the jupyterhub_config.py snippet
 
 Exit codes: 0 ok (serve and practice: stopped by SIGTERM or Ctrl-C), 3 a problem (one line on stderr).
@@ -62,7 +62,15 @@ def add_parser(commands: Any, parser_class: Any) -> None:
     config.add_argument(
         "--url",
         default="http://127.0.0.1:10101",
-        help="where the gateway listens, as users' servers reach it (default http://127.0.0.1:10101)",
+        help="where the gateway listens; the hub's proxy routes /services/NAME/ there (default http://127.0.0.1:10101)",
+    )
+    config.add_argument(
+        "--gateway-url",
+        default=None,
+        metavar="URL",
+        help="the address users' servers call the gateway at (AI_ADMIN_GATEWAY_URL; default: --url + /services/NAME, "
+        "which works only where users' servers can reach --url). Otherwise pass it through the hub's proxy, e.g. "
+        "https://hub.example.org/services/ai-gateway, or in a cluster http://hub:10101/services/ai-gateway",
     )
     config.add_argument("--home", default="/srv/ai-gateway", help="the gateway's folder (default /srv/ai-gateway)")
     config.add_argument(
@@ -78,9 +86,14 @@ def run(arguments: argparse.Namespace) -> int:
         if arguments.gateway_command == "hub-config":
             from .hubconfig import hub_config
 
-            print(
-                hub_config(name=arguments.name, url=arguments.url, home=arguments.home, admins=arguments.admin), end=""
+            snippet = hub_config(
+                name=arguments.name,
+                url=arguments.url,
+                home=arguments.home,
+                admins=arguments.admin,
+                gateway_url=arguments.gateway_url,
             )
+            print(snippet, end="")
             return EXIT_OK
         if arguments.gateway_command == "serve":
             from .serve import config_from_environment, serve

@@ -7,8 +7,14 @@ the subset of those scopes its user holds):
 * ``c.JupyterHub.services``: the managed service (``command``, ``url``, ``environment`` with the
   keyring's password taken from the hub's own environment, never written in the file);
 * ``c.JupyterHub.custom_scopes``: ``custom:ai-admin:configure`` and ``custom:ai-admin:use``;
-* ``c.JupyterHub.load_roles``: every user may use AI (the allow-list narrows it), the named
-  admins may configure (hub admins always may);
+* the hub's ``user`` role gets ``custom:ai-admin:use`` and ``access:services!service=<name>``
+  (every user may use AI; the allow-list narrows it), without redefining that role: the scopes
+  are added to a ``user`` role that ``c.JupyterHub.load_roles`` already defines above the
+  snippet, else to ``c.JupyterHub.extra_user_scopes`` (JupyterHub 6+, which adds them to the
+  default ``user`` role), else (older hubs) a ``user`` role with JupyterHub's default ``self``
+  and these is added;
+* ``c.JupyterHub.load_roles``: the role ``ai-admin-configure`` for the named admins (hub admins
+  may always configure);
 * ``c.Spawner.server_token_scopes``: the server role's own scopes, ``access:services!service=<name>``,
   ``read:users!user`` (so the gateway sees the ``admin`` field) and both custom scopes;
 * ``c.Spawner.environment``: ``AI_ADMIN_GATEWAY_URL``, so users' servers use the gateway.
@@ -32,24 +38,32 @@ def hub_config(
     home: str = "/srv/ai-gateway",
     admins: Sequence[str] = (),
     python: str | None = None,
+    gateway_url: str | None = None,
 ) -> str:
-    """The snippet, as Python source to append to ``jupyterhub_config.py``.
+    """The snippet, as Python source to append to ``jupyterhub_config.py`` (after any ``load_roles`` it should extend).
 
     Args:
         name: the service's name (its path is ``/services/<name>/``).
-        url: where the service listens, as users' servers reach it (``http://hub:10101`` in a cluster).
+        url: where the service listens (the hub's proxy routes ``/services/<name>/`` there).
         home: the gateway's folder (settings, audit log, encrypted keyring file), writable by the hub's user only.
         admins: hub user names who may configure the integration (hub admins always may).
         python: the interpreter that runs the gateway (default: the one running this command).
+        gateway_url: the address users' servers call the gateway at (their ``AI_ADMIN_GATEWAY_URL``).
+            Default ``<url>/services/<name>``, straight to the service, which works only where users'
+            servers can reach ``url`` (servers on the hub's machine, for a loopback ``url``). Otherwise
+            pass the address through the hub's proxy, e.g. ``https://hub.example.org/services/ai-gateway``,
+            or in a cluster the hub's service address, e.g. ``http://hub:10101/services/ai-gateway``.
     Raises:
-        ValueError: ``name`` is not a plain service name, or ``url`` not an http(s) address.
+        ValueError: ``name`` is not a plain service name, or ``url`` or ``gateway_url`` not an http(s) address.
     """
     if not name or not all(character.isalnum() or character in "-_" for character in name):
         raise ValueError(f"The service name must be letters, digits, '-' and '_', not {name!r}.")
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"The service URL must start with http:// or https://, not {url!r}.")
+    if gateway_url is not None and not gateway_url.startswith(("http://", "https://")):
+        raise ValueError(f"The gateway URL must start with http:// or https://, not {gateway_url!r}.")
     interpreter = python or sys.executable
-    gateway_url = f"{url.rstrip('/')}/services/{name}"
+    gateway_url = (gateway_url or f"{url.rstrip('/')}/services/{name}").rstrip("/")
     q = json.dumps  # a JSON string or list of strings is Python source too
     return f"""# --- AI gateway (ai-admin-widgets): printed by `ai-admin gateway hub-config` ---
 # The hub starts the gateway, restarts it if it exits, and routes /services/{name}/ to it.
@@ -79,13 +93,36 @@ c.JupyterHub.custom_scopes.update(
     }}
 )
 
-# Every user may use AI (the panel's "Who may use AI" narrows it); these users may configure it.
-c.JupyterHub.load_roles.append(
-    {{
-        "name": "user",
-        "scopes": ["self", "custom:ai-admin:use", "access:services!service={name}"],
-    }}
-)
+# Every user may use AI (the panel's "Who may use AI" narrows it). The hub's "user" role is not
+# redefined: these scopes are added to the "user" role that load_roles defines above, if any; else to
+# c.JupyterHub.extra_user_scopes (JupyterHub 6 or later); else a "user" role with JupyterHub's default
+# scope ("self") and these is added.
+def _ai_gateway_grant_users(c, scopes):
+    roles = c.JupyterHub.load_roles
+    if not isinstance(roles, list):  # nothing assigned above: traitlets' record of appends
+        roles = c.JupyterHub.load_roles = roles.get_value([])
+    user = next((role for role in roles if isinstance(role, dict) and role.get("name") == "user"), None)
+    if user is not None and "scopes" in user:
+        user["scopes"] = [*user["scopes"], *(scope for scope in scopes if scope not in user["scopes"])]
+        return
+    from jupyterhub.app import JupyterHub
+
+    if "extra_user_scopes" in JupyterHub.class_trait_names():
+        extra = c.JupyterHub.extra_user_scopes
+        if isinstance(extra, (set, list, tuple)):
+            c.JupyterHub.extra_user_scopes = {{*extra, *scopes}}
+        else:
+            extra.update(scopes)
+    elif user is not None:  # a "user" role without scopes gets the default's, "self"
+        user["scopes"] = ["self", *scopes]
+    else:
+        roles.append({{"name": "user", "scopes": ["self", *scopes]}})
+
+
+_ai_gateway_grant_users(c, ["custom:ai-admin:use", "access:services!service={name}"])
+del _ai_gateway_grant_users
+
+# These users may configure it (hub admins always may).
 c.JupyterHub.load_roles.append(
     {{
         "name": "ai-admin-configure",
