@@ -12,7 +12,9 @@ Errors are those of :class:`~ai_admin_widgets.AISettings`, rebuilt from the gate
 ``ConcurrentChange``, ``SavedKeyUnavailable``, ``KeyringUnavailable``, ``StoreError``,
 ``ValueError``); a gateway that cannot be reached, or a hub that cannot identify the user, is
 :class:`GatewayUnavailable` (a ``StoreError``). Reads that the panel renders (``snapshot``,
-``admin_check``, ``can_use_ai``) answer "not available" with the reason instead of raising.
+``admin_check``, ``can_use_ai`` for oneself) answer "not available" with the reason instead of
+raising. The history, and whether another user may use AI, are for users who may configure:
+others get ``PermissionDenied`` with the reason (the panel shows it in place of the history).
 """
 
 from __future__ import annotations
@@ -227,7 +229,12 @@ class GatewaySettings:
         return self.admin_check().admin
 
     def can_use_ai(self, user: str | None = None) -> bool:
-        """Whether ``user`` (default: this user) may use AI now; False when the gateway cannot say."""
+        """Whether ``user`` (default: this user) may use AI now; False when the gateway cannot say.
+
+        Raises:
+            PermissionDenied: ``user`` is another user and this one may not configure (the gateway tells
+                only those who may, so False never stands for "not allowed to ask").
+        """
         try:
             return bool(self._call("GET", "can-use-ai", params={"user": user} if user else None)["allowed"])
         except (GatewayUnavailable, KeyError, TypeError):
@@ -238,6 +245,7 @@ class GatewaySettings:
 
         Raises:
             ValueError: ``limit`` is not a whole number of 1 or more.
+            PermissionDenied: this user may not configure (on a hub the history is theirs only); the message says so.
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")

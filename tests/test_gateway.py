@@ -378,6 +378,40 @@ def test_the_analyst_cannot_save_test_or_remove(practice):
     assert not snapshot.admin.admin and "custom:ai-admin:configure" in snapshot.admin.reason and snapshot.may_use_ai
 
 
+def test_the_analyst_asks_only_about_itself_and_its_read_only_panel_says_why(practice):
+    """Whether another user may use AI, the history and the usage log are for those who may configure."""
+    from ai_admin_widgets.gateway import CONFIGURE_SCOPE
+    from ai_admin_widgets.models import ADMIN_REQUIRED
+
+    _save_openai(practice)
+    admin, analyst = _settings(practice, "admin"), _settings(practice, "analyst")
+    assert analyst.can_use_ai() and analyst.can_use_ai("practice-analyst")  # about itself: always
+    with pytest.raises(PermissionDenied, match=CONFIGURE_SCOPE):
+        analyst.can_use_ai("practice-admin")
+    with pytest.raises(PermissionDenied, match="history"):
+        analyst.history()
+    for path in ("api/can-use-ai?user=practice-admin", "api/history", "api/history?limit=5", "api/usage"):
+        answer = _api(practice, "GET", path, who="analyst")
+        assert answer.status_code == 403 and answer.json()["error"]["type"] == "PermissionDenied", path
+        assert "events" not in answer.text and "practice-admin" not in answer.json()["error"]["message"]
+    assert admin.can_use_ai("practice-analyst") and [event.action.value for event in admin.history()] == ["add"]
+    assert _api(practice, "GET", "api/usage", who="admin").status_code == 200
+
+    panel = analyst.panel()  # the read-only page renders, with its reason, and History says why it is empty
+    assert ADMIN_REQUIRED in panel.notice.value and "practice-admin" in panel.row.status.value
+    panel.history.toggle.click()
+    shown = panel.history.table.value
+    assert "history" in shown and CONFIGURE_SCOPE in shown and "Traceback" not in shown and 'role="alert"' not in shown
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "history"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(AI_ADMIN_GATEWAY_URL=practice.gateway_url, JUPYTERHUB_API_TOKEN=practice.tokens["analyst"]),
+    )
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1 and CONFIGURE_SCOPE in done.stderr
+
+
 def test_a_token_the_hub_does_not_know_is_refused(practice):
     _save_openai(practice)
     for headers in ({}, {"authorization": "token practice-admin-0000"}, {"authorization": "Basic abc"}):

@@ -13,15 +13,20 @@ path                  method  answer
 ``api/access``        GET     AccessLists; POST ``{"users", "groups"}`` sets the allow-lists
 ``api/admins``        POST    ``{"add": name}`` or ``{"remove": name}`` -> AccessLists
 ``api/admin-check``   GET     AdminCheck
-``api/can-use-ai``    GET     ``{"allowed": bool}`` (``?user=`` another user)
-``api/history``       GET     [AuditEvent] (``?limit=N``)
-``api/usage``         GET     the newest AI calls (admins; ``?limit=N``): who, when, model, outcome
+``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
+``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``)
+``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, outcome
 ``api/fingerprint``   GET     ``{"fingerprint": ...}``
 ``api/ai-routes``     GET     ``{"configured", "allowed", "models": {role: name}, "recheck_after"}``
 ``api/test``          POST    ``{"integration": {...} | null}`` -> VerificationReport
 ``api/save``          POST    ``{"integration": {...}, "expected_revision": n | null}`` -> IntegrationStatus
 ``api/remove``        POST    ``{"removed": true}``
 ====================  ======  ==============================================================
+
+Who may read what: everyone with access to the service reads the snapshot, the status, the saved
+fields (never a key), the allow-lists and whether they themselves may use AI; the history,
+the usage log and whether *another* user may use AI are for those who may configure (a hub
+admin, or ``custom:ai-admin:configure``), as are all changes and tests.
 
 Errors: ``{"error": {"type", "message", ...}}`` with 401 (no token, or one the hub does not
 know), 403 (PermissionDenied), 409 (NotConfigured, ConcurrentChange), 413 (a body over the
@@ -48,7 +53,7 @@ import tornado.web
 from keyring.backend import KeyringBackend
 
 from ..models import DEFAULT_OPENAI_BASE_URL, Timeouts
-from .auth import Caller, GatewayAccess, HubUnavailable, Identity, NoServiceAccess, token_of
+from .auth import CONFIGURE_SCOPE, Caller, GatewayAccess, HubUnavailable, Identity, NoServiceAccess, token_of
 from .wire import error_body, error_status, integration_from_json
 
 if TYPE_CHECKING:
@@ -374,13 +379,25 @@ class ApiHandler(BaseHandler):
 
     # -- actions ---------------------------------------------------------------- #
 
-    def _require_configure(self) -> None:
-        """Changes and tests (which make the gateway send requests) are for callers who may configure, checked first."""
+    def _require_configure(self, reading: str | None = None) -> None:
+        """Changes and tests (which make the gateway send requests) are for callers who may configure, checked first.
+
+        Args:
+            reading: for a read that is theirs only, what is read ("the AI Settings history"), to say so.
+        Raises:
+            PermissionDenied: the caller is neither a hub admin nor holds the configure scope.
+        """
         from ..models import PermissionDenied
 
         check = GatewayAccess(self.caller).check_admin(self.caller.name)
-        if not check.admin:
+        if check.admin:
+            return
+        if reading is None:
             raise PermissionDenied(check.reason or "")
+        raise PermissionDenied(
+            f"Only those who may configure the OpenAI integration (a hub admin, or a role with the {CONFIGURE_SCOPE} "
+            f"scope) can read {reading}; ask the hub's admin."
+        )
 
     def _query_limit(self, default: int | None) -> int | None:
         text = self.get_query_argument("limit", None)
@@ -428,14 +445,17 @@ class ApiHandler(BaseHandler):
 
     async def can_use_ai(self, body: dict[str, Any]) -> Any:
         user = self.get_query_argument("user", None) or None
+        if user is not None and user != self.caller.name:
+            self._require_configure("whether another user may use AI")
         return {"allowed": await self.gateway.run(self.gateway.settings(self.caller).can_use_ai, user)}
 
     async def history(self, body: dict[str, Any]) -> Any:
+        self._require_configure("the AI Settings history (the audit log)")
         events = await self.gateway.run(self.gateway.settings(self.caller).history, self._query_limit(None))
         return [event.model_dump(mode="json") for event in events]
 
     async def usage(self, body: dict[str, Any]) -> Any:
-        self._require_configure()
+        self._require_configure("the AI usage log")
         limit = self._query_limit(100)
         if limit is None or limit < 1:
             raise ValueError("limit must be a whole number of 1 or more.")

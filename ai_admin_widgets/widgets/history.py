@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..models import AIAdminError, AuditEvent, HistoryRow
+from ..models import AIAdminError, AuditEvent, HistoryRow, PermissionDenied
 from .style import ERROR, HELP, classes, show, span, text
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ class History(widgets.VBox):
         try:
             # One more than shown, to know whether there are older ones.
             events = self.settings.history(self.limit + 1)
+        except PermissionDenied as error:  # on a hub the history is for those who may configure: the reason, calmly
+            self.table.value = span(str(error), HELP)
+            return
         except AIAdminError as error:
             self.table.value = span(str(error), ERROR, alert=True)
             return
