@@ -144,6 +144,22 @@ def test_serve_refuses_to_start_without_a_safe_keyring(tmp_path):
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.parametrize(("option", "value"), [("--usage-keep", "-1"), ("--usage-max-mib", "0")])
+def test_serve_refuses_a_usage_log_bound_it_cannot_keep(tmp_path, option, value):
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path), option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(
+            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{_free_port()}",
+            JUPYTERHUB_API_URL="http://127.0.0.1:8081/hub/api",
+            KEYRING_CRYPTFILE_PASSWORD="a service password",
+        ),
+    )
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1 and option in done.stderr
+
+
 def test_serve_runs_as_a_managed_service_with_the_hubs_environment(practice, tmp_path):
     """The served gateway asks the hub named by JUPYTERHUB_API_URL (here the practice's stand-in) and serves under the prefix."""
     port = _free_port()
@@ -496,6 +512,35 @@ def test_the_openai_package_chats_embeds_and_streams_through_the_gateway(practic
     assert {event["actor"] for event in usage} == {"practice-analyst"}
     log = (practice.gateway.config.home / "usage.jsonl").read_text()
     assert "stream this please" not in log and "hello gateway" not in log  # never the prompt
+
+
+def test_the_usage_log_is_rotated_stays_bounded_and_reads_across_rotations():
+    with Practice(usage_max_bytes=1500, usage_keep=2) as practice:
+        _save_openai(practice)
+        client = _openai(practice)
+        operations = []
+        for number in range(30):  # about 200 bytes a record: several rotations
+            if number % 3 == 2:
+                client.embeddings.create(model="text-embedding-3-small", input=[f"call {number}"])
+                operations.append("embeddings")
+            else:
+                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"call {number}"}])
+                operations.append("chat")
+        folder = practice.gateway.config.home
+        files = sorted(path.name for path in folder.glob("usage.jsonl*"))
+        assert files == ["usage.jsonl", "usage.jsonl.1", "usage.jsonl.2"]  # two kept, the older deleted
+        assert all((folder / name).stat().st_size <= 1500 for name in files)
+        kept = sum(len((folder / name).read_text().splitlines()) for name in files)
+        assert 12 <= kept < 30  # bounded: the oldest calls are gone
+        for limit in (3, 10, kept, 100):  # the newest ones, oldest first, across the rotated files
+            answer = _api(practice, "GET", f"api/usage?limit={limit}")
+            assert answer.status_code == 200
+            events = answer.json()
+            assert len(events) == min(limit, kept)
+            assert [event["operation"] for event in events] == operations[len(operations) - len(events) :]
+            assert [event["at"] for event in events] == sorted(event["at"] for event in events)
+            assert all(event["outcome"] == "ok" and event["actor"] == "practice-analyst" for event in events)
+        assert _api(practice, "GET", "api/usage?limit=100000").status_code == 422
 
 
 def test_azure_deployments_are_named_by_deployment_id_or_model(practice):

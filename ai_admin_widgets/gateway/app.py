@@ -61,6 +61,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "GatewayConfig", "make_app"]
 
+#: The AI calls' log in the gateway's folder, and the longest line of it that is read.
+USAGE_FILE = "usage.jsonl"
+USAGE_LINE_MAX_BYTES = 64 * 2**10
+#: The most usage events one ``api/usage`` answer holds.
+MAX_USAGE_LIMIT = 10_000
+
 log = logging.getLogger("ai_admin_widgets.gateway")
 
 
@@ -79,6 +85,8 @@ class GatewayConfig:
         deadline: seconds one forwarded AI call may take in all, streaming included.
         max_request_bytes: the largest ``/v1`` request body; ``max_admin_request_bytes`` for the admin API.
         max_answer_bytes: the largest answer forwarded from the provider.
+        usage_max_bytes: the size at which ``usage.jsonl`` (the AI calls) is rotated (default 16 MiB).
+        usage_keep: how many rotated usage files are kept (``usage.jsonl.1`` ... ; default 5; 0: none).
         openai_base_url: the Base URL the panel offers for a new OpenAI integration.
         access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
             the environment the hub gives a managed service).
@@ -98,6 +106,8 @@ class GatewayConfig:
     max_request_bytes: int = 8 * 2**20
     max_admin_request_bytes: int = 256 * 2**10
     max_answer_bytes: int = 512 * 2**20
+    usage_max_bytes: int = 16 * 2**20
+    usage_keep: int = 5
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
     timeouts: Timeouts = field(default_factory=Timeouts)
     access_scopes: set[str] | None = None
@@ -143,30 +153,75 @@ class Gateway:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
+    @property
+    def usage_path(self) -> Path:
+        """``usage.jsonl`` in the gateway's folder; its rotated predecessors are ``usage.jsonl.1`` (newest) and on."""
+        return self.config.home / USAGE_FILE
+
     def record_use(self, event: dict[str, Any]) -> None:
-        """Append one AI call to ``usage.jsonl`` (who, when, which model, outcome; never the prompt or the answer)."""
-        line = json.dumps({"at": _now(), **event}, sort_keys=True, ensure_ascii=False)
+        """Append one AI call to ``usage.jsonl`` (who, when, which model, outcome; never the prompt or the answer).
+
+        When the line would take the file over ``usage_max_bytes``, the file is rotated first
+        (``usage.jsonl`` becomes ``usage.jsonl.1``, ``.1`` becomes ``.2``, ..., and the one past
+        ``usage_keep`` is deleted), so the log takes at most ``usage_max_bytes * (usage_keep + 1)``
+        bytes. A log that cannot be written is logged, never an error of the call.
+        """
+        line = (json.dumps({"at": _now(), **event}, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        path = self.usage_path
         try:
             self.config.home.mkdir(parents=True, exist_ok=True)
-            with open(self.config.home / "usage.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(line) > self.config.usage_max_bytes:
+                self._rotate_usage()
+            with open(path, "ab") as handle:
+                handle.write(line)
         except OSError as error:
             log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
 
+    def _rotate_usage(self) -> None:
+        keep, path = self.config.usage_keep, self.usage_path
+        if keep < 1:
+            path.unlink(missing_ok=True)
+            return
+        Path(f"{path}.{keep}").unlink(missing_ok=True)
+        for number in range(keep - 1, 0, -1):
+            older = Path(f"{path}.{number}")
+            if older.exists():
+                os.replace(older, f"{path}.{number + 1}")
+        os.replace(path, f"{path}.1")
+
     def usage(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` AI calls, oldest first."""
-        try:
-            lines = (self.config.home / "usage.jsonl").read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        events = []
-        for line in lines[-limit:]:
+        """The newest ``limit`` AI calls, oldest first, from ``usage.jsonl`` and, past its start, the rotated files.
+
+        Read backwards from the ends of the files (memory bounded by what is returned); a damaged line is skipped.
+        Blocks on file reads (call it off the event loop).
+        """
+        from ..store import read_tail_lines
+
+        events: list[dict[str, Any]] = []
+        paths = [self.usage_path, *(Path(f"{self.usage_path}.{n}") for n in range(1, self.config.usage_keep + 1))]
+        for path in paths:
+            if len(events) >= limit:
+                break
             try:
-                event = json.loads(line)
-            except ValueError:
+                lines = read_tail_lines(path, limit - len(events), max_line=USAGE_LINE_MAX_BYTES)
+            except FileNotFoundError:
                 continue
-            if isinstance(event, dict):
-                events.append(event)
+            except OSError as error:
+                log.error("Cannot read the usage log %s (%s).", path, error.strerror)
+                break
+            found = []
+            for raw in lines:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    found.append(event)
+            events = found + events
         return events
 
     async def close(self) -> None:
@@ -457,9 +512,9 @@ class ApiHandler(BaseHandler):
     async def usage(self, body: dict[str, Any]) -> Any:
         self._require_configure("the AI usage log")
         limit = self._query_limit(100)
-        if limit is None or limit < 1:
-            raise ValueError("limit must be a whole number of 1 or more.")
-        return self.gateway.usage(limit)
+        if limit is None or not 1 <= limit <= MAX_USAGE_LIMIT:
+            raise ValueError(f"limit must be a whole number from 1 to {MAX_USAGE_LIMIT}.")
+        return await self.gateway.run(self.gateway.usage, limit)
 
     async def fingerprint(self, body: dict[str, Any]) -> Any:
         value = await self.gateway.run(self.gateway.settings(self.caller).fingerprint)

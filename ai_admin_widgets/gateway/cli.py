@@ -1,6 +1,6 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
-    ai-admin gateway serve [--home FOLDER] [--cache-seconds S] [--deadline S]
+    ai-admin gateway serve [--home FOLDER] [--cache-seconds S] [--deadline S] [--usage-max-mib M] [--usage-keep N]
                                   run as JupyterHub's managed service (the hub starts it)
     ai-admin gateway practice [--cache-seconds S] [--deadline S]
                                   a gateway, a sandbox and a hub stand-in on 127.0.0.1; the first
@@ -41,6 +41,20 @@ def add_parser(commands: Any, parser_class: Any) -> None:
     )
     serve.add_argument(
         "--home", default=None, help="the gateway's folder (default: $AI_ADMIN_HOME or the user data folder)"
+    )
+    serve.add_argument(
+        "--usage-max-mib",
+        type=float,
+        default=16.0,
+        metavar="M",
+        help="rotate usage.jsonl (the AI calls: who, when, which model, outcome) at M MiB (default 16)",
+    )
+    serve.add_argument(
+        "--usage-keep",
+        type=int,
+        default=5,
+        metavar="N",
+        help="how many rotated usage files to keep, usage.jsonl.1 (newest) to .N (default 5; 0: none)",
     )
     practice = actions.add_parser(
         "practice",
@@ -98,7 +112,13 @@ def run(arguments: argparse.Namespace) -> int:
         if arguments.gateway_command == "serve":
             from .serve import config_from_environment, serve
 
-            config, host, port = config_from_environment(arguments.home, arguments.cache_seconds, arguments.deadline)
+            config, host, port = config_from_environment(
+                arguments.home,
+                arguments.cache_seconds,
+                arguments.deadline,
+                usage_max_mib=arguments.usage_max_mib,
+                usage_keep=arguments.usage_keep,
+            )
             serve(config, host, port)
             return EXIT_OK
         return _practice(arguments)

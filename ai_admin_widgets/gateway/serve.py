@@ -25,8 +25,18 @@ class ServeError(AIAdminError):
     """The gateway cannot start; the message says why and what to do, in one line."""
 
 
-def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: float, deadline: float) -> tuple:
+def config_from_environment(
+    home: str | os.PathLike[str] | None,
+    cache_seconds: float,
+    deadline: float,
+    *,
+    usage_max_mib: float = 16.0,
+    usage_keep: int = 5,
+) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
+
+    ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
+    how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
 
     Raises:
         ServeError: a variable is missing or unusable, or there is no safe keyring.
@@ -50,6 +60,10 @@ def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: 
         raise ServeError("--cache-seconds must be from 0 to 300 (default 30).")
     if not deadline > 0:
         raise ServeError("--deadline must be a number of seconds above 0.")
+    if not 0.01 <= usage_max_mib <= 1024 * 1024:
+        raise ServeError("--usage-max-mib must be from 0.01 to 1048576 (MiB; default 16).")
+    if not 0 <= usage_keep <= 1000:
+        raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
     folder = Path(home).expanduser() if home else default_home()
     try:
         keyring = gateway_keyring(folder)
@@ -64,6 +78,8 @@ def config_from_environment(home: str | os.PathLike[str] | None, cache_seconds: 
         cache_seconds=cache_seconds,
         deadline=deadline,
         allow_hosts=allowed_hosts_from_environment(),
+        usage_max_bytes=int(usage_max_mib * 2**20),
+        usage_keep=usage_keep,
     )
     return config, parts.hostname, parts.port or 80
 
