@@ -465,6 +465,45 @@ def test_an_unreachable_hub_is_503_and_never_allowed():
         assert not any(request["path"].endswith("chat/completions") for request in practice.sandbox.requests[2:])
 
 
+def test_a_gateway_whose_hub_api_url_is_dead_answers_503_and_allows_nothing(practice, tmp_path):
+    """Served with JUPYTERHUB_API_URL at a port where nothing listens: every call is 503 with the hub named, none is let in."""
+    import openai
+
+    _save_openai(practice)  # a valid-looking token: the practice hub's analyst, whom this gateway cannot ask about
+    port = _free_port()
+    dead_hub = f"http://127.0.0.1:{_free_port()}/hub/api"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path / "gateway")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(
+            JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+            JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+            JUPYTERHUB_API_URL=dead_hub,
+            JUPYTERHUB_API_TOKEN="service-token",
+            KEYRING_CRYPTFILE_PASSWORD="a service password",
+        ),
+    )
+    try:
+        assert any("AI gateway on" in process.stderr.readline() for _ in range(20))
+        url = f"http://127.0.0.1:{port}/services/ai-gateway"
+        headers = {"authorization": f"token {practice.tokens['admin']}"}
+        for method, path in (("GET", "api/status"), ("GET", "api/can-use-ai"), ("POST", "api/remove")):
+            answer = httpx.request(method, f"{url}/{path}", headers=headers, timeout=30)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["error"]["type"] == "HubUnavailable" and dead_hub in answer.json()["error"]["message"]
+        client = OpenAI(base_url=url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert unavailable.value.status_code == 503 and unavailable.value.body["code"] == "hub_unavailable"
+        snapshot = GatewaySettings(url, token=practice.tokens["admin"]).snapshot()
+        assert snapshot.problem and "JupyterHub" in snapshot.problem and not snapshot.admin.admin
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert "Traceback" not in errors
+
+
 def test_the_allow_list_narrows_use_with_the_hubs_groups(practice):
     _save_openai(practice)
     admin, analyst = _settings(practice, "admin"), _settings(practice, "analyst")
@@ -669,16 +708,20 @@ def test_a_stream_is_forwarded_chunk_by_chunk_as_it_arrives():
 
 
 def test_a_client_that_hangs_up_mid_stream_cancels_the_providers_request():
+    """The whole answer takes 20 s (400 events, 50 ms apart); the provider sees its request end within 5 s of the hang-up."""
     sandbox = aiw.Sandbox(stream_interval_ms=50).start()
     try:
         with Practice(sandbox=sandbox) as practice:
             _save_openai(practice)
             sandbox.stream_ended.clear()
-            with _stream(practice, " ".join(["word"] * 200)) as response:
+            with _stream(practice, " ".join(["word"] * 400)) as response:
                 next(response.iter_lines())
-            assert sandbox.stream_ended.wait(10)  # long before the 10 s the whole answer takes
+                assert not sandbox.stream_ended.is_set()
+            hung_up = time.monotonic()
+            assert sandbox.stream_ended.wait(5), "the provider's request went on after the client hung up"
+            assert time.monotonic() - hung_up < 5
             record = sandbox.streams[-1]
-            assert not record["completed"] and record["sent"] < record["events"] / 2
+            assert not record["completed"] and record["sent"] < record["events"] / 4
             ended = threading.Event()
             for _ in range(100):  # the usage record is written when the handler sees the hang-up
                 if practice.gateway.usage(5) and practice.gateway.usage(5)[-1]["outcome"] == "cancelled":
