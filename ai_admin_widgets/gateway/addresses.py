@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,9 +174,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
     ``connect_tcp`` resolves the host once (``getaddrinfo``), refuses with
     :class:`~ai_admin_widgets.transport.AddressRefused` when any address it got is refused (an
     answer that mixes a public and an internal address is a rebinding attempt too), and connects
-    to the checked addresses in turn. httpcore starts TLS on the returned stream with the
-    origin's host name, so SNI and the certificate check, like the ``Host`` header, are the
-    endpoint's. The time to resolve counts against the connect timeout.
+    to the checked addresses in turn (each with the connect timeout's remainder). httpcore starts
+    TLS on the returned stream with the origin's host name, so SNI and the certificate check,
+    like the ``Host`` header, are the endpoint's. The time to resolve counts against the connect
+    timeout.
     """
 
     def __init__(self, policy: AddressPolicy, backend: httpcore.AsyncNetworkBackend | None = None) -> None:
@@ -224,11 +226,14 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        started = time.monotonic()
         try:
             with anyio.fail_after(timeout):
                 addresses = await self.resolve(host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"{host} did not resolve within {timeout:g} seconds.") from None
+        if timeout is not None:  # the connect timeout covers the resolving and the connecting together
+            timeout = max(timeout - (time.monotonic() - started), 0.001)
         *others, last = addresses  # resolve returns at least one address, or raises
         for address in others:
             try:
