@@ -7,6 +7,7 @@ request carries the caller's JupyterHub token, resolved with HubAuth (:mod:`.aut
 
 * :mod:`.app`: the tornado application and the admin API (the Settings interface over HTTP);
 * :mod:`.v1`: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``;
+* :mod:`.addresses`: where it may connect (no metadata, link-local or unlisted private addresses; no DNS rebinding);
 * :mod:`.serve`: ``ai-admin gateway serve`` (the managed service);
 * :mod:`.practice`: ``ai-admin gateway practice`` (a gateway, a sandbox and a hub stand-in);
 * :mod:`.hubconfig`: ``ai-admin gateway hub-config`` (the ``jupyterhub_config.py`` snippet).
