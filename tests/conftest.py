@@ -46,6 +46,7 @@ MODULE_TIERS = {
     "test_secrets.py": "sandbox",  # the leak hunt: a real kernel, the command line, the sandbox
     "test_gateway.py": "sandbox",
     "test_history_tail.py": "sandbox",  # ai-admin as a subprocess over a million-line audit log  # the AI gateway against its practice hub and the sandbox
+    "test_docs.py": "fast",  # the README's hub-config excerpt, the Helm values example, saved walkthroughs: files only
 }
 #: Fixtures that start the sandbox or another server on 127.0.0.1 (test_access's fake hub), directly or
 #: through another fixture.
