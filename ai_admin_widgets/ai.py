@@ -49,6 +49,7 @@ is running) as in a script; the ``_async`` forms let a kernel do other work mean
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
@@ -671,8 +672,15 @@ def _chat_body(messages: str | Iterable[Mapping[str, Any]], options: dict[str, A
 # --------------------------------------------------------------------------- #
 
 _clients_lock = threading.Lock()
-#: The organization's settings' clients, by ``$AI_ADMIN_HOME`` ("" when unset), which may change between calls.
-_default_clients: dict[str, AIClient] = {}
+#: The organization's settings' clients, by where they are (``$AI_ADMIN_HOME``, or ``$AI_ADMIN_GATEWAY_URL``
+#: and a digest of ``$JUPYTERHUB_API_TOKEN``), any of which may change between calls.
+_default_clients: dict[tuple[str, str, str], AIClient] = {}
+
+
+def _where() -> tuple[str, str, str]:
+    token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest() if token else ""
+    return os.environ.get("AI_ADMIN_HOME", ""), os.environ.get("AI_ADMIN_GATEWAY_URL", ""), digest
 
 
 def _client_for(settings: Settings | None) -> AIClient:
@@ -693,13 +701,13 @@ def _client_for(settings: Settings | None) -> AIClient:
                 client = settings.__dict__.get("_ai_client") or AIClient(settings)
                 settings.__dict__["_ai_client"] = client
         return client
-    home = os.environ.get("AI_ADMIN_HOME", "")
-    client = _default_clients.get(home)
+    where = _where()
+    client = _default_clients.get(where)
     if client is None:
         with _clients_lock:
-            client = _default_clients.get(home)
+            client = _default_clients.get(where)
             if client is None:
-                client = _default_clients[home] = AIClient(open_settings())
+                client = _default_clients[where] = AIClient(open_settings())
     return client
 
 

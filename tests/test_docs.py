@@ -57,6 +57,11 @@ def test_the_helm_values_run_the_gateway_as_a_hub_service_with_its_own_port(valu
     service = values["hub"]["services"]["ai-gateway"]
     assert service["command"][1:5] == ["-m", "ai_admin_widgets", "gateway", "serve"]
     assert service["command"][-2:] == ["--home", "/srv/jupyterhub/ai-gateway"]  # on the hub's volume
+    assert service["command"][5:7] == ["--ip", "0.0.0.0"] and service["url"] == "http://hub:10101"
+    from ai_admin_widgets.cli import _parser
+
+    parsed = _parser().parse_args(service["command"][3:])  # what `python3 -m ai_admin_widgets` is given
+    assert (parsed.gateway_command, parsed.ip, parsed.home) == ("serve", "0.0.0.0", "/srv/jupyterhub/ai-gateway")
     (port,) = values["hub"]["service"]["extraPorts"]
     assert port["port"] == port["targetPort"] == 10101
     assert values["singleuser"]["extraEnv"]["AI_ADMIN_GATEWAY_URL"] == "http://hub:10101/services/ai-gateway"
@@ -86,14 +91,13 @@ def test_the_helm_values_grant_what_the_snippet_grants(values):
 
 def test_the_helm_extra_config_gives_the_gateway_its_address_and_keyring_password(values, monkeypatch):
     """hub.extraConfig, run as the chart runs it: after hub.services became c.JupyterHub.services (name from the key)."""
-    monkeypatch.setenv("POD_IP", "10.1.2.3")
     monkeypatch.setenv("AI_ADMIN_GATEWAY_KEYRING_PASSWORD", "from the Kubernetes secret")
     c = Config()
     c.JupyterHub.services = [{"name": key, **service} for key, service in values["hub"]["services"].items()]
     for _, source in sorted(values["hub"]["extraConfig"].items()):
         exec(compile(source, "extraConfig", "exec"), {"c": c})
     (service,) = c.JupyterHub.services
-    assert service["url"] == "http://10.1.2.3:10101"
+    assert service["url"] == "http://hub:10101"
     assert service["environment"]["KEYRING_CRYPTFILE_PASSWORD"] == "from the Kubernetes secret"
     assert "AI_ADMIN_GATEWAY_ALLOW_HOSTS" in service["environment"]
 

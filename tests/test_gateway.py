@@ -638,6 +638,47 @@ def test_a_request_the_provider_refuses_comes_back_in_openais_shape(practice):
     assert refused.value.body["code"] == "unexpected_response" and "input" in refused.value.body["message"]
 
 
+def test_ai_chat_without_settings_follows_the_servers_token_and_gateway_as_they_change(practice, monkeypatch):
+    """The kept client is per gateway URL and token: a kernel whose token changes never goes on as the first user."""
+    from ai_admin_widgets import ai
+
+    _save_openai(practice)
+    monkeypatch.setenv("AI_ADMIN_GATEWAY_URL", practice.gateway_url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", practice.tokens["analyst"])
+    assert ai.chat("first") == "Sandbox reply to: first"
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "a-token-the-hub-does-not-know")
+    with pytest.raises(aiw.AIAdminError) as refused:
+        ai.chat("second")
+    assert "token" in str(refused.value)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", practice.tokens["analyst"])
+    assert ai.chat("third") == "Sandbox reply to: third"
+
+
+def test_serve_listens_on_the_ip_it_is_given_and_refuses_one_that_is_not_an_address(tmp_path):
+    """--ip: a service URL with a cluster name (http://hub:PORT) and the gateway listening on 127.0.0.1."""
+    port = _free_port()
+    environment = _environment(
+        JUPYTERHUB_SERVICE_URL=f"http://hub.invalid:{port}",
+        JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+        JUPYTERHUB_API_URL=f"http://127.0.0.1:{_free_port()}/hub/api",
+        JUPYTERHUB_API_TOKEN="service-token",
+        KEYRING_CRYPTFILE_PASSWORD="a service password",
+    )
+    command = [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path / "gateway")]
+    refused = subprocess.run([*command, "--ip", "hub"], env=environment, capture_output=True, text=True, timeout=60)
+    assert (
+        refused.returncode == 3 and refused.stderr.count("\n") == 1 and "--ip must be an IP address" in refused.stderr
+    )
+    process = subprocess.Popen([*command, "--ip", "127.0.0.1"], stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        assert any("AI gateway on http://127.0.0.1:" in process.stderr.readline() for _ in range(20))
+        answer = httpx.get(f"http://127.0.0.1:{port}/services/ai-gateway/api/status", timeout=30)
+        assert answer.status_code == 401  # listening, and asking for a token
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
 def test_ai_chat_embed_and_ai_admin_work_unchanged_in_a_users_server(practice, monkeypatch):
     _save_openai(practice)
     monkeypatch.setenv("AI_ADMIN_GATEWAY_URL", practice.gateway_url)

@@ -1,6 +1,6 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
-    ai-admin gateway serve [--home FOLDER] [--cache-seconds S] [--deadline S] [--usage-max-mib M] [--usage-keep N]
+    ai-admin gateway serve [--home FOLDER] [--ip ADDRESS] [--cache-seconds S] [--deadline S] [--usage-max-mib M] [--usage-keep N]
                                   run as JupyterHub's managed service (the hub starts it)
     ai-admin gateway practice [--cache-seconds S] [--deadline S]
                                   a gateway, a sandbox and a hub stand-in on 127.0.0.1; the first
@@ -41,6 +41,13 @@ def add_parser(commands: Any, parser_class: Any) -> None:
     )
     serve.add_argument(
         "--home", default=None, help="the gateway's folder (default: $AI_ADMIN_HOME or the user data folder)"
+    )
+    serve.add_argument(
+        "--ip",
+        default=None,
+        metavar="ADDRESS",
+        help="the address to listen on (default: the host of $JUPYTERHUB_SERVICE_URL; 0.0.0.0 in a container "
+        "whose service URL is a cluster name such as http://hub:10101)",
     )
     serve.add_argument(
         "--usage-max-mib",
@@ -118,6 +125,7 @@ def run(arguments: argparse.Namespace) -> int:
                 arguments.deadline,
                 usage_max_mib=arguments.usage_max_mib,
                 usage_keep=arguments.usage_keep,
+                ip=arguments.ip,
             )
             serve(config, host, port)
             return EXIT_OK

@@ -10,6 +10,7 @@ API and the service's own token). It refuses to start, with one line, without a 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -32,8 +33,13 @@ def config_from_environment(
     *,
     usage_max_mib: float = 16.0,
     usage_keep: int = 5,
+    ip: str | None = None,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
+
+    The gateway listens on ``$JUPYTERHUB_SERVICE_URL``'s port, and on its host unless ``ip`` names
+    the address to bind (``0.0.0.0`` in a container whose service URL is a cluster name such as
+    ``http://hub:10101``, which is not an address of the pod's own).
 
     ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
     how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
@@ -81,7 +87,14 @@ def config_from_environment(
         usage_max_bytes=int(usage_max_mib * 2**20),
         usage_keep=usage_keep,
     )
-    return config, parts.hostname, parts.port or 80
+    if ip is not None:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ServeError(
+                f"--ip must be an IP address to listen on (such as 0.0.0.0 or 127.0.0.1), not {ip!r}."
+            ) from None
+    return config, ip or parts.hostname, parts.port or 80
 
 
 def serve(config, host: str, port: int) -> None:
