@@ -86,8 +86,10 @@ def _safe_folder(path: Path) -> None:
 
 
 def _run(command: list[str], log: Path) -> None:
+    # Without the test run's PYTHONPATH (.venv/test-only): pip would take what it finds there as installed.
+    environment = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     with log.open("ab") as output:
-        done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=environment, check=False)
     if done.returncode:
         raise HubError(f"{' '.join(command[:4])} ... failed; see {log}")
 
@@ -120,6 +122,8 @@ def runtime(base: Path = Path("/var/tmp")) -> Path:
                 _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], log)
                 _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], log)
                 _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{ROOT}[hub,lab]", *RUNTIME_EXTRAS], log)
+                imports = "import keyrings.cryptfile.cryptfile, jupyterhub, jupyterlab, ipykernel, ipywidgets, openai"
+                _run([str(venv / "bin" / "python"), "-c", imports], log)
                 built.write_text("")
             stamp = venv / f".source-{_digest(_sources())}"
             if not stamp.exists():
@@ -370,13 +374,20 @@ c.JupyterHub.load_roles.append(
     def _wait(self, ready: Any, deadline: float, what: str) -> None:
         while True:
             if self.process is not None and self.process.poll() is not None:
-                raise HubError(f"JupyterHub exited ({self.process.returncode}) before {what} answered; see {self.log}")
+                raise HubError(f"JupyterHub exited ({self.process.returncode}) before {what} answered:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 if ready():
                     return
             if time.monotonic() > deadline:
-                raise HubError(f"{what} did not answer in time; see {self.log}")
+                raise HubError(f"{what} did not answer in time:\n{self.log_tail()}")
             time.sleep(0.25)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the hub's log (which holds no key: the gateway logs none)."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def wait_gateway(self, deadline: float) -> None:
         """Wait until the gateway answers (a request without a token: 401)."""
