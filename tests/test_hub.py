@@ -318,6 +318,14 @@ def test_the_key_is_in_no_file_the_analyst_can_read(hub, saved, analyst_kernel):
     assert int(files) > 0 and found == []
 
 
+def test_the_analyst_cannot_look_into_the_gateways_folder(hub, saved):
+    """The gateway's folder (settings, audit log, encrypted keyring) is the hub's user's alone, even where users can reach it."""
+    assert (hub.gateway_home / "keyring.cfg").exists()
+    for command in (["ls", str(hub.gateway_home)], ["cat", str(hub.gateway_home / "keyring.cfg")]):
+        done = subprocess.run(["runuser", "-u", ANALYST, "--", *command], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "Permission denied" in done.stderr, command
+
+
 def test_no_gateway_answer_to_the_analyst_holds_5_characters_of_the_key(hub, saved):
     token = hub.server_token(ANALYST)
     headers = {"authorization": f"token {token}"}

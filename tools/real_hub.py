@@ -242,7 +242,8 @@ class Hub:
         self.cache_seconds = cache_seconds
         self.venv = venv
         self.folder = Path(tempfile.mkdtemp(prefix="ai-admin-hub-"))  # mode 700: the hub's user only
-        self.gateway_home = self.folder / "gateway"
+        # Beside the hub's folder, not in it: where users may reach it, as /srv/ai-gateway is (the gateway makes it).
+        self.gateway_home = self.folder.with_name(self.folder.name + "-gateway")
         self.log = self.folder / "jupyterhub.log"
         self.operator_token = secrets.token_hex(24)
         self.keyring_password = secrets.token_urlsafe(24)
@@ -441,6 +442,7 @@ c.JupyterHub.load_roles.append(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.gateway_home, ignore_errors=True)
 
     def __enter__(self) -> Hub:
         return self.start()
