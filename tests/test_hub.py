@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import signal
-import string
 import subprocess
 import sys
 import textwrap
@@ -287,7 +286,7 @@ def test_the_key_is_in_no_environment_of_the_analysts_processes(hub, saved, anal
     assert any("JUPYTERHUB_API_TOKEN" in environment for environment in environments)  # the server and its kernel
     assert len(environments) >= 2
     secret = _secret_part(saved)
-    assert not [pid for pid, environment in zip(pids, environments) if secret in json.dumps(environment)]
+    assert not [pid for pid, environment in zip(pids, environments, strict=True) if secret in json.dumps(environment)]
 
 
 def test_the_key_is_in_no_file_the_analyst_can_read(hub, saved, analyst_kernel):
@@ -329,9 +328,10 @@ def test_the_analyst_cannot_look_into_the_gateways_folder(hub, saved):
 def test_no_gateway_answer_to_the_analyst_holds_5_characters_of_the_key(hub, saved):
     token = hub.server_token(ANALYST)
     headers = {"authorization": f"token {token}"}
-    answers = [httpx.get(f"{hub.gateway_url}/api/{route}", headers=headers, timeout=30) for route in (
-        "status", "snapshot", "access", "ai-routes", "can-use-ai", "history", "no-such-route"
-    )]
+    answers = [
+        httpx.get(f"{hub.gateway_url}/api/{route}", headers=headers, timeout=30)
+        for route in ("status", "snapshot", "access", "ai-routes", "can-use-ai", "history", "no-such-route")
+    ]
     answers.append(httpx.get(f"{hub.gateway_url}/v1/models", headers=headers, timeout=30))
     answers.append(_chat(hub, token))
     answers.append(httpx.post(f"{hub.gateway_url}/api/test", headers=headers, json={}, timeout=60))
@@ -355,8 +355,16 @@ def test_no_gateway_answer_to_the_analyst_holds_5_characters_of_the_key(hub, sav
 
 def test_the_analyst_gets_403_from_the_admin_api_and_a_read_only_panel(hub, saved, sandbox_provider, analyst_kernel):
     token = hub.server_token(ANALYST)
-    body = {"integration": {"provider": "openai", "api_key": "sk-sandbox-analyst", "base_url": sandbox_provider.openai_base_url}}
-    refused = httpx.post(f"{hub.gateway_url}/api/save", headers={"authorization": f"token {token}"}, json=body, timeout=60)
+    body = {
+        "integration": {
+            "provider": "openai",
+            "api_key": "sk-sandbox-analyst",
+            "base_url": sandbox_provider.openai_base_url,
+        }
+    }
+    refused = httpx.post(
+        f"{hub.gateway_url}/api/save", headers={"authorization": f"token {token}"}, json=body, timeout=60
+    )
     assert refused.status_code == 403
     assert "custom:ai-admin:configure" in refused.text
     printed = analyst_kernel.run(
@@ -467,7 +475,11 @@ def test_a_gateway_that_cannot_reach_its_hub_answers_503(hub, tmp_path):
         _until(answer, 60, "the second gateway answering")
         status = answer()
         assert status is not None and status.status_code == 503
-        assert "JupyterHub" in status.json()["error"]["message"] if "error" in status.json() else "JupyterHub" in status.text
+        assert (
+            "JupyterHub" in status.json()["error"]["message"]
+            if "error" in status.json()
+            else "JupyterHub" in status.text
+        )
         chat = httpx.post(
             f"{url}/v1/chat/completions",
             headers={"authorization": f"Bearer {hub.server_token(ANALYST)}"},
@@ -493,7 +505,13 @@ def test_the_admin_adds_the_integration_in_the_panel_in_jupyterlab_logged_in_thr
         browser = driver.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-sync",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
@@ -523,4 +541,3 @@ def test_the_admin_adds_the_integration_in_the_panel_in_jupyterlab_logged_in_thr
     assert not [piece for piece in _pieces(key) if piece in shown]
     answer = _chat(hub, hub.server_token(ANALYST))
     assert answer.status_code == 200
-

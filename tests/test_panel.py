@@ -946,5 +946,7 @@ def test_a_read_only_panel_says_why_with_the_admin_checks_reason(tmp_path, file_
     aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="alice").add_admin("alice")
     viewer = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="bob").panel()
     text = viewer.visible_text()
-    assert "You must be assigned the Admin account type to configure the OpenAI integration. Admins here: alice." in text
+    assert (
+        "You must be assigned the Admin account type to configure the OpenAI integration. Admins here: alice." in text
+    )
     assert text.count("You must be assigned the Admin account type") == 1

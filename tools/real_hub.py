@@ -75,7 +75,9 @@ def _digest(paths: list[Path]) -> str:
 
 
 def _sources() -> list[Path]:
-    return sorted(path for path in (ROOT / "ai_admin_widgets").rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    return sorted(
+        path for path in (ROOT / "ai_admin_widgets").rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    )
 
 
 def _safe_folder(path: Path) -> None:
@@ -87,7 +89,9 @@ def _safe_folder(path: Path) -> None:
 
 def _run(command: list[str], log: Path) -> None:
     # Without the test run's PYTHONPATH (.venv/test-only): pip would take what it finds there as installed.
-    environment = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    environment = {
+        name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     with log.open("ab") as output:
         done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=environment, check=False)
     if done.returncode:
@@ -121,7 +125,18 @@ def runtime(base: Path = Path("/var/tmp")) -> Path:
                 log.write_bytes(b"")
                 _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], log)
                 _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], log)
-                _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{ROOT}[hub,lab]", *RUNTIME_EXTRAS], log)
+                _run(
+                    [
+                        str(venv / "bin" / "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        f"{ROOT}[hub,lab]",
+                        *RUNTIME_EXTRAS,
+                    ],
+                    log,
+                )
                 imports = "import keyrings.cryptfile.cryptfile, jupyterhub, jupyterlab, ipykernel, ipywidgets, openai"
                 _run([str(venv / "bin" / "python"), "-c", imports], log)
                 built.write_text("")
@@ -171,7 +186,11 @@ PANEL_NOTEBOOK = {
             "execution_count": None,
             "metadata": {},
             "outputs": [],
-            "source": ["import ai_admin_widgets as aiw\n", "\n", "aiw.AISettings().panel()  # the AI gateway's, on this hub"],
+            "source": [
+                "import ai_admin_widgets as aiw\n",
+                "\n",
+                "aiw.AISettings().panel()  # the AI gateway's, on this hub",
+            ],
         }
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
@@ -203,7 +222,9 @@ class HubUsers:
         return self.admin_password if name == self.admin else self.user_password
 
 
-def _request(url: str, *, method: str = "GET", token: str | None = None, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+def _request(
+    url: str, *, method: str = "GET", token: str | None = None, body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
     """``(status, parsed JSON or text)`` of one HTTP request; an HTTP error status is returned, not raised."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -211,7 +232,7 @@ def _request(url: str, *, method: str = "GET", token: str | None = None, body: A
         headers["Authorization"] = f"token {token}"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (http://127.0.0.1 only)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             status, raw = answer.status, answer.read()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
@@ -235,7 +256,12 @@ class Hub:
     """
 
     def __init__(
-        self, users: HubUsers | None = None, *, os_users: bool = False, cache_seconds: float = 30, venv: Path | None = None
+        self,
+        users: HubUsers | None = None,
+        *,
+        os_users: bool = False,
+        cache_seconds: float = 30,
+        venv: Path | None = None,
     ) -> None:
         self.users = users or HubUsers()
         self.os_users = os_users
@@ -293,8 +319,8 @@ class Hub:
         return f"""# A practice hub on 127.0.0.1, written by tools/real_hub.py.
 c = get_config()  # noqa
 c.JupyterHub.bind_url = "{self.url}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.ports['hub']}"
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.ports['proxy_api']}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.ports["hub"]}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.ports["proxy_api"]}"
 c.ConfigurableHTTPProxy.command = [{q(str(PROXY))}]
 c.JupyterHub.db_url = {q("sqlite:///" + str(self.folder / "jupyterhub.sqlite"))}
 c.JupyterHub.cookie_secret_file = {q(str(self.folder / "jupyterhub_cookie_secret"))}
@@ -375,7 +401,9 @@ c.JupyterHub.load_roles.append(
     def _wait(self, ready: Any, deadline: float, what: str) -> None:
         while True:
             if self.process is not None and self.process.poll() is not None:
-                raise HubError(f"JupyterHub exited ({self.process.returncode}) before {what} answered:\n{self.log_tail()}")
+                raise HubError(
+                    f"JupyterHub exited ({self.process.returncode}) before {what} answered:\n{self.log_tail()}"
+                )
             with contextlib.suppress(OSError):
                 if ready():
                     return
