@@ -122,12 +122,11 @@ def _chat(hub: real_hub.Hub, token: str) -> httpx.Response:
 
 
 def _until(condition, seconds: float, what: str):
-    """Poll ``condition`` until it returns something true, or fail after ``seconds``; returns how long it took."""
+    """Poll ``condition`` until it returns something true, or fail after ``seconds``."""
     start = time.monotonic()
     while not condition():
         assert time.monotonic() - start < seconds, f"{what} did not happen within {seconds:g} s"
         time.sleep(0.2)
-    return time.monotonic() - start
 
 
 # -- a kernel in the analyst's server, through the server's kernels API ----------------------------- #
@@ -394,8 +393,7 @@ def test_left_out_of_who_may_use_ai_in_the_panel_the_analyst_loses_ai(hub, saved
     panel.access.apply_button.click()
     try:
         assert ADMIN in _admin(hub).access_lists().allowed_users
-        took = _until(lambda: _chat(hub, token).status_code == 403, CACHE_SECONDS + 10, "the analyst losing AI")
-        assert took <= CACHE_SECONDS + 10
+        _until(lambda: _chat(hub, token).status_code == 403, CACHE_SECONDS + 10, "the analyst losing AI")
         assert _chat(hub, hub.server_token(ADMIN)).status_code == 200
     finally:
         _admin(hub).set_allowed(users=[], groups=[])
@@ -408,11 +406,11 @@ def test_taken_out_of_the_role_the_analyst_loses_ai_within_the_cache_time(hub, s
     status, _ = hub.api("DELETE", f"/groups/{real_hub.USE_GROUP}/users", {"users": [ANALYST]})
     assert status == 200
     try:
-        took = _until(lambda: _chat(hub, token).status_code == 403, CACHE_SECONDS + 10, "the analyst losing AI")
+        # Within the gateway's cache time (and a margin for a busy machine), far below the default 30 s.
+        _until(lambda: _chat(hub, token).status_code == 403, CACHE_SECONDS + 10, "the analyst losing AI")
         assert "custom:ai-admin:use" in _chat(hub, token).text
     finally:
         hub.api("POST", f"/groups/{real_hub.USE_GROUP}/users", {"users": [ANALYST]})
-    assert took <= CACHE_SECONDS + 10
     _until(lambda: _chat(hub, token).status_code == 200, CACHE_SECONDS + 10, "the analyst getting AI back")
 
 
@@ -475,11 +473,7 @@ def test_a_gateway_that_cannot_reach_its_hub_answers_503(hub, tmp_path):
         _until(answer, 60, "the second gateway answering")
         status = answer()
         assert status is not None and status.status_code == 503
-        assert (
-            "JupyterHub" in status.json()["error"]["message"]
-            if "error" in status.json()
-            else "JupyterHub" in status.text
-        )
+        assert "JupyterHub" in status.json()["error"]["message"]  # and what to do; never "allowed"
         chat = httpx.post(
             f"{url}/v1/chat/completions",
             headers={"authorization": f"Bearer {hub.server_token(ANALYST)}"},

@@ -460,7 +460,11 @@ c.JupyterHub.load_roles.append(
         raise HubError("the AI gateway's process is not running")
 
     def stop(self) -> None:
-        """Stop the hub (it stops its servers, the gateway and the proxy), then delete its folder."""
+        """Stop the hub (it stops its servers, the gateway and the proxy), then delete its folder.
+
+        A hub that exited on an error leaves the proxy (and perhaps the gateway) running: they are
+        ended too, by the ids the hub's pid file and the gateway's command line give.
+        """
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -469,14 +473,40 @@ c.JupyterHub.load_roles.append(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        for pid in self._leftovers():
+            _end(pid)
         shutil.rmtree(self.folder, ignore_errors=True)
         shutil.rmtree(self.gateway_home, ignore_errors=True)
 
+    def _leftovers(self) -> list[int]:
+        found = []
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((self.folder / "jupyterhub-proxy.pid").read_text())
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        with contextlib.suppress(HubError):
+            found.append(self.gateway_pid())
+        return found
+
     def __enter__(self) -> Hub:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _end(pid: int, timeout: float = 10) -> None:
+    """SIGTERM process ``pid``, then SIGKILL if it is still there after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def _pids() -> Iterator[int]:
