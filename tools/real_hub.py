@@ -15,9 +15,9 @@ What it runs (JupyterHub docs: "Services", "Authenticators" (shared-password), "
   leaving the group through the hub's REST API;
 * single-user servers (JupyterLab, a kernel, ipywidgets, the project, ``openai``) from the
   *runtime*: a venv built with Debian's ``/usr/bin/python3`` under ``/var/tmp`` (readable by
-  every OS user, unlike a checkout under ``/root``), keyed by a hash of pyproject.toml and
-  rebuilt only when that changes; the project is installed into it non-editable, again only
-  when its sources change. The hub and the gateway run from the same venv, as on a real hub.
+  every OS user, unlike a checkout under ``/root``), keyed by a hash of the checkout's path and
+  its pyproject.toml, and rebuilt only when that changes; the project is installed into it
+  non-editable, again only when its sources change. The hub and the gateway run from the same venv, as on a real hub.
 
 Spawners: ``LocalProcessSpawner`` with real OS users (the tests create them, as root), or,
 for ``make hub`` by default, ``SimpleLocalProcessSpawner`` (every server as the user running
@@ -101,7 +101,7 @@ def _run(command: list[str], log: Path) -> None:
 def runtime(base: Path = Path("/var/tmp")) -> Path:
     """The runtime venv's folder, built or brought up to date (the project reinstalled if its sources changed).
 
-    Built once per pyproject.toml (a few minutes; the packages come from pip's index), then
+    Built once per checkout and pyproject.toml (about a minute here; the packages come from pip's index), then
     only the project is reinstalled (seconds) when a file under ai_admin_widgets/ changes.
     Every file is readable and every program executable by all users (umask 022).
 
@@ -112,7 +112,9 @@ def runtime(base: Path = Path("/var/tmp")) -> Path:
 
     if not SYSTEM_PYTHON.exists():
         raise HubError(f"{SYSTEM_PYTHON} is missing: the users' servers need a Python every user may run.")
-    venv = base / f"ai-admin-widgets-hub-{_digest([ROOT / 'pyproject.toml'])}"
+    # One per checkout (two checkouts' sources never take turns in one venv) and per pyproject.toml.
+    key = hashlib.sha256(f"{ROOT}\0{_digest([ROOT / 'pyproject.toml'])}".encode()).hexdigest()[:16]
+    venv = base / f"ai-admin-widgets-hub-{key}"
     old_umask = os.umask(0o022)
     try:
         with FileLock(str(venv) + ".lock", timeout=1800):
