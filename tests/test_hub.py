@@ -87,7 +87,7 @@ def sandbox_provider():
 
 @pytest.fixture(scope="module")
 def hub(os_users, sandbox_provider):
-    """The running hub, both users' servers started; the gateway's folder and keyring password in its folder."""
+    """The running hub (its gateway caching token answers CACHE_SECONDS), both users' servers started."""
     users = real_hub.HubUsers(admin=ADMIN, analyst=ANALYST)
     with real_hub.Hub(users, os_users=True, cache_seconds=CACHE_SECONDS) as running:
         admin = os_users[ADMIN]
@@ -247,9 +247,9 @@ def test_the_analysts_kernel_chats_embeds_and_streams_through_the_gateway(hub, s
 # -- the analyst cannot read the key -------------------------------------------------------------------- #
 
 _FIND_AS_USER = r"""
-import os, sys
-marker = sys.argv[1].encode()
-found, files = [], 0
+import json, os, sys
+markers = [marker.encode() for marker in json.loads(sys.argv[1])]
+found, files = {marker.decode(): [] for marker in markers}, 0
 for top in sys.argv[2:]:
     for folder, _, names in os.walk(top):
         for name in names:
@@ -262,9 +262,10 @@ for top in sys.argv[2:]:
             except OSError:
                 continue
             files += 1
-            if marker in data:
-                found.append(path)
-print(files, *found)
+            for marker in markers:
+                if marker in data:
+                    found[marker.decode()].append(path)
+print(json.dumps({"files": files, "found": found}))
 """
 
 
@@ -289,31 +290,29 @@ def test_the_key_is_in_no_environment_of_the_analysts_processes(hub, saved, anal
 
 
 def test_the_key_is_in_no_file_the_analyst_can_read(hub, saved, analyst_kernel):
+    """Every file the analyst may open in its home, /tmp, the gateway's folder and the hub's, read as the analyst."""
     analyst_kernel.run("from ai_admin_widgets import ai; ai.chat('leave traces')")
+    # A file the analyst may read, with a text of its own: the walk finds what is there to find.
+    probe, probe_text = Path(f"/tmp/aiwhub-probe-{uuid.uuid4().hex}"), f"PROBE-{uuid.uuid4().hex}"
+    probe.write_text(probe_text)
+    probe.chmod(0o644)
+    secret = _secret_part(saved)
     tops = [pwd.getpwnam(ANALYST).pw_dir, "/tmp", str(hub.gateway_home), str(hub.folder)]
-    # First as root: the walk does find the marker where it is plainly written (it proves the walker works).
-    probe = hub.folder / "probe.txt"
-    probe.write_text(_secret_part(saved))
+    walker = ["/usr/bin/python3", "-c", _FIND_AS_USER, json.dumps([secret, probe_text]), *tops]
     try:
-        as_root = subprocess.run(
-            [sys.executable, "-c", _FIND_AS_USER, _secret_part(saved), str(hub.folder)],
+        done = subprocess.run(
+            ["runuser", "-u", ANALYST, "--", *walker],
             capture_output=True,
             text=True,
             timeout=300,
+            cwd="/",
         )
     finally:
         probe.unlink()
-    assert str(probe) in as_root.stdout.split()
-    done = subprocess.run(
-        ["runuser", "-u", ANALYST, "--", "/usr/bin/python3", "-c", _FIND_AS_USER, _secret_part(saved), *tops],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd="/",
-    )
     assert done.returncode == 0, done.stderr
-    files, *found = done.stdout.split()
-    assert int(files) > 0 and found == []
+    result = json.loads(done.stdout)
+    assert result["found"][probe_text] == [str(probe)] and result["files"] > 1
+    assert result["found"][secret] == []
 
 
 def test_the_analyst_cannot_look_into_the_gateways_folder(hub, saved):
