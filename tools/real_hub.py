@@ -6,8 +6,9 @@ What it runs (JupyterHub docs: "Services", "Authenticators" (shared-password), "
   ``.venv/node/``), each port a free one on 127.0.0.1, the hub's database, cookie secret,
   configuration and log in a temporary folder of its own (mode 700);
 * the gateway as the hub's managed service, configured by the snippet ``ai-admin gateway
-  hub-config`` prints, its folder and keyring password in that temporary folder, allowed to
-  call 127.0.0.1 (``AI_ADMIN_GATEWAY_ALLOW_HOSTS``) so that a :class:`~ai_admin_widgets.Sandbox`
+  hub-config`` prints, its folder beside that one (``<folder>-gateway``, made by the gateway
+  itself, where users could reach it as they can ``/srv/ai-gateway``), its keyring password in
+  the hub's environment only, allowed to call 127.0.0.1 (``AI_ADMIN_GATEWAY_ALLOW_HOSTS``) so that a :class:`~ai_admin_widgets.Sandbox`
   can be the provider;
 * two users, an admin (a hub admin, in the snippet's configure role) and an analyst, logging in
   with JupyterHub's shared-password authenticator; both in the group ``ai-users``, which holds
@@ -17,7 +18,8 @@ What it runs (JupyterHub docs: "Services", "Authenticators" (shared-password), "
   *runtime*: a venv built with Debian's ``/usr/bin/python3`` under ``/var/tmp`` (readable by
   every OS user, unlike a checkout under ``/root``), keyed by a hash of the checkout's path and
   its pyproject.toml, and rebuilt only when that changes; the project is installed into it
-  non-editable, again only when its sources change. The hub and the gateway run from the same venv, as on a real hub.
+  non-editable, again only when its sources change. The hub and the gateway run from the same
+  venv, as on a real hub.
 
 Spawners: ``LocalProcessSpawner`` with real OS users (the tests create them, as root), or,
 for ``make hub`` by default, ``SimpleLocalProcessSpawner`` (every server as the user running
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-#: configurable-http-proxy, installed by the Makefile (``make .venv/.proxy-installed``).
+#: configurable-http-proxy, installed by the Makefile (a prerequisite of `make test` and `make hub`).
 PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 #: The interpreter the runtime venv is built with: one that every OS user may execute.
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -371,7 +373,9 @@ c.JupyterHub.load_roles.append(
         if self.venv is None:
             self.venv = runtime()
         if not PROXY.exists():
-            raise HubError(f"configurable-http-proxy is not installed at {PROXY}: run make .venv/.proxy-installed")
+            raise HubError(
+                f"configurable-http-proxy is not installed at {PROXY}: `make hub` or `make test` installs it (npm)"
+            )
         config = self.folder / "jupyterhub_config.py"
         config.write_text(self.config())
         config.chmod(0o600)
