@@ -10,7 +10,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Test-only packages (keyring backends) that must stay invisible to `make lab`; see tests/keyring-backends.txt.
 TEST_ONLY := $(VENV)/test-only
 
-.PHONY: lab test test-fast lint screenshots bench notebooks clean
+.PHONY: lab test test-fast lint screenshots bench notebooks hub clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,18 @@ $(VENV)/.test-installed: pyproject.toml tests/keyring-backends.txt | $(BIN)/pyth
 	$(BIN)/python -m pip install --quiet --no-deps --target $(TEST_ONLY) -r tests/keyring-backends.txt
 	touch $@ $(VENV)/.lab-installed
 
+# configurable-http-proxy (npm) for the real-hub tests and `make hub`, into .venv/node (untracked, not global).
+PROXY := $(VENV)/node/node_modules/.bin/configurable-http-proxy
+$(PROXY): | $(BIN)/python
+	npm install --prefix $(VENV)/node --no-audit --no-fund --silent configurable-http-proxy
+
 lab: $(VENV)/.lab-installed
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01_quickstart.ipynb $(LAB_ARGS)
 
 # Every tier: fast, sandbox, keyring, notebooks, browser (markers in pyproject.toml, given by tests/conftest.py).
-# Writes no tracked file: the browser tests keep their screenshots in a temporary folder.
-test: $(VENV)/.test-installed
+# Writes no tracked file: the browser tests keep their screenshots in a temporary folder. The hub tier
+# builds, once, the single-user servers' venv under /var/tmp (tools/real_hub.py: runtime).
+test: $(VENV)/.test-installed $(PROXY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fast tier only (pure code, the store on a file keyring; no server, kernel or browser): under 30 s.
@@ -64,6 +70,11 @@ bench: $(VENV)/.test-installed
 # Re-run the walkthrough notebooks and save their outputs (what nbval then compares against).
 notebooks: $(VENV)/.test-installed
 	$(BIN)/python tools/run_notebooks.py notebooks/*.ipynb
+
+# A real JupyterHub on 127.0.0.1 with the AI gateway as its service, a sandbox as the provider and two
+# practice users (shared-password login); prints the login URL, the users and the passwords. Ctrl-C stops it.
+hub: $(VENV)/.test-installed $(PROXY)
+	$(BIN)/python tools/real_hub.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -939,3 +939,14 @@ def test_edit_keeps_the_saved_key_without_the_panel_ever_reading_it(sandbox):
         assert "save" in counting.calls and "saved_key" not in counting.calls
     finally:
         panel.close()
+
+
+def test_a_read_only_panel_says_why_with_the_admin_checks_reason(tmp_path, file_keyring):
+    """Not an admin: the notice gives the admin check's reason too (here, who the admins are; on a hub, which role)."""
+    aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="alice").add_admin("alice")
+    viewer = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="bob").panel()
+    text = viewer.visible_text()
+    assert (
+        "You must be assigned the Admin account type to configure the OpenAI integration. Admins here: alice." in text
+    )
+    assert text.count("You must be assigned the Admin account type") == 1

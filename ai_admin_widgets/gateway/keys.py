@@ -25,6 +25,9 @@ __all__ = ["gateway_keyring"]
 def gateway_keyring(home: Path) -> KeyringBackend:
     """The keyring the gateway keeps its keys in, ready to use (its password checked against its file).
 
+    The folder ``home`` is made if missing, with mode 700: its settings, audit log and keyring
+    file are for the gateway alone, even where users' servers can reach the path.
+
     Raises:
         KeyringUnavailable: keyrings.cryptfile is not installed, ``$KEYRING_CRYPTFILE_PASSWORD``
             is not set or does not open the file, or the backend named in
@@ -46,7 +49,7 @@ def gateway_keyring(home: Path) -> KeyringBackend:
             f"The AI gateway has no safe keyring: set {CRYPTFILE_PASSWORD_ENV} in its service environment "
             "(ai-admin gateway hub-config shows where), or name a keyring in PYTHON_KEYRING_BACKEND."
         )
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # made here, it is the service's user's alone
     backend = CryptFileKeyring()
     backend.file_path = str(home / "keyring.cfg")
     prepare_keyring(backend)

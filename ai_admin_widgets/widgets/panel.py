@@ -300,7 +300,7 @@ class AISettingsPanel(widgets.VBox):
         if damaged:
             self.notice.value = _span(snapshot.problem or "", _ERROR_STYLE, alert=True)
         else:
-            self.notice.value = "" if admin else _text(ADMIN_REQUIRED)
+            self.notice.value = "" if admin else _text(_not_admin(snapshot.admin.reason))
         # While the form or the confirmation is open, the row offers nothing else to press,
         # so a Save under way cannot be crossed by a Remove, a Test or another Edit.
         self.row.render(status, admin=admin, damaged=damaged, offer=self.view == "row")
@@ -579,3 +579,10 @@ class AISettingsPanel(widgets.VBox):
 
         walk(self)
         return "\n".join(lines)
+
+
+def _not_admin(reason: str | None) -> str:
+    """Why the panel is read-only: the admin check's reason (on a hub, which role grants it), led by ADMIN_REQUIRED."""
+    if not reason:
+        return ADMIN_REQUIRED
+    return reason if reason.startswith(ADMIN_REQUIRED) else f"{ADMIN_REQUIRED} {reason}"
