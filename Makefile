@@ -35,7 +35,7 @@ $(VENV)/.test-installed: pyproject.toml tests/keyring-backends.txt | $(BIN)/pyth
 lab: $(VENV)/.lab-installed
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01_quickstart.ipynb $(LAB_ARGS)
 
-# Every tier: fast, sandbox, keyring, notebooks, browser (markers in pyproject.toml, given by tests/conftest.py).
+# Every tier: fast, sandbox, keyring, database, notebooks, browser (markers in pyproject.toml, given by tests/conftest.py).
 # Writes no tracked file: the browser tests keep their screenshots in a temporary folder.
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
