@@ -543,3 +543,29 @@ def test_serve_keeps_the_saved_key_in_the_database_encrypted_and_uses_it(databas
         names = connection.execute(sa.select(db.secrets_table.c.service, db.secrets_table.c.username)).all()
     engine.dispose()
     assert {service for service, _ in names} >= {SERVICE_NAME, CHECK_SERVICE}
+
+
+def test_a_database_gone_mid_run_is_named_with_its_reason_by_the_store(database, monkeypatch):
+    """The store's keyring error says which database failed and why (its own words), not only the exception's type."""
+    _upgraded(database).dispose()
+    monkeypatch.setenv("AI_ADMIN_CRYPT_KEY", _key())
+    backend = database_keyring(database.home, database.url)
+    store = SettingsStore(database.home, backend)
+    store.save(
+        aiw.OpenAIIntegration(api_key="sk-gone-0000", base_url="https://api.openai.com/v1"),
+        actor="admin",
+        models={"language_model": "gpt-4o"},
+    )
+    if database.cluster is not None:
+        database.cluster.admin(f"DROP DATABASE {database.name} WITH (FORCE)")
+        database.cluster.admin(f"CREATE DATABASE {database.name}")  # empty again, so the fixture's drop still works
+    else:
+        other = database.engine()  # another process's hands on the file
+        with other.begin() as connection:
+            connection.execute(sa.text("DROP TABLE ai_gateway_secrets"))
+        other.dispose()
+    with pytest.raises(aiw.KeyringUnavailable) as failed:
+        store.load(actor="admin")
+    said = str(failed.value)
+    assert "Cannot use the gateway's database" in said and db.safe_url(database.url) in said
+    assert PG_PASSWORD not in said and "sk-gone" not in said

@@ -228,7 +228,7 @@ def connected(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     try:
         with engine.begin() if write else engine.connect() as connection:
             yield connection
-    except sa.exc.OperationalError as error:
+    except sa.exc.DBAPIError as error:  # the driver's errors: unreachable, refused, a table gone
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()
         raise GatewayDatabaseError(
             f"Cannot use the gateway's database {safe_url(engine.url)} ({reason[0] if reason else 'no reason given'}). "
