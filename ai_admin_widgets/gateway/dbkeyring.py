@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def _upsert(connection: Connection, service: str, username: str, token: str) -> 
         )
 
 
-def uses_database(option: str | None, environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
+def uses_database(option: str | None, environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``serve`` keeps its keys in the database: ``--db-url``, ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY`` given."""
     from .db import DB_URL_ENV
 
