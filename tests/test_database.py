@@ -569,3 +569,18 @@ def test_a_database_gone_mid_run_is_named_with_its_reason_by_the_store(database,
     said = str(failed.value)
     assert "Cannot use the gateway's database" in said and db.safe_url(database.url) in said
     assert PG_PASSWORD not in said and "sk-gone" not in said
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (f"postgresql://someone:{PG_PASSWORD}@127.0.0.1:{_free_port()}/nothing", "Cannot use the gateway's database"),
+        ("mysql://someone:hunter2-db@127.0.0.1/nothing", "the gateway runs on SQLite or PostgreSQL"),
+        ("not a url at all hunter2-db", "is not a database URL"),
+        ("sqlite://", "in-memory SQLite"),
+    ],
+)
+def test_a_database_url_it_cannot_use_is_one_line_without_its_password(url, said):
+    done = _gateway("upgrade-db", "--db-url", url)
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert said in done.stderr and PG_PASSWORD not in done.stderr and "hunter2" not in done.stderr
