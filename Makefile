@@ -40,9 +40,9 @@ $(PROXY): | $(BIN)/python
 lab: $(VENV)/.lab-installed
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01_quickstart.ipynb $(LAB_ARGS)
 
-# Every tier: fast, sandbox, keyring, notebooks, browser (markers in pyproject.toml, given by tests/conftest.py).
-# Writes no tracked file: the browser tests keep their screenshots in a temporary folder. The hub tier
-# builds, once, the single-user servers' venv under /var/tmp (tools/real_hub.py: runtime).
+# Every tier: fast, sandbox, keyring, database, notebooks, browser, hub (markers in pyproject.toml, given by
+# tests/conftest.py). Writes no tracked file: the browser tests keep their screenshots in a temporary folder.
+# The hub tier builds, once, the single-user servers' venv under /var/tmp (tools/real_hub.py: runtime).
 test: $(VENV)/.test-installed $(PROXY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_core import from_json
 
 from .models import (
+    AIAdminError,
     AzureOpenAIIntegration,
     ConcurrentChange,
     KeyNotInThisKeyring,
@@ -1061,6 +1062,8 @@ class SettingsStore:
             raise PasswordDeleteError("no such key") from None
         if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit in the backend
             raise error
+        if isinstance(error, AIAdminError):  # a backend of ours (the gateway's database): its message is key-free
+            raise KeyringUnavailable(f"The keyring ({backend_name(backend)}) failed: {error}") from None
         # keyring backends raise many kinds; none may carry the key
         raise KeyringUnavailable(
             f"The keyring ({backend_name(backend)}) failed ({type(error).__name__}). "

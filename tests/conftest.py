@@ -33,10 +33,11 @@ import ai_admin_widgets as aiw  # noqa: E402
 # -- tiers -------------------------------------------------------------------------------- #
 
 #: The tiers, from fast to real (registered in pyproject.toml); every test has exactly one.
-TIERS = ("fast", "sandbox", "keyring", "notebooks", "browser", "hub")
+TIERS = ("fast", "sandbox", "keyring", "database", "notebooks", "browser", "hub")
 #: Modules whose every test is of one tier: real processes, servers or browsers throughout.
 MODULE_TIERS = {
     "test_browser.py": "browser",
+    "test_database.py": "database",  # the gateway's database: SQLite, and PostgreSQL in a temporary cluster
     "test_hub.py": "hub",  # a real JupyterHub, its gateway service, real OS users and their servers
     "test_keyrings.py": "keyring",
     "test_cli.py": "sandbox",  # the ai-admin command as a subprocess against the sandbox

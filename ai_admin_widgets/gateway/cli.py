@@ -1,7 +1,12 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
-    ai-admin gateway serve [--home FOLDER] [--ip ADDRESS] [--cache-seconds S] [--deadline S] [--usage-max-mib M] [--usage-keep N]
+    ai-admin gateway serve [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
+                           [--usage-max-mib M] [--usage-keep N]
                                   run as JupyterHub's managed service (the hub starts it)
+    ai-admin gateway upgrade-db [--home FOLDER] [--db-url URL]
+                                  make or upgrade the gateway's database schema (Alembic migrations)
+    ai-admin gateway rotate-crypt-key [--home FOLDER] [--db-url URL]
+                                  re-encrypt the database's secrets with the first key of AI_ADMIN_CRYPT_KEY
     ai-admin gateway practice [--cache-seconds S] [--deadline S]
                                   a gateway, a sandbox and a hub stand-in on 127.0.0.1; the first
                                   line of output is JSON: {"gateway_url": ..., "tokens": {"admin", "analyst"}}
@@ -63,6 +68,33 @@ def add_parser(commands: Any, parser_class: Any) -> None:
         metavar="N",
         help="how many rotated usage files to keep, usage.jsonl.1 (newest) to .N (default 5; 0: none)",
     )
+    serve.add_argument(
+        "--db-url",
+        default=None,
+        metavar="URL",
+        help="keep the API keys in this database, encrypted with AI_ADMIN_CRYPT_KEY (default $AI_ADMIN_GATEWAY_DB_URL; "
+        "with neither, but AI_ADMIN_CRYPT_KEY set, sqlite:///HOME/ai-gateway.sqlite; with none of the three, "
+        "keyrings.cryptfile in HOME)",
+    )
+    upgrade = actions.add_parser(
+        "upgrade-db", help="make the gateway's database, or upgrade its schema to this version's (serve checks it)"
+    )
+    rotate = actions.add_parser(
+        "rotate-crypt-key",
+        help="re-encrypt every secret in the gateway's database with the first key of AI_ADMIN_CRYPT_KEY",
+        description="Re-encrypt every secret in the gateway's database with the first key of AI_ADMIN_CRYPT_KEY "
+        "(';'-separated: the first encrypts, all decrypt). Afterwards the other keys may be removed from it.",
+    )
+    for command in (upgrade, rotate):
+        command.add_argument(
+            "--home", default=None, help="the gateway's folder (default: $AI_ADMIN_HOME or the user data folder)"
+        )
+        command.add_argument(
+            "--db-url",
+            default=None,
+            metavar="URL",
+            help="the gateway's database (default $AI_ADMIN_GATEWAY_DB_URL, else sqlite:///HOME/ai-gateway.sqlite)",
+        )
     practice = actions.add_parser(
         "practice",
         help="start a practice gateway with a sandbox and a stand-in hub on 127.0.0.1; prints JSON first",
@@ -126,8 +158,15 @@ def run(arguments: argparse.Namespace) -> int:
                 usage_max_mib=arguments.usage_max_mib,
                 usage_keep=arguments.usage_keep,
                 ip=arguments.ip,
+                db_url=arguments.db_url,
             )
             serve(config, host, port)
+            return EXIT_OK
+        if arguments.gateway_command in ("upgrade-db", "rotate-crypt-key"):
+            from .database_cli import rotate_crypt_key_command, upgrade_db_command
+
+            command = upgrade_db_command if arguments.gateway_command == "upgrade-db" else rotate_crypt_key_command
+            print(command(arguments.home, arguments.db_url))
             return EXIT_OK
         return _practice(arguments)
     except ImportError as error:

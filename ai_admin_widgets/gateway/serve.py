@@ -34,6 +34,7 @@ def config_from_environment(
     usage_max_mib: float = 16.0,
     usage_keep: int = 5,
     ip: str | None = None,
+    db_url: str | None = None,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
 
@@ -44,8 +45,14 @@ def config_from_environment(
     ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
     how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
 
+    ``db_url`` (``--db-url``), ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY``, any of them given:
+    the keys are kept in the gateway's database, encrypted
+    (:func:`~ai_admin_widgets.gateway.dbkeyring.database_keyring`); the settings record, the audit log and
+    the usage log stay in ``home`` for now.
+
     Raises:
-        ServeError: a variable is missing or unusable, or there is no safe keyring.
+        ServeError: a variable is missing or unusable, or there is no safe keyring (with a database: no
+            crypt key, keys that decrypt nothing stored, a schema that is behind, a database out of reach).
     """
     from ..store import default_home
     from .addresses import allowed_hosts_from_environment
@@ -72,7 +79,9 @@ def config_from_environment(
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
     folder = Path(home).expanduser() if home else default_home()
     try:
-        keyring = gateway_keyring(folder)
+        from .dbkeyring import database_keyring, uses_database
+
+        keyring = database_keyring(folder, db_url) if uses_database(db_url) else gateway_keyring(folder)
     except AIAdminError as error:
         raise ServeError(str(error)) from None
     config = GatewayConfig(
@@ -101,6 +110,7 @@ def serve(config, host: str, port: int) -> None:
     """Serve ``config``'s gateway on ``host:port`` until SIGTERM or SIGINT."""
     from tornado.httpserver import HTTPServer
 
+    from ..store import backend_name
     from .app import Gateway, make_app
 
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
@@ -115,7 +125,12 @@ def serve(config, host: str, port: int) -> None:
         for sign in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sign, stop.set)
         logging.getLogger("ai_admin_widgets.gateway").info(
-            "AI gateway on http://%s:%d%s, store %s", host, port, config.prefix, config.home
+            "AI gateway on http://%s:%d%s, store %s, keys in %s",
+            host,
+            port,
+            config.prefix,
+            config.home,
+            backend_name(config.keyring),
         )
         await stop.wait()
         server.stop()
