@@ -5,7 +5,9 @@ Four processes besides this one, all on the machine's cores (none is pinned): th
 application with its hub stand-in, the hub's answer about the token cached as in production,
 one log line per request), LiteLLM's proxy (``litellm_server.py``, one uvicorn worker, from
 ``.venv/bench-litellm``), both configured with the same OpenAI integration on the same sandbox,
-and for the loads a load generator (``load_client.py``).
+and for the loads a load generator (``load_client.py``). A second gateway process runs the
+experiment of ``gateway_server.py --aiohttp-upstream`` (the call to the provider made by aiohttp),
+measured beside the others to show what that change would save.
 
 Figures:
 
@@ -55,6 +57,7 @@ LOAD_WARMUP = 1.0
 CLIENTS = 64
 MEMORY_REQUESTS = 10_000
 MEMORY_WARMUP = 2_000
+MEMORY_CLIENTS = 8
 
 OVERHEAD_TARGET = 0.001  # seconds, median
 OVERHEAD_OF_LITELLM = 0.5
@@ -130,10 +133,12 @@ def rss_megabytes(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def run_load(url: str, authorization: str, body: dict[str, Any], *options: str) -> dict[str, Any]:
+def run_load(
+    url: str, authorization: str, body: dict[str, Any], *options: str, clients: int = CLIENTS
+) -> dict[str, Any]:
     """One run of the load generator in its own process; its JSON answer."""
     finished = subprocess.run(
-        [sys.executable, str(HERE / "load_client.py"), url, json.dumps(body), "--clients", str(CLIENTS), *options],
+        [sys.executable, str(HERE / "load_client.py"), url, json.dumps(body), "--clients", str(clients), *options],
         cwd=HERE,
         env=os.environ | {"BENCH_AUTHORIZATION": authorization},
         capture_output=True,
@@ -203,6 +208,7 @@ def minus(these: list[float], those: list[float]) -> list[float]:
 def overhead_figure(times: dict[str, list[float]], core_count: str) -> dict[str, Any]:
     ours, theirs = minus(times["gateway"], times["direct"]), minus(times["litellm"], times["direct"])
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    sketch_median = statistics.median(minus(times["sketch"], times["direct"]))
     ratio = ours_median / theirs_median if theirs_median > 0 else None
     met = ours_median <= OVERHEAD_TARGET and ratio is not None and ratio <= OVERHEAD_OF_LITELLM
     return figure(
@@ -219,12 +225,20 @@ def overhead_figure(times: dict[str, list[float]], core_count: str) -> dict[str,
             f"rounds of {PER_ROUND} requests per side, the sides in turns, after {PER_ROUND // 2} untimed requests "
             f"each; a run is one round's median. Medians of the rounds: direct {milliseconds(statistics.median(times['direct']))}, "
             f"gateway {milliseconds(statistics.median(times['gateway']))}, LiteLLM "
-            f"{milliseconds(statistics.median(times['litellm']))}. {core_count}"
+            f"{milliseconds(statistics.median(times['litellm']))}. The machine: {core_count}. {CALIBRATION}"
         ),
         miss=(
-            f"The gateway adds {milliseconds(ours_median)} (LiteLLM {milliseconds(theirs_median)}); see the profile "
-            "notes in benchmarks/bench_gateway.py's history (the per-request work left: tornado's request parsing, "
-            "one JSON decode and encode of the body, httpx's async send)."
+            f"The gateway adds {milliseconds(ours_median)} (LiteLLM {milliseconds(theirs_median)}), nearly all of it "
+            "CPU time in the gateway's process on one core. Profiled (py-spy, cProfile): no cheap cause (the hub's "
+            "answer is cached, the client is made once, settings are read once per change); the largest part is "
+            "httpx's async client calling the provider (about 40% of the gateway's CPU per request: httpcore's "
+            "anyio locks and connection checks, encode/httpx issue 3215), then tornado's request and response "
+            "handling, the usage record and the log line (about 3% each). Measured in this run, the same gateway "
+            f"with its provider call made by aiohttp (the sketch of gateway_server.py --aiohttp-upstream) adds "
+            f"{milliseconds(sketch_median)}. What would close it: that change (an aiohttp transport under the "
+            "httpx API the gateway uses, so that its error mapping, deadline and cap stay), on a faster or less "
+            "loaded core than this one (see the calibration); below 1 ms here needs less Python per request than "
+            "tornado and an HTTP client take together."
         ),
     )
 
@@ -232,6 +246,7 @@ def overhead_figure(times: dict[str, list[float]], core_count: str) -> dict[str,
 def first_chunk_figure(times: dict[str, list[float]]) -> dict[str, Any]:
     ours, theirs = minus(times["gateway"], times["direct"]), minus(times["litellm"], times["direct"])
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    sketch_median = statistics.median(minus(times["sketch"], times["direct"]))
     return figure(
         "gateway: first streamed chunk",
         ours='the gateway\'s time to the first bytes of a "stream": true answer, minus direct (same round)',
@@ -247,7 +262,12 @@ def first_chunk_figure(times: dict[str, list[float]]) -> dict[str, Any]:
             f"{milliseconds(statistics.median(times['direct']))}, gateway {milliseconds(statistics.median(times['gateway']))}, "
             f"LiteLLM {milliseconds(statistics.median(times['litellm']))}."
         ),
-        miss=f"The gateway's first chunk comes {milliseconds(ours_median)} after direct's.",
+        miss=(
+            f"The gateway's first chunk comes {milliseconds(ours_median)} after direct's: the same per-request CPU "
+            "as the overhead (the first chunk is the answer's headers and first event, through both hops). With its "
+            f"provider call made by aiohttp (the sketch) {milliseconds(sketch_median)}. What would close it: as "
+            "for the overhead."
+        ),
     )
 
 
@@ -269,18 +289,23 @@ def throughput_figure(rates: dict[str, list[float]], failed: dict[str, int], cor
             f"{LOAD_WARMUP:g} s of load, then {LOAD_SECONDS:g} s counted; {LOAD_ROUNDS} rounds, the sides in turns. "
             f"Each server is one process (LiteLLM: one uvicorn worker); the sandbox, the server measured and the "
             f"load generator share the cores ({core_count}). The sandbox direct with the same load: "
-            f"{statistics.median(rates['direct']):.0f} req/s (median), which bounds both sides. Answers other than "
+            f"{statistics.median(rates['direct']):.0f} req/s (median), which bounds both sides; the gateway with its "
+            f"provider call made by aiohttp (the sketch): {statistics.median(rates['sketch']):.0f} req/s. Answers other than "
             f"200 or broken connections (not counted): gateway {failed['gateway']}, LiteLLM {failed['litellm']}, "
             f"direct {failed['direct']}."
         ),
         miss=(
             f"Through the gateway {statistics.median(rates['gateway']):.0f} req/s, through LiteLLM "
-            f"{statistics.median(rates['litellm']):.0f} req/s."
+            f"{statistics.median(rates['litellm']):.0f} req/s. Under 64 concurrent requests httpx's async "
+            "client, which the gateway calls the provider with, spends most of the gateway's CPU in its "
+            "connection pool (encode/httpx issue 3215); the sketch with aiohttp in its place made "
+            f"{statistics.median(rates['sketch']):.0f} req/s in the same rounds. What would close it: that change "
+            "(an aiohttp transport under the httpx API the gateway uses)."
         ),
     )
 
 
-def memory_figure(samples: list[tuple[int, float]], litellm_growth: float | None) -> dict[str, Any]:
+def memory_figure(samples: list[tuple[int, float]]) -> dict[str, Any]:
     growth = samples[-1][1] - samples[0][1]
     curve = ", ".join(f"{count}: {rss:.1f} MB" for count, rss in samples)
     return figure(
@@ -293,14 +318,8 @@ def memory_figure(samples: list[tuple[int, float]], litellm_growth: float | None
         target=f"≤ {GROWTH_TARGET_MB:g} MB (ratio to it ≤ 1)",
         how=(
             f"VmRSS of the gateway's process after {MEMORY_WARMUP:,} requests of warm-up, then after each "
-            f"{MEMORY_REQUESTS // 10:,} of {MEMORY_REQUESTS:,} more ({CLIENTS} concurrent clients; chat completions, "
-            f"every other thousand streamed): requests so far: {curve}."
-            + (
-                f" LiteLLM's proxy, the same {MEMORY_REQUESTS:,} requests after the same warm-up: "
-                f"{litellm_growth:+.1f} MB."
-                if litellm_growth is not None
-                else ""
-            )
+            f"{MEMORY_REQUESTS // 10:,} of {MEMORY_REQUESTS:,} more ({MEMORY_CLIENTS} concurrent clients, the load "
+            f"generator's; chat completions, every other thousand streamed): requests so far: {curve}."
         ),
         miss=f"The gateway grew by {growth:.1f} MB.",
     )
@@ -308,22 +327,40 @@ def memory_figure(samples: list[tuple[int, float]], litellm_growth: float | None
 
 def memory_growth(pid: int, url: str, authorization: str) -> list[tuple[int, float]]:
     """VmRSS of ``pid`` after the warm-up and after each tenth of MEMORY_REQUESTS (chat, then streamed, in turns)."""
-    run_load(url, authorization, CHAT, "--requests", str(MEMORY_WARMUP // 2))
-    run_load(url, authorization, STREAMED, "--requests", str(MEMORY_WARMUP // 2))
+    run_load(url, authorization, CHAT, "--requests", str(MEMORY_WARMUP // 2), clients=MEMORY_CLIENTS)
+    run_load(url, authorization, STREAMED, "--requests", str(MEMORY_WARMUP // 2), clients=MEMORY_CLIENTS)
     samples = [(0, rss_megabytes(pid))]
     step = MEMORY_REQUESTS // 10
     for tenth in range(10):
-        run_load(url, authorization, CHAT if tenth % 2 == 0 else STREAMED, "--requests", str(step))
+        run_load(
+            url, authorization, CHAT if tenth % 2 == 0 else STREAMED, "--requests", str(step), clients=MEMORY_CLIENTS
+        )
         samples.append(((tenth + 1) * step, rss_megabytes(pid)))
     return samples
 
 
+def calibration() -> str:
+    """How fast this machine runs Python now: a loop timed here, for readers who compare with their own."""
+    import timeit
+
+    best = min(timeit.repeat("sum(range(10))", number=100_000, repeat=5)) / 100_000
+    return (
+        f"Calibration: `sum(range(10))` took {best * 1e9:.0f} ns in this process at the start "
+        "(`python -m timeit 'sum(range(10))'` on another machine says how its core compares)."
+    )
+
+
+CALIBRATION = ""
+
+
 def main() -> None:
+    global CALIBRATION
     isolate_environment()
+    CALIBRATION = calibration()
     if not LITELLM_PYTHON.exists():
         raise SystemExit(f"LiteLLM's proxy is not installed at {LITELLM_PYTHON}: run `make bench`, which makes it.")
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    core_count = f"{usable} cores, shared by every process (none pinned)."
+    core_count = f"{usable} cores, shared by every process, none pinned"
     with ExitStack() as stack:
         logs = stack.enter_context(tempfile.TemporaryDirectory(prefix="ai-admin-bench-gateway-"))
         gateway_log = stack.enter_context(open(Path(logs) / "gateway.log", "w+", encoding="utf-8"))
@@ -332,6 +369,14 @@ def main() -> None:
         gateway = stack.enter_context(
             process(
                 [sys.executable, str(HERE / "gateway_server.py"), sandbox],
+                {"BENCH_OPENAI_KEY": OPENAI_PRACTICE_KEY},
+                gateway_log,
+                first_line=True,
+            )
+        )
+        sketch = stack.enter_context(
+            process(
+                [sys.executable, str(HERE / "gateway_server.py"), sandbox, "--aiohttp-upstream"],
                 {"BENCH_OPENAI_KEY": OPENAI_PRACTICE_KEY},
                 gateway_log,
                 first_line=True,
@@ -352,6 +397,7 @@ def main() -> None:
             Side("direct", f"{sandbox}/v1/chat/completions", f"Bearer {OPENAI_PRACTICE_KEY}"),
             Side("gateway", f"{gateway['url']}/v1/chat/completions", f"Bearer {gateway['token']}"),
             Side("litellm", f"{litellm_url}/v1/chat/completions", f"Bearer {LITELLM_MASTER_KEY}"),
+            Side("sketch", f"{sketch['url']}/v1/chat/completions", f"Bearer {sketch['token']}"),
         ]
         figures = [overhead_figure(rounds(sides, Side.chat), core_count)]
         figures.append(first_chunk_figure(rounds(sides, Side.first_chunk)))
@@ -368,9 +414,7 @@ def main() -> None:
                 failed[side.name] += result["failed"]
         figures.append(throughput_figure(rates, failed, core_count))
 
-        samples = memory_growth(gateway["pid"], sides[1].url, sides[1].authorization)
-        litellm_samples = memory_growth(litellm.pid, sides[2].url, sides[2].authorization)
-        figures.append(memory_figure(samples, litellm_samples[-1][1] - litellm_samples[0][1]))
+        figures.append(memory_figure(memory_growth(gateway["pid"], sides[1].url, sides[1].authorization)))
     emit(figures)
 
 
