@@ -307,7 +307,7 @@ def throughput_figure(rates: dict[str, list[float]], failed: dict[str, int], cor
 
 def memory_figure(samples: list[tuple[int, float]]) -> dict[str, Any]:
     growth = samples[-1][1] - samples[0][1]
-    curve = ", ".join(f"{count}: {rss:.1f} MB" for count, rss in samples)
+    curve = ", ".join(f"{count:,}: {rss:.2f} MB" for count, rss in samples)
     return figure(
         "gateway: memory growth, 10,000 requests",
         ours=f"the gateway's resident memory after {MEMORY_REQUESTS:,} more requests, minus before",

@@ -204,10 +204,11 @@ def results_markdown(runs: dict[str, dict[str, Any]], description: dict[str, str
     ]
     for (measured_at, at_commit), names in sessions.items():
         first, last = runs[names[0]], runs[names[-1]]
-        took = sum(runs[name]["seconds"] for name in names)
+        times = [runs[name].get("seconds") for name in names]
+        took = f"{sum(times):.0f} s" if None not in times else "—"  # figures kept from before results.json: "—"
         lines.append(
             f"| {', '.join(names)} | {measured_at} | {at_commit} | {first['load_at_start']} | "
-            f"{last['load_at_end']} | {took:.0f} s |"
+            f"{last['load_at_end']} | {took} |"
         )
     lines += [
         "",
