@@ -62,10 +62,21 @@ lint: $(VENV)/.test-installed
 screenshots: $(VENV)/.test-installed
 	AI_ADMIN_SCREENSHOTS='$(CURDIR)/docs/img' $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
-# Time import, Save, failing fast, the panel, AI calls and the notebooks against their baselines;
-# writes benchmarks/RESULTS.md and the README's table of figures. Contacts nothing but 127.0.0.1.
-bench: $(VENV)/.test-installed
-	$(BIN)/python benchmarks/run.py
+# Time import, Save, failing fast, the panel, AI calls, the notebooks and the AI gateway against their
+# baselines; writes benchmarks/RESULTS.md, benchmarks/results.json and the README's table of figures.
+# BENCH="gateway ai" runs only those (the others' figures stay as they were). Contacts nothing but 127.0.0.1.
+# The gateway's baseline, LiteLLM's proxy (pyproject's bench extra), gets a venv of its own: in .venv it
+# would downgrade python-dateutil (botocore needs <3) under the tests.
+BENCH ?=
+BENCH_LITELLM := $(VENV)/bench-litellm
+$(BENCH_LITELLM)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_LITELLM)
+	$(BENCH_LITELLM)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_LITELLM)/bin/python -m pip install --quiet '.[bench]'
+	touch $@
+
+bench: $(VENV)/.test-installed $(BENCH_LITELLM)/.installed
+	$(BIN)/python benchmarks/run.py $(if $(strip $(BENCH)),--only $(BENCH),)
 
 # Re-run the walkthrough notebooks and save their outputs (what nbval then compares against).
 notebooks: $(VENV)/.test-installed

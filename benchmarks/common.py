@@ -122,6 +122,7 @@ def figure(
     ratio: float | None = None,
     how: str = "",
     miss: str = "",
+    unit: str = "s",
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One figure of RESULTS.md.
@@ -129,7 +130,7 @@ def figure(
     Args:
         name: the figure's short name (the table's first column).
         ours: what was timed on our side, in words.
-        measured: its wall times in seconds; None when it was not measured.
+        measured: its values, wall times in seconds unless ``unit`` says otherwise; None when it was not measured.
         target: the target, in words (``"ratio ≤ 1.25"``).
         met: whether the target was met; None when not measured. Decided from ``at_most``
             when that is given instead.
@@ -139,6 +140,7 @@ def figure(
             medians when omitted and both sides were measured.
         how: how it was measured (runs, setup), for the notes.
         miss: why the target was missed and what would close it (shown when ``met`` is False).
+        unit: what ``measured`` and ``baseline_measured`` count: ``"s"`` (seconds), ``"MB"``, ``"req/s"``.
         extra: further numbers worth keeping in the JSON (not shown in the table).
     Returns:
         A JSON-ready dictionary.
@@ -161,6 +163,7 @@ def figure(
         "met": met,
         "how": how,
         "miss": miss if met is False else "",
+        "unit": unit,
         "extra": extra or {},
     }
 

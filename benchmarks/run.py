@@ -1,11 +1,15 @@
 """Run every benchmark and write benchmarks/RESULTS.md (and the README's table of figures).
 
-Usage: python benchmarks/run.py [--only NAME ...]      (``make bench`` runs all of them)
+Usage: python benchmarks/run.py [--only NAME ...]      (``make bench`` runs all of them,
+       ``make bench BENCH="gateway ai"`` only those)
 
 Each ``bench_*.py`` runs in a fresh process of its own and prints its figures as JSON
 (see common.py). The machine is described first, with its load when the run starts,
 because the figures are wall times: on a machine that others use at the same time
 they are noisier, and the ratios (both sides measured in turns) are what to compare.
+Each benchmark's figures are kept in benchmarks/results.json with when, where and at which
+commit they were measured; a run of some benchmarks (``--only``) replaces theirs and keeps the
+others' as they were, and RESULTS.md and the README's table are written from all of them.
 Exit status: 0 when every benchmark ran (a missed target is reported, not an error),
 1 when a benchmark failed.
 """
@@ -28,12 +32,14 @@ from common import OUTSIDE_WORLD_VARIABLES, ROOT, milliseconds
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
+#: Every benchmark's latest figures, with its run's description (machine, time, commit): what RESULTS.md is made of.
+STORED = HERE / "results.json"
 README = ROOT / "README.md"
 #: The README's table sits between these two lines; run.py rewrites what is between them.
 README_START = "<!-- benchmark figures: written by `make bench`, do not edit by hand -->"
 README_END = "<!-- end of benchmark figures -->"
 #: In the order they run and are reported.
-BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks")
+BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks", "gateway")
 
 
 def cpu_model() -> str:
@@ -82,6 +88,7 @@ def commit() -> str:
                 ".",
                 ":!benchmarks/RESULTS.md",
                 ":!README.md",
+                ":!benchmarks/results.json",
             ],
             cwd=ROOT,
             capture_output=True,
@@ -127,6 +134,16 @@ def seconds(value: float) -> str:
     return milliseconds(value) if value < 10 else f"{value:.1f} s"
 
 
+def value(entry: dict[str, Any], number: float) -> str:
+    """One of a figure's values in its unit (``entry["unit"]``: seconds unless it says otherwise)."""
+    unit = entry.get("unit", "s")
+    if unit == "s":
+        return seconds(number)
+    if unit == "MB":
+        return f"{number:.1f} MB"
+    return f"{number:.0f} {unit}"
+
+
 def verdict(entry: dict[str, Any]) -> str:
     if entry["met"] is True:
         return "met"
@@ -140,27 +157,60 @@ def ratio(entry: dict[str, Any]) -> str:
 
 
 def medians(entry: dict[str, Any]) -> tuple[str, str]:
-    ours = seconds(entry["ours_seconds"]["median"]) if entry["ours_seconds"] else "—"
-    baseline = seconds(entry["baseline_seconds"]["median"]) if entry["baseline_seconds"] else "—"
+    ours = value(entry, entry["ours_seconds"]["median"]) if entry["ours_seconds"] else "—"
+    baseline = value(entry, entry["baseline_seconds"]["median"]) if entry["baseline_seconds"] else "—"
     return ours, baseline
 
 
-def results_markdown(
-    description: dict[str, str], figures: list[dict[str, Any]], failures: dict[str, str], total: float, load_at_end: str
-) -> str:
+def stored_runs() -> dict[str, dict[str, Any]]:
+    """What results.json holds: benchmark name -> its run (``figures``, ``error``, ``measured_at``, ``commit``, ...)."""
+    try:
+        stored = json.loads(STORED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    runs = stored.get("benchmarks") if isinstance(stored, dict) else None
+    return {name: run for name, run in (runs or {}).items() if name in BENCHMARKS and isinstance(run, dict)}
+
+
+def in_order(runs: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, runs[name]) for name in BENCHMARKS if name in runs]
+
+
+def results_markdown(runs: dict[str, dict[str, Any]], description: dict[str, str]) -> str:
+    """RESULTS.md from every benchmark's latest run; ``description`` is this run's machine."""
+    figures = [entry for _, run in in_order(runs) for entry in run["figures"]]
+    failures = {name: run["error"] for name, run in in_order(runs) if run.get("error")}
+    sessions: dict[tuple[str, str], list[str]] = {}
+    for name, run in in_order(runs):
+        sessions.setdefault((run["measured_at"], run["commit"]), []).append(name)
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `make bench` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit "
-        f"{commit()}, in {total:.0f} s. Wall times; the ratio is our median over the baseline's median "
-        "(both measured in turns, in the same run), or for the failure figures the median over the limit.",
+        f"Written by `make bench` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Wall times; "
+        "the ratio is our median over the baseline's median (both measured in turns, in the same run), or for the "
+        "failure and memory figures the median over the limit. Each benchmark's figures are from its latest run "
+        "(`make bench BENCH=name` runs only some): the runs are listed below.",
         "",
         "## Machine",
         "",
         "| | |",
         "| --- | --- |",
-        *(f"| {key} | {value} |" for key, value in description.items()),
-        f"| Load at end (1, 5, 15 min) | {load_at_end} |",
+        *(f"| {key} | {text} |" for key, text in description.items() if not key.startswith("Load")),
+        "",
+        "## Runs",
+        "",
+        "| Benchmarks | Measured (UTC) | Commit | Load at start (1, 5, 15 min) | Load at end | Took |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for (measured_at, at_commit), names in sessions.items():
+        first, last = runs[names[0]], runs[names[-1]]
+        times = [runs[name].get("seconds") for name in names]
+        took = f"{sum(times):.0f} s" if None not in times else "—"  # figures kept from before results.json: "—"
+        lines.append(
+            f"| {', '.join(names)} | {measured_at} | {at_commit} | {first['load_at_start']} | "
+            f"{last['load_at_end']} | {took} |"
+        )
+    lines += [
         "",
         "A load above the number of cores means other programs were running: wall times grow, and the",
         "ratios, whose two sides share the same moments, are the figures to compare.",
@@ -188,8 +238,8 @@ def results_markdown(
             if entry[key]:
                 spread = entry[key]
                 lines.append(
-                    f"- Runs ({side}): {entry['runs']}; median {seconds(spread['median'])}, "
-                    f"lowest {seconds(spread['min'])}, highest {seconds(spread['max'])}."
+                    f"- Runs ({side}): {entry['runs']}; median {value(entry, spread['median'])}, "
+                    f"lowest {value(entry, spread['min'])}, highest {value(entry, spread['max'])}."
                 )
         if entry["how"]:
             lines.append(f"- {entry['how']}")
@@ -202,18 +252,21 @@ def results_markdown(
         "## Reproduce",
         "",
         "```sh",
-        "make bench      # builds .venv like make test, runs benchmarks/, writes this file",
+        "make bench                 # builds .venv like make test, runs benchmarks/, writes this file",
+        "make bench BENCH=gateway   # only the gateway's figures; the others stay as they were",
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def readme_table(description: dict[str, str], figures: list[dict[str, Any]]) -> str:
+def readme_table(runs: dict[str, dict[str, Any]], description: dict[str, str]) -> str:
+    figures = [entry for _, run in in_order(runs) for entry in run["figures"]]
+    loads = sorted({run["load_at_start"].split(",")[0] for _, run in in_order(runs)})
     lines = [
         README_START,
         f"Measured on {description['CPU']}, {description['Cores'].split(' ')[0]} cores, {description['Python']}, "
-        f"load {description['Load at start (1, 5, 15 min)'].split(',')[0]} at the start:",
+        f"load {' to '.join(dict.fromkeys([loads[0], loads[-1]]))} at the start of the runs:",
         "",
         "| Figure | Ratio | Ours | Baseline | Target | Met |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -240,32 +293,52 @@ def update_readme(table: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and write benchmarks/RESULTS.md.")
     parser.add_argument(
-        "--only", nargs="+", choices=BENCHMARKS, help="run only these (RESULTS.md then holds only them)"
+        "--only",
+        nargs="+",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only these ({', '.join(BENCHMARKS)}); the others' figures stay as results.json has them",
     )
     arguments = parser.parse_args()
     description = machine()
-    print("Machine: " + "; ".join(f"{key}: {value}" for key, value in description.items()), flush=True)
+    print("Machine: " + "; ".join(f"{key}: {text}" for key, text in description.items()), flush=True)
+    runs = stored_runs() if arguments.only else {}
+    measured_at = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
+    at_commit = commit()
     started = time.perf_counter()
-    figures: list[dict[str, Any]] = []
-    failures: dict[str, str] = {}
+    failed = False
     for name in arguments.only or BENCHMARKS:
         print(f"- {name} ...", end=" ", flush=True)
+        load_at_start = load()
         found, elapsed, error = run_benchmark(name)
+        runs[name] = {
+            "figures": found,
+            "error": error,
+            "measured_at": measured_at,
+            "commit": at_commit,
+            "load_at_start": load_at_start,
+            "load_at_end": load(),
+            "seconds": elapsed,
+            "machine": description,
+        }
         if error is not None:
-            failures[name] = error
+            failed = True
             print(f"FAILED after {elapsed:.0f} s:\n{error}", flush=True)
             continue
-        figures.extend(found)
         print(
             f"{elapsed:.0f} s: " + "; ".join(f"{entry['name']} {ratio(entry)} ({verdict(entry)})" for entry in found),
             flush=True,
         )
     total = time.perf_counter() - started
-    RESULTS.write_text(results_markdown(description, figures, failures, total, load()), encoding="utf-8")
-    print(f"Wrote {RESULTS.relative_to(ROOT)} ({total:.0f} s).")
-    if not arguments.only and not failures and update_readme(readme_table(description, figures)):
+    STORED.write_text(json.dumps({"benchmarks": dict(in_order(runs))}, indent=1) + "\n", encoding="utf-8")
+    RESULTS.write_text(results_markdown(runs, description), encoding="utf-8")
+    print(f"Wrote {RESULTS.relative_to(ROOT)} and {STORED.relative_to(ROOT)} ({total:.0f} s).")
+    missing = [name for name in BENCHMARKS if name not in runs]
+    if missing:
+        print(f"The README's table is left as it was: no figures yet of {', '.join(missing)} (run `make bench`).")
+    elif not any(run.get("error") for run in runs.values()) and update_readme(readme_table(runs, description)):
         print("Updated the Benchmarks table in README.md.")
-    return 1 if failures else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

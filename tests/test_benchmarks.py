@@ -1,0 +1,115 @@
+"""``make bench BENCH=name``: a run of some benchmarks replaces their figures and keeps the others' as they were.
+
+benchmarks/run.py is run as ``make bench`` runs it (``main`` with ``--only``), on a copy of its
+files in a temporary folder: its stored figures, its RESULTS.md and a README with the table's
+markers there, and a stand-in ``bench_gateway.py`` that prints figures as every benchmark does
+(no server is started). Nothing tracked is written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+
+OLD_FIGURE = {
+    "name": "panel",
+    "ours": "the panel",
+    "ours_seconds": {"median": 0.14, "min": 0.0875, "max": 0.2766},
+    "baseline": "a bare form",
+    "baseline_seconds": {"median": 0.0232, "min": 0.0169, "max": 0.0259},
+    "runs": 15,
+    "ratio": 6.04,
+    "target": "ratio ≤ 3",
+    "met": False,
+    "how": "15 runs of each.",
+    "miss": "Build fewer widgets.",
+    "unit": "s",
+    "extra": {},
+}
+
+GATEWAY_SCRIPT = """
+import json
+figure = {
+    "name": "gateway: throughput, 64 clients", "ours": "answers per second", "runs": 3,
+    "ours_seconds": {"median": 136.0, "min": 127.0, "max": 144.0}, "baseline": "LiteLLM",
+    "baseline_seconds": {"median": 38.0, "min": 26.0, "max": 53.0}, "ratio": 3.58, "target": "ratio ≥ 2",
+    "met": True, "how": "64 clients.", "miss": "", "unit": "req/s", "extra": {},
+}
+print(json.dumps({"figures": [figure]}))
+"""
+
+
+@pytest.fixture
+def run_py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """benchmarks/run.py, its files in ``tmp_path``: every benchmark but the gateway measured on 2026-11-29."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("bench_run_under_test", BENCHMARKS / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "bench_gateway.py").write_text(textwrap.dedent(GATEWAY_SCRIPT), encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Project\n\n{module.README_START}\nold table\n{module.README_END}\n\nmore\n", encoding="utf-8")
+    old_run = {
+        "error": None,
+        "measured_at": "2026-11-29 21:19",
+        "commit": "ede9331",
+        "load_at_start": "0.86, 0.78, 1.30",
+        "load_at_end": "0.81, 0.78, 1.24",
+        "seconds": None,
+        "machine": {},
+    }
+    stored = {
+        name: {**old_run, "figures": [OLD_FIGURE | {"name": f"{name} figure"}] if name != "panel" else [OLD_FIGURE]}
+        for name in module.BENCHMARKS
+        if name != "gateway"
+    }
+    (tmp_path / "results.json").write_text(json.dumps({"benchmarks": stored}), encoding="utf-8")
+    for name, path in (("HERE", tmp_path), ("STORED", tmp_path / "results.json"), ("RESULTS", tmp_path / "RESULTS.md")):
+        monkeypatch.setattr(module, name, path)
+    monkeypatch.setattr(module, "README", readme)
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    return module
+
+
+def test_a_run_of_the_gateway_alone_keeps_every_other_figure_and_fills_the_readme(run_py, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "gateway"])
+    assert run_py.main() == 0
+
+    results = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "| panel | 6.04 | 140.0 ms | 23.2 ms | ratio ≤ 3 | **missed** |" in results
+    assert "**Missed; what would close it:** Build fewer widgets." in results
+    assert "| gateway: throughput, 64 clients | 3.58 | 136 req/s | 38 req/s | ratio ≥ 2 | met |" in results
+    assert "- Runs (ours): 3; median 136 req/s, lowest 127 req/s, highest 144 req/s." in results
+    # Which run each figure comes from: the old one, and this one.
+    assert "| import, save, failing_fast, panel, ai, notebooks | 2026-11-29 21:19 | ede9331 |" in results
+    assert "| gateway | " in results
+
+    stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["benchmarks"]
+    assert list(stored) == list(run_py.BENCHMARKS)
+    assert stored["panel"]["measured_at"] == "2026-11-29 21:19"
+    assert stored["gateway"]["figures"][0]["ours_seconds"]["median"] == 136.0
+
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "old table" not in readme
+    assert "| panel | 6.04 |" in readme and "| gateway: throughput, 64 clients | 3.58 |" in readme
+    assert readme.endswith("\n\nmore\n")
+
+
+def test_the_readme_is_left_alone_while_a_benchmark_has_never_run(run_py, tmp_path, monkeypatch, capsys):
+    stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    del stored["benchmarks"]["notebooks"]
+    (tmp_path / "results.json").write_text(json.dumps(stored), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "gateway"])
+    assert run_py.main() == 0
+    assert "old table" in (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "no figures yet of notebooks" in capsys.readouterr().out
