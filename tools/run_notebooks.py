@@ -29,8 +29,11 @@ def run(path: Path) -> None:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         store_widget_state=False,
+        record_timing=False,  # no execution times in the saved notebooks: a re-run changes only what it shows
     )
     client.execute()
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # times of an earlier run
     notebook.metadata.pop("widgets", None)
     text = nbformat.writes(notebook)
     if SANDBOX_KEY.search(text):
