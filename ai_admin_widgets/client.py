@@ -356,13 +356,23 @@ class GatewaySettings:
         return lists
 
     def add_admin(self, user: str) -> AccessLists:
-        """Add ``user`` to the store's admins list (on a hub, the hub's roles decide who configures)."""
+        """Refused by the gateway: on a hub, hub admins and holders of ``custom:ai-admin:configure`` configure.
+
+        Raises:
+            AdminsDecidedByHub: always, from the gateway (its message says how to grant configuring on the hub).
+            PermissionDenied: the caller may not configure.
+        """
         lists = AccessLists.model_validate(self._call("POST", "admins", body={"add": user}))
         self._notify()
         return lists
 
     def remove_admin(self, user: str) -> AccessLists:
-        """Take ``user`` off the store's admins list."""
+        """Refused by the gateway, as :meth:`add_admin` is (configuring is taken away on the hub).
+
+        Raises:
+            AdminsDecidedByHub: always, from the gateway.
+            PermissionDenied: the caller may not configure.
+        """
         lists = AccessLists.model_validate(self._call("POST", "admins", body={"remove": user}))
         self._notify()
         return lists

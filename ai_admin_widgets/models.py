@@ -52,6 +52,7 @@ __all__ = [
     "AIAdminError",
     "AccessLists",
     "AdminCheck",
+    "AdminsDecidedByHub",
     "AuditAction",
     "AuditEvent",
     "AzureDeployment",
@@ -151,6 +152,10 @@ class NotConfigured(AIAdminError):
 
 class PermissionDenied(AIAdminError):
     """The current user is not allowed to change the OpenAI integration."""
+
+
+class AdminsDecidedByHub(AIAdminError):
+    """The AI gateway keeps no admins list: on a hub, hub admins and holders of ``custom:ai-admin:configure`` configure."""
 
 
 class StoreError(AIAdminError):

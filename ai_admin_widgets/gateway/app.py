@@ -11,7 +11,7 @@ path                  method  answer
 ``api/status``        GET     IntegrationStatus
 ``api/saved-fields``  GET     OpenAIFields / AzureOpenAIFields, or null
 ``api/access``        GET     AccessLists; POST ``{"users", "groups"}`` sets the allow-lists
-``api/admins``        POST    ``{"add": name}`` or ``{"remove": name}`` -> AccessLists
+``api/admins``        POST    refused, 409 ``AdminsDecidedByHub``: the hub's roles decide who configures
 ``api/admin-check``   GET     AdminCheck
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
 ``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``)
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 from keyring.backend import KeyringBackend
 
-from ..models import DEFAULT_OPENAI_BASE_URL, Timeouts
+from ..models import DEFAULT_OPENAI_BASE_URL, AdminsDecidedByHub, Timeouts
 from .auth import CONFIGURE_SCOPE, Caller, GatewayAccess, HubUnavailable, Identity, NoServiceAccess, token_of
 from .wire import error_body, error_status, integration_from_json
 
@@ -61,6 +61,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "GatewayConfig", "make_app"]
 
+#: Why the gateway adds and removes no admins, and how the hub grants configuring instead.
+ADMINS_ON_THE_HUB = (
+    "On JupyterHub the gateway keeps no admins list: hub admins and holders of the custom:ai-admin:configure "
+    "scope configure. Grant it on the hub: name the user in the ai-admin-configure role (ai-admin gateway "
+    "hub-config --admin USER, or that role's users in c.JupyterHub.load_roles), or make them a hub admin; "
+    "take it away the same way, then restart the hub."
+)
 #: The AI calls' log in the gateway's folder, and the longest line of it that is read.
 USAGE_FILE = "usage.jsonl"
 USAGE_LINE_MAX_BYTES = 64 * 2**10
@@ -485,15 +492,9 @@ class ApiHandler(BaseHandler):
         return lists.model_dump(mode="json")
 
     async def admins(self, body: dict[str, Any]) -> Any:
+        """Refused (409): the gateway keeps no admins list of its own, the hub's roles decide who configures."""
         self._require_configure()
-        settings = self.gateway.settings(self.caller)
-        if isinstance(body.get("add"), str):
-            lists = await self.gateway.run(settings.add_admin, body["add"])
-        elif isinstance(body.get("remove"), str):
-            lists = await self.gateway.run(settings.remove_admin, body["remove"])
-        else:
-            raise TypeError('Send {"add": "<user name>"} or {"remove": "<user name>"}.')
-        return lists.model_dump(mode="json")
+        raise AdminsDecidedByHub(ADMINS_ON_THE_HUB)
 
     async def admin_check(self, body: dict[str, Any]) -> Any:
         return (await self.gateway.run(self.gateway.settings(self.caller).admin_check)).model_dump(mode="json")

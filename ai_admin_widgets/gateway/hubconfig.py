@@ -22,13 +22,44 @@ the subset of those scopes its user holds):
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 __all__ = ["hub_config"]
 
 PASSWORD_VARIABLE = "AI_ADMIN_GATEWAY_KEYRING_PASSWORD"  # noqa: S105 (the variable's name)
+
+
+def _check_url(option: str, value: str, *, service: bool) -> None:
+    """Raise ValueError, naming ``option``, unless ``value`` is an address the hub (``service``: and the gateway) accept."""
+    what = (
+        "http://HOST:PORT (the gateway serves plain http, behind the hub's proxy)" if service else "an http(s) address"
+    )
+    parts = urlsplit(value)
+    schemes = ("http",) if service else ("http", "https")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{option} has a port that is not a number from 1 to 65535: {value!r}.") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{option} must be {what}, not {value!r}.")
+    if service and port is None:
+        raise ValueError(f"{option} must name its port, e.g. http://127.0.0.1:10101, not {value!r}.")
+    if port == 0:
+        raise ValueError(f"{option} has a port that is not a number from 1 to 65535: {value!r}.")
+    try:
+        unspecified = ipaddress.ip_address(parts.hostname).is_unspecified
+    except ValueError:
+        unspecified = False
+    if unspecified:
+        raise ValueError(
+            f"{option} must be an address the hub and users' servers can call, not {parts.hostname} (which means "
+            "every address, for listening only): give e.g. http://hub:10101 and let the gateway listen on all "
+            "addresses by adding --ip 0.0.0.0 to its serve command."
+        )
 
 
 def hub_config(
@@ -54,14 +85,23 @@ def hub_config(
             pass the address through the hub's proxy, e.g. ``https://hub.example.org/services/ai-gateway``,
             or in a cluster the hub's service address, e.g. ``http://hub:10101/services/ai-gateway``.
     Raises:
-        ValueError: ``name`` is not a plain service name, or ``url`` or ``gateway_url`` not an http(s) address.
+        ValueError: an argument the hub or the gateway would refuse (the message names its option, such as
+            ``--url``, and what to give): a name that is not a plain service name, a ``url`` that is not
+            ``http://HOST:PORT`` with a host users' servers can call, a ``gateway_url`` that is not an http(s)
+            address with a host, a ``home`` that is not absolute, an empty admin name.
     """
     if not name or not all(character.isalnum() or character in "-_" for character in name):
-        raise ValueError(f"The service name must be letters, digits, '-' and '_', not {name!r}.")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"The service URL must start with http:// or https://, not {url!r}.")
-    if gateway_url is not None and not gateway_url.startswith(("http://", "https://")):
-        raise ValueError(f"The gateway URL must start with http:// or https://, not {gateway_url!r}.")
+        raise ValueError(f"--name must be letters, digits, '-' and '_' (a JupyterHub service name), not {name!r}.")
+    _check_url("--url", url, service=True)
+    if gateway_url is not None:
+        _check_url("--gateway-url", gateway_url, service=False)
+    if not home or not home.startswith("/"):
+        raise ValueError(f"--home must be an absolute path (the gateway's folder, e.g. /srv/ai-gateway), not {home!r}.")
+    for admin in admins:
+        if not admin or admin != admin.strip() or "/" in admin:
+            raise ValueError(
+                f"--admin must be a hub user name (not empty, no '/', no surrounding spaces), not {admin!r}."
+            )
     interpreter = python or sys.executable
     gateway_url = (gateway_url or f"{url.rstrip('/')}/services/{name}").rstrip("/")
     q = json.dumps  # a JSON string or list of strings is Python source too
@@ -69,9 +109,21 @@ def hub_config(
 # The hub starts the gateway, restarts it if it exits, and routes /services/{name}/ to it.
 # Before starting the hub, set {PASSWORD_VARIABLE} in the hub's environment: it opens the
 # gateway's encrypted keyring file, and is passed to the gateway only (never to users' servers).
+# The hub does not start while the gateway refuses to: check it first with `ai-admin gateway serve --check`.
+# Safe to add twice: a later copy (say, with other --admin users) replaces this one's service and role.
 import os
 
-c.JupyterHub.services.append(
+
+def _ai_gateway_replace(section, trait, entry):
+    values = getattr(section, trait)
+    values = values.get_value([]) if hasattr(values, "get_value") else list(values)
+    kept = [value for value in values if not (isinstance(value, dict) and value.get("name") == entry["name"])]
+    setattr(section, trait, [*kept, entry])
+
+
+_ai_gateway_replace(
+    c.JupyterHub,
+    "services",
     {{
         "name": {q(name)},
         "url": {q(url)},
@@ -82,7 +134,7 @@ c.JupyterHub.services.append(
             "AI_ADMIN_GATEWAY_ALLOW_HOSTS": os.environ.get("AI_ADMIN_GATEWAY_ALLOW_HOSTS", ""),
         }},
         "display": False,
-    }}
+    }},
 )
 
 # Custom scopes (JupyterHub 3 or later): who may configure the OpenAI integration, who may use AI.
@@ -120,27 +172,59 @@ def _ai_gateway_grant_users(c, scopes):
 
 
 _ai_gateway_grant_users(c, ["custom:ai-admin:use", "access:services!service={name}"])
-del _ai_gateway_grant_users
 
 # These users may configure it (hub admins always may).
-c.JupyterHub.load_roles.append(
+_ai_gateway_replace(
+    c.JupyterHub,
+    "load_roles",
     {{
         "name": "ai-admin-configure",
         "description": "Configure the organization's OpenAI integration in AI Settings.",
         "scopes": ["custom:ai-admin:configure", "custom:ai-admin:use", "access:services!service={name}"],
         "users": {q(list(admins))},
-    }}
+    }},
 )
 
+
 # Each user's server token gets the subset of these scopes its user holds (JupyterHub 4 or later).
-c.Spawner.server_token_scopes = [
-    "access:servers!server",
-    "users:activity!user",
-    "read:users!user",
-    "access:services!service={name}",
-    "custom:ai-admin:use",
-    "custom:ai-admin:configure",
-]
+# They are added to the scopes set above; set nothing (or empty), the hub gives the "server" role's
+# scopes (load_roles' "server" role, else JupyterHub's default), and they are kept.
+def _ai_gateway_server_scopes(c, scopes):
+    import inspect
+
+    from jupyterhub.roles import get_default_roles
+
+    requested = c.Spawner.server_token_scopes
+    if hasattr(requested, "get_value"):  # nothing assigned above, or appends
+        requested = requested.get_value([])
+    roles = [*get_default_roles(), *c.JupyterHub.load_roles]
+    server = [role["scopes"] for role in roles if isinstance(role, dict) and role.get("name") == "server" and "scopes" in role]
+
+    def with_ours(chosen):
+        chosen = list(chosen or server[-1])
+        return [*chosen, *(scope for scope in scopes if scope not in chosen)]
+
+    if not callable(requested):
+        c.Spawner.server_token_scopes = with_ours(requested)
+        return
+
+    async def server_token_scopes(spawner):  # a callable set above: ours are added to what it gives
+        chosen = requested(spawner)
+        return with_ours(await chosen if inspect.isawaitable(chosen) else chosen)
+
+    c.Spawner.server_token_scopes = server_token_scopes
+
+
+_ai_gateway_server_scopes(
+    c,
+    [
+        "read:users!user",
+        "access:services!service={name}",
+        "custom:ai-admin:use",
+        "custom:ai-admin:configure",
+    ],
+)
+del _ai_gateway_replace, _ai_gateway_grant_users, _ai_gateway_server_scopes
 
 # Users' servers find the gateway here; nothing else changes for them.
 c.Spawner.environment.update({{"AI_ADMIN_GATEWAY_URL": {q(gateway_url)}}})

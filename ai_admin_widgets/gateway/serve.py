@@ -10,16 +10,19 @@ API and the service's own token). It refuses to start, with one line, without a 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import os
+import re
 import signal
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..models import AIAdminError
 
-__all__ = ["ServeError", "config_from_environment", "serve"]
+__all__ = ["ServeError", "check_allow_hosts", "config_from_environment", "serve"]
 
 
 class ServeError(AIAdminError):
@@ -67,8 +70,28 @@ def config_from_environment(
             "JUPYTERHUB_API_URL are not set); see 'ai-admin gateway hub-config', or try 'ai-admin gateway practice'."
         )
     parts = urlsplit(service_url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ServeError(f"JUPYTERHUB_SERVICE_URL must be an http:// address with a port, not {service_url!r}.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or not port:
+        raise ServeError(
+            f"JUPYTERHUB_SERVICE_URL must be an http:// address with a port from 1 to 65535 (the service's url in "
+            f"jupyterhub_config.py, e.g. http://127.0.0.1:10101), not {service_url!r}."
+        )
+    api = urlsplit(hub_api)
+    try:
+        api_port = api.port
+    except ValueError:
+        api_port = 0
+    if api.scheme not in ("http", "https") or not api.hostname or api_port == 0:
+        raise ServeError(
+            f"JUPYTERHUB_API_URL must be the hub's API address, such as http://127.0.0.1:8081/hub/api, not {hub_api!r} "
+            "(the hub sets it for its managed services)."
+        )
+    problem = check_allow_hosts(os.environ.get("AI_ADMIN_GATEWAY_ALLOW_HOSTS", ""))
+    if problem is not None:
+        raise ServeError(problem)
     if not 0 < cache_seconds <= 300 and cache_seconds != 0:
         raise ServeError("--cache-seconds must be from 0 to 300 (default 30).")
     if not deadline > 0:
@@ -81,9 +104,20 @@ def config_from_environment(
     try:
         from .dbkeyring import database_keyring, uses_database
 
-        keyring = database_keyring(folder, db_url) if uses_database(db_url) else gateway_keyring(folder)
+        if uses_database(db_url):
+            keyring = database_keyring(folder, db_url)
+        else:
+            if not os.environ.get("PYTHON_KEYRING_BACKEND") and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
+                raise ServeError(
+                    "The AI gateway has no keyring password: set AI_ADMIN_GATEWAY_KEYRING_PASSWORD in the hub's "
+                    "environment (passed to the gateway as KEYRING_CRYPTFILE_PASSWORD; see 'ai-admin gateway "
+                    "hub-config'), or name a keyring in PYTHON_KEYRING_BACKEND."
+                )
+            keyring = gateway_keyring(folder)
     except AIAdminError as error:
         raise ServeError(str(error)) from None
+    except OSError as error:
+        raise ServeError(_folder_problem(folder, error)) from None
     config = GatewayConfig(
         home=folder,
         keyring=keyring,
@@ -103,11 +137,64 @@ def config_from_environment(
             raise ServeError(
                 f"--ip must be an IP address to listen on (such as 0.0.0.0 or 127.0.0.1), not {ip!r}."
             ) from None
-    return config, ip or parts.hostname, parts.port or 80
+    return config, ip or parts.hostname, port
+
+
+def _folder_problem(folder: Path, error: OSError) -> str:
+    """One line for an OSError met making or opening the gateway's folder, naming ``--home``."""
+    why = {
+        FileNotFoundError: "a folder above it does not exist and cannot be made there",
+        FileExistsError: "it is a file, not a folder",
+        NotADirectoryError: "a part of its path is a file, not a folder",
+        PermissionError: "the hub's user may not make or write it",
+    }.get(type(error), error.strerror or type(error).__name__)
+    return (
+        f"--home {folder}: cannot use it as the gateway's folder ({why}); give a folder the hub's user can "
+        "make and write, e.g. /srv/ai-gateway owned by that user."
+    )
+
+
+#: A DNS name: dot-separated labels of letters, digits, '-' (not first or last) and '_', each up to 63 long.
+_NAME = re.compile(
+    r"(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?"
+)
+
+
+def check_allow_hosts(value: str) -> str | None:
+    """Why ``value`` (``$AI_ADMIN_GATEWAY_ALLOW_HOSTS``) is not a comma-separated list of host names, IP addresses and
+    CIDR blocks, in one line naming the first bad entry; None when it is (empty entries are skipped)."""
+    for entry in (part.strip().lower() for part in value.split(",")):
+        if not entry:
+            continue
+        if "/" in entry:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+                continue
+            except ValueError:
+                what = "a CIDR block"
+        else:
+            try:
+                ipaddress.ip_address(entry)
+                continue
+            except ValueError:
+                what = "a host name or IP address"
+            numeric = all(label.isdigit() for label in entry.rstrip(".").split("."))
+            if _NAME.fullmatch(entry) and not numeric:
+                continue
+        return (
+            f"AI_ADMIN_GATEWAY_ALLOW_HOSTS has {entry!r}, which is not {what}: give host names, IP addresses or "
+            "CIDR blocks (such as 10.0.0.0/8), comma-separated."
+        )
+    return None
 
 
 def serve(config, host: str, port: int) -> None:
-    """Serve ``config``'s gateway on ``host:port`` until SIGTERM or SIGINT."""
+    """Serve ``config``'s gateway on ``host:port`` until SIGTERM or SIGINT.
+
+    Raises:
+        ServeError: it cannot listen there (a host that does not resolve, a port in use, an address not of this
+            machine), before anything is served.
+    """
     from tornado.httpserver import HTTPServer
 
     from ..store import backend_name
@@ -116,10 +203,12 @@ def serve(config, host: str, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
 
+    sockets = _listen(host, port)
+
     async def main() -> None:
         gateway = Gateway(config)
         server = HTTPServer(make_app(gateway), max_body_size=config.max_request_bytes + 2**20, xheaders=True)
-        server.listen(port, host)
+        server.add_sockets(sockets)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sign in (signal.SIGTERM, signal.SIGINT):
@@ -137,3 +226,27 @@ def serve(config, host: str, port: int) -> None:
         await gateway.close()
 
     asyncio.run(main())
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets for ``host:port``, or ServeError naming where they came from and what to do."""
+    from tornado.netutil import bind_sockets
+
+    where = f"{host}:{port} (JUPYTERHUB_SERVICE_URL, or --ip)"
+    try:
+        return bind_sockets(port, host)
+    except socket.gaierror:
+        raise ServeError(
+            f"The AI gateway cannot listen on {where}: {host} is not a name of this machine; keep the service's url "
+            "as the hub and users' servers call it and add --ip 0.0.0.0 (or this machine's address) to serve."
+        ) from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            why = f"port {port} is in use by another program; give the service another port in its url"
+        elif error.errno == errno.EADDRNOTAVAIL:
+            why = f"{host} is not an address of this machine; add --ip with one that is (or 0.0.0.0)"
+        elif isinstance(error, PermissionError):
+            why = f"the hub's user may not listen on port {port}; give a port above 1023"
+        else:
+            why = error.strerror or type(error).__name__
+        raise ServeError(f"The AI gateway cannot listen on {where}: {why}.") from None

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from ..models import (
+    AdminsDecidedByHub,
     AIAdminError,
     AzureOpenAIIntegration,
     ConcurrentChange,
@@ -85,6 +86,7 @@ def integration_from_json(data: Any) -> OpenAIIntegration | AzureOpenAIIntegrati
 _STATUS: dict[type[BaseException], int] = {
     PermissionDenied: 403,
     NotConfigured: 409,
+    AdminsDecidedByHub: 409,
     VerificationFailed: 422,
     ConcurrentChange: 409,
     SavedKeyUnavailable: 422,
@@ -125,6 +127,7 @@ def error_body(error: BaseException) -> dict[str, Any]:
 _KINDS: dict[str, type[Exception]] = {
     "PermissionDenied": PermissionDenied,
     "NotConfigured": NotConfigured,
+    "AdminsDecidedByHub": AdminsDecidedByHub,
     "ConcurrentChange": ConcurrentChange,
     "KeyringUnavailable": KeyringUnavailable,
     "StoreError": StoreError,

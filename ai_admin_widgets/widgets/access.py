@@ -115,7 +115,9 @@ class AccessSettings(widgets.VBox):
         """
         check, lists = snapshot.admin, snapshot.access
         self.summary.value = html.escape(describe(lists), quote=False)
-        if lists.on_hub:
+        if lists.on_hub and _through_gateway(self.settings):
+            admins = "Admins: hub admins and holders of custom:ai-admin:configure."
+        elif lists.on_hub:
             admins = "Admins: JupyterHub's admins."
         elif lists.admins:
             admins = f"Admins: {_names(lists.admins)}."
@@ -149,6 +151,13 @@ class AccessSettings(widgets.VBox):
             return
         self._fill(lists)  # the lists as stored (tidied)
         self.message.value = _span(f"Saved. {describe(lists)}", _SUCCESS_STYLE)
+
+
+def _through_gateway(settings: Settings) -> bool:
+    """True when ``settings`` are the AI gateway's (where the hub's roles, not only its admins, decide)."""
+    from ..client import GatewaySettings
+
+    return isinstance(settings, GatewaySettings)
 
 
 def _with_class(widget: widgets.DOMWidget, css_class: str) -> widgets.DOMWidget:
