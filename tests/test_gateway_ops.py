@@ -208,3 +208,20 @@ def test_the_gateway_refuses_to_add_or_remove_admins_and_says_how_the_hub_grants
             admin.remove_admin("practice-admin")
         assert "practice-analyst" not in admin.access_lists().admins
         assert not GatewaySettings(practice.gateway_url, token=practice.tokens["analyst"]).admin_check().admin
+
+
+def test_serve_check_runs_serves_checks_with_the_hubs_variable_and_listens_on_nothing(tmp_path):
+    """Before starting the hub: the operator's password variable, the folder and the keyring, then serve's own."""
+    home = str(tmp_path / "gateway")
+    done = _run("serve", "--check", "--home", home, AI_ADMIN_GATEWAY_KEYRING_PASSWORD="the hub's password")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "can start" in done.stdout and home in done.stdout and "not checked" in done.stdout
+    wrong = _run("serve", "--check", "--home", home, AI_ADMIN_GATEWAY_KEYRING_PASSWORD="another password")
+    _one_line_refusal(wrong, "does not open the keyring file")
+    _one_line_refusal(_run("serve", "--check", "--home", home), "AI_ADMIN_GATEWAY_KEYRING_PASSWORD")
+    port = _free_port()
+    environment = _serve_environment(port, KEYRING_CRYPTFILE_PASSWORD="the hub's password")
+    listened = _run("serve", "--check", "--home", home, **environment)
+    assert listened.returncode == 0 and f"127.0.0.1:{port}" in listened.stdout, listened.stderr
+    unresolved = environment | {"JUPYTERHUB_SERVICE_URL": f"http://nohost.invalid:{port}"}
+    _one_line_refusal(_run("serve", "--check", "--home", home, **unresolved), "nohost.invalid", "--ip")

@@ -1,8 +1,9 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
-    ai-admin gateway serve [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
+    ai-admin gateway serve [--check] [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
                            [--usage-max-mib M] [--usage-keep N]
-                                  run as JupyterHub's managed service (the hub starts it)
+                                  run as JupyterHub's managed service (the hub starts it);
+                                  --check: check what it needs and exit, listening on nothing
     ai-admin gateway upgrade-db [--home FOLDER] [--db-url URL]
                                   make or upgrade the gateway's database schema (Alembic migrations)
     ai-admin gateway rotate-crypt-key [--home FOLDER] [--db-url URL]
@@ -46,6 +47,12 @@ def add_parser(commands: Any, parser_class: Any) -> None:
     )
     serve.add_argument(
         "--home", default=None, help="the gateway's folder (default: $AI_ADMIN_HOME or the user data folder)"
+    )
+    serve.add_argument(
+        "--check",
+        action="store_true",
+        help="check what serve needs (the keyring password, the folder, the keyring, the hub's variables if set) "
+        "and exit 0 without listening; run it as the hub's user, with the hub's environment, before starting the hub",
     )
     serve.add_argument(
         "--ip",
@@ -149,8 +156,21 @@ def run(arguments: argparse.Namespace) -> int:
             print(snippet, end="")
             return EXIT_OK
         if arguments.gateway_command == "serve":
-            from .serve import config_from_environment, serve
+            from .serve import check, config_from_environment, serve
 
+            if arguments.check:
+                print(
+                    check(
+                        arguments.home,
+                        ip=arguments.ip,
+                        db_url=arguments.db_url,
+                        cache_seconds=arguments.cache_seconds,
+                        deadline=arguments.deadline,
+                        usage_max_mib=arguments.usage_max_mib,
+                        usage_keep=arguments.usage_keep,
+                    )
+                )
+                return EXIT_OK
             config, host, port = config_from_environment(
                 arguments.home,
                 arguments.cache_seconds,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ..models import AIAdminError
 
-__all__ = ["ServeError", "check_allow_hosts", "config_from_environment", "serve"]
+__all__ = ["ServeError", "check", "check_allow_hosts", "config_from_environment", "serve"]
 
 
 class ServeError(AIAdminError):
@@ -60,7 +60,6 @@ def config_from_environment(
     from ..store import default_home
     from .addresses import allowed_hosts_from_environment
     from .app import GatewayConfig, environment_prefix
-    from .keys import gateway_keyring
 
     service_url = os.environ.get("JUPYTERHUB_SERVICE_URL", "")
     hub_api = os.environ.get("JUPYTERHUB_API_URL", "")
@@ -101,23 +100,7 @@ def config_from_environment(
     if not 0 <= usage_keep <= 1000:
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
     folder = Path(home).expanduser() if home else default_home()
-    try:
-        from .dbkeyring import database_keyring, uses_database
-
-        if uses_database(db_url):
-            keyring = database_keyring(folder, db_url)
-        else:
-            if not os.environ.get("PYTHON_KEYRING_BACKEND") and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
-                raise ServeError(
-                    "The AI gateway has no keyring password: set AI_ADMIN_GATEWAY_KEYRING_PASSWORD in the hub's "
-                    "environment (passed to the gateway as KEYRING_CRYPTFILE_PASSWORD; see 'ai-admin gateway "
-                    "hub-config'), or name a keyring in PYTHON_KEYRING_BACKEND."
-                )
-            keyring = gateway_keyring(folder)
-    except AIAdminError as error:
-        raise ServeError(str(error)) from None
-    except OSError as error:
-        raise ServeError(_folder_problem(folder, error)) from None
+    keyring = _open_keyring(folder, db_url)
     config = GatewayConfig(
         home=folder,
         keyring=keyring,
@@ -138,6 +121,68 @@ def config_from_environment(
                 f"--ip must be an IP address to listen on (such as 0.0.0.0 or 127.0.0.1), not {ip!r}."
             ) from None
     return config, ip or parts.hostname, port
+
+
+def _open_keyring(folder: Path, db_url: str | None):
+    """The gateway's keyring for ``folder`` (or the database), ready; ServeError in one line if there is none."""
+    from .keys import gateway_keyring
+
+    try:
+        from .dbkeyring import database_keyring, uses_database
+
+        if uses_database(db_url):
+            keyring = database_keyring(folder, db_url)
+        else:
+            if not os.environ.get("PYTHON_KEYRING_BACKEND") and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
+                raise ServeError(
+                    "The AI gateway has no keyring password: set AI_ADMIN_GATEWAY_KEYRING_PASSWORD in the hub's "
+                    "environment (passed to the gateway as KEYRING_CRYPTFILE_PASSWORD; see 'ai-admin gateway "
+                    "hub-config'), or name a keyring in PYTHON_KEYRING_BACKEND."
+                )
+            keyring = gateway_keyring(folder)
+    except AIAdminError as error:
+        raise ServeError(str(error)) from None
+    except OSError as error:
+        raise ServeError(_folder_problem(folder, error)) from None
+    return keyring
+
+
+def check(home: str | os.PathLike[str] | None, *, ip: str | None = None, db_url: str | None = None, **options) -> str:
+    """``serve --check``: what serve checks before listening, run by hand before the hub starts; one line when all is well.
+
+    Run where the hub runs, as its user, with the hub's environment: ``$AI_ADMIN_GATEWAY_KEYRING_PASSWORD`` stands
+    for ``$KEYRING_CRYPTFILE_PASSWORD`` when that is not set (the snippet passes one as the other). Without the
+    hub's ``$JUPYTERHUB_SERVICE_URL`` and ``$JUPYTERHUB_API_URL`` (set only for the service the hub starts), the
+    folder, the keyring and the allow-list are checked; with them, everything serve checks, and that the host to
+    listen on resolves. Nothing listens. ``options`` are serve's other options (``cache_seconds``, ...).
+
+    Raises:
+        ServeError: what serve would refuse to start with, in its words.
+    """
+    from ..store import backend_name, default_home
+
+    password = os.environ.get("AI_ADMIN_GATEWAY_KEYRING_PASSWORD")
+    if password and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
+        os.environ["KEYRING_CRYPTFILE_PASSWORD"] = password
+    if os.environ.get("JUPYTERHUB_SERVICE_URL") and os.environ.get("JUPYTERHUB_API_URL"):
+        config, host, port = config_from_environment(
+            home, options.pop("cache_seconds", 30.0), options.pop("deadline", 300.0), ip=ip, db_url=db_url, **options
+        )
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise ServeError(
+                f"The AI gateway cannot listen on {host}:{port} (JUPYTERHUB_SERVICE_URL, or --ip): {host} does not "
+                "resolve; add --ip 0.0.0.0 (or this machine's address) to serve."
+            ) from None
+        folder, keyring, where = config.home, config.keyring, f", would listen on {host}:{port}"
+    else:
+        problem = check_allow_hosts(os.environ.get("AI_ADMIN_GATEWAY_ALLOW_HOSTS", ""))
+        if problem is not None:
+            raise ServeError(problem)
+        folder = Path(home).expanduser() if home else default_home()
+        keyring, where = _open_keyring(folder, db_url), " (the hub's service variables are not set: not checked)"
+    return f"ai-admin: the AI gateway can start: folder {folder}, keys in {backend_name(keyring)}{where}."
 
 
 def _folder_problem(folder: Path, error: OSError) -> str:
