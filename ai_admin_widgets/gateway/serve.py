@@ -18,9 +18,13 @@ import re
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..models import AIAdminError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 __all__ = ["ServeError", "check", "check_allow_hosts", "config_from_environment", "serve"]
 
@@ -123,7 +127,7 @@ def config_from_environment(
     return config, ip or parts.hostname, port
 
 
-def _open_keyring(folder: Path, db_url: str | None):
+def _open_keyring(folder: Path, db_url: str | None) -> KeyringBackend:
     """The gateway's keyring for ``folder`` (or the database), ready; ServeError in one line if there is none."""
     from .keys import gateway_keyring
 
@@ -131,7 +135,7 @@ def _open_keyring(folder: Path, db_url: str | None):
         from .dbkeyring import database_keyring, uses_database
 
         if uses_database(db_url):
-            keyring = database_keyring(folder, db_url)
+            keyring: KeyringBackend = database_keyring(folder, db_url)
         else:
             if not os.environ.get("PYTHON_KEYRING_BACKEND") and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
                 raise ServeError(
