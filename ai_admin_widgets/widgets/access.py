@@ -65,7 +65,8 @@ class AccessSettings(widgets.VBox):
 
     Attributes:
         summary: who may use AI, in one sentence.
-        admins: who the admins are (JupyterHub's, or the store's list).
+        admins: who the admins are (through the AI gateway: hub admins and holders of custom:ai-admin:configure;
+            on a hub without it, JupyterHub's admins; else the store's list).
         note: why the current user is not an admin, when JupyterHub could not say.
         users, groups: the allowed users and groups as comma-separated text (admins only).
         apply_button: saves both lists.
@@ -115,7 +116,7 @@ class AccessSettings(widgets.VBox):
         """
         check, lists = snapshot.admin, snapshot.access
         self.summary.value = html.escape(describe(lists), quote=False)
-        if lists.on_hub and _through_gateway(self.settings):
+        if check.source == "gateway":  # the gateway's answer: hub admins and the hub's roles decide
             admins = "Admins: hub admins and holders of custom:ai-admin:configure."
         elif lists.on_hub:
             admins = "Admins: JupyterHub's admins."
@@ -151,13 +152,6 @@ class AccessSettings(widgets.VBox):
             return
         self._fill(lists)  # the lists as stored (tidied)
         self.message.value = _span(f"Saved. {describe(lists)}", _SUCCESS_STYLE)
-
-
-def _through_gateway(settings: Settings) -> bool:
-    """True when ``settings`` are the AI gateway's (where the hub's roles, not only its admins, decide)."""
-    from ..client import GatewaySettings
-
-    return isinstance(settings, GatewaySettings)
 
 
 def _with_class(widget: widgets.DOMWidget, css_class: str) -> widgets.DOMWidget:
