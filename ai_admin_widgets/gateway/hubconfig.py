@@ -15,8 +15,12 @@ the subset of those scopes its user holds):
   and these is added;
 * ``c.JupyterHub.load_roles``: the role ``ai-admin-configure`` for the named admins (hub admins
   may always configure);
-* ``c.Spawner.server_token_scopes``: the server role's own scopes, ``access:services!service=<name>``,
-  ``read:users!user`` (so the gateway sees the ``admin`` field) and both custom scopes;
+* ``c.Spawner.server_token_scopes``: ``access:services!service=<name>``, ``read:users!user`` (so the gateway
+  sees the ``admin`` field) and both custom scopes, added to the list (or a callable's answer) set above the
+  snippet, or, with none set, to the ``server`` role's scopes, which is what JupyterHub's ``User.spawn`` gives a
+  server's token when ``server_token_scopes`` is empty;
+* ``c.JupyterHub.services`` and the ``ai-admin-configure`` role replace an entry of the same name, so the
+  snippet appended twice (the second after changing ``--admin``) leaves one of each;
 * ``c.Spawner.environment``: ``AI_ADMIN_GATEWAY_URL``, so users' servers use the gateway.
 """
 
