@@ -1204,3 +1204,194 @@ def test_a_pinned_connection_keeps_the_names_tls_server_name_certificate_check_a
     assert answer.choices[0].message.content == "Sandbox reply to: over tls"
     assert set(sandbox.server_names) == {REBINDING_NAME}
     assert {request["headers"]["host"] for request in sandbox.requests} == {f"{REBINDING_NAME}:{sandbox.port}"}
+
+
+# --------------------------------------------------------------------------- #
+# A hostile provider: it hands the key it is sent back in headers and error texts
+# --------------------------------------------------------------------------- #
+
+
+class _HostileProvider:
+    """An OpenAI-like provider on 127.0.0.1 that passes every request on to a sandbox until told to turn hostile.
+
+    ``mode``: ``"proxy"`` (the sandbox answers), ``"headers"`` (a chat answers 200 with the key it was sent in
+    ``x-request-id``, ``content-type``, and with ``retry-after`` on errors), ``"split-400"`` / ``"split-500"``
+    (every request fails with the key split into 7-character pieces in the error message).
+    """
+
+    def __init__(self, sandbox: aiw.Sandbox) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode = "proxy"
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+            def _answer(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if provider.mode == "proxy":
+                    headers = {n: v for n, v in self.headers.items() if n.lower() not in ("host", "content-length")}
+                    answer = httpx.request(method, sandbox.url + self.path, headers=headers, content=body, timeout=30)
+                    self._send(answer.status_code, answer.content, {"content-type": answer.headers["content-type"]})
+                elif provider.mode == "headers":
+                    data = json.dumps(
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": "gpt-4o",
+                            "choices": [
+                                {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                            ],
+                        }
+                    ).encode()
+                    self._send(200, data, {"content-type": f"application/json; k={key}", "x-request-id": key})
+                else:
+                    pieces = " ".join(key[start : start + 7] for start in range(0, len(key), 7))
+                    status = 400 if provider.mode == "split-400" else 500
+                    error = {"error": {"message": f"MARK {pieces}", "type": "x", "param": None, "code": None}}
+                    self._send(status, json.dumps(error).encode(), {"content-type": "application/json"})
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hostile(practice):
+    provider = _HostileProvider(practice.sandbox)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def _pieces_of(key: str, length: int = 5) -> set[str]:
+    return {key[start : start + length] for start in range(len(key) - length + 1)}
+
+
+def _holds_key_piece(text: str, key: str) -> bool:
+    """Whether ``text`` has 5 characters of ``key`` in a row (the issue's criterion)."""
+    return any(piece in text for piece in _pieces_of(key))
+
+
+def _hostile_key(practice: Practice) -> str:
+    """A key the sandbox accepts, long enough to split (the sandbox's own)."""
+    return practice.sandbox.openai_api_key.get_secret_value()
+
+
+def test_a_providers_headers_that_hold_the_key_never_reach_the_analyst(practice, hostile):
+    """A provider answering a chat with the key in x-request-id and content-type: the analyst sees neither."""
+    key = _hostile_key(practice)
+    _settings(practice, "admin").save(aiw.OpenAIIntegration(api_key=key, base_url=hostile.base_url))
+    hostile.mode = "headers"
+    answer = httpx.post(
+        f"{practice.gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "ok"
+    shown = "\n".join(f"{name}: {value}" for name, value in answer.headers.items())
+    assert "x-request-id" not in answer.headers and not _holds_key_piece(shown, key)
+    assert answer.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("mode", ["split-400", "split-500"])
+def test_a_key_split_into_pieces_in_a_providers_error_is_hidden_everywhere(practice, hostile, mode):
+    """The key in 7-character pieces in the provider's error text: no 5 of its characters in a row reach the
+    analyst's /v1 answer, nor the admin's Test and Save reports."""
+    key = _hostile_key(practice)
+    admin = _settings(practice, "admin")
+    integration = aiw.OpenAIIntegration(api_key=key, base_url=hostile.base_url)
+    admin.save(integration)
+    hostile.mode = mode
+    answer = httpx.post(
+        f"{practice.gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert answer.status_code in (400, 502) and "MARK" in answer.text  # the provider's words do come through
+    assert not _holds_key_piece(answer.text, key)
+    report = admin.test()
+    assert not report.ok and not _holds_key_piece(report.model_dump_json(), key)
+    with pytest.raises(VerificationFailed) as failed:
+        admin.save(integration.model_copy(update={"language_model": "gpt-4o-mini"}))
+    assert not _holds_key_piece(failed.value.report.model_dump_json(), key)
+    assert not _holds_key_piece(str(failed.value), key)
+    raw = _api(practice, "POST", "api/test", json={"integration": None})
+    assert raw.status_code == 200 and not _holds_key_piece(raw.text, key)
+
+
+ADDRESSES = [
+    ("100.64.0.1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # shared address space (CGNAT)
+    ("fec0::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # site-local
+    ("fd12:3456::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # unique local
+    ("192.0.0.8", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # IETF protocol assignments
+    ("10.1.2.3", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+    ("2002:a9fe:a9fe::1", "never"),  # 6to4 of 169.254.169.254
+    ("2002:0a00:0001::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # 6to4 of 10.0.0.1
+    ("64:ff9b::a9fe:a9fe", "never"),  # NAT64 of 169.254.169.254
+    ("64:ff9b::7f00:2", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # NAT64 of 127.0.0.2
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "never"),  # Teredo, client 169.254.169.254 (bits inverted)
+    ("::ffff:169.254.169.254", "never"),
+    ("224.0.0.1", "multicast"),
+    ("ff02::1", "multicast"),
+    ("169.254.169.254", "never"),
+    ("0.0.0.0", "never"),
+    ("::", "never"),
+    ("8.8.8.8", None),
+    ("2606:4700::1111", None),
+    ("2002:0808:0808::1", None),  # 6to4 of a public address
+    ("64:ff9b::808:808", None),  # NAT64 of a public address
+    ("127.0.0.1", None),  # allowed below
+]
+
+
+@pytest.mark.parametrize(("address", "words"), ADDRESSES)
+def test_the_address_policy_refuses_every_address_that_is_not_public(address, words):
+    import ipaddress
+
+    from ai_admin_widgets.gateway.addresses import AddressPolicy
+
+    problem = AddressPolicy(["127.0.0.1"]).problem("provider.example", ipaddress.ip_address(address))
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None and words in problem
+
+
+def test_save_refuses_a_shared_address_and_a_6to4_metadata_address(practice):
+    admin = _settings(practice, "admin")
+    for base_url, words in (
+        ("https://100.64.0.1/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+        ("https://[2002:a9fe:a9fe::1]/v1", "never calls"),
+        ("https://224.0.0.1/v1", "multicast"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            admin.save(aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=base_url))
+    assert not admin.status().configured

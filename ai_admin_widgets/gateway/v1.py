@@ -25,15 +25,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import tornado.iostream
+from pydantic import SecretStr
 
 from ..models import ROLE_LABELS, FailureCode, KeyringUnavailable, Outcome, Role, StoreError, Timeouts, explain
 from ..store import SettingsRecord, SettingsStore
+from ..transport import _request_id, holds_part_of
 from .app import BaseHandler, _Refused
 from .auth import USE_SCOPE, Caller, GatewayAccess
 
@@ -106,6 +109,29 @@ class Saved:
     def described(self) -> str:
         names = self.primary_names()
         return " and ".join(f"'{names[role]}' ({ROLE_LABELS[role].lower()})" for role in names)
+
+
+#: The provider's headers that are passed on, each only in a plain shape and with nothing of the key in it.
+_CONTENT_TYPE = re.compile(r"(?:application/json|text/event-stream)(?:; ?charset=[A-Za-z0-9_-]{1,20})?", re.IGNORECASE)
+_RETRY_AFTER = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?|[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} GMT")
+
+
+def _content_type(response: httpx.Response, key: SecretStr, stream: bool) -> str:
+    """The provider's ``content-type`` when it is JSON's or server-sent events' (and holds no piece of the key)."""
+    found = response.headers.get("content-type", "")
+    if _CONTENT_TYPE.fullmatch(found) and not holds_part_of(found, key):
+        return found
+    return "text/event-stream" if stream else "application/json"
+
+
+def _retry_headers(response: httpx.Response, key: SecretStr) -> dict[str, str]:
+    """``retry-after`` (seconds or an HTTP date, RFC 9110 10.2.3) and ``retry-after-ms``, when they are plain."""
+    found = {}
+    for name in ("retry-after", "retry-after-ms"):
+        value = response.headers.get(name)
+        if value is not None and _RETRY_AFTER.fullmatch(value) and not holds_part_of(value, key):
+            found[name] = value
+    return found
 
 
 class Upstream:
@@ -339,9 +365,9 @@ class _ForwardHandler(V1Handler):
                 await self._failed_answer(route, response, event)
                 return
             self.set_status(200)
-            self.set_header("content-type", response.headers.get("content-type", "application/json"))
-            request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
-            if request_id and len(request_id) <= 100:
+            self.set_header("content-type", _content_type(response, route.key, stream))
+            request_id = _request_id(response, route.key)
+            if request_id is not None:
                 self.set_header("x-request-id", request_id)
             if stream:
                 self.set_header("cache-control", "no-cache")
@@ -396,7 +422,7 @@ class _ForwardHandler(V1Handler):
         said = scrub(error.message, route.key) if error is not None and error.message else ""
         if code is None:
             code = FailureCode.UNEXPECTED_RESPONSE
-        retry = {name: response.headers[name] for name in ("retry-after", "retry-after-ms") if name in response.headers}
+        retry = _retry_headers(response, route.key)
         outcome = Outcome(status=status, vendor_message=said)
         if code is FailureCode.UNEXPECTED_RESPONSE and status == 400 and error is not None:
             param = scrub(error.param, route.key) if error.param else None
