@@ -202,6 +202,15 @@ def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def _file_mode(folder: Path) -> int:
+    """The mode of a file made in ``folder``: 600 in a folder that is its user's alone (the gateway's), else 644."""
+    try:
+        private = not os.stat(folder).st_mode & 0o077
+    except OSError:
+        private = False
+    return 0o600 if private else 0o644
+
+
 def _shared_group(folder: Path) -> int | None:
     """The folder's group id when the folder is shared with its group (group-writable), else None."""
     try:
@@ -939,7 +948,7 @@ class SettingsStore:
                 raise StoreError(f"Cannot write the audit log {self._audit_path} ({error.strerror}).") from None
 
     def _append_line(self, line: str) -> None:
-        fd = _open_regular(self._audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_regular(self._audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _file_mode(self.home))
         with os.fdopen(fd, "r+b", buffering=0) as handle:
             _share(fd, _shared_group(self.home))
             end = handle.seek(0, os.SEEK_END)
@@ -994,7 +1003,7 @@ class SettingsStore:
             if gid is not None:  # every admin of the group must be able to take it
                 lock = filelock.FileLock(path, timeout=30, mode=0o664)
             else:
-                lock = filelock.FileLock(path, timeout=30)
+                lock = filelock.FileLock(path, timeout=30, mode=_file_mode(self.home))
             lock.acquire()
             if gid is not None:
                 _share_path(path, gid)
@@ -1238,9 +1247,9 @@ class SettingsStore:
         gid = _shared_group(self.home)
         try:
             existing = os.lstat(self._record_path)
-            mode = stat.S_IMODE(existing.st_mode) | 0o600 if stat.S_ISREG(existing.st_mode) else 0o644
+            mode = stat.S_IMODE(existing.st_mode) | 0o600 if stat.S_ISREG(existing.st_mode) else _file_mode(self.home)
         except OSError:
-            mode = 0o644
+            mode = _file_mode(self.home)
         if gid is not None:
             mode |= 0o060
         temporary = None

@@ -1395,3 +1395,81 @@ def test_save_refuses_a_shared_address_and_a_6to4_metadata_address(practice):
         with pytest.raises(ValueError, match=words):
             admin.save(aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=base_url))
     assert not admin.status().configured
+
+
+# --------------------------------------------------------------------------- #
+# The gateway's folder and files are its user's alone
+# --------------------------------------------------------------------------- #
+
+
+def _serve_environment(practice: Practice, port: int) -> dict[str, str]:
+    return _environment(
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+        JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+        JUPYTERHUB_API_URL=practice.hub_api_url,
+        JUPYTERHUB_API_TOKEN="service-token",
+        KEYRING_CRYPTFILE_PASSWORD="a service password",
+        AI_ADMIN_GATEWAY_ALLOW_HOSTS="127.0.0.1",
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_serve_tightens_an_open_folder_of_its_own_and_makes_its_files_private(practice, tmp_path):
+    """An operator-made folder with mode 755 and a 644 usage log: serve makes them 700 and 600, says so in one
+    warning line, and every file it then writes (settings, audit, usage, keys) is 600."""
+    folder = tmp_path / "gateway"
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / "usage.jsonl").write_text("")
+    (folder / "usage.jsonl").chmod(0o644)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(folder)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_serve_environment(practice, port),
+    )
+    try:
+        lines = []
+        for _ in range(20):
+            lines.append(process.stderr.readline())
+            if "AI gateway on" in lines[-1]:
+                break
+        warned = [line for line in lines if str(folder) in line and "700" in line and "AI gateway on" not in line]
+        assert len(warned) == 1, lines
+        assert _mode(folder) == 0o700 and _mode(folder / "usage.jsonl") == 0o600
+        url = f"http://127.0.0.1:{port}/services/ai-gateway"
+        sandbox = practice.sandbox
+        GatewaySettings(url, token=practice.tokens["admin"]).save(
+            aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+        )
+        client = OpenAI(base_url=url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
+        client.embeddings.create(model="text-embedding-3-small", input=["x"])
+        files = {path.name: _mode(path) for path in folder.iterdir() if path.is_file()}
+        assert {"settings.json", "audit.jsonl", "usage.jsonl", "keyring.cfg"} <= set(files)
+        assert all(mode & 0o077 == 0 for mode in files.values()), {name: oct(mode) for name, mode in files.items()}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another user")
+def test_serve_refuses_a_folder_of_another_user_that_everyone_can_read(practice, tmp_path):
+    folder = tmp_path / "gateway"
+    folder.mkdir()
+    folder.chmod(0o755)
+    os.chown(folder, 65534, 65534)  # nobody's
+    port = _free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_serve_environment(practice, port),
+    )
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert f"chmod 700 {folder}" in done.stderr
+    assert _mode(folder) == 0o755 and list(folder.iterdir()) == []

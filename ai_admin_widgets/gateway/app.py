@@ -176,7 +176,7 @@ class Gateway:
                 size = 0
             if size and size + len(line) > self.config.usage_max_bytes:
                 self._rotate_usage()
-            with open(path, "ab") as handle:
+            with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as handle:
                 handle.write(line)
         except OSError as error:
             log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
