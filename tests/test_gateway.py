@@ -1473,3 +1473,60 @@ def test_serve_refuses_a_folder_of_another_user_that_everyone_can_read(practice,
     assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
     assert f"chmod 700 {folder}" in done.stderr
     assert _mode(folder) == 0o755 and list(folder.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- #
+# Bodies and paths the gateway does not take, in OpenAI's shape
+# --------------------------------------------------------------------------- #
+
+
+def _v1(practice: Practice, method: str, path: str, **options) -> httpx.Response:
+    return _api(practice, method, f"v1/{path}", who="analyst", **options)
+
+
+def test_deeply_nested_json_is_a_400_naming_the_body_without_a_traceback(practice, caplog):
+    _save_openai(practice)
+    nested = b'{"model":"gpt-4o","messages":[],"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with caplog.at_level("DEBUG"):
+        chat = _v1(practice, "POST", "chat/completions", content=nested)
+        admin = _api(practice, "POST", "api/access", content=b'{"users":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert chat.status_code == 400
+    error = chat.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert "request body" in error["message"] and "nested too deeply" in error["message"]
+    assert admin.status_code == 400 and "nested too deeply" in admin.json()["error"]["message"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+def test_tornados_own_errors_have_codes_that_say_what_happened(practice):
+    _save_openai(practice)
+    wrong_method = _v1(practice, "GET", "chat/completions")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong_method.json()["error"]["message"]
+    assert set(wrong_method.json()["error"]) == {"message", "type", "param", "code"}
+    admin = _api(practice, "DELETE", "api/status")
+    assert admin.status_code == 405 and admin.json()["error"]["code"] == "method_not_allowed"
+    missing = _api(practice, "GET", "api/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["responses", "completions", "chat", ""])
+def test_a_v1_path_that_does_not_exist_is_openais_404_naming_the_endpoints(practice, path):
+    answer = _v1(practice, "POST", path, json={"model": "gpt-4o"})
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["code"] == "not_found"
+    assert "POST /v1/chat/completions" in error["message"] and "GET /v1/models" in error["message"]
+    assert f"/v1/{path}" in error["message"]
+    assert _api(practice, "POST", f"v1/{path}", who=None).status_code == 401  # only callers the hub knows learn it
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"model": null}', b'{"model": ["gpt-4o"]}', b'{"model": 4}'])
+def test_a_body_without_a_model_name_is_told_what_model_must_be(practice, body):
+    _save_openai(practice)
+    answer = _v1(practice, "POST", "chat/completions", content=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "model" and error["message"][0].isupper()
+    assert '"model" must be a string' in error["message"] and "'gpt-4o'" in error["message"]

@@ -37,14 +37,14 @@ from pydantic import SecretStr
 from ..models import ROLE_LABELS, FailureCode, KeyringUnavailable, Outcome, Role, StoreError, Timeouts, explain
 from ..store import SettingsRecord, SettingsStore
 from ..transport import _request_id, holds_part_of
-from .app import BaseHandler, _Refused
+from .app import BaseHandler, _NotFound, _Refused
 from .auth import USE_SCOPE, Caller, GatewayAccess
 
 if TYPE_CHECKING:
     from ..transport import Route
     from .app import Gateway
 
-__all__ = ["ChatHandler", "EmbeddingsHandler", "ModelsHandler", "Upstream"]
+__all__ = ["ChatHandler", "EmbeddingsHandler", "ModelsHandler", "Upstream", "V1NotFound"]
 
 log = logging.getLogger("ai_admin_widgets.gateway")
 
@@ -54,7 +54,8 @@ MAX_ERROR_BYTES = 64 * 2**10
 _TYPES = {
     401: "authentication_error",
     403: "permission_error",
-    404: "not_found_error",
+    404: "invalid_request_error",  # OpenAI's for a URL it does not serve
+    405: "invalid_request_error",
     413: "invalid_request_error",
     400: "invalid_request_error",
     429: "rate_limit_error",
@@ -67,7 +68,6 @@ _CODES = {
     "HubUnavailable": "hub_unavailable",
     "TooLarge": "too_large",
     "TypeError": "invalid_request",
-    "HTTPError": "not_found",
     "Forbidden": "no_service_access",
 }
 
@@ -132,6 +132,10 @@ def _retry_headers(response: httpx.Response, key: SecretStr) -> dict[str, str]:
         if value is not None and _RETRY_AFTER.fullmatch(value) and not holds_part_of(value, key):
             found[name] = value
     return found
+
+
+#: The endpoints of /v1, as a 404 or 405 names them.
+ENDPOINTS = "POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models"
 
 
 class Upstream:
@@ -222,6 +226,13 @@ class V1Handler(BaseHandler):
             }
         }
 
+    def http_error_message(self, status_code: int) -> str:
+        if status_code in (404, 405):
+            said = "does not take" if status_code == 405 else "has no"
+            path = self.request.path[len(self.gateway.config.prefix) - 1 :]
+            return f"The AI gateway {said} {self.request.method} {path}; it serves {ENDPOINTS}."
+        return super().http_error_message(status_code)
+
     async def usable(self) -> Saved:
         """The saved settings, if this caller may use them now.
 
@@ -306,10 +317,20 @@ class _ForwardHandler(V1Handler):
                     code="ai_disabled",
                     param="model",
                 )
+            if not isinstance(model, str):
+                wanted = saved.primary_names()[self.role]
+                raise _Refused(
+                    400,
+                    "invalid_request",
+                    f"The request must name a model: \"model\" must be a string, '{wanted}' here. The models that "
+                    f"exist are {saved.described()}.",
+                    code="model_not_found",
+                    param="model",
+                )
             role = saved.role_of(model)
             if role != self.role:
                 wanted = saved.primary_names()[self.role]
-                said = f"'{model}'" if isinstance(model, str) and len(model) <= 128 else "the model given"
+                said = f"'{model}'" if len(model) <= 128 else "The model given"
                 why = (
                     f"{said} is the organization's {ROLE_LABELS[role].lower()}, not its {ROLE_LABELS[self.role].lower()}"
                     if role is not None
@@ -325,7 +346,12 @@ class _ForwardHandler(V1Handler):
             event["stream"] = stream = body.get("stream") is True
             route = saved.routes[role]
             payload = {name: value for name, value in body.items() if name != "model"} | route.body
-            content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            try:
+                content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            except (RecursionError, ValueError):
+                raise _Refused(
+                    400, "TypeError", "The request body is JSON nested too deeply to send on; send a flatter body."
+                ) from None
         except _Refused as refused:
             event.update(outcome="refused", code=refused.extra.get("code") or refused.kind, status=refused.status)
             self._record()
@@ -486,3 +512,11 @@ class EmbeddingsHandler(_ForwardHandler):
 
     role: Role = "embeddings"
     operation = "embeddings"
+
+
+class V1NotFound(_NotFound, V1Handler):
+    """Any other path under ``/v1``: 404 in OpenAI's shape, naming the endpoints that exist."""
+
+    def initialize(self, gateway: Gateway) -> None:
+        V1Handler.initialize(self, gateway)
+        self.body_cap = _NotFound.body_cap
