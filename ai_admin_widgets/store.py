@@ -413,6 +413,11 @@ def _unlock_secret_service(backend: KeyringBackend) -> None:
         connection.close()
 
 
+#: What keyrings.cryptfile raises (as ValueError) when the password does not open a well-formed file:
+#: pycryptodome's AES-GCM tag check, and cryptfile's own password reference check.
+_WRONG_PASSWORD = {"MAC check failed", "Incorrect Password", "Incorrect password"}
+
+
 def prepare_keyring(backend: KeyringBackend) -> None:
     """Get ``backend`` ready to be used without any prompt that could wait forever.
 
@@ -427,7 +432,8 @@ def prepare_keyring(backend: KeyringBackend) -> None:
         None; the backend is ready for get, set and delete.
     Raises:
         KeyringUnavailable: the backend would prompt (no password in the environment, a
-            wrong one, a locked keyring nobody unlocked); the message says what to set or do.
+            wrong one, a locked keyring nobody unlocked), or its file is damaged; the message says
+            what to set or do.
     """
     from keyring.backends import SecretService
 
@@ -438,11 +444,17 @@ def prepare_keyring(backend: KeyringBackend) -> None:
                 raise _prompt_refused(member)
             try:
                 setattr(member, "keyring_key", password)  # noqa: B010 (cryptfile's property, checked against the file's reference value)
-            except Exception:  # ValueError ("Incorrect Password", "MAC check failed") and the like
+            except Exception as error:  # ValueError ("Incorrect Password", "MAC check failed") and the like
                 try:
                     delattr(member, "keyring_key")  # a wrong password must not stay set
                 except Exception:  # noqa: S110 (nothing was set, nothing to undo)
                     pass
+                if str(error) not in _WRONG_PASSWORD:  # the file itself cannot be read (not INI, not UTF-8, ...)
+                    raise KeyringUnavailable(
+                        f"The keyring file {getattr(member, 'file_path', '')} is damaged: it cannot be read as an "
+                        "encrypted keyring file. Restore it from a backup, or move it away to start afresh (the saved "
+                        "keys are then lost: save the integration again)."
+                    ) from None
                 raise KeyringUnavailable(
                     f"{CRYPTFILE_PASSWORD_ENV} does not open the keyring file {getattr(member, 'file_path', '')}. "
                     "Set it to the password that file was made with, then try again."

@@ -317,6 +317,19 @@ def _hide_key_pieces(text: str, key: str) -> str:
     return "".join(out)
 
 
+def _never_called(location: str) -> bool:
+    """Whether a redirect's ``location`` points at a host the AI gateway never calls (metadata, link-local, ...)."""
+    from urllib.parse import urljoin, urlsplit
+
+    from .gateway.addresses import AddressPolicy
+
+    try:
+        host = urlsplit(urljoin("https://x/", location)).hostname
+    except ValueError:
+        return False
+    return bool(host) and AddressPolicy().never_called(host or "")
+
+
 def is_html(response: httpx.Response) -> bool:
     return "html" in response.headers.get("content-type", "").lower()
 
@@ -779,8 +792,10 @@ def _exchange(
         if status == 200:
             return Answer(response, body, request_id)
         if 300 <= status < 400:
-            redirect = scrub(response.headers.get("location", ""), key)
-            return Failure(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=status, redirect=redirect), request_id)
+            location = response.headers.get("location", "")
+            redirect = scrub(location, key)
+            outcome = Outcome(status=status, redirect=redirect, redirect_never_called=_never_called(location))
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, outcome, request_id)
         error = _read_error(body)
         if not switched_token_limit and _rejects_max_tokens(status, error):
             switched_token_limit = True

@@ -1216,7 +1216,8 @@ class _HostileProvider:
 
     ``mode``: ``"proxy"`` (the sandbox answers), ``"headers"`` (a chat answers 200 with the key it was sent in
     ``x-request-id``, ``content-type``, and with ``retry-after`` on errors), ``"split-400"`` / ``"split-500"``
-    (every request fails with the key split into 7-character pieces in the error message).
+    (every request fails with the key split into 7-character pieces in the error message), ``"redirect <url>"``
+    (every request answered 307 to ``<url>``).
     """
 
     def __init__(self, sandbox: aiw.Sandbox) -> None:
@@ -1255,6 +1256,8 @@ class _HostileProvider:
                         }
                     ).encode()
                     self._send(200, data, {"content-type": f"application/json; k={key}", "x-request-id": key})
+                elif provider.mode.startswith("redirect "):
+                    self._send(307, b"", {"location": provider.mode.removeprefix("redirect ")})
                 else:
                     pieces = " ".join(key[start : start + 7] for start in range(0, len(key), 7))
                     status = 400 if provider.mode == "split-400" else 500
@@ -1530,3 +1533,22 @@ def test_a_body_without_a_model_name_is_told_what_model_must_be(practice, body):
     error = answer.json()["error"]
     assert error["param"] == "model" and error["message"][0].isupper()
     assert '"model" must be a string' in error["message"] and "'gpt-4o'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/v1", "http://metadata.google.internal/"]
+)
+def test_a_redirect_to_an_address_never_called_does_not_advise_using_it(practice, hostile, location):
+    hostile.mode = f"redirect {location}"
+    integration = aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=hostile.base_url)
+    report = _settings(practice, "admin").test(integration)
+    for check in report.checks:
+        assert check.code.value == "unexpected_response"
+        assert "never called" in check.message and "Use the address it points to" not in check.message
+
+
+def test_a_redirect_to_another_public_address_still_says_where_to_point(practice, hostile):
+    hostile.mode = "redirect https://api.example.com/v1"
+    integration = aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=hostile.base_url)
+    report = _settings(practice, "admin").test(integration)
+    assert all("Use the address it points to" in check.message for check in report.checks)

@@ -186,6 +186,17 @@ class AddressPolicy:
             )
         return None
 
+    def never_called(self, host: str) -> bool:
+        """Whether ``host`` (a name or an address literal) is one the gateway never calls, whatever it allows
+        (a metadata service's name; a link-local, metadata, unspecified or multicast address). No DNS lookup."""
+        if self.name_problem(host) is not None:
+            return True
+        literal = _literal(_host(host))
+        if literal is None:
+            return False
+        problem = self.problem(host, literal)
+        return problem is not None and "never calls" in problem
+
     def host_problem(self, host: str) -> str | None:
         """Why ``host`` must not be called, resolving it now (blocking; None when it may, or does not resolve)."""
         problem = self.name_problem(host)
