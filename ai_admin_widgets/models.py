@@ -1218,6 +1218,7 @@ class Outcome:
         None  # the vendor's error code, when the answer was an API error of a kind not in the tables
     )
     redirect: str | None = None  # where a 3xx answer pointed
+    redirect_never_called: bool = False  # ... at a metadata, link-local or unspecified address (never followed)
     proxy: bool = False  # the failure happened at the proxy from HTTP(S)_PROXY
 
 
@@ -1425,7 +1426,10 @@ _MESSAGES: dict[FailureCode, _Entry] = {
     FailureCode.UNEXPECTED_RESPONSE: _Entry(
         "endpoint_field",
         lambda t, o, s: (
-            f"{t.host} redirected the check elsewhere (HTTP {o.status}{', to ' + o.redirect if o.redirect else ''})."
+            f"{t.host} redirected the check (HTTP {o.status}) to {o.redirect}, a metadata, link-local or unspecified "
+            "address that is never called (by the AI gateway neither)."
+            if o.redirect is not None and o.redirect_never_called
+            else f"{t.host} redirected the check elsewhere (HTTP {o.status}{', to ' + o.redirect if o.redirect else ''})."
             if o.redirect is not None
             else f"{t.host} refused the check with HTTP {o.status} and error code {o.api_error}."
             if o.api_error
@@ -1435,7 +1439,9 @@ _MESSAGES: dict[FailureCode, _Entry] = {
             + " instead of an OpenAI API response."
         ),
         lambda t, o, s: (
-            "Use the address it points to as the Endpoint URL, or check that nothing between this server and the service rewrites addresses."
+            "This is not the OpenAI API: check the Endpoint URL, and that nothing between this server and the service rewrites addresses."
+            if o.redirect is not None and o.redirect_never_called
+            else "Use the address it points to as the Endpoint URL, or check that nothing between this server and the service rewrites addresses."
             if o.redirect is not None
             else "Read the service's message below; if it does not say what to change, contact the service's support with the request id."
             if o.api_error

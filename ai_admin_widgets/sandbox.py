@@ -240,6 +240,8 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     ),
     "scenario-redirect": (307, {}, {"location": "https://elsewhere.example.invalid/openai"}),
 }
+#: Each key scenario's tag in its key: no word of the answer's message (which scrubbing would hide, as a piece of the key).
+_KEY_TAGS = {"missing_permissions": "s1", "quota_exceeded": "s2", "rate_limited": "s3"}
 _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "missing_permissions": (
         401,
@@ -1203,11 +1205,11 @@ class Sandbox:
         """
         if scenario not in _OPENAI_KEY_SCENARIOS:
             raise ValueError(f"Unknown scenario {scenario!r}; choose one of {sorted(_OPENAI_KEY_SCENARIOS)}.")
-        return SecretStr(f"sk-sandbox-{scenario.replace('_', '-')}-{self._token}")
+        return SecretStr(f"sk-sandbox-{_KEY_TAGS[scenario]}-{self._token}")
 
     def _openai_key_scenario(self, key: str) -> str | None:
         for scenario in _OPENAI_KEY_SCENARIOS:
-            if key == f"sk-sandbox-{scenario.replace('_', '-')}-{self._token}":
+            if key == f"sk-sandbox-{_KEY_TAGS[scenario]}-{self._token}":
                 return scenario
         return None
 

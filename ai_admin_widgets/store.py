@@ -202,6 +202,15 @@ def _open_regular(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def _file_mode(folder: Path) -> int:
+    """The mode of a file made in ``folder``: 600 in a folder that is its user's alone (the gateway's), else 644."""
+    try:
+        private = not os.stat(folder).st_mode & 0o077
+    except OSError:
+        private = False
+    return 0o600 if private else 0o644
+
+
 def _shared_group(folder: Path) -> int | None:
     """The folder's group id when the folder is shared with its group (group-writable), else None."""
     try:
@@ -404,6 +413,11 @@ def _unlock_secret_service(backend: KeyringBackend) -> None:
         connection.close()
 
 
+#: What keyrings.cryptfile raises (as ValueError) when the password does not open a well-formed file:
+#: pycryptodome's AES-GCM tag check, and cryptfile's own password reference check.
+_WRONG_PASSWORD = {"MAC check failed", "Incorrect Password", "Incorrect password"}
+
+
 def prepare_keyring(backend: KeyringBackend) -> None:
     """Get ``backend`` ready to be used without any prompt that could wait forever.
 
@@ -418,7 +432,8 @@ def prepare_keyring(backend: KeyringBackend) -> None:
         None; the backend is ready for get, set and delete.
     Raises:
         KeyringUnavailable: the backend would prompt (no password in the environment, a
-            wrong one, a locked keyring nobody unlocked); the message says what to set or do.
+            wrong one, a locked keyring nobody unlocked), or its file is damaged; the message says
+            what to set or do.
     """
     from keyring.backends import SecretService
 
@@ -429,11 +444,17 @@ def prepare_keyring(backend: KeyringBackend) -> None:
                 raise _prompt_refused(member)
             try:
                 setattr(member, "keyring_key", password)  # noqa: B010 (cryptfile's property, checked against the file's reference value)
-            except Exception:  # ValueError ("Incorrect Password", "MAC check failed") and the like
+            except Exception as error:  # ValueError ("Incorrect Password", "MAC check failed") and the like
                 try:
                     delattr(member, "keyring_key")  # a wrong password must not stay set
                 except Exception:  # noqa: S110 (nothing was set, nothing to undo)
                     pass
+                if str(error) not in _WRONG_PASSWORD:  # the file itself cannot be read (not INI, not UTF-8, ...)
+                    raise KeyringUnavailable(
+                        f"The keyring file {getattr(member, 'file_path', '')} is damaged: it cannot be read as an "
+                        "encrypted keyring file. Restore it from a backup, or move it away to start afresh (the saved "
+                        "keys are then lost: save the integration again)."
+                    ) from None
                 raise KeyringUnavailable(
                     f"{CRYPTFILE_PASSWORD_ENV} does not open the keyring file {getattr(member, 'file_path', '')}. "
                     "Set it to the password that file was made with, then try again."
@@ -939,7 +960,7 @@ class SettingsStore:
                 raise StoreError(f"Cannot write the audit log {self._audit_path} ({error.strerror}).") from None
 
     def _append_line(self, line: str) -> None:
-        fd = _open_regular(self._audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_regular(self._audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _file_mode(self.home))
         with os.fdopen(fd, "r+b", buffering=0) as handle:
             _share(fd, _shared_group(self.home))
             end = handle.seek(0, os.SEEK_END)
@@ -994,7 +1015,7 @@ class SettingsStore:
             if gid is not None:  # every admin of the group must be able to take it
                 lock = filelock.FileLock(path, timeout=30, mode=0o664)
             else:
-                lock = filelock.FileLock(path, timeout=30)
+                lock = filelock.FileLock(path, timeout=30, mode=_file_mode(self.home))
             lock.acquire()
             if gid is not None:
                 _share_path(path, gid)
@@ -1238,9 +1259,9 @@ class SettingsStore:
         gid = _shared_group(self.home)
         try:
             existing = os.lstat(self._record_path)
-            mode = stat.S_IMODE(existing.st_mode) | 0o600 if stat.S_ISREG(existing.st_mode) else 0o644
+            mode = stat.S_IMODE(existing.st_mode) | 0o600 if stat.S_ISREG(existing.st_mode) else _file_mode(self.home)
         except OSError:
-            mode = 0o644
+            mode = _file_mode(self.home)
         if gid is not None:
             mode |= 0o060
         temporary = None

@@ -278,22 +278,56 @@ def _plain(key: str | SecretStr) -> str:
 
 def scrub(said: str, key: str | SecretStr) -> str:
     """Any text from the service (a message, an error code, a Location, a model name), made safe to show and store:
-    the key, anything that also stands in it, and anything key-shaped are hidden; at most 240 characters."""
+    the key, every run of :data:`KEY_PIECE` or more characters that also stands in it, and anything key-shaped are
+    hidden; at most 240 characters (only the first :data:`SCRUB_MAX_CHARS` of ``said`` are read)."""
     key = _plain(key)
-    text = " ".join(str(said).split())
+    text = " ".join(str(said)[:SCRUB_MAX_CHARS].split())
     if key:
-        text = text.replace(key, "[key]")
-        # A run that also stands in the key is hidden too: 12 characters or more, or 8 or more
-        # with a digit in them (so that ordinary words the key happens to contain stay readable).
-        text = re.sub(r"[A-Za-z0-9_\-]{8,}", lambda match: _hide_if_in_key(match.group(0), key), text)
+        text = _hide_key_pieces(text.replace(key, "[key]"), key)
     text = _KEY_LIKE.sub("[hidden]", text)
     return text if len(text) <= 240 else text[:239] + "…"
 
 
-def _hide_if_in_key(run: str, key: str) -> str:
-    if run in key and (len(run) >= 12 or any(character.isdigit() for character in run)):
-        return "[hidden]"
-    return run
+#: The shortest run of a key's characters that is hidden wherever it appears in a text from a service.
+KEY_PIECE = 5
+#: The most characters of a service's text that :func:`scrub` reads (its answer is at most 240).
+SCRUB_MAX_CHARS = 4096
+
+
+def _key_pieces(key: str) -> set[str]:
+    return {key[start : start + KEY_PIECE] for start in range(len(key) - KEY_PIECE + 1)}
+
+
+def _hide_key_pieces(text: str, key: str) -> str:
+    """``text`` with every character covered by a :data:`KEY_PIECE`-character run of ``key`` hidden, each stretch
+    of hidden characters as one ``[hidden]`` (so no :data:`KEY_PIECE` characters of the key in a row are left)."""
+    pieces = _key_pieces(key)
+    hidden = [False] * len(text)
+    for start in range(len(text) - KEY_PIECE + 1):
+        if text[start : start + KEY_PIECE] in pieces:
+            hidden[start : start + KEY_PIECE] = [True] * KEY_PIECE
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    for position, character in enumerate(text):
+        if not hidden[position]:
+            out.append(character)
+        elif position == 0 or not hidden[position - 1]:
+            out.append("[hidden]")
+    return "".join(out)
+
+
+def _never_called(location: str) -> bool:
+    """Whether a redirect's ``location`` points at a host the AI gateway never calls (metadata, link-local, ...)."""
+    from urllib.parse import urljoin, urlsplit
+
+    from .gateway.addresses import AddressPolicy
+
+    try:
+        host = urlsplit(urljoin("https://x/", location)).hostname
+    except ValueError:
+        return False
+    return bool(host) and AddressPolicy().never_called(host or "")
 
 
 def is_html(response: httpx.Response) -> bool:
@@ -312,13 +346,14 @@ def _request_id(response: httpx.Response, key: str | SecretStr = "") -> str | No
 
 
 def holds_part_of(text: str, key: str | SecretStr) -> bool:
-    """True when ``text`` holds the key, or a run of it that :func:`scrub` would hide."""
+    """True when ``text`` holds :data:`KEY_PIECE` or more characters of the key in a row (what :func:`scrub` hides)."""
     key = _plain(key)
     if not key:
         return False
-    return key in text or any(
-        _hide_if_in_key(run, key) == "[hidden]" for run in re.findall(r"[A-Za-z0-9_\-]{8,}", text)
-    )
+    if len(key) < KEY_PIECE:
+        return key in text
+    pieces = _key_pieces(key)
+    return any(text[start : start + KEY_PIECE] in pieces for start in range(len(text) - KEY_PIECE + 1))
 
 
 def openai_headers(integration: OpenAIIntegration) -> dict[str, str]:
@@ -757,8 +792,10 @@ def _exchange(
         if status == 200:
             return Answer(response, body, request_id)
         if 300 <= status < 400:
-            redirect = scrub(response.headers.get("location", ""), key)
-            return Failure(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=status, redirect=redirect), request_id)
+            location = response.headers.get("location", "")
+            redirect = scrub(location, key)
+            outcome = Outcome(status=status, redirect=redirect, redirect_never_called=_never_called(location))
+            return Failure(FailureCode.UNEXPECTED_RESPONSE, outcome, request_id)
         error = _read_error(body)
         if not switched_token_limit and _rejects_max_tokens(status, error):
             switched_token_limit = True

@@ -1204,3 +1204,351 @@ def test_a_pinned_connection_keeps_the_names_tls_server_name_certificate_check_a
     assert answer.choices[0].message.content == "Sandbox reply to: over tls"
     assert set(sandbox.server_names) == {REBINDING_NAME}
     assert {request["headers"]["host"] for request in sandbox.requests} == {f"{REBINDING_NAME}:{sandbox.port}"}
+
+
+# --------------------------------------------------------------------------- #
+# A hostile provider: it hands the key it is sent back in headers and error texts
+# --------------------------------------------------------------------------- #
+
+
+class _HostileProvider:
+    """An OpenAI-like provider on 127.0.0.1 that passes every request on to a sandbox until told to turn hostile.
+
+    ``mode``: ``"proxy"`` (the sandbox answers), ``"headers"`` (a chat answers 200 with the key it was sent in
+    ``x-request-id``, ``content-type``, and with ``retry-after`` on errors), ``"split-400"`` / ``"split-500"``
+    (every request fails with the key split into 7-character pieces in the error message), ``"redirect <url>"``
+    (every request answered 307 to ``<url>``).
+    """
+
+    def __init__(self, sandbox: aiw.Sandbox) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode = "proxy"
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+            def _answer(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if provider.mode == "proxy":
+                    headers = {n: v for n, v in self.headers.items() if n.lower() not in ("host", "content-length")}
+                    answer = httpx.request(method, sandbox.url + self.path, headers=headers, content=body, timeout=30)
+                    self._send(answer.status_code, answer.content, {"content-type": answer.headers["content-type"]})
+                elif provider.mode == "headers":
+                    data = json.dumps(
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": "gpt-4o",
+                            "choices": [
+                                {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                            ],
+                        }
+                    ).encode()
+                    self._send(200, data, {"content-type": f"application/json; k={key}", "x-request-id": key})
+                elif provider.mode.startswith("redirect "):
+                    self._send(307, b"", {"location": provider.mode.removeprefix("redirect ")})
+                else:
+                    pieces = " ".join(key[start : start + 7] for start in range(0, len(key), 7))
+                    status = 400 if provider.mode == "split-400" else 500
+                    error = {"error": {"message": f"MARK {pieces}", "type": "x", "param": None, "code": None}}
+                    self._send(status, json.dumps(error).encode(), {"content-type": "application/json"})
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def hostile(practice):
+    provider = _HostileProvider(practice.sandbox)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def _pieces_of(key: str, length: int = 5) -> set[str]:
+    return {key[start : start + length] for start in range(len(key) - length + 1)}
+
+
+def _holds_key_piece(text: str, key: str) -> bool:
+    """Whether ``text`` has 5 characters of ``key`` in a row (the issue's criterion)."""
+    return any(piece in text for piece in _pieces_of(key))
+
+
+def _hostile_key(practice: Practice) -> str:
+    """A key the sandbox accepts, long enough to split (the sandbox's own)."""
+    return practice.sandbox.openai_api_key.get_secret_value()
+
+
+def test_a_providers_headers_that_hold_the_key_never_reach_the_analyst(practice, hostile):
+    """A provider answering a chat with the key in x-request-id and content-type: the analyst sees neither."""
+    key = _hostile_key(practice)
+    _settings(practice, "admin").save(aiw.OpenAIIntegration(api_key=key, base_url=hostile.base_url))
+    hostile.mode = "headers"
+    answer = httpx.post(
+        f"{practice.gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "ok"
+    shown = "\n".join(f"{name}: {value}" for name, value in answer.headers.items())
+    assert "x-request-id" not in answer.headers and not _holds_key_piece(shown, key)
+    assert answer.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("mode", ["split-400", "split-500"])
+def test_a_key_split_into_pieces_in_a_providers_error_is_hidden_everywhere(practice, hostile, mode):
+    """The key in 7-character pieces in the provider's error text: no 5 of its characters in a row reach the
+    analyst's /v1 answer, nor the admin's Test and Save reports."""
+    key = _hostile_key(practice)
+    admin = _settings(practice, "admin")
+    integration = aiw.OpenAIIntegration(api_key=key, base_url=hostile.base_url)
+    admin.save(integration)
+    hostile.mode = mode
+    answer = httpx.post(
+        f"{practice.gateway_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert answer.status_code in (400, 502) and "MARK" in answer.text  # the provider's words do come through
+    assert not _holds_key_piece(answer.text, key)
+    report = admin.test()
+    assert not report.ok and not _holds_key_piece(report.model_dump_json(), key)
+    with pytest.raises(VerificationFailed) as failed:
+        admin.save(integration.model_copy(update={"language_model": "gpt-4o-mini"}))
+    assert not _holds_key_piece(failed.value.report.model_dump_json(), key)
+    assert not _holds_key_piece(str(failed.value), key)
+    raw = _api(practice, "POST", "api/test", json={"integration": None})
+    assert raw.status_code == 200 and not _holds_key_piece(raw.text, key)
+
+
+ADDRESSES = [
+    ("100.64.0.1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # shared address space (CGNAT)
+    ("fec0::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # site-local
+    ("fd12:3456::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # unique local
+    ("192.0.0.8", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # IETF protocol assignments
+    ("10.1.2.3", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+    ("2002:a9fe:a9fe::1", "never"),  # 6to4 of 169.254.169.254
+    ("2002:0a00:0001::1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # 6to4 of 10.0.0.1
+    ("64:ff9b::a9fe:a9fe", "never"),  # NAT64 of 169.254.169.254
+    ("64:ff9b::7f00:2", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),  # NAT64 of 127.0.0.2
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "never"),  # Teredo, client 169.254.169.254 (bits inverted)
+    ("::ffff:169.254.169.254", "never"),
+    ("224.0.0.1", "multicast"),
+    ("ff02::1", "multicast"),
+    ("169.254.169.254", "never"),
+    ("0.0.0.0", "never"),
+    ("::", "never"),
+    ("8.8.8.8", None),
+    ("2606:4700::1111", None),
+    ("2002:0808:0808::1", None),  # 6to4 of a public address
+    ("64:ff9b::808:808", None),  # NAT64 of a public address
+    ("127.0.0.1", None),  # allowed below
+]
+
+
+@pytest.mark.parametrize(("address", "words"), ADDRESSES)
+def test_the_address_policy_refuses_every_address_that_is_not_public(address, words):
+    import ipaddress
+
+    from ai_admin_widgets.gateway.addresses import AddressPolicy
+
+    problem = AddressPolicy(["127.0.0.1"]).problem("provider.example", ipaddress.ip_address(address))
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None and words in problem
+
+
+def test_save_refuses_a_shared_address_and_a_6to4_metadata_address(practice):
+    admin = _settings(practice, "admin")
+    for base_url, words in (
+        ("https://100.64.0.1/v1", "AI_ADMIN_GATEWAY_ALLOW_HOSTS"),
+        ("https://[2002:a9fe:a9fe::1]/v1", "never calls"),
+        ("https://224.0.0.1/v1", "multicast"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            admin.save(aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=base_url))
+    assert not admin.status().configured
+
+
+# --------------------------------------------------------------------------- #
+# The gateway's folder and files are its user's alone
+# --------------------------------------------------------------------------- #
+
+
+def _serve_environment(practice: Practice, port: int) -> dict[str, str]:
+    return _environment(
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+        JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+        JUPYTERHUB_API_URL=practice.hub_api_url,
+        JUPYTERHUB_API_TOKEN="service-token",
+        KEYRING_CRYPTFILE_PASSWORD="a service password",
+        AI_ADMIN_GATEWAY_ALLOW_HOSTS="127.0.0.1",
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_serve_tightens_an_open_folder_of_its_own_and_makes_its_files_private(practice, tmp_path):
+    """An operator-made folder with mode 755 and a 644 usage log: serve makes them 700 and 600, says so in one
+    warning line, and every file it then writes (settings, audit, usage, keys) is 600."""
+    folder = tmp_path / "gateway"
+    folder.mkdir()
+    folder.chmod(0o755)
+    (folder / "usage.jsonl").write_text("")
+    (folder / "usage.jsonl").chmod(0o644)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(folder)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_serve_environment(practice, port),
+    )
+    try:
+        lines = []
+        for _ in range(20):
+            lines.append(process.stderr.readline())
+            if "AI gateway on" in lines[-1]:
+                break
+        warned = [line for line in lines if str(folder) in line and "700" in line and "AI gateway on" not in line]
+        assert len(warned) == 1, lines
+        assert _mode(folder) == 0o700 and _mode(folder / "usage.jsonl") == 0o600
+        url = f"http://127.0.0.1:{port}/services/ai-gateway"
+        sandbox = practice.sandbox
+        GatewaySettings(url, token=practice.tokens["admin"]).save(
+            aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+        )
+        client = OpenAI(base_url=url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
+        client.embeddings.create(model="text-embedding-3-small", input=["x"])
+        files = {path.name: _mode(path) for path in folder.iterdir() if path.is_file()}
+        assert {"settings.json", "audit.jsonl", "usage.jsonl", "keyring.cfg"} <= set(files)
+        assert all(mode & 0o077 == 0 for mode in files.values()), {name: oct(mode) for name, mode in files.items()}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another user")
+def test_serve_refuses_a_folder_of_another_user_that_everyone_can_read(practice, tmp_path):
+    folder = tmp_path / "gateway"
+    folder.mkdir()
+    folder.chmod(0o755)
+    os.chown(folder, 65534, 65534)  # nobody's
+    port = _free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_serve_environment(practice, port),
+    )
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert f"chmod 700 {folder}" in done.stderr
+    assert _mode(folder) == 0o755 and list(folder.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- #
+# Bodies and paths the gateway does not take, in OpenAI's shape
+# --------------------------------------------------------------------------- #
+
+
+def _v1(practice: Practice, method: str, path: str, **options) -> httpx.Response:
+    return _api(practice, method, f"v1/{path}", who="analyst", **options)
+
+
+def test_deeply_nested_json_is_a_400_naming_the_body_without_a_traceback(practice, caplog):
+    _save_openai(practice)
+    nested = b'{"model":"gpt-4o","messages":[],"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with caplog.at_level("DEBUG"):
+        chat = _v1(practice, "POST", "chat/completions", content=nested)
+        admin = _api(practice, "POST", "api/access", content=b'{"users":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert chat.status_code == 400
+    error = chat.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert "request body" in error["message"] and "nested too deeply" in error["message"]
+    assert admin.status_code == 400 and "nested too deeply" in admin.json()["error"]["message"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+def test_tornados_own_errors_have_codes_that_say_what_happened(practice):
+    _save_openai(practice)
+    wrong_method = _v1(practice, "GET", "chat/completions")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong_method.json()["error"]["message"]
+    assert set(wrong_method.json()["error"]) == {"message", "type", "param", "code"}
+    admin = _api(practice, "DELETE", "api/status")
+    assert admin.status_code == 405 and admin.json()["error"]["code"] == "method_not_allowed"
+    missing = _api(practice, "GET", "api/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["responses", "completions", "chat", ""])
+def test_a_v1_path_that_does_not_exist_is_openais_404_naming_the_endpoints(practice, path):
+    answer = _v1(practice, "POST", path, json={"model": "gpt-4o"})
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["code"] == "not_found"
+    assert "POST /v1/chat/completions" in error["message"] and "GET /v1/models" in error["message"]
+    assert f"/v1/{path}" in error["message"]
+    assert _api(practice, "POST", f"v1/{path}", who=None).status_code == 401  # only callers the hub knows learn it
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b'{"model": null}', b'{"model": ["gpt-4o"]}', b'{"model": 4}'])
+def test_a_body_without_a_model_name_is_told_what_model_must_be(practice, body):
+    _save_openai(practice)
+    answer = _v1(practice, "POST", "chat/completions", content=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "model" and error["message"][0].isupper()
+    assert '"model" must be a string' in error["message"] and "'gpt-4o'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/v1", "http://metadata.google.internal/"]
+)
+def test_a_redirect_to_an_address_never_called_does_not_advise_using_it(practice, hostile, location):
+    hostile.mode = f"redirect {location}"
+    integration = aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=hostile.base_url)
+    report = _settings(practice, "admin").test(integration)
+    for check in report.checks:
+        assert check.code.value == "unexpected_response"
+        assert "never called" in check.message and "Use the address it points to" not in check.message
+
+
+def test_a_redirect_to_another_public_address_still_says_where_to_point(practice, hostile):
+    hostile.mode = "redirect https://api.example.com/v1"
+    integration = aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=hostile.base_url)
+    report = _settings(practice, "admin").test(integration)
+    assert all("Use the address it points to" in check.message for check in report.checks)

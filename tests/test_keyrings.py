@@ -419,6 +419,23 @@ def test_cryptfile_with_a_wrong_password_says_so(cryptfile, tmp_path, monkeypatc
     assert loaded is not None and loaded.api_key.get_secret_value() == key
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xff\xfe not text at all \x00", b"just some words, no sections\n", b"[keyring_2Dsetting\nbroken = [\n"],
+)
+def test_a_damaged_cryptfile_is_reported_as_damaged_not_as_a_wrong_password(cryptfile, tmp_path, monkeypatch, garbage):
+    monkeypatch.setenv(CRYPTFILE_PASSWORD_ENV, PASSWORD)
+    SettingsStore(tmp_path / "store", cryptfile()).save(
+        aiw.OpenAIIntegration(api_key=new_key()), actor="alice", models=MODELS
+    )
+    Path(cryptfile().file_path).write_bytes(garbage)
+    with pytest.raises(aiw.KeyringUnavailable) as damaged:
+        SettingsStore(tmp_path / "store", cryptfile()).load()
+    said = str(damaged.value)
+    assert "is damaged" in said and "Restore it from a backup" in said
+    assert CRYPTFILE_PASSWORD_ENV not in said and "password" not in said.lower()
+
+
 def _never_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
     import getpass
 

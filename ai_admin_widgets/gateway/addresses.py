@@ -4,9 +4,14 @@ The gateway never calls a host that is, or resolves to:
 
 * a link-local or metadata address (169.254.0.0/16, fe80::/10, their IPv4-mapped forms,
   ``metadata.google.internal``, ``metadata``), or an unspecified one (0.0.0.0/8, ``::``): never;
-* a private, loopback or otherwise reserved address: unless ``AI_ADMIN_GATEWAY_ALLOW_HOSTS``
+* a multicast address: never;
+* any other address that is not public (private, loopback, shared/CGNAT 100.64.0.0/10, site-local,
+  unique local, reserved, ...): unless ``AI_ADMIN_GATEWAY_ALLOW_HOSTS``
   (comma-separated host names and CIDR blocks, e.g. ``127.0.0.1,10.20.0.0/16,llm.internal``)
   allows it. The practice gateway allows ``127.0.0.1`` (its sandbox).
+
+An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, Teredo, NAT64's ``64:ff9b::/96``)
+is judged as that IPv4 address: ``2002:a9fe:a9fe::1`` is the metadata service's.
 
 Two places apply that :class:`AddressPolicy`:
 
@@ -72,6 +77,53 @@ def _plain(address: Address) -> Address:
     return address
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
+
+
+def embedded(address: Address) -> Address:
+    """The IPv4 address an IPv6 one carries and leads to (IPv4-mapped, 6to4 ``2002::/16``, Teredo's client in
+    ``2001::/32``, NAT64 ``64:ff9b::/96``), else ``address`` itself."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+#: Blocks that are not public though Python 3.11's ``is_global`` may say they are (RFC 6890's special-purpose
+#: registries): shared address space (CGNAT), IETF protocol assignments, benchmarking, site-local, unique local,
+#: documentation, local-use NAT64.
+_INTERNAL = [
+    ipaddress.ip_network(block)
+    for block in (
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "198.18.0.0/15",
+        "fec0::/10",
+        "fc00::/7",
+        "2001:db8::/32",
+        "64:ff9b:1::/48",
+    )
+]
+
+
+def _internal(address: Address) -> bool:
+    """Whether ``address`` is anything but a public unicast address (private, loopback, reserved, shared, ...)."""
+    return (
+        not address.is_global
+        or address.is_private
+        or address.is_loopback
+        or address.is_reserved
+        or any(address in block for block in _INTERNAL if block.version == address.version)
+    )
+
+
 def _literal(host: str) -> Address | None:
     try:
         return _plain(ipaddress.ip_address(host.partition("%")[0]))
@@ -106,23 +158,44 @@ class AddressPolicy:
         return None
 
     def problem(self, host: str, address: Address) -> str | None:
-        """Why the gateway must not connect to ``address`` (which ``host`` resolved to), or None when it may."""
-        host, address = _host(host), _plain(address)
+        """Why the gateway must not connect to ``address`` (which ``host`` resolved to), or None when it may.
+
+        An IPv6 address that carries an IPv4 one (:func:`embedded`) is judged as that IPv4 address.
+        """
+        host, given = _host(host), _plain(address)
+        address = embedded(given)
+        shown = f"{given}" if given == address else f"{given} (which leads to {address})"
+        if address.is_multicast or given.is_multicast:
+            return f"{host} is (or resolves to) {shown}, a multicast address, which the AI gateway never calls."
         if address.is_link_local or any(address in block for block in _NEVER if block.version == address.version):
             return (
-                f"{host} is (or resolves to) {address}, a link-local, metadata or unspecified address, which the "
+                f"{host} is (or resolves to) {shown}, a link-local, metadata or unspecified address, which the "
                 "AI gateway never calls."
             )
-        if address.is_private or address.is_loopback or address.is_reserved:
+        if _internal(address):
             if host in self.allow or any(
-                address in block for block in self._blocks if block.version == address.version
+                candidate in block
+                for block in self._blocks
+                for candidate in {given, address}
+                if block.version == candidate.version
             ):
                 return None
             return (
-                f"{host} is (or resolves to) {address}, a private or loopback address; the hub's admin can allow it "
-                f"in {ALLOW_HOSTS_ENV} (host names or CIDR blocks, comma-separated)."
+                f"{host} is (or resolves to) {shown}, a private, loopback or other non-public address; the hub's "
+                f"admin can allow it in {ALLOW_HOSTS_ENV} (host names or CIDR blocks, comma-separated)."
             )
         return None
+
+    def never_called(self, host: str) -> bool:
+        """Whether ``host`` (a name or an address literal) is one the gateway never calls, whatever it allows
+        (a metadata service's name; a link-local, metadata, unspecified or multicast address). No DNS lookup."""
+        if self.name_problem(host) is not None:
+            return True
+        literal = _literal(_host(host))
+        if literal is None:
+            return False
+        problem = self.problem(host, literal)
+        return problem is not None and "never calls" in problem
 
     def host_problem(self, host: str) -> str | None:
         """Why ``host`` must not be called, resolving it now (blocking; None when it may, or does not resolve)."""

@@ -183,7 +183,7 @@ class Gateway:
                 size = 0
             if size and size + len(line) > self.config.usage_max_bytes:
                 self._rotate_usage()
-            with open(path, "ab") as handle:
+            with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as handle:
                 handle.write(line)
         except OSError as error:
             log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
@@ -242,6 +242,17 @@ def _now() -> str:
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).isoformat()
+
+
+#: The ``code`` of tornado's own errors (a route that does not exist, a method a route does not take, ...).
+HTTP_ERROR_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 class _Refused(Exception):
@@ -385,18 +396,35 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Tornado's own errors (404, 405, an uncaught exception) in the same JSON shape, without a traceback."""
         self.set_header("content-type", "application/json")
-        message = {404: "No such route of the AI gateway.", 405: "This route does not take that method."}.get(
-            status_code, "The AI gateway failed; see its log."
-        )
-        self.finish(self.error_json(status_code, "HTTPError", message, {}))
+        code = HTTP_ERROR_CODES.get(status_code, "internal_error" if status_code >= 500 else "invalid_request")
+        self.finish(self.error_json(status_code, "HTTPError", self.http_error_message(status_code), {"code": code}))
+
+    def http_error_message(self, status_code: int) -> str:
+        """What went wrong, for one of tornado's own errors (``status_code``)."""
+        if status_code == 404:
+            return "No such route of the AI gateway."
+        if status_code == 405:
+            return f"This route does not take {self.request.method}."
+        if status_code < 500:
+            return "The AI gateway could not read the request."
+        return "The AI gateway failed; see its log."
 
     def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object ({} when empty).
+
+        Raises:
+            _Refused: 400, the body is not JSON, is nested deeper than Python's parser goes, or is no object.
+        """
         if not self.request.body:
             return {}
         try:
             body = json.loads(self.request.body)
         except ValueError:
             raise _Refused(400, "TypeError", "The request body is not JSON.") from None
+        except RecursionError:
+            raise _Refused(
+                400, "TypeError", "The request body is JSON nested too deeply to read; send a flatter body."
+            ) from None
         if not isinstance(body, dict):
             raise _Refused(400, "TypeError", "The request body must be a JSON object.")
         return body
@@ -613,7 +641,7 @@ class _NotFound(BaseHandler):
 
 def make_app(gateway: Gateway) -> tornado.web.Application:
     """The tornado application of ``gateway``, its routes under ``gateway.config.prefix``."""
-    from .v1 import ChatHandler, EmbeddingsHandler, ModelsHandler
+    from .v1 import ChatHandler, EmbeddingsHandler, ModelsHandler, V1NotFound
 
     prefix = gateway.config.prefix
     options = {"gateway": gateway}
@@ -623,6 +651,7 @@ def make_app(gateway: Gateway) -> tornado.web.Application:
             (rf"{prefix}v1/chat/completions", ChatHandler, options),
             (rf"{prefix}v1/embeddings", EmbeddingsHandler, options),
             (rf"{prefix}v1/models", ModelsHandler, options),
+            (rf"{prefix}v1(/.*)?", V1NotFound, options),
             (rf"{prefix}(.*)", _NotFound, options),
         ],
         log_function=_log_request,

@@ -194,12 +194,17 @@ def database_keyring(home: Path, option: str | None = None) -> DatabaseKeyring:
         CryptKeyError: ``$AI_ADMIN_CRYPT_KEY`` is missing or malformed, or decrypts nothing stored.
         SchemaBehind: the schema is missing or behind (run ``ai-admin gateway upgrade-db``), or newer.
         GatewayDatabaseError: the URL is unusable or the database unreachable.
+        StoreError: ``home`` cannot be made private (:func:`~ai_admin_widgets.gateway.keys.private_home`).
     """
+    from .keys import private_home, refuse_open_home
+
+    refuse_open_home(home)
     keys = crypt_keys()
     engine = make_engine(db_url(option, home))
     check_schema(engine)
     backend = DatabaseKeyring(engine, multi_fernet(keys))
     backend.check_keys()
+    private_home(home)  # last: a start refused for another reason leaves the folder as it was
     return backend
 
 

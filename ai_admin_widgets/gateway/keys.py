@@ -11,31 +11,92 @@ then checked by the store's keyring policy (:func:`~ai_admin_widgets.store.defau
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
 
-from ..models import KeyringUnavailable
+from ..models import KeyringUnavailable, StoreError
 from ..store import CRYPTFILE_PASSWORD_ENV, default_keyring, prepare_keyring
 
-__all__ = ["gateway_keyring"]
+__all__ = ["gateway_keyring", "private_home", "refuse_open_home"]
+
+log = logging.getLogger("ai_admin_widgets.gateway")
+
+
+def private_home(home: Path) -> None:
+    """Make ``home``, the gateway's folder, its user's alone: made with mode 700 if missing; tightened to 700
+    (one warning logged) if it is this user's and open to group or others; its files tightened to 600.
+
+    Raises:
+        StoreError: the folder belongs to another user and is open to others (it cannot be made private from
+            here), or is not a folder; the one-line message says what to run.
+    """
+    found = refuse_open_home(home)
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o077 and found.st_uid == os.geteuid():
+        os.chmod(home, 0o700)
+        log.warning("The AI gateway's folder %s was open to other users (mode %03o); it is now 700.", home, mode)
+    _private_files(home)
+
+
+def refuse_open_home(home: Path) -> os.stat_result:
+    """Check, changing nothing but making ``home`` (mode 700) if missing, that :func:`private_home` can make it private.
+
+    Raises:
+        StoreError: as :func:`private_home`.
+    """
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = os.stat(home)
+    except FileExistsError:
+        found = None
+    except OSError as error:
+        raise StoreError(f"Cannot make the AI gateway's folder {home} ({error.strerror}).") from None
+    if found is None or not stat.S_ISDIR(found.st_mode):
+        raise StoreError(f"The AI gateway's folder {home} is not a folder; give it a folder of its own.")
+    if found.st_mode & 0o007 and found.st_uid != os.geteuid():
+        raise StoreError(
+            f"The AI gateway's folder {home} belongs to another user and every local user can read it: "
+            f"run 'chmod 700 {home}' (as its owner), or give the gateway a folder of its own."
+        )
+    return found
+
+
+def _private_files(home: Path) -> None:
+    """Take group and others' access off the regular files of ``home`` that this user owns (settings, logs, keys)."""
+    try:
+        entries = list(os.scandir(home))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            found = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(found.st_mode) and found.st_uid == os.geteuid() and found.st_mode & 0o077:
+                os.chmod(entry.path, stat.S_IMODE(found.st_mode) & 0o700, follow_symlinks=False)
+        except (OSError, NotImplementedError):
+            continue
 
 
 def gateway_keyring(home: Path) -> KeyringBackend:
     """The keyring the gateway keeps its keys in, ready to use (its password checked against its file).
 
-    The folder ``home`` is made if missing, with mode 700: its settings, audit log and keyring
-    file are for the gateway alone, even where users' servers can reach the path.
+    The folder ``home`` is made private once the keyring is ready (:func:`private_home`): its settings, audit log, usage
+    log and keyring file are for the gateway alone, even where users' servers can reach the path.
 
     Raises:
+        StoreError: the folder cannot be made private (see :func:`private_home`).
         KeyringUnavailable: keyrings.cryptfile is not installed, ``$KEYRING_CRYPTFILE_PASSWORD``
             is not set or does not open the file, or the backend named in
             ``$PYTHON_KEYRING_BACKEND`` is not safe; the message says what to do, in one line.
     """
+    refuse_open_home(home)
     if os.environ.get("PYTHON_KEYRING_BACKEND"):
         backend = default_keyring()
         prepare_keyring(backend)
+        private_home(home)
         return backend
     try:
         from keyrings.cryptfile.cryptfile import CryptFileKeyring
@@ -49,8 +110,8 @@ def gateway_keyring(home: Path) -> KeyringBackend:
             f"The AI gateway has no safe keyring: set {CRYPTFILE_PASSWORD_ENV} in its service environment "
             "(ai-admin gateway hub-config shows where), or name a keyring in PYTHON_KEYRING_BACKEND."
         )
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # made here, it is the service's user's alone
     backend = CryptFileKeyring()
     backend.file_path = str(home / "keyring.cfg")
     prepare_keyring(backend)
+    private_home(home)  # last: a start refused for another reason leaves the folder as it was
     return backend

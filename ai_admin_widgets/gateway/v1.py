@@ -25,23 +25,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import tornado.iostream
+from pydantic import SecretStr
 
 from ..models import ROLE_LABELS, FailureCode, KeyringUnavailable, Outcome, Role, StoreError, Timeouts, explain
 from ..store import SettingsRecord, SettingsStore
-from .app import BaseHandler, _Refused
+from ..transport import _request_id, holds_part_of
+from .app import BaseHandler, _NotFound, _Refused
 from .auth import USE_SCOPE, Caller, GatewayAccess
 
 if TYPE_CHECKING:
     from ..transport import Route
     from .app import Gateway
 
-__all__ = ["ChatHandler", "EmbeddingsHandler", "ModelsHandler", "Upstream"]
+__all__ = ["ChatHandler", "EmbeddingsHandler", "ModelsHandler", "Upstream", "V1NotFound"]
 
 log = logging.getLogger("ai_admin_widgets.gateway")
 
@@ -51,7 +54,8 @@ MAX_ERROR_BYTES = 64 * 2**10
 _TYPES = {
     401: "authentication_error",
     403: "permission_error",
-    404: "not_found_error",
+    404: "invalid_request_error",  # OpenAI's for a URL it does not serve
+    405: "invalid_request_error",
     413: "invalid_request_error",
     400: "invalid_request_error",
     429: "rate_limit_error",
@@ -64,7 +68,6 @@ _CODES = {
     "HubUnavailable": "hub_unavailable",
     "TooLarge": "too_large",
     "TypeError": "invalid_request",
-    "HTTPError": "not_found",
     "Forbidden": "no_service_access",
 }
 
@@ -106,6 +109,33 @@ class Saved:
     def described(self) -> str:
         names = self.primary_names()
         return " and ".join(f"'{names[role]}' ({ROLE_LABELS[role].lower()})" for role in names)
+
+
+#: The provider's headers that are passed on, each only in a plain shape and with nothing of the key in it.
+_CONTENT_TYPE = re.compile(r"(?:application/json|text/event-stream)(?:; ?charset=[A-Za-z0-9_-]{1,20})?", re.IGNORECASE)
+_RETRY_AFTER = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?|[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} GMT")
+
+
+def _content_type(response: httpx.Response, key: SecretStr, stream: bool) -> str:
+    """The provider's ``content-type`` when it is JSON's or server-sent events' (and holds no piece of the key)."""
+    found = response.headers.get("content-type", "")
+    if _CONTENT_TYPE.fullmatch(found) and not holds_part_of(found, key):
+        return found
+    return "text/event-stream" if stream else "application/json"
+
+
+def _retry_headers(response: httpx.Response, key: SecretStr) -> dict[str, str]:
+    """``retry-after`` (seconds or an HTTP date, RFC 9110 10.2.3) and ``retry-after-ms``, when they are plain."""
+    found = {}
+    for name in ("retry-after", "retry-after-ms"):
+        value = response.headers.get(name)
+        if value is not None and _RETRY_AFTER.fullmatch(value) and not holds_part_of(value, key):
+            found[name] = value
+    return found
+
+
+#: The endpoints of /v1, as a 404 or 405 names them.
+ENDPOINTS = "POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models"
 
 
 class Upstream:
@@ -196,6 +226,13 @@ class V1Handler(BaseHandler):
             }
         }
 
+    def http_error_message(self, status_code: int) -> str:
+        if status_code in (404, 405):
+            said = "does not take" if status_code == 405 else "has no"
+            path = self.request.path[len(self.gateway.config.prefix) - 1 :]
+            return f"The AI gateway {said} {self.request.method} {path}; it serves {ENDPOINTS}."
+        return super().http_error_message(status_code)
+
     async def usable(self) -> Saved:
         """The saved settings, if this caller may use them now.
 
@@ -280,10 +317,20 @@ class _ForwardHandler(V1Handler):
                     code="ai_disabled",
                     param="model",
                 )
+            if not isinstance(model, str):
+                wanted = saved.primary_names()[self.role]
+                raise _Refused(
+                    400,
+                    "invalid_request",
+                    f"The request must name a model: \"model\" must be a string, '{wanted}' here. The models that "
+                    f"exist are {saved.described()}.",
+                    code="model_not_found",
+                    param="model",
+                )
             role = saved.role_of(model)
             if role != self.role:
                 wanted = saved.primary_names()[self.role]
-                said = f"'{model}'" if isinstance(model, str) and len(model) <= 128 else "the model given"
+                said = f"'{model}'" if len(model) <= 128 else "The model given"
                 why = (
                     f"{said} is the organization's {ROLE_LABELS[role].lower()}, not its {ROLE_LABELS[self.role].lower()}"
                     if role is not None
@@ -299,7 +346,12 @@ class _ForwardHandler(V1Handler):
             event["stream"] = stream = body.get("stream") is True
             route = saved.routes[role]
             payload = {name: value for name, value in body.items() if name != "model"} | route.body
-            content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            try:
+                content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            except (RecursionError, ValueError):
+                raise _Refused(
+                    400, "TypeError", "The request body is JSON nested too deeply to send on; send a flatter body."
+                ) from None
         except _Refused as refused:
             event.update(outcome="refused", code=refused.extra.get("code") or refused.kind, status=refused.status)
             self._record()
@@ -339,9 +391,9 @@ class _ForwardHandler(V1Handler):
                 await self._failed_answer(route, response, event)
                 return
             self.set_status(200)
-            self.set_header("content-type", response.headers.get("content-type", "application/json"))
-            request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
-            if request_id and len(request_id) <= 100:
+            self.set_header("content-type", _content_type(response, route.key, stream))
+            request_id = _request_id(response, route.key)
+            if request_id is not None:
                 self.set_header("x-request-id", request_id)
             if stream:
                 self.set_header("cache-control", "no-cache")
@@ -396,7 +448,7 @@ class _ForwardHandler(V1Handler):
         said = scrub(error.message, route.key) if error is not None and error.message else ""
         if code is None:
             code = FailureCode.UNEXPECTED_RESPONSE
-        retry = {name: response.headers[name] for name in ("retry-after", "retry-after-ms") if name in response.headers}
+        retry = _retry_headers(response, route.key)
         outcome = Outcome(status=status, vendor_message=said)
         if code is FailureCode.UNEXPECTED_RESPONSE and status == 400 and error is not None:
             param = scrub(error.param, route.key) if error.param else None
@@ -460,3 +512,11 @@ class EmbeddingsHandler(_ForwardHandler):
 
     role: Role = "embeddings"
     operation = "embeddings"
+
+
+class V1NotFound(_NotFound, V1Handler):
+    """Any other path under ``/v1``: 404 in OpenAI's shape, naming the endpoints that exist."""
+
+    def initialize(self, gateway: Gateway) -> None:
+        V1Handler.initialize(self, gateway)
+        self.body_cap = _NotFound.body_cap
