@@ -54,9 +54,12 @@ def refuse_open_home(home: Path) -> os.stat_result:
     except FileExistsError:
         found = None
     except OSError as error:
-        raise StoreError(f"Cannot make the AI gateway's folder {home} ({error.strerror}).") from None
+        raise StoreError(
+            f"--home {home}: cannot make the AI gateway's folder there ({error.strerror}); give a folder the hub's "
+            "user can create, or create it beforehand (mode 700)."
+        ) from None
     if found is None or not stat.S_ISDIR(found.st_mode):
-        raise StoreError(f"The AI gateway's folder {home} is not a folder; give it a folder of its own.")
+        raise StoreError(f"--home {home}: the AI gateway's folder is not a folder; give it a folder of its own.")
     if found.st_mode & 0o007 and found.st_uid != os.geteuid():
         raise StoreError(
             f"The AI gateway's folder {home} belongs to another user and every local user can read it: "
