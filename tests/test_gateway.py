@@ -286,6 +286,20 @@ print(json.dumps({path: asyncio.run(roles(path)) for path in sys.argv[1:]}))
 """
 
 
+def _roles_a_real_hub_loads(*paths: str, cwd: Path) -> dict[str, dict[str, list[str]]]:
+    """For each jupyterhub_config.py, the roles (name: scopes) a real JupyterHub creates from it, in a subprocess."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ROLE_CHECK, *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_environment(AI_ADMIN_GATEWAY_KEYRING_PASSWORD="x"),
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def test_hub_config_adds_its_scopes_to_the_hubs_user_role_without_redefining_it(tmp_path):
     """Loaded by a real JupyterHub (its config file and its role loading, on an in-memory database)."""
     snippet = _hub_config()
@@ -296,16 +310,7 @@ def test_hub_config_adds_its_scopes_to_the_hubs_user_role_without_redefining_it(
         path = tmp_path / f"{case.replace(' ', '-')}.py"
         path.write_text(before + "\n" + snippet)
         paths[case] = str(path)
-    done = subprocess.run(
-        [sys.executable, "-c", _ROLE_CHECK, *paths.values()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_environment(AI_ADMIN_GATEWAY_KEYRING_PASSWORD="x"),
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    loaded = json.loads(done.stdout.splitlines()[-1])
+    loaded = _roles_a_real_hub_loads(*paths.values(), cwd=tmp_path)
     user = {case: set(loaded[path]["user"]) for case, path in paths.items()}
     assert user["none"] == {"self"} | ours  # JupyterHub's default user scope kept
     assert user["with scopes"] == {"self", "read:users:activity"} | ours  # the operator's scopes kept

@@ -7,13 +7,12 @@ Everything runs on 127.0.0.1: subprocesses of ``ai-admin``, the practice gateway
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 
 import pytest
-from test_gateway import _ROLE_CHECK, _environment, _exec_config, _free_port, _value
+from test_gateway import _environment, _exec_config, _free_port, _roles_a_real_hub_loads, _value
 
 from ai_admin_widgets.gateway.practice import Practice
 
@@ -76,16 +75,7 @@ def test_the_snippet_added_twice_replaces_its_service_and_role_and_the_hub_loads
     assert [role["users"] for role in roles] == [["bob"]]
     path = tmp_path / "jupyterhub_config.py"
     path.write_text(first.stdout + "\n" + second.stdout)
-    done = subprocess.run(
-        [sys.executable, "-c", _ROLE_CHECK, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_environment(AI_ADMIN_GATEWAY_KEYRING_PASSWORD="x"),
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    loaded = json.loads(done.stdout.splitlines()[-1])[str(path)]
+    loaded = _roles_a_real_hub_loads(str(path), cwd=tmp_path)[str(path)]
     assert "custom:ai-admin:configure" in loaded["ai-admin-configure"]
     assert {"custom:ai-admin:use", "access:services!service=ai-gateway"} <= set(loaded["user"])
 
