@@ -217,3 +217,12 @@ def settings(tmp_path, file_keyring):
 def marker_key() -> str:
     """A key-shaped string that no other test uses, to grep outputs and files for leaks."""
     return f"sk-LEAKMARKER-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A temporary PostgreSQL cluster (tests/postgres.py), one per session, started when a test first asks for it."""
+    from postgres import running_cluster
+
+    with running_cluster() as running:
+        yield running

@@ -9,17 +9,12 @@ PostgreSQL tests are skipped, except under ``CI=true``, where they fail (``.ci/r
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from keyring.errors import PasswordDeleteError
 from openai import OpenAI
+from postgres import PG_PASSWORD, Cluster
 from pydantic import SecretStr
 
 import ai_admin_widgets as aiw
@@ -41,8 +37,6 @@ from ai_admin_widgets.gateway.practice import Practice
 from ai_admin_widgets.store import SERVICE_NAME, SettingsStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-PG_USER, PG_PASSWORD = "aiw", "pg-test-" + secrets.token_hex(8)
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -74,143 +68,6 @@ def _gateway(*arguments: str, **environment: str) -> subprocess.CompletedProcess
         timeout=120,
         env=_environment(**environment),
     )
-
-
-# --------------------------------------------------------------------------- #
-# A temporary PostgreSQL cluster
-# --------------------------------------------------------------------------- #
-
-
-def _postgres_bin() -> Path | None:
-    """Debian's newest PostgreSQL binaries folder, or None."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3].split(".")[0])
-    )
-    return Path(found[-1]).parent if found else None
-
-
-@dataclass
-class Cluster:
-    """A running temporary cluster: where it listens and as whom the tests connect."""
-
-    bin: Path
-    port: int
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{database}"
-
-    def admin(self, statement: str) -> None:
-        """Run one statement outside a transaction (CREATE / DROP DATABASE) in the ``postgres`` database."""
-        engine = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text(statement))
-        finally:
-            engine.dispose()
-
-    def dump(self, database: str) -> str:
-        """``pg_dump`` of ``database``, as text."""
-        done = subprocess.run(
-            [str(self.bin / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, database],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=os.environ | {"PGPASSWORD": PG_PASSWORD},
-            check=True,
-        )
-        return done.stdout
-
-
-@contextlib.contextmanager
-def _os_user() -> Iterator[str | None]:
-    """An unprivileged OS user to run PostgreSQL as (None when not root: run as ourselves); a made one is removed."""
-    if os.geteuid() != 0:
-        yield None
-        return
-    with contextlib.suppress(KeyError):
-        pwd.getpwnam("postgres")
-        yield "postgres"
-        return
-    name = f"aiwpg{secrets.token_hex(3)}"
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True, timeout=60
-    )
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], timeout=60, check=False)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """A PostgreSQL cluster on a free port of 127.0.0.1 (password authentication), stopped and deleted afterwards."""
-    bin_folder = _postgres_bin()
-    if bin_folder is None:
-        message = "PostgreSQL's binaries (/usr/lib/postgresql/*/bin) are not installed: apt-get install postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with _os_user() as user:
-        folder = Path(tempfile.mkdtemp(prefix="aiw-pg-"))
-        try:
-            if user is not None:
-                entry = pwd.getpwnam(user)
-                os.chown(folder, entry.pw_uid, entry.pw_gid)
-            as_user = ["runuser", "-u", user, "--"] if user is not None else []
-            password_file = folder / "password"
-            password_file.write_text(PG_PASSWORD + "\n")
-            if user is not None:
-                os.chown(password_file, entry.pw_uid, entry.pw_gid)
-            data = folder / "data"
-            subprocess.run(
-                [
-                    *as_user,
-                    str(bin_folder / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    PG_USER,
-                    f"--pwfile={password_file}",
-                    "--auth-host=scram-sha-256",
-                    "--auth-local=scram-sha-256",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            port = _free_port()
-            options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off"
-            subprocess.run(
-                [
-                    *as_user,
-                    str(bin_folder / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(folder / "log"),
-                    "-w",
-                    "start",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            try:
-                yield Cluster(bin_folder, port)
-            finally:
-                subprocess.run(
-                    [*as_user, str(bin_folder / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                    capture_output=True,
-                    timeout=120,
-                    check=False,
-                )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -343,11 +200,26 @@ def _serve_refusal(database: Database, **environment: str) -> str:
     return done.stderr
 
 
-def test_serve_refuses_a_schema_that_is_behind(database):
+def test_serve_refuses_a_schema_made_by_a_newer_version(database):
+    engine = _upgraded(database)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(sa.table(db.VERSION_TABLE, sa.column("version_num"))).values(version_num="r9999_later")
+        )
+    engine.dispose()
     said = _serve_refusal(database, AI_ADMIN_CRYPT_KEY=_key())
-    assert "run ai-admin gateway upgrade-db" in said
-    if database.kind == "sqlite":
-        assert not (database.home / db.DB_FILE).exists()  # a check makes no database
+    assert "r9999_later" in said and "upgrade ai-admin-widgets" in said
+
+
+def test_open_database_makes_the_tables_of_an_empty_database_as_jupyterhub_does(database):
+    """JupyterHub makes its own tables on first start; an empty gateway database gets them the same way."""
+    engine = database.engine()
+    assert db.schema_revision(engine) is None
+    engine.dispose()
+    opened = db.open_database(database.url)
+    assert db.check_schema(opened) == db.head_revision()
+    assert "ai_gateway_settings" in sa.inspect(opened).get_table_names()
+    opened.dispose()
 
 
 def test_serve_refuses_to_start_without_a_crypt_key(database):

@@ -57,6 +57,8 @@ from .auth import CONFIGURE_SCOPE, Caller, GatewayAccess, HubUnavailable, Identi
 from .wire import error_body, error_status, integration_from_json
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from ..service import AISettings
 
 __all__ = ["Gateway", "GatewayConfig", "make_app"]
@@ -100,6 +102,8 @@ class GatewayConfig:
         allow_hosts: private or loopback hosts (names, CIDR blocks) the gateway may call
             (``$AI_ADMIN_GATEWAY_ALLOW_HOSTS``; see :mod:`~ai_admin_widgets.gateway.addresses`).
         timeouts: the authentication limits of Save and Test.
+        engine: the gateway's database (:func:`~ai_admin_widgets.gateway.db.open_database`); None: the SQLite
+            file ``ai-gateway.sqlite`` in ``home``, made on first use.
     """
 
     home: Path
@@ -119,6 +123,7 @@ class GatewayConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     access_scopes: set[str] | None = None
     allow_hosts: tuple[str, ...] = ()
+    engine: Engine | None = None
 
 
 class Gateway:
@@ -134,6 +139,10 @@ class Gateway:
             access_scopes=config.access_scopes,
         )
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ai-gateway")
+        from .db import db_url, open_database
+
+        #: The gateway's database: settings, audit log, AI calls, budgets (and the keys, with ``$AI_ADMIN_CRYPT_KEY``).
+        self.engine: Engine = config.engine or open_database(db_url(None, config.home, environ={}))
         from .addresses import AddressPolicy, PinnedBackend
         from .v1 import Upstream
 
@@ -236,6 +245,8 @@ class Gateway:
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.config.engine is None:
+            self.engine.dispose()
 
 
 def _now() -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "metadata",
+    "open_database",
     "safe_url",
     "schema_revision",
     "upgrade",
@@ -344,3 +345,24 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             f"({reason[0] if reason else type(error).__name__}); nothing was changed."
         ) from None
     return before, schema_revision(engine) or head
+
+
+def open_database(url: str, *, create: bool = True) -> Engine:
+    """An engine for the gateway's database at ``url``, its schema ready: JupyterHub's rule for its own database.
+
+    An empty database (no ``ai_gateway_*`` schema yet; a new SQLite file is made 0600) gets the tables
+    at once, as JupyterHub makes its own on first start; one at an older schema is refused until
+    ``ai-admin gateway upgrade-db`` is run, so no upgrade ever happens by surprise. ``create=False``
+    (``serve --check``) leaves an empty database empty.
+
+    Raises:
+        SchemaBehind: the schema is older (run ``ai-admin gateway upgrade-db``) or newer than this version.
+        GatewayDatabaseError: the URL is unusable, its driver missing, or the database unreachable.
+    """
+    engine = make_engine(url)
+    if schema_revision(engine) is None:
+        if not create:
+            return engine
+        upgrade(engine)
+    check_schema(engine)
+    return engine

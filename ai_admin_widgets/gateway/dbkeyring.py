@@ -184,12 +184,13 @@ def uses_database(option: str | None, environ: Mapping[str, str] | None = None) 
     return bool((option or "").strip() or environ.get(DB_URL_ENV, "").strip() or environ.get(CRYPT_KEY_ENV, "").strip())
 
 
-def database_keyring(home: Path, option: str | None = None) -> DatabaseKeyring:
+def database_keyring(home: Path, option: str | None = None, *, engine: Engine | None = None) -> DatabaseKeyring:
     """The gateway's keyring over its database, checked: keys set and well-formed, schema current, keys fit.
 
     Args:
         home: the gateway's folder (the default SQLite file's place).
         option: ``--db-url``, else ``$AI_ADMIN_GATEWAY_DB_URL``, else ``sqlite:///<home>/ai-gateway.sqlite``.
+        engine: the database already opened (``option`` is then not used).
     Raises:
         CryptKeyError: ``$AI_ADMIN_CRYPT_KEY`` is missing or malformed, or decrypts nothing stored.
         SchemaBehind: the schema is missing or behind (run ``ai-admin gateway upgrade-db``), or newer.
@@ -200,7 +201,8 @@ def database_keyring(home: Path, option: str | None = None) -> DatabaseKeyring:
 
     refuse_open_home(home)
     keys = crypt_keys()
-    engine = make_engine(db_url(option, home))
+    if engine is None:
+        engine = make_engine(db_url(option, home))
     check_schema(engine)
     backend = DatabaseKeyring(engine, multi_fernet(keys))
     backend.check_keys()

@@ -25,6 +25,7 @@ from ..models import AIAdminError
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
+    from sqlalchemy.engine import Engine
 
 __all__ = ["ServeError", "check", "check_allow_hosts", "config_from_environment", "serve"]
 
@@ -42,6 +43,7 @@ def config_from_environment(
     usage_keep: int = 5,
     ip: str | None = None,
     db_url: str | None = None,
+    create: bool = True,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
 
@@ -54,8 +56,8 @@ def config_from_environment(
 
     ``db_url`` (``--db-url``), ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY``, any of them given:
     the keys are kept in the gateway's database, encrypted
-    (:func:`~ai_admin_widgets.gateway.dbkeyring.database_keyring`); the settings record, the audit log and
-    the usage log stay in ``home`` for now.
+    (:func:`~ai_admin_widgets.gateway.dbkeyring.database_keyring`); the database is opened in any case
+    (see :func:`_open_keyring`).
 
     Raises:
         ServeError: a variable is missing or unusable, or there is no safe keyring (with a database: no
@@ -104,10 +106,11 @@ def config_from_environment(
     if not 0 <= usage_keep <= 1000:
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
     folder = Path(home).expanduser() if home else default_home()
-    keyring = _open_keyring(folder, db_url)
+    keyring, engine = _open_keyring(folder, db_url, create=create)
     config = GatewayConfig(
         home=folder,
         keyring=keyring,
+        engine=engine,
         hub_api_url=hub_api,
         service_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
         prefix=environment_prefix(),
@@ -127,15 +130,27 @@ def config_from_environment(
     return config, ip or parts.hostname, port
 
 
-def _open_keyring(folder: Path, db_url: str | None) -> KeyringBackend:
-    """The gateway's keyring for ``folder`` (or the database), ready; ServeError in one line if there is none."""
-    from .keys import gateway_keyring
+def _open_keyring(folder: Path, db_url: str | None, *, create: bool = True) -> tuple[KeyringBackend, Engine]:
+    """The gateway's keyring and database for ``folder``, ready; ServeError in one line if either cannot be used.
+
+    The database (``--db-url``, ``$AI_ADMIN_GATEWAY_DB_URL``, else the SQLite file in ``folder``) holds the
+    settings, the audit log and the AI calls; an empty one gets its tables (JupyterHub's rule), one at an
+    older schema is refused (``create=False``, for ``--check``: an empty one is left empty). The keys are in it too, encrypted, when ``--db-url``, ``$AI_ADMIN_GATEWAY_DB_URL``
+    or ``$AI_ADMIN_CRYPT_KEY`` is given; otherwise in keyrings.cryptfile in ``folder``.
+    """
+    from .crypt import crypt_keys
+    from .db import db_url as resolve_url
+    from .db import open_database
+    from .keys import gateway_keyring, refuse_open_home
 
     try:
         from .dbkeyring import database_keyring, uses_database
 
         if uses_database(db_url):
-            keyring: KeyringBackend = database_keyring(folder, db_url)
+            refuse_open_home(folder)
+            crypt_keys()  # a missing or malformed key is said before the database is touched
+            engine = open_database(resolve_url(db_url, folder), create=create)
+            keyring: KeyringBackend = database_keyring(folder, engine=engine)
         else:
             if not os.environ.get("PYTHON_KEYRING_BACKEND") and not os.environ.get("KEYRING_CRYPTFILE_PASSWORD"):
                 raise ServeError(
@@ -144,11 +159,12 @@ def _open_keyring(folder: Path, db_url: str | None) -> KeyringBackend:
                     "hub-config'), or name a keyring in PYTHON_KEYRING_BACKEND."
                 )
             keyring = gateway_keyring(folder)
+            engine = open_database(resolve_url(None, folder), create=create)
     except AIAdminError as error:
         raise ServeError(str(error)) from None
     except OSError as error:
         raise ServeError(_folder_problem(folder, error)) from None
-    return keyring
+    return keyring, engine
 
 
 def check(home: str | os.PathLike[str] | None, *, ip: str | None = None, db_url: str | None = None, **options) -> str:
@@ -170,7 +186,13 @@ def check(home: str | os.PathLike[str] | None, *, ip: str | None = None, db_url:
         os.environ["KEYRING_CRYPTFILE_PASSWORD"] = password
     if os.environ.get("JUPYTERHUB_SERVICE_URL") and os.environ.get("JUPYTERHUB_API_URL"):
         config, host, port = config_from_environment(
-            home, options.pop("cache_seconds", 30.0), options.pop("deadline", 300.0), ip=ip, db_url=db_url, **options
+            home,
+            options.pop("cache_seconds", 30.0),
+            options.pop("deadline", 300.0),
+            ip=ip,
+            db_url=db_url,
+            create=False,
+            **options,
         )
         try:
             socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -185,7 +207,10 @@ def check(home: str | os.PathLike[str] | None, *, ip: str | None = None, db_url:
         if problem is not None:
             raise ServeError(problem)
         folder = Path(home).expanduser() if home else default_home()
-        keyring, where = _open_keyring(folder, db_url), " (the hub's service variables are not set: not checked)"
+        (keyring, _), where = (
+            _open_keyring(folder, db_url, create=False),
+            " (the hub's service variables are not set: not checked)",
+        )
     return f"ai-admin: the AI gateway can start: folder {folder}, keys in {backend_name(keyring)}{where}."
 
 
