@@ -1,6 +1,7 @@
 """Run one AI gateway in this process, against a sandbox of another, until standard input closes.
 
-Usage: BENCH_OPENAI_KEY=sk-sandbox-… python benchmarks/gateway_server.py SANDBOX_URL [--aiohttp-upstream]
+Usage: BENCH_OPENAI_KEY=sk-sandbox-… [BENCH_DB_URL=…] python benchmarks/gateway_server.py SANDBOX_URL
+       [--aiohttp-upstream] [--record-usage on|off] [--budgets]
 
 The gateway is :class:`~ai_admin_widgets.gateway.practice.Practice`'s: the gateway's own tornado
 application (``make_app``) and a stand-in for the hub's token API, whose answer about a token
@@ -10,6 +11,18 @@ does. Once the OpenAI integration (base URL ``SANDBOX_URL/v1``, key ``$BENCH_OPE
 through the admin API, it prints one JSON line, ``{"url", "token", "pid"}``: the gateway's
 address, the practice analyst's token, and this process's id (to read its memory).
 
+On a given database: ``$BENCH_DB_URL`` (a SQLAlchemy URL, from the environment so that its password
+is not in the process's arguments) is opened with :func:`~ai_admin_widgets.gateway.db.open_database`
+and given as ``GatewayConfig.engine``, and the keys are kept there (DatabaseKeyring, encrypted with
+``$AI_ADMIN_CRYPT_KEY``), as ``ai-admin gateway serve --db-url`` does; without it the gateway uses its default, the SQLite file in
+its folder. When the database already holds an integration (a second replica on the same
+PostgreSQL), the integration is not saved again. ``--record-usage on|off`` sets
+``GatewayConfig.record_usage`` where this version has that field (else the line says
+``"not yet available"``); ``--budgets`` sets generous budgets (never reached) through the Settings
+interface's ``set_budget``, so that every call is checked against them (the line says
+``"not available"`` where the interface has no ``set_budget``). The JSON line also has
+``"record_usage"`` and ``"budgets"``: what was in force.
+
 ``--aiohttp-upstream`` is an experiment, not the gateway: the call to the provider is made by
 aiohttp instead of httpx (the answer passed on chunk by chunk as the gateway does, the happy path
 only: no error mapping, deadline or cap), to measure what that change alone would save.
@@ -17,6 +30,9 @@ only: no error mapping, deadline or cap), to measure what that change alone woul
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -56,26 +72,115 @@ def use_aiohttp_upstream() -> None:
     v1._ForwardHandler._forward = forward  # type: ignore[method-assign]
 
 
+#: Budgets far beyond what a benchmark spends, so that each call is checked and none refused.
+GENEROUS_TOKENS = 10**12
+GENEROUS_REQUESTS_PER_MINUTE = 10**9
+
+
+def record_usage_config(wanted: str | None) -> tuple[dict[str, Any], str]:
+    """The GatewayConfig fields for ``--record-usage``, and what to report: "on", "off" or "not yet available"."""
+    from ai_admin_widgets.gateway.app import GatewayConfig
+
+    if wanted is None:
+        return {}, "default"
+    if "record_usage" not in {field.name for field in dataclasses.fields(GatewayConfig)}:
+        return {}, "not yet available"
+    return {"record_usage": wanted == "on"}, wanted
+
+
+def budget_arguments(parameters: list[str]) -> dict[str, Any]:
+    """Keyword arguments for ``set_budget``: the organization's (else the practice analyst's) budget, per day."""
+    arguments: dict[str, Any] = {}
+    for name in parameters:
+        if name in ("scope", "kind", "level", "applies_to", "who"):
+            arguments[name] = "organization"
+        elif name in ("name", "subject", "target", "user", "username", "group"):
+            arguments[name] = None
+        elif name in ("period", "per", "window", "interval"):
+            arguments[name] = "day"
+        elif "minute" in name or name in ("rpm", "requests"):
+            arguments[name] = GENEROUS_REQUESTS_PER_MINUTE
+        elif "token" in name or name in ("limit", "amount", "budget", "value"):
+            arguments[name] = GENEROUS_TOKENS
+    return arguments
+
+
+def set_budgets(url: str, admin_token: str) -> str:
+    """Set generous budgets through GatewaySettings' ``set_budget``; what to report ("set: …", "not available", …)."""
+    from ai_admin_widgets.client import GatewaySettings
+
+    settings = GatewaySettings(url, token=admin_token)
+    set_budget = getattr(settings, "set_budget", None)
+    if set_budget is None:
+        return "not available"
+    parameters = [
+        name
+        for name, parameter in inspect.signature(set_budget).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    arguments = budget_arguments(parameters)
+    try:
+        set_budget(**arguments)
+    except Exception as error:  # reported in the figures: the lead adapts budget_arguments to the merged API
+        return f"not set: set_budget{inspect.signature(set_budget)} refused {arguments!r} ({type(error).__name__})"
+    return f"set: {arguments!r}"
+
+
+def use_database(config: dict[str, Any], url: str, crypt_key: str) -> None:
+    """The gateway on the database at ``url``, its keys there too (encrypted with ``crypt_key``), as ``serve --db-url``.
+
+    Replicas given the same URL and key share the integration and its key, as two ``serve`` processes would.
+    """
+    from ai_admin_widgets.gateway import practice
+    from ai_admin_widgets.gateway.crypt import multi_fernet, parse_crypt_keys
+    from ai_admin_widgets.gateway.db import open_database
+    from ai_admin_widgets.gateway.dbkeyring import DatabaseKeyring
+
+    engine = open_database(url)
+    config["engine"] = engine
+    backend = DatabaseKeyring(engine, multi_fernet(parse_crypt_keys(crypt_key)))
+    practice._practice_keyring = lambda path: backend  # type: ignore[attr-defined]
+
+
 def main() -> None:
     isolate_environment()
-    sandbox_url, key = sys.argv[1], os.environ["BENCH_OPENAI_KEY"]
-    if "--aiohttp-upstream" in sys.argv[2:]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sandbox_url")
+    parser.add_argument("--aiohttp-upstream", action="store_true")
+    parser.add_argument("--record-usage", choices=("on", "off"), default=None)
+    parser.add_argument("--budgets", action="store_true")
+    arguments = parser.parse_args()
+    sandbox_url, key = arguments.sandbox_url, os.environ["BENCH_OPENAI_KEY"]
+    if arguments.aiohttp_upstream:
         use_aiohttp_upstream()
     # What serve() sets up: warnings for everything, one INFO line per request for the gateway.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
-    with Practice(sandbox=SimpleNamespace(openai_base_url=f"{sandbox_url}/v1")) as practice:
-        integration = OpenAIIntegration(api_key=key, base_url=f"{sandbox_url}/v1")
-        answer = httpx.post(
-            f"{practice.gateway_url}/api/save",
-            headers={"authorization": f"token {practice.tokens['admin']}"},
-            json={"integration": integration_to_json(integration)},
-            timeout=30,
-            trust_env=False,
-        )
-        if answer.status_code != 200:
-            raise SystemExit(f"the gateway did not save the integration: HTTP {answer.status_code}")
-        line = {"url": practice.gateway_url, "token": practice.tokens["analyst"], "pid": os.getpid()}
+    config, record_usage = record_usage_config(arguments.record_usage)
+    if os.environ.get("BENCH_DB_URL"):
+        use_database(config, os.environ["BENCH_DB_URL"], os.environ["AI_ADMIN_CRYPT_KEY"])
+    with Practice(sandbox=SimpleNamespace(openai_base_url=f"{sandbox_url}/v1"), **config) as practice:
+        admin = {"authorization": f"token {practice.tokens['admin']}"}
+        saved = httpx.get(f"{practice.gateway_url}/api/saved-fields", headers=admin, timeout=30, trust_env=False)
+        if saved.status_code != 200 or saved.json() is None:
+            integration = OpenAIIntegration(api_key=key, base_url=f"{sandbox_url}/v1")
+            answer = httpx.post(
+                f"{practice.gateway_url}/api/save",
+                headers=admin,
+                json={"integration": integration_to_json(integration)},
+                timeout=30,
+                trust_env=False,
+            )
+            if answer.status_code != 200:
+                raise SystemExit(f"the gateway did not save the integration: HTTP {answer.status_code}")
+        budgets = set_budgets(practice.gateway_url, practice.tokens["admin"]) if arguments.budgets else "none"
+        line = {
+            "url": practice.gateway_url,
+            "token": practice.tokens["analyst"],
+            "pid": os.getpid(),
+            "record_usage": record_usage,
+            "budgets": budgets,
+        }
         print(json.dumps(line), flush=True)
         sys.stdin.read()  # until the benchmark closes our input
 

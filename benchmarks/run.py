@@ -1,7 +1,8 @@
 """Run every benchmark and write benchmarks/RESULTS.md (and the README's table of figures).
 
 Usage: python benchmarks/run.py [--only NAME ...]      (``make bench`` runs all of them,
-       ``make bench BENCH="gateway ai"`` only those)
+       ``make bench BENCH="gateway ai"`` only those; a name may be written with ``-`` for ``_``:
+       ``make bench BENCH=gateway-db`` runs ``bench_gateway_db.py``)
 
 Each ``bench_*.py`` runs in a fresh process of its own and prints its figures as JSON
 (see common.py). The machine is described first, with its load when the run starts,
@@ -39,7 +40,12 @@ README = ROOT / "README.md"
 README_START = "<!-- benchmark figures: written by `make bench`, do not edit by hand -->"
 README_END = "<!-- end of benchmark figures -->"
 #: In the order they run and are reported.
-BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks", "gateway")
+BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks", "gateway", "gateway_db")
+
+
+def benchmark_name(text: str) -> str:
+    """A benchmark's name as ``--only`` takes it: ``gateway-db`` is ``gateway_db`` (the file is bench_gateway_db.py)."""
+    return text.strip().replace("-", "_")
 
 
 def cpu_model() -> str:
@@ -254,6 +260,7 @@ def results_markdown(runs: dict[str, dict[str, Any]], description: dict[str, str
         "```sh",
         "make bench                 # builds .venv like make test, runs benchmarks/, writes this file",
         "make bench BENCH=gateway   # only the gateway's figures; the others stay as they were",
+        "make bench BENCH=gateway-db  # the gateway on SQLite and PostgreSQL: usage and budgets on/off, replicas",
         "```",
         "",
     ]
@@ -295,6 +302,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="+",
+        type=benchmark_name,
         choices=BENCHMARKS,
         metavar="NAME",
         help=f"run only these ({', '.join(BENCHMARKS)}); the others' figures stay as results.json has them",

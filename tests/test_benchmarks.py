@@ -91,7 +91,7 @@ def test_a_run_of_the_gateway_alone_keeps_every_other_figure_and_fills_the_readm
     assert "| gateway: throughput, 64 clients | 3.58 | 136 req/s | 38 req/s | ratio ≥ 2 | met |" in results
     assert "- Runs (ours): 3; median 136 req/s, lowest 127 req/s, highest 144 req/s." in results
     # Which run each figure comes from: the old one, and this one.
-    assert "| import, save, failing_fast, panel, ai, notebooks | 2026-11-29 21:19 | ede9331 |" in results
+    assert "| import, save, failing_fast, panel, ai, notebooks, gateway_db | 2026-11-29 21:19 | ede9331 |" in results
     assert "| gateway | " in results
 
     stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["benchmarks"]
@@ -103,6 +103,41 @@ def test_a_run_of_the_gateway_alone_keeps_every_other_figure_and_fills_the_readm
     assert "old table" not in readme
     assert "| panel | 6.04 |" in readme and "| gateway: throughput, 64 clients | 3.58 |" in readme
     assert readme.endswith("\n\nmore\n")
+
+
+GATEWAY_DB_SCRIPT = """
+import json
+figure = {
+    "name": "gateway on SQLite: overhead with usage and budgets", "ours": "usage recorded", "runs": 9,
+    "ours_seconds": {"median": 0.0042, "min": 0.0040, "max": 0.0049}, "baseline": "record_usage=False",
+    "baseline_seconds": {"median": 0.0040, "min": 0.0038, "max": 0.0044}, "ratio": 1.05, "target": "ratio ≤ 1.2",
+    "met": True, "how": "9 rounds.", "miss": "", "unit": "s", "extra": {},
+}
+print(json.dumps({"figures": [figure]}))
+"""
+
+
+def test_make_bench_gateway_db_runs_bench_gateway_db_alone_and_keeps_the_others(run_py, tmp_path, monkeypatch):
+    """``make bench BENCH=gateway-db``: the name as typed with a hyphen runs bench_gateway_db.py."""
+    (tmp_path / "bench_gateway_db.py").write_text(textwrap.dedent(GATEWAY_DB_SCRIPT), encoding="utf-8")
+    stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    del stored["benchmarks"]["gateway_db"]
+    stored["benchmarks"]["gateway"] = stored["benchmarks"]["panel"] | {"figures": [OLD_FIGURE | {"name": "gw"}]}
+    (tmp_path / "results.json").write_text(json.dumps(stored), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "gateway-db"])
+    assert run_py.main() == 0
+
+    results = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert (
+        "| gateway on SQLite: overhead with usage and budgets | 1.05 | 4.2 ms | 4.0 ms | ratio ≤ 1.2 | met |" in results
+    )
+    assert "| import, save, failing_fast, panel, ai, notebooks, gateway | 2026-11-29 21:19 | ede9331 |" in results
+    assert "| gateway_db | " in results
+    stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["benchmarks"]
+    assert list(stored) == list(run_py.BENCHMARKS) and stored["gateway"]["figures"][0]["name"] == "gw"
+    assert stored["gateway_db"]["figures"][0]["ratio"] == 1.05
+    # Every benchmark now has figures, so the README's table is written, the new figure in it.
+    assert "| gateway on SQLite: overhead with usage and budgets | 1.05 |" in (tmp_path / "README.md").read_text()
 
 
 def test_the_readme_is_left_alone_while_a_benchmark_has_never_run(run_py, tmp_path, monkeypatch, capsys):
