@@ -1,7 +1,7 @@
 """Run one AI gateway in this process, against a sandbox of another, until standard input closes.
 
 Usage: BENCH_OPENAI_KEY=sk-sandbox-… [BENCH_DB_URL=…] python benchmarks/gateway_server.py SANDBOX_URL
-       [--aiohttp-upstream] [--record-usage on|off] [--budgets]
+       [--aiohttp-upstream] [--record-usage on|off] [--budgets] [--profile FILE]
 
 The gateway is :class:`~ai_admin_widgets.gateway.practice.Practice`'s: the gateway's own tornado
 application (``make_app``) and a stand-in for the hub's token API, whose answer about a token
@@ -23,6 +23,10 @@ interface's ``set_budget``, so that every call is checked against them (the line
 ``"not available"`` where the interface has no ``set_budget``). The JSON line also has
 ``"record_usage"`` and ``"budgets"``: what was in force.
 
+``--profile FILE``: after the line ``profile`` on standard input, the gateway's event-loop thread and
+its pool's threads run under cProfile; the statistics go to FILE when the input closes
+(profile_gateway_db.py drives it).
+
 ``--aiohttp-upstream`` is an experiment, not the gateway: the call to the provider is made by
 aiohttp instead of httpx (the answer passed on chunk by chunk as the gateway does, the happy path
 only: no error mapping, deadline or cap), to measure what that change alone would save.
@@ -31,12 +35,15 @@ only: no error mapping, deadline or cap), to measure what that change alone woul
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import inspect
 import json
 import logging
 import os
+import pstats
 import sys
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -149,6 +156,7 @@ def main() -> None:
     parser.add_argument("--aiohttp-upstream", action="store_true")
     parser.add_argument("--record-usage", choices=("on", "off"), default=None)
     parser.add_argument("--budgets", action="store_true")
+    parser.add_argument("--profile", metavar="FILE", default=None, help="cProfile statistics to FILE (see above)")
     arguments = parser.parse_args()
     sandbox_url, key = arguments.sandbox_url, os.environ["BENCH_OPENAI_KEY"]
     if arguments.aiohttp_upstream:
@@ -182,7 +190,56 @@ def main() -> None:
             "budgets": budgets,
         }
         print(json.dumps(line), flush=True)
-        sys.stdin.read()  # until the benchmark closes our input
+        wait_for_the_end(practice, arguments.profile)
+
+
+def wait_for_the_end(practice: Practice, profile: str | None) -> None:
+    """Until the benchmark closes our input; with ``--profile``, the line ``profile`` starts cProfile.
+
+    cProfile profiles the thread that enables it: one profiler runs in the gateway's event-loop thread
+    and one in each thread of its pool (where its blocking work, database statements included, runs);
+    their statistics, added up, are written to the ``--profile`` file when the input closes.
+    """
+    loop, pool = practice._loop, practice.gateway.pool
+    profilers: list[cProfile.Profile] = []
+    for command in sys.stdin:
+        if profile and loop is not None and command.strip() == "profile" and not profilers:
+            workers = pool._max_workers
+            barrier = threading.Barrier(workers + 1)
+
+            def enable() -> None:
+                profiler = cProfile.Profile()
+                profilers.append(profiler)
+                profiler.enable()
+
+            def enable_in_worker() -> None:
+                enable()
+                barrier.wait(10)  # every worker holds one task at once: one profiler per thread
+
+            started = threading.Event()
+            loop.call_soon_threadsafe(lambda: (enable(), started.set()))
+            for _ in range(workers):
+                pool.submit(enable_in_worker)
+            barrier.wait(10)
+            started.wait(10)
+            print("profiling", flush=True)
+    if profilers and loop is not None and profile:
+        barrier = threading.Barrier(len(profilers))
+
+        def disable_in_worker() -> None:
+            sys.setprofile(None)
+            barrier.wait(10)
+
+        for _ in range(len(profilers) - 1):
+            pool.submit(disable_in_worker)
+        stopped = threading.Event()
+        loop.call_soon_threadsafe(lambda: (sys.setprofile(None), stopped.set()))
+        barrier.wait(10)
+        stopped.wait(10)
+        stats = pstats.Stats(profilers[0])
+        for profiler in profilers[1:]:
+            stats.add(profiler)
+        stats.dump_stats(profile)
 
 
 if __name__ == "__main__":
