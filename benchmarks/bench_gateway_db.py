@@ -135,9 +135,11 @@ def overhead_figure(
         how=how,
         miss=(
             f"Usage recording and budget checks make the overhead {statistics.median(on) / statistics.median(off or [1]):.2f}x "
-            f"(on {milliseconds(statistics.median(on))}, off {milliseconds(statistics.median(off or [0]))}). What "
-            "would close it: the database work of a call (the budget check before forwarding, the usage row after) "
-            "off the event loop's critical path: one statement per call, rows written in batches."
+            f"(on {milliseconds(statistics.median(on))}, off {milliseconds(statistics.median(off or [0]))}). Where the "
+            f"extra time goes: `.venv/bin/python benchmarks/profile_gateway_db.py{' --postgres' if database == 'postgres' else ''}` "
+            "(cProfile of the gateway's threads, on against off); what would close it is in what that shows, "
+            "typically fewer database round trips per call (the budget check and the usage row in one transaction, "
+            "or the rows written in batches off the call's path)."
         )
         if off
         else "",
@@ -168,9 +170,9 @@ def throughput_figure(
             f"cores. Answers other than 200 (not counted): {failures}. With: {state(lines[f'{database}-on'])}."
         ),
         miss=(
-            f"On {statistics.median(on):.0f} req/s against off {statistics.median(off):.0f} req/s: the database "
-            "work per call, under 64 concurrent calls, takes the gateway's one core. What would close it: fewer "
-            "statements per call (the budget check and the usage row in one transaction, rows in batches)."
+            f"On {statistics.median(on):.0f} req/s against off {statistics.median(off):.0f} req/s. Where the time "
+            f"goes: `.venv/bin/python benchmarks/profile_gateway_db.py{' --postgres' if database == 'postgres' else ''}` "
+            "(cProfile, on against off)."
         )
         if off
         else "",
