@@ -148,3 +148,29 @@ def test_the_readme_is_left_alone_while_a_benchmark_has_never_run(run_py, tmp_pa
     assert run_py.main() == 0
     assert "old table" in (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "no figures yet of notebooks" in capsys.readouterr().out
+
+
+@pytest.mark.sandbox
+def test_the_load_generator_spreads_its_clients_over_two_replicas_and_reports_latencies():
+    """The replicas figure's premise: with two URLs, client i goes to URL i mod 2, each with its own header."""
+    import os
+    import subprocess
+
+    import ai_admin_widgets as aiw
+
+    with aiw.Sandbox() as first, aiw.Sandbox() as second:
+        urls = ",".join(f"{sandbox.openai_base_url}/chat/completions" for sandbox in (first, second))
+        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "ping"}]})
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "load_client.py"), urls, body, "--clients", "4", "--requests", "40"],
+            cwd=BENCHMARKS,
+            env=os.environ | {"BENCH_AUTHORIZATION": "Bearer sk-sandbox-one\nBearer sk-sandbox-two"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["failed"] == 0 and result["statuses"] == {"200": 40}
+    assert result["per_url"] == [20, 20]
+    assert 0 < result["p50_seconds"] <= result["p99_seconds"] < 60
