@@ -45,10 +45,10 @@ from common import OPENAI_PRACTICE_KEY, ROOT, emit, figure, isolate_environment,
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "ping"}]}
 CLIENTS = 64
-LOAD_ROUNDS = 3
+LOAD_ROUNDS = 5
 LOAD_SECONDS = 5.0
 LOAD_WARMUP = 1.0
-REPLICA_ROUNDS = 3
+REPLICA_ROUNDS = 5
 
 OVERHEAD_RATIO_TARGET = 1.2  # issue 13: at most 1.2x the overhead without usage recording and budget checks
 DATABASES = ("sqlite", "postgres")
