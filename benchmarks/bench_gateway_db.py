@@ -188,6 +188,16 @@ def throughput_figure(
 def replica_figures(results: dict[str, list[dict[str, Any]]], line: dict[str, Any], cores: str) -> list[dict[str, Any]]:
     one, two = results["one"], results["two"]
     split = [result["per_url"] for result in two]
+
+    def median_of(runs: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(result.get(key, 0.0) for result in runs)
+
+    cpu = (
+        f"The machine's CPU was busy {median_of(one, 'machine_busy'):.0%} of the time with one replica, "
+        f"{median_of(two, 'machine_busy'):.0%} with two (medians of the runs; every process on it, other developers' "
+        f"included); the replicas' own CPU time per answer: {median_of(one, 'cpu_ms_per_answer'):.1f} ms with one, "
+        f"{median_of(two, 'cpu_ms_per_answer'):.1f} ms with two."
+    )
     how = (
         f"Two gateway processes on one PostgreSQL database (each its own port), {state(line)}. {CLIENTS} concurrent "
         f"clients (load_client.py) on one replica, then the same {CLIENTS} spread over both (client i to replica "
@@ -195,7 +205,7 @@ def replica_figures(results: dict[str, list[dict[str, Any]]], line: dict[str, An
         f"{REPLICA_ROUNDS} rounds, in turns. Answers per replica with two, per round: {split}. The machine: {cores}, "
         "shared by both replicas, PostgreSQL, the sandbox and the load generator (and other developers' work), so "
         "two replicas cannot show more than about 2x here, and may show less; on separate machines each replica "
-        "would have its cores to itself."
+        f"would have its cores to itself. {cpu}"
     )
     figures = [
         figure(
@@ -224,17 +234,45 @@ def replica_figures(results: dict[str, list[dict[str, Any]]], line: dict[str, An
     return figures
 
 
+def machine_ticks() -> tuple[int, int]:
+    """The machine's CPU time so far, in clock ticks: (busy, all), from /proc/stat's first line."""
+    fields = [int(number) for number in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def process_seconds(pids: list[int]) -> float:
+    """The CPU seconds (user and system) the processes ``pids`` have used so far, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load_round(
-    sides: list[tuple[str, str, str]], rounds_: int
+    sides: list[tuple[str, str, str]], rounds_: int, pids: list[int] | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
-    """``rounds_`` rounds of load on each (name, url(s), authorization(s)), in turns; their load_client answers."""
+    """``rounds_`` rounds of load on each (name, url(s), authorization(s)), in turns; their load_client answers.
+
+    With ``pids`` (the servers measured), each answer also has ``machine_busy`` (the fraction of the machine's
+    CPU time that was not idle during the run) and ``cpu_ms_per_answer`` (those processes' CPU time over every
+    answer of the run, the warm-up's included).
+    """
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
     failed = dict.fromkeys(results, 0)
     for number in range(rounds_):
         for name, url, authorization in sides if number % 2 == 0 else list(reversed(sides)):
+            busy, total = machine_ticks()
+            used = process_seconds(pids or [])
             result = run_load(
                 url, authorization, CHAT, "--seconds", str(LOAD_SECONDS), "--warmup", str(LOAD_WARMUP), clients=CLIENTS
             )
+            if pids:
+                busy_after, total_after = machine_ticks()
+                answers = max(1, sum(result["statuses"].values()))
+                result["machine_busy"] = (busy_after - busy) / max(1, total_after - total)
+                result["cpu_ms_per_answer"] = (process_seconds(pids) - used) * 1000 / answers
             results[name].append(result)
             failed[name] += result["failed"]
     return results, failed
@@ -286,6 +324,7 @@ def main() -> None:
                     ("two", f"{one.url},{two.url}", f"{one.authorization}\n{two.authorization}"),
                 ],
                 REPLICA_ROUNDS,
+                pids=[first["pid"], second["pid"]],
             )
             one.client.close()
             two.client.close()
