@@ -1901,7 +1901,7 @@ class UsageReport(_Model):
     Attributes:
         since, until: the first and the last day counted (``until`` is the day the report was made).
         by: what :attr:`days` and :attr:`totals` are grouped by.
-        days: one entry per day and key with calls, oldest day first, then most tokens first.
+        days: one entry per day and key with calls, oldest day first, then most tokens first (``"(others)"`` last).
         totals: one entry per key over all the days, most tokens first.
         top_users: the users with the most tokens over the days (at most ten), whatever ``by`` is.
         overall: every call of the days, counted once.

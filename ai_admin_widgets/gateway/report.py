@@ -66,6 +66,7 @@ def usage_report(
         chart_key = sa.case((key.in_(shown), key), else_=sa.literal(OTHERS)) if shown else sa.literal(OTHERS)
         per_day = _summed(source, chart_key, within, day).order_by(day, sa.desc("tokens"))
         days = [UsageDay(day=_as_date(row.day), **_measures(row, row.key)) for row in connection.execute(per_day)]
+        days.sort(key=lambda entry: (entry.day, entry.key == OTHERS))  # stable: most tokens first, the others last
         user = usage.c.username
         top = _summed(usage, user, within).order_by(sa.desc("tokens"), user).limit(TOP_USERS)
         top_users = _totals(connection.execute(top))
