@@ -17,6 +17,7 @@ with calls), ``aiw-usage-top`` (the top users' table) and ``aiw-usage-message``.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -61,7 +62,7 @@ _MUTED = (
 )
 _GRID = "stroke: var(--jp-border-color2, #e0e0e0); stroke-width: 1"
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 28
 
 
 def _attribute(value: str) -> str:
@@ -74,6 +75,14 @@ def _number(value: float) -> str:
         if value >= size:
             return f"{value / size:.3g}{suffix}"
     return f"{value:g}"
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or above ``value``."""
+    if value <= 1:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if step * power >= value)
 
 
 def usage_chart(report: UsageReport) -> str:
@@ -96,7 +105,7 @@ def usage_chart(report: UsageReport) -> str:
     fills = {
         key: OTHERS_FILL if key == "(others)" else PALETTE[position % len(PALETTE)] for position, key in enumerate(keys)
     }
-    highest = max((sum(value for _, value in parts) for parts in by_day.values()), default=0) or 1
+    highest = _nice_ceiling(max((sum(value for _, value in parts) for parts in by_day.values()), default=0))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_width / span_days
     bar = max(1.0, step * 0.7)
@@ -105,6 +114,7 @@ def usage_chart(report: UsageReport) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
         f'style="max-width: {WIDTH}px" role="img" aria-label="{_attribute(label)}">',
         f"<title>{text(label)}</title>",
+        f'<text x="{LEFT}" y="{TOP - 10}" style="{_MUTED}">{measure}</text>',
     ]
     for fraction in (0.0, 0.5, 1.0):  # gridlines and the axis' figures
         y = TOP + plot_height * (1 - fraction)
