@@ -172,8 +172,9 @@ class Gateway:
         from .health import Reauthentication
         from .metrics import gateway_metrics
 
-        #: Called by :meth:`record_use` with each usage event (errors are logged, never raised).
-        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        #: Called by :meth:`record_use` with each usage event (errors are logged, never raised); the list is made
+        #: here unless ``__init__`` made it before.
+        self.observers: list[Callable[[dict[str, Any]], None]] = getattr(self, "observers", [])
         #: The Prometheus metrics of this gateway (``{prefix}metrics``); None without prometheus_client.
         self.metrics = gateway_metrics()
         if self.metrics is not None:
