@@ -631,3 +631,65 @@ def test_serve_refuses_a_reauthentication_interval_it_cannot_keep(tmp_path):
         ),
     )
     assert done.returncode == 3 and len(done.stderr.splitlines()) == 1 and "--reauth-minutes" in done.stderr
+
+
+SERVE = (sys.executable, "-m", "ai_admin_widgets", "gateway", "serve")
+
+
+def test_serve_reauthenticates_on_its_interval_and_serves_metrics_without_a_token_when_told(tmp_path):
+    """``ai-admin gateway serve --reauth-minutes 0.02 --metrics-without-token`` as the hub starts it."""
+    import signal
+    import socket
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Practice() as practice:  # its hub stand-in and its sandbox; its own gateway is not used
+        process = subprocess.Popen(
+            [*SERVE, "--home", str(tmp_path / "gateway"), "--reauth-minutes", "0.02", "--metrics-without-token"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(
+                JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+                JUPYTERHUB_SERVICE_PREFIX="/services/ai-gateway/",
+                JUPYTERHUB_API_URL=practice.hub_api_url,
+                JUPYTERHUB_API_TOKEN="service-token",
+                KEYRING_CRYPTFILE_PASSWORD="a service password",
+                AI_ADMIN_GATEWAY_ALLOW_HOSTS="127.0.0.1",
+            ),
+        )
+        lines: list[str] = []
+        listening = threading.Event()
+
+        def drain() -> None:  # the gateway logs every request: read its stderr as it comes
+            for line in process.stderr:  # type: ignore[union-attr]
+                lines.append(line)
+                if "AI gateway on" in line:
+                    listening.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        try:
+            assert listening.wait(60), lines
+            url = f"http://127.0.0.1:{port}/services/ai-gateway"
+            sandbox = practice.sandbox
+            admin = GatewaySettings(url, token=practice.tokens["admin"])
+            admin.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+
+            def reauthentications() -> float:
+                answer = httpx.get(f"{url}/metrics", timeout=10)  # no token: --metrics-without-token
+                assert answer.status_code == 200
+                return _samples(answer.text)[("ai_gateway_reauthentications_total", (("outcome", "ok"),))]
+
+            _wait_for(lambda: reauthentications() >= 2, "two re-authentications by the served gateway")
+            assert httpx.get(f"{url}/health/ready", timeout=10).status_code == 200
+            sandbox.revoke(sandbox.openai_api_key)
+            _wait_for(lambda: httpx.get(f"{url}/health/ready", timeout=10).status_code == 503, "ready turning 503")
+            assert [event.actor for event in admin.history()].count(REAUTH_ACTOR) >= 3
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert process.returncode == 0
+    said = "".join(lines)
+    assert "Traceback" not in said and sandbox.openai_api_key.get_secret_value() not in said
+    assert "Re-authentication of the saved integration: failed (invalid_api_key" in said
