@@ -101,28 +101,26 @@ class GatewayMetrics:
             "1 when this gateway's last re-authentication passed, 0 when it failed.",
             registry=self.registry,
         )
-        for role in (*ROLES, "other"):
-            for outcome in OUTCOMES:
-                self.requests.labels(role, outcome)  # every series from the start, at 0
-            for kind in ("prompt", "completion"):
-                self.tokens.labels(role, kind)
+        # Every series from the start, at 0, and each one looked up once (labels() takes a lock each time).
+        self._requests = {(r, o): self.requests.labels(r, o) for r in (*ROLES, "other") for o in (*OUTCOMES, "other")}
+        self._latency = {(r, o): self.latency.labels(r, o) for r in (*ROLES, "other") for o in (*OUTCOMES, "other")}
+        self._tokens = {(r, k): self.tokens.labels(r, k) for r in (*ROLES, "other") for k in ("prompt", "completion")}
         for outcome in REAUTH_OUTCOMES:
             self.reauthentications.labels(outcome)
 
     def observe(self, event: dict[str, Any]) -> None:
         """Count one AI call's usage event (its ``role`` or ``operation``, ``outcome``, latency and tokens)."""
-        role = event.get("role")
-        if role not in ROLES:
-            role = _OPERATION_ROLES.get(str(event.get("operation")), "other")
-        outcome = event.get("outcome") if event.get("outcome") in OUTCOMES else "other"
-        self.requests.labels(role, outcome).inc()
+        given = event.get("role")
+        role = given if given in ROLES else _OPERATION_ROLES.get(str(event.get("operation")), "other")
+        outcome = str(event.get("outcome")) if event.get("outcome") in OUTCOMES else "other"
+        self._requests[role, outcome].inc()
         latency = _count(event.get("latency_ms", event.get("ms")))
         if latency is not None:
-            self.latency.labels(role, outcome).observe(latency / 1000)
+            self._latency[role, outcome].observe(latency / 1000)
         for kind in ("prompt", "completion"):
             tokens = _count(event.get(f"{kind}_tokens"))
             if tokens:
-                self.tokens.labels(role, kind).inc(tokens)
+                self._tokens[role, kind].inc(tokens)
 
     def reauthenticated(self, outcome: str, at: float) -> None:
         """Count one re-authentication (``ok``, ``failed`` or ``error``: nothing could be checked), made at ``at``."""
