@@ -7,6 +7,10 @@
     ai-admin remove --yes         remove the integration (AI functionality disabled)
     ai-admin history [--json] [--limit N]
                                   the audit log, oldest first: when, who, what, provider, outcome, details
+    ai-admin usage [--since DATE] [--by user|group|model] [--json | --csv]
+                                  on a hub with the AI gateway, for those who may configure: the AI
+                                  calls and tokens per UTC day, by user, group or model (default: the
+                                  last 30 days, by user), as a table, JSON or CSV
     ai-admin gateway serve | practice | hub-config
                                   the AI gateway for JupyterHub (see ai_admin_widgets.gateway.cli)
 
@@ -26,7 +30,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +113,28 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--limit", type=_positive_count, default=None, metavar="N", help="show only the N newest events"
     )
+    usage = commands.add_parser(
+        "usage",
+        parents=[common],
+        help="on a hub with the AI gateway: AI calls and tokens per day, by user, group or model",
+        description="The AI calls made through the hub's AI gateway and the tokens they took, per day (UTC), "
+        "by user, by hub group (a call counts for each of its caller's groups) or by model, with the calls that "
+        "failed or were refused. For those who may configure the integration; needs AI_ADMIN_GATEWAY_URL (a server "
+        "on the hub). Never a prompt or an answer.",
+    )
+    usage.add_argument(
+        "--since",
+        type=_usage_since,
+        default=None,
+        metavar="DATE",
+        help="the first day counted, YYYY-MM-DD in UTC (default: 30 days ago, to today; at most a year back)",
+    )
+    usage.add_argument(
+        "--by", choices=("user", "group", "model"), default="user", help="what the rows are per (default user)"
+    )
+    shape = usage.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    shape.add_argument("--csv", action="store_true", help="print one CSV row per day and user, group or model")
     from .gateway.cli import add_parser as add_gateway_commands
 
     add_gateway_commands(commands, _Parser)
@@ -122,6 +148,18 @@ def _stale_after_days(text: str) -> timedelta:
         return parse_stale_after_days(text, source="")
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _usage_since(text: str) -> date:
+    from .models import parse_usage_since
+
+    try:
+        day = parse_usage_since(text, name="DATE")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("DATE ")) from None
+    if day is None:
+        raise argparse.ArgumentTypeError("must be a day written YYYY-MM-DD (it is empty).")
+    return day
 
 
 def _positive_count(text: str) -> int:
@@ -176,6 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _test(settings, arguments.json)
         if arguments.command == "history":
             return _history(settings, arguments.json, arguments.limit)
+        if arguments.command == "usage":
+            return _usage(
+                settings,
+                arguments.since,
+                arguments.by,
+                "json" if arguments.json else "csv" if arguments.csv else "table",
+            )
         return _remove(settings, arguments.yes)
     except (AIAdminError, ValueError) as error:  # ValueError: an option's value (--sandbox FOLDER), said by name
         print(f"ai-admin: {error}", file=sys.stderr)
@@ -257,6 +302,44 @@ def _history(settings: Settings, as_json: bool, limit: int | None) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return EXIT_OK
+
+
+def _usage(settings: Settings, since: date | None, by: str, shape: str) -> int:
+    report = settings.usage_report(since, by)
+    if shape == "json":
+        print(report.model_dump_json(indent=2))
+        return EXIT_OK
+    measures = ("calls", "failures", "refused", "prompt_tokens", "completion_tokens", "tokens")
+    if shape == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["day", by, *measures])
+        for day in report.days:
+            writer.writerow([day.day.isoformat(), day.key, *(getattr(day, name) for name in measures)])
+        return EXIT_OK
+    overall = report.overall
+    print(
+        f"AI usage by {by}, {report.since} to {report.until} (UTC): {overall.calls} calls, {overall.failures} failed, "
+        f"{overall.refused} refused; {overall.tokens} tokens ({overall.prompt_tokens} prompt, "
+        f"{overall.completion_tokens} completion)."
+    )
+    if not report.days:
+        print("No AI calls were recorded in these days.")
+        return EXIT_OK
+    headings = ("DAY (UTC)", by.upper(), "CALLS", "FAILED", "REFUSED", "PROMPT", "COMPLETION", "TOKENS")
+    rows: list[tuple[str, ...]] = [headings]
+    rows += [(str(day.day), day.key, *(str(getattr(day, name)) for name in measures)) for day in report.days]
+    rows += [("all days", total.key, *(str(getattr(total, name)) for name in measures)) for total in report.totals]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headings))]
+    print()
+    for row in rows:
+        cells = [
+            cell.ljust(width) if column < 2 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
     return EXIT_OK
 
 

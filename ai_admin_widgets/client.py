@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -47,6 +47,7 @@ from .models import (
     SettingsSnapshot,
     StoreError,
     Timeouts,
+    UsageReport,
     VerificationReport,
 )
 
@@ -266,6 +267,25 @@ class GatewaySettings:
         """Call ``callback()`` after every change made through this object; returns the unsubscriber."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def usage_report(self, since: date | None = None, by: str = "user") -> UsageReport:
+        """The gateway's usage report (``api/usage-report``): tokens and calls per UTC day, by user, group or model.
+
+        Args:
+            since: the first day counted (default: the last 30 days, today included).
+            by: ``"user"``, ``"group"`` or ``"model"``.
+        Raises:
+            ValueError: ``since`` is after today or over a year ago, or ``by`` is not one of the three.
+            PermissionDenied: this user may not configure (the report is theirs only).
+            GatewayUnavailable: the gateway cannot be reached.
+            StoreError: the gateway's database cannot be read (the message says why).
+        """
+        from .models import check_usage_since, parse_usage_by
+
+        params = {"by": parse_usage_by(by)}
+        if check_usage_since(since) is not None:
+            params["since"] = since.isoformat()  # type: ignore[union-attr]
+        return UsageReport.model_validate(self._call("GET", "usage-report", params=params))
 
     # -- authenticating and changing ---------------------------------------------- #
 

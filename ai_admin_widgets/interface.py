@@ -17,6 +17,8 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from .models import (
         AccessLists,
         AdminCheck,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
         OpenAIIntegration,
         SettingsSnapshot,
         Timeouts,
+        UsageReport,
         VerificationReport,
     )
     from .transport import AIRoutes
@@ -102,6 +105,13 @@ class Settings(Protocol):
 
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` after every change made through this object; returns the unsubscriber."""
+        ...
+
+    def usage_report(self, since: date | None = None, by: str = "user") -> UsageReport:
+        """The AI calls through the gateway since ``since`` (UTC; default the last 30 days) by user, group or model.
+
+        For those who may configure; on one machine (no gateway) it raises ``NotOnGateway``.
+        """
         ...
 
     # -- authenticating and changing (admins) ------------------------------- #

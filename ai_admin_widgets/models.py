@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
@@ -73,6 +73,7 @@ __all__ = [
     "ModelCheck",
     "ModelSummary",
     "NotConfigured",
+    "NotOnGateway",
     "Notice",
     "OpenAIFields",
     "OpenAIIntegration",
@@ -86,8 +87,12 @@ __all__ = [
     "SettingsSnapshot",
     "StoreError",
     "Timeouts",
+    "UsageDay",
+    "UsageReport",
+    "UsageTotal",
     "VerificationFailed",
     "VerificationReport",
+    "check_usage_since",
     "explain",
     "field_errors",
     "field_title",
@@ -95,6 +100,8 @@ __all__ = [
     "key_hint",
     "looks_like_key",
     "parse_integration",
+    "parse_usage_by",
+    "parse_usage_since",
     "refusal_words",
     "saved_fields",
 ]
@@ -156,6 +163,10 @@ class PermissionDenied(AIAdminError):
 
 class AdminsDecidedByHub(AIAdminError):
     """The AI gateway keeps no admins list: on a hub, hub admins and holders of ``custom:ai-admin:configure`` configure."""
+
+
+class NotOnGateway(AIAdminError):
+    """Usage and budgets are kept by the AI gateway on JupyterHub; this machine has none."""
 
 
 class StoreError(AIAdminError):
@@ -1783,3 +1794,123 @@ class AuditEvent(_Fields):
             outcome=self.outcome,
             details=self.details(),
         )
+
+
+# --------------------------------------------------------------------------- #
+# Usage: the AI calls the gateway forwarded, summed (only on a hub with the AI gateway)
+# --------------------------------------------------------------------------- #
+
+#: What a usage report is grouped by: the caller (hub user), each hub group of the caller, or the model called.
+UsageBy = Literal["user", "group", "model"]
+USAGE_BY: tuple[str, ...] = ("user", "group", "model")
+#: The days a usage report covers when no ``since`` is given: today (UTC) and the 29 before it.
+DEFAULT_USAGE_DAYS = 30
+#: The most days one usage report covers, today included.
+MAX_USAGE_DAYS = 366
+
+
+def _utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def parse_usage_since(text: str | None, *, today: date | None = None, name: str = "since") -> date | None:
+    """``text`` as the first day of a report (``YYYY-MM-DD``, UTC); None for None or empty.
+
+    Raises:
+        ValueError: not such a date, after today, or more than :data:`MAX_USAGE_DAYS` days ago; the message names ``name``.
+    """
+    if text is None or not text.strip():
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a day written YYYY-MM-DD, such as {(today or _utc_today()) - timedelta(days=7)} "
+            f"(it is {text.strip()[:40]!r})."
+        ) from None
+    return check_usage_since(day, today=today, name=name)
+
+
+def check_usage_since(day: date | None, *, today: date | None = None, name: str = "since") -> date | None:
+    """``day`` when a report may start on it (None stays None).
+
+    Raises:
+        ValueError: not a date, after today (UTC), or more than :data:`MAX_USAGE_DAYS` days before it.
+    """
+    if day is None:
+        return None
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise ValueError(f"{name} must be a date (datetime.date), not {type(day).__name__}.")
+    today = today or _utc_today()
+    if day > today:
+        raise ValueError(f"{name} ({day}) is after today ({today}, UTC): give a day up to today.")
+    if (today - day).days >= MAX_USAGE_DAYS:
+        earliest = today - timedelta(days=MAX_USAGE_DAYS - 1)
+        raise ValueError(
+            f"{name} ({day}) is too long ago: a report covers at most {MAX_USAGE_DAYS} days, from {earliest} on."
+        )
+    return day
+
+
+def parse_usage_by(text: str | None, *, name: str = "by") -> str:
+    """``text`` as what a report is grouped by (default ``"user"``).
+
+    Raises:
+        ValueError: not one of ``user``, ``group``, ``model``.
+    """
+    chosen = (text or "user").strip().lower()
+    if chosen not in USAGE_BY:
+        raise ValueError(f"{name} must be one of {', '.join(USAGE_BY)} (it is {str(text)[:40]!r}).")
+    return chosen
+
+
+class UsageTotal(_Model):
+    """The AI calls of one user, group or model, summed over a report's days.
+
+    Attributes:
+        key: the user's, group's or model's name (``"(no group)"`` for callers in none, ``"(none)"`` for a
+            call that named no model); ``"all"`` for a report's :attr:`UsageReport.overall`.
+        calls: the calls recorded, whatever their outcome.
+        failures: calls that failed (the provider failed or was too slow, or the answer broke off).
+        refused: calls refused before they reached the provider (a budget, the allow-list, a wrong model).
+        prompt_tokens, completion_tokens: as the provider counted them (0 for calls it gave no figures for).
+        tokens: the provider's total tokens (prompt + completion where it gave no total).
+    """
+
+    key: str
+    calls: int = 0
+    failures: int = 0
+    refused: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens: int = 0
+
+
+class UsageDay(UsageTotal):
+    """:class:`UsageTotal` of one key on one day (UTC)."""
+
+    day: date
+
+
+class UsageReport(_Model):
+    """Who used AI through the gateway, how much, day by day: ``ai-admin usage`` and the panel's Usage region.
+
+    Days are UTC calendar days, ``since`` to ``until`` inclusive. By group, a call counts once for each of
+    the caller's hub groups (so the groups' sums may exceed :attr:`overall`). Never a prompt or an answer.
+
+    Attributes:
+        since, until: the first and the last day counted (``until`` is the day the report was made).
+        by: what :attr:`days` and :attr:`totals` are grouped by.
+        days: one entry per day and key with calls, oldest day first, then most tokens first (``"(others)"`` last).
+        totals: one entry per key over all the days, most tokens first.
+        top_users: the users with the most tokens over the days (at most ten), whatever ``by`` is.
+        overall: every call of the days, counted once.
+    """
+
+    since: date
+    until: date
+    by: UsageBy = "user"
+    days: tuple[UsageDay, ...] = ()
+    totals: tuple[UsageTotal, ...] = ()
+    top_users: tuple[UsageTotal, ...] = ()
+    overall: UsageTotal = Field(default_factory=lambda: UsageTotal(key="all"))

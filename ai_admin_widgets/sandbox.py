@@ -22,8 +22,9 @@ class                         how to get it
 ok                            ``openai_api_key`` (or any key starting ``sk-sandbox-``, to type by
                               hand) with a known model; ``azure_api_key`` (or any key starting
                               ``sandbox-azure-``) with ``chat-gpt-4o`` / ``embeddings-3-small``
-invalid_api_key               a key without the practice prefix (OpenAI 401 ``invalid_api_key``; Azure 401 code
-                              ``"401"``); deployment ``scenario-gateway-401`` answers in the API
+invalid_api_key               a key without the practice prefix, or one ``revoke()`` revoked
+                              (OpenAI 401 ``invalid_api_key``; Azure 401 code ``"401"``);
+                              deployment ``scenario-gateway-401`` answers in the API
                               Management gateway shape ``{"statusCode": 401, "message": …}``
 missing_permissions           ``openai_scenario_key("missing_permissions")`` (401 "Missing
                               scopes"); deployment ``scenario-permission-denied`` (401
@@ -446,7 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("authorization") or ""
         key = authorization.removeprefix("Bearer ")
         scenario = sandbox._openai_key_scenario(key)
-        if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX):
+        if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX) or sandbox._is_revoked(key):
             if scenario is None:
                 self._send(
                     401,
@@ -565,7 +566,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, extra = _AZURE_SCENARIOS[deployment_id]
             self._send(status, payload, headers | extra)
             return
-        if not (self.headers.get("api-key") or "").startswith(PRACTICE_AZURE_KEY_PREFIX):
+        azure_key = self.headers.get("api-key") or ""
+        if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
             self._send(401, _AZURE_401, headers)
             return
         if api_version not in KNOWN_API_VERSIONS:
@@ -1000,6 +1002,7 @@ class Sandbox:
         self._seen: set[tuple[str, str]] = set()
         self.ca_bundle: Path | None = None
         self.requests: list[RecordedRequest] = []
+        self._revoked: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------- #
 
@@ -1206,6 +1209,22 @@ class Sandbox:
         if scenario not in _OPENAI_KEY_SCENARIOS:
             raise ValueError(f"Unknown scenario {scenario!r}; choose one of {sorted(_OPENAI_KEY_SCENARIOS)}.")
         return SecretStr(f"sk-sandbox-{_KEY_TAGS[scenario]}-{self._token}")
+
+    def revoke(self, key: SecretStr | str) -> None:
+        """Revoke ``key``, as an admin does in the provider's portal: from now on it is answered 401 like an
+        unknown key (OpenAI ``invalid_api_key``, Azure ``"401"``), in checks and AI calls alike.
+        :meth:`reinstate` takes it back."""
+        with self._lock:
+            self._revoked.add(key.get_secret_value() if isinstance(key, SecretStr) else key)
+
+    def reinstate(self, key: SecretStr | str) -> None:
+        """Accept ``key`` again after :meth:`revoke`."""
+        with self._lock:
+            self._revoked.discard(key.get_secret_value() if isinstance(key, SecretStr) else key)
+
+    def _is_revoked(self, key: str) -> bool:
+        with self._lock:
+            return key in self._revoked
 
     def _openai_key_scenario(self, key: str) -> str | None:
         for scenario in _OPENAI_KEY_SCENARIOS:

@@ -50,9 +50,11 @@ from .store import (
 )
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import httpcore
 
-    from .models import Timeouts
+    from .models import Timeouts, UsageReport
     from .transport import AIRoutes
     from .widgets import AISettingsPanel
 
@@ -618,6 +620,19 @@ class AISettings:
     def fingerprint(self) -> Hashable:
         """A token that changes whenever ``settings.json`` is replaced (one ``stat``); None when there is none."""
         return self._reader.fingerprint()
+
+    def usage_report(self, since: date | None = None, by: str = "user") -> UsageReport:
+        """Not here: usage is recorded by the AI gateway on JupyterHub (``GatewaySettings.usage_report``).
+
+        Raises:
+            NotOnGateway: always; this machine forwards no AI calls, so it has no usage to report.
+        """
+        from .models import NotOnGateway
+
+        raise NotOnGateway(
+            "Usage is recorded by the AI gateway on JupyterHub; this machine has none. Open the panel, or run "
+            "ai-admin usage, in a server of a hub with the gateway (AI_ADMIN_GATEWAY_URL set)."
+        )
 
     # -- authenticating --------------------------------------------------------- #
 

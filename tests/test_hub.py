@@ -485,6 +485,22 @@ def test_a_gateway_that_cannot_reach_its_hub_answers_503(hub, tmp_path):
         process.communicate(timeout=30)
 
 
+def test_health_answers_through_the_hubs_proxy_without_a_token_and_metrics_need_read_metrics(hub, saved):
+    """health/live and health/ready at the hub's public address, as a load balancer probes them; /metrics refuses
+    a token without read:metrics (the analyst's server token) as the hub's own /hub/metrics does."""
+    public = f"{hub.url}/services/ai-gateway"
+    live = httpx.get(f"{public}/health/live", timeout=30)
+    assert live.status_code == 200 and live.json() == {"live": True}
+    ready = httpx.get(f"{public}/health/ready", timeout=30)
+    assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
+    assert saved not in ready.text and saved[-HINT:] not in ready.text
+    assert httpx.get(f"{public}/metrics", timeout=30).status_code == 401
+    refused = httpx.get(
+        f"{public}/metrics", headers={"authorization": f"token {hub.server_token(ANALYST)}"}, timeout=30
+    )
+    assert refused.status_code == 403 and "read:metrics" in refused.json()["error"]["message"]
+
+
 # -- the admin, in JupyterLab in Chromium, logged in through the hub ------------------------------------------ #
 
 

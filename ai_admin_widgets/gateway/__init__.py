@@ -11,6 +11,9 @@ request carries the caller's JupyterHub token, resolved with HubAuth (:mod:`.aut
 * :mod:`.serve`: ``ai-admin gateway serve`` (the managed service);
 * :mod:`.practice`: ``ai-admin gateway practice`` (a gateway, a sandbox and a hub stand-in);
 * :mod:`.hubconfig`: ``ai-admin gateway hub-config`` (the ``jupyterhub_config.py`` snippet).
+* :mod:`.report`: the usage report (``api/usage-report``, ``ai-admin usage``, the panel's Usage region);
+* :mod:`.health`: ``health/live``, ``health/ready`` and the periodic re-authentication;
+* :mod:`.metrics`: Prometheus ``metrics``.
 
 Needs the ``hub`` extra: ``pip install 'ai-admin-widgets[hub]'`` (jupyterhub, keyrings.cryptfile).
 """

@@ -16,12 +16,16 @@ path                  method  answer
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
 ``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``)
 ``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, outcome
+``api/usage-report``  GET     UsageReport (configure only; ``?since=YYYY-MM-DD&by=user|group|model``)
 ``api/fingerprint``   GET     ``{"fingerprint": ...}``
 ``api/ai-routes``     GET     ``{"configured", "allowed", "models": {role: name}, "recheck_after"}``
 ``api/test``          POST    ``{"integration": {...} | null}`` -> VerificationReport
 ``api/save``          POST    ``{"integration": {...}, "expected_revision": n | null}`` -> IntegrationStatus
 ``api/remove``        POST    ``{"removed": true}``
 ====================  ======  ==============================================================
+
+Besides, without a token: ``health/live`` and ``health/ready`` (:mod:`~ai_admin_widgets.gateway.health`);
+with a hub token holding ``read:metrics``: ``metrics`` (:mod:`~ai_admin_widgets.gateway.metrics`).
 
 Who may read what: everyone with access to the service reads the snapshot, the status, the saved
 fields (never a key), the allow-lists and whether they themselves may use AI; the history,
@@ -44,6 +48,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +109,10 @@ class GatewayConfig:
         timeouts: the authentication limits of Save and Test.
         engine: the gateway's database (:func:`~ai_admin_widgets.gateway.db.open_database`); None: the SQLite
             file ``ai-gateway.sqlite`` in ``home``, made on first use.
+        reauth_seconds: how often the saved integration is authenticated again, in seconds (``serve
+            --reauth-minutes``; 0: never; see :mod:`~ai_admin_widgets.gateway.health`).
+        authenticate_metrics: whether ``metrics`` needs a hub token with ``read:metrics`` (JupyterHub's
+            ``authenticate_prometheus``; default True).
     """
 
     home: Path
@@ -124,6 +133,8 @@ class GatewayConfig:
     access_scopes: set[str] | None = None
     allow_hosts: tuple[str, ...] = ()
     engine: Engine | None = None
+    reauth_seconds: float = 0.0
+    authenticate_metrics: bool = True
 
 
 class Gateway:
@@ -150,6 +161,27 @@ class Gateway:
         #: Opens every connection the gateway makes to a provider (Save's and Test's checks, /v1), pinned to checked addresses.
         self.network = PinnedBackend(self.addresses)
         self.upstream = Upstream(self)
+        self._start_operations()
+
+    def _start_operations(self) -> None:
+        """Metrics (fed through :attr:`observers`) and the periodic re-authentication, started on the running loop.
+
+        Raises:
+            RuntimeError: ``reauth_seconds`` is set and no event loop runs (make the gateway inside its loop).
+        """
+        from .health import Reauthentication
+        from .metrics import gateway_metrics
+
+        #: Called by :meth:`record_use` with each usage event (errors are logged, never raised); the list is made
+        #: here unless ``__init__`` made it before.
+        self.observers: list[Callable[[dict[str, Any]], None]] = getattr(self, "observers", [])
+        #: The Prometheus metrics of this gateway (``{prefix}metrics``); None without prometheus_client.
+        self.metrics = gateway_metrics()
+        if self.metrics is not None:
+            self.observers.append(self.metrics.observe)
+        #: The periodic re-authentication (``reauth_seconds``).
+        self.reauthentication = Reauthentication(self)
+        self.reauthentication.start()
 
     def settings(self, caller: Caller) -> AISettings:
         """The gateway's AI Settings as ``caller`` (validate → authenticate → store → audit, unchanged)."""
@@ -196,6 +228,15 @@ class Gateway:
                 handle.write(line)
         except OSError as error:
             log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
+        self._tell_observers(event)
+
+    def _tell_observers(self, event: dict[str, Any]) -> None:
+        """Hand ``event`` to each of :attr:`observers`; one that raises is logged, and the others still get it."""
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception as error:
+                log.error("A usage observer failed (%s: %s).", type(error).__name__, error)
 
     def _rotate_usage(self) -> None:
         keep, path = self.config.usage_keep, self.usage_path
@@ -241,7 +282,8 @@ class Gateway:
         return events
 
     async def close(self) -> None:
-        """Close the upstream client and HubAuth's session; stop the thread pool."""
+        """Stop the re-authentication; close the upstream client and HubAuth's session; stop the thread pool."""
+        await self.reauthentication.stop()
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -556,6 +598,21 @@ class ApiHandler(BaseHandler):
             raise ValueError(f"limit must be a whole number from 1 to {MAX_USAGE_LIMIT}.")
         return await self.gateway.run(self.gateway.usage, limit)
 
+    async def usage_report(self, body: dict[str, Any]) -> Any:
+        """The usage report (:func:`~ai_admin_widgets.gateway.report.usage_report`) of ``?since=`` and ``?by=``."""
+        from ..models import parse_usage_by, parse_usage_since
+        from .db import GatewayDatabaseError
+        from .report import usage_report
+
+        self._require_configure("the AI usage report")
+        since = parse_usage_since(self.get_query_argument("since", None))
+        by = parse_usage_by(self.get_query_argument("by", None))
+        try:
+            report = await self.gateway.run(usage_report, self.gateway.engine, since, by)
+        except GatewayDatabaseError as error:
+            raise _Refused(503, "DatabaseUnavailable", str(error), code="database_unavailable") from None
+        return report.model_dump(mode="json")
+
     async def fingerprint(self, body: dict[str, Any]) -> Any:
         value = await self.gateway.run(self.gateway.settings(self.caller).fingerprint)
         return {"fingerprint": list(value) if isinstance(value, tuple) else value}
@@ -616,6 +673,7 @@ _ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "can-use-ai"): ApiHandler.can_use_ai,
     ("GET", "history"): ApiHandler.history,
     ("GET", "usage"): ApiHandler.usage,
+    ("GET", "usage-report"): ApiHandler.usage_report,
     ("GET", "fingerprint"): ApiHandler.fingerprint,
     ("GET", "ai-routes"): ApiHandler.ai_routes,
     ("POST", "test"): ApiHandler.test,
@@ -652,6 +710,8 @@ class _NotFound(BaseHandler):
 
 def make_app(gateway: Gateway) -> tornado.web.Application:
     """The tornado application of ``gateway``, its routes under ``gateway.config.prefix``."""
+    from .health import LiveHandler, ReadyHandler
+    from .metrics import MetricsHandler
     from .v1 import ChatHandler, EmbeddingsHandler, ModelsHandler, V1NotFound
 
     prefix = gateway.config.prefix
@@ -659,6 +719,9 @@ def make_app(gateway: Gateway) -> tornado.web.Application:
     return tornado.web.Application(
         [
             (rf"{prefix}api/([a-z-]+)", ApiHandler, options),
+            (rf"{prefix}health/live", LiveHandler, options),
+            (rf"{prefix}health/ready", ReadyHandler, options),
+            (rf"{prefix}metrics", MetricsHandler, options),
             (rf"{prefix}v1/chat/completions", ChatHandler, options),
             (rf"{prefix}v1/embeddings", EmbeddingsHandler, options),
             (rf"{prefix}v1/models", ModelsHandler, options),

@@ -135,10 +135,29 @@ class Identity:
             NoServiceAccess: the token lacks the service's access scopes (``access:services!service=<name>``).
             HubUnavailable: the hub cannot be reached, fails, or takes longer than ``timeout``.
         """
+        model = await self.token_model(token)
+        caller = Caller.from_model(model)
+        required = self._hub_auth.access_scopes
+        if caller is not None and required:
+            from jupyterhub.services.auth import check_scopes
+
+            if not check_scopes(required, set(caller.scopes)):
+                raise NoServiceAccess(
+                    f"Your JupyterHub token may not reach the AI gateway (it needs {' or '.join(sorted(required))}); "
+                    "ask the hub's admin to add it to c.Spawner.server_token_scopes, then restart your server."
+                )
+        return caller
+
+    async def token_model(self, token: str) -> Any:
+        """The hub's model of ``token``'s owner (a user's or a service's, with the token's ``scopes``); None if unknown.
+
+        Raises:
+            HubUnavailable: the hub cannot be reached, fails, or takes longer than ``timeout``.
+        """
         from tornado.web import HTTPError
 
         try:
-            model = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 self._hub_auth.user_for_token(token, use_cache=self.cache_seconds > 0, sync=False), self.timeout
             )
         except asyncio.TimeoutError:
@@ -156,17 +175,6 @@ class Identity:
                 f"JupyterHub at {self.api_url} cannot be reached ({type(error).__name__}), so nothing is allowed; "
                 "check that the hub is running, then try again."
             ) from None
-        caller = Caller.from_model(model)
-        required = self._hub_auth.access_scopes
-        if caller is not None and required:
-            from jupyterhub.services.auth import check_scopes
-
-            if not check_scopes(required, set(caller.scopes)):
-                raise NoServiceAccess(
-                    f"Your JupyterHub token may not reach the AI gateway (it needs {' or '.join(sorted(required))}); "
-                    "ask the hub's admin to add it to c.Spawner.server_token_scopes, then restart your server."
-                )
-        return caller
 
     async def close(self) -> None:
         """Close HubAuth's HTTP session of the running event loop."""

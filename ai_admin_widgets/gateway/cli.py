@@ -1,7 +1,7 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
     ai-admin gateway serve [--check] [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
-                           [--usage-max-mib M] [--usage-keep N]
+                           [--usage-max-mib M] [--usage-keep N] [--reauth-minutes N] [--metrics-without-token]
                                   run as JupyterHub's managed service (the hub starts it);
                                   --check: check what it needs and exit, listening on nothing
     ai-admin gateway upgrade-db [--home FOLDER] [--db-url URL]
@@ -74,6 +74,20 @@ def add_parser(commands: Any, parser_class: Any) -> None:
         default=5,
         metavar="N",
         help="how many rotated usage files to keep, usage.jsonl.1 (newest) to .N (default 5; 0: none)",
+    )
+    serve.add_argument(
+        "--reauth-minutes",
+        type=float,
+        default=60.0,
+        metavar="N",
+        help="authenticate the saved integration again every N minutes, as Test does, recorded as its health "
+        "(health/ready, the panel's last authentication); 0: never (default 60)",
+    )
+    serve.add_argument(
+        "--metrics-without-token",
+        action="store_true",
+        help="serve /metrics to anyone who can reach the gateway (default: a hub token with read:metrics, "
+        "as JupyterHub's own /hub/metrics)",
     )
     serve.add_argument(
         "--db-url",
@@ -168,6 +182,8 @@ def run(arguments: argparse.Namespace) -> int:
                         deadline=arguments.deadline,
                         usage_max_mib=arguments.usage_max_mib,
                         usage_keep=arguments.usage_keep,
+                        reauth_minutes=arguments.reauth_minutes,
+                        authenticate_metrics=not arguments.metrics_without_token,
                     )
                 )
                 return EXIT_OK
@@ -179,6 +195,8 @@ def run(arguments: argparse.Namespace) -> int:
                 usage_keep=arguments.usage_keep,
                 ip=arguments.ip,
                 db_url=arguments.db_url,
+                reauth_minutes=arguments.reauth_minutes,
+                authenticate_metrics=not arguments.metrics_without_token,
             )
             serve(config, host, port)
             return EXIT_OK

@@ -44,6 +44,8 @@ def config_from_environment(
     ip: str | None = None,
     db_url: str | None = None,
     create: bool = True,
+    reauth_minutes: float = 60.0,
+    authenticate_metrics: bool = True,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
 
@@ -53,6 +55,9 @@ def config_from_environment(
 
     ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
     how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
+
+    ``reauth_minutes``: how often the saved integration is authenticated again (0: never;
+    :mod:`~ai_admin_widgets.gateway.health`). ``authenticate_metrics``: False serves ``metrics`` without a token.
 
     ``db_url`` (``--db-url``), ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY``, any of them given:
     the keys are kept in the gateway's database, encrypted
@@ -105,6 +110,8 @@ def config_from_environment(
         raise ServeError("--usage-max-mib must be from 0.01 to 1048576 (MiB; default 16).")
     if not 0 <= usage_keep <= 1000:
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
+    if not 0 <= reauth_minutes <= 7 * 24 * 60:
+        raise ServeError("--reauth-minutes must be from 0 (never) to 10080 (a week); default 60.")
     folder = Path(home).expanduser() if home else default_home()
     keyring, engine = _open_keyring(folder, db_url, create=create)
     config = GatewayConfig(
@@ -119,6 +126,8 @@ def config_from_environment(
         allow_hosts=allowed_hosts_from_environment(),
         usage_max_bytes=int(usage_max_mib * 2**20),
         usage_keep=usage_keep,
+        reauth_seconds=reauth_minutes * 60,
+        authenticate_metrics=authenticate_metrics,
     )
     if ip is not None:
         try:

@@ -38,7 +38,6 @@ from ..models import (
 )
 from .access import AccessSettings
 from .fields import KeyField, TextField
-from .form import PROVIDER_OPTIONS as _PROVIDER_OPTIONS
 from .form import IntegrationForm
 from .history import History
 from .style import ERROR as _ERROR_STYLE
@@ -50,6 +49,7 @@ from .style import classes as _classes
 from .style import show as _show
 from .style import span as _span
 from .style import text as _text
+from .usage import Usage
 
 if TYPE_CHECKING:
     from ..interface import Settings
@@ -236,6 +236,8 @@ class AISettingsPanel(widgets.VBox):
         snapshot: what the last render showed (:class:`~ai_admin_widgets.models.SettingsSnapshot`).
         row, form, confirmation: the three regions; ``footer`` names the keyring.
         history: the audit log (:class:`~ai_admin_widgets.widgets.history.History`), shown on request.
+        usage: tokens per day and the top users (:class:`~ai_admin_widgets.widgets.usage.Usage`), on a hub's
+            gateway for those who may configure, shown on request.
         access: who may use AI and who the admins are (:class:`~ai_admin_widgets.widgets.access.AccessSettings`).
     """
 
@@ -254,8 +256,19 @@ class AISettingsPanel(widgets.VBox):
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
         self.access = AccessSettings(settings, on_interaction=self._catch_up)
         self.history = History(settings, on_toggle=self._catch_up)
+        self.usage = Usage(settings, on_toggle=self._catch_up)
         super().__init__(
-            [self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.history, self.footer]
+            [
+                self.title,
+                self.notice,
+                self.row,
+                self.form,
+                self.confirmation,
+                self.access,
+                self.history,
+                self.usage,
+                self.footer,
+            ]
         )
         _classes(self, "aiw-panel")
         self._unsubscribe = settings.on_change(self._refresh)
@@ -290,7 +303,7 @@ class AISettingsPanel(widgets.VBox):
     def render(self) -> None:
         """Draw the panel from one :meth:`~ai_admin_widgets.interface.Settings.snapshot` and the current view.
 
-        Nothing else is read, except the audit log while History is shown.
+        Nothing else is read, except the audit log while History is shown and the usage report while Usage is.
         """
         snapshot = self.settings.snapshot()
         self.snapshot = snapshot
@@ -308,6 +321,7 @@ class AISettingsPanel(widgets.VBox):
             _show(self.row.test_button, False)
         self.access.render(snapshot)
         self.history.render()
+        self.usage.offer(snapshot)
         keyring = snapshot.keyring
         self.footer.value = (
             _span(f"Keys cannot be saved here. {keyring.problem}", _ERROR_STYLE)
@@ -563,9 +577,8 @@ class AISettingsPanel(widgets.VBox):
             elif isinstance(widget, widgets.Button):
                 lines.append(f"[{widget.description}]")
             elif isinstance(widget, widgets.ToggleButtons):
-                options = " | ".join(
-                    f"({label})" if value == widget.value else label for label, value in _PROVIDER_OPTIONS
-                )
+                choices = zip(widget._options_labels, widget._options_values, strict=True)
+                options = " | ".join(f"({label})" if value == widget.value else label for label, value in choices)
                 lines.append(f"{widget.description}: {options}")
             elif isinstance(widget, widgets.Checkbox):
                 lines.append(f"[{'x' if widget.value else ' '}] {widget.description}")
