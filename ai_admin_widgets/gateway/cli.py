@@ -1,7 +1,7 @@
 """``ai-admin gateway serve | practice | hub-config``: the commands of the AI gateway.
 
     ai-admin gateway serve [--check] [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
-                           [--usage-max-mib M] [--usage-keep N]
+                           [--usage-max-mib M] [--usage-keep N] [--audit-keep-days N]
                                   run as JupyterHub's managed service (the hub starts it);
                                   --check: check what it needs and exit, listening on nothing
     ai-admin gateway upgrade-db [--home FOLDER] [--db-url URL]
@@ -74,6 +74,14 @@ def add_parser(commands: Any, parser_class: Any) -> None:
         default=5,
         metavar="N",
         help="how many rotated usage files to keep, usage.jsonl.1 (newest) to .N (default 5; 0: none)",
+    )
+    serve.add_argument(
+        "--audit-keep-days",
+        type=float,
+        default=365.0,
+        metavar="N",
+        help="keep the audit log's events (in the gateway's database) N days; older ones are deleted hourly "
+        "(default 365; 0: keep every event)",
     )
     serve.add_argument(
         "--db-url",
@@ -168,6 +176,7 @@ def run(arguments: argparse.Namespace) -> int:
                         deadline=arguments.deadline,
                         usage_max_mib=arguments.usage_max_mib,
                         usage_keep=arguments.usage_keep,
+                        audit_keep_days=arguments.audit_keep_days,
                     )
                 )
                 return EXIT_OK
@@ -179,6 +188,7 @@ def run(arguments: argparse.Namespace) -> int:
                 usage_keep=arguments.usage_keep,
                 ip=arguments.ip,
                 db_url=arguments.db_url,
+                audit_keep_days=arguments.audit_keep_days,
             )
             serve(config, host, port)
             return EXIT_OK

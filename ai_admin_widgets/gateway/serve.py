@@ -44,6 +44,7 @@ def config_from_environment(
     ip: str | None = None,
     db_url: str | None = None,
     create: bool = True,
+    audit_keep_days: float = 365.0,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
 
@@ -53,6 +54,8 @@ def config_from_environment(
 
     ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
     how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
+
+    ``audit_keep_days`` (``--audit-keep-days``): how many days audit events are kept in the database (0: for ever).
 
     ``db_url`` (``--db-url``), ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY``, any of them given:
     the keys are kept in the gateway's database, encrypted
@@ -105,6 +108,8 @@ def config_from_environment(
         raise ServeError("--usage-max-mib must be from 0.01 to 1048576 (MiB; default 16).")
     if not 0 <= usage_keep <= 1000:
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
+    if not 0 <= audit_keep_days <= 36500:
+        raise ServeError("--audit-keep-days must be from 0 (keep every event) to 36500 days (default 365).")
     folder = Path(home).expanduser() if home else default_home()
     keyring, engine = _open_keyring(folder, db_url, create=create)
     config = GatewayConfig(
@@ -119,6 +124,7 @@ def config_from_environment(
         allow_hosts=allowed_hosts_from_environment(),
         usage_max_bytes=int(usage_max_mib * 2**20),
         usage_keep=usage_keep,
+        audit_keep_days=audit_keep_days,
     )
     if ip is not None:
         try:
@@ -273,6 +279,7 @@ def serve(config, host: str, port: int) -> None:
 
     from ..store import backend_name
     from .app import Gateway, make_app
+    from .db import safe_url
 
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
@@ -281,6 +288,7 @@ def serve(config, host: str, port: int) -> None:
 
     async def main() -> None:
         gateway = Gateway(config)
+        gateway.start()
         server = HTTPServer(make_app(gateway), max_body_size=config.max_request_bytes + 2**20, xheaders=True)
         server.add_sockets(sockets)
         stop = asyncio.Event()
@@ -288,11 +296,12 @@ def serve(config, host: str, port: int) -> None:
         for sign in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sign, stop.set)
         logging.getLogger("ai_admin_widgets.gateway").info(
-            "AI gateway on http://%s:%d%s, store %s, keys in %s",
+            "AI gateway on http://%s:%d%s, store %s, settings and audit log in %s, keys in %s",
             host,
             port,
             config.prefix,
             config.home,
+            safe_url(gateway.engine.url),
             backend_name(config.keyring),
         )
         await stop.wait()
