@@ -7,6 +7,7 @@ Real processes throughout where replicas are concerned: two ``ai-admin gateway s
 API, saving against the sandbox.
 """
 
+# ruff: noqa: F811  (the `database` fixture of test_database, imported to share it, is each test's argument)
 from __future__ import annotations
 
 import json
@@ -407,8 +408,17 @@ def test_audit_events_past_the_retention_are_deleted_by_the_running_gateway(data
 
 def test_serve_refuses_an_audit_retention_it_cannot_keep(tmp_path, practice):
     done = subprocess.run(
-        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--home", str(tmp_path / "g")]
-        + ["--audit-keep-days", "-1"],
+        [
+            sys.executable,
+            "-m",
+            "ai_admin_widgets",
+            "gateway",
+            "serve",
+            "--home",
+            str(tmp_path / "g"),
+            "--audit-keep-days",
+            "-1",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
