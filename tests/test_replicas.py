@@ -457,3 +457,44 @@ def test_the_gateway_keeps_its_record_in_the_database_and_one_machine_keeps_the_
     assert [event.action.value for event in local.history(limit=5)] == ["add"]
     with pytest.raises(ValueError, match="before= pages the AI gateway's audit log"):
         local.history(limit=5, before=3)
+
+
+# --------------------------------------------------------------------------- #
+# hub-config
+# --------------------------------------------------------------------------- #
+
+
+def test_the_snippet_passes_the_database_and_crypt_key_from_the_hubs_environment_and_never_writes_them(
+    monkeypatch,
+):
+    from ai_admin_widgets.gateway.hubconfig import hub_config
+
+    url, crypt_key = "postgresql+psycopg://aigw:db-secret-1234@db.example.org/jupyterhub", _key()
+    monkeypatch.setenv("AI_ADMIN_GATEWAY_DB_URL", url)
+    monkeypatch.setenv("AI_ADMIN_CRYPT_KEY", crypt_key)
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "hub-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(AI_ADMIN_GATEWAY_DB_URL=url, AI_ADMIN_CRYPT_KEY=crypt_key),
+    )
+    assert done.returncode == 0, done.stderr
+    assert url not in done.stdout and "db-secret" not in done.stdout and crypt_key not in done.stdout
+    from traitlets.config import Config
+
+    def loaded(snippet: str) -> dict[str, str]:
+        config = Config()
+        exec(compile(snippet, "jupyterhub_config.py", "exec"), {"c": config})  # as the hub loads it
+        (service,) = [entry for entry in config.JupyterHub.services if entry["name"] == "ai-gateway"]
+        return service["environment"]
+
+    environment = loaded(done.stdout)  # the hub's environment (this process's) at the hub's start
+    assert environment["AI_ADMIN_GATEWAY_DB_URL"] == url and environment["AI_ADMIN_CRYPT_KEY"] == crypt_key
+    monkeypatch.delenv("AI_ADMIN_GATEWAY_DB_URL")
+    monkeypatch.delenv("AI_ADMIN_CRYPT_KEY")
+    unset = loaded(hub_config())
+    assert unset["AI_ADMIN_GATEWAY_DB_URL"] == unset["AI_ADMIN_CRYPT_KEY"] == ""  # empty: the gateway's defaults
+    from ai_admin_widgets.gateway.dbkeyring import uses_database
+
+    assert not uses_database(None, unset)  # keyring.cfg and the SQLite file, as before

@@ -194,9 +194,22 @@ class Gateway:
         from .dbstore import import_folder
 
         try:
-            import_folder(self.engine, self.config.home)
+            imported = import_folder(self.engine, self.config.home)
         except AIAdminError as error:
             log.error("The settings in %s were not imported into the gateway's database: %s", self.config.home, error)
+            return
+        if imported is None or not imported[0].configured:
+            return
+        try:
+            self.store(self.config.keyring).load()
+        except AIAdminError:
+            from ..store import backend_name
+
+            log.warning(
+                "The imported integration's keys are not in %s (a folder's gateway kept them in its keyring.cfg): "
+                "edit the OpenAI integration once and type its key again.",
+                backend_name(self.config.keyring),
+            )
 
     def start(self) -> None:
         """Start the background work (on the running event loop): the saved settings' poll, the audit retention."""
