@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +160,8 @@ class Upstream:
         self._marker: Any = _UNKNOWN
         self._generation = 0
         self._polling = False
+        #: The poll's own thread: never queued behind Save's and Test's checks on the gateway's pool.
+        self._poller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-gateway-settings-poll")
 
     def changed(self) -> None:
         """This replica changed the settings (any thread): the next call reads the marker afresh."""
@@ -177,10 +180,13 @@ class Upstream:
             while True:
                 generation = self._generation
                 try:
-                    marker = await self.gateway.run(store.marker)
-                except StoreError as error:
+                    marker = await asyncio.get_running_loop().run_in_executor(self._poller, store.marker)
+                except Exception as error:  # StoreError, or the pool's own (a timeout): the poll goes on
                     if not failing:
-                        log.warning("Cannot read the saved settings' marker (kept as they were): %s", error)
+                        log.warning(
+                            "Cannot read the saved settings' marker (kept as they were): %s",
+                            error if isinstance(error, StoreError) else type(error).__name__,
+                        )
                     failing = True
                 else:
                     failing = False
@@ -259,6 +265,7 @@ class Upstream:
         return self._client
 
     async def close(self) -> None:
+        self._poller.shutdown(wait=False, cancel_futures=True)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
