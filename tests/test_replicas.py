@@ -271,6 +271,32 @@ def test_the_store_serializes_replicas_saves_and_the_loser_writes_no_key(databas
         store.keyring.engine.dispose()  # type: ignore[attr-defined]
 
 
+def test_a_keyring_failure_mid_save_leaves_the_old_record_and_no_new_key(database, tmp_path):
+    from fault_keyring import FaultyKeyring
+
+    db.upgrade(engine := database.engine())
+    keyring = FaultyKeyring(
+        str(tmp_path / "keyring.cfg"), fail_set_at=3
+    )  # 1: the first key, 2: its revisions list, 3: the second key
+    store = DatabaseSettingsStore(engine, keyring)
+    first = store.save(
+        aiw.OpenAIIntegration(api_key="sk-first-0001", base_url="https://api.openai.com/v1"), actor="alice", models={}
+    )
+    with pytest.raises(aiw.KeyringUnavailable):
+        store.save(
+            aiw.OpenAIIntegration(api_key="sk-second-0002", base_url="https://api.openai.com/v1"),
+            actor="bob",
+            models={},
+            expected_revision=first.revision,
+        )
+    kept = store.read()
+    assert kept.revision == 1 and kept.updated_by == "alice"
+    loaded = store.load()
+    assert loaded is not None and loaded.api_key.get_secret_value() == "sk-first-0001"
+    assert keyring.get_password(SERVICE_NAME, first.username("api_key").replace("/r1/", "/r2/")) is None
+    engine.dispose()
+
+
 # --------------------------------------------------------------------------- #
 # The import of a folder-based gateway's files
 # --------------------------------------------------------------------------- #
