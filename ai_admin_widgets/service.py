@@ -632,11 +632,12 @@ class AISettings:
             raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
         if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
             raise ValueError(f"before must be an event id (a whole number of 1 or more), not {before!r}.")
-        events = self._reader.audit_log(limit) if before is None else self._reader.audit_log(limit, before=before)
+        events = self._reader.audit_log(limit, before=before)
         return [event for event in map(AuditEvent.parse, events) if event is not None]
 
     def fingerprint(self) -> Hashable:
-        """A token that changes whenever ``settings.json`` is replaced (one ``stat``); None when there is none."""
+        """A token that changes whenever the record is written (a folder's: one ``stat`` of ``settings.json``; the
+        gateway's: one query of its revision); None when there is none."""
         return self._reader.fingerprint()
 
     # -- authenticating --------------------------------------------------------- #
