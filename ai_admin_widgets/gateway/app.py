@@ -88,7 +88,7 @@ class GatewayConfig:
     """How one gateway runs.
 
     Attributes:
-        home: its folder (settings.json, audit.jsonl, usage.jsonl, the keyring file); it is their only writer.
+        home: its folder (usage.jsonl, the keyring file, the default SQLite database); it is their only writer.
         keyring: the keyring backend holding the keys (see :func:`~ai_admin_widgets.gateway.keys.gateway_keyring`).
         hub_api_url: JupyterHub's API (``$JUPYTERHUB_API_URL``).
         service_token: the gateway's own hub token (``$JUPYTERHUB_API_TOKEN`` of the service).

@@ -82,7 +82,7 @@ def hub_config(
     Args:
         name: the service's name (its path is ``/services/<name>/``).
         url: where the service listens (the hub's proxy routes ``/services/<name>/`` there).
-        home: the gateway's folder (settings, audit log, encrypted keyring file), writable by the hub's user only.
+        home: the gateway's folder (its SQLite database by default, usage log, encrypted keyring file), writable by the hub's user only.
         admins: hub user names who may configure the integration (hub admins always may).
         python: the interpreter that runs the gateway (default: the one running this command).
         gateway_url: the address users' servers call the gateway at (their ``AI_ADMIN_GATEWAY_URL``).
