@@ -157,6 +157,41 @@ def test_a_save_through_one_replica_is_used_by_the_others_v1_within_a_second(dat
         assert a.settings(practice).fingerprint() == b.settings(practice).fingerprint()
 
 
+def test_a_replica_that_cannot_read_the_database_refuses_v1_after_a_while_and_recovers(database, sandbox):
+    """Fail closed: a removal through another replica must not go unnoticed for longer than settings_stale_seconds."""
+    db.upgrade(engine := database.engine())
+    with Practice(engine=engine, sandbox=sandbox, settings_stale_seconds=1.0) as practice:
+        GatewaySettings(practice.gateway_url, token=practice.tokens["admin"]).save(
+            aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+        )
+
+        def chat() -> httpx.Response:
+            return httpx.post(
+                f"{practice.gateway_url}/v1/chat/completions",
+                headers={"authorization": f"Bearer {practice.tokens['analyst']}"},
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=30,
+            )
+
+        assert chat().status_code == 200
+        other = database.engine()  # another's hands on the database: the settings table out of reach
+        with other.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE ai_gateway_settings RENAME TO ai_gateway_settings_away"))
+        deadline = time.monotonic() + 15
+        while (answer := chat()).status_code == 200:
+            assert time.monotonic() < deadline, "the replica went on using settings it could no longer read"
+            time.sleep(0.1)
+        assert answer.status_code == 503 and "has not answered" in answer.json()["error"]["message"]
+        with other.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE ai_gateway_settings_away RENAME TO ai_gateway_settings"))
+        deadline = time.monotonic() + 15
+        while (answer := chat()).status_code != 200:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.1)
+        other.dispose()
+    engine.dispose()
+
+
 # --------------------------------------------------------------------------- #
 # Two saves racing
 # --------------------------------------------------------------------------- #

@@ -112,6 +112,8 @@ class GatewayConfig:
         audit_keep_days: how many days audit events are kept (older ones deleted hourly; 0: kept for ever).
         settings_poll_seconds: how often the saved settings' marker is read, so a save through another replica is
             in force here within that time (plus one reload).
+        settings_stale_seconds: how long the database may fail to answer that poll before /v1 refuses (503) rather
+            than go on with settings another replica may have changed or removed meanwhile.
     """
 
     home: Path
@@ -134,6 +136,7 @@ class GatewayConfig:
     engine: Engine | None = None
     audit_keep_days: float = 365.0
     settings_poll_seconds: float = 0.25
+    settings_stale_seconds: float = 10.0
 
 
 class Gateway:

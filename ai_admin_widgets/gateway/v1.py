@@ -160,6 +160,8 @@ class Upstream:
         self._marker: Any = _UNKNOWN
         self._generation = 0
         self._polling = False
+        #: When the marker was last read (``time.monotonic()``; 0: never).
+        self._read_at = 0.0
         #: The poll's own thread: never queued behind Save's and Test's checks on the gateway's pool.
         self._poller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-gateway-settings-poll")
 
@@ -171,7 +173,8 @@ class Upstream:
     async def poll(self) -> None:
         """Read the record's marker every ``settings_poll_seconds``, for ever (cancelled by the gateway's close).
 
-        A database out of reach keeps the settings last read (logged once until it answers again).
+        A database out of reach is logged once until it answers again; after ``settings_stale_seconds`` without an
+        answer, :meth:`saved` refuses (fails closed).
         """
         self._polling = True
         store = self.gateway.store()
@@ -190,6 +193,7 @@ class Upstream:
                     failing = True
                 else:
                     failing = False
+                    self._read_at = time.monotonic()
                     if generation == self._generation:  # no change of this replica's since the read began
                         self._marker = marker
                 await asyncio.sleep(self.gateway.config.settings_poll_seconds)
@@ -197,9 +201,17 @@ class Upstream:
             self._polling = False
 
     async def saved(self) -> Saved:
-        """The saved settings as they are now (no query when unchanged; marker and keys read on the thread pool)."""
+        """The saved settings as they are now (no query when unchanged; marker and keys read on the thread pool).
+
+        Fails closed: when the database has not answered the poll for ``settings_stale_seconds``, the answer is a
+        :class:`Saved` with a ``problem`` (/v1 refuses with 503) until it answers again, so a removal made through
+        another replica is never ignored for longer.
+        """
         if not self._polling:
             self.gateway.start()  # a gateway nobody started (a test's): the poll starts with its first call
+        stale = self._stale()
+        if stale is not None:
+            return stale
         saved, marker = self._saved, self._marker
         if saved is not None and marker is not _UNKNOWN and saved.fingerprint == marker:
             return saved
@@ -211,9 +223,8 @@ class Upstream:
                 try:
                     marker = await self.gateway.run(self.gateway.store().marker)
                 except StoreError as error:
-                    if self._saved is not None:
-                        return self._saved  # the database is out of reach: the settings last read stay
                     return Saved(_UNKNOWN, problem=str(error))
+                self._read_at = time.monotonic()
                 if generation == self._generation:
                     self._marker = marker
             else:
@@ -221,6 +232,20 @@ class Upstream:
             if self._saved is None or self._saved.fingerprint != marker:
                 self._saved = await self.gateway.run(self._load, marker)
             return self._saved
+
+    def _stale(self) -> Saved | None:
+        """A refusal when the poll has not read the marker for ``settings_stale_seconds``; None while it reads it."""
+        if not self._read_at:
+            return None  # never read yet: the first call reads it
+        silent = time.monotonic() - self._read_at
+        if silent <= self.gateway.config.settings_stale_seconds:
+            return None
+        return Saved(
+            _UNKNOWN,
+            problem=f"the gateway's database has not answered for {silent:.0f} s, so whether the saved integration "
+            "is still in force is not known here (it may have been changed through another replica); it is used "
+            "again as soon as the database answers.",
+        )
 
     def _load(self, fingerprint: Any) -> Saved:
         from ..models import AzureOpenAIIntegration
