@@ -319,9 +319,10 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop the background work; close the upstream client and HubAuth's session; stop the thread pool."""
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
