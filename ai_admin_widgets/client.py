@@ -241,16 +241,22 @@ class GatewaySettings:
         except (GatewayUnavailable, KeyError, TypeError):
             return False
 
-    def history(self, limit: int | None = None) -> list[AuditEvent]:
-        """The newest ``limit`` audit events (all when None), oldest first.
+    def history(self, limit: int | None = None, *, before: int | None = None) -> list[AuditEvent]:
+        """The newest ``limit`` audit events (all when None), oldest first, each with its ``id``.
 
+        Args:
+            limit: how many at most.
+            before: only events older than the one with this ``id`` (the next page back: pass the first
+                event's ``id`` of the page before).
         Raises:
-            ValueError: ``limit`` is not a whole number of 1 or more.
+            ValueError: ``limit`` or ``before`` is not a whole number of 1 or more.
             PermissionDenied: this user may not configure (on a hub the history is theirs only); the message says so.
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
-        answer = self._call("GET", "history", params={"limit": limit} if limit else None)
+        for name, value in (("limit", limit), ("before", before)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}.")
+        params = {name: value for name, value in (("limit", limit), ("before", before)) if value}
+        answer = self._call("GET", "history", params=params or None)
         return [event for event in map(AuditEvent.parse, answer or []) if event is not None]
 
     def fingerprint(self) -> Hashable:

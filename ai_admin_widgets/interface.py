@@ -95,8 +95,8 @@ class Settings(Protocol):
         """Whether ``user`` (default: the current user) may use AI now."""
         ...
 
-    def history(self, limit: int | None = None) -> list[AuditEvent]:
-        """The newest ``limit`` audit events (all when None), oldest first."""
+    def history(self, limit: int | None = None, *, before: int | None = None) -> list[AuditEvent]:
+        """The newest ``limit`` audit events (all when None), oldest first; ``before``: those older than that event ``id``."""
         ...
 
     def fingerprint(self) -> Hashable:

@@ -1663,6 +1663,7 @@ class AuditAction(str, enum.Enum):
     ALLOW = "allow", "Allow-lists changed"
     ADD_ADMIN = "add-admin", "Admin added"
     REMOVE_ADMIN = "remove-admin", "Admin removed"
+    IMPORT = "import", "Moved into the gateway's database"
 
 
 #: What an audit event's ``error`` said in words; older logs hold these class names.
@@ -1737,6 +1738,7 @@ class AuditEvent(_Fields):
         error: why a change was refused, in words.
         user: the user an admin change concerns.
         allowed_users, allowed_groups: the allow-lists an ``allow`` event set.
+        id: the event's number in the AI gateway's database (for paging: ``history(before=id)``); None elsewhere.
     """
 
     at: datetime
@@ -1750,6 +1752,7 @@ class AuditEvent(_Fields):
     user: str | None = None
     allowed_users: tuple[str, ...] = ()
     allowed_groups: tuple[str, ...] = ()
+    id: int | None = None
 
     @field_validator("at")
     @classmethod

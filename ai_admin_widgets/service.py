@@ -86,6 +86,10 @@ class AISettings:
             ``httpcore.AsyncNetworkBackend``; default httpcore's). The AI gateway passes its
             :class:`~ai_admin_widgets.gateway.addresses.PinnedBackend`, so a check connects only
             to an address it may call.
+        store_factory: makes the store from a keyring backend (or None, for a store that only reads);
+            default: a :class:`~ai_admin_widgets.store.SettingsStore` in ``home``. The AI gateway passes
+            one that makes a :class:`~ai_admin_widgets.gateway.dbstore.DatabaseSettingsStore` (its
+            database, shared by its replicas).
 
     On a user's server of a JupyterHub with the AI gateway (``$AI_ADMIN_GATEWAY_URL`` set),
     ``AISettings()`` with no store of its own (no ``home``, ``keyring`` or other argument but
@@ -120,8 +124,10 @@ class AISettings:
         stale_after: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        store_factory: Callable[[KeyringBackend | None], SettingsStore] | None = None,
     ) -> None:
         self._network_backend = network_backend
+        self._store_factory = store_factory
         self.home = Path(home) if home is not None else default_home()
         self._keyring = keyring
         self.access = access or AccessPolicy()
@@ -154,7 +160,7 @@ class AISettings:
         """
         if self._keyring is None:
             self._keyring = default_keyring()
-        store = SettingsStore(self.home, self._keyring)
+        store = self._open_store(self._keyring)
         if not self._cleaned:  # once per AISettings: keys an interrupted save left behind
             self._cleaned = True
             store.clean_leftovers()
@@ -163,7 +169,13 @@ class AISettings:
     @property
     def _reader(self) -> SettingsStore:
         """The store for reading the record and the audit log; needs no keyring (status is for everyone)."""
-        return SettingsStore(self.home, self._keyring)
+        return self._open_store(self._keyring)
+
+    def _open_store(self, keyring: KeyringBackend | None) -> SettingsStore:
+        """The store over ``keyring``: ``store_factory``'s, else the folder's."""
+        if self._store_factory is not None:
+            return self._store_factory(keyring)
+        return SettingsStore(self.home, keyring)
 
     @property
     def timeouts(self) -> Timeouts:
@@ -469,7 +481,7 @@ class AISettings:
             KeyringUnavailable: no usable keyring here, or it fails.
         """
         keyring = self._keyring if self._keyring is not None else default_keyring()
-        return SettingsStore(self.home, keyring).load()
+        return self._open_store(keyring).load()
 
     def ai_routes(self) -> AIRoutes:
         """Where the current user's AI calls go and the keys they carry; the keys are read only for a user who may use AI.
@@ -607,18 +619,27 @@ class AISettings:
         """
         return self._reader.audit_log(limit)
 
-    def history(self, limit: int | None = None) -> list[AuditEvent]:
+    def history(self, limit: int | None = None, *, before: int | None = None) -> list[AuditEvent]:
         """The newest ``limit`` audit events (every one when None), oldest first, typed; damaged lines are left out.
 
+        Args:
+            limit: how many at most.
+            before: only events older than the one of this ``id`` (the next page: the first event's ``id``);
+                the AI gateway's log has ids, a folder's has none.
         Raises:
-            ValueError: ``limit`` is not a whole number of 1 or more.
+            ValueError: ``limit`` is not a whole number of 1 or more, ``before`` not one of 1 or more, or
+                ``before`` is given for a folder's log.
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit must be a whole number of 1 or more, not {limit!r}.")
-        return [event for event in map(AuditEvent.parse, self._reader.audit_log(limit)) if event is not None]
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise ValueError(f"before must be an event id (a whole number of 1 or more), not {before!r}.")
+        events = self._reader.audit_log(limit, before=before)
+        return [event for event in map(AuditEvent.parse, events) if event is not None]
 
     def fingerprint(self) -> Hashable:
-        """A token that changes whenever ``settings.json`` is replaced (one ``stat``); None when there is none."""
+        """A token that changes whenever the record is written (a folder's: one ``stat`` of ``settings.json``; the
+        gateway's: one query of its revision); None when there is none."""
         return self._reader.fingerprint()
 
     def usage_report(self, since: date | None = None, by: str = "user") -> UsageReport:
@@ -748,7 +769,7 @@ class AISettings:
             keyring = self._keyring if self._keyring is not None else default_keyring()
         except KeyringUnavailable:
             keyring = None
-        store = SettingsStore(self.home, keyring)
+        store = self._open_store(keyring)
         store.check_writable()  # a removal that cannot be audited is not made
         try:
             record = store.read()

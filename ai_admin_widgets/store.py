@@ -107,6 +107,7 @@ AUDIT_ACTIONS = {
     "allow": "Allow-lists changed",
     "add-admin": "Admin added",
     "remove-admin": "Admin removed",
+    "import": "Moved into the gateway's database",
 }
 #: How long (seconds) the unlock prompt of a locked Secret Service keyring may wait for an answer.
 UNLOCK_TIMEOUT = 60.0
@@ -628,6 +629,11 @@ class SettingsStore:
         self._audit_path = self.home / "audit.jsonl"
         self._reserve_path = self.home / "settings.reserve"
 
+    @property
+    def _record_name(self) -> str:
+        """Where the record is, for a message."""
+        return str(self._record_path)
+
     # -- reading -------------------------------------------------------------- #
 
     def read(self) -> SettingsRecord:
@@ -732,7 +738,7 @@ class SettingsStore:
             return parse_integration(fields, secrets)
         except ValidationError:
             raise StoreError(
-                f"The saved settings in {self._record_path} are no longer valid. Edit the OpenAI integration and save it again."
+                f"The saved settings in {self._record_name} are no longer valid. Edit the OpenAI integration and save it again."
             ) from None
 
     # -- writing -------------------------------------------------------------- #
@@ -974,18 +980,23 @@ class SettingsStore:
             if written != len(data):  # a short write: the disk filled up mid-line
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def audit_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def audit_log(self, limit: int | None = None, *, before: int | None = None) -> list[dict[str, Any]]:
         """The audit events, oldest first; a damaged line is skipped.
 
         Args:
             limit: only the newest ``limit`` events, read backwards from the end of the
                 file (memory and time bounded by what is returned, however long the log
                 is); None: every event.
+            before: pages by event id, which only the AI gateway's database log has; must be None here.
         Raises:
             TypeError: ``limit`` is not a whole number (or None).
-            ValueError: ``limit`` is negative.
+            ValueError: ``limit`` is negative, or ``before`` is given.
             StoreError: the audit log cannot be read, or is not a regular file.
         """
+        if before is not None:
+            raise ValueError(
+                "before= pages the AI gateway's audit log (kept in its database); a folder's log is read by limit only."
+            )
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise TypeError(f"limit must be a whole number of events or None, not {type(limit).__name__}.")
         if limit is not None and limit < 0:

@@ -1427,7 +1427,7 @@ def _mode(path: Path) -> int:
 
 def test_serve_tightens_an_open_folder_of_its_own_and_makes_its_files_private(practice, tmp_path):
     """An operator-made folder with mode 755 and a 644 usage log: serve makes them 700 and 600, says so in one
-    warning line, and every file it then writes (settings, audit, usage, keys) is 600."""
+    warning line, and every file it then writes (the database with the settings and audit log, usage, keys) is 600."""
     folder = tmp_path / "gateway"
     folder.mkdir()
     folder.chmod(0o755)
@@ -1457,7 +1457,7 @@ def test_serve_tightens_an_open_folder_of_its_own_and_makes_its_files_private(pr
         client = OpenAI(base_url=url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
         client.embeddings.create(model="text-embedding-3-small", input=["x"])
         files = {path.name: _mode(path) for path in folder.iterdir() if path.is_file()}
-        assert {"settings.json", "audit.jsonl", "usage.jsonl", "keyring.cfg"} <= set(files)
+        assert {"ai-gateway.sqlite", "usage.jsonl", "keyring.cfg"} <= set(files)  # settings and audit: in the database
         assert all(mode & 0o077 == 0 for mode in files.values()), {name: oct(mode) for name, mode in files.items()}
     finally:
         process.send_signal(signal.SIGTERM)

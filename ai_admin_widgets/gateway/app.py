@@ -14,7 +14,7 @@ path                  method  answer
 ``api/admins``        POST    refused, 409 ``AdminsDecidedByHub``: the hub's roles decide who configures
 ``api/admin-check``   GET     AdminCheck
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
-``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``)
+``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``, ``&before=ID``: the page before that event)
 ``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, outcome
 ``api/usage-report``  GET     UsageReport (configure only; ``?since=YYYY-MM-DD&by=user|group|model``)
 ``api/fingerprint``   GET     ``{"fingerprint": ...}``
@@ -46,6 +46,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from ..service import AISettings
+    from .dbstore import DatabaseSettingsStore
 
 __all__ = ["Gateway", "GatewayConfig", "make_app"]
 
@@ -80,6 +82,8 @@ USAGE_FILE = "usage.jsonl"
 USAGE_LINE_MAX_BYTES = 64 * 2**10
 #: The most usage events one ``api/usage`` answer holds.
 MAX_USAGE_LIMIT = 10_000
+#: Seconds between two deletions of audit events past ``audit_keep_days``.
+AUDIT_PRUNE_SECONDS = 3600.0
 
 log = logging.getLogger("ai_admin_widgets.gateway")
 
@@ -89,7 +93,7 @@ class GatewayConfig:
     """How one gateway runs.
 
     Attributes:
-        home: its folder (settings.json, audit.jsonl, usage.jsonl, the keyring file); it is their only writer.
+        home: its folder (usage.jsonl, the keyring file, the default SQLite database); it is their only writer.
         keyring: the keyring backend holding the keys (see :func:`~ai_admin_widgets.gateway.keys.gateway_keyring`).
         hub_api_url: JupyterHub's API (``$JUPYTERHUB_API_URL``).
         service_token: the gateway's own hub token (``$JUPYTERHUB_API_TOKEN`` of the service).
@@ -108,11 +112,17 @@ class GatewayConfig:
             (``$AI_ADMIN_GATEWAY_ALLOW_HOSTS``; see :mod:`~ai_admin_widgets.gateway.addresses`).
         timeouts: the authentication limits of Save and Test.
         engine: the gateway's database (:func:`~ai_admin_widgets.gateway.db.open_database`); None: the SQLite
-            file ``ai-gateway.sqlite`` in ``home``, made on first use.
+            file ``ai-gateway.sqlite`` in ``home``, made on first use. It holds the settings record and the audit
+            log (:class:`~ai_admin_widgets.gateway.dbstore.DatabaseSettingsStore`), shared by every replica on it.
         reauth_seconds: how often the saved integration is authenticated again, in seconds (``serve
             --reauth-minutes``; 0: never; see :mod:`~ai_admin_widgets.gateway.health`).
         authenticate_metrics: whether ``metrics`` needs a hub token with ``read:metrics`` (JupyterHub's
             ``authenticate_prometheus``; default True).
+        audit_keep_days: how many days audit events are kept (older ones deleted hourly; 0: kept for ever).
+        settings_poll_seconds: how often the saved settings' marker is read, so a save through another replica is
+            in force here within that time (plus one reload).
+        settings_stale_seconds: how long the database may fail to answer that poll before /v1 refuses (503) rather
+            than go on with settings another replica may have changed or removed meanwhile.
     """
 
     home: Path
@@ -135,6 +145,9 @@ class GatewayConfig:
     engine: Engine | None = None
     reauth_seconds: float = 0.0
     authenticate_metrics: bool = True
+    audit_keep_days: float = 365.0
+    settings_poll_seconds: float = 0.25
+    settings_stale_seconds: float = 10.0
 
 
 class Gateway:
@@ -154,6 +167,10 @@ class Gateway:
 
         #: The gateway's database: settings, audit log, AI calls, budgets (and the keys, with ``$AI_ADMIN_CRYPT_KEY``).
         self.engine: Engine = config.engine or open_database(db_url(None, config.home, environ={}))
+        #: This process among the gateway's replicas: ``<hostname>:<pid>``.
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks: list[asyncio.Future[None]] = []
+        self._import_folder()
         from .addresses import AddressPolicy, PinnedBackend
         from .v1 import Upstream
 
@@ -184,10 +201,10 @@ class Gateway:
         self.reauthentication.start()
 
     def settings(self, caller: Caller) -> AISettings:
-        """The gateway's AI Settings as ``caller`` (validate → authenticate → store → audit, unchanged)."""
+        """The gateway's AI Settings as ``caller`` (validate → authenticate → store → audit, unchanged), on its database."""
         from ..service import AISettings
 
-        return AISettings(
+        settings = AISettings(
             home=self.config.home,
             keyring=self.config.keyring,
             user=caller.name,
@@ -195,7 +212,67 @@ class Gateway:
             openai_base_url=self.config.openai_base_url,
             timeouts=self.config.timeouts,
             network_backend=self.network,
+            store_factory=self.store,
         )
+        settings.on_change(self.upstream.changed)  # this replica's own change: in force here at once
+        return settings
+
+    def store(self, keyring: KeyringBackend | None = None) -> DatabaseSettingsStore:
+        """The settings record and audit log in the gateway's database, the keys in ``keyring`` (None: reads only)."""
+        from .dbstore import DatabaseSettingsStore
+
+        return DatabaseSettingsStore(self.engine, keyring)
+
+    def _import_folder(self) -> None:
+        """On a database without a settings record, take the folder's ``settings.json`` and ``audit.jsonl`` in, once."""
+        from ..models import AIAdminError
+        from .dbstore import import_folder
+
+        try:
+            imported = import_folder(self.engine, self.config.home)
+        except AIAdminError as error:
+            log.error("The settings in %s were not imported into the gateway's database: %s", self.config.home, error)
+            return
+        if imported is None or not imported[0].configured:
+            return
+        try:
+            self.store(self.config.keyring).load()
+        except AIAdminError:
+            from ..store import backend_name
+
+            log.warning(
+                "The imported integration's keys are not in %s (a folder's gateway kept them in its keyring.cfg): "
+                "edit the OpenAI integration once and type its key again.",
+                backend_name(self.config.keyring),
+            )
+
+    def start(self) -> None:
+        """Start the background work (on the running event loop): the saved settings' poll, the audit retention."""
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.ensure_future(self.upstream.poll()),
+            asyncio.ensure_future(self._keep_audit()),
+        ]
+
+    async def _keep_audit(self) -> None:
+        """Delete audit events older than ``audit_keep_days``, at start and then every hour."""
+        from ..models import AIAdminError
+        from .dbstore import prune_audit
+
+        while self.config.audit_keep_days > 0:
+            try:
+                deleted = await self.run(prune_audit, self.engine, self.config.audit_keep_days)
+            except AIAdminError as error:
+                log.warning("Old audit events were not deleted: %s", error)
+            else:
+                if deleted:
+                    log.info(
+                        "Deleted %d audit events older than %g days (--audit-keep-days).",
+                        deleted,
+                        self.config.audit_keep_days,
+                    )
+            await asyncio.sleep(AUDIT_PRUNE_SECONDS)
 
     async def run(self, function: Any, *args: Any) -> Any:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
@@ -282,8 +359,12 @@ class Gateway:
         return events
 
     async def close(self) -> None:
-        """Stop the re-authentication; close the upstream client and HubAuth's session; stop the thread pool."""
+        """Stop the background work and the re-authentication; close the upstream client and HubAuth's session; stop the pool."""
         await self.reauthentication.stop()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -551,6 +632,15 @@ class ApiHandler(BaseHandler):
         except ValueError:
             raise ValueError(f"limit must be a whole number of 1 or more, not {text!r}.") from None
 
+    def _query_whole(self, name: str) -> int | None:
+        text = self.get_query_argument(name, None)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number of 1 or more, not {text!r}.") from None
+
     async def snapshot(self, body: dict[str, Any]) -> Any:
         settings = self.gateway.settings(self.caller)
         return (await self.gateway.run(settings.snapshot)).model_dump(mode="json")
@@ -588,7 +678,9 @@ class ApiHandler(BaseHandler):
 
     async def history(self, body: dict[str, Any]) -> Any:
         self._require_configure("the AI Settings history (the audit log)")
-        events = await self.gateway.run(self.gateway.settings(self.caller).history, self._query_limit(None))
+        settings, limit = self.gateway.settings(self.caller), self._query_limit(None)
+        before = self._query_whole("before")
+        events = await self.gateway.run(lambda: settings.history(limit, before=before))
         return [event.model_dump(mode="json") for event in events]
 
     async def usage(self, body: dict[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
     ai-admin gateway serve [--check] [--home FOLDER] [--ip ADDRESS] [--db-url URL] [--cache-seconds S] [--deadline S]
                            [--usage-max-mib M] [--usage-keep N] [--reauth-minutes N] [--metrics-without-token]
+                           [--audit-keep-days N]
                                   run as JupyterHub's managed service (the hub starts it);
                                   --check: check what it needs and exit, listening on nothing
     ai-admin gateway upgrade-db [--home FOLDER] [--db-url URL]
@@ -88,6 +89,14 @@ def add_parser(commands: Any, parser_class: Any) -> None:
         action="store_true",
         help="serve /metrics to anyone who can reach the gateway (default: a hub token with read:metrics, "
         "as JupyterHub's own /hub/metrics)",
+    )
+    serve.add_argument(
+        "--audit-keep-days",
+        type=float,
+        default=365.0,
+        metavar="N",
+        help="keep the audit log's events (in the gateway's database) N days; older ones are deleted hourly "
+        "(default 365; 0: keep every event)",
     )
     serve.add_argument(
         "--db-url",
@@ -184,6 +193,7 @@ def run(arguments: argparse.Namespace) -> int:
                         usage_keep=arguments.usage_keep,
                         reauth_minutes=arguments.reauth_minutes,
                         authenticate_metrics=not arguments.metrics_without_token,
+                        audit_keep_days=arguments.audit_keep_days,
                     )
                 )
                 return EXIT_OK
@@ -197,6 +207,7 @@ def run(arguments: argparse.Namespace) -> int:
                 db_url=arguments.db_url,
                 reauth_minutes=arguments.reauth_minutes,
                 authenticate_metrics=not arguments.metrics_without_token,
+                audit_keep_days=arguments.audit_keep_days,
             )
             serve(config, host, port)
             return EXIT_OK

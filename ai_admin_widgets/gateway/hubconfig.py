@@ -5,7 +5,9 @@ What it sets (JupyterHub docs: "Services", "Scopes in JupyterHub" (custom scopes
 the subset of those scopes its user holds):
 
 * ``c.JupyterHub.services``: the managed service (``command``, ``url``, ``environment`` with the
-  keyring's password taken from the hub's own environment, never written in the file);
+  keyring's password, and for a database (``$AI_ADMIN_GATEWAY_DB_URL``, PostgreSQL for replicas) its URL and
+  the encryption keys ``$AI_ADMIN_CRYPT_KEY``, all taken from the hub's own environment, never written in
+  the file; an unset one is passed empty, which the gateway takes as not set);
 * ``c.JupyterHub.custom_scopes``: ``custom:ai-admin:configure`` and ``custom:ai-admin:use``;
 * the hub's ``user`` role gets ``custom:ai-admin:use`` and ``access:services!service=<name>``
   (every user may use AI; the allow-list narrows it), without redefining that role: the scopes
@@ -80,7 +82,7 @@ def hub_config(
     Args:
         name: the service's name (its path is ``/services/<name>/``).
         url: where the service listens (the hub's proxy routes ``/services/<name>/`` there).
-        home: the gateway's folder (settings, audit log, encrypted keyring file), writable by the hub's user only.
+        home: the gateway's folder (its SQLite database by default, usage log, encrypted keyring file), writable by the hub's user only.
         admins: hub user names who may configure the integration (hub admins always may).
         python: the interpreter that runs the gateway (default: the one running this command).
         gateway_url: the address users' servers call the gateway at (their ``AI_ADMIN_GATEWAY_URL``).
@@ -113,6 +115,8 @@ def hub_config(
 # The hub starts the gateway, restarts it if it exits, and routes /services/{name}/ to it.
 # Before starting the hub, set {PASSWORD_VARIABLE} in the hub's environment: it opens the
 # gateway's encrypted keyring file, and is passed to the gateway only (never to users' servers).
+# With a database (PostgreSQL, for several replicas), also set AI_ADMIN_GATEWAY_DB_URL and AI_ADMIN_CRYPT_KEY
+# there: the gateway then keeps its settings, audit log and keys (encrypted) in that database.
 # The hub does not start while the gateway refuses to: check it first with `ai-admin gateway serve --check`.
 # Safe to add twice: a later copy (say, with other --admin users) replaces this one's service and role.
 import os
@@ -136,6 +140,9 @@ _ai_gateway_replace(
             "KEYRING_CRYPTFILE_PASSWORD": os.environ.get({q(PASSWORD_VARIABLE)}, ""),
             # Private or loopback hosts the gateway may call (names or CIDR blocks, comma-separated).
             "AI_ADMIN_GATEWAY_ALLOW_HOSTS": os.environ.get("AI_ADMIN_GATEWAY_ALLOW_HOSTS", ""),
+            # Its database (default: a SQLite file in its folder) and the keys' encryption keys (';'-separated).
+            "AI_ADMIN_GATEWAY_DB_URL": os.environ.get("AI_ADMIN_GATEWAY_DB_URL", ""),
+            "AI_ADMIN_CRYPT_KEY": os.environ.get("AI_ADMIN_CRYPT_KEY", ""),
         }},
         "display": False,
     }},

@@ -186,6 +186,7 @@ class Practice:
             **({"allow_hosts": ("127.0.0.1",)} | self._config),
         )
         self._gateway = Gateway(config)
+        self._gateway.start()
         self._hub_server = HTTPServer(_hub_app(self))
         self._hub_server.add_sockets([hub_socket])
         self._gateway_server = HTTPServer(make_app(self._gateway), max_body_size=config.max_request_bytes + 2**20)

@@ -46,6 +46,7 @@ def config_from_environment(
     create: bool = True,
     reauth_minutes: float = 60.0,
     authenticate_metrics: bool = True,
+    audit_keep_days: float = 365.0,
 ) -> tuple:
     """``(GatewayConfig, host, port)`` from a managed service's environment.
 
@@ -58,6 +59,7 @@ def config_from_environment(
 
     ``reauth_minutes``: how often the saved integration is authenticated again (0: never;
     :mod:`~ai_admin_widgets.gateway.health`). ``authenticate_metrics``: False serves ``metrics`` without a token.
+    ``audit_keep_days`` (``--audit-keep-days``): how many days audit events are kept in the database (0: for ever).
 
     ``db_url`` (``--db-url``), ``$AI_ADMIN_GATEWAY_DB_URL`` or ``$AI_ADMIN_CRYPT_KEY``, any of them given:
     the keys are kept in the gateway's database, encrypted
@@ -112,6 +114,8 @@ def config_from_environment(
         raise ServeError("--usage-keep must be a whole number from 0 to 1000 (default 5).")
     if not 0 <= reauth_minutes <= 7 * 24 * 60:
         raise ServeError("--reauth-minutes must be from 0 (never) to 10080 (a week); default 60.")
+    if not 0 <= audit_keep_days <= 36500:
+        raise ServeError("--audit-keep-days must be from 0 (keep every event) to 36500 days (default 365).")
     folder = Path(home).expanduser() if home else default_home()
     keyring, engine = _open_keyring(folder, db_url, create=create)
     config = GatewayConfig(
@@ -128,6 +132,7 @@ def config_from_environment(
         usage_keep=usage_keep,
         reauth_seconds=reauth_minutes * 60,
         authenticate_metrics=authenticate_metrics,
+        audit_keep_days=audit_keep_days,
     )
     if ip is not None:
         try:
@@ -282,6 +287,7 @@ def serve(config, host: str, port: int) -> None:
 
     from ..store import backend_name
     from .app import Gateway, make_app
+    from .db import safe_url
 
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s %(asctime)s %(name)s] %(message)s")
     logging.getLogger("ai_admin_widgets.gateway").setLevel(logging.INFO)
@@ -290,6 +296,7 @@ def serve(config, host: str, port: int) -> None:
 
     async def main() -> None:
         gateway = Gateway(config)
+        gateway.start()
         server = HTTPServer(make_app(gateway), max_body_size=config.max_request_bytes + 2**20, xheaders=True)
         server.add_sockets(sockets)
         stop = asyncio.Event()
@@ -297,11 +304,12 @@ def serve(config, host: str, port: int) -> None:
         for sign in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sign, stop.set)
         logging.getLogger("ai_admin_widgets.gateway").info(
-            "AI gateway on http://%s:%d%s, store %s, keys in %s",
+            "AI gateway on http://%s:%d%s, store %s, settings and audit log in %s, keys in %s",
             host,
             port,
             config.prefix,
             config.home,
+            safe_url(gateway.engine.url),
             backend_name(config.keyring),
         )
         await stop.wait()

@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ import tornado.iostream
 from pydantic import SecretStr
 
 from ..models import ROLE_LABELS, FailureCode, KeyringUnavailable, Outcome, Role, StoreError, Timeouts, explain
-from ..store import SettingsRecord, SettingsStore
+from ..store import SettingsRecord
 from ..transport import _request_id, holds_part_of
 from .app import BaseHandler, _NotFound, _Refused
 from .auth import USE_SCOPE, Caller, GatewayAccess
@@ -74,7 +75,7 @@ _CODES = {
 
 @dataclass
 class Saved:
-    """What the saved settings say, read once per change of ``settings.json`` (the keys in the routes)."""
+    """What the saved settings say, read once per change of the settings record (the keys in the routes)."""
 
     fingerprint: Any
     record: SettingsRecord | None = None
@@ -136,36 +137,121 @@ def _retry_headers(response: httpx.Response, key: SecretStr) -> dict[str, str]:
 
 #: The endpoints of /v1, as a 404 or 405 names them.
 ENDPOINTS = "POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models"
+#: The settings record's marker before it is read.
+_UNKNOWN: Any = object()
 
 
 class Upstream:
-    """The saved integration's routes, reloaded when ``settings.json`` changes, and the client that calls them."""
+    """The saved integration's routes, reloaded when the settings record changes, and the client that calls them.
+
+    A /v1 call costs no database query: :meth:`poll` reads the record's marker (revision and time of the last
+    write, :meth:`~ai_admin_widgets.gateway.dbstore.DatabaseSettingsStore.marker`) every
+    ``settings_poll_seconds`` in the background, and :meth:`saved` reloads (keys included) only when it moved,
+    so a save through another replica is in force here within that time plus one reload. A change made through
+    this replica (:meth:`changed`) is in force here at once.
+    """
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._saved: Saved | None = None
         self._lock: asyncio.Lock | None = None
         self._client: httpx.AsyncClient | None = None
+        #: The record's marker as last read (:data:`_UNKNOWN`: to be read by the next call), and its generation.
+        self._marker: Any = _UNKNOWN
+        self._generation = 0
+        self._polling = False
+        #: When the marker was last read (``time.monotonic()``; 0: never).
+        self._read_at = 0.0
+        #: The poll's own thread: never queued behind Save's and Test's checks on the gateway's pool.
+        self._poller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-gateway-settings-poll")
+
+    def changed(self) -> None:
+        """This replica changed the settings (any thread): the next call reads the marker afresh."""
+        self._generation += 1
+        self._marker = _UNKNOWN
+
+    async def poll(self) -> None:
+        """Read the record's marker every ``settings_poll_seconds``, for ever (cancelled by the gateway's close).
+
+        A database out of reach is logged once until it answers again; after ``settings_stale_seconds`` without an
+        answer, :meth:`saved` refuses (fails closed).
+        """
+        self._polling = True
+        store = self.gateway.store()
+        failing = False
+        try:
+            while True:
+                generation = self._generation
+                try:
+                    marker = await asyncio.get_running_loop().run_in_executor(self._poller, store.marker)
+                except Exception as error:  # StoreError, or the pool's own (a timeout): the poll goes on
+                    if not failing:
+                        log.warning(
+                            "Cannot read the saved settings' marker (kept as they were): %s",
+                            error if isinstance(error, StoreError) else type(error).__name__,
+                        )
+                    failing = True
+                else:
+                    failing = False
+                    self._read_at = time.monotonic()
+                    if generation == self._generation:  # no change of this replica's since the read began
+                        self._marker = marker
+                await asyncio.sleep(self.gateway.config.settings_poll_seconds)
+        finally:
+            self._polling = False
 
     async def saved(self) -> Saved:
-        """The saved settings as they are now (one ``stat`` when unchanged; keys read on the thread pool)."""
-        home = self.gateway.config.home
-        fingerprint = SettingsStore(home, None).fingerprint()
-        saved = self._saved
-        if saved is not None and saved.fingerprint == fingerprint:
+        """The saved settings as they are now (no query when unchanged; marker and keys read on the thread pool).
+
+        Fails closed: when the database has not answered the poll for ``settings_stale_seconds``, the answer is a
+        :class:`Saved` with a ``problem`` (/v1 refuses with 503) until it answers again, so a removal made through
+        another replica is never ignored for longer.
+        """
+        if not self._polling:
+            self.gateway.start()  # a gateway nobody started (a test's): the poll starts with its first call
+        stale = self._stale()
+        if stale is not None:
+            return stale
+        saved, marker = self._saved, self._marker
+        if saved is not None and marker is not _UNKNOWN and saved.fingerprint == marker:
             return saved
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._saved is None or self._saved.fingerprint != fingerprint:
-                self._saved = await self.gateway.run(self._load, fingerprint)
+            if self._marker is _UNKNOWN:
+                generation = self._generation
+                try:
+                    marker = await self.gateway.run(self.gateway.store().marker)
+                except StoreError as error:
+                    return Saved(_UNKNOWN, problem=str(error))
+                self._read_at = time.monotonic()
+                if generation == self._generation:
+                    self._marker = marker
+            else:
+                marker = self._marker
+            if self._saved is None or self._saved.fingerprint != marker:
+                self._saved = await self.gateway.run(self._load, marker)
             return self._saved
+
+    def _stale(self) -> Saved | None:
+        """A refusal when the poll has not read the marker for ``settings_stale_seconds``; None while it reads it."""
+        if not self._read_at:
+            return None  # never read yet: the first call reads it
+        silent = time.monotonic() - self._read_at
+        if silent <= self.gateway.config.settings_stale_seconds:
+            return None
+        return Saved(
+            _UNKNOWN,
+            problem=f"the gateway's database has not answered for {silent:.0f} s, so whether the saved integration "
+            "is still in force is not known here (it may have been changed through another replica); it is used "
+            "again as soon as the database answers.",
+        )
 
     def _load(self, fingerprint: Any) -> Saved:
         from ..models import AzureOpenAIIntegration
         from ..transport import routes_for
 
-        store = SettingsStore(self.gateway.config.home, self.gateway.config.keyring)
+        store = self.gateway.store(self.gateway.config.keyring)
         try:
             record = store.read()
         except StoreError as error:
@@ -204,6 +290,7 @@ class Upstream:
         return self._client
 
     async def close(self) -> None:
+        self._poller.shutdown(wait=False, cancel_futures=True)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
