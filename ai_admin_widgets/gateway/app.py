@@ -15,7 +15,9 @@ path                  method  answer
 ``api/admin-check``   GET     AdminCheck
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
 ``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``)
-``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, outcome
+``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, tokens, outcome
+``api/budgets``       GET     BudgetsView (those who may configure: every budget; others: the ones that count them);
+                              POST ``{"set": {"scope", "name", "period", "limit"}}`` or ``{"remove": {...}}`` (configure only)
 ``api/fingerprint``   GET     ``{"fingerprint": ...}``
 ``api/ai-routes``     GET     ``{"configured", "allowed", "models": {role: name}, "recheck_after"}``
 ``api/test``          POST    ``{"integration": {...} | null}`` -> VerificationReport
@@ -44,8 +46,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +74,6 @@ ADMINS_ON_THE_HUB = (
     "hub-config --admin USER, or that role's users in c.JupyterHub.load_roles), or make them a hub admin; "
     "take it away the same way, then restart the hub."
 )
-#: The AI calls' log in the gateway's folder, and the longest line of it that is read.
-USAGE_FILE = "usage.jsonl"
-USAGE_LINE_MAX_BYTES = 64 * 2**10
 #: The most usage events one ``api/usage`` answer holds.
 MAX_USAGE_LIMIT = 10_000
 
@@ -84,7 +85,7 @@ class GatewayConfig:
     """How one gateway runs.
 
     Attributes:
-        home: its folder (settings.json, audit.jsonl, usage.jsonl, the keyring file); it is their only writer.
+        home: its folder (settings.json, audit.jsonl, the keyring file, the SQLite database); it is their only writer.
         keyring: the keyring backend holding the keys (see :func:`~ai_admin_widgets.gateway.keys.gateway_keyring`).
         hub_api_url: JupyterHub's API (``$JUPYTERHUB_API_URL``).
         service_token: the gateway's own hub token (``$JUPYTERHUB_API_TOKEN`` of the service).
@@ -94,8 +95,8 @@ class GatewayConfig:
         deadline: seconds one forwarded AI call may take in all, streaming included.
         max_request_bytes: the largest ``/v1`` request body; ``max_admin_request_bytes`` for the admin API.
         max_answer_bytes: the largest answer forwarded from the provider.
-        usage_max_bytes: the size at which ``usage.jsonl`` (the AI calls) is rotated (default 16 MiB).
-        usage_keep: how many rotated usage files are kept (``usage.jsonl.1`` ... ; default 5; 0: none).
+        usage_max_bytes, usage_keep: no longer used (the AI calls are recorded in the database, not in a rotated
+            ``usage.jsonl``); still accepted so that existing configurations start.
         openai_base_url: the Base URL the panel offers for a new OpenAI integration.
         access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
             the environment the hub gives a managed service).
@@ -104,6 +105,8 @@ class GatewayConfig:
         timeouts: the authentication limits of Save and Test.
         engine: the gateway's database (:func:`~ai_admin_widgets.gateway.db.open_database`); None: the SQLite
             file ``ai-gateway.sqlite`` in ``home``, made on first use.
+        record_usage: record every forwarded call in the database and enforce the budgets (False: neither; for
+            benchmarks that measure what they cost).
     """
 
     home: Path
@@ -124,6 +127,7 @@ class GatewayConfig:
     access_scopes: set[str] | None = None
     allow_hosts: tuple[str, ...] = ()
     engine: Engine | None = None
+    record_usage: bool = True
 
 
 class Gateway:
@@ -150,6 +154,15 @@ class Gateway:
         #: Opens every connection the gateway makes to a provider (Save's and Test's checks, /v1), pinned to checked addresses.
         self.network = PinnedBackend(self.addresses)
         self.upstream = Upstream(self)
+        #: Called with every usage event, in :meth:`record_use` (metrics); an observer that raises is logged.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        from .budgets import Budgets
+        from .usage import UsageWriter
+
+        #: Writes the usage events and the budgets' spend (:mod:`~ai_admin_widgets.gateway.usage`).
+        self.usage_writer = UsageWriter(self.engine)
+        #: The budgets and limits (:mod:`~ai_admin_widgets.gateway.budgets`).
+        self.budgets = Budgets(self.engine)
 
     def settings(self, caller: Caller) -> AISettings:
         """The gateway's AI Settings as ``caller`` (validate → authenticate → store → audit, unchanged)."""
@@ -169,75 +182,43 @@ class Gateway:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
-    @property
-    def usage_path(self) -> Path:
-        """``usage.jsonl`` in the gateway's folder; its rotated predecessors are ``usage.jsonl.1`` (newest) and on."""
-        return self.config.home / USAGE_FILE
-
     def record_use(self, event: dict[str, Any]) -> None:
-        """Append one AI call to ``usage.jsonl`` (who, when, which model, outcome; never the prompt or the answer).
-
-        When the line would take the file over ``usage_max_bytes``, the file is rotated first
-        (``usage.jsonl`` becomes ``usage.jsonl.1``, ``.1`` becomes ``.2``, ..., and the one past
-        ``usage_keep`` is deleted), so the log takes at most ``usage_max_bytes * (usage_keep + 1)``
-        bytes. A log that cannot be written is logged, never an error of the call.
-        """
-        line = (json.dumps({"at": _now(), **event}, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-        path = self.usage_path
-        try:
-            self.config.home.mkdir(parents=True, exist_ok=True)
+        """Record one forwarded AI call (its usage event: the columns of ``ai_gateway_usage_events``; never the
+        prompt or the answer): each observer is called with it, then it is handed to the usage writer, which
+        commits it within milliseconds and counts its tokens against the budgets that admitted it (``"spend"``).
+        Never raises: a failure to record is logged, never an error of the call. Nothing is written when
+        ``record_usage`` is off."""
+        for observer in self.observers:
             try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size and size + len(line) > self.config.usage_max_bytes:
-                self._rotate_usage()
-            with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as handle:
-                handle.write(line)
-        except OSError as error:
-            log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
-
-    def _rotate_usage(self) -> None:
-        keep, path = self.config.usage_keep, self.usage_path
-        if keep < 1:
-            path.unlink(missing_ok=True)
-            return
-        Path(f"{path}.{keep}").unlink(missing_ok=True)
-        for number in range(keep - 1, 0, -1):
-            older = Path(f"{path}.{number}")
-            if older.exists():
-                os.replace(older, f"{path}.{number + 1}")
-        os.replace(path, f"{path}.1")
+                observer(event)
+            except Exception as error:  # an observer's fault is never the call's
+                log.error("A usage observer failed (%s).", type(error).__name__)
+        if self.config.record_usage:
+            self.usage_writer.put(event)
 
     def usage(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` AI calls, oldest first, from ``usage.jsonl`` and, past its start, the rotated files.
+        """The newest ``limit`` AI calls, oldest first, from the database, after every call recorded so far is written.
 
-        Read backwards from the ends of the files (memory bounded by what is returned); a damaged line is skipped.
-        Blocks on file reads (call it off the event loop).
+        Each is the usage row: ``at`` (ISO, UTC; when the call came), ``username``, ``groups``, ``operation``, ``role``,
+        ``model``, ``stream``, ``outcome``, ``code``, ``status``, the token counts, ``latency_ms``, ``request_id``,
+        ``replica``. Blocks on the database (call it off the event loop).
         """
-        from ..store import read_tail_lines
+        import sqlalchemy as sa
 
-        events: list[dict[str, Any]] = []
-        paths = [self.usage_path, *(Path(f"{self.usage_path}.{n}") for n in range(1, self.config.usage_keep + 1))]
-        for path in paths:
-            if len(events) >= limit:
-                break
-            try:
-                lines = read_tail_lines(path, limit - len(events), max_line=USAGE_LINE_MAX_BYTES)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                log.error("Cannot read the usage log %s (%s).", path, error.strerror)
-                break
-            found = []
-            for raw in lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    found.append(event)
-            events = found + events
+        from .db import connected, usage_table
+        from .usage import USAGE_COLUMNS
+
+        self.usage_writer.flush()
+        columns = [usage_table.c.at, *(usage_table.c[name] for name in USAGE_COLUMNS)]
+        query = sa.select(*columns).order_by(usage_table.c.id.desc()).limit(limit)
+        with connected(self.engine) as connection:
+            rows = connection.execute(query).all()
+        events = []
+        for row in reversed(rows):
+            event = dict(row._mapping)
+            at = event["at"]
+            event["at"] = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).isoformat()
+            events.append(event)
         return events
 
     async def close(self) -> None:
@@ -245,14 +226,9 @@ class Gateway:
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.usage_writer.close)
         if self.config.engine is None:
             self.engine.dispose()
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat()
 
 
 #: The ``code`` of tornado's own errors (a route that does not exist, a method a route does not take, ...).
@@ -556,6 +532,40 @@ class ApiHandler(BaseHandler):
             raise ValueError(f"limit must be a whole number from 1 to {MAX_USAGE_LIMIT}.")
         return await self.gateway.run(self.gateway.usage, limit)
 
+    async def budgets(self, body: dict[str, Any]) -> Any:
+        """Every budget, with what its period used, for those who may configure; others see the ones that count them."""
+        view = await self.gateway.run(self.gateway.budgets.view)
+        if not GatewayAccess(self.caller).check_admin(self.caller.name).admin:
+            mine = {
+                (budget.scope, budget.name, budget.period)
+                for budget, _ in await self.gateway.run(
+                    self.gateway.budgets.applying, self.caller.name, self.caller.groups
+                )
+            }
+            view = view.model_copy(
+                update={"budgets": tuple(b for b in view.budgets if (b.scope, b.name, b.period) in mine)}
+            )
+        return view.model_dump(mode="json")
+
+    async def change_budgets(self, body: dict[str, Any]) -> Any:
+        """``{"set": {"scope", "name", "period", "limit"}}`` adds or changes one; ``{"remove": {...}}`` removes one."""
+        from ..models import checked_budget
+
+        self._require_configure()
+        if set(body) not in ({"set"}, {"remove"}) or not isinstance(next(iter(body.values())), dict):
+            raise TypeError('The body must be {"set": {"scope", "name", "period", "limit"}} or {"remove": {...}}.')
+        action, part = next(iter(body.items()))
+        if action == "set":
+            budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), part.get("limit"))
+            view = await self.gateway.run(self.gateway.budgets.set, budget, self.caller.name)
+        else:
+            budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), 1)
+            removed = await self.gateway.run(self.gateway.budgets.remove, budget.scope, budget.name, budget.period)
+            if not removed:
+                raise ValueError(f"There is no budget for {budget.described().split(':')[0]} per {budget.period}.")
+            view = await self.gateway.run(self.gateway.budgets.view)
+        return view.model_dump(mode="json")
+
     async def fingerprint(self, body: dict[str, Any]) -> Any:
         value = await self.gateway.run(self.gateway.settings(self.caller).fingerprint)
         return {"fingerprint": list(value) if isinstance(value, tuple) else value}
@@ -617,6 +627,8 @@ _ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "history"): ApiHandler.history,
     ("GET", "usage"): ApiHandler.usage,
     ("GET", "fingerprint"): ApiHandler.fingerprint,
+    ("GET", "budgets"): ApiHandler.budgets,
+    ("POST", "budgets"): ApiHandler.change_budgets,
     ("GET", "ai-routes"): ApiHandler.ai_routes,
     ("POST", "test"): ApiHandler.test,
     ("POST", "save"): ApiHandler.save,

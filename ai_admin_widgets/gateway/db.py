@@ -33,6 +33,7 @@ __all__ = [
     "VERSION_TABLE",
     "GatewayDatabaseError",
     "SchemaBehind",
+    "budgets_table",
     "check_schema",
     "db_url",
     "head_revision",
@@ -41,6 +42,7 @@ __all__ = [
     "open_database",
     "safe_url",
     "schema_revision",
+    "spend_table",
     "upgrade",
 ]
 
@@ -133,6 +135,37 @@ secrets_table = sa.Table(
     sa.Column("username", sa.String(255), primary_key=True),
     sa.Column("ciphertext", sa.Text, nullable=False),
     sa.Column("updated_at", _WHEN, nullable=False),
+)
+
+
+#: The budgets and limits (r0002): one row per (scope, name, period). ``scope`` is ``user`` (``name`` a hub user,
+#: or ``*``: each user, unless that user has a budget of their own for the period), ``group`` (a hub group: its
+#: members' calls together) or ``organization`` (``name`` empty: every call). ``period`` is ``day`` or ``month``
+#: (UTC; ``limit`` in tokens) or ``minute`` (``limit`` in requests; scope ``user`` only).
+budgets_table = sa.Table(
+    "ai_gateway_budgets",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("limit", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(255)),
+    sa.Column("updated_at", _WHEN),
+)
+
+#: What each budget has counted in one window (the UTC day, month or minute starting at ``window``): ``tokens`` of
+#: the calls it admitted that have ended (``settled``), and ``admitted`` calls in all. ``admitted - settled``
+#: are in flight. For a ``user``/``*`` budget the row's ``name`` is the user's own (each user is counted apart).
+spend_table = sa.Table(
+    "ai_gateway_spend",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("window", _WHEN, primary_key=True),
+    sa.Column("tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("admitted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("settled", sa.BigInteger, nullable=False, default=0),
 )
 
 
