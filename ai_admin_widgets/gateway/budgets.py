@@ -287,11 +287,12 @@ def _seed(connection: Connection, scope: str, name: str, period: str, start: dat
 def _insert_ignoring_conflict(connection: Connection, values: dict[str, Any]) -> None:
     from .db import spend_table as spend
 
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        connection.execute(postgresql.insert(spend).values(**values).on_conflict_do_nothing())
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    connection.execute(insert(spend).values(**values).on_conflict_do_nothing())
+        connection.execute(sqlite.insert(spend).values(**values).on_conflict_do_nothing())
 
 
 def admit(

@@ -37,6 +37,7 @@ from ..models import (
     VerificationReport,
 )
 from .access import AccessSettings
+from .budgets import BudgetsRegion
 from .fields import KeyField, TextField
 from .form import PROVIDER_OPTIONS as _PROVIDER_OPTIONS
 from .form import IntegrationForm
@@ -254,8 +255,20 @@ class AISettingsPanel(widgets.VBox):
         self.footer = _classes(widgets.HTML(""), "aiw-footer")
         self.access = AccessSettings(settings, on_interaction=self._catch_up)
         self.history = History(settings, on_toggle=self._catch_up)
+        #: The AI gateway's budgets (hidden off the gateway): :class:`~ai_admin_widgets.widgets.budgets.BudgetsRegion`.
+        self.budgets = BudgetsRegion(settings, on_interaction=self._catch_up)
         super().__init__(
-            [self.title, self.notice, self.row, self.form, self.confirmation, self.access, self.history, self.footer]
+            [
+                self.title,
+                self.notice,
+                self.row,
+                self.form,
+                self.confirmation,
+                self.access,
+                self.budgets,
+                self.history,
+                self.footer,
+            ]
         )
         _classes(self, "aiw-panel")
         self._unsubscribe = settings.on_change(self._refresh)
@@ -307,6 +320,7 @@ class AISettingsPanel(widgets.VBox):
         if self.view != "row":
             _show(self.row.test_button, False)
         self.access.render(snapshot)
+        self.budgets.render(admin=admin and not damaged)
         self.history.render()
         keyring = snapshot.keyring
         self.footer.value = (
