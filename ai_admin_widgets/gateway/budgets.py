@@ -285,9 +285,9 @@ def _seed(connection: Connection, scope: str, name: str, period: str, start: dat
 
 
 def _insert_ignoring_conflict(connection: Connection, values: dict[str, Any]) -> None:
-    from .db import spend_table as spend
-
     from sqlalchemy.dialects import postgresql, sqlite
+
+    from .db import spend_table as spend
 
     if connection.dialect.name == "postgresql":
         connection.execute(postgresql.insert(spend).values(**values).on_conflict_do_nothing())
