@@ -38,6 +38,7 @@ TIERS = ("fast", "sandbox", "keyring", "database", "notebooks", "browser", "hub"
 MODULE_TIERS = {
     "test_browser.py": "browser",
     "test_database.py": "database",  # the gateway's database: SQLite, and PostgreSQL in a temporary cluster
+    "test_budgets.py": "database",  # usage rows and budgets on SQLite and PostgreSQL; two replicas on one database
     "test_hub.py": "hub",  # a real JupyterHub, its gateway service, real OS users and their servers
     "test_keyrings.py": "keyring",
     "test_cli.py": "sandbox",  # the ai-admin command as a subprocess against the sandbox

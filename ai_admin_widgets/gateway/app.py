@@ -47,7 +47,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -182,19 +182,25 @@ class Gateway:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
-    def record_use(self, event: dict[str, Any]) -> None:
+    def record_use(self, event: dict[str, Any]) -> Future[None] | None:
         """Record one forwarded AI call (its usage event: the columns of ``ai_gateway_usage_events``; never the
         prompt or the answer): each observer is called with it, then it is handed to the usage writer, which
         commits it within milliseconds and counts its tokens against the budgets that admitted it (``"spend"``).
         Never raises: a failure to record is logged, never an error of the call. Nothing is written when
-        ``record_usage`` is off."""
+        ``record_usage`` is off.
+
+        Returns:
+            For a call a budget admitted, a future done once its tokens are counted (the forwarding waits for it
+            before the answer ends, so the caller's next call sees them); otherwise None.
+        """
         for observer in self.observers:
             try:
                 observer(event)
             except Exception as error:  # an observer's fault is never the call's
                 log.error("A usage observer failed (%s).", type(error).__name__)
-        if self.config.record_usage:
-            self.usage_writer.put(event)
+        if not self.config.record_usage:
+            return None
+        return self.usage_writer.put(event, notify=bool(event.get("spend")))
 
     def usage(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` AI calls, oldest first, from the database, after every call recorded so far is written.

@@ -202,7 +202,9 @@ class Budgets:
                     used = connection.execute(
                         sa.select(column).where(*_key(budget.scope, budget.name, budget.period, start))
                     ).scalar()
-                    used = int(used or 0)
+                    if used is None:  # nothing counted in this window yet: what its first call will start from
+                        used = _seed(connection, budget.scope, budget.name, budget.period, start)
+                    used = int(used)
                 shown.append(budget.model_copy(update={"used": used, "resets_at": window_end(budget.period, start)}))
         return BudgetsView(budgets=tuple(shown))
 

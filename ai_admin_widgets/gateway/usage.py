@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,7 @@ class UsageWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[tuple[dict[str, Any], Future[None] | None]] = deque()
         self._condition = threading.Condition()
         self._handed = 0  # events put so far
         self._written = 0  # events written (or dropped) so far
@@ -87,15 +88,23 @@ class UsageWriter:
         self._thread = threading.Thread(target=self._run, name="ai-gateway-usage", daemon=True)
         self._thread.start()
 
-    def put(self, event: dict[str, Any]) -> None:
-        """Hand one event over (returns at once; written on the writer's thread)."""
+    def put(self, event: dict[str, Any], *, notify: bool = False) -> Future[None] | None:
+        """Hand one event over (returns at once; written on the writer's thread).
+
+        Returns:
+            With ``notify``, a future done when the event's batch is committed (or dropped); else None.
+        """
+        future: Future[None] | None = Future() if notify else None
         with self._condition:
             if self._closed:
                 log.error("A usage event came after the gateway closed; it is not recorded.")
-                return
-            self._queue.append(event)
+                if future is not None:
+                    future.set_result(None)
+                return future
+            self._queue.append((event, future))
             self._handed += 1
             self._condition.notify_all()
+        return future
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event handed over so far is committed (or dropped); False if ``timeout`` seconds passed."""
@@ -126,10 +135,13 @@ class UsageWriter:
                     return
                 batch = list(self._queue)
                 self._queue.clear()
-            self._write(batch)
+            self._write([event for event, _ in batch])
             with self._condition:
                 self._written += len(batch)
                 self._condition.notify_all()
+            for _, future in batch:
+                if future is not None:
+                    future.set_result(None)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         from .budgets import forget_old_minutes, settle

@@ -151,6 +151,8 @@ _USAGE_KEY = re.compile(rb'"usage"\s*:')
 _TOKEN_FIELD = re.compile(rb'"(prompt_tokens|completion_tokens|total_tokens)"\s*:\s*([0-9]{1,12})')
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
+#: The stream's last event (a line of its own: inside an event's JSON a newline is always escaped).
+_DONE = re.compile(rb"^data: ?\[DONE\]\s*$", re.MULTILINE)
 
 
 def asks_stream_usage(route: Route, payload: dict[str, Any]) -> bool:
@@ -360,6 +362,7 @@ class _ForwardHandler(V1Handler):
     _closed = False
     _recorded = False
     _hide_usage = False
+    _counted: Any = None
     _event: dict[str, Any]
     _started: float
 
@@ -504,7 +507,17 @@ class _ForwardHandler(V1Handler):
             return
         self._recorded = True
         self._event["latency_ms"] = round((time.perf_counter() - self._started) * 1000, 1)
-        self.gateway.record_use(self._event)
+        self._counted = self.gateway.record_use(self._event)
+
+    async def _record_counted(self) -> None:
+        """:meth:`_record`, then, for a call a budget admitted, wait (up to 10 s) until its tokens are counted."""
+        self._record()
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(counted), 10)
+            except asyncio.TimeoutError:
+                log.warning("The tokens of a call were not counted within 10 s; its answer ends anyway.")
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
         from ..transport import _classify_transport
@@ -547,6 +560,9 @@ class _ForwardHandler(V1Handler):
                         tail, chunk = self._events(tail + received, event)
                         if not chunk:
                             continue
+                        if b"[DONE]" in chunk and _DONE.search(chunk):  # a client may stop here: record the call first
+                            event.update(outcome="ok", code="ok", status=200)
+                            await self._record_counted()
                     else:
                         tail = (tail + received)[-USAGE_TAIL_BYTES:]
                     self.write(chunk)
@@ -569,7 +585,7 @@ class _ForwardHandler(V1Handler):
                     self.request.connection.close()  # type: ignore[union-attr]
                 return
             event.update(outcome="ok", code="ok", status=200)
-            self._record()
+            await self._record_counted()
             self.finish()
         finally:
             await response.aclose()
