@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import openai
@@ -197,7 +197,7 @@ def test_budgets_per_user_group_and_organization_refuse_with_openais_429(gateway
     assert error.body["code"] == "budget_exceeded" and error.body["type"] == "rate_limit_error"
     message = error.body["message"]
     midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    tomorrow = (midnight.replace(day=1) if False else midnight) + __import__("datetime").timedelta(days=1)
+    tomorrow = midnight + timedelta(days=1)
     assert "user 'practice-analyst'" in message and "20 tokens per day (UTC)" in message
     assert "period day" in message and "limit 20" in message and tomorrow.isoformat() in message
     retry = int(error.response.headers["retry-after"])
@@ -221,7 +221,7 @@ def test_budgets_per_user_group_and_organization_refuse_with_openais_429(gateway
     error = _refusal(lambda: _chat(client))
     assert "group 'analysts'" in error.body["message"] and "per month (UTC)" in error.body["message"]
     first = datetime.now(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (first.replace(day=28) + __import__("datetime").timedelta(days=4)).replace(day=1)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     assert following.isoformat() in error.body["message"]
     assert _chat(_client(gateway, "admin")).usage  # not in the group
     admin.remove_budget("group", "analysts", "month")
@@ -298,7 +298,7 @@ def _add_users(practice: Practice) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_two_replicas_never_overspend_more_than_the_calls_in_flight_when_the_limit_was_reached(database):
+def test_two_replicas_never_overspend_more_than_the_calls_in_flight_when_the_limit_was_reached(database):  # noqa: F811 (the imported fixture)
     """200 concurrent callers, 40 for each of 5 users, half through each of two gateways on one PostgreSQL database,
     each calling again and again until it is refused (so the limit is reached while calls are in flight).
 
@@ -358,7 +358,6 @@ def test_two_replicas_never_overspend_more_than_the_calls_in_flight_when_the_lim
             engine.dispose()
         sandbox.stop()
     per_call = 7  # "hello there" -> 2 prompt tokens + "Sandbox reply to: hello there" (5 words)
-    overs = []
     for user in USERS:
         mine = [row for row in rows if row["username"] == user]
         ok = [row for row in mine if row["outcome"] == "ok"]
@@ -375,8 +374,6 @@ def test_two_replicas_never_overspend_more_than_the_calls_in_flight_when_the_lim
         assert counted.tokens == last["counted"] + last["in_flight"] * per_call  # exactly the calls then in flight
         assert counted.tokens < limit + last["in_flight"] * per_call  # the bound, as the README states it
         assert last["in_flight"] <= callers_per_user
-        overs.append((counted.tokens - limit, last["in_flight"]))
-    print("OVER", overs)
 
 
 # --------------------------------------------------------------------------- #
