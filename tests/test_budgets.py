@@ -431,8 +431,10 @@ def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
     panel = _admin(gateway).panel()
     try:
         region = panel.budgets
-        assert region.available and region.layout.display != "none" and region.editor.layout.display != "none"
-        assert "No budgets" in panel.visible_text()
+        assert region.available and region.layout.display != "none" and not region.shown
+        assert "Show budgets" in panel.visible_text() and "No budgets" not in panel.visible_text()
+        region.toggle.click()
+        assert region.shown and region.editor.layout.display != "none" and "No budgets" in panel.visible_text()
         region.scope.value, region.name.value, region.period.value = "user", "practice-analyst", "day"
         region.limit.value = "five"
         region.save_button.click()
@@ -445,7 +447,9 @@ def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
         panel.close()
     analyst = GatewaySettings(gateway.gateway_url, token=gateway.tokens["analyst"]).panel()
     try:
-        assert analyst.budgets.editor.layout.display == "none" and "12000 tokens" in analyst.visible_text()
+        analyst.budgets.toggle.click()
+        assert "12000 tokens" in analyst.visible_text() and "practice-analyst" in analyst.visible_text()
+        assert analyst.budgets.editor.layout.display == "none"  # read-only: the analyst may not configure
     finally:
         analyst.close()
     local = sandbox.settings().panel()  # one machine, no gateway: no Budgets region

@@ -1,11 +1,12 @@
 """The Budgets region of the AI Settings page: the AI gateway's token budgets and requests-per-minute limits.
 
 Shown only where the settings are the AI gateway's (on JupyterHub): elsewhere
-:meth:`~ai_admin_widgets.interface.Settings.budgets` raises ``NotOnGateway`` and the region stays hidden.
-Anyone sees the budgets that count their calls (those who may configure see them all), with what the
+:meth:`~ai_admin_widgets.interface.Settings.budgets` raises ``NotOnGateway`` at the first render and the
+region stays hidden (and is not asked again). Like History, the table is read only while it is shown
+(*Show budgets*), so a render of the page reads nothing else while it is hidden. Anyone sees the budgets that count their calls (those who may configure see them all), with what the
 current period used and when it resets (UTC); those who may configure also set one (scope, name,
 period, limit, then Save) or remove one (the same scope, name and period, then Remove). Stable CSS
-classes: ``aiw-budgets``, ``aiw-budgets-table``, ``aiw-budget-scope``, ``aiw-budget-name``,
+classes: ``aiw-budgets``, ``aiw-budgets-toggle``, ``aiw-budgets-table``, ``aiw-budget-scope``, ``aiw-budget-name``,
 ``aiw-budget-period``, ``aiw-budget-limit``, ``aiw-save-budget``, ``aiw-remove-budget``, ``aiw-budgets-message``.
 """
 
@@ -50,8 +51,11 @@ class BudgetsRegion(widgets.VBox):
     def __init__(self, settings: Settings, on_interaction: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self._on_interaction = on_interaction
-        self.available = True
+        self.available: bool | None = None  # None: not known yet (the first render asks)
+        self._admin = False
         self.heading = widgets.HTML("<h4>Budgets</h4>")
+        self.toggle = classes(widgets.Button(description="Show budgets", tooltip="Show budgets"), "aiw-budgets-toggle")
+        self.toggle.on_click(lambda _: self._flip())
         self.table = classes(widgets.HTML(""), "aiw-budgets-table")
         self.scope = classes(
             widgets.Dropdown(options=SCOPE_OPTIONS, value="user", description="Scope"), "aiw-budget-scope"
@@ -91,11 +95,35 @@ class BudgetsRegion(widgets.VBox):
                 widgets.HBox([self.save_button, self.remove_button]),
             ]
         )
-        super().__init__([self.heading, self.table, self.editor, self.message])
+        self.body = widgets.VBox([self.table, self.editor, self.message])
+        super().__init__([self.heading, self.toggle, self.body])
         classes(self, "aiw-budgets")
+        show(self.body, False)
+
+    @property
+    def shown(self) -> bool:
+        """True while the budgets are shown."""
+        return self.body.layout.display != "none"
+
+    def _flip(self) -> None:
+        if self._on_interaction is not None:
+            self._on_interaction()
+        show(self.body, not self.shown)
+        self.toggle.description = self.toggle.tooltip = "Hide budgets" if self.shown else "Show budgets"
+        self.render(admin=self._admin)
 
     def render(self, *, admin: bool) -> None:
-        """Read the budgets and draw them; the editor only for ``admin``; hidden off the gateway."""
+        """Draw the budgets, read anew while they are shown; the editor only for ``admin``; hidden off the gateway.
+
+        The first render asks once whether there are budgets here at all (``NotOnGateway``: the region hides
+        for good); after that nothing is read while the table is hidden.
+        """
+        self._admin = admin
+        if self.available is False:
+            return
+        if self.available is not None and not self.shown:
+            show(self.editor, admin)
+            return
         try:
             view = self.settings.budgets()
         except NotOnGateway:
@@ -104,7 +132,6 @@ class BudgetsRegion(widgets.VBox):
             return
         except AIAdminError as error:
             self.available = True
-            show(self, True)
             show(self.editor, False)
             self.table.value = span(str(error), ERROR, alert=True)
             return
