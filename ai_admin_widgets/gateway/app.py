@@ -47,7 +47,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -182,25 +182,20 @@ class Gateway:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
-    def record_use(self, event: dict[str, Any]) -> Future[None] | None:
+    def record_use(self, event: dict[str, Any]) -> None:
         """Record one forwarded AI call (its usage event: the columns of ``ai_gateway_usage_events``; never the
         prompt or the answer): each observer is called with it, then it is handed to the usage writer, which
-        commits it within milliseconds and counts its tokens against the budgets that admitted it (``"spend"``).
-        Never raises: a failure to record is logged, never an error of the call. Nothing is written when
-        ``record_usage`` is off.
-
-        Returns:
-            For a call a budget admitted, a future done once its tokens are counted (the forwarding waits for it
-            before the answer ends, so the caller's next call sees them); otherwise None.
-        """
+        commits it on its own thread, normally within milliseconds, and counts its tokens against the budgets
+        that admitted it (``"spend"``). The call never waits for the database here; readers through the gateway
+        (:meth:`usage`) wait for what was handed over. Never raises: a failure to record is logged, never an
+        error of the call. Nothing is written when ``record_usage`` is off."""
         for observer in self.observers:
             try:
                 observer(event)
             except Exception as error:  # an observer's fault is never the call's
                 log.error("A usage observer failed (%s).", type(error).__name__)
-        if not self.config.record_usage:
-            return None
-        return self.usage_writer.put(event, notify=bool(event.get("spend")))
+        if self.config.record_usage:
+            self.usage_writer.put(event)
 
     def usage(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` AI calls, oldest first, from the database, after every call recorded so far is written.
@@ -540,7 +535,7 @@ class ApiHandler(BaseHandler):
 
     async def budgets(self, body: dict[str, Any]) -> Any:
         """Every budget, with what its period used, for those who may configure; others see the ones that count them."""
-        view = await self.gateway.run(self.gateway.budgets.view)
+        view = await self.gateway.run(self._budgets_view)
         if not GatewayAccess(self.caller).check_admin(self.caller.name).admin:
             mine = {
                 (budget.scope, budget.name, budget.period)
@@ -553,6 +548,11 @@ class ApiHandler(BaseHandler):
             )
         return view.model_dump(mode="json")
 
+    def _budgets_view(self) -> Any:
+        """The budgets with what each period used, once every call handed to the usage writer is counted."""
+        self.gateway.usage_writer.flush()
+        return self.gateway.budgets.view()
+
     async def change_budgets(self, body: dict[str, Any]) -> Any:
         """``{"set": {"scope", "name", "period", "limit"}}`` adds or changes one; ``{"remove": {...}}`` removes one."""
         from ..models import checked_budget
@@ -563,13 +563,14 @@ class ApiHandler(BaseHandler):
         action, part = next(iter(body.items()))
         if action == "set":
             budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), part.get("limit"))
-            view = await self.gateway.run(self.gateway.budgets.set, budget, self.caller.name)
+            await self.gateway.run(self.gateway.budgets.set, budget, self.caller.name)
+            view = await self.gateway.run(self._budgets_view)
         else:
             budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), 1)
             removed = await self.gateway.run(self.gateway.budgets.remove, budget.scope, budget.name, budget.period)
             if not removed:
                 raise ValueError(f"There is no budget for {budget.described().split(':')[0]} per {budget.period}.")
-            view = await self.gateway.run(self.gateway.budgets.view)
+            view = await self.gateway.run(self._budgets_view)
         return view.model_dump(mode="json")
 
     async def fingerprint(self, body: dict[str, Any]) -> Any:

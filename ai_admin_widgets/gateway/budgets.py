@@ -208,7 +208,7 @@ class Budgets:
                 shown.append(budget.model_copy(update={"used": used, "resets_at": window_end(budget.period, start)}))
         return BudgetsView(budgets=tuple(shown))
 
-    def set(self, budget: Budget, actor: str) -> BudgetsView:
+    def set(self, budget: Budget, actor: str) -> None:
         """Set (add or change) ``budget``; in force on this replica at once, on the others within a second."""
         from .db import budgets_table as table
         from .db import connected
@@ -230,7 +230,6 @@ class Budgets:
             if not changed.rowcount:
                 connection.execute(table.insert().values(**values))
         self._cached = None
-        return self.view()
 
     def remove(self, scope: str, name: str, period: str) -> bool:
         """Remove one budget; False when there was none such."""
@@ -329,8 +328,10 @@ class _NoRoom(Exception):
 def _admit(
     connection: Connection, ordered: list[tuple[Budget, str]], now: datetime, admitted: list[dict[str, Any]]
 ) -> None:
+    from .db import relaxed_commit
     from .db import spend_table as spend
 
+    relaxed_commit(connection)
     for budget, name in ordered:
         start = window_start(budget.period, now)
         where = _key(budget.scope, name, budget.period, start)

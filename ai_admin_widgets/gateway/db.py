@@ -236,12 +236,36 @@ def make_engine(url: str) -> Engine:
     else:
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        return sa.create_engine(parsed, **options)
+        engine = sa.create_engine(parsed, **options)
     except ImportError as error:
         raise GatewayDatabaseError(
             f"The database driver for {parsed.drivername} is not installed ({error.name}): "
             "pip install 'ai-admin-widgets[hub]'."
         ) from None
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_write_ahead)
+    return engine
+
+
+def _sqlite_write_ahead(connection: Any, record: Any) -> None:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL`` (SQLite's "WAL mode" page): readers do not wait for
+    the writer, and a commit does not wait for the disk (a power cut may lose the last commits, never corrupts the
+    file), so recording each AI call and checking budgets cost little. The ``-wal`` and ``-shm`` files beside the
+    database get its mode (0600). WAL needs a local file system (not NFS): use PostgreSQL there."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def relaxed_commit(connection: Connection) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL record is on disk
+    (``SET LOCAL synchronous_commit = off``: a crash may lose the last few ms of commits, never consistency;
+    row locks and visibility are as always). For the counters of AI calls and budgets, which every call writes."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
 
 
 def sqlite_path(engine: Engine) -> Path | None:

@@ -145,12 +145,13 @@ class UsageWriter:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         from .budgets import forget_old_minutes, settle
-        from .db import usage_table
+        from .db import relaxed_commit, usage_table
 
         rows = [usage_row(event) for event in batch]
         for attempt in range(RETRIES + 1):
             try:
                 with self.engine.begin() as connection:
+                    relaxed_commit(connection)
                     connection.execute(usage_table.insert(), rows)
                     settle(connection, batch)
                     if time.monotonic() - self._cleaned > 60:

@@ -362,7 +362,6 @@ class _ForwardHandler(V1Handler):
     _closed = False
     _recorded = False
     _hide_usage = False
-    _counted: Any = None
     _event: dict[str, Any]
     _started: float
 
@@ -507,17 +506,7 @@ class _ForwardHandler(V1Handler):
             return
         self._recorded = True
         self._event["latency_ms"] = round((time.perf_counter() - self._started) * 1000, 1)
-        self._counted = self.gateway.record_use(self._event)
-
-    async def _record_counted(self) -> None:
-        """:meth:`_record`, then, for a call a budget admitted, wait (up to 10 s) until its tokens are counted."""
-        self._record()
-        counted, self._counted = self._counted, None
-        if counted is not None:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(counted), 10)
-            except asyncio.TimeoutError:
-                log.warning("The tokens of a call were not counted within 10 s; its answer ends anyway.")
+        self.gateway.record_use(self._event)
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
         from ..transport import _classify_transport
@@ -562,7 +551,7 @@ class _ForwardHandler(V1Handler):
                             continue
                         if b"[DONE]" in chunk and _DONE.search(chunk):  # a client may stop here: record the call first
                             event.update(outcome="ok", code="ok", status=200)
-                            await self._record_counted()
+                            self._record()
                     else:
                         tail = (tail + received)[-USAGE_TAIL_BYTES:]
                     self.write(chunk)
@@ -585,7 +574,7 @@ class _ForwardHandler(V1Handler):
                     self.request.connection.close()  # type: ignore[union-attr]
                 return
             event.update(outcome="ok", code="ok", status=200)
-            await self._record_counted()
+            self._record()
             self.finish()
         finally:
             await response.aclose()
