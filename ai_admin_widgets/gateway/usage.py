@@ -1,11 +1,12 @@
 """The AI calls' writer: each forwarded call's usage event, and what it spent, written to the gateway's database.
 
 One background thread per gateway takes the events handed to :meth:`UsageWriter.put` and writes
-every event waiting at that moment in one transaction (a group commit): the usage rows
+them in batches, one transaction each (a group commit; a batch gathers for at most
+:data:`BATCH_SECONDS` after its first event, and at once when a reader waits): the usage rows
 (``ai_gateway_usage_events``) and, for calls a budget admitted, the tokens they spent
 (``ai_gateway_spend``, :func:`~ai_admin_widgets.gateway.budgets.settle`). A call therefore never waits
-for the database after its answer; its row is committed as soon as the writer gets to it, normally
-within a few milliseconds of the answer's end. :meth:`UsageWriter.flush` waits until everything
+for the database after its answer; its row is committed within :data:`BATCH_SECONDS` and a commit's
+time of the answer's end. :meth:`UsageWriter.flush` waits until everything
 handed over so far is committed: :meth:`~ai_admin_widgets.gateway.app.Gateway.usage` (``api/usage``)
 flushes first, so a caller who has their answer finds their call there; :meth:`UsageWriter.close` writes
 what is left. A batch the database refuses is tried again (up to :data:`RETRIES` times, a second apart),
@@ -47,6 +48,10 @@ USAGE_COLUMNS = (
     "request_id",
     "replica",
 )
+#: Seconds the writer waits, after the first event of a batch, for more to write in the same transaction (unless a
+#: reader is waiting, or BATCH_MAX are there): each call then costs a share of one commit.
+BATCH_SECONDS = 0.02
+BATCH_MAX = 500
 #: How often a batch the database refused is tried again before it is dropped (and logged).
 RETRIES = 3
 #: The text columns' lengths (a longer value is cut, never refused).
@@ -84,6 +89,7 @@ class UsageWriter:
         self._handed = 0  # events put so far
         self._written = 0  # events written (or dropped) so far
         self._closed = False
+        self._hurry = False  # a reader waits: write now
         self._cleaned = 0.0  # when old minute windows were last deleted (monotonic)
         self._thread = threading.Thread(target=self._run, name="ai-gateway-usage", daemon=True)
         self._thread.start()
@@ -111,6 +117,9 @@ class UsageWriter:
         deadline = time.monotonic() + timeout
         with self._condition:
             target = self._handed
+            if self._written < target:
+                self._hurry = True
+                self._condition.notify_all()
             while self._written < target:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -133,6 +142,13 @@ class UsageWriter:
                     self._condition.wait()
                 if not self._queue and self._closed:
                     return
+                gather_until = time.monotonic() + BATCH_SECONDS  # what comes meanwhile: one transaction for all
+                while not self._closed and not self._hurry and len(self._queue) < BATCH_MAX:
+                    left = gather_until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._condition.wait(left)
+                self._hurry = False
                 batch = list(self._queue)
                 self._queue.clear()
             self._write([event for event, _ in batch])
