@@ -172,6 +172,24 @@ def test_a_stream_to_an_azure_api_version_without_stream_options_is_not_broken(d
         engine.dispose()
 
 
+def test_with_record_usage_off_no_row_is_written_and_no_budget_checked(database):  # noqa: F811 (the imported fixture)
+    """GatewayConfig.record_usage=False (the benchmarks' "without"): calls pass a budget they would break, unrecorded;
+    the observers still see every call."""
+    engine = db.open_database(database.url)
+    try:
+        with Practice(engine=engine, record_usage=False) as practice:
+            _save(practice)
+            seen: list[dict] = []
+            practice.gateway.observers.append(seen.append)
+            _admin(practice).set_budget("user", "practice-analyst", "day", 1)
+            for _ in range(3):
+                assert _chat(_client(practice)).usage.total_tokens == 7
+            assert _rows(practice) == [] and practice.gateway.usage(10) == []
+            assert [(event["outcome"], event["total_tokens"]) for event in seen] == [("ok", 7)] * 3
+    finally:
+        engine.dispose()
+
+
 # --------------------------------------------------------------------------- #
 # Budgets
 # --------------------------------------------------------------------------- #
