@@ -11,6 +11,10 @@
                                   on a hub with the AI gateway, for those who may configure: the AI
                                   calls and tokens per UTC day, by user, group or model (default: the
                                   last 30 days, by user), as a table, JSON or CSV
+    ai-admin budgets [list] [--json]
+    ai-admin budgets set --scope user|group|organization [--name NAME] --period day|month|minute --limit N
+    ai-admin budgets remove --scope SCOPE [--name NAME] --period PERIOD
+                                  the AI gateway's token budgets (per UTC day or month) and requests per minute
     ai-admin gateway serve | practice | hub-config
                                   the AI gateway for JupyterHub (see ai_admin_widgets.gateway.cli)
 
@@ -135,10 +139,79 @@ def _parser() -> argparse.ArgumentParser:
     shape = usage.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print the whole report as JSON")
     shape.add_argument("--csv", action="store_true", help="print one CSV row per day and user, group or model")
+    _add_budgets(commands, common)
     from .gateway.cli import add_parser as add_gateway_commands
 
     add_gateway_commands(commands, _Parser)
     return parser
+
+
+_BUDGETS_EPILOG = (
+    "Budgets are kept by the AI gateway on JupyterHub (AI_ADMIN_GATEWAY_URL). A token budget caps the tokens "
+    "(as the service counts them) per UTC day or UTC month of one user (--name NAME; * for each user without a "
+    "budget of their own), of a group's members together, or of the whole organization (no --name); period "
+    "minute caps a user's requests per minute. A call that would go over is refused with HTTP 429, naming the "
+    "budget and when it resets. Changing them needs the custom:ai-admin:configure scope (or hub admin)."
+)
+
+
+def _add_budgets(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    budgets = commands.add_parser(
+        "budgets",
+        parents=[common],
+        help="list, set or remove the AI gateway's token budgets and requests-per-minute limits",
+        description="List, set or remove the AI gateway's budgets: tokens per UTC day or month for a user, a "
+        "group or the organization, and requests per minute per user.",
+        epilog=_BUDGETS_EPILOG,
+    )
+    actions = budgets.add_subparsers(dest="budgets_action", metavar="ACTION", parser_class=_Parser)
+    listing = actions.add_parser("list", parents=[common], help="show every budget and what its period used")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    budgets.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for action, text in (("set", "add or change one budget"), ("remove", "remove one budget")):
+        sub = actions.add_parser(action, parents=[common], help=text, epilog=_BUDGETS_EPILOG)
+        sub.add_argument("--scope", required=True, help="user, group or organization")
+        sub.add_argument("--name", default="", help="the hub user (* for each user) or group; none for organization")
+        sub.add_argument("--period", required=True, help="day or month (tokens, UTC), or minute (requests)")
+        if action == "set":
+            sub.add_argument("--limit", required=True, help="the most tokens (or requests) per period")
+        sub.add_argument("--json", action="store_true", help="print the budgets after the change as JSON")
+
+
+def _budgets(settings: Settings, arguments: argparse.Namespace) -> int:
+    import json
+
+    action = getattr(arguments, "budgets_action", None) or "list"
+    if action == "set":
+        view = settings.set_budget(arguments.scope, arguments.name, arguments.period, arguments.limit)
+    elif action == "remove":
+        view = settings.remove_budget(arguments.scope, arguments.name, arguments.period)
+    else:
+        view = settings.budgets()
+    if arguments.json:
+        print(json.dumps(view.model_dump(mode="json")["budgets"], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if action != "list":
+        print("Set." if action == "set" else "Removed.")
+    if not view.budgets:
+        print("No budgets: AI calls are not capped.")
+        return EXIT_OK
+    rows = [("SCOPE", "NAME", "PERIOD", "LIMIT", "USED", "RESETS AT (UTC)")]
+    for budget in view.budgets:
+        rows.append(
+            (
+                budget.scope,
+                budget.name or "-",
+                budget.period,
+                f"{budget.limit} {budget.unit}",
+                "-" if budget.used is None else str(budget.used),
+                f"{budget.resets_at:%Y-%m-%d %H:%M}" if budget.resets_at else "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
 
 
 def _stale_after_days(text: str) -> timedelta:
@@ -221,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 arguments.by,
                 "json" if arguments.json else "csv" if arguments.csv else "table",
             )
+        if arguments.command == "budgets":
+            return _budgets(settings, arguments)
         return _remove(settings, arguments.yes)
     except (AIAdminError, ValueError) as error:  # ValueError: an option's value (--sandbox FOLDER), said by name
         print(f"ai-admin: {error}", file=sys.stderr)

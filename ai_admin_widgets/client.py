@@ -37,6 +37,7 @@ from .models import (
     AuditEvent,
     AzureOpenAIFields,
     AzureOpenAIIntegration,
+    BudgetsView,
     IntegrationStatus,
     KeyringState,
     ModelCheck,
@@ -402,6 +403,48 @@ class GatewaySettings:
         lists = AccessLists.model_validate(self._call("POST", "admins", body={"remove": user}))
         self._notify()
         return lists
+
+    # -- budgets ---------------------------------------------------------------------- #
+
+    def budgets(self) -> BudgetsView:
+        """The budgets and limits with what each period used: all of them for those who may configure, for others
+        the ones that count their calls."""
+        return BudgetsView.model_validate(self._call("GET", "budgets"))
+
+    def set_budget(self, scope: str, name: str, period: str, limit: int) -> BudgetsView:
+        """Add or change one budget; returns them all.
+
+        Args:
+            scope: ``user``, ``group`` or ``organization``.
+            name: the hub user (``*``: each user without a budget of their own) or group; empty for the organization.
+            period: ``day`` or ``month`` (tokens, UTC) or ``minute`` (requests; users only).
+            limit: the most tokens (requests) per period.
+        Raises:
+            ValueError: a part is wrong (checked here and by the gateway); the message names it.
+            PermissionDenied: this user may not configure.
+        """
+        from .models import checked_budget
+
+        budget = checked_budget(scope, name, period, limit)
+        body = {"set": budget.model_dump(include={"scope", "name", "period", "limit"})}
+        view = BudgetsView.model_validate(self._call("POST", "budgets", body=body))
+        self._notify()
+        return view
+
+    def remove_budget(self, scope: str, name: str, period: str) -> BudgetsView:
+        """Remove one budget; returns those left.
+
+        Raises:
+            ValueError: a part is wrong, or there is no such budget.
+            PermissionDenied: this user may not configure.
+        """
+        from .models import checked_budget
+
+        budget = checked_budget(scope, name, period, 1)
+        body = {"remove": budget.model_dump(include={"scope", "name", "period"})}
+        view = BudgetsView.model_validate(self._call("POST", "budgets", body=body))
+        self._notify()
+        return view
 
     # -- AI calls ------------------------------------------------------------------- #
 

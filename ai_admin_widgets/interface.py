@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AuditEvent,
         AzureOpenAIFields,
         AzureOpenAIIntegration,
+        BudgetsView,
         IntegrationStatus,
         ModelCheck,
         OpenAIFields,
@@ -158,6 +159,20 @@ class Settings(Protocol):
 
     def remove_admin(self, user: str) -> AccessLists:
         """Take ``user`` off the admins list."""
+        ...
+
+    # -- budgets (the AI gateway only) ---------------------------------------- #
+
+    def budgets(self) -> BudgetsView:
+        """The budgets and limits, each with what its period used (``NotOnGateway`` off a hub's gateway)."""
+        ...
+
+    def set_budget(self, scope: str, name: str, period: str, limit: int) -> BudgetsView:
+        """Add or change one budget (tokens per UTC day or month, or requests per minute); those who configure only."""
+        ...
+
+    def remove_budget(self, scope: str, name: str, period: str) -> BudgetsView:
+        """Remove one budget; those who configure only."""
         ...
 
     # -- AI calls ----------------------------------------------------------- #

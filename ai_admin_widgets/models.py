@@ -59,6 +59,8 @@ __all__ = [
     "AzureDeploymentFields",
     "AzureOpenAIFields",
     "AzureOpenAIIntegration",
+    "Budget",
+    "BudgetsView",
     "CheckTarget",
     "ConcurrentChange",
     "Explanation",
@@ -93,6 +95,7 @@ __all__ = [
     "VerificationFailed",
     "VerificationReport",
     "check_usage_since",
+    "checked_budget",
     "explain",
     "field_errors",
     "field_title",
@@ -1917,3 +1920,101 @@ class UsageReport(_Model):
     totals: tuple[UsageTotal, ...] = ()
     top_users: tuple[UsageTotal, ...] = ()
     overall: UsageTotal = Field(default_factory=lambda: UsageTotal(key="all"))
+
+
+# Budgets and limits (kept by the AI gateway)
+# --------------------------------------------------------------------------- #
+
+
+BudgetScope = Literal["user", "group", "organization"]
+BudgetPeriod = Literal["day", "month", "minute"]
+#: The scopes and periods of a budget, in the order they are listed.
+BUDGET_SCOPES: tuple[BudgetScope, ...] = ("user", "group", "organization")
+BUDGET_PERIODS: tuple[BudgetPeriod, ...] = ("day", "month", "minute")
+#: A user budget under this name applies to each user who has no budget of their own for the period.
+EVERY_USER = "*"
+#: The largest limit a budget takes (tokens or requests).
+MAX_BUDGET_LIMIT = 10**15
+
+
+class Budget(_Model):
+    """One budget or limit: tokens per UTC day or month, or requests per minute, for a user, a group or everyone.
+
+    Attributes:
+        scope: ``user`` (``name`` a hub user, or ``*`` for each user without a budget of their own),
+            ``group`` (a hub group: its members' calls together) or ``organization`` (every call; ``name`` empty).
+        name: whose budget it is.
+        period: ``day`` or ``month`` (UTC; ``limit`` in tokens), or ``minute`` (``limit`` in requests; users only).
+        limit: the most tokens (or requests) in one period; calls are refused once it is reached.
+        used: what the current period has counted so far (None for ``*``: each user is counted apart).
+        resets_at: when the current period ends (UTC).
+        updated_by, updated_at: who set it and when.
+    """
+
+    scope: BudgetScope
+    name: str = ""
+    period: BudgetPeriod
+    limit: int
+    used: int | None = None
+    resets_at: datetime | None = None
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def unit(self) -> str:
+        """``requests`` for a per-minute limit, else ``tokens``."""
+        return "requests" if self.period == "minute" else "tokens"
+
+    def described(self) -> str:
+        """E.g. ``"user 'alice': 10000 tokens per day (UTC)"``."""
+        if self.scope == "organization":
+            whose = "the organization"
+        elif self.scope == "user" and self.name == EVERY_USER:
+            whose = "each user"
+        else:
+            whose = f"{self.scope} '{self.name}'"
+        utc = "" if self.period == "minute" else " (UTC)"
+        return f"{whose}: {self.limit} {self.unit} per {self.period}{utc}"
+
+
+class BudgetsView(_Model):
+    """The budgets the gateway enforces, each with what its current period has used.
+
+    Attributes:
+        budgets: ordered by scope (user, group, organization), name, then period (day, month, minute).
+    """
+
+    budgets: tuple[Budget, ...] = ()
+
+
+def checked_budget(scope: Any, name: Any, period: Any, limit: Any) -> Budget:
+    """A budget from what an admin typed, each part checked; whitespace around names trimmed.
+
+    Raises:
+        ValueError: one part is wrong; the message names it (``scope``, ``name``, ``period``, ``limit``) and what to give.
+    """
+    if scope not in BUDGET_SCOPES:
+        raise ValueError(f"scope must be one of user, group, organization (not {str(scope)[:40]!r}).")
+    if period not in BUDGET_PERIODS:
+        raise ValueError(f"period must be day or month (tokens, UTC) or minute (requests), not {str(period)[:40]!r}.")
+    name = name.strip() if isinstance(name, str) else name
+    if scope == "organization":
+        if name not in (None, ""):
+            raise ValueError("name must be empty for the organization's budget (it covers every call).")
+        name = ""
+    elif not isinstance(name, str) or not name:
+        what = "a hub user's name, or * for each user" if scope == "user" else "a hub group's name"
+        raise ValueError(f"name must be {what} for a {scope} budget.")
+    elif len(name) > 255 or any(unicodedata.category(char)[0] == "C" for char in name):
+        raise ValueError(f"name must be at most 255 printable characters (the {scope}'s name on the hub).")
+    if period == "minute" and scope != "user":
+        raise ValueError("period minute (requests per minute) is a limit per user: give scope user.")
+    if isinstance(limit, str):
+        text = limit.strip().replace("_", "").replace(",", "")
+        limit = int(text) if text.isdigit() else limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BUDGET_LIMIT:
+        unit = "requests" if period == "minute" else "tokens"
+        raise ValueError(
+            f"limit must be a whole number of {unit} from 1 to {MAX_BUDGET_LIMIT}, not {str(limit)[:40]!r}."
+        )
+    return Budget(scope=scope, name=name, period=period, limit=limit)

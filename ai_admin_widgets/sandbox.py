@@ -308,6 +308,9 @@ class RecordedRequest(dict):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    #: The listen backlog (socketserver's default is 5): hundreds of concurrent calls, as a provider takes them,
+    #: are queued rather than refused while the server's thread accepts.
+    request_queue_size = 1024
     sandbox: Sandbox
 
     def handle_error(self, request: Any, client_address: Any) -> None:

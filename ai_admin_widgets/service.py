@@ -483,6 +483,26 @@ class AISettings:
         keyring = self._keyring if self._keyring is not None else default_keyring()
         return self._open_store(keyring).load()
 
+    # -- budgets: kept by the AI gateway only -------------------------------------- #
+
+    def budgets(self) -> Any:
+        """Budgets are the AI gateway's (on JupyterHub).
+
+        Raises:
+            NotOnGateway: always, here (this machine keeps no usage and no budgets).
+        """
+        from .models import NotOnGateway
+
+        raise NotOnGateway(NotOnGateway.__doc__ or "")
+
+    def set_budget(self, scope: str, name: str, period: str, limit: int) -> Any:
+        """As :meth:`budgets`: raises NotOnGateway."""
+        return self.budgets()
+
+    def remove_budget(self, scope: str, name: str, period: str) -> Any:
+        """As :meth:`budgets`: raises NotOnGateway."""
+        return self.budgets()
+
     def ai_routes(self) -> AIRoutes:
         """Where the current user's AI calls go and the keys they carry; the keys are read only for a user who may use AI.
 

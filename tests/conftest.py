@@ -40,6 +40,7 @@ MODULE_TIERS = {
     "test_database.py": "database",  # the gateway's database: SQLite, and PostgreSQL in a temporary cluster
     "test_ops.py": "database",  # usage report, health, metrics, re-authentication: practice gateways, PostgreSQL
     "test_replicas.py": "database",  # two served gateways on one database: saves in force on both, races, import
+    "test_budgets.py": "database",  # usage rows and budgets on SQLite and PostgreSQL; two replicas on one database
     "test_hub.py": "hub",  # a real JupyterHub, its gateway service, real OS users and their servers
     "test_keyrings.py": "keyring",
     "test_cli.py": "sandbox",  # the ai-admin command as a subprocess against the sandbox

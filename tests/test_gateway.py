@@ -553,37 +553,33 @@ def test_the_openai_package_chats_embeds_and_streams_through_the_gateway(practic
         ("chat", "ok", True),
         ("embeddings", "ok", False),
     ]
-    assert {event["actor"] for event in usage} == {"practice-analyst"}
-    log = (practice.gateway.config.home / "usage.jsonl").read_text()
-    assert "stream this please" not in log and "hello gateway" not in log  # never the prompt
+    assert {event["username"] for event in usage} == {"practice-analyst"}
+    stored = b"".join(path.read_bytes() for path in practice.gateway.config.home.glob("ai-gateway.sqlite*"))
+    assert stored and b"stream this please" not in stored and b"hello gateway" not in stored  # never the prompt
 
 
-def test_the_usage_log_is_rotated_stays_bounded_and_reads_across_rotations():
-    with Practice(usage_max_bytes=1500, usage_keep=2) as practice:
+def test_api_usage_answers_the_newest_calls_oldest_first_from_the_database():
+    with Practice() as practice:
         _save_openai(practice)
         client = _openai(practice)
         operations = []
-        for number in range(30):  # about 200 bytes a record: several rotations
+        for number in range(30):
             if number % 3 == 2:
                 client.embeddings.create(model="text-embedding-3-small", input=[f"call {number}"])
                 operations.append("embeddings")
             else:
                 client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"call {number}"}])
                 operations.append("chat")
-        folder = practice.gateway.config.home
-        files = sorted(path.name for path in folder.glob("usage.jsonl*"))
-        assert files == ["usage.jsonl", "usage.jsonl.1", "usage.jsonl.2"]  # two kept, the older deleted
-        assert all((folder / name).stat().st_size <= 1500 for name in files)
-        kept = sum(len((folder / name).read_text().splitlines()) for name in files)
-        assert 12 <= kept < 30  # bounded: the oldest calls are gone
-        for limit in (3, 10, kept, 100):  # the newest ones, oldest first, across the rotated files
+        assert not list(practice.gateway.config.home.glob("usage.jsonl*"))  # the calls are in the database only
+        for limit in (3, 10, 30, 100):  # the newest ones, oldest first
             answer = _api(practice, "GET", f"api/usage?limit={limit}")
             assert answer.status_code == 200
             events = answer.json()
-            assert len(events) == min(limit, kept)
+            assert len(events) == min(limit, 30)
             assert [event["operation"] for event in events] == operations[len(operations) - len(events) :]
             assert [event["at"] for event in events] == sorted(event["at"] for event in events)
-            assert all(event["outcome"] == "ok" and event["actor"] == "practice-analyst" for event in events)
+            assert all(event["outcome"] == "ok" and event["username"] == "practice-analyst" for event in events)
+            assert all(event["total_tokens"] for event in events)
         assert _api(practice, "GET", "api/usage?limit=100000").status_code == 422
 
 

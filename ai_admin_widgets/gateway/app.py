@@ -15,8 +15,10 @@ path                  method  answer
 ``api/admin-check``   GET     AdminCheck
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
 ``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``, ``&before=ID``: the page before that event)
-``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, outcome
+``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, tokens, outcome
 ``api/usage-report``  GET     UsageReport (configure only; ``?since=YYYY-MM-DD&by=user|group|model``)
+``api/budgets``       GET     BudgetsView (those who may configure: every budget; others: the ones that count them);
+                              POST ``{"set": {"scope", "name", "period", "limit"}}`` or ``{"remove": {...}}`` (configure only)
 ``api/fingerprint``   GET     ``{"fingerprint": ...}``
 ``api/ai-routes``     GET     ``{"configured", "allowed", "models": {role: name}, "recheck_after"}``
 ``api/test``          POST    ``{"integration": {...} | null}`` -> VerificationReport
@@ -52,6 +54,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,9 +80,6 @@ ADMINS_ON_THE_HUB = (
     "hub-config --admin USER, or that role's users in c.JupyterHub.load_roles), or make them a hub admin; "
     "take it away the same way, then restart the hub."
 )
-#: The AI calls' log in the gateway's folder, and the longest line of it that is read.
-USAGE_FILE = "usage.jsonl"
-USAGE_LINE_MAX_BYTES = 64 * 2**10
 #: The most usage events one ``api/usage`` answer holds.
 MAX_USAGE_LIMIT = 10_000
 #: Seconds between two deletions of audit events past ``audit_keep_days``.
@@ -93,7 +93,7 @@ class GatewayConfig:
     """How one gateway runs.
 
     Attributes:
-        home: its folder (usage.jsonl, the keyring file, the default SQLite database); it is their only writer.
+        home: its folder (the keyring file, the default SQLite database); it is their only writer.
         keyring: the keyring backend holding the keys (see :func:`~ai_admin_widgets.gateway.keys.gateway_keyring`).
         hub_api_url: JupyterHub's API (``$JUPYTERHUB_API_URL``).
         service_token: the gateway's own hub token (``$JUPYTERHUB_API_TOKEN`` of the service).
@@ -103,8 +103,8 @@ class GatewayConfig:
         deadline: seconds one forwarded AI call may take in all, streaming included.
         max_request_bytes: the largest ``/v1`` request body; ``max_admin_request_bytes`` for the admin API.
         max_answer_bytes: the largest answer forwarded from the provider.
-        usage_max_bytes: the size at which ``usage.jsonl`` (the AI calls) is rotated (default 16 MiB).
-        usage_keep: how many rotated usage files are kept (``usage.jsonl.1`` ... ; default 5; 0: none).
+        usage_max_bytes, usage_keep: no longer used (the AI calls are recorded in the database, not in a rotated
+            ``usage.jsonl``); still accepted so that existing configurations start.
         openai_base_url: the Base URL the panel offers for a new OpenAI integration.
         access_scopes: the scopes a token needs to reach the gateway at all (None: HubAuth's, from
             the environment the hub gives a managed service).
@@ -123,6 +123,8 @@ class GatewayConfig:
             in force here within that time (plus one reload).
         settings_stale_seconds: how long the database may fail to answer that poll before /v1 refuses (503) rather
             than go on with settings another replica may have changed or removed meanwhile.
+        record_usage: record every forwarded call in the database and enforce the budgets (False: neither; for
+            benchmarks that measure what they cost).
     """
 
     home: Path
@@ -148,6 +150,7 @@ class GatewayConfig:
     audit_keep_days: float = 365.0
     settings_poll_seconds: float = 0.25
     settings_stale_seconds: float = 10.0
+    record_usage: bool = True
 
 
 class Gateway:
@@ -178,6 +181,15 @@ class Gateway:
         #: Opens every connection the gateway makes to a provider (Save's and Test's checks, /v1), pinned to checked addresses.
         self.network = PinnedBackend(self.addresses)
         self.upstream = Upstream(self)
+        #: Called with every usage event, in :meth:`record_use` (metrics); an observer that raises is logged.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        from .budgets import Budgets
+        from .usage import UsageWriter
+
+        #: Writes the usage events and the budgets' spend (:mod:`~ai_admin_widgets.gateway.usage`).
+        self.usage_writer = UsageWriter(self.engine)
+        #: The budgets and limits (:mod:`~ai_admin_widgets.gateway.budgets`).
+        self.budgets = Budgets(self.engine)
         self._start_operations()
 
     def _start_operations(self) -> None:
@@ -189,9 +201,6 @@ class Gateway:
         from .health import Reauthentication
         from .metrics import gateway_metrics
 
-        #: Called by :meth:`record_use` with each usage event (errors are logged, never raised); the list is made
-        #: here unless ``__init__`` made it before.
-        self.observers: list[Callable[[dict[str, Any]], None]] = getattr(self, "observers", [])
         #: The Prometheus metrics of this gateway (``{prefix}metrics``); None without prometheus_client.
         self.metrics = gateway_metrics()
         if self.metrics is not None:
@@ -278,84 +287,44 @@ class Gateway:
         """``function(*args)`` on the thread pool (store, keyring and checks block)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
-    @property
-    def usage_path(self) -> Path:
-        """``usage.jsonl`` in the gateway's folder; its rotated predecessors are ``usage.jsonl.1`` (newest) and on."""
-        return self.config.home / USAGE_FILE
-
     def record_use(self, event: dict[str, Any]) -> None:
-        """Append one AI call to ``usage.jsonl`` (who, when, which model, outcome; never the prompt or the answer).
-
-        When the line would take the file over ``usage_max_bytes``, the file is rotated first
-        (``usage.jsonl`` becomes ``usage.jsonl.1``, ``.1`` becomes ``.2``, ..., and the one past
-        ``usage_keep`` is deleted), so the log takes at most ``usage_max_bytes * (usage_keep + 1)``
-        bytes. A log that cannot be written is logged, never an error of the call.
-        """
-        line = (json.dumps({"at": _now(), **event}, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-        path = self.usage_path
-        try:
-            self.config.home.mkdir(parents=True, exist_ok=True)
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size and size + len(line) > self.config.usage_max_bytes:
-                self._rotate_usage()
-            with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as handle:
-                handle.write(line)
-        except OSError as error:
-            log.error("Cannot write the usage log in %s (%s).", self.config.home, error.strerror)
-        self._tell_observers(event)
-
-    def _tell_observers(self, event: dict[str, Any]) -> None:
-        """Hand ``event`` to each of :attr:`observers`; one that raises is logged, and the others still get it."""
+        """Record one forwarded AI call (its usage event: the columns of ``ai_gateway_usage_events``; never the
+        prompt or the answer): each observer is called with it, then it is handed to the usage writer, which
+        commits it on its own thread, normally within milliseconds, and counts its tokens against the budgets
+        that admitted it (``"spend"``). The call never waits for the database here; readers through the gateway
+        (:meth:`usage`) wait for what was handed over. Never raises: a failure to record is logged, never an
+        error of the call. Nothing is written when ``record_usage`` is off."""
         for observer in self.observers:
             try:
                 observer(event)
-            except Exception as error:
-                log.error("A usage observer failed (%s: %s).", type(error).__name__, error)
-
-    def _rotate_usage(self) -> None:
-        keep, path = self.config.usage_keep, self.usage_path
-        if keep < 1:
-            path.unlink(missing_ok=True)
-            return
-        Path(f"{path}.{keep}").unlink(missing_ok=True)
-        for number in range(keep - 1, 0, -1):
-            older = Path(f"{path}.{number}")
-            if older.exists():
-                os.replace(older, f"{path}.{number + 1}")
-        os.replace(path, f"{path}.1")
+            except Exception as error:  # an observer's fault is never the call's
+                log.error("A usage observer failed (%s).", type(error).__name__)
+        if self.config.record_usage:
+            self.usage_writer.put(event)
 
     def usage(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` AI calls, oldest first, from ``usage.jsonl`` and, past its start, the rotated files.
+        """The newest ``limit`` AI calls, oldest first, from the database, after every call recorded so far is written.
 
-        Read backwards from the ends of the files (memory bounded by what is returned); a damaged line is skipped.
-        Blocks on file reads (call it off the event loop).
+        Each is the usage row: ``at`` (ISO, UTC; when the call came), ``username``, ``groups``, ``operation``, ``role``,
+        ``model``, ``stream``, ``outcome``, ``code``, ``status``, the token counts, ``latency_ms``, ``request_id``,
+        ``replica``. Blocks on the database (call it off the event loop).
         """
-        from ..store import read_tail_lines
+        import sqlalchemy as sa
 
-        events: list[dict[str, Any]] = []
-        paths = [self.usage_path, *(Path(f"{self.usage_path}.{n}") for n in range(1, self.config.usage_keep + 1))]
-        for path in paths:
-            if len(events) >= limit:
-                break
-            try:
-                lines = read_tail_lines(path, limit - len(events), max_line=USAGE_LINE_MAX_BYTES)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                log.error("Cannot read the usage log %s (%s).", path, error.strerror)
-                break
-            found = []
-            for raw in lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    found.append(event)
-            events = found + events
+        from .db import connected, usage_table
+        from .usage import USAGE_COLUMNS
+
+        self.usage_writer.flush()
+        columns = [usage_table.c.at, *(usage_table.c[name] for name in USAGE_COLUMNS)]
+        query = sa.select(*columns).order_by(usage_table.c.id.desc()).limit(limit)
+        with connected(self.engine) as connection:
+            rows = connection.execute(query).all()
+        events = []
+        for row in reversed(rows):
+            event = dict(row._mapping)
+            at = event["at"]
+            event["at"] = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).isoformat()
+            events.append(event)
         return events
 
     async def close(self) -> None:
@@ -368,14 +337,9 @@ class Gateway:
         await self.upstream.close()
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.usage_writer.close)
         if self.config.engine is None:
             self.engine.dispose()
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat()
 
 
 #: The ``code`` of tornado's own errors (a route that does not exist, a method a route does not take, ...).
@@ -700,10 +664,55 @@ class ApiHandler(BaseHandler):
         since = parse_usage_since(self.get_query_argument("since", None))
         by = parse_usage_by(self.get_query_argument("by", None))
         try:
-            report = await self.gateway.run(usage_report, self.gateway.engine, since, by)
+            report = await self.gateway.run(self._flushed_report, usage_report, since, by)
         except GatewayDatabaseError as error:
             raise _Refused(503, "DatabaseUnavailable", str(error), code="database_unavailable") from None
         return report.model_dump(mode="json")
+
+    def _flushed_report(self, report: Any, since: Any, by: Any) -> Any:
+        """``report`` over the database once every call handed to the usage writer is written (so it counts them)."""
+        self.gateway.usage_writer.flush()
+        return report(self.gateway.engine, since, by)
+
+    async def budgets(self, body: dict[str, Any]) -> Any:
+        """Every budget, with what its period used, for those who may configure; others see the ones that count them."""
+        view = await self.gateway.run(self._budgets_view)
+        if not GatewayAccess(self.caller).check_admin(self.caller.name).admin:
+            mine = {
+                (budget.scope, budget.name, budget.period)
+                for budget, _ in await self.gateway.run(
+                    self.gateway.budgets.applying, self.caller.name, self.caller.groups
+                )
+            }
+            view = view.model_copy(
+                update={"budgets": tuple(b for b in view.budgets if (b.scope, b.name, b.period) in mine)}
+            )
+        return view.model_dump(mode="json")
+
+    def _budgets_view(self) -> Any:
+        """The budgets with what each period used, once every call handed to the usage writer is counted."""
+        self.gateway.usage_writer.flush()
+        return self.gateway.budgets.view()
+
+    async def change_budgets(self, body: dict[str, Any]) -> Any:
+        """``{"set": {"scope", "name", "period", "limit"}}`` adds or changes one; ``{"remove": {...}}`` removes one."""
+        from ..models import checked_budget
+
+        self._require_configure()
+        if set(body) not in ({"set"}, {"remove"}) or not isinstance(next(iter(body.values())), dict):
+            raise TypeError('The body must be {"set": {"scope", "name", "period", "limit"}} or {"remove": {...}}.')
+        action, part = next(iter(body.items()))
+        if action == "set":
+            budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), part.get("limit"))
+            await self.gateway.run(self.gateway.budgets.set, budget, self.caller.name)
+            view = await self.gateway.run(self._budgets_view)
+        else:
+            budget = checked_budget(part.get("scope"), part.get("name"), part.get("period"), 1)
+            removed = await self.gateway.run(self.gateway.budgets.remove, budget.scope, budget.name, budget.period)
+            if not removed:
+                raise ValueError(f"There is no budget for {budget.described().split(':')[0]} per {budget.period}.")
+            view = await self.gateway.run(self._budgets_view)
+        return view.model_dump(mode="json")
 
     async def fingerprint(self, body: dict[str, Any]) -> Any:
         value = await self.gateway.run(self.gateway.settings(self.caller).fingerprint)
@@ -767,6 +776,8 @@ _ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "usage"): ApiHandler.usage,
     ("GET", "usage-report"): ApiHandler.usage_report,
     ("GET", "fingerprint"): ApiHandler.fingerprint,
+    ("GET", "budgets"): ApiHandler.budgets,
+    ("POST", "budgets"): ApiHandler.change_budgets,
     ("GET", "ai-routes"): ApiHandler.ai_routes,
     ("POST", "test"): ApiHandler.test,
     ("POST", "save"): ApiHandler.save,

@@ -67,14 +67,15 @@ def add_parser(commands: Any, parser_class: Any) -> None:
         type=float,
         default=16.0,
         metavar="M",
-        help="rotate usage.jsonl (the AI calls: who, when, which model, outcome) at M MiB (default 16)",
+        help="no longer used: the AI calls are recorded in the gateway's database (still accepted, and checked, so "
+        "existing hub configurations start)",
     )
     serve.add_argument(
         "--usage-keep",
         type=int,
         default=5,
         metavar="N",
-        help="how many rotated usage files to keep, usage.jsonl.1 (newest) to .N (default 5; 0: none)",
+        help="no longer used, as --usage-max-mib",
     )
     serve.add_argument(
         "--reauth-minutes",

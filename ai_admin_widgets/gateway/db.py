@@ -33,6 +33,7 @@ __all__ = [
     "VERSION_TABLE",
     "GatewayDatabaseError",
     "SchemaBehind",
+    "budgets_table",
     "check_schema",
     "db_url",
     "head_revision",
@@ -41,6 +42,7 @@ __all__ = [
     "open_database",
     "safe_url",
     "schema_revision",
+    "spend_table",
     "upgrade",
 ]
 
@@ -136,6 +138,37 @@ secrets_table = sa.Table(
 )
 
 
+#: The budgets and limits (r0002): one row per (scope, name, period). ``scope`` is ``user`` (``name`` a hub user,
+#: or ``*``: each user, unless that user has a budget of their own for the period), ``group`` (a hub group: its
+#: members' calls together) or ``organization`` (``name`` empty: every call). ``period`` is ``day`` or ``month``
+#: (UTC; ``limit`` in tokens) or ``minute`` (``limit`` in requests; scope ``user`` only).
+budgets_table = sa.Table(
+    "ai_gateway_budgets",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("limit", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(255)),
+    sa.Column("updated_at", _WHEN),
+)
+
+#: What each budget has counted in one window (the UTC day, month or minute starting at ``window``): ``tokens`` of
+#: the calls it admitted that have ended (``settled``), and ``admitted`` calls in all. ``admitted - settled``
+#: are in flight. For a ``user``/``*`` budget the row's ``name`` is the user's own (each user is counted apart).
+spend_table = sa.Table(
+    "ai_gateway_spend",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("window", _WHEN, primary_key=True),
+    sa.Column("tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("admitted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("settled", sa.BigInteger, nullable=False, default=0),
+)
+
+
 # -- where it is ----------------------------------------------------------------------------- #
 
 
@@ -203,12 +236,36 @@ def make_engine(url: str) -> Engine:
     else:
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        return sa.create_engine(parsed, **options)
+        engine = sa.create_engine(parsed, **options)
     except ImportError as error:
         raise GatewayDatabaseError(
             f"The database driver for {parsed.drivername} is not installed ({error.name}): "
             "pip install 'ai-admin-widgets[hub]'."
         ) from None
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_write_ahead)
+    return engine
+
+
+def _sqlite_write_ahead(connection: Any, record: Any) -> None:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL`` (SQLite's "WAL mode" page): readers do not wait for
+    the writer, and a commit does not wait for the disk (a power cut may lose the last commits, never corrupts the
+    file), so recording each AI call and checking budgets cost little. The ``-wal`` and ``-shm`` files beside the
+    database get its mode (0600). WAL needs a local file system (not NFS): use PostgreSQL there."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def relaxed_commit(connection: Connection) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL record is on disk
+    (``SET LOCAL synchronous_commit = off``: a crash may lose the last few ms of commits, never consistency;
+    row locks and visibility are as always). For the counters of AI calls and budgets, which every call writes."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
 
 
 def sqlite_path(engine: Engine) -> Path | None:

@@ -54,8 +54,9 @@ def config_from_environment(
     the address to bind (``0.0.0.0`` in a container whose service URL is a cluster name such as
     ``http://hub:10101``, which is not an address of the pod's own).
 
-    ``usage_max_mib`` and ``usage_keep``: the size (MiB) at which ``usage.jsonl`` is rotated, and
-    how many rotated files are kept (see :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`).
+    ``usage_max_mib`` and ``usage_keep``: no longer used (the AI calls are recorded in the database, see
+    :meth:`~ai_admin_widgets.gateway.app.Gateway.record_use`); still checked, so a configuration that gives
+    them keeps starting, and a wrong value is still named.
 
     ``reauth_minutes``: how often the saved integration is authenticated again (0: never;
     :mod:`~ai_admin_widgets.gateway.health`). ``authenticate_metrics``: False serves ``metrics`` without a token.

@@ -8,8 +8,17 @@ an open relay: the URL, the headers and the model come from the saved settings, 
 the body from the caller). Answers are passed on chunk by chunk as they arrive, a streamed chat
 (``"stream": true``) as the provider's server-sent events, never buffered whole; a caller that
 hangs up cancels the request to the provider. Every forwarded call has an overall deadline, and
-request and answer bodies are capped. Each call is recorded in ``usage.jsonl`` (who, when,
-which model, outcome; never the prompt or the answer).
+request and answer bodies are capped. Each call is recorded in the gateway's database
+(``ai_gateway_usage_events``: who, when, which model, the tokens the service counted, latency, outcome,
+request id; never the prompt or the answer), and counted against the budgets (429 ``budget_exceeded`` /
+``rate_limit_exceeded`` when one has no room; see :mod:`~ai_admin_widgets.gateway.budgets`).
+
+Tokens come from the service's own ``usage``: the end of a non-streamed answer, or, for a streamed chat,
+the usage chunk the service sends last when asked with ``stream_options: {"include_usage": true}``.
+The gateway asks for it when the caller did not, and then does not pass that chunk on (the caller
+gets the stream it asked for). Azure OpenAI accepts ``stream_options`` from api-version
+2024-09-01-preview on (:data:`STREAM_USAGE_SINCE`); with an older api-version nothing is added and
+the streamed call has no token counts.
 
 Errors come in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with our code:
 ``not_authenticated`` (401), ``hub_unavailable`` (503), ``not_allowed`` (403), ``ai_disabled`` and
@@ -133,6 +142,69 @@ def _retry_headers(response: httpx.Response, key: SecretStr) -> dict[str, str]:
         if value is not None and _RETRY_AFTER.fullmatch(value) and not holds_part_of(value, key):
             found[name] = value
     return found
+
+
+#: The first Azure OpenAI api-version (a date) that takes ``stream_options`` (2024-09-01-preview; GA from 2024-10-21).
+STREAM_USAGE_SINCE = "2024-09-01"
+#: The bytes kept of the end of a non-streamed answer, where its ``usage`` is (the whole answer when it is smaller).
+USAGE_TAIL_BYTES = 16 * 2**10
+_USAGE_KEY = re.compile(rb'"usage"\s*:')
+_TOKEN_FIELD = re.compile(rb'"(prompt_tokens|completion_tokens|total_tokens)"\s*:\s*([0-9]{1,12})')
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
+#: The stream's last event (a line of its own: inside an event's JSON a newline is always escaped).
+_DONE = re.compile(rb"^data: ?\[DONE\]\s*$", re.MULTILINE)
+
+
+def asks_stream_usage(route: Route, payload: dict[str, Any]) -> bool:
+    """Whether to add ``stream_options.include_usage`` to a streamed chat the caller sent without it.
+
+    True for OpenAI, and for Azure OpenAI with an api-version from :data:`STREAM_USAGE_SINCE` on (older ones
+    refuse the parameter). False when the caller asked for it already (or said ``include_usage: false`` or
+    sent ``stream_options`` that is not an object: their wish is kept).
+    """
+    from ..models import Provider
+
+    options = payload.get("stream_options")
+    if options is not None and (not isinstance(options, dict) or "include_usage" in options):
+        return False
+    if route.provider is Provider.AZURE_OPENAI:
+        version = route.url.params.get("api-version") or ""
+        return version[:10] >= STREAM_USAGE_SINCE
+    return True
+
+
+def tokens_of(usage: Any) -> dict[str, int | None]:
+    """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` of a ``usage`` object (None for any missing)."""
+    found: dict[str, int | None] = {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
+    if isinstance(usage, dict):
+        for name in found:
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                found[name] = value
+    if found["total_tokens"] is None and found["prompt_tokens"] is not None:
+        found["total_tokens"] = found["prompt_tokens"] + (found["completion_tokens"] or 0)
+    return found
+
+
+def answer_tokens(tail: bytes, whole: bool) -> dict[str, int | None]:
+    """The token counts of a non-streamed JSON answer from its last bytes (``whole``: the answer entire).
+
+    The whole answer is parsed as JSON; of a longer one the fields after its last ``"usage":`` key are read
+    (outside JSON strings a quote is never escaped, so text in the answer cannot pose as that key).
+    """
+    if whole:
+        try:
+            body = json.loads(tail)
+        except ValueError:
+            body = None
+        return tokens_of(body.get("usage") if isinstance(body, dict) else None)
+    starts = [match.end() for match in _USAGE_KEY.finditer(tail)]
+    if not starts:
+        return tokens_of(None)
+    part = tail[starts[-1] : starts[-1] + 2048]
+    part = part[: part.find(b"}") + 1] if b"}" in part else part
+    return tokens_of({name.decode(): int(value) for name, value in _TOKEN_FIELD.findall(part)})
 
 
 #: The endpoints of /v1, as a 404 or 405 names them.
@@ -376,6 +448,7 @@ class _ForwardHandler(V1Handler):
     _task: asyncio.Future[None] | None = None
     _closed = False
     _recorded = False
+    _hide_usage = False
     _event: dict[str, Any]
     _started: float
 
@@ -389,7 +462,26 @@ class _ForwardHandler(V1Handler):
         if not self.admitted():
             return
         self._started = time.perf_counter()
-        event: dict[str, Any] = {"actor": self.caller.name, "operation": self.operation, "model": None, "stream": False}
+        from datetime import datetime, timezone
+
+        event: dict[str, Any] = {
+            "at": datetime.now(timezone.utc),
+            "username": self.caller.name,
+            "groups": list(self.caller.groups),
+            "operation": self.operation,
+            "role": self.role,
+            "model": None,
+            "stream": False,
+            "outcome": None,
+            "code": None,
+            "status": None,
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "total_tokens": None,
+            "latency_ms": None,
+            "request_id": None,
+            "replica": getattr(self.gateway, "replica", None),
+        }
         self._event = event
         try:
             saved = await self.usable()
@@ -433,6 +525,12 @@ class _ForwardHandler(V1Handler):
             event["stream"] = stream = body.get("stream") is True
             route = saved.routes[role]
             payload = {name: value for name, value in body.items() if name != "model"} | route.body
+            self._hide_usage = False
+            if stream and self.role == "language" and asks_stream_usage(route, payload):
+                payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+                self._hide_usage = True  # asked by the gateway: the usage chunk is not the caller's
+            if self.gateway.config.record_usage:
+                await self._admit(event)
             try:
                 content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             except (RecursionError, ValueError):
@@ -454,12 +552,47 @@ class _ForwardHandler(V1Handler):
             event.update(outcome="cancelled", code="client_closed")
         self._record()
 
+    async def _admit(self, event: dict[str, Any]) -> None:
+        """Count this call against the budgets that apply to the caller (one transaction), or refuse it.
+
+        Raises:
+            _Refused: 429 ``budget_exceeded`` / ``rate_limit_exceeded`` (a budget has no room; ``Retry-After`` is
+                set), 503 ``store_error`` (the budgets cannot be checked: the call is refused, never let through).
+        """
+        from .budgets import admit
+        from .db import GatewayDatabaseError
+
+        budgets = self.gateway.budgets
+        try:
+            if budgets.fresh():
+                applying = budgets.applying(self.caller.name, self.caller.groups)
+            else:
+                applying = await self.gateway.run(budgets.applying, self.caller.name, self.caller.groups)
+            if not applying:
+                return
+            admitted, exceeded = await self.gateway.run(admit, self.gateway.engine, applying, event["at"])
+        except GatewayDatabaseError as error:
+            log.error("Budgets cannot be checked: %s", error)
+            raise _Refused(
+                503,
+                "unavailable",
+                "The AI gateway cannot check the budgets now (its database does not answer); try again in a minute.",
+                code="store_error",
+            ) from None
+        if exceeded is not None:
+            from datetime import datetime, timezone
+
+            self.set_header("retry-after", str(exceeded.retry_after(datetime.now(timezone.utc))))
+            raise _Refused(429, exceeded.code, exceeded.message(), code=exceeded.code)
+        event["spend"] = admitted
+        event["details"] = {"budgets": admitted}
+
     def _record(self) -> None:
-        """Write the usage record once, before the answer ends (so it is there when the caller has the answer)."""
+        """Hand the usage event over once, before the answer ends (see :meth:`Gateway.record_use` for when it is written)."""
         if self._recorded:
             return
         self._recorded = True
-        self._event["ms"] = round((time.perf_counter() - self._started) * 1000, 1)
+        self._event["latency_ms"] = round((time.perf_counter() - self._started) * 1000, 1)
         self.gateway.record_use(self._event)
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
@@ -482,22 +615,38 @@ class _ForwardHandler(V1Handler):
             request_id = _request_id(response, route.key)
             if request_id is not None:
                 self.set_header("x-request-id", request_id)
+                event["request_id"] = request_id
             if stream:
                 self.set_header("cache-control", "no-cache")
                 self.set_header("x-accel-buffering", "no")
             sent = 0
             cap = self.gateway.config.max_answer_bytes
+            tail = b""  # the end of a non-streamed answer; the unfinished event of a stream
             try:
-                async for chunk in response.aiter_bytes():
-                    sent += len(chunk)
+                async for received in response.aiter_bytes():
+                    sent += len(received)
                     if sent > cap:
                         log.warning("An answer of %s was cut at %d bytes (the cap).", route.target.host, cap)
                         event.update(outcome="failed", code="too_large", status=200)
                         self._record()
                         self.request.connection.close()  # type: ignore[union-attr]
                         return
+                    chunk = received
+                    if stream:
+                        tail, chunk = self._events(tail + received, event)
+                        if not chunk:
+                            continue
+                        if b"[DONE]" in chunk and _DONE.search(chunk):  # a client may stop here: record the call first
+                            event.update(outcome="ok", code="ok", status=200)
+                            self._record()
+                    else:
+                        tail = (tail + received)[-USAGE_TAIL_BYTES:]
                     self.write(chunk)
                     await self.flush()
+                if stream and tail:
+                    self.write(tail)
+                elif not stream:
+                    event.update(answer_tokens(tail, whole=sent <= USAGE_TAIL_BYTES))
             except httpx.HTTPError as error:  # the provider broke off mid-answer
                 from ..transport import _classify_transport
 
@@ -516,6 +665,36 @@ class _ForwardHandler(V1Handler):
             self.finish()
         finally:
             await response.aclose()
+
+    def _events(self, pending: bytes, event: dict[str, Any]) -> tuple[bytes, bytes]:
+        """Split ``pending`` stream bytes at the last event boundary: ``(unfinished rest, complete events to send)``.
+
+        An event carrying ``usage`` (the service's counts, as the last chunk when ``include_usage`` was asked)
+        sets the event's tokens; when the gateway asked for it (the caller did not), that chunk is left out.
+        """
+        ends = list(_EVENT_END.finditer(pending))
+        if not ends:
+            return pending, b""
+        done, rest = pending[: ends[-1].end()], pending[ends[-1].end() :]
+        if b'"usage"' not in done or not _USAGE_KEY.search(_NULL_USAGE.sub(b"", done)):
+            return rest, done
+        kept: list[bytes] = []
+        start = 0
+        for end in ends:
+            block = pending[start : end.end()]
+            start = end.end()
+            if b'"usage"' in block and _USAGE_KEY.search(_NULL_USAGE.sub(b"", block)):
+                data = b"".join(line[5:].strip() for line in block.splitlines() if line.startswith(b"data:"))
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    chunk = None
+                if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+                    event.update(tokens_of(chunk["usage"]))
+                    if self._hide_usage and chunk.get("choices") == []:
+                        continue
+            kept.append(block)
+        return rest, b"".join(kept)
 
     async def _failed_answer(self, route: Route, response: httpx.Response, event: dict[str, Any]) -> None:
         from ..transport import _classify_status, _read_error, scrub

@@ -37,6 +37,7 @@ from ..models import (
     VerificationReport,
 )
 from .access import AccessSettings
+from .budgets import BudgetsRegion
 from .fields import KeyField, TextField
 from .form import IntegrationForm
 from .history import History
@@ -257,6 +258,8 @@ class AISettingsPanel(widgets.VBox):
         self.access = AccessSettings(settings, on_interaction=self._catch_up)
         self.history = History(settings, on_toggle=self._catch_up)
         self.usage = Usage(settings, on_toggle=self._catch_up)
+        #: The AI gateway's budgets (hidden off the gateway): :class:`~ai_admin_widgets.widgets.budgets.BudgetsRegion`.
+        self.budgets = BudgetsRegion(settings, on_interaction=self._catch_up)
         super().__init__(
             [
                 self.title,
@@ -265,8 +268,9 @@ class AISettingsPanel(widgets.VBox):
                 self.form,
                 self.confirmation,
                 self.access,
-                self.history,
+                self.budgets,
                 self.usage,
+                self.history,
                 self.footer,
             ]
         )
@@ -320,6 +324,7 @@ class AISettingsPanel(widgets.VBox):
         if self.view != "row":
             _show(self.row.test_button, False)
         self.access.render(snapshot)
+        self.budgets.render(admin=admin and not damaged)
         self.history.render()
         self.usage.offer(snapshot)
         keyring = snapshot.keyring
