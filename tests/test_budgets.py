@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -28,6 +30,8 @@ import ai_admin_widgets as aiw
 from ai_admin_widgets.client import GatewaySettings
 from ai_admin_widgets.gateway import db
 from ai_admin_widgets.gateway.auth import USE_SCOPE
+from ai_admin_widgets.gateway.crypt import multi_fernet, parse_crypt_keys
+from ai_admin_widgets.gateway.dbkeyring import DatabaseKeyring
 from ai_admin_widgets.gateway.practice import Practice
 from ai_admin_widgets.models import NotOnGateway, PermissionDenied
 
@@ -330,12 +334,26 @@ def test_two_replicas_never_overspend_more_than_the_calls_in_flight_when_the_lim
     limit, callers_per_user = 700, 40
     sandbox = aiw.Sandbox(latency_ms=5).start()
     engines = [db.open_database(database.url), db.open_database(database.url)]
+    fernet = multi_fernet(parse_crypt_keys(secrets.token_hex(32)))
+    keyrings = [DatabaseKeyring(engine, fernet) for engine in engines]  # as real replicas: the keys in the database
     try:
-        with Practice(sandbox=sandbox, engine=engines[0]) as one, Practice(sandbox=sandbox, engine=engines[1]) as two:
+        with (
+            Practice(sandbox=sandbox, engine=engines[0], keyring=keyrings[0]) as one,
+            Practice(sandbox=sandbox, engine=engines[1], keyring=keyrings[1]) as two,
+        ):
             replicas = [one, two]
-            for practice in replicas:
-                _save(practice)
+            _save(one)  # one save, in force on both replicas
             tokens = [_add_users(practice) for practice in replicas]
+            deadline = time.monotonic() + 10  # the other replica reads the record within its poll (0.25 s)
+            while (
+                not httpx.get(
+                    f"{two.gateway_url}/v1/models", headers={"authorization": f"Bearer {tokens[1][USERS[0]]}"}
+                )
+                .json()
+                .get("data")
+            ):
+                assert time.monotonic() < deadline, "the save through one replica never reached the other"
+                time.sleep(0.05)
             _admin(one).set_budget("user", "*", "day", limit)
             for user in USERS:  # one call each on both replicas first: the hub's answers and the budgets cached
                 for practice, known in zip(replicas, tokens, strict=True):

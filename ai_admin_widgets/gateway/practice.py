@@ -172,7 +172,7 @@ class Practice:
         from .app import Gateway, GatewayConfig, make_app
 
         assert self.folder is not None
-        keyring = _practice_keyring(self.folder / "keyring.cfg")
+        keyring = self._config.get("keyring") or _practice_keyring(self.folder / "keyring.cfg")
         config = GatewayConfig(
             home=self.folder / "store",
             keyring=keyring,
@@ -183,7 +183,10 @@ class Practice:
             deadline=self.deadline,
             openai_base_url=self.sandbox.openai_base_url,
             access_scopes={"access:services!service=ai-gateway"},
-            **({"allow_hosts": ("127.0.0.1",)} | self._config),
+            **(
+                {"allow_hosts": ("127.0.0.1",)}
+                | {name: value for name, value in self._config.items() if name != "keyring"}
+            ),
         )
         self._gateway = Gateway(config)
         self._gateway.start()
