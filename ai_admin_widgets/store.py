@@ -833,16 +833,12 @@ class SettingsStore:
             try:
                 old = self.read()
             except StoreError:
-                if not os.path.lexists(self._record_path):
+                if not self._record_exists():
                     raise
                 salvaged = self._salvaged()
                 old = salvaged or SettingsRecord()
                 nothing_salvaged = salvaged is None
-                aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
-                try:
-                    os.replace(self._record_path, aside)  # renames a link, a folder or a FIFO itself, never its target
-                except OSError as error:
-                    raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
+                self._put_damaged_aside()
             record = SettingsRecord(
                 store_id=old.store_id,
                 revision=old.revision + 1,
@@ -856,6 +852,22 @@ class SettingsStore:
             else:
                 kept = self._sweep(record, replaced=old)
             return Removal(record=record, kept_keys=tuple(kept), nothing_salvaged=nothing_salvaged)
+
+    def _record_exists(self) -> bool:
+        """Whether there is a record at all (a file of any kind at ``settings.json``), readable or not."""
+        return os.path.lexists(self._record_path)
+
+    def _put_damaged_aside(self) -> None:
+        """Move a damaged ``settings.json`` aside as ``settings.json.damaged-<time>`` (never opened or followed).
+
+        Raises:
+            StoreError: it cannot be moved.
+        """
+        aside = self._record_path.with_name(f"settings.json.damaged-{_now():%Y%m%dT%H%M%S}")
+        try:
+            os.replace(self._record_path, aside)  # renames a link, a folder or a FIFO itself, never its target
+        except OSError as error:
+            raise StoreError(f"Cannot move the damaged {self._record_path} aside ({error.strerror}).") from None
 
     def update_access(
         self,

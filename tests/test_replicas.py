@@ -559,3 +559,25 @@ def test_the_snippet_passes_the_database_and_crypt_key_from_the_hubs_environment
     from ai_admin_widgets.gateway.dbkeyring import uses_database
 
     assert not uses_database(None, unset)  # keyring.cfg and the SQLite file, as before
+
+
+def test_a_damaged_record_in_the_database_can_still_be_removed_keeping_who_may_use_ai(database, monkeypatch):
+    """AI can always be switched off: a record of the wrong shape is replaced by an empty one, the allow-list kept."""
+    db.upgrade(engine := database.engine())
+    monkeypatch.setenv("AI_ADMIN_CRYPT_KEY", _key())
+    store = DatabaseSettingsStore(engine, database_keyring(database.home, database.url))
+    integration = aiw.OpenAIIntegration(api_key=f"sk-damaged-{uuid.uuid4().hex}", base_url="https://api.openai.com/v1")
+    saved = store.save(integration, actor="admin", models={})
+    store.update_access(actor="admin", allowed_users=["analyst"])
+    with engine.begin() as connection:  # a hand edit gone wrong: the provider is not one
+        record = connection.execute(sa.select(db.settings_table.c.record)).scalar_one()
+        connection.execute(sa.update(db.settings_table).values(record=record | {"provider": 5}))
+    with pytest.raises(aiw.StoreError):
+        store.read()
+    removal = store.remove(actor="admin")
+    after = store.read()
+    assert not after.configured and after.revision == saved.revision + 1 and removal.record.revision == after.revision
+    assert after.allowed_users == ["analyst"] and after.updated_by == "admin"
+    engine.dispose()
+    assert store.keyring is not None
+    store.keyring.engine.dispose()  # type: ignore[attr-defined]

@@ -39,7 +39,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..models import ConcurrentChange, StoreError
 from ..store import (
-    Removal,
     SettingsRecord,
     SettingsStore,
     _bounded_lines,
@@ -283,40 +282,14 @@ class DatabaseSettingsStore(SettingsStore):
         except StoreError:
             return SettingsRecord()
 
-    def remove(self, *, actor: str) -> Removal:
-        """Forget the integration: an empty record with the next revision, then the old keys deleted.
+    def _record_exists(self) -> bool:
+        return self._row() is not None
 
-        A damaged record is replaced (its store id, revision and access lists kept when they can be read), so AI
-        can always be switched off. Works without a keyring (the old keys then stay behind).
-
-        Raises:
-            StoreError: the record could not be written; nothing changed.
-        """
-        with self._locked():
-            nothing_salvaged = False
-            try:
-                old = self.read()
-            except StoreError:
-                if self._row() is None:
-                    raise
-                self._row_revision()
-                salvaged = self._salvaged()
-                old = salvaged or SettingsRecord()
-                nothing_salvaged = salvaged is None
-                log.warning("The damaged settings record in %s was replaced by an empty one (Remove).", WHERE)
-            record = SettingsRecord(
-                store_id=old.store_id,
-                revision=old.revision + 1,
-                updated_by=actor,
-                updated_at=_now(),
-                **old.carried_access(actor),
-            )
-            self._write_record(record)
-            if self.keyring is None:
-                kept = [f"{slot} of revision {old.revision}" for slot in old.key_slots] if old.configured else []
-            else:
-                kept = self._sweep(record, replaced=old)
-            return Removal(record=record, kept_keys=tuple(kept), nothing_salvaged=nothing_salvaged)
+    def _put_damaged_aside(self) -> None:
+        """A damaged record is replaced in place by :meth:`remove` (its store id, revision and access lists kept
+        when they can be read), so AI can always be switched off; its revision is taken for the guarded write."""
+        self._row_revision()
+        log.warning("The damaged settings record in %s was replaced by an empty one (Remove).", WHERE)
 
     def check_writable(self) -> None:
         """Check, before anything is sent or changed, that the database answers.
