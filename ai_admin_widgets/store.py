@@ -1128,13 +1128,7 @@ class SettingsStore:
             return None
         if not isinstance(data, dict):
             return None
-        kept: dict[str, Any] = {}
-        for name in ("admins", "allowed_users", "allowed_groups"):
-            value = data.get(name)
-            if isinstance(value, list) and all(isinstance(item, str) for item in value):
-                kept[name] = value
-        if isinstance(data.get("updated_by"), str):
-            kept["updated_by"] = data["updated_by"]
+        kept = salvaged_access(data)
         store_id, revision = data.get("store_id"), data.get("revision")
         if isinstance(store_id, str) and len(store_id) >= 8:
             kept["store_id"] = store_id
@@ -1325,6 +1319,18 @@ class SettingsStore:
         except OSError:
             if temporary is not None:
                 Path(temporary).unlink(missing_ok=True)
+
+
+def salvaged_access(data: dict[str, Any]) -> dict[str, Any]:
+    """Of a damaged record's JSON, the access lists and ``updated_by`` that are still of the right type."""
+    kept: dict[str, Any] = {}
+    for name in ("admins", "allowed_users", "allowed_groups"):
+        value = data.get(name)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            kept[name] = value
+    if isinstance(data.get("updated_by"), str):
+        kept["updated_by"] = data["updated_by"]
+    return kept
 
 
 def _revisions(text: Any) -> list[int]:

@@ -13,7 +13,6 @@ import csv
 import importlib.util
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 from test_database import Database, database  # noqa: F401  (the fixture: SQLite, and a database in the cluster)
+from test_gateway import _environment
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets.client import GatewaySettings
@@ -46,15 +46,6 @@ RECORDS_CALLS = importlib.util.find_spec("ai_admin_widgets.gateway.usage") is no
 NEEDS_RECORDING = pytest.mark.skipif(
     not RECORDS_CALLS, reason="the gateway's own recording of calls in the database (the budgets part) is not here yet"
 )
-
-
-def _environment(**extra: str) -> dict[str, str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("JUPYTERHUB_", "AI_ADMIN_", "KEYRING_CRYPTFILE")) and "PROXY" not in name.upper()
-    }
-    return environment | extra
 
 
 def _today() -> date:

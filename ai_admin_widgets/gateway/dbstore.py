@@ -47,6 +47,7 @@ from ..store import (
     _NotRegularFile,
     _now,
     _open_regular,
+    salvaged_access,
 )
 from .db import GatewayDatabaseError, audit_table, connected, settings_table, sqlite_path
 
@@ -156,14 +157,8 @@ class DatabaseSettingsStore(SettingsStore):
         data = row.record if row is not None else None
         if not isinstance(data, dict):
             return None
-        kept: dict[str, Any] = {}
-        for name in ("admins", "allowed_users", "allowed_groups"):
-            value = data.get(name)
-            if isinstance(value, list) and all(isinstance(item, str) for item in value):
-                kept[name] = value
-        if isinstance(data.get("updated_by"), str):
-            kept["updated_by"] = data["updated_by"]
-        if isinstance(row.store_id, str) and len(row.store_id) >= 8:
+        kept = salvaged_access(data)
+        if row is not None and isinstance(row.store_id, str) and len(row.store_id) >= 8:
             kept["store_id"] = row.store_id
             kept["revision"] = max(int(row.revision), 0)
         return SettingsRecord(**kept) if kept else None
