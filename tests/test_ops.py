@@ -329,7 +329,7 @@ def test_usage_is_for_those_who_may_configure_and_only_on_a_hub(practice, tmp_pa
 
 @NEEDS_RECORDING
 def test_the_calls_made_through_the_gateway_are_in_ai_admin_usage(practice):
-    """Depends on the budgets part's recording: every forwarded call written to ai_gateway_usage_events."""
+    """Every forwarded call is in ai_gateway_usage_events: ai-admin usage and the panel's chart show them."""
     before = json.loads(_usage(practice, "--json", "--since", _today().isoformat()).stdout)["overall"]
     client = OpenAI(base_url=practice.gateway_url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
     answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "count me"}])
@@ -339,6 +339,14 @@ def test_the_calls_made_through_the_gateway_are_in_ai_admin_usage(practice):
     assert report["overall"]["calls"] == before["calls"] + 2
     analyst = next(total for total in report["totals"] if total["key"] == "practice-analyst")
     assert analyst["calls"] == 2 and analyst["prompt_tokens"] >= answer.usage.prompt_tokens > 0
+    panel = _settings(practice, "admin").panel()
+    try:
+        panel.usage.toggle.click()
+        svg, table = panel.usage.chart.value, panel.usage.top.value
+        assert f'data-day="{_today()}"' in svg and 'data-key="practice-analyst"' in svg
+        assert "<td>practice-analyst</td>" in table
+    finally:
+        panel.close()
 
 
 # --------------------------------------------------------------------------- #
