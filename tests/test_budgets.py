@@ -132,7 +132,7 @@ def test_every_call_is_a_row_with_the_services_token_counts_and_never_the_prompt
     assert all(row["total_tokens"] is None for row in rows[4:])
     assert rows[4]["code"] == "model_not_found" and rows[5]["code"] == "unexpected_response"
     assert {row["username"] for row in rows} == {"practice-analyst"} and rows[0]["groups"] == ["analysts"]
-    assert [row["model"] for row in rows] == [CHAT, CHAT, CHAT, EMBEDDINGS, "gpt-nope", EMBEDDINGS]
+    assert [row["model"] for row in rows] == [CHAT, CHAT, CHAT, EMBEDDINGS, None, EMBEDDINGS]  # never a caller's text
     assert all(row["request_id"] and row["request_id"].startswith("req_") for row in rows[:4])
     assert all(isinstance(row["latency_ms"], float) and row["latency_ms"] > 0 for row in rows)
     assert all(row["at"] is not None for row in rows)
@@ -171,7 +171,8 @@ def test_a_stream_to_an_azure_api_version_without_stream_options_is_not_broken(d
                 body = [r["body"] for r in sandbox.requests if r["path"].endswith("/chat/completions")][-1]
                 assert ("stream_options" in body) is asked, version
                 row = _rows(practice)[-1]
-                assert row["outcome"] == "ok" and (row["total_tokens"] is not None) is asked
+                assert row["outcome"] == "ok" and row["total_tokens"] > 0  # counted even without the usage chunk
+                assert bool((row["details"] or {}).get("estimated")) is not asked, version
     finally:
         engine.dispose()
 
@@ -517,3 +518,40 @@ def test_a_database_at_schema_0001_is_refused_by_serve_and_upgraded_by_upgrade_d
     assert {"ai_gateway_budgets", "ai_gateway_spend"} <= set(sa.inspect(engine).get_table_names())
     assert db.check_schema(engine) == "0002"
     engine.dispose()
+
+
+def test_a_stream_is_counted_whatever_the_caller_says_of_usage_and_however_early_it_hangs_up(gateway):
+    """``include_usage: false`` (or null, or not an object) cannot keep a stream's tokens from the budget, and a
+    caller who leaves after the answer but before the usage chunk is charged an estimate (never 0)."""
+    admin = _admin(gateway)
+    for options in ({"include_usage": False}, {"include_usage": None}, "yes"):
+        chunks = list(_chat(_client(gateway), "one two three four five", stream=True, stream_options=options))
+        assert all(chunk.usage is None for chunk in chunks)  # the caller still gets no usage chunk
+        row = _rows(gateway)[-1]
+        assert row["total_tokens"] == 5 + len(
+            ["Sandbox", "reply", "to:", "one", "two", "three", "four", "five"]
+        )  # the sandbox: words
+        assert not (row["details"] or {}).get("estimated")
+    forwarded = [r["body"] for r in gateway.sandbox.requests if r["path"].endswith("/chat/completions")][-3:]
+    assert all(body["stream_options"] == {"include_usage": True} for body in forwarded)
+
+    gateway.sandbox.stream_interval_ms = 50  # the usage chunk comes 50 ms after the last word
+    admin.set_budget("user", "practice-analyst", "day", 10**6)
+    before = admin.budgets().budgets[0].used
+    body = {
+        "model": CHAT,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "leave before the bill"}],
+    }
+    headers = {"authorization": f"Bearer {gateway.tokens['analyst']}"}
+    with httpx.stream("POST", f"{gateway.gateway_url}/v1/chat/completions", json=body, headers=headers) as answer:
+        for line in answer.iter_lines():
+            if '"finish_reason": "stop"' in line or '"finish_reason":"stop"' in line:
+                break  # the whole answer read; hang up before the usage chunk
+    deadline = time.monotonic() + 10
+    while (row := _rows(gateway)[-1])["outcome"] != "cancelled":
+        assert time.monotonic() < deadline, row
+        time.sleep(0.05)
+    assert row["details"]["estimated"] is True and row["completion_tokens"] >= 5 and row["prompt_tokens"] > 0
+    assert admin.budgets().budgets[0].used == before + row["total_tokens"]

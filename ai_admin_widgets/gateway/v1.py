@@ -154,19 +154,23 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 #: The stream's last event (a line of its own: inside an event's JSON a newline is always escaped).
 _DONE = re.compile(rb"^data: ?\[DONE\]\s*$", re.MULTILINE)
+#: Bytes per token in an estimate (OpenAI: "a token is about 4 characters of English text").
+BYTES_PER_TOKEN = 4
 
 
 def asks_stream_usage(route: Route, payload: dict[str, Any]) -> bool:
-    """Whether to add ``stream_options.include_usage`` to a streamed chat the caller sent without it.
+    """Whether the gateway sets ``stream_options.include_usage: true`` on a streamed chat the caller did not ask it of.
 
-    True for OpenAI, and for Azure OpenAI with an api-version from :data:`STREAM_USAGE_SINCE` on (older ones
-    refuse the parameter). False when the caller asked for it already (or said ``include_usage: false`` or
-    sent ``stream_options`` that is not an object: their wish is kept).
+    The service's usage chunk is what the budgets count, so it is asked for whatever the caller said
+    (``include_usage: false`` or null, no ``stream_options``, or one that is not an object): a caller cannot
+    keep its tokens from being counted; the chunk is then kept from that caller. True for OpenAI, and for
+    Azure OpenAI with an api-version from :data:`STREAM_USAGE_SINCE` on (older ones refuse the parameter);
+    False when the caller asked for it itself.
     """
     from ..models import Provider
 
     options = payload.get("stream_options")
-    if options is not None and (not isinstance(options, dict) or "include_usage" in options):
+    if isinstance(options, dict) and options.get("include_usage") is True:
         return False
     if route.provider is Provider.AZURE_OPENAI:
         version = route.url.params.get("api-version") or ""
@@ -449,6 +453,10 @@ class _ForwardHandler(V1Handler):
     _closed = False
     _recorded = False
     _hide_usage = False
+    #: Bytes of the request sent on, and stream events forwarded, once the provider answered 200 (for an estimate).
+    _sent_bytes = 0
+    _events_forwarded = 0
+    _answered = False
     _event: dict[str, Any]
     _started: float
 
@@ -487,7 +495,6 @@ class _ForwardHandler(V1Handler):
             saved = await self.usable()
             body = self.json_body()
             model = body.get("model")
-            event["model"] = model if isinstance(model, str) and len(model) <= 128 else None
             if not saved.configured:
                 raise _Refused(
                     400,
@@ -507,6 +514,7 @@ class _ForwardHandler(V1Handler):
                     param="model",
                 )
             role = saved.role_of(model)
+            event["model"] = model if role is not None else None  # a caller's other text is never kept
             if role != self.role:
                 wanted = saved.primary_names()[self.role]
                 said = f"'{model}'" if len(model) <= 128 else "The model given"
@@ -527,7 +535,8 @@ class _ForwardHandler(V1Handler):
             payload = {name: value for name, value in body.items() if name != "model"} | route.body
             self._hide_usage = False
             if stream and self.role == "language" and asks_stream_usage(route, payload):
-                payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+                options = payload.get("stream_options")
+                payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
                 self._hide_usage = True  # asked by the gateway: the usage chunk is not the caller's
             if self.gateway.config.record_usage:
                 await self._admit(event)
@@ -593,7 +602,20 @@ class _ForwardHandler(V1Handler):
             return
         self._recorded = True
         self._event["latency_ms"] = round((time.perf_counter() - self._started) * 1000, 1)
+        if self._answered and self._event.get("total_tokens") is None:
+            self._estimate_tokens(self._event)
         self.gateway.record_use(self._event)
+
+    def _estimate_tokens(self, event: dict[str, Any]) -> None:
+        """Tokens for a call the provider answered without its usage figures: a stream the caller left before the
+        usage chunk, or an Azure api-version too old to send one. Counted against the budgets all the same, so
+        hanging up early never makes a call free: the prompt as its request's bytes / 4 (:data:`BYTES_PER_TOKEN`,
+        OpenAI's rule of thumb for English), the answer as one token per stream event forwarded (OpenAI and Azure
+        send about one token per chunk). Marked ``details.estimated``."""
+        prompt = -(-self._sent_bytes // BYTES_PER_TOKEN)
+        completion = self._events_forwarded
+        event.update(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        event["details"] = {**(event.get("details") or {}), "estimated": True}
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
         from ..transport import _classify_transport
@@ -610,6 +632,7 @@ class _ForwardHandler(V1Handler):
             if response.status_code != 200:
                 await self._failed_answer(route, response, event)
                 return
+            self._answered, self._sent_bytes = True, len(content)
             self.set_status(200)
             self.set_header("content-type", _content_type(response, route.key, stream))
             request_id = _request_id(response, route.key)
@@ -675,6 +698,7 @@ class _ForwardHandler(V1Handler):
         ends = list(_EVENT_END.finditer(pending))
         if not ends:
             return pending, b""
+        self._events_forwarded += len(ends)
         done, rest = pending[: ends[-1].end()], pending[ends[-1].end() :]
         if b'"usage"' not in done or not _USAGE_KEY.search(_NULL_USAGE.sub(b"", done)):
             return rest, done
