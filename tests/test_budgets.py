@@ -555,3 +555,33 @@ def test_a_stream_is_counted_whatever_the_caller_says_of_usage_and_however_early
         time.sleep(0.05)
     assert row["details"]["estimated"] is True and row["completion_tokens"] >= 5 and row["prompt_tokens"] > 0
     assert admin.budgets().budgets[0].used == before + row["total_tokens"]
+
+
+def test_a_database_that_does_not_answer_the_budgets_check_refuses_the_call_in_time(gateway, database, monkeypatch):  # noqa: F811
+    """A lock held elsewhere (an operator's session, a stalled server) never makes a call hang: 503 within the limit."""
+    from ai_admin_widgets.gateway import v1
+
+    monkeypatch.setattr(v1, "ADMIT_SECONDS", 1.0)
+    _admin(gateway).set_budget("user", "practice-analyst", "day", 10**6)
+    assert _chat(_client(gateway)).usage  # the budget's row exists and is cached: the next check is one write
+    holder = db.make_engine(database.url)
+    connection = holder.connect()
+    try:
+        if database.kind == "postgresql":
+            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("LOCK TABLE ai_gateway_spend IN ACCESS EXCLUSIVE MODE")
+        else:
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as refused:
+            OpenAI(
+                base_url=gateway.gateway_url + "/v1", api_key=gateway.tokens["analyst"], max_retries=0, timeout=30
+            ).chat.completions.create(model=CHAT, messages=[{"role": "user", "content": "wait for me"}])
+        took = time.monotonic() - started
+    finally:
+        connection.exec_driver_sql("ROLLBACK")
+        connection.close()
+        holder.dispose()
+    assert refused.value.status_code == 503 and refused.value.body["code"] == "store_error"
+    assert took < 8, took  # the 1 s limit, not the 30 s client timeout or the database's own waits
+    assert _chat(_client(gateway)).usage  # the lock gone, calls are admitted again

@@ -154,6 +154,8 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 #: The stream's last event (a line of its own: inside an event's JSON a newline is always escaped).
 _DONE = re.compile(rb"^data: ?\[DONE\]\s*$", re.MULTILINE)
+#: Seconds the budgets' check may wait for the database (a stalled server, a lock held) before the call is refused (503).
+ADMIT_SECONDS = 10.0
 #: Bytes per token in an estimate (OpenAI: "a token is about 4 characters of English text").
 BYTES_PER_TOKEN = 4
 
@@ -576,11 +578,17 @@ class _ForwardHandler(V1Handler):
             if budgets.fresh():
                 applying = budgets.applying(self.caller.name, self.caller.groups)
             else:
-                applying = await self.gateway.run(budgets.applying, self.caller.name, self.caller.groups)
+                applying = await asyncio.wait_for(
+                    self.gateway.run(budgets.applying, self.caller.name, self.caller.groups), ADMIT_SECONDS
+                )
             if not applying:
                 return
-            admitted, exceeded = await self.gateway.run(admit, self.gateway.engine, applying, event["at"])
-        except GatewayDatabaseError as error:
+            admitted, exceeded = await asyncio.wait_for(
+                self.gateway.run(admit, self.gateway.engine, applying, event["at"]), ADMIT_SECONDS
+            )
+        except (GatewayDatabaseError, asyncio.TimeoutError) as error:
+            if isinstance(error, asyncio.TimeoutError):
+                error = GatewayDatabaseError(f"the database did not answer within {ADMIT_SECONDS:g} seconds")
             log.error("Budgets cannot be checked: %s", error)
             raise _Refused(
                 503,
