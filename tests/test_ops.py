@@ -607,6 +607,24 @@ def test_the_gateway_reauthenticates_on_its_interval_and_a_revoked_key_turns_rea
     engine.dispose()
 
 
+def test_after_a_failed_authentication_ready_comes_back_soon_not_an_interval_later(tmp_path):
+    """One failure on record (here a Test while the key was revoked) is tried again after the retry, not the interval."""
+    engine = db.open_database(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    with Practice(engine=engine, reauth_seconds=600.0, reauth_retry_seconds=1.0) as practice:
+        token = _prometheus_token(practice)
+        _save(practice)
+        _wait_for(lambda: _ready(practice).status_code == 200, "ready after the save")
+        admin = _settings(practice, "admin")
+        practice.sandbox.revoke(practice.sandbox.openai_api_key)
+        assert not admin.test().ok
+        assert _ready(practice).status_code == 503
+        practice.sandbox.reinstate(practice.sandbox.openai_api_key)  # the provider's outage is over
+        _wait_for(lambda: _ready(practice).status_code == 200, "ready again well before the 600 s interval")
+        assert _reauthentications(practice, token, "ok") >= 1
+        assert admin.status().last_authentication_ok is True
+    engine.dispose()
+
+
 def test_serve_refuses_a_reauthentication_interval_it_cannot_keep(tmp_path):
     done = subprocess.run(
         [

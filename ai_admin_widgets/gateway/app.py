@@ -116,6 +116,8 @@ class GatewayConfig:
             log (:class:`~ai_admin_widgets.gateway.dbstore.DatabaseSettingsStore`), shared by every replica on it.
         reauth_seconds: how often the saved integration is authenticated again, in seconds (``serve
             --reauth-minutes``; 0: never; see :mod:`~ai_admin_widgets.gateway.health`).
+        reauth_retry_seconds: after a failed authentication, how soon it is tried again, in seconds (at most
+            ``reauth_seconds``), so one failure does not keep ``health/ready`` at 503 for a whole interval.
         authenticate_metrics: whether ``metrics`` needs a hub token with ``read:metrics`` (JupyterHub's
             ``authenticate_prometheus``; default True).
         audit_keep_days: how many days audit events are kept (older ones deleted hourly; 0: kept for ever).
@@ -146,6 +148,7 @@ class GatewayConfig:
     allow_hosts: tuple[str, ...] = ()
     engine: Engine | None = None
     reauth_seconds: float = 0.0
+    reauth_retry_seconds: float = 60.0
     authenticate_metrics: bool = True
     audit_keep_days: float = 365.0
     settings_poll_seconds: float = 0.25
