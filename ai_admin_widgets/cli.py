@@ -183,7 +183,15 @@ def _budgets(settings: Settings, arguments: argparse.Namespace) -> int:
 
     action = getattr(arguments, "budgets_action", None) or "list"
     if action == "set":
-        view = settings.set_budget(arguments.scope, arguments.name, arguments.period, arguments.limit)
+        from .models import budget_limit_number
+
+        limit = budget_limit_number(arguments.limit)
+        if limit is None:
+            raise ValueError(
+                "--limit must be a whole number in digits, with , or _ between groups of three if you like "
+                "(200000, 200,000 or 200_000)."
+            )
+        view = settings.set_budget(arguments.scope, arguments.name, arguments.period, limit)
     elif action == "remove":
         view = settings.remove_budget(arguments.scope, arguments.name, arguments.period)
     else:

@@ -243,10 +243,10 @@ class GatewaySettings:
             return False
 
     def history(self, limit: int | None = None, *, before: int | None = None) -> list[AuditEvent]:
-        """The newest ``limit`` audit events (all when None), oldest first, each with its ``id``.
+        """The newest ``limit`` audit events (when None, the gateway's default page: 1,000), oldest first, each with its ``id``.
 
         Args:
-            limit: how many at most.
+            limit: how many at most (the gateway answers 1 to 10,000).
             before: only events older than the one with this ``id`` (the next page back: pass the first
                 event's ``id`` of the page before).
         Raises:

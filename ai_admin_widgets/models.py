@@ -94,6 +94,7 @@ __all__ = [
     "UsageTotal",
     "VerificationFailed",
     "VerificationReport",
+    "budget_limit_number",
     "check_usage_since",
     "checked_budget",
     "explain",
@@ -1987,6 +1988,19 @@ class BudgetsView(_Model):
     budgets: tuple[Budget, ...] = ()
 
 
+#: A budget's limit as typed: ASCII digits, or digits in groups of three joined by one kind of separator (, or _).
+_LIMIT_TEXT = re.compile(r"[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:_[0-9]{3})+")
+
+
+def budget_limit_number(text: str) -> int | None:
+    """``text`` (a budget's limit as typed: ``1000000``, ``1,000,000`` or ``1_000_000``; whitespace around it
+    trimmed) as a number; None for anything else (``1,0,0``, ``1.5``, ``-5``, other digits than ASCII's)."""
+    text = text.strip()
+    if len(text) > 40 or not _LIMIT_TEXT.fullmatch(text):
+        return None
+    return int(text.replace(",", "").replace("_", ""))
+
+
 def checked_budget(scope: Any, name: Any, period: Any, limit: Any) -> Budget:
     """A budget from what an admin typed, each part checked; whitespace around names trimmed.
 
@@ -2010,8 +2024,8 @@ def checked_budget(scope: Any, name: Any, period: Any, limit: Any) -> Budget:
     if period == "minute" and scope != "user":
         raise ValueError("period minute (requests per minute) is a limit per user: give scope user.")
     if isinstance(limit, str):
-        text = limit.strip().replace("_", "").replace(",", "")
-        limit = int(text) if text.isdigit() else limit
+        number = budget_limit_number(limit)
+        limit = number if number is not None else limit
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BUDGET_LIMIT:
         unit = "requests" if period == "minute" else "tokens"
         raise ValueError(

@@ -776,7 +776,7 @@ class SettingsStore:
         with self._locked():
             old = self.read()
             if expected_revision is not None and old.revision != expected_revision:
-                when = f" at {old.updated_at:%Y-%m-%d %H:%M} UTC" if old.updated_at else ""
+                when = f" at {old.updated_at:%Y-%m-%d %H:%M:%S} UTC" if old.updated_at else ""
                 raise ConcurrentChange(
                     f"The OpenAI integration was changed by {old.updated_by or 'someone else'}{when} while this change was "
                     "being made, so nothing was saved. Reload it (close and reopen the form) and save again."

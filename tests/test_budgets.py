@@ -33,7 +33,7 @@ from ai_admin_widgets.gateway.auth import USE_SCOPE
 from ai_admin_widgets.gateway.crypt import multi_fernet, parse_crypt_keys
 from ai_admin_widgets.gateway.dbkeyring import DatabaseKeyring
 from ai_admin_widgets.gateway.practice import Practice
-from ai_admin_widgets.models import NotOnGateway, PermissionDenied
+from ai_admin_widgets.models import NotOnGateway, PermissionDenied, checked_budget
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -443,15 +443,25 @@ def test_ai_admin_budgets_lists_sets_and_removes_with_clear_refusals(gateway, tm
     done = _ai_admin(
         gateway, "budgets", "set", "--scope", "group", "--name", "analysts", "--period", "month", "--limit", "5000"
     )
+    done = _ai_admin(
+        gateway, "budgets", "set", "--scope", "group", "--name", "big", "--period", "day", "--limit", "1_000_000"
+    )
+    assert done.returncode == 0, done.stderr
     listed = json.loads(_ai_admin(gateway, "budgets", "list", "--json").stdout)
     assert [(b["scope"], b["name"], b["period"], b["limit"]) for b in listed] == [
         ("user", "*", "day", 1000),
         ("group", "analysts", "month", 5000),
+        ("group", "big", "day", 1_000_000),
     ]
     for arguments, field in (
         (("--scope", "team", "--period", "day", "--limit", "5"), "scope"),
         (("--scope", "user", "--name", "bob", "--period", "week", "--limit", "5"), "period"),
-        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "-5"), "limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "-5"), "--limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", " 1,0,0 "), "--limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "1,000_000"), "--limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "1.5"), "--limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "١٠"), "--limit"),
+        (("--scope", "user", "--name", "bob", "--period", "day", "--limit", "0"), "limit"),
         (("--scope", "organization", "--period", "minute", "--limit", "5"), "period"),
     ):
         refused = _ai_admin(gateway, "budgets", "set", *arguments)
@@ -585,3 +595,11 @@ def test_a_database_that_does_not_answer_the_budgets_check_refuses_the_call_in_t
     assert refused.value.status_code == 503 and refused.value.body["code"] == "store_error"
     assert took < 8, took  # the 1 s limit, not the 30 s client timeout or the database's own waits
     assert _chat(_client(gateway)).usage  # the lock gone, calls are admitted again
+
+
+def test_a_budget_limit_as_typed_is_digits_in_groups_of_three_or_refused():
+    for text, number in (("1000000", 1_000_000), ("1,000,000", 1_000_000), ("1_000", 1000), (" 250 ", 250)):
+        assert checked_budget("user", "bob", "day", text).limit == number
+    for text in (" 1,0,0 ", "1,00", "10,0000", "1__000", "1,000_000", "1.5", "+5", "\u0661\u0660", "1 000"):
+        with pytest.raises(ValueError, match="^limit must be a whole number"):
+            checked_budget("user", "bob", "day", text)

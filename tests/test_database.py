@@ -450,9 +450,36 @@ def test_a_database_gone_mid_run_is_named_with_its_reason_by_the_store(database,
         ("mysql://someone:hunter2-db@127.0.0.1/nothing", "the gateway runs on SQLite or PostgreSQL"),
         ("not a url at all hunter2-db", "is not a database URL"),
         ("sqlite://", "in-memory SQLite"),
+        ("sqlite:///relative-hunter2.sqlite", "sqlite:////"),
+        (
+            f"postgresql://someone@127.0.0.1:{_free_port()}/nothing?password=hunter2-q",
+            "Cannot use the gateway's database",
+        ),
+        (
+            f"postgresql://someone@127.0.0.1:{_free_port()}/nothing?sslpassword=hunter2-ssl&connect_timeout=3",
+            "Cannot use the gateway's database",
+        ),
+        ("postgresql+psycopg://aigw:Secr@thunter2@127.0.0.1/gw", "write an @ inside the password as %40"),
+        # the driver's reason repeats the password (here libpq's host= parameter): masked there too
+        (f"postgresql://someone:hunter2-h@127.0.0.1:{_free_port()}/nothing?host=hunter2-h", "Cannot use the gateway"),
     ],
 )
 def test_a_database_url_it_cannot_use_is_one_line_without_its_password(url, said):
     done = _gateway("upgrade-db", "--db-url", url)
     assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
     assert said in done.stderr and PG_PASSWORD not in done.stderr and "hunter2" not in done.stderr
+    assert "Secr" not in done.stderr
+
+
+def test_every_password_of_a_database_url_is_hidden_where_it_is_shown():
+    for url in (
+        "postgresql+psycopg://aigw@127.0.0.1:55433/gw?password=pw13secret",
+        "postgresql+psycopg://aigw:pw13secret@127.0.0.1:55433/gw?sslmode=require&sslpassword=pw13secret",
+        "postgresql+psycopg://aigw@127.0.0.1/gw?PassWD=pw13secret&application_name=ai",
+        "postgresql+psycopg://aigw:Secr@tpw13secret@127.0.0.1/gw",
+    ):
+        shown = db.safe_url(url)
+        assert "pw13secret" not in shown and "tpw13" not in shown, shown
+    assert db.safe_url("postgresql+psycopg://aigw@127.0.0.1/gw?password=x&sslmode=require").endswith(
+        "gw?password=***&sslmode=require"
+    )

@@ -122,3 +122,23 @@ def test_the_notebook_runner_refuses_the_same_shapes():
     spec.loader.exec_module(runner)
     for text in ("sk-sandbox-0a1b2c3d", "practice-admin-0123456789ab", "practice-analyst-abcdef012345"):
         assert runner.SANDBOX_KEY.search(text), text
+
+
+def test_the_readme_lists_every_metrics_label_value_and_serves_home_default():
+    import subprocess
+    import sys
+
+    from ai_admin_widgets.gateway.metrics import OUTCOMES, ROLES
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    described = readme[readme.index("`metrics` is Prometheus' text format") :][:1200]
+    for value in (*ROLES, *OUTCOMES, "other"):
+        assert f"`{value}`" in described, value
+    roles = described[described.index("by `role`") : described.index("`outcome`")]
+    assert "`other`" in roles  # role="other" as well as outcome="other"
+    assert "default `/srv/ai-gateway`; make it owned" not in readme  # serve's own default is not that folder
+    assert "`serve --home`; without it `$AI_ADMIN_HOME`, else the user data folder" in readme
+    helped = subprocess.run(
+        [sys.executable, "-m", "ai_admin_widgets", "gateway", "serve", "--help"], capture_output=True, text=True
+    )
+    assert "(default: $AI_ADMIN_HOME or the user data folder)" in " ".join(helped.stdout.split())

@@ -471,6 +471,87 @@ def test_ready_is_503_when_the_postgresql_database_is_gone(cluster):
         cluster.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _usage_event(number: int) -> dict[str, Any]:
+    return {
+        "at": datetime.now(timezone.utc),
+        "username": f"user-{number}",
+        "operation": "chat",
+        "role": "language",
+        "model": "gpt-4o",
+        "outcome": "ok",
+        "status": 200,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "request_id": f"req-{number}",
+    }
+
+
+def _recorded(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(sa.select(db.usage_table.c.request_id)).scalars())
+
+
+#: How long the database refuses connections in the outage tests: longer than the old writer's retries (3, 1 s apart).
+OUTAGE_SECONDS = 6.0
+
+
+def _outage(cluster: Any, name: str) -> None:
+    cluster.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    cluster.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+
+def test_calls_recorded_while_the_database_does_not_answer_are_written_once_it_does(cluster, caplog):
+    from ai_admin_widgets.gateway.usage import UsageWriter
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.admin(f"CREATE DATABASE {name}")
+    engine = db.open_database(cluster.url(name))
+    writer = UsageWriter(engine)
+    try:
+        writer.put(_usage_event(0))
+        assert writer.flush() and _recorded(engine) == ["req-0"]
+        _outage(cluster, name)
+        for number in range(1, 201):
+            writer.put(_usage_event(number))
+        assert not writer.flush(timeout=1.0)  # nothing can be committed now
+        time.sleep(OUTAGE_SECONDS)  # the outage itself: the database stays unreachable this long
+        cluster.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert writer.flush(timeout=60.0)
+        assert _recorded(engine) == sorted(f"req-{number}" for number in range(201))
+        assert "not recorded" not in caplog.text and "dropped" not in caplog.text
+        assert "keeping them and trying again" in caplog.text
+    finally:
+        writer.close()
+        engine.dispose()
+        cluster.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_while_the_database_does_not_answer_at_most_max_waiting_calls_wait_the_oldest_dropped(cluster, caplog):
+    from ai_admin_widgets.gateway.usage import UsageWriter
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.admin(f"CREATE DATABASE {name}")
+    engine = db.open_database(cluster.url(name))
+    writer = UsageWriter(engine, max_waiting=10)
+    try:
+        _outage(cluster, name)
+        for number in range(30):
+            writer.put(_usage_event(number))
+        _wait_for(lambda: "were dropped" in caplog.text, "the line saying what was dropped")
+        cluster.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert writer.flush(timeout=60.0)
+        assert _recorded(engine) == sorted(f"req-{number}" for number in range(20, 30))  # the newest ten
+        dropped = [
+            int(found) for found in re.findall(r"(\d+) AI call\(s\) waiting to be recorded were dropped", caplog.text)
+        ]
+        assert sum(dropped) == 20
+    finally:
+        writer.close()
+        engine.dispose()
+        cluster.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 # --------------------------------------------------------------------------- #
 # /metrics
 # --------------------------------------------------------------------------- #
@@ -604,6 +685,24 @@ def test_the_gateway_reauthenticates_on_its_interval_and_a_revoked_key_turns_rea
 
         practice.sandbox.reinstate(practice.sandbox.openai_api_key)  # the admin fixed it: ready again, by itself
         _wait_for(lambda: _ready(practice).status_code == 200, "ready again after the key works again")
+    engine.dispose()
+
+
+def test_after_a_failed_authentication_ready_comes_back_soon_not_an_interval_later(tmp_path):
+    """One failure on record (here a Test while the key was revoked) is tried again after the retry, not the interval."""
+    engine = db.open_database(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    with Practice(engine=engine, reauth_seconds=600.0, reauth_retry_seconds=1.0) as practice:
+        token = _prometheus_token(practice)
+        _save(practice)
+        _wait_for(lambda: _ready(practice).status_code == 200, "ready after the save")
+        admin = _settings(practice, "admin")
+        practice.sandbox.revoke(practice.sandbox.openai_api_key)
+        assert not admin.test().ok
+        assert _ready(practice).status_code == 503
+        practice.sandbox.reinstate(practice.sandbox.openai_api_key)  # the provider's outage is over
+        _wait_for(lambda: _ready(practice).status_code == 200, "ready again well before the 600 s interval")
+        assert _reauthentications(practice, token, "ok") >= 1
+        assert admin.status().last_authentication_ok is True
     engine.dispose()
 
 

@@ -442,6 +442,46 @@ def test_the_audit_log_is_paged_by_id_through_the_admin_api(database):
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("before=99999999999999999999999", "before"),
+        (f"before={2**63}", "before"),
+        ("before=-3", "before"),
+        ("limit=10001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=1_000", "limit"),
+        ("limit=" + "9" * 5000, "limit"),
+    ],
+)
+def test_the_history_page_refuses_a_before_or_limit_out_of_range_with_422_naming_it(database, query, field):
+    db.upgrade(engine := database.engine())
+    with Practice(engine=engine) as practice:
+        practice.gateway.store().append_audit({"actor": "practice-admin", "action": "allow", "outcome": "ok"})
+        headers = {"authorization": f"token {practice.tokens['admin']}"}
+        answer = httpx.get(f"{practice.gateway_url}/api/history?{query}", headers=headers, timeout=10)
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["error"]["message"]
+        assert message.startswith(f"{field} must be a whole number from 1 to ") and "9999999999" not in message
+        for good in (f"before={2**63 - 1}", "limit=10000", ""):
+            answer = httpx.get(f"{practice.gateway_url}/api/history?{good}", headers=headers, timeout=10)
+            assert answer.status_code == 200 and len(answer.json()) == 1, (good, answer.text)
+    engine.dispose()
+
+
+def test_the_history_page_holds_a_thousand_events_unless_told(tmp_path):
+    engine = db.open_database(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    with engine.begin() as connection:
+        at = datetime.now(timezone.utc)
+        event = {"at": at.isoformat(), "actor": "a", "action": "allow"}
+        rows = [{"at": at, "action": "allow", "actor": "a", "event": event} for _ in range(1001)]
+        connection.execute(sa.insert(db.audit_table), rows)
+    with Practice(engine=engine) as practice:
+        admin = GatewaySettings(practice.gateway_url, token=practice.tokens["admin"])
+        assert len(admin.history()) == 1000 and len(admin.history(limit=1001)) == 1001
+    engine.dispose()
+
+
 def _old_event(engine: sa.Engine, days: float, actor: str) -> None:
     at = datetime.now(timezone.utc) - timedelta(days=days)
     with engine.begin() as connection:

@@ -99,6 +99,17 @@ def test_second_save_deletes_the_previous_revisions_keys(store, file_keyring):
     assert store.load().api_key.get_secret_value() == new
 
 
+def test_a_save_that_lost_the_race_says_who_changed_it_and_when_to_the_second(store):
+    first = store.save(aiw.OpenAIIntegration(api_key=new_key()), actor="alice", models=MODELS)
+    store.save(aiw.OpenAIIntegration(api_key=new_key()), actor="bob", models=MODELS)
+    with pytest.raises(aiw.ConcurrentChange) as lost:
+        store.save(
+            aiw.OpenAIIntegration(api_key=new_key()), actor="alice", models=MODELS, expected_revision=first.revision
+        )
+    when = store.read().updated_at
+    assert f"changed by bob at {when:%Y-%m-%d %H:%M:%S} UTC while" in str(lost.value), str(lost.value)
+
+
 def test_remove_deletes_the_keys_and_leaves_nothing_configured(settings, store, file_keyring):
     key = new_key()
     store.save(aiw.OpenAIIntegration(api_key=key), actor="alice", models=MODELS)

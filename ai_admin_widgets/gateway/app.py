@@ -14,7 +14,8 @@ path                  method  answer
 ``api/admins``        POST    refused, 409 ``AdminsDecidedByHub``: the hub's roles decide who configures
 ``api/admin-check``   GET     AdminCheck
 ``api/can-use-ai``    GET     ``{"allowed": bool}`` (the caller; ``?user=`` another user: configure only)
-``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``, ``&before=ID``: the page before that event)
+``api/history``       GET     [AuditEvent] (configure only; ``?limit=N``, 1 to 10,000, default 1,000; ``&before=ID``:
+                              the page before that event, 1 to 2**63-1)
 ``api/usage``         GET     the newest AI calls (configure only; ``?limit=N``): who, when, model, tokens, outcome
 ``api/usage-report``  GET     UsageReport (configure only; ``?since=YYYY-MM-DD&by=user|group|model``)
 ``api/budgets``       GET     BudgetsView (those who may configure: every budget; others: the ones that count them);
@@ -80,8 +81,13 @@ ADMINS_ON_THE_HUB = (
     "hub-config --admin USER, or that role's users in c.JupyterHub.load_roles), or make them a hub admin; "
     "take it away the same way, then restart the hub."
 )
-#: The most usage events one ``api/usage`` answer holds.
+#: The most usage events one ``api/usage`` answer holds, and the most audit events one ``api/history`` page holds.
 MAX_USAGE_LIMIT = 10_000
+MAX_HISTORY_LIMIT = 10_000
+#: The audit events one ``api/history`` page holds when ``limit`` is not given.
+DEFAULT_HISTORY_LIMIT = 1_000
+#: The largest event id ``before`` may name (ids are 64-bit signed integers, PostgreSQL's ``bigint``).
+MAX_EVENT_ID = 2**63 - 1
 #: Seconds between two deletions of audit events past ``audit_keep_days``.
 AUDIT_PRUNE_SECONDS = 3600.0
 
@@ -116,6 +122,8 @@ class GatewayConfig:
             log (:class:`~ai_admin_widgets.gateway.dbstore.DatabaseSettingsStore`), shared by every replica on it.
         reauth_seconds: how often the saved integration is authenticated again, in seconds (``serve
             --reauth-minutes``; 0: never; see :mod:`~ai_admin_widgets.gateway.health`).
+        reauth_retry_seconds: after a failed authentication, how soon it is tried again, in seconds (at most
+            ``reauth_seconds``), so one failure does not keep ``health/ready`` at 503 for a whole interval.
         authenticate_metrics: whether ``metrics`` needs a hub token with ``read:metrics`` (JupyterHub's
             ``authenticate_prometheus``; default True).
         audit_keep_days: how many days audit events are kept (older ones deleted hourly; 0: kept for ever).
@@ -146,6 +154,7 @@ class GatewayConfig:
     allow_hosts: tuple[str, ...] = ()
     engine: Engine | None = None
     reauth_seconds: float = 0.0
+    reauth_retry_seconds: float = 60.0
     authenticate_metrics: bool = True
     audit_keep_days: float = 365.0
     settings_poll_seconds: float = 0.25
@@ -596,14 +605,18 @@ class ApiHandler(BaseHandler):
         except ValueError:
             raise ValueError(f"limit must be a whole number of 1 or more, not {text!r}.") from None
 
-    def _query_whole(self, name: str) -> int | None:
+    def _query_whole(self, name: str, highest: int) -> int | None:
+        """The query argument ``name`` as a whole number from 1 to ``highest`` (digits only); None when not given.
+
+        Raises:
+            ValueError: (422) anything else; the message names ``name`` and the range, never echoes a long value.
+        """
         text = self.get_query_argument(name, None)
         if text is None:
             return None
-        try:
+        if text.isascii() and text.isdigit() and len(text) <= len(str(highest)) and 1 <= int(text) <= highest:
             return int(text)
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number of 1 or more, not {text!r}.") from None
+        raise ValueError(f"{name} must be a whole number from 1 to {highest:,}.")
 
     async def snapshot(self, body: dict[str, Any]) -> Any:
         settings = self.gateway.settings(self.caller)
@@ -642,8 +655,9 @@ class ApiHandler(BaseHandler):
 
     async def history(self, body: dict[str, Any]) -> Any:
         self._require_configure("the AI Settings history (the audit log)")
-        settings, limit = self.gateway.settings(self.caller), self._query_limit(None)
-        before = self._query_whole("before")
+        settings = self.gateway.settings(self.caller)
+        limit = self._query_whole("limit", MAX_HISTORY_LIMIT) or DEFAULT_HISTORY_LIMIT
+        before = self._query_whole("before", MAX_EVENT_ID)
         events = await self.gateway.run(lambda: settings.history(limit, before=before))
         return [event.model_dump(mode="json") for event in events]
 

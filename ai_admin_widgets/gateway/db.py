@@ -208,16 +208,56 @@ def _parsed(url: str) -> URL:
             f"--db-url ({DB_URL_ENV}) names an in-memory SQLite database, which forgets everything when the gateway "
             "stops; name a file: sqlite:////srv/ai-gateway/ai-gateway.sqlite."
         )
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_absolute():
+        raise GatewayDatabaseError(
+            f"--db-url ({DB_URL_ENV}) names a SQLite file by a relative path, which would depend on the folder the "
+            "gateway starts in; give an absolute one, with four slashes: sqlite:////srv/ai-gateway/ai-gateway.sqlite."
+        )
+    if "@" in (parsed.host or "") or "@" in (parsed.username or ""):
+        # SQLAlchemy splits at the first @: the rest of the password would be taken for the host, shown and resolved
+        raise GatewayDatabaseError(
+            f"--db-url ({DB_URL_ENV}) has an @ in its host part: write an @ inside the password as %40."
+        )
     return parsed
 
 
+def _is_password_key(key: str) -> bool:
+    """Whether a URL query parameter named ``key`` holds a password (libpq's ``password`` and ``sslpassword``, or
+    any parameter whose name says ``password`` or ``passwd``)."""
+    lowered = key.lower()
+    return "password" in lowered or "passwd" in lowered
+
+
+def _passwords(url: URL) -> list[str]:
+    """The passwords ``url`` holds: its ``user:password@`` part and its password-like query parameters."""
+    found = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if _is_password_key(key):
+            found += [value] if isinstance(value, str) else list(value)
+    return [each for each in found if each]
+
+
 def safe_url(url: str | URL) -> str:
-    """``url`` for a message: the password hidden (``***``)."""
+    """``url`` for a message: every password hidden (``***``): ``user:password@`` and query parameters such as
+    ``?password=`` or ``?sslpassword=`` (libpq reads both from the URL). An @ in the host part (a password with an
+    unencoded @) gives ``(the database URL)``: part of the password would be shown as the host."""
     try:
         parsed = url if isinstance(url, URL) else sa.make_url(url)
     except Exception:
         return "(the database URL)"
-    return parsed.render_as_string(hide_password=True)
+    if "@" in (parsed.host or "") or "@" in (parsed.username or ""):
+        return "(the database URL)"
+    hidden = {key: "***" for key in parsed.query if _is_password_key(key)}
+    shown = parsed.update_query_dict(hidden) if hidden else parsed
+    rendered = shown.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
+    return _masked(rendered, parsed)  # also where a password is repeated (as libpq's host=, say)
+
+
+def _masked(text: str, url: URL) -> str:
+    """``text`` (a driver's message) with every password of ``url`` replaced by ``***``."""
+    for password in sorted(_passwords(url), key=len, reverse=True):
+        text = text.replace(password, "***")
+    return text
 
 
 def make_engine(url: str) -> Engine:
@@ -281,13 +321,13 @@ def connected(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
 
     Raises:
         GatewayDatabaseError: the database cannot be reached or refused the connection; the message names it
-            (password hidden) and the server's reason, first line.
+            and gives the server's reason, first line, with the URL's passwords hidden wherever they appear.
     """
     try:
         with engine.begin() if write else engine.connect() as connection:
             yield connection
     except sa.exc.DBAPIError as error:  # the driver's errors: unreachable, refused, a table gone
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        reason = _masked(str(getattr(error, "orig", None) or error), engine.url).strip().splitlines()
         raise GatewayDatabaseError(
             f"Cannot use the gateway's database {safe_url(engine.url)} ({reason[0] if reason else 'no reason given'}). "
             "Check --db-url / AI_ADMIN_GATEWAY_DB_URL and that the server is running."
@@ -396,7 +436,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('ai_gateway_alembic_version'))"))
             command.upgrade(_alembic_config(connection), "head")
     except sa.exc.DBAPIError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        reason = _masked(str(getattr(error, "orig", None) or error), engine.url).strip().splitlines()
         raise GatewayDatabaseError(
             f"The gateway's database {safe_url(engine.url)} refused the upgrade "
             f"({reason[0] if reason else type(error).__name__}); nothing was changed."

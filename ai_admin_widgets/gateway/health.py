@@ -23,7 +23,10 @@ with nothing given: both models, recorded as the last authentication and audited
 :data:`REAUTH_ACTOR`), on the thread pool. It runs when the last authentication on record is older than the
 interval, so after a Save or a Test it waits, and with several replicas on one database the first replica to
 find it due re-authenticates and the others find it fresh (two may now and then run at the same moment:
-harmless, the outcome is the same).
+harmless, the outcome is the same). After a failed authentication (its own, a Test's, another replica's) it
+tries again sooner: once the failure on record is ``reauth_retry_seconds`` old (60 s, at most the interval), and
+every replica looks at the record that often, so a passing key is ready again on all of them within about a
+minute, not an interval.
 """
 
 from __future__ import annotations
@@ -181,6 +184,8 @@ class Reauthentication:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.interval = float(gateway.config.reauth_seconds)
+        #: Seconds after a failed authentication before the next try, and how often the record is looked at.
+        self.retry = max(0.0, min(self.interval, float(gateway.config.reauth_retry_seconds)))
         self.runs = 0
         self.last_outcome: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -207,25 +212,28 @@ class Reauthentication:
         while True:
             try:
                 wait = await self._until_due()
-            except Exception as error:  # the settings cannot be read now: try again in an interval
+            except Exception as error:  # the settings cannot be read now: try again soon
                 log.warning("Re-authentication: the settings cannot be read (%s); trying again later.", error)
-                wait = self.interval
+                wait = self.retry or self.interval
             if wait > 0:
-                await asyncio.sleep(min(wait, self.interval))
+                # look at the record again at least every retry: another replica or a Test may have failed meanwhile
+                await asyncio.sleep(min(wait, self.retry or self.interval))
                 continue
-            await self.run_once()
-            await asyncio.sleep(self.interval)
+            report = await self.run_once()
+            await asyncio.sleep(self.interval if report is not None and report.ok else (self.retry or self.interval))
 
     async def _until_due(self) -> float:
-        """Seconds until the last authentication on record is an interval old (0: due now; an interval: nothing saved)."""
+        """Seconds until the last authentication on record is due again: an interval after one that passed, a retry
+        after one that failed (0: due now; an interval: nothing saved)."""
         status = await _status(self.gateway)
         if not status.configured:
             return self.interval
         at = status.last_authenticated_at
         if at is None:
             return 0.0
+        after = self.interval if status.last_authentication_ok is not False else (self.retry or self.interval)
         at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-        return max(0.0, (at + timedelta(seconds=self.interval) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (at + timedelta(seconds=after) - datetime.now(timezone.utc)).total_seconds())
 
     async def run_once(self) -> VerificationReport | None:
         """Re-authenticate the saved integration now, as Test does; the report, or None when nothing could be checked."""
