@@ -559,7 +559,6 @@ class _ForwardHandler(V1Handler):
             _Refused: 429 ``budget_exceeded`` / ``rate_limit_exceeded`` (a budget has no room; ``Retry-After`` is
                 set), 503 ``store_error`` (the budgets cannot be checked: the call is refused, never let through).
         """
-        from .budgets import admit
         from .db import GatewayDatabaseError
 
         budgets = self.gateway.budgets
@@ -570,7 +569,10 @@ class _ForwardHandler(V1Handler):
                 applying = await self.gateway.run(budgets.applying, self.caller.name, self.caller.groups)
             if not applying:
                 return
-            admitted, exceeded = await self.gateway.run(admit, self.gateway.engine, applying, event["at"])
+            admissions = self.gateway.admissions
+            admitted, exceeded = await asyncio.get_running_loop().run_in_executor(
+                admissions.executor, admissions.admit, applying, event["at"]
+            )
         except GatewayDatabaseError as error:
             log.error("Budgets cannot be checked: %s", error)
             raise _Refused(
