@@ -349,7 +349,7 @@ class Admissions:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-gateway-admit")
         self._connection: Connection | None = None
         self._lock = threading.Lock()
-        self._statements: dict[tuple[bool, ...], tuple[Any, Any]] = {}
+        self._statements: dict[tuple[bool, ...], Any] = {}
         self._exhausted: dict[tuple[str, str, str, datetime, int], Exceeded] = {}
 
     def admit(self, applying: list[tuple[Budget, str]], now: datetime) -> tuple[list[dict[str, Any]], Exceeded | None]:
@@ -395,19 +395,18 @@ class Admissions:
                 connection.close()
 
     def _connect(self) -> Connection:
-        connection = self.engine.connect()
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SET synchronous_commit = off")  # see db.relaxed_commit
-            connection.commit()
         self._connection = connection
         return connection
 
-    def _statement(self, minutes: tuple[bool, ...]) -> tuple[Any, Any]:
-        """The lock (PostgreSQL; else None) and update statements for budgets of these kinds (True: a minute's requests)."""
+    def _statement(self, minutes: tuple[bool, ...]) -> Any:
+        """The one statement that admits a call against budgets of these kinds (True: a minute's requests)."""
         from .db import spend_table as spend
 
-        found = self._statements.get(minutes)
-        if found is None:
+        update = self._statements.get(minutes)
+        if update is None:
             matches = [
                 sa.and_(
                     spend.c.scope == sa.bindparam(f"s{i}"),
@@ -421,55 +420,62 @@ class Admissions:
                 sa.and_(match, (spend.c.admitted if minute else spend.c.tokens) < sa.bindparam(f"l{i}"))
                 for i, (match, minute) in enumerate(zip(matches, minutes, strict=True))
             ]
+            # The rows, locked in key order (PostgreSQL; SQLite's one writer holds the file), each with whether it
+            # has room as it is once locked (the newest version: read committed re-reads a row it waited for).
+            locked = (
+                sa.select(spend.c.scope, spend.c.name, spend.c.period, spend.c.window, sa.or_(*rooms).label("room"))
+                .where(sa.or_(*matches))
+                .order_by(spend.c.scope, spend.c.name, spend.c.period, spend.c.window)
+                .with_for_update()
+                .cte("locked")
+            )
+            with_room = sa.select(sa.func.count()).select_from(locked).where(locked.c.room).scalar_subquery()
             update = (
                 spend.update()
-                .where(sa.or_(*rooms))
+                .where(
+                    spend.c.scope == locked.c.scope,
+                    spend.c.name == locked.c.name,
+                    spend.c.period == locked.c.period,
+                    spend.c.window == locked.c.window,
+                    with_room == len(minutes),  # every budget has room, or no row is counted
+                )
                 .values(admitted=spend.c.admitted + 1)
                 .returning(
                     spend.c.scope, spend.c.name, spend.c.period, spend.c.tokens, spend.c.admitted - spend.c.settled
                 )
             )
-            lock = None
-            if self.engine.dialect.name == "postgresql":
-                lock = (
-                    sa.select(spend.c.scope)
-                    .where(sa.or_(*matches))
-                    .order_by(spend.c.scope, spend.c.name, spend.c.period, spend.c.window)
-                    .with_for_update()
-                )
-            found = self._statements[minutes] = (lock, update)
-        return found
+            self._statements[minutes] = update
+        return update
 
     def _admit(
         self, ordered: list[tuple[Budget, str]], keys: list[tuple[str, str, str, datetime]], now: datetime
     ) -> tuple[list[dict[str, Any]], Exceeded | None]:
-        lock, update = self._statement(tuple(budget.period == "minute" for budget, _ in ordered))
+        update = self._statement(tuple(budget.period == "minute" for budget, _ in ordered))
         values: dict[str, Any] = {}
         for i, ((budget, _), (scope, name, period, start)) in enumerate(zip(ordered, keys, strict=True)):
             values.update({f"s{i}": scope, f"n{i}": name, f"p{i}": period, f"w{i}": start, f"l{i}": budget.limit})
         connection = self._connection or self._connect()
-        with connection.begin() as transaction:
-            if lock is not None:
-                connection.execute(lock, values)
-            rows = {(row[0], row[1], row[2]): row for row in connection.execute(update, values)}
-            if len(rows) == len(ordered):
-                transaction.commit()
-                return [
-                    {
-                        "scope": scope,
-                        "name": name,
-                        "period": period,
-                        "window": start.isoformat(),
-                        "counted": int(rows[scope, name, period][3]),
-                        "in_flight": int(rows[scope, name, period][4]),
-                    }
-                    for scope, name, period, start in keys
-                ], None
-            transaction.rollback()  # a window's first call, or a budget with no room: one budget at a time
+        rows = {(row[0], row[1], row[2]): row for row in connection.execute(update, values)}  # its own commit
+        if len(rows) == len(ordered):
+            return [
+                {
+                    "scope": scope,
+                    "name": name,
+                    "period": period,
+                    "window": start.isoformat(),
+                    "counted": int(rows[scope, name, period][3]),
+                    "in_flight": int(rows[scope, name, period][4]),
+                }
+                for scope, name, period, start in keys
+            ], None
+        # Nothing was counted: a window's first call (a row to seed), or a budget with no room. One budget at a
+        # time, in a transaction of its own, as admit() does.
+        from .db import connected
+
         admitted: list[dict[str, Any]] = []
         try:
-            with connection.begin():
-                _admit(connection, ordered, now, admitted)
+            with connected(self.engine, write=True) as transaction:
+                _admit(transaction, ordered, now, admitted)
         except _NoRoom as refused:
             return [], refused.exceeded
         return admitted, None
