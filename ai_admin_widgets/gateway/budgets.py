@@ -10,7 +10,9 @@ budget that applies to the caller, in a fixed order, ``UPDATE … SET admitted =
 < limit`` (requests: ``WHERE admitted < limit``). On PostgreSQL the update takes the row's lock and
 re-reads the row after waiting for another replica's, so two replicas never both pass a check the
 count allows only once; SQLite has a single writer. If one budget has no room, the whole transaction
-is rolled back and the call is refused (429), naming that budget and when its window ends.
+is rolled back and the call is refused (429), naming that budget and when its window ends. The gateway
+admits through :class:`Admissions`: the same check in one statement (one round trip), this one-by-one
+transaction only for a window's first call or a refusal.
 
 **Settling** (:func:`settle`): when the call ends, its ``total_tokens`` as the service counted them
 (0 when it gave none: a failed or cancelled call) are added to each budget that admitted it, in the
