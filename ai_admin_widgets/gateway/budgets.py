@@ -547,9 +547,37 @@ def settle(connection: Connection, events: list[dict[str, Any]]) -> None:
             entry = totals.setdefault((key["scope"], key["name"], key["period"], key["window"]), [0, 0])
             entry[0] += 0 if key["period"] == "minute" else tokens
             entry[1] += 1
-    for (scope, name, period, window), (tokens, count) in sorted(totals.items()):
-        connection.execute(
+    if not totals:
+        return
+    global _SETTLE
+    if _SETTLE is None:  # built once: the same statement for every batch, its values bound
+        _SETTLE = (
             spend.update()
-            .where(*_key(scope, name, period, datetime.fromisoformat(window)))
-            .values(tokens=spend.c.tokens + tokens, settled=spend.c.settled + count)
+            .where(
+                spend.c.scope == sa.bindparam("k_scope"),
+                spend.c.name == sa.bindparam("k_name"),
+                spend.c.period == sa.bindparam("k_period"),
+                spend.c.window == sa.bindparam("k_window", type_=spend.c.window.type),
+            )
+            .values(
+                tokens=spend.c.tokens + sa.bindparam("k_tokens", type_=sa.BigInteger),
+                settled=spend.c.settled + sa.bindparam("k_count", type_=sa.BigInteger),
+            )
         )
+    connection.execute(
+        _SETTLE,
+        [
+            {
+                "k_scope": scope,
+                "k_name": name,
+                "k_period": period,
+                "k_window": datetime.fromisoformat(window),
+                "k_tokens": tokens,
+                "k_count": count,
+            }
+            for (scope, name, period, window), (tokens, count) in sorted(totals.items())
+        ],
+    )
+
+
+_SETTLE: Any = None
