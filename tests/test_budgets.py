@@ -273,6 +273,45 @@ def test_requests_per_minute_per_user(gateway):
     assert _chat(_client(gateway, "admin")).usage  # per user
 
 
+def test_a_refused_budget_raised_admits_at_once_and_another_budget_still_refuses(gateway):
+    """A refusal is remembered for its window (no round trip), but only for that budget at that limit."""
+    admin, client = _admin(gateway), _client(gateway)
+    admin.set_budget("user", "practice-analyst", "day", 5)
+    _chat(client)  # 7 tokens: over from now on
+    for _ in range(2):  # the second refusal answered from what the first one learned: the same 429
+        error = _refusal(lambda: _chat(client), gateway)
+        assert error.body["code"] == "budget_exceeded" and "limit 5" in error.body["message"]
+    assert _chat(_client(gateway, "admin")).usage  # another user is not refused
+    admin.set_budget("user", "practice-analyst", "day", 1000)
+    assert _chat(client).usage.total_tokens == 7  # raised: admitted at once, nothing remembered holds it back
+    admin.set_budget("organization", "", "day", 10)  # the organization has 21 today
+    assert "organization" in _refusal(lambda: _chat(client), gateway).body["message"]
+
+
+def test_a_dropped_database_connection_is_reconnected_and_the_call_admitted(database):  # noqa: F811 (the imported fixture)
+    """The server ends every connection of the gateway (a restart, a failover): the next call is admitted, not 503."""
+    if database.cluster is None:
+        pytest.skip("a server that ends connections: PostgreSQL")
+    engine = db.open_database(database.url)
+    try:
+        with Practice(engine=engine) as practice:
+            _save(practice)
+            _admin(practice).set_budget("user", "practice-analyst", "day", 10**9)
+            client = _client(practice)
+            assert _chat(client).usage
+            assert practice.gateway.usage_writer.flush()
+            database.cluster.admin(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database.name}'"
+            )
+            assert _chat(client).usage.total_tokens == 7
+            assert _chat(client).usage.total_tokens == 7
+            assert practice.gateway.usage_writer.flush()
+            rows = [row for row in _rows(practice) if row["outcome"] == "ok"]
+            assert len(rows) == 3 and all(row["details"]["budgets"] for row in rows)
+    finally:
+        engine.dispose()
+
+
 def test_budgets_are_changed_only_by_those_who_may_configure_and_checked_by_field(gateway):
     analyst = GatewaySettings(gateway.gateway_url, token=gateway.tokens["analyst"])
     with pytest.raises(PermissionDenied):

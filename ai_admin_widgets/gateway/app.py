@@ -192,13 +192,15 @@ class Gateway:
         self.upstream = Upstream(self)
         #: Called with every usage event, in :meth:`record_use` (metrics); an observer that raises is logged.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
-        from .budgets import Budgets
+        from .budgets import Admissions, Budgets
         from .usage import UsageWriter
 
         #: Writes the usage events and the budgets' spend (:mod:`~ai_admin_widgets.gateway.usage`).
         self.usage_writer = UsageWriter(self.engine)
         #: The budgets and limits (:mod:`~ai_admin_widgets.gateway.budgets`).
         self.budgets = Budgets(self.engine)
+        #: Admits each /v1 call against the budgets, on a connection and thread of its own.
+        self.admissions = Admissions(self.engine)
         self._start_operations()
 
     def _start_operations(self) -> None:
@@ -347,6 +349,7 @@ class Gateway:
         await self.identity.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.get_running_loop().run_in_executor(None, self.usage_writer.close)
+        self.admissions.close()
         if self.config.engine is None:
             self.engine.dispose()
 

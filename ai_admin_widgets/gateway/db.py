@@ -43,6 +43,7 @@ __all__ = [
     "safe_url",
     "schema_revision",
     "spend_table",
+    "unusable",
     "upgrade",
 ]
 
@@ -327,11 +328,16 @@ def connected(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
         with engine.begin() if write else engine.connect() as connection:
             yield connection
     except sa.exc.DBAPIError as error:  # the driver's errors: unreachable, refused, a table gone
-        reason = _masked(str(getattr(error, "orig", None) or error), engine.url).strip().splitlines()
-        raise GatewayDatabaseError(
-            f"Cannot use the gateway's database {safe_url(engine.url)} ({reason[0] if reason else 'no reason given'}). "
-            "Check --db-url / AI_ADMIN_GATEWAY_DB_URL and that the server is running."
-        ) from None
+        raise unusable(engine, error) from None
+
+
+def unusable(engine: Engine, error: sa.exc.DBAPIError) -> GatewayDatabaseError:
+    """The error to raise for a driver's ``error`` on ``engine``: the database (password hidden) and the server's reason, first line."""
+    reason = _masked(str(getattr(error, "orig", None) or error), engine.url).strip().splitlines()
+    return GatewayDatabaseError(
+        f"Cannot use the gateway's database {safe_url(engine.url)} ({reason[0] if reason else 'no reason given'}). "
+        "Check --db-url / AI_ADMIN_GATEWAY_DB_URL and that the server is running."
+    )
 
 
 # -- migrations ---------------------------------------------------------------------------- #

@@ -570,7 +570,6 @@ class _ForwardHandler(V1Handler):
             _Refused: 429 ``budget_exceeded`` / ``rate_limit_exceeded`` (a budget has no room; ``Retry-After`` is
                 set), 503 ``store_error`` (the budgets cannot be checked: the call is refused, never let through).
         """
-        from .budgets import admit
         from .db import GatewayDatabaseError
 
         budgets = self.gateway.budgets
@@ -583,8 +582,12 @@ class _ForwardHandler(V1Handler):
                 )
             if not applying:
                 return
+            admissions = self.gateway.admissions
             admitted, exceeded = await asyncio.wait_for(
-                self.gateway.run(admit, self.gateway.engine, applying, event["at"]), ADMIT_SECONDS
+                asyncio.get_running_loop().run_in_executor(
+                    admissions.executor, admissions.admit, applying, event["at"]
+                ),
+                ADMIT_SECONDS,
             )
         except (GatewayDatabaseError, asyncio.TimeoutError) as error:
             if isinstance(error, asyncio.TimeoutError):
