@@ -615,7 +615,7 @@ class _ForwardHandler(V1Handler):
         self._event["latency_ms"] = round((time.perf_counter() - self._started) * 1000, 1)
         if self._answered and self._event.get("total_tokens") is None:
             self._estimate_tokens(self._event)
-        self.gateway.record_use(self._event)
+        self.gateway.record_use(dict(self._event))  # a copy: the writer's thread must not see later changes
 
     def _estimate_tokens(self, event: dict[str, Any]) -> None:
         """Tokens for a call the provider answered without its usage figures: a stream the caller left before the
