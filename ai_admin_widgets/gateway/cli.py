@@ -182,33 +182,20 @@ def run(arguments: argparse.Namespace) -> int:
         if arguments.gateway_command == "serve":
             from .serve import check, config_from_environment, serve
 
+            options = {
+                "cache_seconds": arguments.cache_seconds,
+                "deadline": arguments.deadline,
+                "usage_max_mib": arguments.usage_max_mib,
+                "usage_keep": arguments.usage_keep,
+                "reauth_minutes": arguments.reauth_minutes,
+                "authenticate_metrics": not arguments.metrics_without_token,
+                "audit_keep_days": arguments.audit_keep_days,
+            }
             if arguments.check:
-                print(
-                    check(
-                        arguments.home,
-                        ip=arguments.ip,
-                        db_url=arguments.db_url,
-                        cache_seconds=arguments.cache_seconds,
-                        deadline=arguments.deadline,
-                        usage_max_mib=arguments.usage_max_mib,
-                        usage_keep=arguments.usage_keep,
-                        reauth_minutes=arguments.reauth_minutes,
-                        authenticate_metrics=not arguments.metrics_without_token,
-                        audit_keep_days=arguments.audit_keep_days,
-                    )
-                )
+                print(check(arguments.home, ip=arguments.ip, db_url=arguments.db_url, **options))
                 return EXIT_OK
             config, host, port = config_from_environment(
-                arguments.home,
-                arguments.cache_seconds,
-                arguments.deadline,
-                usage_max_mib=arguments.usage_max_mib,
-                usage_keep=arguments.usage_keep,
-                ip=arguments.ip,
-                db_url=arguments.db_url,
-                reauth_minutes=arguments.reauth_minutes,
-                authenticate_metrics=not arguments.metrics_without_token,
-                audit_keep_days=arguments.audit_keep_days,
+                arguments.home, ip=arguments.ip, db_url=arguments.db_url, **options
             )
             serve(config, host, port)
             return EXIT_OK
