@@ -111,7 +111,7 @@ def button(
     """A button that sends ``event``; ``keys`` makes it carry the key fields' text (Save)."""
     return _node(
         "button",
-        key or cls.split()[0],
+        key or cls.split(maxsplit=1)[0],
         cls,
         label=label,
         event=event,
@@ -249,9 +249,7 @@ def text_lines(node: Node, typed_keys: dict[str, str] | None = None) -> list[str
     kind = node["kind"]
     if kind in ("text", "ago", "heading"):
         lines.extend(line.strip() for line in node["text"].splitlines() if line.strip())
-    elif kind == "region":
-        lines.append(node["title"])
-    elif kind == "dialog":
+    elif kind in ("region", "dialog"):
         lines.append(node["title"])
     elif kind == "button":
         lines.append(f"[{node['label']}]")
