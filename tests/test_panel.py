@@ -87,13 +87,13 @@ def pieces(secret, size=5):
 def assert_nowhere(panel, secret):
     """No 5 characters of ``secret`` in a row are in the panel's state, its widget state or the manager's."""
     model_ids = re.compile(r"[0-9a-f]{32}|" + re.escape(panel.state["instance"]))  # widget ids, not keys
-    for where, shown_text in (
+    for where, raw in (
         ("state", json.dumps(panel.state)),
         ("get_state", json.dumps({name: v for name, v in panel.get_state().items() if name not in ("_esm", "_css")})),
         ("manager state", json.dumps(widgets.Widget.get_manager_state(drop_defaults=False), default=str)),
         ("repr", repr(panel) + repr(panel.form)),
     ):
-        shown_text = model_ids.sub("", shown_text)
+        shown_text = model_ids.sub("", raw)
         found = [piece for piece in pieces(secret) if piece in shown_text]
         assert not found, f"the {where} holds {len(found)} pieces of the key"
 
