@@ -1,0 +1,85 @@
+"""What the regions of the AI Settings page (Who may use AI, Budgets, Usage, History) have in common.
+
+A region builds its part of the panel's one state as :mod:`~ai_admin_widgets.widgets.view` nodes and
+handles the events whose prefix is its own (``access.apply`` goes to the region whose ``prefix`` is
+``"access"``); the panel draws the page again after each. Its fields' paths start with the prefix
+(``access.allowed_users``), so they never clash with the form's model paths. A region that is closed
+reads nothing: its :meth:`Region.node` answers from the snapshot it is given, without a call on the
+settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..models import holds_key
+
+if TYPE_CHECKING:
+    from ..interface import Settings
+    from ..models import SettingsSnapshot
+    from .view import Node
+
+__all__ = ["Region"]
+
+
+class Region:
+    """One region of the page: its node, its events and its fields' text as typed.
+
+    Args:
+        settings: what the region reads and changes (through the Settings interface only).
+        panel: the page it is part of (the ``AISettingsPanel``), which calls :meth:`node` on every
+            render and :meth:`handle` for every event of the region.
+
+    Attributes:
+        prefix: the events' prefix and the fields' path prefix (``"access"``, ``"budgets"``, ...).
+        typed: the text of each of the region's fields as last typed, by path (shown again by the next
+            render, so a render never throws away what is being typed). Text that holds something shaped
+            like an API key is never kept here (it would be in the panel's state).
+    """
+
+    prefix = ""
+
+    def __init__(self, settings: Settings, panel: Any) -> None:
+        self.settings = settings
+        self.panel = panel
+        self.typed: dict[str, str] = {}
+
+    def node(self, snapshot: SettingsSnapshot) -> Node | None:
+        """The region as of ``snapshot``, or None when it is absent from the page."""
+        raise NotImplementedError
+
+    def handle(self, action: str, content: Mapping[str, Any]) -> None:
+        """Act on ``<prefix>.<action>`` (the panel renders again after it); ``content`` is the front end's message."""
+
+    def owns(self, path: str) -> bool:
+        """True for the paths of this region's fields (``"access.allowed_users"`` for ``prefix="access"``)."""
+        return bool(self.prefix) and path.startswith(f"{self.prefix}.")
+
+    def blur(self, path: str, value: str) -> None:
+        """A field of the region lost focus with ``value`` as its text: keep it (tidying is the region's)."""
+        self.keep(path, value)
+
+    def keep(self, path: str, value: Any) -> bool:
+        """Note ``value`` as the text of field ``path``; False (and an empty field) when it holds a key's shape."""
+        text = value if isinstance(value, str) else "" if value is None else str(value)
+        if holds_key(text):
+            self.typed[path] = ""
+            return False
+        self.typed[path] = text
+        return True
+
+    def take_values(self, content: Mapping[str, Any]) -> list[str]:
+        """Note the text of every field of this region that the event carries (``content["values"]``).
+
+        Returns:
+            The paths whose text held something shaped like an API key (emptied, not kept).
+        """
+        values = content.get("values")
+        if not isinstance(values, Mapping):
+            return []
+        return [
+            path
+            for path, value in values.items()
+            if isinstance(path, str) and self.owns(path) and not self.keep(path, value)
+        ]
