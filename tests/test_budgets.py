@@ -548,7 +548,9 @@ def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
         panel.choose("aiw-budget-scope", "user")
         panel.type("aiw-budget-name", "practice-analyst")
         panel.choose("aiw-budget-period", "day")
+        calls.clear()
         panel.type("aiw-budget-limit", "five")
+        assert "budgets" not in calls  # drawn again from the same snapshot: read once, not at every field
         panel.press("aiw-save-budget")
         (message,) = panel.nodes("aiw-budgets-message")
         assert message["text"].count("limit must be a whole number") == 1 and message["tone"] == "error"

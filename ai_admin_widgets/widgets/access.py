@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..interface import Settings
     from .view import Node
 
-__all__ = ["AccessSettings", "describe", "question_separators"]
+__all__ = ["AccessRegion", "describe", "question_separators"]
 
 USERS, GROUPS = "access.allowed_users", "access.allowed_groups"
 #: Each field: its label, the word for one of its names (for messages) and its placeholder.
@@ -99,7 +99,7 @@ def _key_message(kind: str) -> str:
     return f"One of the {kind} names looks like an API key, not a name: it was taken out of the field; type the names again."
 
 
-class AccessSettings(Region):
+class AccessRegion(Region):
     """Who may use AI (allowed users and groups) and who the admins are; editable by admins only.
 
     Args:
@@ -264,3 +264,6 @@ def _admins(snapshot: SettingsSnapshot) -> str:
     if lists.admins:
         return f"Admins: {_names(lists.admins)}."
     return "Admins: none yet. Whoever first configures the integration becomes its admin."
+
+
+AccessSettings = AccessRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it

@@ -68,7 +68,6 @@ class BudgetsRegion(Region):
         self.open = False
         self.message: tuple[str, str] | None = None
         self.typed.update({SCOPE: "user", NAME: "", PERIOD: "day", LIMIT: ""})
-        self._view: BudgetsView | None = None  # what Save or Remove answered, drawn by the next render
 
     @property
     def shown(self) -> bool:
@@ -76,7 +75,7 @@ class BudgetsRegion(Region):
         return self.open
 
     def node(self, snapshot: SettingsSnapshot) -> Node | None:
-        """The region as of ``snapshot``: absent off the gateway; closed, it reads nothing; open, the budgets anew.
+        """The region as of ``snapshot``: absent off the gateway; closed, it reads nothing; open, the budgets (once a snapshot).
 
         The editor is offered to those who may configure when the settings could be read.
         """
@@ -84,18 +83,12 @@ class BudgetsRegion(Region):
             return None
         children: list[Node | None] = []
         if self.open:
-            view_, error = self._view, None
-            self._view = None
-            if view_ is None:
-                try:
-                    view_ = self.settings.budgets()
-                except NotOnGateway:
-                    self.available = self.open = False
-                    return None
-                except AIAdminError as problem:
-                    error = str(problem)
-            if view_ is None:
-                children.append(view.text("table", error or "", tone="error", alert=True, cls="aiw-budgets-table"))
+            view_: BudgetsView | str | None = self.read_once(snapshot, self._budgets)
+            if view_ is None:  # the settings keep no budgets
+                self.available = self.open = False
+                return None
+            if isinstance(view_, str):  # what kept them from being read
+                children.append(view.text("table", view_, tone="error", alert=True, cls="aiw-budgets-table"))
             else:
                 children.append(_table(view_))
                 if snapshot.admin.admin and snapshot.problem is None:
@@ -112,6 +105,15 @@ class BudgetsRegion(Region):
             cls="aiw-budgets-toggle",
         )
         return view.region("budgets", "Budgets", toggle, cls="aiw-budgets")
+
+    def _budgets(self) -> BudgetsView | str | None:
+        """The budgets; what is wrong instead (a message); None when the settings keep no budgets."""
+        try:
+            return self.settings.budgets()
+        except NotOnGateway:
+            return None
+        except AIAdminError as problem:
+            return str(problem)
 
     def _editor(self) -> list[Node | None]:
         return [
@@ -175,6 +177,7 @@ class BudgetsRegion(Region):
         if action == "toggle":
             self.open = not self.open
             self.message = None
+            self.forget()
         elif action == "choose":
             path = content.get("path")
             if isinstance(path, str) and path in _CHOICES:
@@ -196,7 +199,7 @@ class BudgetsRegion(Region):
             self.message = (str(error), "error")
             return
         self.message = ("Saved." if action == "save" else "Removed.", "success")
-        self._view = answer
+        self.adopt(answer)
 
 
 def _table(budgets: BudgetsView) -> Node:

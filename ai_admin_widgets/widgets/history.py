@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..models import SettingsSnapshot
     from .view import Node
 
-__all__ = ["History"]
+__all__ = ["HistoryRegion"]
 
 #: The column headings (those of ``ai-admin history``), in the order of :class:`~ai_admin_widgets.models.HistoryRow`'s cells.
 HEADINGS = HistoryRow(
@@ -34,7 +34,7 @@ HEADINGS = HistoryRow(
 )
 
 
-class History(Region):
+class HistoryRegion(Region):
     """The audit log as a table, newest first, shown on request (reading it costs a file read or a gateway call).
 
     Args:
@@ -59,13 +59,13 @@ class History(Region):
         return self.open
 
     def node(self, snapshot: SettingsSnapshot) -> Node:
-        """The toggle and, while open, the newest events read anew; closed, it reads nothing."""
+        """The toggle and, while open, the newest events (read once per snapshot); closed, it reads nothing."""
         toggle = view.disclosure(
             "toggle",
             "Hide history" if self.open else "Show history",
             open=self.open,
             event="history.toggle",
-            children=self._table() if self.open else [],
+            children=self.read_once(snapshot, self._table) if self.open else [],
             cls="aiw-history-toggle",
         )
         return view.box("history", toggle, cls="aiw-history")
@@ -91,3 +91,7 @@ class History(Region):
         """``toggle``: show or hide the table."""
         if action == "toggle":
             self.open = not self.open
+            self.forget()
+
+
+History = HistoryRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it

@@ -5,13 +5,14 @@ handles the events whose prefix is its own (``access.apply`` goes to the region 
 ``"access"``); the panel draws the page again after each. Its fields' paths start with the prefix
 (``access.allowed_users``), so they never clash with the form's model paths. A region that is closed
 reads nothing: its :meth:`Region.node` answers from the snapshot it is given, without a call on the
-settings.
+settings. An open region reads once per snapshot: the panel draws the page again without a new
+snapshot (after a field's blur, say) and the region shows what it read; a new render reads anew.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..models import holds_key
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .view import Node
 
 __all__ = ["Region"]
+
+T = TypeVar("T")
 
 
 class Region:
@@ -44,6 +47,7 @@ class Region:
         self.settings = settings
         self.panel = panel
         self.typed: dict[str, str] = {}
+        self._read: tuple[object | None, Any] | None = None  # (the snapshot it was read for, what was read)
 
     def node(self, snapshot: SettingsSnapshot) -> Node | None:
         """The region as of ``snapshot``, or None when it is absent from the page."""
@@ -51,6 +55,24 @@ class Region:
 
     def handle(self, action: str, content: Mapping[str, Any]) -> None:
         """Act on ``<prefix>.<action>`` (the panel renders again after it); ``content`` is the front end's message."""
+
+    def read_once(self, snapshot: SettingsSnapshot, read: Callable[[], T]) -> T:
+        """``read()`` once for ``snapshot``: drawn again from the same snapshot, what was read is shown again."""
+        kept = self._read
+        if kept is None or (kept[0] is not None and kept[0] is not snapshot):
+            kept = (snapshot, read())
+        elif kept[0] is None:  # an answer handed over by :meth:`adopt`: it stands for this snapshot
+            kept = (snapshot, kept[1])
+        self._read = kept
+        return kept[1]
+
+    def adopt(self, answer: Any) -> None:
+        """Show ``answer`` (what a change returned, as :meth:`read_once` would read it) at the next draw."""
+        self._read = (None, answer)
+
+    def forget(self) -> None:
+        """Read anew at the next draw (the region was opened, or what it shows was chosen anew)."""
+        self._read = None
 
     def owns(self, path: str) -> bool:
         """True for the paths of this region's fields (``"access.allowed_users"`` for ``prefix="access"``)."""

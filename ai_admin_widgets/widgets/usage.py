@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..models import SettingsSnapshot
     from .view import Node
 
-__all__ = ["BY_OPTIONS", "Usage", "chart_label", "top_users_table", "usage_chart"]
+__all__ = ["BY_OPTIONS", "UsageRegion", "chart_label", "top_users_table", "usage_chart"]
 
 #: What the chart can be drawn by: the toggle's labels and the report's ``by``.
 BY_OPTIONS = [("By user", "user"), ("By model", "model")]
@@ -197,7 +197,7 @@ def chart_label(report: UsageReport) -> str:
     return f"{what} per day by {report.by}, {report.since} to {report.until} (UTC)"
 
 
-class Usage(Region):
+class UsageRegion(Region):
     """Tokens per day by user or by model, and the top users; shown on request (reading it queries the gateway).
 
     Args:
@@ -231,7 +231,7 @@ class Usage(Region):
             return None
         children: list[Node | None] = []
         if self.open:
-            children = self._body()
+            children = self.read_once(snapshot, self._body)
             if not self.available:
                 return None
         toggle = view.disclosure(
@@ -282,9 +282,14 @@ class Usage(Region):
         """``toggle``: open or close; ``by``: draw by user or by model (``content["value"]``)."""
         if action == "toggle":
             self.open = not self.open
+            self.forget()
         elif action == "by" and content.get("value") in dict(BY_OPTIONS).values():
             self.by = str(content["value"])
+            self.forget()
 
 
 def _message(said: str, tone: str) -> Node:
     return view.text("message", said, tone=tone, alert=tone == "error", cls="aiw-usage-message")
+
+
+Usage = UsageRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it
