@@ -182,11 +182,15 @@ class AccessRegion(Region):
                     notice=notice,
                 )
             )
-        return [
+        editor = view.box(
+            "editor",
             *fields,
             view.text("help", HELP, tone="help", cls="aiw-access-help"),
             view.button("Apply", "access.apply", cls="aiw-apply-access", aria_label="Apply who may use AI"),
-        ]
+            cls="aiw-access-editor",
+        )
+        editor["submit_event"] = "access.apply"  # Enter in either field applies both lists (as a dialog's fields)
+        return [editor]
 
     def _fill(self, lists: AccessLists) -> None:
         self.typed[USERS] = _names(lists.allowed_users)
