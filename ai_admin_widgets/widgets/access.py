@@ -268,6 +268,3 @@ def _admins(snapshot: SettingsSnapshot) -> str:
     if lists.admins:
         return f"Admins: {_names(lists.admins)}."
     return "Admins: none yet. Whoever first configures the integration becomes its admin."
-
-
-AccessSettings = AccessRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it

@@ -92,6 +92,3 @@ class HistoryRegion(Region):
         if action == "toggle":
             self.open = not self.open
             self.forget()
-
-
-History = HistoryRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it

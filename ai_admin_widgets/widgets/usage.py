@@ -290,6 +290,3 @@ class UsageRegion(Region):
 
 def _message(said: str, tone: str) -> Node:
     return view.text("message", said, tone=tone, alert=tone == "error", cls="aiw-usage-message")
-
-
-Usage = UsageRegion  # the name the ipywidgets panel imports, until the one-view panel replaces it
