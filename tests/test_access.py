@@ -173,8 +173,12 @@ def test_a_token_the_hub_refuses_is_a_non_admin_with_the_reason(as_hub_user, hub
         settings.set_allowed(users="ada")
     assert str(raised.value).startswith(ADMIN_REQUIRED) and "HTTP 403" in str(raised.value)
     assert "stolen-or-expired" not in str(raised.value)
-    text = settings.panel().visible_text()
+    panel = settings.panel()
+    text = panel.visible_text()
     assert ADMIN_REQUIRED in text and "refused this server's API token" in text
+    panel.press("aiw-access-toggle")  # Who may use AI says why too, as a warning beside who the admins are
+    (note,) = panel.nodes("aiw-access-note")
+    assert "refused this server's API token" in note["text"] and note["tone"] == "warning"
 
 
 def test_an_unreachable_hub_is_said_plainly_not_a_traceback(as_hub_user):
