@@ -614,14 +614,22 @@ def test_a_key_pasted_as_a_user_name_is_refused_and_never_stored(settings, sandb
 
 def test_a_key_pasted_into_the_allowed_users_field_never_enters_the_panels_state(settings, sandbox):
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    settings.set_allowed(users="carol")
     panel = settings.panel()
     pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
     panel.press("aiw-access-toggle")
     panel.type("aiw-allowed-users", f"alice, {pasted}")
     assert "looks like an API key" in _one(panel, "aiw-allowed-users")["error"]
     assert pasted not in json.dumps(panel.state) and _one(panel, "aiw-allowed-users")["value"] == ""
+    # Apply on the emptied field does not save it empty (which would let everyone use AI): refused
+    panel.press("aiw-apply-access")
+    assert "looks like an API key" in _one(panel, "aiw-access-message")["text"]
+    assert settings.access_lists().allowed_users == ("carol",)
     # Apply sent before the emptied field came back: the key arrives with the event's values
     panel.handle({"event": "access.apply", "values": {"access.allowed_users": f"alice, {pasted}"}})
     assert "looks like an API key" in _one(panel, "aiw-access-message")["text"]
-    assert pasted not in json.dumps(panel.state) and settings.access_lists().everyone_may_use_ai
+    assert pasted not in json.dumps(panel.state) and settings.access_lists().allowed_users == ("carol",)
     assert pasted not in (settings.home / "audit.jsonl").read_text()
+    panel.type("aiw-allowed-users", "alice")  # typed again: applied
+    panel.press("aiw-apply-access")
+    assert settings.access_lists().allowed_users == ("alice",) and not _one(panel, "aiw-allowed-users")["error"]

@@ -536,6 +536,10 @@ def _counting(settings: Any) -> tuple[Any, list[str]]:
     return Counting(), calls
 
 
+def admin_budgets(practice: Practice) -> tuple:
+    return _admin(practice).budgets().budgets
+
+
 def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
     counting, calls = _counting(_admin(gateway))
     panel = aiw.AISettingsPanel(counting)
@@ -554,7 +558,15 @@ def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
         panel.press("aiw-save-budget")
         (message,) = panel.nodes("aiw-budgets-message")
         assert message["text"].count("limit must be a whole number") == 1 and message["tone"] == "error"
+        pasted = gateway.sandbox.openai_api_key.get_secret_value()
+        panel.type("aiw-budget-name", pasted)  # a key pasted in the wrong place: out of the field, and said
         panel.type("aiw-budget-limit", "12000")
+        panel.press("aiw-save-budget")
+        assert "looked like an API key" in panel.text_of("aiw-budgets-message") and pasted not in json.dumps(
+            panel.state
+        )
+        assert admin_budgets(gateway) == ()
+        panel.type("aiw-budget-name", "practice-analyst")
         panel.press("aiw-save-budget")
         text = panel.visible_text()
         assert "Saved." in text and "practice-analyst" in text and "12000 tokens" in text

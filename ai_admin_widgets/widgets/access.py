@@ -196,6 +196,7 @@ class AccessRegion(Region):
         self.typed[USERS] = _names(lists.allowed_users)
         self.typed[GROUPS] = _names(lists.allowed_groups)
         self.errors.clear()
+        self.emptied.clear()
         self._shown = lists
 
     # -- events --------------------------------------------------------------------- #
@@ -214,7 +215,7 @@ class AccessRegion(Region):
         """Keep what was typed in ``path``; question a separator other than commas, refuse a key's shape."""
         if path not in FIELDS:
             return
-        self._check(path, self.keep(path, value))
+        self._check(path, self.keep(path, value, typed=True))
 
     def _check(self, path: str, kept: bool) -> str | None:
         """The field's error after it was typed in (also noted in ``errors``), or None."""

@@ -158,17 +158,17 @@ class BudgetsRegion(Region):
             ),
         ]
 
-    def keep(self, path: str, value: Any) -> bool:
+    def keep(self, path: str, value: Any, *, typed: bool = False) -> bool:
         """As :meth:`Region.keep`; a scope or period that is not one of the choices is not taken."""
         if path in _CHOICES:
             if value in _CHOICES[path]:
                 self.typed[path] = value
             return True
-        return super().keep(path, value)
+        return super().keep(path, value, typed=typed)
 
     def blur(self, path: str, value: str) -> None:
         """Keep what was typed in ``path``; text shaped like an API key is taken out of the field, and said so."""
-        if path in (NAME, LIMIT) and not self.keep(path, value):
+        if path in (NAME, LIMIT) and not self.keep(path, value, typed=True):
             self.message = (_KEY_MESSAGE, "error")
 
     def handle(self, action: str, content: Mapping[str, Any]) -> None:

@@ -39,6 +39,7 @@ class Region:
         typed: the text of each of the region's fields as last typed, by path (shown again by the next
             render, so a render never throws away what is being typed). Text that holds something shaped
             like an API key is never kept here (it would be in the panel's state).
+        emptied: the paths of fields emptied because they held a key's shape, until typed in again.
     """
 
     prefix = ""
@@ -47,6 +48,7 @@ class Region:
         self.settings = settings
         self.panel = panel
         self.typed: dict[str, str] = {}
+        self.emptied: set[str] = set()
         self._read: tuple[object | None, Any] | None = None  # (the snapshot it was read for, what was read)
 
     def node(self, snapshot: SettingsSnapshot) -> Node | None:
@@ -80,28 +82,35 @@ class Region:
 
     def blur(self, path: str, value: str) -> None:
         """A field of the region lost focus with ``value`` as its text: keep it (tidying is the region's)."""
-        self.keep(path, value)
+        self.keep(path, value, typed=True)
 
-    def keep(self, path: str, value: Any) -> bool:
-        """Note ``value`` as the text of field ``path``; False (and an empty field) when it holds a key's shape."""
+    def keep(self, path: str, value: Any, *, typed: bool = False) -> bool:
+        """Note ``value`` as the text of field ``path``; False (and an empty field) when it holds a key's shape.
+
+        Args:
+            typed: the text comes from the field itself losing focus (not from another event's ``values``):
+                text without a key's shape then clears the field's refusal (see :attr:`emptied`).
+        """
         text = value if isinstance(value, str) else "" if value is None else str(value)
         if holds_key(text):
             self.typed[path] = ""
+            self.emptied.add(path)
             return False
         self.typed[path] = text
+        if typed:
+            self.emptied.discard(path)
         return True
 
     def take_values(self, content: Mapping[str, Any]) -> list[str]:
         """Note the text of every field of this region that the event carries (``content["values"]``).
 
         Returns:
-            The paths whose text held something shaped like an API key (emptied, not kept).
+            The paths emptied because they held something shaped like an API key, and not typed in since:
+            an action must not go ahead on them (the field shows empty, not what the admin meant).
         """
         values = content.get("values")
-        if not isinstance(values, Mapping):
-            return []
-        return [
-            path
-            for path, value in values.items()
-            if isinstance(path, str) and self.owns(path) and not self.keep(path, value)
-        ]
+        if isinstance(values, Mapping):
+            for path, value in values.items():
+                if isinstance(path, str) and self.owns(path):
+                    self.keep(path, value)
+        return sorted(self.emptied)
