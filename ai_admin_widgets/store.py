@@ -340,6 +340,8 @@ KEYRING_WORDS = {
     "keyrings.alt.file.PlaintextKeyring": "Plain-text file keyring",
     "keyrings.alt.file.EncryptedKeyring": "Encrypted file keyring",
     "keyrings.cryptfile.cryptfile.CryptFileKeyring": "Encrypted file keyring (cryptfile)",
+    "keyrings.cryptfile.file.EncryptedKeyring": "Encrypted file keyring",
+    "keyrings.cryptfile.file.PlaintextKeyring": "Plain-text file keyring",
     "ai_admin_widgets.gateway.dbkeyring.DatabaseKeyring": "the AI gateway's database, encrypted with AI_ADMIN_CRYPT_KEY",
 }
 

@@ -419,7 +419,7 @@ def test_the_analyst_asks_only_about_itself_and_its_read_only_panel_says_why(pra
     assert _api(practice, "GET", "api/usage", who="admin").status_code == 200
 
     panel = analyst.panel()  # the read-only page renders, with its reason, and History says why it is empty
-    assert ADMIN_REQUIRED in panel.visible_text() and "practice-admin" in panel.visible_text()
+    assert ADMIN_REQUIRED in panel.text_of("aiw-notice") and "practice-admin" in panel.text_of("aiw-status")
     panel.press("aiw-history-toggle")
     (shown,) = panel.nodes("aiw-history-table")
     said = shown["text"]

@@ -474,12 +474,19 @@ class IntegrationForm:
         return self._integration(self._data())
 
     def show_normalized(self, integration: Integration) -> None:
-        """Put the normalized values back into the fields, so every change is visible, with its notice."""
+        """Put the normalized values back into the fields, so every change is visible, with its notice.
+
+        What was tidied when a field was left is said still (Save then finds nothing left to change).
+        """
         for path, spec in INPUTS.items():
             if spec.provider is integration.provider and spec.kind == "text":
                 value = _value_at(integration, path)
                 self.values[path] = value if isinstance(value, str) else ""
-        self.show_notices(integration.notices)
+        self.show_notices([*self.all_notices(), *integration.notices])
+
+    def all_notices(self) -> list[Notice]:
+        """Every notice shown beside a field of the chosen provider, in page order."""
+        return [notice for spec in self.shown() for notice in self.notices.get(spec.path, [])]
 
     def check(self) -> Integration | None:
         """Save's first step: the integration, or None with each field's error shown (keys in wrong places emptied)."""
@@ -488,7 +495,6 @@ class IntegrationForm:
         try:
             integration = self.build()
         except ValidationError as error:
-            self.show_notices(())
             self.show_errors(field_errors(error))
             self.clear_keys_in_the_wrong_place()
             self.show_message(CORRECT_FIELDS, error=True)

@@ -596,7 +596,8 @@ class AISettingsPanel(anywidget.AnyWidget):
     def _dispatch(self, event: str, content: dict[str, Any]) -> None:
         prefix, _, action = event.partition(".")
         if self.view == "form" and event != "panel.poll":  # a poll carries nothing typed
-            self.form.update(content.get("values"), content.get("keys"))
+            # A key typed while a Save authenticates is not taken: that Save clears the keys when it ends.
+            self.form.update(content.get("values"), None if self.form.busy else content.get("keys"))
         if event == "panel.poll":
             self._catch_up()
             self._tell({"event": "alive"})
@@ -751,11 +752,13 @@ class AISettingsPanel(anywidget.AnyWidget):
 
     def _saved(self, integration: Integration, status: IntegrationStatus | None = None) -> None:
         self._task = None
+        # What was adjusted, when a field was left or by Save, said once more under the row (the dialog closes).
+        notices = (*self.form.all_notices(), *integration.notices)
         self.form.clear_fields()  # a key typed (or Enter pressed again) while authenticating does not stay
         self.form.set_busy(False)
         self._tell({"event": "clear-keys"})
         revision = status.revision if status is not None else self.snapshot.status.revision if self.snapshot else None
-        self._show_notes(integration.notices, revision=revision)
+        self._show_notes(notices, revision=revision)
         self._set_view("row")
         self._focus_row()
 
