@@ -53,6 +53,7 @@ MODULE_TIERS = {
     "test_gateway_ops.py": "sandbox",  # hub-config and serve as an operator meets them; admins on the gateway
     "test_benchmarks.py": "fast",  # benchmarks/run.py on a copy of its files; a stand-in benchmark script
     "test_history_tail.py": "sandbox",  # ai-admin as a subprocess over a million-line audit log  # the AI gateway against its practice hub and the sandbox
+    "test_regions.py": "sandbox",  # the regions under the OpenAI row through the panel, on the sandbox's settings
     "test_docs.py": "fast",  # the README's hub-config excerpt, the Helm values example, saved walkthroughs: files only
 }
 #: Fixtures that start the sandbox or another server on 127.0.0.1 (test_access's fake hub), directly or

@@ -108,20 +108,6 @@ def openai(sandbox) -> aiw.OpenAIIntegration:
     return aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
 
 
-def visible(panel, css_class):
-    """The widgets with ``css_class`` that are displayed (neither they nor a parent hidden)."""
-
-    def walk(widget, shown, found):
-        shown = shown and widget.layout.display != "none"
-        if shown and css_class in getattr(widget, "_dom_classes", ()):
-            found.append(widget)
-        for child in getattr(widget, "children", ()):
-            walk(child, shown, found)
-        return found
-
-    return walk(panel, True, [])
-
-
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -161,19 +147,21 @@ def test_a_hub_non_admin_cannot_save_remove_or_retest_but_sees_the_status(as_hub
 def test_a_hub_non_admin_sees_a_read_only_panel(as_hub_user, sandbox):
     as_hub_user("ada", "ada-token").save(openai(sandbox))
     panel = as_hub_user("vic", "vic-token").panel()
+    panel.press("aiw-access-toggle")  # Who may use AI's details: who the admins are
     text = panel.visible_text()
     assert "You must be assigned the Admin account type to configure the OpenAI integration." in text
     assert "OpenAI · gpt-4o" in text
     assert "Everyone may use AI." in text and "Admins: JupyterHub's admins." in text
     for css_class in ("aiw-add", "aiw-edit", "aiw-remove", "aiw-test", "aiw-allowed-users", "aiw-apply-access"):
-        assert not visible(panel, css_class), css_class
+        assert not panel.offered(css_class), css_class
     assert not [line for line in text.splitlines() if line in ("[Add]", "[Edit]", "[Remove]", "[Apply]")]
 
 
 def test_a_hub_admin_sees_the_buttons(as_hub_user, sandbox):
     panel = as_hub_user("ada", "ada-token").panel()
     assert ADMIN_REQUIRED not in panel.visible_text()
-    assert visible(panel, "aiw-add") and visible(panel, "aiw-apply-access")
+    panel.press("aiw-access-toggle")
+    assert panel.offered("aiw-add") and panel.offered("aiw-apply-access")
 
 
 def test_a_token_the_hub_refuses_is_a_non_admin_with_the_reason(as_hub_user, hub):
@@ -185,8 +173,12 @@ def test_a_token_the_hub_refuses_is_a_non_admin_with_the_reason(as_hub_user, hub
         settings.set_allowed(users="ada")
     assert str(raised.value).startswith(ADMIN_REQUIRED) and "HTTP 403" in str(raised.value)
     assert "stolen-or-expired" not in str(raised.value)
-    text = settings.panel().visible_text()
+    panel = settings.panel()
+    text = panel.visible_text()
     assert ADMIN_REQUIRED in text and "refused this server's API token" in text
+    panel.press("aiw-access-toggle")  # Who may use AI says why too, as a warning beside who the admins are
+    (note,) = panel.nodes("aiw-access-note")
+    assert "refused this server's API token" in note["text"] and note["tone"] == "warning"
 
 
 def test_an_unreachable_hub_is_said_plainly_not_a_traceback(as_hub_user):
@@ -195,7 +187,7 @@ def test_an_unreachable_hub_is_said_plainly_not_a_traceback(as_hub_user):
     assert "Cannot reach JupyterHub at http://127.0.0.1:" in settings.admin_check().reason
     panel = settings.panel()
     assert "Cannot reach JupyterHub" in panel.visible_text()
-    assert not visible(panel, "aiw-add")
+    assert not panel.offered("aiw-add")
     assert not settings.status().configured  # the status is still there for everyone
 
 
@@ -369,7 +361,9 @@ def test_the_first_user_who_configures_becomes_the_admin(open_as, sandbox):
     with pytest.raises(aiw.PermissionDenied):
         bob.remove()
     assert bob.status().configured and bob.status().updated_by == "alice"
-    assert "Admins: alice." in bob.panel().visible_text()
+    panel = bob.panel()
+    panel.press("aiw-access-toggle")
+    assert "Admins: alice." in panel.visible_text()
 
 
 def test_the_settings_fixture_user_becomes_the_admin(settings, sandbox, store_folder, file_keyring):
@@ -537,24 +531,28 @@ def test_names_are_tidied_and_odd_ones_refused():
 # --------------------------------------------------------------------------- #
 
 
+def _one(panel, css_class):
+    (node,) = panel.nodes(css_class)
+    return node
+
+
 def test_an_admin_edits_the_allow_lists_in_the_panel(open_as, sandbox):
     alice = open_as("alice")
     alice.save(openai(sandbox))
     panel = alice.panel()
     assert "Everyone may use AI." in panel.visible_text()
-    (users,) = visible(panel, "aiw-allowed-users")
-    (groups,) = visible(panel, "aiw-allowed-groups")
-    (apply,) = visible(panel, "aiw-apply-access")
-    users.value = " carol, dave ,carol"
-    groups.value = "data-science"
-    apply.click()
+    panel.press("aiw-access-toggle")
+    panel.type("aiw-allowed-users", " carol, dave ,carol")
+    panel.type("aiw-allowed-groups", "data-science")
+    panel.press("aiw-apply-access")
     text = panel.visible_text()
     assert "Only these may use AI: the users carol, dave; members of the groups data-science." in text
     assert "Allowed users: carol, dave" in text  # tidied as stored
     assert alice.can_use_ai("carol") and not alice.can_use_ai("erin")
 
-    users.value, groups.value = "", ""
-    apply.click()
+    panel.type("access.allowed_users", "")
+    panel.type("access.allowed_groups", "")
+    panel.press("aiw-apply-access")
     assert "Everyone may use AI." in panel.visible_text()
     assert alice.can_use_ai("erin")
 
@@ -563,12 +561,11 @@ def test_a_bad_name_in_the_panel_is_explained_and_nothing_changes(open_as, sandb
     alice = open_as("alice")
     alice.save(openai(sandbox))
     panel = alice.panel()
-    (users,) = visible(panel, "aiw-allowed-users")
-    users.value = "carol, da\x07ve"
-    visible(panel, "aiw-apply-access")[0].click()
-    message = panel.find("aiw-access-message")[0].value
-    assert "control or invisible character" in message
-    assert users.value == "carol, da\x07ve"  # what was typed stays, to be corrected
+    panel.press("aiw-access-toggle")
+    panel.type("aiw-allowed-users", "carol, da\x07ve")
+    panel.press("aiw-apply-access")
+    assert "control or invisible character" in _one(panel, "aiw-access-message")["text"]
+    assert _one(panel, "aiw-allowed-users")["value"] == "carol, da\x07ve"  # what was typed stays, to be corrected
     assert alice.access_lists().everyone_may_use_ai
 
 
@@ -576,8 +573,9 @@ def test_another_panel_on_the_same_settings_follows_a_change(open_as, sandbox):
     alice = open_as("alice")
     alice.save(openai(sandbox))
     first, second = alice.panel(), alice.panel()
-    visible(first, "aiw-allowed-groups")[0].value = "ops"
-    visible(first, "aiw-apply-access")[0].click()
+    first.press("aiw-access-toggle")
+    first.type("aiw-allowed-groups", "ops")
+    first.press("aiw-apply-access")
     assert "members of the groups ops" in second.visible_text()
 
 
@@ -586,11 +584,15 @@ def test_a_non_admin_sees_the_allow_lists_read_only(open_as, sandbox):
     alice.save(openai(sandbox))
     alice.set_allowed(users="carol")
     panel = open_as("bob").panel()
+    panel.press("aiw-access-toggle")
     text = panel.visible_text()
     assert ADMIN_REQUIRED in text
     assert "Only these may use AI: the users carol." in text and "Admins: alice." in text
-    assert not visible(panel, "aiw-allowed-users") and not visible(panel, "aiw-apply-access")
-    assert panel.find("aiw-allowed-users")  # the element exists, with its class, for admins
+    assert not panel.offered("aiw-allowed-users") and not panel.offered("aiw-apply-access")
+    with pytest.raises(LookupError, match="aiw-apply-access"):
+        panel.press("aiw-apply-access")
+    panel.handle({"event": "access.apply", "values": {"access.allowed_users": "bob"}})  # sent anyway: refused
+    assert alice.access_lists().allowed_users == ("carol",)
 
 
 def test_a_forced_policy_still_works(store_folder, file_keyring):
@@ -610,15 +612,24 @@ def test_a_key_pasted_as_a_user_name_is_refused_and_never_stored(settings, sandb
     assert pasted not in (settings.home / "audit.jsonl").read_text()
 
 
-def test_a_key_pasted_into_the_allowed_users_field_leaves_the_widgets(settings, sandbox):
-    import json
-
-    import ipywidgets as widgets
-
+def test_a_key_pasted_into_the_allowed_users_field_never_enters_the_panels_state(settings, sandbox):
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    settings.set_allowed(users="carol")
     panel = settings.panel()
     pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
-    panel.access.users.value = f"alice, {pasted}"
-    panel.access.apply()
-    assert "looks like an API key" in panel.access.message.value
-    assert pasted not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
+    panel.press("aiw-access-toggle")
+    panel.type("aiw-allowed-users", f"alice, {pasted}")
+    assert "looks like an API key" in _one(panel, "aiw-allowed-users")["error"]
+    assert pasted not in json.dumps(panel.state) and _one(panel, "aiw-allowed-users")["value"] == ""
+    # Apply on the emptied field does not save it empty (which would let everyone use AI): refused
+    panel.press("aiw-apply-access")
+    assert "looks like an API key" in _one(panel, "aiw-access-message")["text"]
+    assert settings.access_lists().allowed_users == ("carol",)
+    # Apply sent before the emptied field came back: the key arrives with the event's values
+    panel.handle({"event": "access.apply", "values": {"access.allowed_users": f"alice, {pasted}"}})
+    assert "looks like an API key" in _one(panel, "aiw-access-message")["text"]
+    assert pasted not in json.dumps(panel.state) and settings.access_lists().allowed_users == ("carol",)
+    assert pasted not in (settings.home / "audit.jsonl").read_text()
+    panel.type("aiw-allowed-users", "alice")  # typed again: applied
+    panel.press("aiw-apply-access")
+    assert settings.access_lists().allowed_users == ("alice",) and not _one(panel, "aiw-allowed-users")["error"]

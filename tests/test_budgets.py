@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 import openai
@@ -516,39 +517,102 @@ def test_ai_admin_budgets_lists_sets_and_removes_with_clear_refusals(gateway, tm
     assert local.returncode == 3 and "kept by the AI gateway" in local.stderr
 
 
+def _counting(settings: Any) -> tuple[Any, list[str]]:
+    """``settings`` behind the Settings interface, and the names of the methods called on them, in order."""
+    calls: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            value = getattr(settings, name)
+            if not callable(value):
+                return value
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls.append(name)
+                return value(*args, **kwargs)
+
+            return call
+
+    return Counting(), calls
+
+
+def admin_budgets(practice: Practice) -> tuple:
+    return _admin(practice).budgets().budgets
+
+
 def test_the_panels_budgets_region_on_the_gateway_only(gateway, sandbox):
-    panel = _admin(gateway).panel()
+    counting, calls = _counting(_admin(gateway))
+    panel = aiw.AISettingsPanel(counting)
     try:
-        region = panel.budgets
-        assert region.available and region.layout.display != "none" and not region.shown
+        assert panel.offered("aiw-budgets-toggle") and not panel.nodes("aiw-budgets-table")
         assert "Show budgets" in panel.visible_text() and "No budgets" not in panel.visible_text()
-        region.toggle.click()
-        assert region.shown and region.editor.layout.display != "none" and "No budgets" in panel.visible_text()
-        region.scope.value, region.name.value, region.period.value = "user", "practice-analyst", "day"
-        region.limit.value = "five"
-        region.save_button.click()
-        assert region.message.value.count("limit must be a whole number") == 1
-        region.limit.value = "12000"
-        region.save_button.click()
+        assert "budgets" not in calls  # offered, closed: nothing read for it
+        panel.press("aiw-budgets-toggle")
+        assert panel.offered("aiw-save-budget") and "No budgets" in panel.visible_text()
+        panel.choose("aiw-budget-scope", "user")
+        panel.type("aiw-budget-name", "practice-analyst")
+        panel.choose("aiw-budget-period", "day")
+        calls.clear()
+        panel.type("aiw-budget-limit", "five")
+        assert "budgets" not in calls  # drawn again from the same snapshot: read once, not at every field
+        panel.press("aiw-save-budget")
+        (message,) = panel.nodes("aiw-budgets-message")
+        assert message["text"].count("limit must be a whole number") == 1 and message["tone"] == "error"
+        pasted = gateway.sandbox.openai_api_key.get_secret_value()
+        panel.type("aiw-budget-name", pasted)  # a key pasted in the wrong place: out of the field, and said
+        panel.type("aiw-budget-limit", "12000")
+        panel.press("aiw-save-budget")
+        assert "looked like an API key" in panel.text_of("aiw-budgets-message") and pasted not in json.dumps(
+            panel.state
+        )
+        assert admin_budgets(gateway) == ()
+        panel.type("aiw-budget-name", "practice-analyst")
+        panel.press("aiw-save-budget")
         text = panel.visible_text()
         assert "Saved." in text and "practice-analyst" in text and "12000 tokens" in text
+        (table,) = panel.nodes("aiw-budgets-table")
+        assert table["kind"] == "table" and table["columns"][0] == "Scope"
+        assert table["rows"][0][:4] == ["user", "practice-analyst", "day", "12000 tokens"]
+        panel.press("aiw-budgets-toggle")
+        calls.clear()
+        panel.render()
+        assert "budgets" not in calls and not panel.nodes("aiw-budgets-table")
     finally:
         panel.close()
     analyst = GatewaySettings(gateway.gateway_url, token=gateway.tokens["analyst"]).panel()
     try:
-        analyst.budgets.toggle.click()
+        analyst.press("aiw-budgets-toggle")
         assert "12000 tokens" in analyst.visible_text() and "practice-analyst" in analyst.visible_text()
-        assert analyst.budgets.editor.layout.display == "none"  # read-only: the analyst may not configure
+        assert not analyst.offered("aiw-save-budget") and not analyst.nodes("aiw-budget-limit")  # read-only
     finally:
         analyst.close()
     local = sandbox.settings().panel()  # one machine, no gateway: no Budgets region
     try:
-        assert not local.budgets.available and local.budgets.layout.display == "none"
-        assert "Budgets" not in local.visible_text()
+        assert not local.nodes("aiw-budgets") and "Budgets" not in local.visible_text()
         with pytest.raises(NotOnGateway):
             local.settings.budgets()
     finally:
         local.close()
+
+
+def test_the_panel_removes_a_budget_by_scope_name_and_period(gateway):
+    admin = _admin(gateway)
+    admin.set_budget("group", "analysts", "month", 500000)
+    panel = admin.panel()
+    try:
+        panel.press("aiw-budgets-toggle")
+        assert "analysts" in panel.visible_text()
+        panel.choose("aiw-budget-scope", "group")
+        panel.type("aiw-budget-name", "analysts")
+        panel.press("aiw-remove-budget")  # the period is still "day": there is none such
+        (message,) = panel.nodes("aiw-budgets-message")
+        assert message["tone"] == "error" and admin.budgets().budgets
+        panel.choose("aiw-budget-period", "month")
+        panel.press("aiw-remove-budget")
+        text = panel.visible_text()
+        assert "Removed." in text and "No budgets: AI calls are not capped." in text and not admin.budgets().budgets
+    finally:
+        panel.close()
 
 
 def test_a_database_at_schema_0001_is_refused_by_serve_and_upgraded_by_upgrade_db(database: Database):  # noqa: F811 (the imported fixture)

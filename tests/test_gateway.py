@@ -420,10 +420,11 @@ def test_the_analyst_asks_only_about_itself_and_its_read_only_panel_says_why(pra
 
     panel = analyst.panel()  # the read-only page renders, with its reason, and History says why it is empty
     assert ADMIN_REQUIRED in panel.text_of("aiw-notice") and "practice-admin" in panel.text_of("aiw-status")
-    if panel.offered("aiw-history-toggle"):  # the History region (Region classes of the regions' part)
-        panel.press("aiw-history-toggle")
-        shown = panel.text_of("aiw-history")
-        assert "history" in shown and CONFIGURE_SCOPE in shown and "Traceback" not in shown
+    panel.press("aiw-history-toggle")
+    (shown,) = panel.nodes("aiw-history-table")
+    said = shown["text"]
+    assert "history" in said and CONFIGURE_SCOPE in said and "Traceback" not in said
+    assert shown["tone"] == "help" and not shown["alert"]  # the reason, calmly: not an alarm
     done = subprocess.run(
         [sys.executable, "-m", "ai_admin_widgets", "history"],
         capture_output=True,

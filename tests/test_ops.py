@@ -37,6 +37,7 @@ from ai_admin_widgets.gateway.health import REAUTH_ACTOR
 from ai_admin_widgets.gateway.practice import Practice
 from ai_admin_widgets.gateway.report import usage_report
 from ai_admin_widgets.models import NotOnGateway, PermissionDenied
+from ai_admin_widgets.widgets import view
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -341,10 +342,10 @@ def test_the_calls_made_through_the_gateway_are_in_ai_admin_usage(practice):
     assert analyst["calls"] == 2 and analyst["prompt_tokens"] >= answer.usage.prompt_tokens > 0
     panel = _settings(practice, "admin").panel()
     try:
-        panel.usage.toggle.click()
-        svg, table = panel.usage.chart.value, panel.usage.top.value
+        panel.press("aiw-usage-toggle")
+        svg, table = _chart(panel), _top(panel)
         assert f'data-day="{_today()}"' in svg and 'data-key="practice-analyst"' in svg
-        assert "<td>practice-analyst</td>" in table
+        assert "practice-analyst" in [row[0] for row in table["rows"]]
     finally:
         panel.close()
 
@@ -358,44 +359,83 @@ def _day_groups(svg: str) -> list[str]:
     return re.findall(r'<g class="aiw-usage-day" data-day="([0-9-]+)"', svg)
 
 
+def _chart(panel: Any) -> str:
+    (chart,) = panel.nodes("aiw-usage-chart")
+    assert chart["kind"] == "svg"
+    return chart["markup"]
+
+
+def _top(panel: Any) -> dict:
+    (table,) = panel.nodes("aiw-usage-top")
+    assert table["kind"] == "table"
+    return table
+
+
 def test_the_usage_region_charts_tokens_per_day_by_user_or_model_and_lists_the_top_users(practice):
     panel = _settings(practice, "admin").panel()
     try:
-        assert panel.usage.layout.display != "none" and not panel.usage.shown  # offered, closed: nothing read yet
-        panel.usage.toggle.click()
-        svg = panel.usage.chart.value
+        assert panel.offered("aiw-usage-toggle") and not panel.nodes("aiw-usage-chart")  # offered, closed
+        panel.press("aiw-usage-toggle")
+        svg = _chart(panel)
         days = sorted({row["at"].date().isoformat() for row in CALLS})
-        assert svg.startswith("<svg") and _day_groups(svg) == days  # one bar group per day with calls, oldest first
+        assert svg.startswith("<svg") and svg.endswith("</svg>") and _day_groups(svg) == days  # oldest first
         assert "var(--jp-brand-color1" in svg and "var(--jp-ui-font-color" in svg
         users = set(re.findall(r'data-key="([^"]+)"', svg))
         assert users == {"ann", "bob", "cy", "dee"}
         today = _expected([row for row in CALLS if row["at"].date() == _today()], KEYS["user"])
         assert f'data-day="{_today()}" data-tokens="{sum(sums["tokens"] for sums in today.values())}"' in svg
-        table = panel.usage.top.value
-        assert re.findall(r"<tr><td>([a-z]+)</td>", table) == ["dee", "cy", "ann", "bob"]  # most tokens first
-        assert "Prompt tokens" in table and "Completion tokens" in table
+        legend = re.search(r'<g class="aiw-usage-legend".*?</g>', svg)
+        assert legend and set(re.findall(r">([a-z]+)</text>", legend.group())) == users  # the legend, in the SVG
+        table = _top(panel)
+        assert [row[0] for row in table["rows"]] == ["dee", "cy", "ann", "bob"]  # most tokens first
+        assert "Prompt tokens" in table["columns"] and "Completion tokens" in table["columns"]
         text = panel.visible_text()
         assert "Tokens per day: (By user) | By model" in text and f"{len(CALLS)} calls" in text
+        assert "Tokens per day by user" in text  # the chart's text alternative
 
-        panel.usage.by.value = "model"
-        svg = panel.usage.chart.value
+        panel.choose("aiw-usage-by", "model")
+        svg = _chart(panel)
         assert set(re.findall(r'data-key="([^"]+)"', svg)) == {"gpt-4o", "text-embedding-3-small", "(none)"}
         assert _day_groups(svg) == days
-        assert panel.usage.chart.get_state()["value"] == svg  # in the widget state a saved notebook keeps
+        assert "Tokens per day: By user | (By model)" in panel.visible_text()
+        kept = json.loads(json.dumps(panel.state))  # the synced state, as a saved notebook keeps it
+        assert [node["markup"] for node in view.find(kept["root"], "aiw-usage-chart")] == [svg]
+        panel.press("aiw-usage-toggle")
+        assert not panel.nodes("aiw-usage-chart") and "[▸ Show usage]" in panel.visible_text()
     finally:
         panel.close()
 
 
 def test_the_usage_region_is_only_for_those_who_may_configure_and_only_on_a_hub(practice, sandbox):
     panel = _settings(practice, "analyst").panel()
-    assert panel.usage.layout.display == "none" and "Show usage" not in panel.visible_text()
+    assert not panel.nodes("aiw-usage") and "Show usage" not in panel.visible_text()
     panel.close()
     read = []
     local = sandbox.settings()
     local.usage_report = lambda *args, **kwargs: read.append(args) or pytest.fail("read off a hub")  # type: ignore[method-assign]
     panel = local.panel()
-    assert panel.usage.layout.display == "none" and "Show usage" not in panel.visible_text() and read == []
+    assert not panel.nodes("aiw-usage") and "Show usage" not in panel.visible_text() and read == []
     panel.close()
+
+
+def test_a_closed_usage_region_reads_nothing(practice):
+    admin = _settings(practice, "admin")
+    read: list[str] = []
+    report = admin.usage_report
+    admin.usage_report = lambda *args, **kwargs: read.append(kwargs.get("by", "user")) or report(*args, **kwargs)  # type: ignore[method-assign]
+    panel = admin.panel()
+    try:
+        panel.render()
+        assert read == [] and panel.offered("aiw-usage-toggle")
+        panel.press("aiw-usage-toggle")
+        panel.choose("aiw-usage-by", "model")
+        assert read[0] == "user" and read[-1] == "model"  # read while open, by the choice
+        panel.press("aiw-usage-toggle")
+        before = len(read)
+        panel.render()
+        assert len(read) == before
+    finally:
+        panel.close()
 
 
 # --------------------------------------------------------------------------- #
@@ -680,7 +720,7 @@ def test_the_gateway_reauthenticates_on_its_interval_and_a_revoked_key_turns_rea
         assert status.last_authentication_ok is False and "invalid_api_key" in status.last_authentication_codes
         assert _reauthentications(practice, token, "failed") >= 1
         panel = admin.panel()
-        assert "failed" in panel.row.status.value.lower() and panel.row.health.layout.display != "none"
+        assert "failed" in panel.text_of("aiw-status").lower() and panel.nodes("aiw-health")
         panel.close()
 
         practice.sandbox.reinstate(practice.sandbox.openai_api_key)  # the admin fixed it: ready again, by itself

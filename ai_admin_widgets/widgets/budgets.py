@@ -1,28 +1,32 @@
 """The Budgets region of the AI Settings page: the AI gateway's token budgets and requests-per-minute limits.
 
-Shown only where the settings are the AI gateway's (on JupyterHub): elsewhere
-:meth:`~ai_admin_widgets.interface.Settings.budgets` raises ``NotOnGateway`` at the first render and the
-region stays hidden (and is not asked again). Like History, the table is read only while it is shown
-(*Show budgets*), so a render of the page reads nothing else while it is hidden. Anyone sees the budgets that count their calls (those who may configure see them all), with what the
-current period used and when it resets (UTC); those who may configure also set one (scope, name,
-period, limit, then Save) or remove one (the same scope, name and period, then Remove). Stable CSS
-classes: ``aiw-budgets``, ``aiw-budgets-toggle``, ``aiw-budgets-table``, ``aiw-budget-scope``, ``aiw-budget-name``,
+Offered only where the settings are the AI gateway's (on JupyterHub: the snapshot's admin check came
+from the gateway); elsewhere the region is absent. Like History, the table is read only while it is
+shown (*Show budgets*), so a render of the page reads nothing for it while it is closed; a gateway that
+says it keeps no budgets (``NotOnGateway``) takes the region off the page for good. Anyone sees the
+budgets that count their calls (those who may configure see them all), with what the current period
+used and when it resets (UTC); those who may configure also set one (scope, name, period, limit, then
+Save) or remove one (the same scope, name and period, then Remove).
+
+Events: ``budgets.toggle``, ``budgets.choose`` (scope or period), ``budgets.save``, ``budgets.remove``.
+Fields: ``budgets.scope``, ``budgets.name``, ``budgets.period``, ``budgets.limit``. Stable CSS classes:
+``aiw-budgets``, ``aiw-budgets-toggle``, ``aiw-budgets-table``, ``aiw-budget-scope``, ``aiw-budget-name``,
 ``aiw-budget-period``, ``aiw-budget-limit``, ``aiw-save-budget``, ``aiw-remove-budget``, ``aiw-budgets-message``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import ipywidgets as widgets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..models import AIAdminError, BudgetsView, NotOnGateway
-from .fields import TextField
-from .style import ERROR, HELP, SUCCESS, classes, show, span, text
+from . import view
+from .region import Region
 
 if TYPE_CHECKING:
     from ..interface import Settings
+    from ..models import SettingsSnapshot
+    from .view import Node
 
 __all__ = ["BudgetsRegion"]
 
@@ -33,154 +37,183 @@ PERIOD_OPTIONS = (
     ("Tokens per month (UTC)", "month"),
     ("Requests per minute", "minute"),
 )
+HELP = (
+    "A call that would go over a budget is refused (HTTP 429) until its period resets. Days and months "
+    "are UTC. Name: a hub user, * for each user without a budget of their own, or a hub group; none "
+    "for the organization. Requests per minute are for users."
+)
+SCOPE, NAME, PERIOD, LIMIT = "budgets.scope", "budgets.name", "budgets.period", "budgets.limit"
+_KEY_MESSAGE = "That looked like an API key, not a name or a limit: it was taken out of the field; type it again."
+_CHOICES = {SCOPE: dict(SCOPE_OPTIONS).values(), PERIOD: dict(PERIOD_OPTIONS).values()}
 
 
-class BudgetsRegion(widgets.VBox):
+class BudgetsRegion(Region):
     """The budgets as a table; an editor for those who may configure.
 
     Args:
         settings: whose budgets are shown and changed (through the Settings interface only).
-        on_interaction: called when Save or Remove is pressed, before anything changes (the panel catches up).
+        panel: the page this region is part of.
 
     Attributes:
-        available: False off the gateway (the region is hidden).
-        table: the budgets; ``scope``, ``name``, ``period``, ``limit``: the editor's fields;
-        save_button, remove_button, message: set, remove, and what came of it.
+        available: False once the settings said they keep no budgets (the region is then absent).
+        open: whether the budgets are shown (*Show budgets* / *Hide budgets*).
+        message: the outcome of Save or Remove as ``(text, tone)``, or None.
     """
 
-    def __init__(self, settings: Settings, on_interaction: Callable[[], None] | None = None) -> None:
-        self.settings = settings
-        self._on_interaction = on_interaction
-        self.available: bool | None = None  # None: not known yet (the first render asks)
-        self._admin = False
-        self.heading = widgets.HTML("<h4>Budgets</h4>")
-        self.toggle = classes(widgets.Button(description="Show budgets", tooltip="Show budgets"), "aiw-budgets-toggle")
-        self.toggle.on_click(lambda _: self._flip())
-        self.table = classes(widgets.HTML(""), "aiw-budgets-table")
-        self.scope = classes(
-            widgets.Dropdown(options=SCOPE_OPTIONS, value="user", description="Scope"), "aiw-budget-scope"
-        )
-        self.name = classes(
-            TextField(description="Name", placeholder="a user, * for each user, or a group"), "aiw-budget-name"
-        )
-        self.period = classes(
-            widgets.Dropdown(options=PERIOD_OPTIONS, value="day", description="Period"), "aiw-budget-period"
-        )
-        self.limit = classes(
-            TextField(description="Limit", placeholder="tokens (or requests) per period"), "aiw-budget-limit"
-        )
-        self.help = widgets.HTML(
-            span(
-                "A call that would go over a budget is refused (HTTP 429) until its period resets. Days and months "
-                "are UTC. Name: a hub user, * for each user without a budget of their own, or a hub group; none "
-                "for the organization. Requests per minute are for users.",
-                HELP,
-            )
-        )
-        self.save_button = classes(widgets.Button(description="Save", tooltip="Save this budget"), "aiw-save-budget")
-        self.remove_button = classes(
-            widgets.Button(description="Remove", tooltip="Remove this budget", button_style="danger"),
-            "aiw-remove-budget",
-        )
-        self.save_button.on_click(lambda _: self.save())
-        self.remove_button.on_click(lambda _: self.remove())
-        self.message = classes(widgets.HTML(""), "aiw-budgets-message")
-        self.editor = widgets.VBox(
-            [
-                self.scope,
-                self.name,
-                self.period,
-                self.limit,
-                self.help,
-                widgets.HBox([self.save_button, self.remove_button]),
-            ]
-        )
-        self.body = widgets.VBox([self.table, self.editor, self.message])
-        super().__init__([self.heading, self.toggle, self.body])
-        classes(self, "aiw-budgets")
-        show(self.body, False)
+    prefix = "budgets"
+
+    def __init__(self, settings: Settings, panel: Any) -> None:
+        super().__init__(settings, panel)
+        self.available = True
+        self.open = False
+        self.message: tuple[str, str] | None = None
+        self.typed.update({SCOPE: "user", NAME: "", PERIOD: "day", LIMIT: ""})
 
     @property
     def shown(self) -> bool:
         """True while the budgets are shown."""
-        return self.body.layout.display != "none"
+        return self.open
 
-    def _flip(self) -> None:
-        if self._on_interaction is not None:
-            self._on_interaction()
-        show(self.body, not self.shown)
-        self.toggle.description = self.toggle.tooltip = "Hide budgets" if self.shown else "Show budgets"
-        self.render(admin=self._admin)
+    def node(self, snapshot: SettingsSnapshot) -> Node | None:
+        """The region as of ``snapshot``: absent off the gateway; closed, it reads nothing; open, the budgets (once a snapshot).
 
-    def render(self, *, admin: bool) -> None:
-        """Draw the budgets, read anew while they are shown; the editor only for ``admin``; hidden off the gateway.
-
-        The first render asks once whether there are budgets here at all (``NotOnGateway``: the region hides
-        for good); after that nothing is read while the table is hidden.
+        The editor is offered to those who may configure when the settings could be read.
         """
-        self._admin = admin
-        if self.available is False:
-            return
-        if self.available is not None and not self.shown:
-            show(self.editor, admin)
-            return
-        try:
-            view = self.settings.budgets()
-        except NotOnGateway:
-            self.available = False
-            show(self, False)
-            return
-        except AIAdminError as error:
-            self.available = True
-            show(self.editor, False)
-            self.table.value = span(str(error), ERROR, alert=True)
-            return
-        self.available = True
-        show(self, True)
-        show(self.editor, admin)
-        self._draw(view)
-
-    def _draw(self, view: BudgetsView) -> None:
-        if not view.budgets:
-            self.table.value = span("No budgets: AI calls are not capped.", HELP)
-            return
-        rows = []
-        for budget in view.budgets:
-            cells = (
-                budget.scope,
-                budget.name or "(everyone)",
-                budget.period,
-                f"{budget.limit} {budget.unit}",
-                "per user" if budget.used is None else str(budget.used),
-                f"{budget.resets_at:%Y-%m-%d %H:%M}" if budget.resets_at else "",
-            )
-            rows.append("<tr>" + "".join(f"<td>{text(cell)}</td>" for cell in cells) + "</tr>")
-        header = "".join(f"<th>{text(name)}</th>" for name in HEADINGS)
-        self.table.value = (
-            '<table style="border-collapse: collapse; font-size: var(--jp-ui-font-size1)" cellpadding="4">'
-            f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        if not self.available or snapshot.admin.source != "gateway":
+            return None
+        children: list[Node | None] = []
+        if self.open:
+            view_: BudgetsView | str | None = self.read_once(snapshot, self._budgets)
+            if view_ is None:  # the settings keep no budgets
+                self.available = self.open = False
+                return None
+            if isinstance(view_, str):  # what kept them from being read
+                children.append(view.text("table", view_, tone="error", alert=True, cls="aiw-budgets-table"))
+            else:
+                children.append(_table(view_))
+                if snapshot.admin.admin and snapshot.problem is None:
+                    children.extend(self._editor())
+            if self.message is not None:
+                said, tone = self.message
+                children.append(view.text("message", said, tone=tone, alert=tone == "error", cls="aiw-budgets-message"))
+        toggle = view.disclosure(
+            "toggle",
+            "Hide budgets" if self.open else "Show budgets",
+            open=self.open,
+            event="budgets.toggle",
+            children=children,
+            cls="aiw-budgets-toggle",
         )
+        return view.region("budgets", "Budgets", toggle, cls="aiw-budgets")
 
-    def save(self) -> None:
-        """Set the budget the editor describes; the outcome (or what is wrong, by field) in the message."""
-        if self._on_interaction is not None:
-            self._on_interaction()
+    def _budgets(self) -> BudgetsView | str | None:
+        """The budgets; what is wrong instead (a message); None when the settings keep no budgets."""
         try:
-            view = self.settings.set_budget(self.scope.value, self.name.value, self.period.value, self.limit.value)
-        except (AIAdminError, ValueError) as error:
-            self.message.value = span(str(error), ERROR, alert=True)
-            return
-        self.message.value = span("Saved.", SUCCESS)
-        self._draw(view)
+            return self.settings.budgets()
+        except NotOnGateway:
+            return None
+        except AIAdminError as problem:
+            return str(problem)
 
-    def remove(self) -> None:
-        """Remove the budget of the editor's scope, name and period."""
-        if self._on_interaction is not None:
-            self._on_interaction()
+    def _editor(self) -> list[Node | None]:
+        return [
+            view.radio(
+                SCOPE,
+                "Scope",
+                ((value, label) for label, value in SCOPE_OPTIONS),
+                self.typed[SCOPE],
+                event="budgets.choose",
+                cls="aiw-budget-scope",
+            ),
+            view.field(
+                NAME,
+                "Name",
+                value=self.typed[NAME],
+                placeholder="a user, * for each user, or a group",
+                cls="aiw-budget-name",
+            ),
+            view.radio(
+                PERIOD,
+                "Period",
+                ((value, label) for label, value in PERIOD_OPTIONS),
+                self.typed[PERIOD],
+                event="budgets.choose",
+                cls="aiw-budget-period",
+            ),
+            view.field(
+                LIMIT,
+                "Limit",
+                value=self.typed[LIMIT],
+                placeholder="tokens (or requests) per period",
+                cls="aiw-budget-limit",
+            ),
+            view.text("help", HELP, tone="help", cls="aiw-budgets-help"),
+            view.box(
+                "buttons",
+                view.button("Save", "budgets.save", cls="aiw-save-budget", aria_label="Save this budget"),
+                view.button(
+                    "Remove", "budgets.remove", cls="aiw-remove-budget", tone="danger", aria_label="Remove this budget"
+                ),
+                cls="aiw-budgets-buttons",
+            ),
+        ]
+
+    def keep(self, path: str, value: Any, *, typed: bool = False) -> bool:
+        """As :meth:`Region.keep`; a scope or period that is not one of the choices is not taken."""
+        if path in _CHOICES:
+            if value in _CHOICES[path]:
+                self.typed[path] = value
+            return True
+        return super().keep(path, value, typed=typed)
+
+    def blur(self, path: str, value: str) -> None:
+        """Keep what was typed in ``path``; text shaped like an API key is taken out of the field, and said so."""
+        if path in (NAME, LIMIT) and not self.keep(path, value, typed=True):
+            self.message = (_KEY_MESSAGE, "error")
+
+    def handle(self, action: str, content: Mapping[str, Any]) -> None:
+        """``toggle``: show or hide the budgets; ``choose``: a scope or period; ``save`` / ``remove``: the editor's budget."""
+        refused = self.take_values(content)
+        if action == "toggle":
+            self.open = not self.open
+            self.message = None
+            self.forget()
+        elif action == "choose":
+            path = content.get("path")
+            if isinstance(path, str) and path in _CHOICES:
+                self.keep(path, content.get("value"))
+        elif action in ("save", "remove") and self.open:
+            if refused:
+                self.message = (_KEY_MESSAGE, "error")
+                return
+            self._change(action)
+
+    def _change(self, action: str) -> None:
+        scope, name, period = self.typed[SCOPE], self.typed[NAME], self.typed[PERIOD]
         try:
-            view = self.settings.remove_budget(self.scope.value, self.name.value, self.period.value)
+            if action == "save":
+                answer = self.settings.set_budget(scope, name, period, self.typed[LIMIT])  # type: ignore[arg-type]
+            else:
+                answer = self.settings.remove_budget(scope, name, period)
         except (AIAdminError, ValueError) as error:
-            self.message.value = span(str(error), ERROR, alert=True)
+            self.message = (str(error), "error")
             return
-        self.message.value = span("Removed.", SUCCESS)
-        self._draw(view)
+        self.message = ("Saved." if action == "save" else "Removed.", "success")
+        self.adopt(answer)
+
+
+def _table(budgets: BudgetsView) -> Node:
+    if not budgets.budgets:
+        return view.text("table", "No budgets: AI calls are not capped.", tone="help", cls="aiw-budgets-table")
+    rows = [
+        (
+            budget.scope,
+            budget.name or "(everyone)",
+            budget.period,
+            f"{budget.limit} {budget.unit}",
+            "per user" if budget.used is None else str(budget.used),
+            f"{budget.resets_at:%Y-%m-%d %H:%M}" if budget.resets_at else "",
+        )
+        for budget in budgets.budgets
+    ]
+    return view.table("table", HEADINGS, rows, cls="aiw-budgets-table")

@@ -1,37 +1,37 @@
 """The Usage region of the AI Settings page: tokens per day (by user or by model) and the top users.
 
-Shown only on a hub with the AI gateway (the admin check came from the gateway) and only to those who
+Offered only on a hub with the AI gateway (the admin check came from the gateway) and only to those who
 may configure; it reads :meth:`~ai_admin_widgets.interface.Settings.usage_report` only while it is open.
 
-The chart is SVG drawn here, in an ``HTML`` widget, not a plotting library's widget: the SVG is the
-widget's value, so it is in the widget state a saved notebook keeps and shows without a kernel or a
-server (JupyterLab renders saved widget state, and nbconvert's HTML too), it takes JupyterLab's theme
-through its CSS variables (``var(--jp-ui-font-color1)``, ``var(--jp-brand-color1)``, ...) in light and
-dark themes alike, and it adds no dependency (and no front-end bundle) to the package.
+The chart is SVG drawn here (an ``svg`` node of the panel's state), not a plotting library's widget: the
+SVG is in the state a saved notebook keeps and shows without a kernel or a server, it takes JupyterLab's
+theme through its CSS variables (``var(--jp-ui-font-color1)``, ``var(--jp-brand-color1)``, ...) in light
+and dark themes alike, and it adds no dependency to the package. Its legend is part of the SVG.
 
-Stable CSS classes: ``aiw-usage``, ``aiw-usage-toggle`` (Show usage / Hide usage), ``aiw-usage-by``
-(By user / By model), ``aiw-usage-chart`` (the SVG; one ``<g class="aiw-usage-day" data-day=...>`` per day
-with calls), ``aiw-usage-top`` (the top users' table) and ``aiw-usage-message``.
+Events: ``usage.toggle`` (Show usage / Hide usage), ``usage.by`` (By user / By model; path ``usage.by``).
+Stable CSS classes: ``aiw-usage``, ``aiw-usage-toggle``, ``aiw-usage-by``, ``aiw-usage-chart`` (the SVG; one
+``<g class="aiw-usage-day" data-day=...>`` per day with calls), ``aiw-usage-top`` (the top users' table)
+and ``aiw-usage-message``.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-import ipywidgets as widgets
+from typing import TYPE_CHECKING, Any
 
 from ..models import AIAdminError, NotOnGateway, PermissionDenied, UsageReport
-from .style import ERROR, HELP, classes, show, span, text
+from . import view
+from .region import Region
 
 if TYPE_CHECKING:
     from ..interface import Settings
     from ..models import SettingsSnapshot
+    from .view import Node
 
-__all__ = ["BY_OPTIONS", "Usage", "top_users_table", "usage_chart"]
+__all__ = ["BY_OPTIONS", "UsageRegion", "chart_label", "top_users_table", "usage_chart"]
 
 #: What the chart can be drawn by: the toggle's labels and the report's ``by``.
 BY_OPTIONS = [("By user", "user"), ("By model", "model")]
@@ -63,6 +63,7 @@ _MUTED = (
 _GRID = "stroke: var(--jp-border-color2, #e0e0e0); stroke-width: 1"
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 22, 28
+LEGEND_ROW = 16
 
 
 def _attribute(value: str) -> str:
@@ -91,7 +92,6 @@ def usage_chart(report: UsageReport) -> str:
     The bars show tokens; when no call of the report carried token figures (the provider gave none), calls.
     """
     measure = "tokens" if report.overall.tokens > 0 else "calls"
-    what = "Tokens" if measure == "tokens" else "Calls (no token figures were recorded)"
     span_days = (report.until - report.since).days + 1
     by_day: dict[str, list[tuple[str, int]]] = {}
     for entry in report.days:
@@ -109,11 +109,11 @@ def usage_chart(report: UsageReport) -> str:
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_width / span_days
     bar = max(1.0, step * 0.7)
-    label = f"{what} per day by {report.by}, {report.since} to {report.until} (UTC)"
+    label = chart_label(report)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
         f'style="max-width: {WIDTH}px" role="img" aria-label="{_attribute(label)}">',
-        f"<title>{text(label)}</title>",
+        f"<title>{_text(label)}</title>",
         f'<text x="{LEFT}" y="{TOP - 10}" style="{_MUTED}">{measure}</text>',
     ]
     for fraction in (0.0, 0.5, 1.0):  # gridlines and the axis' figures
@@ -142,128 +142,151 @@ def usage_chart(report: UsageReport) -> str:
             bottom -= height
             group.append(
                 f'<rect x="{x - bar / 2:.1f}" y="{bottom:.1f}" width="{bar:.1f}" height="{max(height, 0.5 if value else 0):.1f}" '
-                f'data-key="{_attribute(key)}" style="fill: {fills[key]}"><title>{text(key)}: {value} {measure}</title></rect>'
+                f'data-key="{_attribute(key)}" style="fill: {fills[key]}"><title>{_text(key)}: {value} {measure}</title></rect>'
             )
         group.append("</g>")
         parts.extend(group)
+    legend, legend_height = _legend(keys, fills)
+    parts.extend(legend)
     parts.append("</svg>")
-    legend = "".join(
-        f'<span style="white-space: nowrap; margin-right: 12px"><span style="display: inline-block; width: 10px; '
-        f'height: 10px; margin-right: 4px; background: {fills[key]}"></span>{text(key)}</span>'
-        for key in keys
-    )
-    return "".join(parts) + f'<div class="aiw-usage-legend" style="{_legend_style()}">{legend}</div>'
+    parts[0] = parts[0].replace(f"0 0 {WIDTH} {HEIGHT}", f"0 0 {WIDTH} {HEIGHT + legend_height}")
+    return "".join(parts)
 
 
-def _legend_style() -> str:
-    return "color: var(--jp-ui-font-color1, #212121); font-size: var(--jp-ui-font-size0, 11px)"
+def _text(value: str) -> str:
+    return html.escape(value, quote=False)
 
 
-def top_users_table(report: UsageReport) -> str:
-    """The top users of ``report`` as an HTML table: calls, failed, refused, prompt, completion and total tokens."""
-    headings = ("User", "Calls", "Failed", "Refused", "Prompt tokens", "Completion tokens", "Tokens")
-    head = "".join(f"<th>{text(heading)}</th>" for heading in headings)
-    rows = "".join(
-        f"<tr><td>{text(user.key)}</td>"
-        + "".join(
-            f'<td style="text-align: right">{value}</td>'
-            for value in (
-                user.calls,
-                user.failures,
-                user.refused,
-                user.prompt_tokens,
-                user.completion_tokens,
-                user.tokens,
-            )
+def _legend(keys: list[str], fills: dict[str, str]) -> tuple[list[str], int]:
+    """The legend under the plot, a swatch and a name per key, in rows that fit the width; and its height."""
+    parts = [f'<g class="aiw-usage-legend" transform="translate(0 {HEIGHT})">']
+    x, row = float(LEFT), 0
+    for key in keys:
+        width = 16 + 6.5 * len(key) + 14  # the swatch, the name at about 6.5 px a character, a gap
+        if x + width > WIDTH - RIGHT and x > LEFT:
+            x, row = float(LEFT), row + 1
+        y = 4 + row * LEGEND_ROW
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="10" height="10" style="fill: {fills[key]}"/>'
+            f'<text x="{x + 14:.1f}" y="{y + 9}" style="{_FONT}">{_text(key)}</text>'
         )
-        + "</tr>"
-        for user in report.top_users
-    )
-    return (
-        '<table style="border-collapse: collapse; font-size: var(--jp-ui-font-size1)" cellpadding="4">'
-        f'<caption style="text-align: left">Top users, {report.since} to {report.until} (UTC)</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        x += width
+    parts.append("</g>")
+    return parts, (row + 1) * LEGEND_ROW + 6 if keys else 0
+
+
+TOP_USERS_HEADINGS = ("User", "Calls", "Failed", "Refused", "Prompt tokens", "Completion tokens", "Tokens")
+
+
+def top_users_table(report: UsageReport) -> Node:
+    """The top users of ``report`` as a table node: calls, failed, refused, prompt, completion and total tokens."""
+    counts = ("calls", "failures", "refused", "prompt_tokens", "completion_tokens", "tokens")
+    rows = [[user.key, *(str(getattr(user, count)) for count in counts)] for user in report.top_users]
+    return view.table(
+        "top",
+        TOP_USERS_HEADINGS,
+        rows,
+        caption=f"Top users, {report.since} to {report.until} (UTC)",
+        cls="aiw-usage-top",
     )
 
 
-class Usage(widgets.VBox):
+def chart_label(report: UsageReport) -> str:
+    """The chart's text alternative (also its ``<title>``)."""
+    what = "Tokens" if report.overall.tokens > 0 else "Calls (no token figures were recorded)"
+    return f"{what} per day by {report.by}, {report.since} to {report.until} (UTC)"
+
+
+class UsageRegion(Region):
     """Tokens per day by user or by model, and the top users; shown on request (reading it queries the gateway).
 
     Args:
         settings: whose :meth:`~ai_admin_widgets.interface.Settings.usage_report` is shown.
-        on_toggle: called before the region is opened or closed (the panel catches up with changes elsewhere).
+        panel: the page this region is part of.
+
+    Attributes:
+        open: whether the chart and the table are shown; ``by``: ``"user"`` or ``"model"``.
+        report: the report last drawn, or None.
     """
 
-    def __init__(self, settings: Settings, *, on_toggle: Callable[[], None] | None = None) -> None:
-        self.settings = settings
-        self._on_toggle = on_toggle
-        self.toggle = classes(widgets.Button(description="Show usage", tooltip="Show usage"), "aiw-usage-toggle")
-        self.by = classes(
-            widgets.ToggleButtons(options=BY_OPTIONS, value="user", description="Tokens per day"), "aiw-usage-by"
-        )
-        self.chart = classes(widgets.HTML(""), "aiw-usage-chart")
-        self.top = classes(widgets.HTML(""), "aiw-usage-top")
-        self.message = classes(widgets.HTML(""), "aiw-usage-message")
-        self.body = widgets.VBox([self.by, self.message, self.chart, self.top])
-        self.toggle.on_click(lambda _: self._flip())
-        self.by.observe(lambda _: self.render(), names="value")
-        super().__init__([self.toggle, self.body])
-        classes(self, "aiw-usage")
-        show(self.body, False)
-        show(self, False)
+    prefix = "usage"
+
+    def __init__(self, settings: Settings, panel: Any) -> None:
+        super().__init__(settings, panel)
+        self.open = False
+        self.by = "user"
+        self.available = True
         self.report: UsageReport | None = None
 
     @property
     def shown(self) -> bool:
         """True while the chart and the table are open."""
-        return self.body.layout.display != "none"
+        return self.open
 
-    def offer(self, snapshot: SettingsSnapshot) -> None:
-        """Show the region only on the gateway (its admin check said so) to those who may configure; then draw it."""
-        on_gateway = snapshot.admin.source == "gateway" and snapshot.problem is None
-        show(self, on_gateway and snapshot.admin.admin)
-        if self.layout.display == "none":
-            show(self.body, False)
-            self.toggle.description = "Show usage"
-            return
-        self.render()
+    def node(self, snapshot: SettingsSnapshot) -> Node | None:
+        """Absent but on the gateway (its admin check said so) for those who may configure; closed, it reads nothing."""
+        offered = snapshot.admin.source == "gateway" and snapshot.problem is None and snapshot.admin.admin
+        if not (offered and self.available):
+            self.open = False
+            return None
+        children: list[Node | None] = []
+        if self.open:
+            children = self.read_once(snapshot, self._body)
+            if not self.available:
+                return None
+        toggle = view.disclosure(
+            "toggle",
+            "Hide usage" if self.open else "Show usage",
+            open=self.open,
+            event="usage.toggle",
+            children=children,
+            cls="aiw-usage-toggle",
+        )
+        return view.box("usage", toggle, cls="aiw-usage")
 
-    def _flip(self) -> None:
-        if self._on_toggle is not None:
-            self._on_toggle()
-        show(self.body, not self.shown)
-        self.toggle.description = "Hide usage" if self.shown else "Show usage"
-        self.render()
-
-    def render(self) -> None:
-        """Read the report (by the toggle's choice) and draw it, if the region is open (nothing is read while closed)."""
-        if not self.shown or self.layout.display == "none":
-            return
+    def _body(self) -> list[Node | None]:
+        """Read the report (by the choice of ``by``) and draw it."""
+        by = view.radio(
+            "usage.by",
+            "Tokens per day",
+            ((value, label) for label, value in BY_OPTIONS),
+            self.by,
+            event="usage.by",
+            cls="aiw-usage-by",
+        )
         try:
-            report = self.settings.usage_report(by=str(self.by.value))
+            report = self.settings.usage_report(by=self.by)
         except NotOnGateway:  # one machine: there is no usage to show
-            show(self, False)
-            return
+            self.available = self.open = False
+            return []
         except PermissionDenied as error:
-            self._say(span(str(error), HELP))
-            return
+            return [by, _message(str(error), "help")]
         except AIAdminError as error:
-            self._say(span(str(error), ERROR, alert=True))
-            return
+            return [by, _message(str(error), "error")]
         self.report = report
         if not report.days:
-            self._say(span(f"No AI calls were recorded from {report.since} to {report.until} (UTC).", HELP))
-            return
+            return [by, _message(f"No AI calls were recorded from {report.since} to {report.until} (UTC).", "help")]
         overall = report.overall
-        self.message.value = span(
+        said = (
             f"{overall.calls} calls ({overall.failures} failed, {overall.refused} refused), {overall.tokens} tokens, "
-            f"{report.since} to {report.until} (UTC).",
-            HELP,
+            f"{report.since} to {report.until} (UTC)."
         )
-        self.chart.value = usage_chart(report)
-        self.top.value = top_users_table(report)
+        return [
+            by,
+            _message(said, "help"),
+            view.svg("chart", usage_chart(report), chart_label(report), cls="aiw-usage-chart"),
+            top_users_table(report),
+        ]
 
-    def _say(self, message: str) -> None:
-        self.message.value = message
-        self.chart.value = ""
-        self.top.value = ""
+    def handle(self, action: str, content: Mapping[str, Any]) -> None:
+        """``toggle``: open or close; ``by``: draw by user or by model (``content["value"]``)."""
+        if action == "toggle":
+            self.open = not self.open
+            self.forget()
+        elif action == "by" and content.get("value") in dict(BY_OPTIONS).values():
+            self.by = str(content["value"])
+            self.forget()
+
+
+def _message(said: str, tone: str) -> Node:
+    return view.text("message", said, tone=tone, alert=tone == "error", cls="aiw-usage-message")
