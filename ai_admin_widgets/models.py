@@ -224,6 +224,18 @@ class FailureCode(str, enum.Enum):
         "missing_permissions",
         "The key or identity is valid but lacks the permission (scope or role) to call the model.",
     )
+    NETWORK_NOT_ALLOWED = (
+        "network_not_allowed",
+        "The service refuses calls from this network (an IP allow-list, virtual network or firewall rules).",
+    )
+    REGION_NOT_SUPPORTED = (
+        "region_not_supported",
+        "The service is not offered in the country or region the calls come from.",
+    )
+    KEY_AUTH_DISABLED = (
+        "key_auth_disabled",
+        "The resource has key authentication turned off: it accepts Microsoft Entra ID sign-in only.",
+    )
     WRONG_ORGANIZATION = "wrong_organization", "The organization or project sent with the key does not match it."
     # The vendor could not find, or will not serve, what the settings name.
     MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
@@ -253,6 +265,11 @@ class FailureCode(str, enum.Enum):
     ADDRESS_REFUSED = (
         "address_refused",
         "The endpoint's host resolved to an address the AI gateway may not call (metadata, link-local, or private).",
+    )
+    # The request got past authentication, but its content was refused.
+    CONTENT_REFUSED = (
+        "content_refused",
+        "The service's content filter refused the request's text (the credentials and the model work).",
     )
     # The answer itself.
     UNEXPECTED_RESPONSE = (
@@ -1249,7 +1266,7 @@ class _Entry(NamedTuple):
     """One row of the explanations table; each text is formatted with the target (t), the outcome (o)
     and the limits in force (s)."""
 
-    field: str  # the attribute of the target naming the field to correct, or "api_version_field" / "organization_field"
+    field: str  # the attribute of the target naming the field to correct, "api_version_field" / "organization_field", or "none" (no field can fix it)
     wrong: Callable[[CheckTarget, Outcome, Timeouts], str]
     admin: Callable[[CheckTarget, Outcome, Timeouts], str]
     analyst: Callable[[CheckTarget, Outcome, Timeouts], str] = lambda t, o, s: ASK_ADMIN
@@ -1288,6 +1305,46 @@ _MESSAGES: dict[FailureCode, _Entry] = {
             "If it is a restricted key, give it the Models (read) and Model capabilities (write) permissions on platform.openai.com, or use a key with All permissions.",
             "Give the identity the 'Cognitive Services OpenAI User' role on the resource, or check that key authentication and network access are allowed on the resource.",
         ),
+    ),
+    FailureCode.NETWORK_NOT_ALLOWED: _Entry(
+        "none",
+        lambda t, o, s: (
+            f"{t.host} refuses calls from the network this server is on; the credentials were not the problem."
+        ),
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Add the public IP address this server's calls leave from (the AI gateway's, on a hub) to the IP allow-list of "
+            "the organization or project on platform.openai.com (Settings), then Save again. A new key would not help.",
+            "In the Azure portal, open the resource's Networking page and allow this server's network (its public IP "
+            "address, or the virtual network or private endpoint it uses), then Save again; a change there can take a few "
+            "minutes to apply. A new key would not help.",
+        ),
+        lambda t, o, s: "The service refuses calls from this network; ask an admin (a new key would not help).",
+    ),
+    FailureCode.REGION_NOT_SUPPORTED: _Entry(
+        "none",
+        lambda t, o, s: f"{t.host} is not offered in the country or region this server's calls come from.",
+        lambda t, o, s: (
+            "Run the calls from a supported region (on a hub, the AI gateway's machine is where they come from), or use "
+            "Azure OpenAI in a region your organization may use. A new key would not help."
+        ),
+        lambda t, o, s: "The service is not offered where this server is; ask an admin.",
+    ),
+    FailureCode.KEY_AUTH_DISABLED: _Entry(
+        "none",
+        lambda t, o, s: (
+            "Key authentication is turned off on this Azure OpenAI resource: it accepts Microsoft Entra ID only."
+        ),
+        lambda t, o, s: (
+            "Ask the resource's owner to allow key authentication (the resource's disableLocalAuth setting), or sign in "
+            "with Microsoft Entra ID instead of a key. A new key would not help."
+        ),
+    ),
+    FailureCode.CONTENT_REFUSED: _Entry(
+        "none",
+        lambda t, o, s: "The service's content filter refused the text of the request.",
+        lambda t, o, s: "The credentials work; change the text, or ask the resource's owner about its content filter.",
+        lambda t, o, s: "The service's content filter refused the text: rephrase it and try again.",
     ),
     FailureCode.WRONG_ORGANIZATION: _Entry(
         "organization_field",
@@ -1490,6 +1547,8 @@ def explain(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: 
         field: str | None = "api_version"
     elif entry.field == "organization_field":
         field = "project" if "project" in outcome.vendor_message.lower() else "organization"
+    elif entry.field == "none":  # a cause no field of the form can fix
+        field = None
     else:
         field = getattr(target, entry.field)
     return Explanation(

@@ -28,7 +28,14 @@ invalid_api_key               a key without the practice prefix, or one ``revoke
                               Management gateway shape ``{"statusCode": 401, "message": …}``
 missing_permissions           ``openai_scenario_key("missing_permissions")`` (401 "Missing
                               scopes"); deployment ``scenario-permission-denied`` (401
-                              ``PermissionDenied``) or ``scenario-firewall`` (403)
+                              ``PermissionDenied``)
+network_not_allowed           ``openai_scenario_key("ip_not_allowed")`` (401 "IP not
+                              authorized"); deployment ``scenario-firewall`` (403 "Access denied
+                              due to Virtual Network/Firewall rules")
+region_not_supported          ``openai_scenario_key("region_not_supported")`` (403
+                              ``unsupported_country_region_territory``)
+key_auth_disabled             deployment ``scenario-key-auth-disabled`` (403
+                              ``AuthenticationTypeDisabled``)
 wrong_organization            any ``organization`` other than ``openai_organization``, or
                               ``project`` other than ``openai_project`` (401 ``mismatched_…``)
 model_not_available           an OpenAI model id the sandbox does not list (404 ``model_not_found``)
@@ -42,8 +49,9 @@ wrong_model_type              a chat deployment asked for embeddings or the reve
 model_not_supported           deployment ``chat-gpt-35-turbo`` or ``embeddings-ada-002``; OpenAI
                               model ``gpt-3.5-turbo``. ``chat-gpt-4`` answers plain ``gpt-4``
                               (saved, with a warning)
-quota_exceeded                ``openai_scenario_key("quota_exceeded")``; deployment
-                              ``scenario-quota`` (429 ``insufficient_quota``)
+quota_exceeded                ``openai_scenario_key("quota_exceeded")`` (a key without credit:
+                              reading a model passes, generating is 429 ``insufficient_quota``);
+                              deployment ``scenario-quota`` (429 ``insufficient_quota``)
 rate_limited                  ``scenario-rate-limited``: the first request of each operation gets
                               429 with ``retry-after-ms: 200``, then it answers (retried, ok);
                               ``scenario-rate-limited-long``, and ``openai_scenario_key(
@@ -60,8 +68,10 @@ tls_error                     ``Sandbox(tls=True)``: https with a certificate fr
                               certificate authority (``ca_bundle``), like an inspecting proxy
 unexpected_response           deployment or OpenAI model ``scenario-proxy-html`` (an HTML page)
                               or ``scenario-wrong-shape`` (JSON of another shape); deployment
-                              ``scenario-redirect`` (307) and ``scenario-content-filter`` (400 with
-                              an error code of no other class)
+                              ``scenario-redirect`` (307) and ``scenario-unknown-error`` (400 with an
+                              error code of no other class)
+content_refused               deployment ``scenario-content-filter`` (400 ``content_filter``): the
+                              credentials work (a check passes, with a warning); AI calls fail
 ============================  ====================================================================
 
 Endpoints that break the rules of size and time, for the overall deadline and the answer cap
@@ -70,7 +80,7 @@ second) and ``trickling_headers_endpoint`` (the headers too) end in ``timeout`` 
 ``huge_answer_endpoint`` (1 GiB, no length) and ``huge_length_endpoint`` (``Content-Length`` of
 1 GiB) end in ``unexpected_response``, unread.
 
-``reasoning-o3-mini`` rejects ``max_tokens`` as reasoning models do (400
+``reasoning-o3-mini`` (and the OpenAI model ``o3-mini``) rejects ``max_tokens`` as reasoning models do (400
 ``unsupported_parameter``) and accepts ``max_completion_tokens``.
 
 Every answer carries ``x-request-id`` (and ``apim-request-id`` on Azure routes).
@@ -203,6 +213,16 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         {"error": {"code": "403", "message": "Access denied due to Virtual Network/Firewall rules."}},
         {},
     ),
+    "scenario-key-auth-disabled": (
+        403,
+        {
+            "error": {
+                "code": "AuthenticationTypeDisabled",
+                "message": "Key based authentication is disabled for this resource.",
+            }
+        },
+        {},
+    ),
     "scenario-quota": (
         429,
         {
@@ -239,10 +259,21 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         },
         {},
     ),
+    "scenario-unknown-error": (
+        400,
+        {"error": {"code": "InvalidPayload", "message": "The request payload was rejected by an upstream policy."}},
+        {},
+    ),
     "scenario-redirect": (307, {}, {"location": "https://elsewhere.example.invalid/openai"}),
 }
 #: Each key scenario's tag in its key: no word of the answer's message (which scrubbing would hide, as a piece of the key).
-_KEY_TAGS = {"missing_permissions": "s1", "quota_exceeded": "s2", "rate_limited": "s3"}
+_KEY_TAGS = {
+    "missing_permissions": "s1",
+    "quota_exceeded": "s2",
+    "rate_limited": "s3",
+    "ip_not_allowed": "s4",
+    "region_not_supported": "s5",
+}
 _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "missing_permissions": (
         401,
@@ -268,6 +299,30 @@ _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         },
         {},
     ),
+    "ip_not_allowed": (
+        401,
+        {
+            "error": {
+                "message": "IP not authorized: the request's IP address is not in the IP allowlist of this project.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {},
+    ),
+    "region_not_supported": (
+        403,
+        {
+            "error": {
+                "message": "Country, region, or territory not supported",
+                "type": "request_forbidden",
+                "param": None,
+                "code": "unsupported_country_region_territory",
+            }
+        },
+        {},
+    ),
     "rate_limited": (
         429,
         {
@@ -281,6 +336,19 @@ _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         {"retry-after": "60"},
     ),
 }
+#: What reasoning models answer a request with ``max_tokens`` (both vendors).
+_MAX_TOKENS_REFUSED = {
+    "error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    }
+}
+#: Key scenarios that only generation requests meet: reading a model costs nothing, so it passes.
+_GENERATION_ONLY_SCENARIOS = frozenset({"quota_exceeded"})
+#: OpenAI models that refuse ``max_tokens`` (reasoning models) and take ``max_completion_tokens``.
+_OPENAI_REASONING_MODELS = frozenset({"o3-mini"})
 _OPENAI_MODEL_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-server-error": (
         500,
@@ -450,6 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("authorization") or ""
         key = authorization.removeprefix("Bearer ")
         scenario = sandbox._openai_key_scenario(key)
+        if scenario in _GENERATION_ONLY_SCENARIOS and method == "GET":
+            scenario = None  # as OpenAI does, a key without credit may still list and read models
         if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX) or sandbox._is_revoked(key):
             if scenario is None:
                 self._send(
@@ -512,6 +582,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and operation == "chat/completions":
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
+                return
+            if model in _OPENAI_REASONING_MODELS and isinstance(body, dict) and "max_tokens" in body:
+                self._send(400, _MAX_TOKENS_REFUSED)
                 return
             if isinstance(body, dict) and body.get("stream") is True:
                 self._stream_chat(_chat_completion(model, body), body, {})
@@ -637,18 +710,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if deployment.reasoning and isinstance(body, dict) and "max_tokens" in body:
-            self._send(
-                400,
-                {
-                    "error": {
-                        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-                        "type": "invalid_request_error",
-                        "param": "max_tokens",
-                        "code": "unsupported_parameter",
-                    }
-                },
-                headers,
-            )
+            self._send(400, _MAX_TOKENS_REFUSED, headers)
             return
         if wanted == "chat" and isinstance(body, dict) and body.get("stream") is True:
             self._stream_chat(_chat_completion(deployment.model, body), body, headers)
@@ -1203,7 +1265,8 @@ class Sandbox:
         """A key the OpenAI routes answer with a failure scenario.
 
         Args:
-            scenario: ``"missing_permissions"``, ``"quota_exceeded"`` or ``"rate_limited"``.
+            scenario: ``"missing_permissions"``, ``"quota_exceeded"`` (generation only: reading a model
+                passes), ``"rate_limited"``, ``"ip_not_allowed"`` or ``"region_not_supported"``.
         Returns:
             The key, as a ``SecretStr``.
         Raises:

@@ -118,38 +118,62 @@ def _read_error(body: Any) -> _VendorError | None:
 _ANY = None
 
 
-#: (provider, HTTP status, vendor error code) -> our code. Looked up with the vendor's
-#: code, then the message hints below, then with ``_ANY`` for the code, then for the
-#: provider too. Vendor codes: OpenAI API reference "Error codes"; Azure OpenAI REST API
-#: reference, error responses.
-_STATUS_TABLE: dict[tuple[Provider | None, int, str | None], FailureCode] = {
-    (_ANY, 401, _ANY): FailureCode.INVALID_API_KEY,
-    (Provider.OPENAI, 401, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "no_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 401, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 403, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
-    (Provider.OPENAI, 404, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
-    (Provider.OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 404, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 400, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
-    (_ANY, 429, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
-    (_ANY, 429, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
-    (_ANY, 429, _ANY): FailureCode.RATE_LIMITED,
-    (_ANY, 500, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 502, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 503, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 504, _ANY): FailureCode.SERVER_ERROR,
+#: (provider, vendor error code) -> our code, whatever the HTTP status: the vendor's code
+#: decides before the status does (a 403 ``insufficient_quota`` is a used-up quota, not a
+#: permission). Codes that are only a status in words (Azure's ``"401"``) are no code.
+#: Sources: OpenAI API reference "Error codes"; Azure OpenAI REST API reference, error
+#: responses; Azure AI services "Disable local authentication".
+_CODE_TABLE: dict[tuple[Provider | None, str], FailureCode] = {
+    (_ANY, "invalid_api_key"): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "no_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "unsupported_country_region_territory"): FailureCode.REGION_NOT_SUPPORTED,
+    (Provider.AZURE_OPENAI, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, "AuthenticationTypeDisabled"): FailureCode.KEY_AUTH_DISABLED,
+    (_ANY, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
+    (Provider.OPENAI, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
+    (Provider.AZURE_OPENAI, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
+    (_ANY, "content_filter"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "content_policy_violation"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "ResponsibleAIPolicyViolation"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "rate_limit_exceeded"): FailureCode.RATE_LIMITED,
+}
+
+#: (provider, HTTP status) -> our code, when neither the vendor's code nor its words decide.
+_STATUS_TABLE: dict[tuple[Provider | None, int], FailureCode] = {
+    (_ANY, 401): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, 403): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403): FailureCode.MISSING_PERMISSIONS,
+    (Provider.OPENAI, 404): FailureCode.ENDPOINT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, 404): FailureCode.ENDPOINT_NOT_FOUND,
+    (_ANY, 429): FailureCode.RATE_LIMITED,
+    (_ANY, 500): FailureCode.SERVER_ERROR,
+    (_ANY, 502): FailureCode.SERVER_ERROR,
+    (_ANY, 503): FailureCode.SERVER_ERROR,
+    (_ANY, 504): FailureCode.SERVER_ERROR,
 }
 
 
 #: Where the vendor gives no specific code, words of its message decide, always
-#: together with the status (never the message alone).
+#: together with the status (never the message alone). A cause the service names that a
+#: new key would not fix (a network rule, a region) comes before the status's own meaning.
 _MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
+    (
+        401,
+        re.compile(r"\bIP not authori[sz]ed|IP allow ?list|from (this|your) IP", re.I),
+        FailureCode.NETWORK_NOT_ALLOWED,
+    ),
+    (
+        403,
+        re.compile(r"virtual network|firewall rules|public access is disabled|private endpoint", re.I),
+        FailureCode.NETWORK_NOT_ALLOWED,
+    ),
+    (403, re.compile(r"country, region,? or territory", re.I), FailureCode.REGION_NOT_SUPPORTED),
+    (403, re.compile(r"key based authentication is disabled", re.I), FailureCode.KEY_AUTH_DISABLED),
     (
         401,
         re.compile(r"missing scopes|insufficient permissions|does not have access", re.I),
@@ -200,18 +224,19 @@ _TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
 
 
 def _classify_status(provider: Provider, status: int, error: _VendorError | None) -> FailureCode:
-    code = error.code if error else None
-    if code is not None and (provider, status, code) in _STATUS_TABLE:
-        return _STATUS_TABLE[(provider, status, code)]
-    if code is not None and (_ANY, status, code) in _STATUS_TABLE:
-        return _STATUS_TABLE[(_ANY, status, code)]
+    """The vendor's error code first, then words of its message with the status, then the status alone."""
+    code = error.code if error and error.code and not error.code.isdigit() else None
+    if code is not None:
+        for key in ((provider, code), (_ANY, code)):
+            if key in _CODE_TABLE:
+                return _CODE_TABLE[key]
     if error is not None:
         for hint_status, words, hinted in _MESSAGE_HINTS:
             if hint_status == status and words.search(error.message):
                 return hinted
-    for key in ((provider, status, _ANY), (_ANY, status, _ANY)):
-        if key in _STATUS_TABLE:
-            return _STATUS_TABLE[key]
+    for status_key in ((provider, status), (_ANY, status)):
+        if status_key in _STATUS_TABLE:
+            return _STATUS_TABLE[status_key]
     if status >= 500:
         return FailureCode.SERVER_ERROR
     return FailureCode.UNEXPECTED_RESPONSE

@@ -6,12 +6,15 @@ size cap (:attr:`Timeouts.max_answer_bytes`; a longer answer is refused unread).
 with a stable :class:`FailureCode` and a message that names the field, says what
 is wrong and what to do, and carries the vendor's request id.
 
-Requests (sources: OpenAI API reference "Models: retrieve"; Azure OpenAI REST API
+Requests (sources: OpenAI API reference "Chat: create", "Embeddings: create", "Error codes"; Azure OpenAI REST API
 reference "Chat completions - Create" and "Embeddings - Create"):
 
-* OpenAI: ``GET {base_url}/models/{model}`` with ``Authorization: Bearer <key>``
-  (and ``OpenAI-Organization`` / ``OpenAI-Project`` when set), once for the language
-  model and once for the embeddings model.
+* OpenAI: the smallest generation per model, so that a key without credit fails
+  (``GET /models/{id}`` would pass it): ``POST {base_url}/chat/completions`` with one
+  short message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning models),
+  and ``POST {base_url}/embeddings`` with input ``"ping"``; ``Authorization: Bearer <key>``
+  (and ``OpenAI-Organization`` / ``OpenAI-Project`` when set). About ten tokens in and one
+  out, and one token of embeddings: a Save costs a fraction of a cent.
 * Azure OpenAI: ``POST {endpoint}/openai/deployments/{deployment}/chat/completions``
   with one message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning
   models, which reject ``max_tokens``), and ``POST …/{deployment}/embeddings`` with
@@ -47,7 +50,6 @@ from .models import (
     ModelCheck,
     OpenAIIntegration,
     Outcome,
-    Provider,
     Role,
     Timeouts,
     VerificationReport,
@@ -175,13 +177,15 @@ class _Check:
             max_bytes=self.timeouts.max_answer_bytes,
         )
         if isinstance(result, Failure):
+            if result.code is FailureCode.CONTENT_REFUSED:  # past authentication, and the model exists
+                return self._content_refused(result)
             return self.finish(result.code, result.outcome, result.request_id, detail=result.detail)
         return self._judge(result.body, result.request_id, result.response)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=200, html=is_html(response)), request_id)
-        model = body.get("model") or body.get("id")
+        model = body["model"]
         if not _MODEL_NAME.fullmatch(model) or holds_part_of(model, self.key):  # shown and stored: must be a model name
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=200), request_id)
         verdict = judge_model(self.target.role, model)
@@ -189,12 +193,22 @@ class _Check:
             return self.finish(FailureCode.MODEL_NOT_SUPPORTED, Outcome(status=200, model=model), request_id)
         return self.finish(FailureCode.OK, Outcome(status=200, model=model), request_id, warning=verdict.warning)
 
+    def _content_refused(self, result: Failure) -> ModelCheck:
+        """A content filter refused the check's one-word message: the credentials and the model work, so it passes."""
+        said = f" The service said: “{result.outcome.vendor_message}”" if result.outcome.vendor_message else ""
+        check = self.finish(FailureCode.OK, Outcome(status=result.outcome.status), result.request_id)
+        return check.model_copy(
+            update={
+                "message": f"{self.target.label}: authenticated (the credentials and the model work).",
+                "warning": "The service's content filter refused the check's one-word message, so the model's name "
+                f"could not be read; check the resource's content filter if AI calls are refused too.{said}",
+            }
+        )
+
     def expected_shape(self, body: Any) -> bool:
         """True when a 200 answer has the shape of the operation's answer (and names its model)."""
         if not isinstance(body, dict) or "error" in body:
             return False
-        if self.target.provider is Provider.OPENAI:
-            return isinstance(body.get("id"), str) and bool(body["id"]) and body.get("object", "model") == "model"
         if not isinstance(body.get("model"), str) or not body["model"]:
             return False
         if self.target.role == "language":
@@ -204,17 +218,46 @@ class _Check:
         )
 
 
+#: Model families that take ``max_completion_tokens`` and refuse ``max_tokens`` (OpenAI API reference,
+#: "Chat: create": reasoning models). Another model that refuses it is retried once (see transport).
+_COMPLETION_TOKENS_MODELS = re.compile(r"(o[1-9]|gpt-[5-9])(\b|[-.])", re.I)
+
+#: The one message of Save's generation check: a few tokens in, one token out.
+_CHECK_MESSAGES = [{"role": "user", "content": "ping"}]
+
+
+def chat_check_body(model: str | None = None) -> dict[str, Any]:
+    """The smallest chat request that still exercises billing: one short message, one token of answer.
+
+    ``max_completion_tokens`` for reasoning models (o1, o3, o4-mini, gpt-5, ...), ``max_tokens`` otherwise
+    (Azure deployments do not say their model in advance: ``model`` None sends ``max_tokens``, and a refusal
+    switches it once).
+    """
+    limit = "max_completion_tokens" if model and _COMPLETION_TOKENS_MODELS.match(model) else "max_tokens"
+    body: dict[str, Any] = {"messages": _CHECK_MESSAGES, limit: 1}
+    if model is not None:
+        body = {"model": model} | body
+    return body
+
+
 def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+    """One generation per model (``POST /chat/completions``, ``POST /embeddings``), so that a key with no credit
+    or quota left fails here with ``quota_exceeded``: ``GET /models/{id}`` answers such a key 200."""
     headers = openai_headers(integration)
     checks = []
-    models: tuple[tuple[Role, str], ...] = (
-        ("language", integration.language_model),
-        ("embeddings", integration.embeddings_model),
+    models: tuple[tuple[Role, str, str, dict[str, Any]], ...] = (
+        ("language", integration.language_model, "chat/completions", chat_check_body(integration.language_model)),
+        (
+            "embeddings",
+            integration.embeddings_model,
+            "embeddings",
+            {"model": integration.embeddings_model, "input": "ping"},
+        ),
     )
-    for role, model in models:
-        url = f"{integration.base_url}/models/{model}"
+    for role, _model, operation, payload in models:
+        url = f"{integration.base_url}/{operation}"
         target = openai_target(integration, role, url)
-        request = client.build_request("GET", url, headers=headers)
+        request = client.build_request("POST", url, headers=headers, json=payload)
         checks.append(_Check(client, target, request, timeouts, integration.api_key.get_secret_value()))
     return checks
 
@@ -223,9 +266,7 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
     checks = []
     for role in ("language", "embeddings"):
         operation, payload = (
-            ("chat/completions", {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
-            if role == "language"
-            else ("embeddings", {"input": "ping"})
+            ("chat/completions", chat_check_body()) if role == "language" else ("embeddings", {"input": "ping"})
         )
         target, url, params, headers = azure_request_parts(integration, role, operation)
         request = client.build_request("POST", url, params=params, json=payload, headers=headers)

@@ -322,8 +322,26 @@ def test_a_rejected_azure_key_fails_for_embeddings_too(settings, sandbox, marker
             aiw.FailureCode.UNEXPECTED_RESPONSE,
             "Ask an admin",
         ),
+        (
+            lambda s: azure(s, language="scenario-content-filter"),
+            aiw.FailureCode.CONTENT_REFUSED,
+            "content filter refused the text: rephrase it",
+        ),
+        (
+            lambda s: azure(s, language="scenario-firewall"),
+            aiw.FailureCode.NETWORK_NOT_ALLOWED,
+            "a new key would not help",
+        ),
     ],
-    ids=["rate_limited", "quota_exceeded", "server_error", "deployment_not_found", "html_page"],
+    ids=[
+        "rate_limited",
+        "quota_exceeded",
+        "server_error",
+        "deployment_not_found",
+        "html_page",
+        "content_refused",
+        "network_not_allowed",
+    ],
 )
 def test_remote_failures_are_classified_like_the_checks_and_say_what_to_do(
     settings, sandbox, integration, code, advice
