@@ -36,6 +36,7 @@ from pydantic import (
 from .health import DEFAULT_STALE_AFTER, Health, duration_text, time_ago
 from .normalize import (
     AZURE_HOST_SUFFIXES,
+    AZURE_V1_API,
     FieldProblem,
     Notice,
     azure_host_notices,
@@ -48,6 +49,7 @@ from .normalize import (
 
 __all__ = [
     "ADMIN_REQUIRED",
+    "AZURE_V1_API",
     "KEEP_SAVED_KEY",
     "AIAdminError",
     "AccessLists",
@@ -711,8 +713,8 @@ class AzureOpenAIIntegration(_Model):
     api_version: str = Field(
         default=DEFAULT_AZURE_API_VERSION,
         title="API version",
-        description="The Azure OpenAI api-version, such as 2024-10-21.",
-        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
+        description="The Azure OpenAI api-version, such as 2024-10-21, or v1 for Azure's v1 API (no dated version).",
+        pattern=r"^(\d{4}-\d{2}-\d{2}(-preview)?|v1)$",
     )
 
     @model_validator(mode="wrap")

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 __all__ = [
+    "AZURE_V1_API",
     "AzureTarget",
     "FieldProblem",
     "Notice",
@@ -180,7 +181,8 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     """Take an Azure endpoint URL, or a whole target URI, apart. Never raises.
 
     Handles: surrounding whitespace; a missing ``https://``; trailing slashes; an
-    ``/openai`` (or ``/openai/deployments``) suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``.
+    ``/openai`` (or ``/openai/deployments``) suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``;
+    a v1 API URL ``…/openai/v1/[<operation>]`` (the API version becomes ``v1``).
 
     Args:
         text: what the admin typed in Endpoint URL.
@@ -226,6 +228,20 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
                 field=field_name,
                 message=f"Endpoint URL held a whole target URI: it was cut to the endpoint {target.endpoint}, "
                 f"and its deployment '{target.deployment_id}' was used.",
+            )
+        )
+        return target
+    v1 = re.search(r"/openai/v1(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
+    if v1:  # Azure's v1 API: the endpoint is what comes before /openai, the API version is v1
+        operation = (v1.group(1) or "").strip("/").lower()
+        target.role = _OPERATION_ROLE.get(operation)
+        target.api_version = AZURE_V1_API
+        target.endpoint = f"{parts.scheme}://{parts.netloc}{path[: v1.start()]}".rstrip("/")
+        notices.append(
+            Notice(
+                field=field_name,
+                message=f"Endpoint URL held Azure's v1 API path {v1.group(0).rstrip('/')}: it was cut to the endpoint "
+                f"{target.endpoint}, and the v1 API is used (no dated API version).",
             )
         )
         return target
@@ -417,6 +433,9 @@ MODEL_VERSIONS = {
     "turbo-2024-04-09": "gpt-4",
 }
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+#: The API version that means Azure OpenAI's v1 API: ``{endpoint}/openai/v1/…``, no ``api-version`` parameter
+#: (Azure OpenAI "API version lifecycle": the v1 API needs no dated version).
+AZURE_V1_API = "v1"
 
 #: api-versions of the Azure OpenAI data-plane inference API (GA and preview).
 KNOWN_API_VERSIONS = frozenset(
@@ -471,6 +490,8 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
         notices.append(Notice(field=field_name, message="'api-version=' in front of the API version was removed."))
         text = stripped
     lowered = text.lower()
+    if lowered == AZURE_V1_API:
+        return lowered, notices
     if lowered in MODEL_VERSIONS and lowered not in KNOWN_API_VERSIONS:
         raise FieldProblem(
             field_name,
@@ -479,7 +500,8 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
     if not _API_VERSION.match(lowered) or not _is_date(lowered[:10]):
         raise FieldProblem(
             field_name,
-            f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews).",
+            f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews), "
+            "or be v1 for Azure's v1 API.",
         )
     return lowered, notices
 

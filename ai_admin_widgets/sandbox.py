@@ -12,6 +12,8 @@ OpenAI (base URL ``{url}/v1``; OpenAI API reference "Models", "Chat", "Embedding
 Azure OpenAI (endpoint ``{url}``; Azure OpenAI REST API reference, "Inference"):
     ``POST /openai/deployments/{deployment}/chat/completions?api-version=…``
     ``POST /openai/deployments/{deployment}/embeddings?api-version=…``
+    and the v1 API, the deployment named as the body's ``model``, no api-version:
+    ``POST /openai/v1/chat/completions``, ``POST /openai/v1/embeddings``
 
 Scenarios, one per failure class (``FailureCode``), chosen by key, deployment, model
 or address:
@@ -432,6 +434,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._openai(method, segments[1:], body)
         elif segments[:2] == ["openai", "deployments"] and len(segments) >= 4:
             self._azure(method, segments[2], "/".join(segments[3:]), parse_qs(parts.query), body)
+        elif segments[:2] == ["openai", "v1"] and len(segments) >= 3:  # Azure's v1 API: the deployment is the model
+            model = body.get("model") if isinstance(body, dict) else None
+            self._azure(method, model if isinstance(model, str) else "", "/".join(segments[2:]), {}, body, v1=True)
         else:
             self._send(404, _AZURE_NOT_FOUND, {"apim-request-id": str(uuid.uuid4())})
 
@@ -631,10 +636,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Azure OpenAI --------------------------------------------------------- #
 
-    def _azure(self, method: str, deployment_id: str, operation: str, query: dict[str, list[str]], body: Any) -> None:
+    def _azure(
+        self,
+        method: str,
+        deployment_id: str,
+        operation: str,
+        query: dict[str, list[str]],
+        body: Any,
+        *,
+        v1: bool = False,
+    ) -> None:
+        """An Azure OpenAI request; ``v1``: on the v1 API (``/openai/v1/…``, no api-version, the deployment as ``model``)."""
         sandbox = self.server.sandbox
         headers = {"apim-request-id": str(uuid.uuid4())}
-        api_version = (query.get("api-version") or [""])[0]
+        api_version = "v1" if v1 else (query.get("api-version") or [""])[0]
         if method != "POST" or operation not in ("chat/completions", "embeddings") or not api_version:
             self._send(404, _AZURE_NOT_FOUND, headers)
             return
@@ -646,7 +661,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
             self._send(401, _AZURE_401, headers)
             return
-        if api_version not in KNOWN_API_VERSIONS:
+        if not v1 and api_version not in KNOWN_API_VERSIONS:
             self._send(400, {"error": {"code": "BadRequest", "message": "API version not supported"}}, headers)
             return
         if self._common_scenario(deployment_id, headers):
@@ -697,7 +712,11 @@ class _Handler(BaseHTTPRequestHandler):
                 headers,
             )
             return
-        if deployment.minimum_api_version and _api_version_before(api_version, deployment.minimum_api_version):
+        if (
+            not v1
+            and deployment.minimum_api_version
+            and _api_version_before(api_version, deployment.minimum_api_version)
+        ):
             self._send(
                 400,
                 {

@@ -41,6 +41,7 @@ import httpx
 from pydantic import SecretStr
 
 from .models import (
+    AZURE_V1_API,
     AzureOpenAIIntegration,
     CheckTarget,
     FailureCode,
@@ -59,6 +60,7 @@ __all__ = [
     "AnswerTooLarge",
     "Failure",
     "Route",
+    "azure_body",
     "azure_request_parts",
     "holds_part_of",
     "is_html",
@@ -406,7 +408,9 @@ def azure_request_parts(
     integration: AzureOpenAIIntegration, role: Role, operation: str
 ) -> tuple[CheckTarget, str, dict[str, str], dict[str, str]]:
     """Where an Azure OpenAI request for ``role`` goes: ``POST {endpoint}/openai/deployments/{deployment}/{operation}``
-    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference").
+    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference");
+    with the API version ``v1``, ``POST {endpoint}/openai/v1/{operation}`` without ``api-version``, the deployment
+    named as the body's ``model`` (see :func:`azure_body`; Azure OpenAI "API version lifecycle", the v1 API).
 
     Args:
         integration: the Azure OpenAI integration.
@@ -416,7 +420,12 @@ def azure_request_parts(
         ``(target, url, query parameters, headers)``; the headers hold the key.
     """
     deployment = integration.deployment(role)
-    url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    v1 = integration.api_version == AZURE_V1_API
+    url = (
+        f"{deployment.endpoint_url}/openai/v1/{operation}"
+        if v1
+        else f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    )
     target = CheckTarget(
         role=role,
         provider=Provider.AZURE_OPENAI,
@@ -426,7 +435,15 @@ def azure_request_parts(
         model=None,
         api_version=integration.api_version,
     )
-    return target, url, {"api-version": integration.api_version}, {"api-key": deployment.api_key.get_secret_value()}
+    params = {} if v1 else {"api-version": integration.api_version}
+    return target, url, params, {"api-key": deployment.api_key.get_secret_value()}
+
+
+def azure_body(integration: AzureOpenAIIntegration, role: Role) -> dict[str, Any]:
+    """What every Azure OpenAI request body of ``role`` holds: ``{"model": <deployment>}`` on the v1 API, else nothing."""
+    if integration.api_version == AZURE_V1_API:
+        return {"model": integration.deployment(role).deployment_id}
+    return {}
 
 
 #: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
@@ -1092,7 +1109,7 @@ def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[
                 Provider.AZURE_OPENAI,
                 httpx.URL(url, params=params),
                 _Headers(headers, **{"content-type": "application/json"}),
-                {},
+                azure_body(integration, role),
                 integration.deployment(role).api_key,
                 target,
             )

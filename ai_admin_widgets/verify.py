@@ -58,6 +58,7 @@ from .models import (
 from .normalize import judge_model
 from .transport import (
     Failure,
+    azure_body,
     azure_request_parts,
     holds_part_of,
     is_html,
@@ -269,6 +270,7 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
             ("chat/completions", chat_check_body()) if role == "language" else ("embeddings", {"input": "ping"})
         )
         target, url, params, headers = azure_request_parts(integration, role, operation)
+        payload = azure_body(integration, role) | payload
         request = client.build_request("POST", url, params=params, json=payload, headers=headers)
         checks.append(_Check(client, target, request, timeouts, headers["api-key"]))
     return checks

@@ -948,3 +948,40 @@ def test_an_openai_reasoning_model_is_asked_with_max_completion_tokens_at_once(s
     assert report.ok, report.summary()
     (chat,) = requests_to(sandbox, "/v1/chat/completions")  # one request: no refusal to retry
     assert chat["body"]["max_completion_tokens"] == 1 and "max_tokens" not in chat["body"]
+
+
+# --------------------------------------------------------------------------- #
+# Azure OpenAI's v1 API: {endpoint}/openai/v1/, no api-version, the deployment as the model
+# --------------------------------------------------------------------------- #
+
+
+def test_the_azure_v1_api_is_checked_without_an_api_version(sandbox):
+    report = run(azure(sandbox, api_version="v1")).report
+    assert report.ok, report.summary()
+    chat, embeddings = (
+        requests_to(sandbox, "/openai/v1/chat/completions"),
+        requests_to(sandbox, "/openai/v1/embeddings"),
+    )
+    assert chat[0]["query"] == {} and embeddings[0]["query"] == {}
+    assert chat[0]["body"]["model"] == sandbox.azure_deployments["language"]
+    assert embeddings[0]["body"]["model"] == sandbox.azure_deployments["embeddings"]
+    assert report.check("language").model.startswith("gpt-4o")
+
+
+def test_a_pasted_v1_url_chooses_the_v1_api_and_says_so(sandbox):
+    integration = aiw.AzureOpenAIIntegration.shared(
+        endpoint_url=f"{sandbox.azure_endpoint}/openai/v1/",
+        api_key=sandbox.azure_api_key,
+        language_deployment_id=sandbox.azure_deployments["language"],
+        embeddings_deployment_id=sandbox.azure_deployments["embeddings"],
+    )
+    assert integration.api_version == "v1"
+    assert integration.language_model.endpoint_url == sandbox.azure_endpoint
+    said = " ".join(notice.message for notice in integration.notices)
+    assert "v1 API" in said
+    assert run(integration).report.ok
+
+
+def test_a_v1_deployment_that_does_not_exist_is_deployment_not_found(sandbox):
+    check = run(azure(sandbox, language="no-such-deployment", api_version="v1")).report.check("language")
+    assert check.code is FailureCode.DEPLOYMENT_NOT_FOUND and check.field == "language_model.deployment_id"

@@ -175,6 +175,8 @@ def asks_stream_usage(route: Route, payload: dict[str, Any]) -> bool:
     if isinstance(options, dict) and options.get("include_usage") is True:
         return False
     if route.provider is Provider.AZURE_OPENAI:
+        if "/openai/v1/" in route.url.path:  # Azure's v1 API takes it (it has no dated api-version)
+            return True
         version = route.url.params.get("api-version") or ""
         return version[:10] >= STREAM_USAGE_SINCE
     return True
