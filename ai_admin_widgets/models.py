@@ -604,7 +604,7 @@ class AzureDeployment(_Model):
         endpoint_url: the resource's endpoint, e.g. ``https://<resource>.openai.azure.com``
             (Azure portal: the resource's "Keys and Endpoint" page).
         deployment_id: the deployment's name (2 to 64 letters, digits, ``.``, ``_``, ``-``),
-            as listed under Deployments in Azure AI Foundry; not the model's name.
+            as listed under Deployments in Microsoft Foundry; not the model's name.
         api_key: KEY 1 or KEY 2 from "Keys and Endpoint" (``str`` or ``SecretStr``).
     Raises:
         pydantic.ValidationError: a field breaks its rule.
@@ -633,6 +633,8 @@ class AzureDeployment(_Model):
         endpoint = data.get("endpoint_url")
         if isinstance(endpoint, str):
             target = split_azure_endpoint(endpoint)
+            if target.problem:
+                raise FieldProblem("endpoint_url", target.problem)
             data["endpoint_url"] = target.endpoint
             notices += target.notices
             typed = data.get("deployment_id")
@@ -1366,7 +1368,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         "deployment_field",
         lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
         lambda t, o, s: (
-            "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
+            "Type the deployment's name as listed under Deployments in Microsoft Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
         ),
     ),
     FailureCode.ENDPOINT_NOT_FOUND: _Entry(
@@ -1406,7 +1408,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: _azure_or_openai(
             t,
             f"Use {t.wanted}.",
-            f"Deploy {t.wanted} in Azure AI Foundry and type that deployment's name.",
+            f"Deploy {t.wanted} in Microsoft Foundry and type that deployment's name.",
         ),
     ),
     FailureCode.QUOTA_EXCEEDED: _Entry(
@@ -1415,7 +1417,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: _azure_or_openai(
             t,
             "Add credit or raise the limits on the Billing page of platform.openai.com, then Save again.",
-            "Raise the deployment's quota in Azure AI Foundry (Quotas), or check the subscription's spending limit, then Save again.",
+            "Raise the deployment's quota in Microsoft Foundry (Quotas), or check the subscription's spending limit, then Save again.",
         ),
         lambda t, o, s: "Ask an admin to add credit or raise the quota; nothing will work until then.",
     ),
@@ -1432,7 +1434,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
             + _azure_or_openai(
                 t,
                 "raise your organization's rate limits (usage tier) on platform.openai.com.",
-                "raise the deployment's tokens-per-minute limit in Azure AI Foundry.",
+                "raise the deployment's tokens-per-minute limit in Microsoft Foundry.",
             )
         ),
         lambda t, o, s: (

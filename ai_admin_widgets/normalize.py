@@ -168,6 +168,8 @@ class AzureTarget:
         role: ``"language"`` or ``"embeddings"`` when the target URI names an operation, else None.
         api_version: the ``api-version`` of a pasted target URI, or None.
         notices: what was changed, for the admin.
+        problem: why the URL cannot be used as it is and which one to copy instead (a Microsoft Foundry
+            project or models endpoint, whose Azure OpenAI endpoint is not certain from it), or None.
     """
 
     endpoint: str
@@ -175,6 +177,34 @@ class AzureTarget:
     role: str | None = None
     api_version: str | None = None
     notices: list[Notice] = field(default_factory=list)
+    problem: str | None = None
+
+
+#: Microsoft Foundry's own endpoints on a Foundry resource's host (``<resource>.services.ai.azure.com``): the
+#: project endpoint (the Foundry SDK's, ``/api/projects/<project>``) and the Foundry Models inference endpoint
+#: (``/models``). Neither is the Azure OpenAI API (Microsoft Foundry "SDKs and endpoints").
+_FOUNDRY_PATHS = re.compile(r"^/(?:api/projects(?:/[^/]+)?|models)(?:/|$)", re.IGNORECASE)
+_FOUNDRY_HOST = re.compile(
+    r"^(?P<resource>[a-z0-9][a-z0-9-]*)\.services\.ai\.azure\.(?P<cloud>com|us|cn)$", re.IGNORECASE
+)
+
+
+def _foundry_problem(host: str, path: str) -> str | None:
+    """What to copy instead of a Microsoft Foundry project or models endpoint, or None for any other URL."""
+    found = _FOUNDRY_HOST.match(host)
+    if not found or not _FOUNDRY_PATHS.match(path):
+        return None
+    what = (
+        "a project endpoint (for the Foundry SDK)"
+        if path.lower().startswith("/api/projects")
+        else ("the Foundry Models inference endpoint (/models)")
+    )
+    openai_host = f"{found.group('resource').lower()}.openai.azure.{found.group('cloud').lower()}"
+    return (
+        f"This is Microsoft Foundry's {what}, not the Azure OpenAI endpoint. Copy the Azure OpenAI endpoint instead: "
+        f"in Microsoft Foundry, the resource's Overview page lists it under Endpoints (choose Azure OpenAI), and the Azure "
+        f"portal under Keys and Endpoint; for this resource it is likely https://{openai_host}."
+    )
 
 
 def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTarget:
@@ -213,6 +243,9 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return AzureTarget(endpoint=text, notices=notices)
     path = re.sub(r"/{2,}", "/", parts.path)
+    problem = _foundry_problem(parts.hostname or "", path)
+    if problem is not None:
+        return AzureTarget(endpoint=text, notices=notices, problem=problem)
     match = re.search(r"/openai/deployments/([^/?#]+)(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
     target = AzureTarget(endpoint="", notices=notices)
     if match:
@@ -567,7 +600,7 @@ def judge_model(role: str, model: str) -> ModelVerdict:
             ok=True,
             warning=(
                 "The deployment answers as 'gpt-4', which is both GPT-4 Turbo and the older GPT-4 0613. "
-                "In Azure AI Foundry, open the deployment and check that its model version is turbo-2024-04-09 "
+                "In Microsoft Foundry, open the deployment and check that its model version is turbo-2024-04-09 "
                 "(or 1106-Preview / 0125-Preview); if it is 0613 or 0314, deploy gpt-4o instead."
             ),
         )

@@ -353,7 +353,7 @@ CASES: dict[str, Case] = {
         lambda s, k: azure(s, language="scenario-quota"),
         LANGUAGE,
         "api_key",
-        ("used up its quota or credit", "Raise the deployment's quota in Azure AI Foundry (Quotas)"),
+        ("used up its quota or credit", "Raise the deployment's quota in Microsoft Foundry (Quotas)"),
         said="You exceeded your current quota",
     ),
     "rate_limited-azure": Case(
@@ -629,7 +629,7 @@ def test_plain_gpt_4_passes_with_a_warning_that_save_keeps_in_the_status(sandbox
     language = report.check("language")
     assert report.ok and language.model == "gpt-4"
     assert "check that its model version is turbo-2024-04-09" in language.warning
-    assert "In Azure AI Foundry, open the deployment" in language.warning
+    assert "In Microsoft Foundry, open the deployment" in language.warning
 
     status = settings.save(integration)
     assert status.configured
