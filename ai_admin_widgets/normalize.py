@@ -195,9 +195,9 @@ def _foundry_problem(host: str, path: str) -> str | None:
     if not found or not _FOUNDRY_PATHS.match(path):
         return None
     what = (
-        "a project endpoint (for the Foundry SDK)"
+        "project endpoint (for the Foundry SDK)"
         if path.lower().startswith("/api/projects")
-        else ("the Foundry Models inference endpoint (/models)")
+        else "models endpoint (the Foundry Models inference API, /models)"
     )
     openai_host = f"{found.group('resource').lower()}.openai.azure.{found.group('cloud').lower()}"
     return (

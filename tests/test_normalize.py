@@ -113,18 +113,21 @@ def test_target_uri_api_version_equal_to_the_explicit_one_is_accepted_without_a_
 
 
 # --------------------------------------------------------------------------- #
-# Microsoft Foundry's URLs, and Azure's v1 API
+# Microsoft Foundry's own URLs, and Azure's v1 API
 # --------------------------------------------------------------------------- #
 
 
 @pytest.mark.parametrize(
     ("pasted", "what"),
     [
-        ("https://contoso.services.ai.azure.com/api/projects/sales", "a project endpoint (for the Foundry SDK)"),
-        ("contoso.services.ai.azure.com/api/projects/sales/", "a project endpoint (for the Foundry SDK)"),
+        (
+            "https://contoso.services.ai.azure.com/api/projects/sales",
+            "Foundry's project endpoint (for the Foundry SDK)",
+        ),
+        ("contoso.services.ai.azure.com/api/projects/sales/", "Foundry's project endpoint (for the Foundry SDK)"),
         (
             "https://Contoso.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview",
-            "the Foundry Models inference endpoint (/models)",
+            "Foundry's models endpoint (the Foundry Models inference API, /models)",
         ),
     ],
 )
