@@ -766,9 +766,12 @@ class AzureOpenAIIntegration(_Model):
                     continue
                 if current == DEFAULT_AZURE_API_VERSION:
                     data["api_version"] = found
-                    notices.append(
-                        Notice(field="api_version", message=f"API version {found} was taken from the target URI.")
+                    taken = (
+                        "API version v1 (Azure's v1 API) was taken from the Endpoint URL."
+                        if found == AZURE_V1_API
+                        else f"API version {found} was taken from the target URI."
                     )
+                    notices.append(Notice(field="api_version", message=taken))
                 else:
                     raise FieldProblem(
                         "api_version",
