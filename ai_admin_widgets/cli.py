@@ -332,7 +332,8 @@ def _status(settings: Settings, as_json: bool) -> int:
                 if model.deployment_id
                 else model.endpoint_url
             )
-            print(f"  {model.role:<10} {model.model or '?':<26} {where}  key {model.key_hint}")
+            signs_in = model.authentication or f"key {model.key_hint}"
+            print(f"  {model.role:<10} {model.model or '?':<26} {where}  {signs_in}")
         if status.updated_by and status.updated_at:
             verb = "Saved" if status.configured else "Removed"
             print(f"{verb} by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC")
