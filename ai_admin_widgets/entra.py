@@ -204,10 +204,14 @@ class TokenSource:
             return SignInFailed(FailureCode.ENTRA_TENANT_NOT_FOUND, said)
         if isinstance(error, CredentialUnavailableError):
             return SignInFailed(FailureCode.ENTRA_IDENTITY_UNAVAILABLE, said)
+        chain = _chain(error)
+        if not found and (
+            any(isinstance(link, (ServiceRequestError, ServiceResponseError, OSError)) for link in chain)
+            or _UNREACHED.search(" ".join(str(link) for link in chain))
+        ):
+            return SignInFailed(FailureCode.ENTRA_UNREACHABLE, failure=_network_words(error))
         if isinstance(error, ClientAuthenticationError) or found:
             return SignInFailed(FailureCode.ENTRA_SIGN_IN_REFUSED, said)
-        if isinstance(error, (ServiceRequestError, ServiceResponseError, OSError)):
-            return SignInFailed(FailureCode.ENTRA_UNREACHABLE, failure=_network_words(error))
         return SignInFailed(FailureCode.ENTRA_SIGN_IN_REFUSED, said)
 
     def _close_credential(self) -> None:
@@ -234,13 +238,26 @@ def _aad_words(text: str) -> str:
     return re.split(r"\s*(Trace ID|Correlation ID|Timestamp)\b|\"|\\r|\\n", sentence, maxsplit=1)[0]
 
 
-def _network_words(error: BaseException) -> str:
-    """What kind of network failure ``error`` is, in words."""
-    chain = []
+#: Words of a sign-in that never reached the service (requests' and urllib3's, wrapped by azure-identity or MSAL).
+_UNREACHED = re.compile(
+    r"connection refused|max retries exceeded|failed to establish|timed out|name or service not known|"
+    r"certificate verify failed|ssl",
+    re.I,
+)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
     current: BaseException | None = error
     while current is not None and current not in chain:
         chain.append(current)
         current = current.__cause__ or current.__context__
+    return chain
+
+
+def _network_words(error: BaseException) -> str:
+    """What kind of network failure ``error`` is, in words."""
+    chain = _chain(error)
     text = " ".join(f"{type(link).__name__} {link}" for link in chain).lower()
     if "certificate" in text or "ssl" in text:
         return "its certificate is not trusted here"

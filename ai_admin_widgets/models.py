@@ -1672,8 +1672,8 @@ _MESSAGES: dict[FailureCode, _Entry] = {
     FailureCode.ENTRA_IDENTITY_UNAVAILABLE: _Entry(
         "method_field",
         lambda t, o, s: (
-            "This machine has no managed identity to sign in with (no managed identity endpoint answered, and no "
-            "workload identity is set up)."
+            "This machine has no managed identity to sign in with (none at all, or none with that Client ID), and "
+            "no workload identity is set up."
         ),
         lambda t, o, s: (
             "Sign in as a managed identity only where the calls run on Azure with one assigned (a virtual machine, "
