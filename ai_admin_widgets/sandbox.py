@@ -1187,6 +1187,7 @@ class Sandbox:
         tls_names: with ``tls=True``, the host names and addresses its certificate is for
             (default ``127.0.0.1`` and ``localhost``); the server names clients asked for
             (TLS SNI) are kept in ``server_names``.
+        entra_client_secret: the client secret of the service principals of :meth:`entra_id` (default: a fresh one).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -1222,6 +1223,7 @@ class Sandbox:
         tls: bool = False,
         stream_interval_ms: float = 0.0,
         tls_names: Sequence[str] = ("127.0.0.1", "localhost"),
+        entra_client_secret: str | SecretStr | None = None,
     ) -> None:
         self.latency_ms = latency_ms
         self.stream_interval_ms = stream_interval_ms
@@ -1248,7 +1250,9 @@ class Sandbox:
         # Microsoft Entra ID: one tenant (a GUID and its domain), applications by client ID (secret, expired).
         self.entra_tenant_id = str(uuid.uuid4())
         self.entra_tenant_domain = "sandbox.onmicrosoft.com"
-        self._entra_secret = f"Sbx8Q~{secrets.token_urlsafe(30)}"
+        if isinstance(entra_client_secret, SecretStr):
+            entra_client_secret = entra_client_secret.get_secret_value()
+        self._entra_secret = entra_client_secret or f"Sbx8Q~{secrets.token_urlsafe(30)}"
         self._entra_clients = {scenario: str(uuid.uuid4()) for scenario in (None, *ENTRA_SCENARIOS)}
         self._applications: dict[str, tuple[str, bool]] = {
             self._entra_clients[None]: (self._entra_secret, False),

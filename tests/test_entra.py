@@ -181,3 +181,59 @@ def test_the_form_fields_are_checked_in_the_admins_words():
         )
     assert "Microsoft Entra ID" in field_errors(error.value)["language_model.api_key"]
     assert EntraID(tenant_id="Contoso.onmicrosoft.com", client_id=str(uuid.uuid4()), client_secret="s" * 40)
+
+
+# --------------------------------------------------------------------------- #
+# Through the AI gateway: it signs in, here as its machine's managed identity
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def entra_practice(entra_sandbox, monkeypatch):
+    """A practice gateway (in this process) whose machine has the sandbox's managed identity."""
+    from ai_admin_widgets.gateway.practice import Practice
+
+    for name, value in entra_sandbox.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    with Practice(sandbox=entra_sandbox) as practice:
+        yield practice
+
+
+def test_a_keyless_integration_through_the_gateway_with_ai_chat_and_the_openai_package(entra_practice):
+    import openai
+
+    from ai_admin_widgets.client import GatewaySettings
+
+    practice = entra_practice
+    sandbox = practice.sandbox
+    admin = GatewaySettings(practice.gateway_url, token=practice.tokens["admin"])
+    status = admin.save(keyless(sandbox, EntraID.machine_identity()))
+    assert status.configured
+    assert admin.status().models[0].authentication == "Microsoft Entra ID, managed identity (system-assigned)"
+    assert admin.test().ok
+    analyst = GatewaySettings(practice.gateway_url, token=practice.tokens["analyst"])
+    assert ai.chat("through the gateway", settings=analyst).startswith("Sandbox reply to: through the gateway")
+    client = openai.OpenAI(base_url=practice.gateway_url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
+    answer = client.chat.completions.create(model="chat-gpt-4o", messages=[{"role": "user", "content": "sdk"}])
+    assert answer.choices[0].message.content.startswith("Sandbox reply to: sdk")
+    vectors = client.embeddings.create(model="embeddings-3-small", input=["one"])
+    assert len(vectors.data[0].embedding) == 1536
+    assert sandbox.entra_counts.get("managed_identity_requests", 0) >= 1
+    forwarded = [request for request in sandbox.requests if request["path"].startswith("/openai/")]
+    assert forwarded and all("api-key" not in request["headers"] for request in forwarded)
+
+
+def test_a_service_principal_through_the_gateway_keeps_its_secret_on_edit_and_says_a_missing_role(entra_practice):
+    from ai_admin_widgets.client import GatewaySettings
+
+    practice = entra_practice
+    sandbox = practice.sandbox
+    admin = GatewaySettings(practice.gateway_url, token=practice.tokens["admin"])
+    admin.save(keyless(sandbox, sandbox.entra_id()))
+    kept = sandbox.entra_id().model_copy(update={"client_secret": KEEP_SAVED_KEY})
+    assert admin.save(keyless(sandbox, kept, language="scenario-key-auth-disabled")).configured
+    with pytest.raises(aiw.VerificationFailed) as failed:
+        admin.save(keyless(sandbox, sandbox.entra_id("no_role")))
+    check = failed.value.report.checks[0]
+    assert check.code is FailureCode.ROLE_MISSING and "Cognitive Services OpenAI User" in check.message
+    assert_nothing_secret(sandbox, admin.status().model_dump_json(), str(failed.value.report))
