@@ -369,6 +369,14 @@ def _test(settings: Settings, as_json: bool) -> int:
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.model_dump_json(indent=2) if as_json else str(report))
+    if not as_json:
+        try:
+            models = settings.status().models
+        except Exception:  # noqa: BLE001 (the report above is what matters; how it signed in is a courtesy)
+            models = ()
+        for model in models:
+            if model.authentication:
+                print(f"  {model.role:<10} authenticates with {model.authentication}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -237,3 +237,24 @@ def test_a_service_principal_through_the_gateway_keeps_its_secret_on_edit_and_sa
     check = failed.value.report.checks[0]
     assert check.code is FailureCode.ROLE_MISSING and "Cognitive Services OpenAI User" in check.message
     assert_nothing_secret(sandbox, admin.status().model_dump_json(), str(failed.value.report))
+
+
+def test_ai_admin_status_and_test_say_how_each_model_signs_in(entra_sandbox):
+    import subprocess
+    import sys
+
+    settings = entra_sandbox.settings()
+    settings.save(keyless(entra_sandbox, entra_sandbox.entra_id()))
+    said = ""
+    for command in ("status", "test"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ai_admin_widgets", "--sandbox", str(entra_sandbox.folder), command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Microsoft Entra ID, service principal" in done.stdout
+        said += done.stdout + done.stderr
+    assert "authenticates with Microsoft Entra ID" in said
+    assert_nothing_secret(entra_sandbox, said)
