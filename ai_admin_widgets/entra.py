@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .models import KNOWN_AUTHORITY_HOSTS, EntraID, FailureCode, Timeouts, entra_words
+from .models import DEFAULT_AUTHORITY_HOST, KNOWN_AUTHORITY_HOSTS, EntraID, FailureCode, Timeouts, entra_words
 
 __all__ = ["SCOPE", "SignInFailed", "TokenSource", "refresh_margin"]
 
@@ -145,9 +145,14 @@ class TokenSource:
                 disable_instance_discovery=host not in KNOWN_AUTHORITY_HOSTS,
                 **options,
             )
-        if _workload_identity():
-            client_id = entra.client_id or os.environ["AZURE_CLIENT_ID"]
-            return WorkloadIdentityCredential(client_id=client_id, **options)
+        if _workload_identity():  # AKS: a federated token file, exchanged at AZURE_AUTHORITY_HOST
+            authority = os.environ.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY_HOST
+            return WorkloadIdentityCredential(
+                client_id=entra.client_id or os.environ["AZURE_CLIENT_ID"],
+                authority=authority,
+                disable_instance_discovery=authority.split("://", 1)[-1].rstrip("/") not in KNOWN_AUTHORITY_HOSTS,
+                **options,
+            )
         return ManagedIdentityCredential(client_id=entra.client_id, **options)
 
     def token(self) -> str:

@@ -730,7 +730,17 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         secret, expired = application
-        if one("client_secret") != secret:
+        if one("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            # workload identity: the federated token of the sandbox's AKS stand-in, for its own app only
+            if client_id != sandbox._workload_client_id or one("client_assertion") != sandbox._federated_token:
+                self._entra_error(
+                    401,
+                    "invalid_client",
+                    700213,
+                    f"No matching federated identity record found for presented assertion subject for app '{client_id}'.",
+                )
+                return
+        elif one("client_secret") != secret:
             self._entra_error(
                 401,
                 "invalid_client",
@@ -1260,6 +1270,9 @@ class Sandbox:
             self._entra_clients["expired_secret"]: (self._entra_secret, True),
             self._entra_clients["no_role"]: (self._entra_secret, False),
         }
+        self._workload_client_id = str(uuid.uuid4())
+        self._applications[self._workload_client_id] = (secrets.token_urlsafe(30), False)
+        self._federated_token = "sbx-federated-" + secrets.token_urlsafe(24)
         self.managed_identity_client_id = str(uuid.uuid4())  # the system-assigned identity's
         self._user_assigned_client_id = str(uuid.uuid4())
         self._identity_header = secrets.token_hex(16)
@@ -1532,6 +1545,19 @@ class Sandbox:
         managed identity endpoint (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``); set them in the process that calls
         (the kernel, or the AI gateway's). The user-assigned identity's client ID is :attr:`user_assigned_client_id`."""
         return {"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": self._identity_header}
+
+    def workload_identity_environment(self) -> dict[str, str]:
+        """The variables of AKS workload identity that make azure-identity's ``WorkloadIdentityCredential`` exchange
+        the sandbox's federated token (written to a file in :attr:`folder`) at the sandbox's token endpoint:
+        ``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``."""
+        token_file = self.folder / "federated-token"
+        token_file.write_text(self._federated_token, encoding="utf-8")
+        return {
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+            "AZURE_TENANT_ID": self.entra_tenant_id,
+            "AZURE_CLIENT_ID": self._workload_client_id,
+            "AZURE_AUTHORITY_HOST": self.url,
+        }
 
     @property
     def user_assigned_client_id(self) -> str:

@@ -258,3 +258,28 @@ def test_ai_admin_status_and_test_say_how_each_model_signs_in(entra_sandbox):
         said += done.stdout + done.stderr
     assert "authenticates with Microsoft Entra ID" in said
     assert_nothing_secret(entra_sandbox, said)
+
+
+def test_keyless_with_workload_identity_where_its_variables_are_set(entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.workload_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    report = verify(keyless(entra_sandbox, EntraID.machine_identity()))
+    assert report.ok, report
+    assert entra_sandbox.entra_counts.get("managed_identity_requests", 0) == 0  # the federated token was exchanged
+    assert entra_sandbox.entra_counts["tokens_issued"] == 1  # one sign-in for both models
+
+
+def test_a_changed_integration_signs_in_with_its_new_identity(entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    settings = entra_sandbox.settings()
+    settings.save(keyless(entra_sandbox, entra_sandbox.entra_id()))
+    client = ai.AIClient(settings)
+    try:
+        client.chat("as the app")
+        settings.save(keyless(entra_sandbox, EntraID.machine_identity(entra_sandbox.user_assigned_client_id)))
+        before = entra_sandbox.entra_counts.get("managed_identity_requests", 0)
+        client.chat("as the machine")
+        assert entra_sandbox.entra_counts["managed_identity_requests"] == before + 1
+    finally:
+        client.close()
