@@ -311,15 +311,24 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84}|sandbox-azure-[0-9a-fA-F]{16,})$")
 
 
+#: A Microsoft Entra ID client secret's Value: 3 characters, a digit, ``Q~``, then 31 to 34 (the shape secret
+#: scanners such as GitHub's look for, "Azure Active Directory application secret").
+_ENTRA_SECRET = re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")
+
+
 def looks_like_key(text: str) -> bool:
-    """True for text shaped like an OpenAI key (sk-…) or an Azure key (32 hex or 84 letters and digits)."""
-    return bool(_KEY_SHAPES.match(text))
+    """True for text shaped like an OpenAI key (sk-…), an Azure key (32 hex or 84 letters and digits) or a
+    Microsoft Entra ID client secret (``…8Q~…``)."""
+    return bool(_KEY_SHAPES.match(text) or _ENTRA_SECRET.fullmatch(text))
 
 
 def holds_key(text: str) -> bool:
     """True when any word of ``text`` looks like a key (:func:`looks_like_key`): a key in quotes,
-    after ``Bearer``, or in a URL's ``?api-key=`` counts too. Words are runs of letters, digits, ``_`` and ``-``."""
-    return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text))
+    after ``Bearer``, or in a URL's ``?api-key=`` counts too. Words are runs of letters, digits, ``_`` and ``-``
+    (a client secret's ``~`` and ``.`` included for its shape)."""
+    return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text)) or bool(
+        _ENTRA_SECRET.search(text)
+    )
 
 
 def _refuse_key_in_url(data: dict[str, Any], name: str, label: str, path: str | None = None) -> None:

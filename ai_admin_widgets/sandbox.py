@@ -1262,7 +1262,7 @@ class Sandbox:
         self.entra_tenant_domain = "sandbox.onmicrosoft.com"
         if isinstance(entra_client_secret, SecretStr):
             entra_client_secret = entra_client_secret.get_secret_value()
-        self._entra_secret = entra_client_secret or f"Sbx8Q~{secrets.token_urlsafe(30)}"
+        self._entra_secret = entra_client_secret or f"Sbx8Q~{secrets.token_urlsafe(32)[:34]}"  # an Entra secret's shape
         self._entra_clients = {scenario: str(uuid.uuid4()) for scenario in (None, *ENTRA_SCENARIOS)}
         self._applications: dict[str, tuple[str, bool]] = {
             self._entra_clients[None]: (self._entra_secret, False),

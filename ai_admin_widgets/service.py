@@ -554,7 +554,9 @@ class AISettings:
         integration = self.saved_integration()
         if integration is None:  # removed in between
             return AIRoutes(configured=False, allowed=False, recheck_after=recheck)
-        return AIRoutes(configured=True, allowed=True, routes=routes_for(integration), recheck_after=recheck)
+        return AIRoutes(
+            configured=True, allowed=True, routes=routes_for(integration, self.timeouts), recheck_after=recheck
+        )
 
     def set_allowed(
         self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None

@@ -131,6 +131,7 @@ class _Check:
     ) -> None:
         self.key = key
         self.tokens = tokens
+        self.signing_in = False
         self.client = client
         self.target = target
         self.request = request
@@ -178,15 +179,24 @@ class _Check:
         try:
             return await asyncio.wait_for(self._attempts(), timeout=self.timeouts.check)
         except asyncio.TimeoutError:
+            if self.tokens is not None and self.signing_in:  # the deadline passed at the sign-in, not at the model
+                seconds = f"{self.timeouts.check:g} second{'' if self.timeouts.check == 1 else 's'}"
+                failed = sign_in_failure(
+                    SignInFailed(FailureCode.ENTRA_UNREACHABLE, failure=f"it did not answer within {seconds}"),
+                    self.tokens,
+                )
+                return self.finish(failed.code, failed.outcome)
             return self.finish(FailureCode.TIMEOUT)
 
     async def _attempts(self) -> ModelCheck:
         if self.tokens is not None:  # the sign-in counts in the check's deadline
+            self.signing_in = True
             try:
                 token = await self.tokens.token_async()
             except SignInFailed as error:
                 failed = sign_in_failure(error, self.tokens)
                 return self.finish(failed.code, failed.outcome)
+            self.signing_in = False
             self.request.headers["authorization"] = f"Bearer {token}"
         result = await send_async(
             self.client,

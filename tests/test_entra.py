@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -283,3 +284,30 @@ def test_a_changed_integration_signs_in_with_its_new_identity(entra_sandbox, mon
         assert entra_sandbox.entra_counts["managed_identity_requests"] == before + 1
     finally:
         client.close()
+
+
+def test_a_client_secret_pasted_into_another_field_is_refused_without_repeating_it(entra_sandbox):
+    secret = entra_sandbox.entra_id().client_secret.get_secret_value()  # type: ignore[union-attr]
+    for fields in (
+        {"endpoint_url": f"{entra_sandbox.azure_endpoint}/{secret}", "deployment_id": "chat-gpt-4o"},
+        {"endpoint_url": f"{entra_sandbox.azure_endpoint}/openai/deployments/chat-gpt-4o", "deployment_id": secret},
+    ):
+        with pytest.raises(Exception) as error:
+            aiw.AzureDeployment(**fields, entra_id=entra_sandbox.entra_id())
+        assert secret not in str(error.value) and secret not in json.dumps(field_errors(error.value))
+    with pytest.raises(Exception) as error:
+        EntraID(tenant_id=secret, client_id=secret, client_secret=secret)
+    assert secret not in str(error.value)
+
+
+def test_a_sign_in_that_never_answers_ends_at_the_checks_deadline(entra_sandbox):
+    from ai_admin_widgets.models import Timeouts
+
+    silent = entra_sandbox.unresponsive_endpoint.replace("http://", "https://")
+    entra_id = entra_sandbox.entra_id().model_copy(update={"authority_host": silent})
+    started = time.monotonic()
+    report = verify(keyless(entra_sandbox, entra_id), timeouts=Timeouts(connect=1.0, check=1.5))
+    assert time.monotonic() - started < 10  # generous: the deadline is 1.5 s, the sign-in included
+    check = report.checks[0]
+    assert check.code is FailureCode.ENTRA_UNREACHABLE and check.field == "language_model.entra_id.authority_host"
+    assert "did not answer within 1.5 seconds" in check.message and silent.removeprefix("https://") in check.message

@@ -189,7 +189,7 @@ def test_no_flow_leaves_a_key_in_any_file_output_log_or_widget_state(tmp_path, m
     # The keys reach the kernel through its environment, so that not even the notebook's source holds them.
     monkeypatch.setenv("LEAK_MARKER", marker)
     monkeypatch.setenv("LEAK_AZURE_MARKER", azure_marker)
-    entra_marker = f"Lk8Q~{uuid.uuid4().hex}.LEAK"  # shaped like an Entra client secret
+    entra_marker = f"Lek8Q~{uuid.uuid4().hex[:31]}.LK"  # shaped like an Entra client secret
     monkeypatch.setenv("LEAK_ENTRA_MARKER", entra_marker)
     setup = (
         "import os\nMARKER = os.environ['LEAK_MARKER']\nAZURE_MARKER = os.environ['LEAK_AZURE_MARKER']\n"

@@ -358,7 +358,7 @@ class Upstream:
                 first = integration.language_model if role == "language" else integration.embeddings_model
             answered = record.models.get(role)
             names[role] = (first, answered) if answered and answered != first else (first,)
-        return Saved(fingerprint, record, routes_for(integration), names)
+        return Saved(fingerprint, record, routes_for(integration, self.gateway.config.timeouts), names)
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
