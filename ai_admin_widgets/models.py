@@ -756,6 +756,13 @@ class EntraID(_Model):
                 "Authority host is only the sign-in address, such as https://login.microsoftonline.com, "
                 "without a tenant or a path after it."
             )
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not (host in KNOWN_AUTHORITY_HOSTS or is_loopback(host)):
+            # the client secret is sent there: only Microsoft's sign-in services (and a sandbox on this machine)
+            raise ValueError(
+                "Authority host must be Microsoft Entra ID's sign-in address: https://login.microsoftonline.com, or "
+                "for a national cloud https://login.microsoftonline.us or https://login.chinacloudapi.cn."
+            )
         return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")

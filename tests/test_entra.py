@@ -310,4 +310,14 @@ def test_a_sign_in_that_never_answers_ends_at_the_checks_deadline(entra_sandbox)
     assert time.monotonic() - started < 10  # generous: the deadline is 1.5 s, the sign-in included
     check = report.checks[0]
     assert check.code is FailureCode.ENTRA_UNREACHABLE and check.field == "language_model.entra_id.authority_host"
-    assert "did not answer within 1.5 seconds" in check.message and silent.removeprefix("https://") in check.message
+    assert "did not answer" in check.message and silent.removeprefix("https://") in check.message
+
+
+def test_the_client_secret_goes_only_to_microsofts_sign_in_services():
+    secret = {"tenant_id": "contoso.onmicrosoft.com", "client_id": str(uuid.uuid4()), "client_secret": "s" * 40}
+    for elsewhere in ("https://login.example.com", "https://10.0.0.5", "http://login.microsoftonline.com"):
+        with pytest.raises(Exception) as error:
+            EntraID(**secret, authority_host=elsewhere)
+        assert "https://" in field_errors(error.value)["authority_host"]
+    for cloud in ("https://login.microsoftonline.us", "https://login.chinacloudapi.cn/"):
+        assert EntraID(**secret, authority_host=cloud).authority_host == cloud.rstrip("/")
