@@ -321,3 +321,14 @@ def test_the_client_secret_goes_only_to_microsofts_sign_in_services():
         assert "https://" in field_errors(error.value)["authority_host"]
     for cloud in ("https://login.microsoftonline.us", "https://login.chinacloudapi.cn/"):
         assert EntraID(**secret, authority_host=cloud).authority_host == cloud.rstrip("/")
+
+
+def test_any_other_refusal_of_the_sign_in_quotes_the_services_aadsts_words(entra_sandbox, monkeypatch, tmp_path):
+    environment = entra_sandbox.workload_identity_environment()
+    wrong = tmp_path / "another-federated-token"
+    wrong.write_text("a token of another cluster", encoding="utf-8")
+    for name, value in (environment | {"AZURE_FEDERATED_TOKEN_FILE": str(wrong)}).items():
+        monkeypatch.setenv(name, value)
+    check = verify(keyless(entra_sandbox, EntraID.machine_identity())).checks[0]
+    assert check.code is FailureCode.ENTRA_SIGN_IN_REFUSED and check.field == "language_model.entra_id"
+    assert "AADSTS700213" in check.message and "login.microsoftonline.com/error" in check.message
