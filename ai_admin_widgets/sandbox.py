@@ -134,6 +134,7 @@ from pydantic import SecretStr
 from .normalize import KNOWN_API_VERSIONS
 
 if TYPE_CHECKING:
+    from .models import EntraID
     from .service import AISettings
 
 __all__ = ["RecordedRequest", "Sandbox", "practice_settings"]
@@ -196,6 +197,18 @@ _AZURE_401 = {
     }
 }
 _AZURE_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+#: What Azure OpenAI answers a Bearer token it cannot accept (unknown, for another audience, or expired).
+_AZURE_BAD_TOKEN = {
+    "error": {
+        "code": "401",
+        "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+        "(https://cognitiveservices.azure.com), or have expired.",
+    }
+}
+#: The sandbox's Microsoft Entra ID stand-in: the scenarios of :meth:`Sandbox.entra_id`.
+ENTRA_SCENARIOS = ("unknown_tenant", "unknown_client", "wrong_secret", "expired_secret", "no_role")
+#: The resource (v1 managed identity endpoints) and scope (v2 token endpoint) of Azure OpenAI tokens.
+_COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
 _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-gateway-401": (
         401,
@@ -420,7 +433,9 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             body=body,
             headers={
-                name.lower(): ("<redacted>" if name.lower() in ("authorization", "api-key") else value)
+                name.lower(): (
+                    "<redacted>" if name.lower() in ("authorization", "api-key", "x-identity-header") else value
+                )
                 for name, value in self.headers.items()
             },
             client_port=self.client_address[1],
@@ -430,7 +445,13 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay / 1000)
         segments = [segment for segment in parts.path.split("/") if segment]
-        if segments[:1] == ["v1"]:
+        if segments[1:] == ["v2.0", ".well-known", "openid-configuration"] and method == "GET":
+            self._entra_configuration(segments[0])
+        elif segments[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
+            self._entra_token(segments[0], parse_qs(raw.decode("utf-8", "replace")))
+        elif segments == ["msi", "token"] and method == "GET":
+            self._managed_identity_token(parse_qs(parts.query))
+        elif segments[:1] == ["v1"]:
             self._openai(method, segments[1:], body)
         elif segments[:2] == ["openai", "deployments"] and len(segments) >= 4:
             self._azure(method, segments[2], "/".join(segments[3:]), parse_qs(parts.query), body)
@@ -636,6 +657,152 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Azure OpenAI --------------------------------------------------------- #
 
+    # -- Microsoft Entra ID ------------------------------------------------ #
+
+    def _entra_error(self, status: int, error: str, code: int, text: str) -> None:
+        """The token endpoint's error shape: OAuth 2.0's ``error`` / ``error_description`` (RFC 6749 section 5.2),
+        with Entra's ``error_codes`` and its trace and correlation ids."""
+        trace, correlation = uuid.uuid4(), uuid.uuid4()
+        description = (
+            f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: "
+            + time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+        )
+        payload = {
+            "error": error,
+            "error_description": description,
+            "error_codes": [code],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+            "trace_id": str(trace),
+            "correlation_id": str(correlation),
+        }
+        self._send(status, payload)
+
+    def _entra_configuration(self, tenant: str) -> None:
+        """``GET /{tenant}/v2.0/.well-known/openid-configuration``: what MSAL reads first (OpenID Connect Discovery)."""
+        sandbox = self.server.sandbox
+        if not sandbox._known_tenant(tenant):
+            self._entra_error(
+                400,
+                "invalid_tenant",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+            )
+            return
+        base = f"{sandbox.url}/{tenant}"
+        self._send(
+            200,
+            {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "tenant_region_scope": "EU",
+            },
+        )
+
+    def _entra_token(self, tenant: str, form: dict[str, list[str]]) -> None:
+        """``POST /{tenant}/oauth2/v2.0/token``, the client credentials grant (Microsoft identity platform, "OAuth 2.0
+        client credentials flow"): a token for ``https://cognitiveservices.azure.com/.default``, or Entra's errors."""
+        sandbox = self.server.sandbox
+
+        def one(name: str) -> str:
+            return (form.get(name) or [""])[0]
+
+        sandbox._count("entra_token_requests")
+        if not sandbox._known_tenant(tenant):
+            self._entra_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+            return
+        if one("grant_type") != "client_credentials":
+            self._entra_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+            return
+        client_id = one("client_id")
+        application = sandbox._applications.get(client_id)
+        if application is None:
+            self._entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen "
+                "if the application has not been installed by the administrator of the tenant or consented to by any "
+                "user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            )
+            return
+        secret, expired = application
+        if one("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            # workload identity: the federated token of the sandbox's AKS stand-in, for its own app only
+            if client_id != sandbox._workload_client_id or one("client_assertion") != sandbox._federated_token:
+                self._entra_error(
+                    401,
+                    "invalid_client",
+                    700213,
+                    f"No matching federated identity record found for presented assertion subject for app '{client_id}'.",
+                )
+                return
+        elif one("client_secret") != secret:
+            self._entra_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
+                f"value, not the client secret ID, for a secret added to app '{client_id}'.",
+            )
+            return
+        if expired:
+            self._entra_error(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create "
+                f"new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+                "added security: https://aka.ms/certCreds.",
+            )
+            return
+        if one("scope") != f"{_COGNITIVE_RESOURCE}/.default":
+            self._entra_error(
+                400, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid."
+            )
+            return
+        token, lifetime = sandbox._issue_token(client_id)
+        self._send(
+            200,
+            {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token},
+        )
+
+    def _managed_identity_token(self, query: dict[str, list[str]]) -> None:
+        """``GET /msi/token``: App Service's managed identity endpoint (``IDENTITY_ENDPOINT``, header
+        ``X-IDENTITY-HEADER``, api-version 2019-08-01), as azure-identity's ``ManagedIdentityCredential`` calls it."""
+        sandbox = self.server.sandbox
+        sandbox._count("managed_identity_requests")
+        if self.headers.get("x-identity-header") != sandbox._identity_header:
+            self._send(401, {"statusCode": 401, "message": "Unauthorized: X-IDENTITY-HEADER is missing or wrong."})
+            return
+        resource = (query.get("resource") or [""])[0].rstrip("/")
+        if resource != _COGNITIVE_RESOURCE:
+            self._send(400, {"statusCode": 400, "message": f"Unknown resource '{resource}'."})
+            return
+        client_id = (query.get("client_id") or [sandbox.managed_identity_client_id])[0]
+        if client_id not in (sandbox.managed_identity_client_id, sandbox._user_assigned_client_id):
+            self._send(400, {"statusCode": 400, "message": "No managed identity with that client ID is assigned."})
+            return
+        token, lifetime = sandbox._issue_token(client_id)
+        self._send(
+            200,
+            {
+                "access_token": token,
+                "expires_on": str(int(time.time()) + lifetime),
+                "resource": _COGNITIVE_RESOURCE,
+                "token_type": "Bearer",
+                "client_id": client_id,
+            },
+        )
+
     def _azure(
         self,
         method: str,
@@ -657,10 +824,28 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, extra = _AZURE_SCENARIOS[deployment_id]
             self._send(status, payload, headers | extra)
             return
-        azure_key = self.headers.get("api-key") or ""
-        if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
-            self._send(401, _AZURE_401, headers)
-            return
+        authorization = self.headers.get("authorization") or ""
+        if authorization.lower().startswith("bearer ") and not self.headers.get("api-key"):
+            principal = sandbox._token_principal(authorization[7:].strip())
+            if principal is None:
+                self._send(401, _AZURE_BAD_TOKEN, headers)
+                return
+            if principal in sandbox._principals_without_role:
+                action = "chat/completions" if operation == "chat/completions" else "embeddings"
+                message = (
+                    f"The principal `{principal}` lacks the required data action "
+                    f"`Microsoft.CognitiveServices/accounts/OpenAI/deployments/{action}/action` to perform "
+                    f"`POST /openai/deployments/{{deployment-id}}/{operation}` operation."
+                )
+                self._send(401, {"error": {"code": "PermissionDenied", "message": message}}, headers)
+                return
+            if deployment_id == "scenario-key-auth-disabled":  # it accepts Entra ID: a deployment of each kind
+                deployment_id = "scenario-entra-only"
+        else:
+            azure_key = self.headers.get("api-key") or ""
+            if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
+                self._send(401, _AZURE_401, headers)
+                return
         if not v1 and api_version not in KNOWN_API_VERSIONS:
             self._send(400, {"error": {"code": "BadRequest", "message": "API version not supported"}}, headers)
             return
@@ -671,7 +856,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, payload, headers | extra)
             return
         wanted = "chat" if operation == "chat/completions" else "embeddings"
-        if deployment_id == "scenario-rate-limited":
+        if deployment_id == "scenario-entra-only":
+            deployment = _Deployment("gpt-4o-2024-08-06" if wanted == "chat" else "text-embedding-3-small", wanted)
+        elif deployment_id == "scenario-rate-limited":
             if sandbox._first_time(deployment_id, operation):
                 self._send(
                     429,
@@ -1029,6 +1216,7 @@ class Sandbox:
         tls_names: with ``tls=True``, the host names and addresses its certificate is for
             (default ``127.0.0.1`` and ``localhost``); the server names clients asked for
             (TLS SNI) are kept in ``server_names``.
+        entra_client_secret: the client secret of the service principals of :meth:`entra_id` (default: a fresh one).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -1064,6 +1252,7 @@ class Sandbox:
         tls: bool = False,
         stream_interval_ms: float = 0.0,
         tls_names: Sequence[str] = ("127.0.0.1", "localhost"),
+        entra_client_secret: str | SecretStr | None = None,
     ) -> None:
         self.latency_ms = latency_ms
         self.stream_interval_ms = stream_interval_ms
@@ -1087,6 +1276,32 @@ class Sandbox:
         self.ca_bundle: Path | None = None
         self.requests: list[RecordedRequest] = []
         self._revoked: set[str] = set()
+        # Microsoft Entra ID: one tenant (a GUID and its domain), applications by client ID (secret, expired).
+        self.entra_tenant_id = str(uuid.uuid4())
+        self.entra_tenant_domain = "sandbox.onmicrosoft.com"
+        if isinstance(entra_client_secret, SecretStr):
+            entra_client_secret = entra_client_secret.get_secret_value()
+        self._entra_secret = entra_client_secret or f"Sbx8Q~{secrets.token_urlsafe(32)[:34]}"  # an Entra secret's shape
+        self._entra_clients = {scenario: str(uuid.uuid4()) for scenario in (None, *ENTRA_SCENARIOS)}
+        self._applications: dict[str, tuple[str, bool]] = {
+            self._entra_clients[None]: (self._entra_secret, False),
+            self._entra_clients["wrong_secret"]: (self._entra_secret + "x", False),
+            self._entra_clients["expired_secret"]: (self._entra_secret, True),
+            self._entra_clients["no_role"]: (self._entra_secret, False),
+        }
+        self._workload_client_id = str(uuid.uuid4())
+        self._applications[self._workload_client_id] = (secrets.token_urlsafe(30), False)
+        self._federated_token = "sbx-federated-" + secrets.token_urlsafe(24)
+        self.managed_identity_client_id = str(uuid.uuid4())  # the system-assigned identity's
+        self._user_assigned_client_id = str(uuid.uuid4())
+        self._identity_header = secrets.token_hex(16)
+        self._principals_without_role = {self._entra_clients["no_role"]}
+        #: Seconds each token the sandbox issues is valid for (Entra's are 60 to 90 minutes).
+        self.token_lifetime = 3600
+        self._tokens: dict[str, tuple[str, float]] = {}  # token -> (principal's client ID, expires at, time.time())
+        #: What the Entra stand-in counted: ``entra_token_requests``, ``managed_identity_requests``,
+        #: ``tokens_issued`` and ``expired_tokens_refused`` (a call with a token past its expiry).
+        self.entra_counts: dict[str, int] = {}
 
     # -- lifecycle --------------------------------------------------------- #
 
@@ -1316,6 +1531,83 @@ class Sandbox:
             if key == f"sk-sandbox-{_KEY_TAGS[scenario]}-{self._token}":
                 return scenario
         return None
+
+    # -- Microsoft Entra ID ------------------------------------------------ #
+
+    def entra_id(self, scenario: str | None = None) -> EntraID:
+        """A service principal of the sandbox's Entra stand-in (its authority host is :attr:`url`; needs ``tls=True``).
+
+        Args:
+            scenario: None for one that signs in and has its role, or one of :data:`ENTRA_SCENARIOS`:
+                ``unknown_tenant`` (AADSTS90002), ``unknown_client`` (AADSTS700016), ``wrong_secret``
+                (AADSTS7000215), ``expired_secret`` (AADSTS7000222), ``no_role`` (signs in; Azure OpenAI answers
+                401 ``PermissionDenied`` "lacks the required data action").
+        Raises:
+            ValueError: an unknown scenario. RuntimeError: the sandbox serves plain http (Entra needs https).
+        """
+        from .models import EntraID
+
+        if scenario is not None and scenario not in ENTRA_SCENARIOS:
+            raise ValueError(f"Unknown scenario {scenario!r}; choose one of {', '.join(ENTRA_SCENARIOS)}.")
+        if not self.tls:
+            raise RuntimeError("Microsoft Entra ID signs in over https only: start the sandbox with Sandbox(tls=True).")
+        tenant = "unknown.onmicrosoft.com" if scenario == "unknown_tenant" else self.entra_tenant_id
+        return EntraID(
+            tenant_id=tenant,
+            client_id=self._entra_clients[scenario],
+            client_secret=SecretStr(self._entra_secret),
+            authority_host=self.url,
+        )
+
+    def managed_identity_environment(self) -> dict[str, str]:
+        """The variables that make azure-identity's ``ManagedIdentityCredential`` ask the sandbox, as App Service's
+        managed identity endpoint (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``); set them in the process that calls
+        (the kernel, or the AI gateway's). The user-assigned identity's client ID is :attr:`user_assigned_client_id`."""
+        return {"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": self._identity_header}
+
+    def workload_identity_environment(self) -> dict[str, str]:
+        """The variables of AKS workload identity that make azure-identity's ``WorkloadIdentityCredential`` exchange
+        the sandbox's federated token (written to a file in :attr:`folder`) at the sandbox's token endpoint:
+        ``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``."""
+        token_file = self.folder / "federated-token"
+        token_file.write_text(self._federated_token, encoding="utf-8")
+        return {
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+            "AZURE_TENANT_ID": self.entra_tenant_id,
+            "AZURE_CLIENT_ID": self._workload_client_id,
+            "AZURE_AUTHORITY_HOST": self.url,
+        }
+
+    @property
+    def user_assigned_client_id(self) -> str:
+        """The Client ID of the user-assigned managed identity the sandbox's machine has."""
+        return self._user_assigned_client_id
+
+    def _known_tenant(self, tenant: str) -> bool:
+        return tenant.lower() in (self.entra_tenant_id, self.entra_tenant_domain)
+
+    def _issue_token(self, principal: str) -> tuple[str, int]:
+        token = "sbx-token-" + secrets.token_urlsafe(32)
+        lifetime = int(self.token_lifetime)
+        with self._lock:
+            self._tokens[token] = (principal, time.time() + lifetime)
+            self.entra_counts["tokens_issued"] = self.entra_counts.get("tokens_issued", 0) + 1
+        return token, lifetime
+
+    def _token_principal(self, token: str) -> str | None:
+        """The client ID a token was issued to, or None when it is unknown or has expired (counted)."""
+        with self._lock:
+            found = self._tokens.get(token)
+            if found is None:
+                return None
+            if time.time() >= found[1]:
+                self.entra_counts["expired_tokens_refused"] = self.entra_counts.get("expired_tokens_refused", 0) + 1
+                return None
+            return found[0]
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.entra_counts[name] = self.entra_counts.get(name, 0) + 1
 
     def _first_time(self, deployment: str, operation: str) -> bool:
         with self._lock:

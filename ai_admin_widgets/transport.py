@@ -27,6 +27,7 @@ import contextvars
 import json
 import os
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -40,8 +41,10 @@ import httpcore
 import httpx
 from pydantic import SecretStr
 
+from .entra import SignInFailed, TokenSource
 from .models import (
     AZURE_V1_API,
+    AzureDeployment,
     AzureOpenAIIntegration,
     CheckTarget,
     FailureCode,
@@ -71,9 +74,11 @@ __all__ = [
     "receive",
     "routes_for",
     "scrub",
+    "secret_of",
     "send",
     "send_async",
     "setup_problem",
+    "sign_in_failure",
     "size_text",
     "unexpected_answer",
 ]
@@ -176,6 +181,8 @@ _MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
     ),
     (403, re.compile(r"country, region,? or territory", re.I), FailureCode.REGION_NOT_SUPPORTED),
     (403, re.compile(r"key based authentication is disabled", re.I), FailureCode.KEY_AUTH_DISABLED),
+    (401, re.compile(r"lacks the required data action", re.I), FailureCode.ROLE_MISSING),
+    (403, re.compile(r"lacks the required data action", re.I), FailureCode.ROLE_MISSING),
     (
         401,
         re.compile(r"missing scopes|insufficient permissions|does not have access", re.I),
@@ -225,9 +232,26 @@ _TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
 )
 
 
+#: A vendor code whose message names a narrower cause: (provider, code, words) -> our code, before the code table.
+#: Azure OpenAI answers an identity without a role on the resource 401 ``PermissionDenied`` "The principal … lacks
+#: the required data action …" (Azure OpenAI "Role-based access control": Cognitive Services OpenAI User).
+_CODE_WORDS: tuple[tuple[Provider, str, re.Pattern[str], FailureCode], ...] = (
+    (
+        Provider.AZURE_OPENAI,
+        "PermissionDenied",
+        re.compile(r"lacks the required data action", re.I),
+        FailureCode.ROLE_MISSING,
+    ),
+)
+
+
 def _classify_status(provider: Provider, status: int, error: _VendorError | None) -> FailureCode:
     """The vendor's error code first, then words of its message with the status, then the status alone."""
     code = error.code if error and error.code and not error.code.isdigit() else None
+    if code is not None and error is not None:
+        for code_provider, vendor_code, words, narrower in _CODE_WORDS:
+            if code_provider is provider and code == vendor_code and words.search(error.message):
+                return narrower
     if code is not None:
         for key in ((provider, code), (_ANY, code)):
             if key in _CODE_TABLE:
@@ -411,6 +435,8 @@ def azure_request_parts(
     with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference");
     with the API version ``v1``, ``POST {endpoint}/openai/v1/{operation}`` without ``api-version``, the deployment
     named as the body's ``model`` (see :func:`azure_body`; Azure OpenAI "API version lifecycle", the v1 API).
+    A deployment that signs in with Microsoft Entra ID gets no ``api-key``: its requests carry
+    ``Authorization: Bearer <token>`` from a :class:`~ai_admin_widgets.entra.TokenSource`, added per request.
 
     Args:
         integration: the Azure OpenAI integration.
@@ -435,8 +461,30 @@ def azure_request_parts(
         model=None,
         api_version=integration.api_version,
     )
+    headers = {"api-key": deployment.api_key.get_secret_value()} if deployment.api_key is not None else {}
     params = {} if v1 else {"api-version": integration.api_version}
-    return target, url, params, {"api-key": deployment.api_key.get_secret_value()}
+    return target, url, params, headers
+
+
+def secret_of(deployment: AzureDeployment) -> SecretStr:
+    """What must never be repeated from a deployment's requests: its key, or its client secret; for a managed
+    identity, which holds none, a random stand-in (so that scrubbing always has a key to compare with)."""
+    if deployment.api_key is not None:
+        return deployment.api_key
+    if deployment.entra_id is not None and deployment.entra_id.client_secret is not None:
+        return deployment.entra_id.client_secret
+    return SecretStr(secrets.token_hex(24))
+
+
+def sign_in_failure(error: SignInFailed, tokens: TokenSource) -> Failure:
+    """A failed Microsoft Entra ID sign-in as the request's :class:`Failure` (who signed in, where, what it said)."""
+    outcome = Outcome(
+        vendor_message=error.said,
+        sign_in=tokens.described,
+        sign_in_host=tokens.sign_in_host,
+        sign_in_failure=error.failure,
+    )
+    return Failure(error.code, outcome)
 
 
 def azure_body(integration: AzureOpenAIIntegration, role: Role) -> dict[str, Any]:
@@ -1070,6 +1118,7 @@ class Route:
     body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
     key: SecretStr
     target: CheckTarget  # for describing failures
+    tokens: TokenSource | None = None  # Microsoft Entra ID: a Bearer token per request instead of api-key
 
     def __repr__(self) -> str:  # shown in tracebacks that list local variables
         return f"Route({self.provider.value}, {str(self.url)!r})"
@@ -1079,17 +1128,40 @@ class Route:
 
         Raises:
             TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
+            SignInFailed: the route signs in with Microsoft Entra ID and no token could be had.
         """
         content = _encoded(
             payload | self.body
         )  # a value JSON cannot hold fails here, before any frame holds the headers
-        return client.build_request("POST", self.url, headers=self.headers, content=content)
+        headers = self.headers if self.tokens is None else self.bearer(self.tokens.token())
+        return client.build_request("POST", self.url, headers=headers, content=content)
+
+    async def request_async(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
+        """:meth:`request`, signing in (when a token must be had) without blocking the event loop."""
+        content = _encoded(payload | self.body)
+        headers = self.headers if self.tokens is None else self.bearer(await self.tokens.token_async())
+        return client.build_request("POST", self.url, headers=headers, content=content)
+
+    def bearer(self, token: str) -> _Headers:
+        """This route's headers with ``Authorization: Bearer <token>`` (they hold the token: never show them)."""
+        return _Headers(self.headers, authorization=f"Bearer {token}")
+
+    def close(self) -> None:
+        """Close the route's Microsoft Entra ID credential, if it has one (its integration changed)."""
+        if self.tokens is not None:
+            self.tokens.close()
 
 
-def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[Role, Route]:
+def routes_for(
+    integration: OpenAIIntegration | AzureOpenAIIntegration, timeouts: Timeouts = Timeouts()
+) -> dict[Role, Route]:
     """Where each role's AI calls go: ``{base_url}/chat/completions`` and ``/embeddings`` with the saved model
-    ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI)."""
+    ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI).
+
+    Deployments that sign in with the same Microsoft Entra ID share one :class:`~ai_admin_widgets.entra.TokenSource`
+    (``timeouts`` bound its sign-in); close the routes (:meth:`Route.close`) when the integration changes."""
     routes: dict[Role, Route] = {}
+    sources: list[TokenSource] = []
     operations: tuple[tuple[Role, str], ...] = (("language", "chat/completions"), ("embeddings", "embeddings"))
     for role, operation in operations:
         if isinstance(integration, OpenAIIntegration):
@@ -1105,13 +1177,21 @@ def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[
             )
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
+            deployment = integration.deployment(role)
+            tokens = None
+            if deployment.entra_id is not None:
+                tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
+                if tokens is None:
+                    tokens = TokenSource(deployment.entra_id, timeouts)
+                    sources.append(tokens)
             routes[role] = Route(
                 Provider.AZURE_OPENAI,
                 httpx.URL(url, params=params),
                 _Headers(headers, **{"content-type": "application/json"}),
                 azure_body(integration, role),
-                integration.deployment(role).api_key,
+                secret_of(deployment),
                 target,
+                tokens,
             )
     return routes
 

@@ -18,7 +18,9 @@ reference "Chat completions - Create" and "Embeddings - Create"):
 * Azure OpenAI: ``POST {endpoint}/openai/deployments/{deployment}/chat/completions``
   with one message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning
   models, which reject ``max_tokens``), and ``POST …/{deployment}/embeddings`` with
-  input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter.
+  input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter. A deployment that signs in
+  with Microsoft Entra ID first gets a token (:mod:`~ai_admin_widgets.entra`, within the check's deadline)
+  and sends ``Authorization: Bearer <token>`` instead.
 
 Rate limits (429) are retried within :attr:`Timeouts.retry_budget`, honouring
 ``retry-after-ms`` and ``retry-after`` (Azure OpenAI "Quotas and limits"); a
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -42,6 +45,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from .entra import SignInFailed, TokenSource
 from .models import (
     ROLE_LABELS,
     AzureOpenAIIntegration,
@@ -65,8 +69,10 @@ from .transport import (
     make_client,
     openai_headers,
     openai_target,
+    secret_of,
     send_async,
     setup_problem,
+    sign_in_failure,
 )
 
 __all__ = [
@@ -116,9 +122,17 @@ class _Check:
     """One model's check: send, retry within the budget, classify, describe."""
 
     def __init__(
-        self, client: httpx.AsyncClient, target: CheckTarget, request: httpx.Request, timeouts: Timeouts, key: str
+        self,
+        client: httpx.AsyncClient,
+        target: CheckTarget,
+        request: httpx.Request,
+        timeouts: Timeouts,
+        key: str,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.key = key
+        self.tokens = tokens
+        self.signing_in = False
         self.client = client
         self.target = target
         self.request = request
@@ -166,9 +180,25 @@ class _Check:
         try:
             return await asyncio.wait_for(self._attempts(), timeout=self.timeouts.check)
         except asyncio.TimeoutError:
+            if self.tokens is not None and self.signing_in:  # the deadline passed at the sign-in, not at the model
+                seconds = f"{self.timeouts.check:g} second{'' if self.timeouts.check == 1 else 's'}"
+                failed = sign_in_failure(
+                    SignInFailed(FailureCode.ENTRA_UNREACHABLE, failure=f"it did not answer within {seconds}"),
+                    self.tokens,
+                )
+                return self.finish(failed.code, failed.outcome)
             return self.finish(FailureCode.TIMEOUT)
 
     async def _attempts(self) -> ModelCheck:
+        if self.tokens is not None:  # the sign-in counts in the check's deadline
+            self.signing_in = True
+            try:
+                token = await self.tokens.token_async()
+            except SignInFailed as error:
+                failed = sign_in_failure(error, self.tokens)
+                return self.finish(failed.code, failed.outcome)
+            self.signing_in = False
+            self.request.headers["authorization"] = f"Bearer {token}"
         result = await send_async(
             self.client,
             self.request,
@@ -180,7 +210,10 @@ class _Check:
         if isinstance(result, Failure):
             if result.code is FailureCode.CONTENT_REFUSED:  # past authentication, and the model exists
                 return self._content_refused(result)
-            return self.finish(result.code, result.outcome, result.request_id, detail=result.detail)
+            outcome = result.outcome
+            if self.tokens is not None and result.code is FailureCode.ROLE_MISSING:
+                outcome = dataclasses.replace(outcome, sign_in=self.tokens.described)
+            return self.finish(result.code, outcome, result.request_id, detail=result.detail)
         return self._judge(result.body, result.request_id, result.response)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
@@ -263,7 +296,11 @@ def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, ti
     return checks
 
 
-def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+def _azure_checks(
+    client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts, sources: list[TokenSource]
+) -> list[_Check]:
+    """One generation per deployment; a deployment that signs in with Microsoft Entra ID first gets a token
+    (deployments with the same sign-in share it, and ``sources`` collects them to be closed after the checks)."""
     checks = []
     for role in ("language", "embeddings"):
         operation, payload = (
@@ -272,7 +309,14 @@ def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration
         target, url, params, headers = azure_request_parts(integration, role, operation)
         payload = azure_body(integration, role) | payload
         request = client.build_request("POST", url, params=params, json=payload, headers=headers)
-        checks.append(_Check(client, target, request, timeouts, headers["api-key"]))
+        deployment = integration.deployment(role)
+        tokens = None
+        if deployment.entra_id is not None:
+            tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
+            if tokens is None:
+                tokens = TokenSource(deployment.entra_id, timeouts)
+                sources.append(tokens)
+        checks.append(_Check(client, target, request, timeouts, secret_of(deployment).get_secret_value(), tokens))
     return checks
 
 
@@ -318,14 +362,17 @@ async def verify_async(
             on_check(result)
         return result
 
+    sources: list[TokenSource] = []
     try:
         checks = (
             _openai_checks(client, integration, timeouts)
             if isinstance(integration, OpenAIIntegration)
-            else _azure_checks(client, integration, timeouts)
+            else _azure_checks(client, integration, timeouts, sources)
         )
         results = await asyncio.gather(*(run(check) for check in checks))
     finally:
+        for source in sources:
+            source.close()
         if owned:
             await client.aclose()
     return VerificationReport(provider=integration.provider, checks=tuple(results))
