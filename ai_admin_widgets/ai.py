@@ -399,8 +399,12 @@ class AIClient:
     # -- closing --------------------------------------------------------------- #
 
     def close(self) -> None:
-        """Close the blocking calls' connection pool and stop following the settings' changes."""
+        """Close the blocking calls' connection pool, the Microsoft Entra ID credentials, and stop following the settings' changes."""
         self._stop_listening()
+        saved = self._saved
+        if saved is not None:
+            for route in saved.routes.routes.values():
+                route.close()
         client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -427,9 +431,14 @@ class AIClient:
     # -- internals ------------------------------------------------------------- #
 
     def _post(self, client: httpx.Client, route: Route, payload: dict[str, Any]) -> Answer | Failure:
-        from .transport import send
+        from .entra import SignInFailed
+        from .transport import send, sign_in_failure
 
-        request = route.request(client, payload)
+        try:
+            request = route.request(client, payload)
+        except SignInFailed as error:
+            assert route.tokens is not None
+            return sign_in_failure(error, route.tokens)
         return send(
             client,
             request,
@@ -441,9 +450,14 @@ class AIClient:
         )
 
     async def _post_async(self, client: httpx.AsyncClient, route: Route, payload: dict[str, Any]) -> Answer | Failure:
-        from .transport import send_async
+        from .entra import SignInFailed
+        from .transport import send_async, sign_in_failure
 
-        request = route.request(client, payload)
+        try:
+            request = await route.request_async(client, payload)
+        except SignInFailed as error:
+            assert route.tokens is not None
+            return sign_in_failure(error, route.tokens)
         return await send_async(
             client,
             request,
@@ -481,7 +495,10 @@ class AIClient:
         with self._lock:
             self._changed = False  # a change from now on is noticed at the next call
             saved = _Saved(fingerprint, self.settings.ai_routes(), time.monotonic())
-            self._saved = saved
+            previous, self._saved = self._saved, saved
+            if previous is not None:  # its Microsoft Entra ID credentials signed in for the integration before
+                for route in previous.routes.routes.values():
+                    route.close()
             return saved
 
     def _timeouts(self) -> Timeouts:

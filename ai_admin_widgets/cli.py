@@ -332,7 +332,8 @@ def _status(settings: Settings, as_json: bool) -> int:
                 if model.deployment_id
                 else model.endpoint_url
             )
-            print(f"  {model.role:<10} {model.model or '?':<26} {where}  key {model.key_hint}")
+            signs_in = model.authentication or f"key {model.key_hint}"
+            print(f"  {model.role:<10} {model.model or '?':<26} {where}  {signs_in}")
         if status.updated_by and status.updated_at:
             verb = "Saved" if status.configured else "Removed"
             print(f"{verb} by {status.updated_by} on {status.updated_at:%Y-%m-%d %H:%M} UTC")
@@ -368,6 +369,14 @@ def _test(settings: Settings, as_json: bool) -> int:
         print(f"ai-admin: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.model_dump_json(indent=2) if as_json else str(report))
+    if not as_json:
+        try:
+            models = settings.status().models
+        except Exception:
+            models = ()
+        for model in models:
+            if model.authentication:
+                print(f"  {model.role:<10} authenticates with {model.authentication}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -37,6 +37,7 @@ from pydantic import (
 from .health import DEFAULT_STALE_AFTER, Health, duration_text, time_ago
 from .normalize import (
     AZURE_HOST_SUFFIXES,
+    AZURE_V1_API,
     FieldProblem,
     Notice,
     azure_host_notices,
@@ -49,6 +50,7 @@ from .normalize import (
 
 __all__ = [
     "ADMIN_REQUIRED",
+    "AZURE_V1_API",
     "KEEP_SAVED_KEY",
     "AIAdminError",
     "AccessLists",
@@ -64,6 +66,8 @@ __all__ = [
     "BudgetsView",
     "CheckTarget",
     "ConcurrentChange",
+    "EntraID",
+    "EntraIDFields",
     "Explanation",
     "FailureCode",
     "FieldProblem",
@@ -226,7 +230,38 @@ class FailureCode(str, enum.Enum):
         "missing_permissions",
         "The key or identity is valid but lacks the permission (scope or role) to call the model.",
     )
+    NETWORK_NOT_ALLOWED = (
+        "network_not_allowed",
+        "The service refuses calls from this network (an IP allow-list, virtual network or firewall rules).",
+    )
+    REGION_NOT_SUPPORTED = (
+        "region_not_supported",
+        "The service is not offered in the country or region the calls come from.",
+    )
+    KEY_AUTH_DISABLED = (
+        "key_auth_disabled",
+        "The resource has key authentication turned off: it accepts Microsoft Entra ID sign-in only.",
+    )
     WRONG_ORGANIZATION = "wrong_organization", "The organization or project sent with the key does not match it."
+    # Microsoft Entra ID (keyless Azure OpenAI) refused or could not sign in.
+    ENTRA_TENANT_NOT_FOUND = "entra_tenant_not_found", "Microsoft Entra ID has no tenant with that Tenant ID."
+    ENTRA_CLIENT_NOT_FOUND = (
+        "entra_client_not_found",
+        "The tenant has no application (service principal) with that Client ID.",
+    )
+    ENTRA_SECRET_INVALID = "entra_secret_invalid", "Microsoft Entra ID rejected the client secret."
+    ENTRA_SECRET_EXPIRED = "entra_secret_expired", "The client secret has expired."
+    ENTRA_IDENTITY_UNAVAILABLE = (
+        "entra_identity_unavailable",
+        "This machine has no managed identity (or workload identity) to sign in with.",
+    )
+    ENTRA_UNREACHABLE = "entra_unreachable", "Microsoft Entra ID's sign-in service could not be reached."
+    ENTRA_SIGN_IN_REFUSED = "entra_sign_in_refused", "Microsoft Entra ID refused the sign-in for another reason."
+    ROLE_MISSING = (
+        "role_missing",
+        "The identity signed in, but has no role on the resource that lets it call the model "
+        "(Cognitive Services OpenAI User).",
+    )
     # The vendor could not find, or will not serve, what the settings name.
     MODEL_NOT_AVAILABLE = "model_not_available", "The OpenAI key or project cannot use that model."
     DEPLOYMENT_NOT_FOUND = "deployment_not_found", "No deployment with that Deployment ID exists on the resource."
@@ -256,6 +291,11 @@ class FailureCode(str, enum.Enum):
         "address_refused",
         "The endpoint's host resolved to an address the AI gateway may not call (metadata, link-local, or private).",
     )
+    # The request got past authentication, but its content was refused.
+    CONTENT_REFUSED = (
+        "content_refused",
+        "The service's content filter refused the request's text (the credentials and the model work).",
+    )
     # The answer itself.
     UNEXPECTED_RESPONSE = (
         "unexpected_response",
@@ -275,15 +315,24 @@ _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _KEY_SHAPES = re.compile(r"^(sk-[A-Za-z0-9_-]{16,}|[0-9a-fA-F]{32}|[A-Za-z0-9]{84}|sandbox-azure-[0-9a-fA-F]{16,})$")
 
 
+#: A Microsoft Entra ID client secret's Value: 3 characters, a digit, ``Q~``, then 31 to 34 (the shape secret
+#: scanners such as GitHub's look for, "Azure Active Directory application secret").
+_ENTRA_SECRET = re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")
+
+
 def looks_like_key(text: str) -> bool:
-    """True for text shaped like an OpenAI key (sk-…) or an Azure key (32 hex or 84 letters and digits)."""
-    return bool(_KEY_SHAPES.match(text))
+    """True for text shaped like an OpenAI key (sk-…), an Azure key (32 hex or 84 letters and digits) or a
+    Microsoft Entra ID client secret (``…8Q~…``)."""
+    return bool(_KEY_SHAPES.match(text) or _ENTRA_SECRET.fullmatch(text))
 
 
 def holds_key(text: str) -> bool:
     """True when any word of ``text`` looks like a key (:func:`looks_like_key`): a key in quotes,
-    after ``Bearer``, or in a URL's ``?api-key=`` counts too. Words are runs of letters, digits, ``_`` and ``-``."""
-    return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text))
+    after ``Bearer``, or in a URL's ``?api-key=`` counts too. Words are runs of letters, digits, ``_`` and ``-``
+    (a client secret's ``~`` and ``.`` included for its shape)."""
+    return any(looks_like_key(word) for word in re.findall(r"[A-Za-z0-9_\-]+", text)) or bool(
+        _ENTRA_SECRET.search(text)
+    )
 
 
 def _refuse_key_in_url(data: dict[str, Any], name: str, label: str, path: str | None = None) -> None:
@@ -436,7 +485,7 @@ class _Model(BaseModel):
 
 def _normalize_key_in(data: dict[str, Any], provider: str) -> list[Notice]:
     """Tidy ``data["api_key"]`` in place; the notices say what changed and whether it looks like the other provider's."""
-    if "api_key" not in data or isinstance(data["api_key"], SavedKey):
+    if data.get("api_key") is None or isinstance(data["api_key"], SavedKey):
         return []
     data["api_key"], notices = normalize_api_key(data["api_key"])
     if isinstance(data["api_key"], SecretStr):
@@ -598,17 +647,206 @@ class OpenAIIntegration(_Model):
         return self.model_dump(mode="json", exclude={"api_key"})
 
 
+#: Microsoft Entra ID's sign-in address in Azure's public cloud (national clouds have their own).
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+#: The sign-in addresses of Azure's clouds (Azure "National clouds": public, US Government, operated by 21Vianet).
+KNOWN_AUTHORITY_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TENANT_DOMAIN = re.compile(r"(?=.{4,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+#: How each way of signing in with Microsoft Entra ID is called in the form.
+ENTRA_METHOD_LABELS = {
+    "service_principal": "Service principal (app registration with a client secret)",
+    "managed_identity": "Managed identity of the machine the calls are made from",
+}
+#: How each authentication of an Azure deployment is called in the form and the status.
+AUTHENTICATION_LABELS = {"api_key": "API key", "entra_id": "Microsoft Entra ID (keyless)"}
+
+
+class EntraID(_Model):
+    """Keyless sign-in to Azure OpenAI with Microsoft Entra ID, for one deployment (``AzureDeployment(entra_id=...)``).
+
+    Two ways to sign in (source: azure-identity, "Credential types"; Azure OpenAI "Configure
+    keyless access with Microsoft Entra ID"):
+
+    * ``service_principal``: an app registration's Tenant ID, Client ID and a client secret
+      (``ClientSecretCredential``). The secret is kept like an API key: in keyring only, a hint
+      of its last 4 characters shown, never logged.
+    * ``managed_identity``: the identity of the machine the calls are made from (on a hub, the
+      AI gateway's): a system-assigned managed identity, or a user-assigned one given by its
+      Client ID (``ManagedIdentityCredential``); where ``AZURE_FEDERATED_TOKEN_FILE``,
+      ``AZURE_TENANT_ID`` and ``AZURE_CLIENT_ID`` are set (AKS workload identity), that
+      federated identity (``WorkloadIdentityCredential``).
+
+    Either way the identity needs the "Cognitive Services OpenAI User" role on the resource.
+    Build one with ``EntraID(tenant_id=..., client_id=..., client_secret=...)`` or
+    :meth:`machine_identity`.
+
+    Raises:
+        pydantic.ValidationError: a field breaks its rule; the message names it, never repeating the input.
+    """
+
+    method: Literal["service_principal", "managed_identity"] = Field(
+        default="service_principal",
+        title="Sign in as",
+        description="A service principal (an app registration with a client secret), or the managed identity "
+        "of the machine the calls are made from (on a hub, the AI gateway's machine).",
+    )
+    tenant_id: str | None = Field(
+        default=None,
+        title="Tenant ID",
+        description="The Directory (tenant) ID from the app registration's Overview page (Microsoft Entra ID > "
+        "App registrations): a GUID, or the tenant's domain such as contoso.onmicrosoft.com.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        title="Client ID",
+        description="The Application (client) ID from the app registration's Overview page (a GUID). For a "
+        "managed identity: the Client ID of a user-assigned identity, or empty for the system-assigned one.",
+    )
+    client_secret: SecretStr | None = Field(
+        default=None,
+        title="Client secret",
+        description="The Value (not the Secret ID) of a client secret from the app registration's "
+        "Certificates & secrets page.",
+    )
+    authority_host: str = Field(
+        default=DEFAULT_AUTHORITY_HOST,
+        title="Authority host",
+        description="Microsoft Entra ID's sign-in address; change it only for a national cloud "
+        "(https://login.microsoftonline.us for Azure Government, https://login.chinacloudapi.cn for Azure "
+        "operated by 21Vianet).",
+    )
+
+    @classmethod
+    def machine_identity(cls, client_id: str | None = None) -> EntraID:
+        """Sign in as the machine the calls are made from: its system-assigned managed identity, or the
+        user-assigned one whose Client ID is ``client_id`` (workload identity where its variables are set)."""
+        return cls(method="managed_identity", client_id=client_id)
+
+    @field_validator("tenant_id", mode="before")
+    @classmethod
+    def _tenant_id(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("Tenant ID must be text.")
+        text = value.strip()
+        if looks_like_key(text):
+            raise ValueError(
+                "Tenant ID looks like a key or secret: paste the client secret under Client secret, and here the "
+                "Directory (tenant) ID."
+            )
+        if not (_GUID.fullmatch(text) or _TENANT_DOMAIN.fullmatch(text)):
+            raise ValueError(
+                "Tenant ID must be the Directory (tenant) ID, a GUID such as 00000000-1111-2222-3333-444444444444, or "
+                "the tenant's domain such as contoso.onmicrosoft.com (the app registration's Overview page shows both)."
+            )
+        return text.lower()
+
+    @field_validator("client_id", mode="before")
+    @classmethod
+    def _client_id(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("Client ID must be text.")
+        text = value.strip()
+        if not _GUID.fullmatch(text):
+            what = "a client secret" if looks_like_key(text) or len(text) > 36 else "not a client ID"
+            raise ValueError(
+                f"Client ID must be the Application (client) ID, a GUID such as 00000000-1111-2222-3333-444444444444 "
+                f"(the app registration's Overview page); this is {what}, so it was not kept."
+            )
+        return text.lower()
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _client_secret(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _check_api_key(value, "Client secret")
+
+    @field_validator("authority_host", mode="before")
+    @classmethod
+    def _authority_host(cls, value: Any) -> str:
+        if value is None:
+            return DEFAULT_AUTHORITY_HOST
+        text = _check_endpoint(value, "Authority host")
+        parts = urlsplit(text)
+        if parts.path.strip("/") or parts.query:
+            raise ValueError(
+                "Authority host is only the sign-in address, such as https://login.microsoftonline.com, "
+                "without a tenant or a path after it."
+            )
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not (host in KNOWN_AUTHORITY_HOSTS or is_loopback(host)):
+            # the client secret is sent there: only Microsoft's sign-in services (and a sandbox on this machine)
+            raise ValueError(
+                "Authority host must be Microsoft Entra ID's sign-in address: https://login.microsoftonline.com, or "
+                "for a national cloud https://login.microsoftonline.us or https://login.chinacloudapi.cn."
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @model_validator(mode="after")
+    def _complete(self) -> EntraID:
+        if self.method == "service_principal":
+            for name, title, where in (
+                ("tenant_id", "Tenant ID", "copy the Directory (tenant) ID from the app registration's Overview page"),
+                (
+                    "client_id",
+                    "Client ID",
+                    "copy the Application (client) ID from the app registration's Overview page",
+                ),
+                (
+                    "client_secret",
+                    "Client secret",
+                    "paste the Value of a client secret from the app registration's Certificates & secrets page",
+                ),
+            ):
+                if getattr(self, name) is None:
+                    raise FieldProblem(name, f"{title} is empty: {where}.")
+        else:
+            if self.client_secret is not None:
+                raise FieldProblem(
+                    "client_secret",
+                    "A managed identity signs in without a client secret: leave Client secret empty, or choose a "
+                    "service principal.",
+                )
+            if self.tenant_id is not None:
+                raise FieldProblem(
+                    "tenant_id",
+                    "A managed identity belongs to the machine's own tenant: leave Tenant ID empty, or choose a "
+                    "service principal.",
+                )
+        return self
+
+    def described(self) -> str:
+        """The sign-in in words (:func:`entra_words`)."""
+        return entra_words(self.method, self.tenant_id, self.client_id)
+
+
+def entra_words(method: str, tenant_id: str | None, client_id: str | None) -> str:
+    """A Microsoft Entra ID sign-in in words, e.g. ``"Microsoft Entra ID, service principal <client ID> in tenant
+    contoso.onmicrosoft.com"`` or ``"Microsoft Entra ID, managed identity (system-assigned)"``; never a secret."""
+    if method == "managed_identity":
+        which = f"user-assigned, client ID {client_id}" if client_id else "system-assigned"
+        return f"Microsoft Entra ID, managed identity ({which})"
+    return f"Microsoft Entra ID, service principal {client_id} in tenant {tenant_id}"
+
+
 class AzureDeployment(_Model):
-    """One Azure OpenAI model deployment: where it is, its name, and the key for it.
+    """One Azure OpenAI model deployment: where it is, its name, and how the calls authenticate.
 
     Args:
         endpoint_url: the resource's endpoint, e.g. ``https://<resource>.openai.azure.com``
             (Azure portal: the resource's "Keys and Endpoint" page).
         deployment_id: the deployment's name (2 to 64 letters, digits, ``.``, ``_``, ``-``),
-            as listed under Deployments in Azure AI Foundry; not the model's name.
-        api_key: KEY 1 or KEY 2 from "Keys and Endpoint" (``str`` or ``SecretStr``).
+            as listed under Deployments in Microsoft Foundry; not the model's name.
+        api_key: KEY 1 or KEY 2 from "Keys and Endpoint" (``str`` or ``SecretStr``), sent as ``api-key``.
+        entra_id: instead of a key, sign in with Microsoft Entra ID (:class:`EntraID`); the calls then carry
+            ``Authorization: Bearer <token>``. Exactly one of ``api_key`` and ``entra_id`` is given.
     Raises:
-        pydantic.ValidationError: a field breaks its rule.
+        pydantic.ValidationError: a field breaks its rule, or neither or both ways to authenticate are given.
     """
 
     endpoint_url: str = Field(
@@ -619,9 +857,38 @@ class AzureDeployment(_Model):
         title="Deployment ID",
         description="The deployment's name as listed under Deployments, not the model's name.",
     )
-    api_key: SecretStr = Field(
-        title="API Key", description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page."
+    api_key: SecretStr | None = Field(
+        default=None,
+        title="API Key",
+        description="KEY 1 or KEY 2 from the resource's Keys and Endpoint page (Authentication: API key).",
     )
+    entra_id: EntraID | None = Field(
+        default=None,
+        title="Microsoft Entra ID",
+        description="Keyless sign-in (Authentication: Microsoft Entra ID), for resources whose key authentication "
+        "is turned off: a service principal, or the managed identity of the machine the calls are made from. "
+        "The identity needs the Cognitive Services OpenAI User role on the resource.",
+    )
+
+    @property
+    def authentication(self) -> Literal["api_key", "entra_id"]:
+        """``"entra_id"`` when the deployment signs in with Microsoft Entra ID, else ``"api_key"``."""
+        return "entra_id" if self.entra_id is not None else "api_key"
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> AzureDeployment:
+        if self.api_key is None and self.entra_id is None:
+            raise FieldProblem(
+                "api_key",
+                "API Key is empty: paste the key, or choose Microsoft Entra ID (keyless) under Authentication.",
+            )
+        if self.api_key is not None and self.entra_id is not None:
+            raise FieldProblem(
+                "api_key",
+                "Both an API Key and Microsoft Entra ID are given: choose one under Authentication (leave API Key "
+                "empty for Microsoft Entra ID).",
+            )
+        return self
 
     @model_validator(mode="wrap")
     @classmethod
@@ -634,6 +901,8 @@ class AzureDeployment(_Model):
         endpoint = data.get("endpoint_url")
         if isinstance(endpoint, str):
             target = split_azure_endpoint(endpoint)
+            if target.problem:
+                raise FieldProblem("endpoint_url", target.problem)
             data["endpoint_url"] = target.endpoint
             notices += target.notices
             typed = data.get("deployment_id")
@@ -660,6 +929,8 @@ class AzureDeployment(_Model):
                 host = None
             if host:
                 notices += azure_host_notices(host)
+        if data.get("entra_id") is not None and isinstance(data.get("api_key"), str) and not data["api_key"].strip():
+            del data["api_key"]  # the form's empty API Key beside Microsoft Entra ID
         notices += _normalize_key_in(data, "azure_openai")
         return _built(handler, data, notices)
 
@@ -690,8 +961,8 @@ class AzureDeployment(_Model):
 
     @field_validator("api_key", mode="before")
     @classmethod
-    def _api_key(cls, value: Any) -> SecretStr:
-        return _check_api_key(value, "API Key")
+    def _api_key(cls, value: Any) -> SecretStr | None:
+        return None if value is None else _check_api_key(value, "API Key")
 
 
 class AzureOpenAIIntegration(_Model):
@@ -714,8 +985,8 @@ class AzureOpenAIIntegration(_Model):
     api_version: str = Field(
         default=DEFAULT_AZURE_API_VERSION,
         title="API version",
-        description="The Azure OpenAI api-version, such as 2024-10-21.",
-        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
+        description="The Azure OpenAI api-version, such as 2024-10-21, or v1 for Azure's v1 API (no dated version).",
+        pattern=r"^(\d{4}-\d{2}-\d{2}(-preview)?|v1)$",
     )
 
     @model_validator(mode="wrap")
@@ -765,9 +1036,12 @@ class AzureOpenAIIntegration(_Model):
                     continue
                 if current == DEFAULT_AZURE_API_VERSION:
                     data["api_version"] = found
-                    notices.append(
-                        Notice(field="api_version", message=f"API version {found} was taken from the target URI.")
+                    taken = (
+                        "API version v1 (Azure's v1 API) was taken from the Endpoint URL."
+                        if found == AZURE_V1_API
+                        else f"API version {found} was taken from the target URI."
                     )
+                    notices.append(Notice(field="api_version", message=taken))
                 else:
                     raise FieldProblem(
                         "api_version",
@@ -793,12 +1067,16 @@ class AzureOpenAIIntegration(_Model):
         cls,
         *,
         endpoint_url: str,
-        api_key: str | SecretStr,
+        api_key: str | SecretStr | None = None,
         language_deployment_id: str,
         embeddings_deployment_id: str,
         api_version: str | None = None,
+        entra_id: EntraID | None = None,
     ) -> AzureOpenAIIntegration:
         """Both deployments on one resource: "Use the same endpoint URL and API key for both models".
+
+        Keyless: give ``entra_id=aiw.EntraID(tenant_id=..., client_id=..., client_secret=...)`` or
+        ``entra_id=aiw.EntraID.machine_identity()`` instead of ``api_key``; both models sign in with it.
 
         A whole target URI pasted as ``endpoint_url`` is taken apart: its deployment goes to
         the model its operation names (chat/completions: language; embeddings: embeddings)
@@ -806,12 +1084,13 @@ class AzureOpenAIIntegration(_Model):
 
         Args:
             endpoint_url: the resource's endpoint URL.
-            api_key: the resource's key (``str`` or ``SecretStr``).
+            api_key: the resource's key (``str`` or ``SecretStr``); None with ``entra_id``.
             language_deployment_id: the language model's deployment name.
             embeddings_deployment_id: the embeddings model's deployment name.
             api_version: the Azure OpenAI api-version; default ``2024-10-21``.
+            entra_id: sign in with Microsoft Entra ID instead of a key (:class:`EntraID`).
         Returns:
-            An :class:`AzureOpenAIIntegration` whose two deployments share endpoint and key.
+            An :class:`AzureOpenAIIntegration` whose two deployments share endpoint and key (or sign-in).
         Raises:
             pydantic.ValidationError: a field breaks its rule.
         """
@@ -823,16 +1102,19 @@ class AzureOpenAIIntegration(_Model):
             for role in ROLES:
                 if role != named or not target.deployment_id:
                     endpoints[role] = target.endpoint if target.deployment_id else endpoint_url
+        sign_in: dict[str, Any] = {"api_key": api_key} if api_key is not None or entra_id is None else {}
+        if entra_id is not None:
+            sign_in["entra_id"] = entra_id
         data: dict[str, Any] = {
             "language_model": {
                 "endpoint_url": endpoints["language"],
                 "deployment_id": language_deployment_id,
-                "api_key": api_key,
+                **sign_in,
             },
             "embeddings_model": {
                 "endpoint_url": endpoints["embeddings"],
                 "deployment_id": embeddings_deployment_id,
-                "api_key": api_key,
+                **sign_in,
             },
         }
         if api_version is not None:
@@ -841,10 +1123,11 @@ class AzureOpenAIIntegration(_Model):
 
     @property
     def uses_shared_endpoint(self) -> bool:
-        """True when both deployments use the same endpoint URL and the same key."""
+        """True when both deployments use the same endpoint URL and the same key (or the same Entra ID sign-in)."""
         return (
             self.language_model.endpoint_url == self.embeddings_model.endpoint_url
             and self.language_model.api_key == self.embeddings_model.api_key
+            and self.language_model.entra_id == self.embeddings_model.entra_id
         )
 
     def deployment(self, role: Role) -> AzureDeployment:
@@ -852,15 +1135,26 @@ class AzureOpenAIIntegration(_Model):
         return self.language_model if role == "language" else self.embeddings_model
 
     def secrets(self) -> dict[str, SecretStr]:
-        """The keys by slot name (``"language_model.api_key"``, ``"embeddings_model.api_key"``)."""
-        return {f"{role}_model.api_key": self.deployment(role).api_key for role in ROLES}
+        """The keys and client secrets by slot name (``"language_model.api_key"``,
+        ``"embeddings_model.entra_id.client_secret"``, ...); a managed identity has none."""
+        found: dict[str, SecretStr] = {}
+        for role in ROLES:
+            deployment = self.deployment(role)
+            if deployment.api_key is not None:
+                found[f"{role}_model.api_key"] = deployment.api_key
+            if deployment.entra_id is not None and deployment.entra_id.client_secret is not None:
+                found[f"{role}_model.entra_id.client_secret"] = deployment.entra_id.client_secret
+        return found
 
     def public_fields(self) -> dict[str, Any]:
-        """Every field but the keys, as JSON-ready values, for the settings record."""
-        return self.model_dump(
-            mode="json",
-            exclude={"language_model": {"api_key"}, "embeddings_model": {"api_key"}},
-        )
+        """Every field but the keys and client secrets, as JSON-ready values, for the settings record."""
+        hidden: dict[str, Any] = {"api_key": True, "entra_id": {"client_secret"}}
+        fields = self.model_dump(mode="json", exclude={"language_model": hidden, "embeddings_model": hidden})
+        for role in ROLES:
+            if fields[f"{role}_model"].get("entra_id") is None:
+                fields[f"{role}_model"].pop("entra_id", None)
+            fields[f"{role}_model"].pop("api_key", None)
+        return fields
 
 
 #: Either kind of integration; ``provider`` tells them apart.
@@ -1021,7 +1315,10 @@ class ModelSummary(_Model):
         endpoint_url: the Azure endpoint, or OpenAI's base URL.
         deployment_id: the Azure deployment name; None for OpenAI.
         model: the model that answered when the credentials were last authenticated.
-        key_hint: the key's last 4 characters, as ``"…abcd"``.
+        key_hint: the key's (or client secret's) last 4 characters, as ``"…abcd"``; empty for a managed identity.
+        authentication: how the calls authenticate, in words: ``"API key …abcd"``, or the Microsoft Entra ID
+            sign-in (``"Microsoft Entra ID, service principal <client ID> in tenant <tenant>, client secret …abcd"``,
+            ``"Microsoft Entra ID, managed identity (system-assigned)"``).
     """
 
     role: Role
@@ -1029,6 +1326,7 @@ class ModelSummary(_Model):
     deployment_id: str | None = None
     model: str | None = None
     key_hint: str
+    authentication: str = ""
 
 
 def resource_of(endpoint_url: str) -> str:
@@ -1165,6 +1463,8 @@ class IntegrationStatus(_Model):
         if not self.configured or self.provider is None:
             return "Not configured. AI functionality is disabled."
         names = ", ".join(model.model or model.deployment_id or "?" for model in self.models)
+        if self.models and self.models[0].authentication.startswith("Microsoft Entra ID"):
+            return f"{self.provider.label} · {names} · Microsoft Entra ID (keyless)"
         return f"{self.provider.label} · {names} · key {self.key_hint}"
 
 
@@ -1245,6 +1545,31 @@ class CheckTarget:
         return self.field_prefix + "api_key"
 
     @property
+    def entra_field(self) -> str:
+        """The Microsoft Entra ID sign-in of this deployment (``"language_model.entra_id"``)."""
+        return self.field_prefix + "entra_id"
+
+    @property
+    def tenant_field(self) -> str:
+        return self.entra_field + ".tenant_id"
+
+    @property
+    def client_field(self) -> str:
+        return self.entra_field + ".client_id"
+
+    @property
+    def secret_field(self) -> str:
+        return self.entra_field + ".client_secret"
+
+    @property
+    def authority_field(self) -> str:
+        return self.entra_field + ".authority_host"
+
+    @property
+    def method_field(self) -> str:
+        return self.entra_field + ".method"
+
+    @property
     def deployment_field(self) -> str:
         return self.field_prefix + "deployment_id" if self.provider is Provider.AZURE_OPENAI else self.key_field
 
@@ -1269,6 +1594,11 @@ class Outcome:
     redirect: str | None = None  # where a 3xx answer pointed
     redirect_never_called: bool = False  # ... at a metadata, link-local or unspecified address (never followed)
     proxy: bool = False  # the failure happened at the proxy from HTTP(S)_PROXY
+    sign_in: str | None = None  # for a Microsoft Entra ID failure: who signed in, in words (entra_words)
+    sign_in_host: str | None = (
+        None  # ... and the sign-in service's host (the authority host, or the machine's endpoint)
+    )
+    sign_in_failure: str | None = None  # ... for entra_unreachable: what failed, in words ("timed out", ...)
 
 
 def _azure_or_openai(target: CheckTarget, openai: str, azure: str) -> str:
@@ -1283,7 +1613,7 @@ class _Entry(NamedTuple):
     """One row of the explanations table; each text is formatted with the target (t), the outcome (o)
     and the limits in force (s)."""
 
-    field: str  # the attribute of the target naming the field to correct, or "api_version_field" / "organization_field"
+    field: str  # the attribute of the target naming the field to correct, "api_version_field" / "organization_field", or "none" (no field can fix it)
     wrong: Callable[[CheckTarget, Outcome, Timeouts], str]
     admin: Callable[[CheckTarget, Outcome, Timeouts], str]
     analyst: Callable[[CheckTarget, Outcome, Timeouts], str] = lambda t, o, s: ASK_ADMIN
@@ -1323,6 +1653,131 @@ _MESSAGES: dict[FailureCode, _Entry] = {
             "Give the identity the 'Cognitive Services OpenAI User' role on the resource, or check that key authentication and network access are allowed on the resource.",
         ),
     ),
+    FailureCode.NETWORK_NOT_ALLOWED: _Entry(
+        "none",
+        lambda t, o, s: (
+            f"{t.host} refuses calls from the network this server is on; the credentials were not the problem."
+        ),
+        lambda t, o, s: _azure_or_openai(
+            t,
+            "Add the public IP address this server's calls leave from (the AI gateway's, on a hub) to the IP allow-list of "
+            "the organization or project on platform.openai.com (Settings), then Save again. A new key would not help.",
+            "In the Azure portal, open the resource's Networking page and allow this server's network (its public IP "
+            "address, or the virtual network or private endpoint it uses), then Save again; a change there can take a few "
+            "minutes to apply. A new key would not help.",
+        ),
+        lambda t, o, s: "The service refuses calls from this network; ask an admin (a new key would not help).",
+    ),
+    FailureCode.REGION_NOT_SUPPORTED: _Entry(
+        "none",
+        lambda t, o, s: f"{t.host} is not offered in the country or region this server's calls come from.",
+        lambda t, o, s: (
+            "Run the calls from a supported region (on a hub, the AI gateway's machine is where they come from), or use "
+            "Azure OpenAI in a region your organization may use. A new key would not help."
+        ),
+        lambda t, o, s: "The service is not offered where this server is; ask an admin.",
+    ),
+    FailureCode.KEY_AUTH_DISABLED: _Entry(
+        "none",
+        lambda t, o, s: (
+            "Key authentication is turned off on this Azure OpenAI resource: it accepts Microsoft Entra ID only."
+        ),
+        lambda t, o, s: (
+            "Switch to Microsoft Entra ID: choose it under Authentication (a service principal, or the managed "
+            "identity of the machine the calls are made from) and give that identity the 'Cognitive Services OpenAI "
+            "User' role on the resource (Access control (IAM)). Or ask the resource's owner to allow key "
+            "authentication again (its disableLocalAuth setting). A new key would not help."
+        ),
+        lambda t, o, s: (
+            "The resource accepts Microsoft Entra ID only; ask an admin to switch to it (a new key would not help)."
+        ),
+    ),
+    FailureCode.ENTRA_TENANT_NOT_FOUND: _Entry(
+        "tenant_field",
+        lambda t, o, s: f"Microsoft Entra ID has no tenant with that Tenant ID ({o.sign_in}).",
+        lambda t, o, s: (
+            "Copy the Directory (tenant) ID from the app registration's Overview page (Microsoft Entra ID > App "
+            "registrations), or use the tenant's domain such as contoso.onmicrosoft.com; check the Authority host "
+            "for a national cloud."
+        ),
+    ),
+    FailureCode.ENTRA_CLIENT_NOT_FOUND: _Entry(
+        "client_field",
+        lambda t, o, s: f"The tenant has no application with that Client ID ({o.sign_in}).",
+        lambda t, o, s: (
+            "Copy the Application (client) ID from the app registration's Overview page, and check that the app is "
+            "registered in the tenant named by Tenant ID (not the Object ID, nor another tenant's app)."
+        ),
+    ),
+    FailureCode.ENTRA_SECRET_INVALID: _Entry(
+        "secret_field",
+        lambda t, o, s: "Microsoft Entra ID rejected the client secret.",
+        lambda t, o, s: (
+            "Paste the secret's Value, not its Secret ID, from the app registration's Certificates & secrets page; "
+            "the Value is shown only when the secret is created, so create a new secret if it was not copied then."
+        ),
+    ),
+    FailureCode.ENTRA_SECRET_EXPIRED: _Entry(
+        "secret_field",
+        lambda t, o, s: "The client secret has expired.",
+        lambda t, o, s: (
+            "Create a new client secret on the app registration's Certificates & secrets page, paste its Value as "
+            "the Client secret, and Save again."
+        ),
+        lambda t, o, s: "The sign-in's client secret has expired; ask an admin to renew it.",
+    ),
+    FailureCode.ENTRA_IDENTITY_UNAVAILABLE: _Entry(
+        "method_field",
+        lambda t, o, s: (
+            "This machine has no managed identity to sign in with (none at all, or none with that Client ID), and "
+            "no workload identity is set up."
+        ),
+        lambda t, o, s: (
+            "Sign in as a managed identity only where the calls run on Azure with one assigned (a virtual machine, "
+            "App Service, Container Apps, or AKS with workload identity; on a hub, the AI gateway's machine), or "
+            "choose a service principal. A user-assigned identity needs its Client ID."
+        ),
+    ),
+    FailureCode.ENTRA_UNREACHABLE: _Entry(
+        "authority_field",
+        lambda t, o, s: (
+            f"Microsoft Entra ID's sign-in service at {o.sign_in_host} could not be reached"
+            + (f" ({o.sign_in_failure})." if o.sign_in_failure else ".")
+        ),
+        lambda t, o, s: (
+            f"Check that this server may reach {o.sign_in_host} (a firewall, or the proxy in HTTPS_PROXY), and, if a "
+            "proxy inspects HTTPS, that SSL_CERT_FILE holds its certificate authority; check the Authority host."
+        ),
+    ),
+    FailureCode.ENTRA_SIGN_IN_REFUSED: _Entry(
+        "entra_field",
+        lambda t, o, s: f"Microsoft Entra ID refused the sign-in ({o.sign_in}).",
+        lambda t, o, s: (
+            "Read the service's message below; its AADSTS code is explained at https://login.microsoftonline.com/error."
+        ),
+    ),
+    FailureCode.ROLE_MISSING: _Entry(
+        "none",
+        lambda t, o, s: (
+            "The identity signed in, but has no role on the Azure OpenAI resource that lets it call the model"
+            + (f" ({o.sign_in})." if o.sign_in else ".")
+        ),
+        lambda t, o, s: (
+            "In the Azure portal, open the resource's Access control (IAM) page and add the role assignment "
+            "'Cognitive Services OpenAI User' for this identity; a new role assignment can take a few minutes "
+            "(up to about 10) to apply, so Save again after that. A new key would not help."
+        ),
+        lambda t, o, s: (
+            "The AI identity lacks the 'Cognitive Services OpenAI User' role on the resource; ask an admin (a new "
+            "assignment takes a few minutes to apply)."
+        ),
+    ),
+    FailureCode.CONTENT_REFUSED: _Entry(
+        "none",
+        lambda t, o, s: "The service's content filter refused the text of the request.",
+        lambda t, o, s: "The credentials work; change the text, or ask the resource's owner about its content filter.",
+        lambda t, o, s: "The service's content filter refused the text: rephrase it and try again.",
+    ),
     FailureCode.WRONG_ORGANIZATION: _Entry(
         "organization_field",
         lambda t, o, s: "The Organization ID or Project ID does not match the API Key.",
@@ -1341,7 +1796,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         "deployment_field",
         lambda t, o, s: f"The resource at {t.host} has no deployment named '{t.deployment_id}'.",
         lambda t, o, s: (
-            "Type the deployment's name as listed under Deployments in Azure AI Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
+            "Type the deployment's name as listed under Deployments in Microsoft Foundry (not the model's name); a deployment created in the last 5 minutes may not be ready yet."
         ),
     ),
     FailureCode.ENDPOINT_NOT_FOUND: _Entry(
@@ -1381,7 +1836,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: _azure_or_openai(
             t,
             f"Use {t.wanted}.",
-            f"Deploy {t.wanted} in Azure AI Foundry and type that deployment's name.",
+            f"Deploy {t.wanted} in Microsoft Foundry and type that deployment's name.",
         ),
     ),
     FailureCode.QUOTA_EXCEEDED: _Entry(
@@ -1390,7 +1845,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: _azure_or_openai(
             t,
             "Add credit or raise the limits on the Billing page of platform.openai.com, then Save again.",
-            "Raise the deployment's quota in Azure AI Foundry (Quotas), or check the subscription's spending limit, then Save again.",
+            "Raise the deployment's quota in Microsoft Foundry (Quotas), or check the subscription's spending limit, then Save again.",
         ),
         lambda t, o, s: "Ask an admin to add credit or raise the quota; nothing will work until then.",
     ),
@@ -1407,7 +1862,7 @@ _MESSAGES: dict[FailureCode, _Entry] = {
             + _azure_or_openai(
                 t,
                 "raise your organization's rate limits (usage tier) on platform.openai.com.",
-                "raise the deployment's tokens-per-minute limit in Azure AI Foundry.",
+                "raise the deployment's tokens-per-minute limit in Microsoft Foundry.",
             )
         ),
         lambda t, o, s: (
@@ -1524,6 +1979,8 @@ def explain(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: 
         field: str | None = "api_version"
     elif entry.field == "organization_field":
         field = "project" if "project" in outcome.vendor_message.lower() else "organization"
+    elif entry.field == "none":  # a cause no field of the form can fix
+        field = None
     else:
         field = getattr(target, entry.field)
     return Explanation(
@@ -1612,11 +2069,36 @@ class OpenAIFields(_Fields):
     project: str | None = None
 
 
+class EntraIDFields(_Fields):
+    """A saved Microsoft Entra ID sign-in without its client secret."""
+
+    method: Literal["service_principal", "managed_identity"] = "service_principal"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+
+    def described(self) -> str:
+        """The sign-in in words (:func:`entra_words`)."""
+        return entra_words(self.method, self.tenant_id, self.client_id)
+
+
 class AzureDeploymentFields(_Fields):
-    """One saved Azure OpenAI deployment without its key."""
+    """One saved Azure OpenAI deployment without its key (or client secret)."""
 
     endpoint_url: str
     deployment_id: str
+    entra_id: EntraIDFields | None = None
+
+    @property
+    def authentication(self) -> Literal["api_key", "entra_id"]:
+        """``"entra_id"`` when the deployment signs in with Microsoft Entra ID, else ``"api_key"``."""
+        return "entra_id" if self.entra_id is not None else "api_key"
+
+    def secret_slots(self, prefix: str) -> tuple[str, ...]:
+        """The keyring slots this deployment's secrets are under, each name after ``prefix`` (``"language_model."``)."""
+        if self.entra_id is None:
+            return (f"{prefix}api_key",)
+        return (f"{prefix}entra_id.client_secret",) if self.entra_id.method == "service_principal" else ()
 
 
 class AzureOpenAIFields(_Fields):
@@ -1633,8 +2115,15 @@ class AzureOpenAIFields(_Fields):
 
     @property
     def uses_shared_endpoint(self) -> bool:
-        """True when both deployments have the same endpoint URL (the form then offers one endpoint and one key)."""
-        return self.language_model.endpoint_url == self.embeddings_model.endpoint_url
+        """True when both deployments have the same endpoint URL and sign-in (the form then offers one endpoint and one key)."""
+        return (
+            self.language_model.endpoint_url == self.embeddings_model.endpoint_url
+            and self.language_model.entra_id == self.embeddings_model.entra_id
+        )
+
+    def secret_slots(self) -> tuple[str, ...]:
+        """The keyring slots of the saved secrets (none for deployments that sign in as a managed identity)."""
+        return tuple(slot for role in ROLES for slot in self.deployment(role).secret_slots(f"{role}_model."))
 
 
 #: A saved integration's public fields, either provider.
@@ -1740,7 +2229,10 @@ def field_title(path: str) -> str:
         return _OTHER_FIELDS[path]
     head, _, leaf = path.partition(".")
     if leaf and head in ("language_model", "embeddings_model"):
-        field = AzureDeployment.model_fields.get(leaf)
+        if leaf.startswith("entra_id."):
+            field = EntraID.model_fields.get(leaf.removeprefix("entra_id."))
+        else:
+            field = AzureDeployment.model_fields.get(leaf)
         if field is not None and field.title:
             return f"{field.title}, {ROLE_LABELS[head.removesuffix('_model')].lower()}"
         return path

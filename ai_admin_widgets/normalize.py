@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 __all__ = [
+    "AZURE_V1_API",
     "AzureTarget",
     "FieldProblem",
     "Notice",
@@ -167,6 +168,8 @@ class AzureTarget:
         role: ``"language"`` or ``"embeddings"`` when the target URI names an operation, else None.
         api_version: the ``api-version`` of a pasted target URI, or None.
         notices: what was changed, for the admin.
+        problem: why the URL cannot be used as it is and which one to copy instead (a Microsoft Foundry
+            project or models endpoint, whose Azure OpenAI endpoint is not certain from it), or None.
     """
 
     endpoint: str
@@ -174,13 +177,42 @@ class AzureTarget:
     role: str | None = None
     api_version: str | None = None
     notices: list[Notice] = field(default_factory=list)
+    problem: str | None = None
+
+
+#: Microsoft Foundry's own endpoints on a Foundry resource's host (``<resource>.services.ai.azure.com``): the
+#: project endpoint (the Foundry SDK's, ``/api/projects/<project>``) and the Foundry Models inference endpoint
+#: (``/models``). Neither is the Azure OpenAI API (Microsoft Foundry "SDKs and endpoints").
+_FOUNDRY_PATHS = re.compile(r"^/(?:api/projects(?:/[^/]+)?|models)(?:/|$)", re.IGNORECASE)
+_FOUNDRY_HOST = re.compile(
+    r"^(?P<resource>[a-z0-9][a-z0-9-]*)\.services\.ai\.azure\.(?P<cloud>com|us|cn)$", re.IGNORECASE
+)
+
+
+def _foundry_problem(host: str, path: str) -> str | None:
+    """What to copy instead of a Microsoft Foundry project or models endpoint, or None for any other URL."""
+    found = _FOUNDRY_HOST.match(host)
+    if not found or not _FOUNDRY_PATHS.match(path):
+        return None
+    what = (
+        "project endpoint (for the Foundry SDK)"
+        if path.lower().startswith("/api/projects")
+        else "models endpoint (the Foundry Models inference API, /models)"
+    )
+    openai_host = f"{found.group('resource').lower()}.openai.azure.{found.group('cloud').lower()}"
+    return (
+        f"This is Microsoft Foundry's {what}, not the Azure OpenAI endpoint. Copy the Azure OpenAI endpoint instead: "
+        f"in Microsoft Foundry, the resource's Overview page lists it under Endpoints (choose Azure OpenAI), and the Azure "
+        f"portal under Keys and Endpoint; for this resource it is likely https://{openai_host}."
+    )
 
 
 def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTarget:
     """Take an Azure endpoint URL, or a whole target URI, apart. Never raises.
 
     Handles: surrounding whitespace; a missing ``https://``; trailing slashes; an
-    ``/openai`` (or ``/openai/deployments``) suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``.
+    ``/openai`` (or ``/openai/deployments``) suffix; a full target URI ``…/openai/deployments/<d>/<operation>?api-version=<v>``;
+    a v1 API URL ``…/openai/v1/[<operation>]`` (the API version becomes ``v1``).
 
     Args:
         text: what the admin typed in Endpoint URL.
@@ -211,6 +243,9 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return AzureTarget(endpoint=text, notices=notices)
     path = re.sub(r"/{2,}", "/", parts.path)
+    problem = _foundry_problem(parts.hostname or "", path)
+    if problem is not None:
+        return AzureTarget(endpoint=text, notices=notices, problem=problem)
     match = re.search(r"/openai/deployments/([^/?#]+)(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
     target = AzureTarget(endpoint="", notices=notices)
     if match:
@@ -226,6 +261,20 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
                 field=field_name,
                 message=f"Endpoint URL held a whole target URI: it was cut to the endpoint {target.endpoint}, "
                 f"and its deployment '{target.deployment_id}' was used.",
+            )
+        )
+        return target
+    v1 = re.search(r"/openai/v1(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
+    if v1:  # Azure's v1 API: the endpoint is what comes before /openai, the API version is v1
+        operation = (v1.group(1) or "").strip("/").lower()
+        target.role = _OPERATION_ROLE.get(operation)
+        target.api_version = AZURE_V1_API
+        target.endpoint = f"{parts.scheme}://{parts.netloc}{path[: v1.start()]}".rstrip("/")
+        notices.append(
+            Notice(
+                field=field_name,
+                message=f"Endpoint URL held Azure's v1 API path {v1.group(0).rstrip('/')}: it was cut to the endpoint "
+                f"{target.endpoint}, and the v1 API is used (no dated API version).",
             )
         )
         return target
@@ -417,6 +466,9 @@ MODEL_VERSIONS = {
     "turbo-2024-04-09": "gpt-4",
 }
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+#: The API version that means Azure OpenAI's v1 API: ``{endpoint}/openai/v1/…``, no ``api-version`` parameter
+#: (Azure OpenAI "API version lifecycle": the v1 API needs no dated version).
+AZURE_V1_API = "v1"
 
 #: api-versions of the Azure OpenAI data-plane inference API (GA and preview).
 KNOWN_API_VERSIONS = frozenset(
@@ -471,6 +523,8 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
         notices.append(Notice(field=field_name, message="'api-version=' in front of the API version was removed."))
         text = stripped
     lowered = text.lower()
+    if lowered == AZURE_V1_API:
+        return lowered, notices
     if lowered in MODEL_VERSIONS and lowered not in KNOWN_API_VERSIONS:
         raise FieldProblem(
             field_name,
@@ -479,7 +533,8 @@ def normalize_api_version(value: Any, field_name: str = "api_version", *, defaul
     if not _API_VERSION.match(lowered) or not _is_date(lowered[:10]):
         raise FieldProblem(
             field_name,
-            f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews).",
+            f"API version must look like {default} or 2025-01-01-preview (a date, and -preview for previews), "
+            "or be v1 for Azure's v1 API.",
         )
     return lowered, notices
 
@@ -545,7 +600,7 @@ def judge_model(role: str, model: str) -> ModelVerdict:
             ok=True,
             warning=(
                 "The deployment answers as 'gpt-4', which is both GPT-4 Turbo and the older GPT-4 0613. "
-                "In Azure AI Foundry, open the deployment and check that its model version is turbo-2024-04-09 "
+                "In Microsoft Foundry, open the deployment and check that its model version is turbo-2024-04-09 "
                 "(or 1106-Preview / 0125-Preview); if it is 0613 or 0314, deploy gpt-4o instead."
             ),
         )

@@ -12,6 +12,8 @@ OpenAI (base URL ``{url}/v1``; OpenAI API reference "Models", "Chat", "Embedding
 Azure OpenAI (endpoint ``{url}``; Azure OpenAI REST API reference, "Inference"):
     ``POST /openai/deployments/{deployment}/chat/completions?api-version=…``
     ``POST /openai/deployments/{deployment}/embeddings?api-version=…``
+    and the v1 API, the deployment named as the body's ``model``, no api-version:
+    ``POST /openai/v1/chat/completions``, ``POST /openai/v1/embeddings``
 
 Scenarios, one per failure class (``FailureCode``), chosen by key, deployment, model
 or address:
@@ -28,7 +30,14 @@ invalid_api_key               a key without the practice prefix, or one ``revoke
                               Management gateway shape ``{"statusCode": 401, "message": …}``
 missing_permissions           ``openai_scenario_key("missing_permissions")`` (401 "Missing
                               scopes"); deployment ``scenario-permission-denied`` (401
-                              ``PermissionDenied``) or ``scenario-firewall`` (403)
+                              ``PermissionDenied``)
+network_not_allowed           ``openai_scenario_key("ip_not_allowed")`` (401 "IP not
+                              authorized"); deployment ``scenario-firewall`` (403 "Access denied
+                              due to Virtual Network/Firewall rules")
+region_not_supported          ``openai_scenario_key("region_not_supported")`` (403
+                              ``unsupported_country_region_territory``)
+key_auth_disabled             deployment ``scenario-key-auth-disabled`` (403
+                              ``AuthenticationTypeDisabled``)
 wrong_organization            any ``organization`` other than ``openai_organization``, or
                               ``project`` other than ``openai_project`` (401 ``mismatched_…``)
 model_not_available           an OpenAI model id the sandbox does not list (404 ``model_not_found``)
@@ -42,8 +51,9 @@ wrong_model_type              a chat deployment asked for embeddings or the reve
 model_not_supported           deployment ``chat-gpt-35-turbo`` or ``embeddings-ada-002``; OpenAI
                               model ``gpt-3.5-turbo``. ``chat-gpt-4`` answers plain ``gpt-4``
                               (saved, with a warning)
-quota_exceeded                ``openai_scenario_key("quota_exceeded")``; deployment
-                              ``scenario-quota`` (429 ``insufficient_quota``)
+quota_exceeded                ``openai_scenario_key("quota_exceeded")`` (a key without credit:
+                              reading a model passes, generating is 429 ``insufficient_quota``);
+                              deployment ``scenario-quota`` (429 ``insufficient_quota``)
 rate_limited                  ``scenario-rate-limited``: the first request of each operation gets
                               429 with ``retry-after-ms: 200``, then it answers (retried, ok);
                               ``scenario-rate-limited-long``, and ``openai_scenario_key(
@@ -60,8 +70,10 @@ tls_error                     ``Sandbox(tls=True)``: https with a certificate fr
                               certificate authority (``ca_bundle``), like an inspecting proxy
 unexpected_response           deployment or OpenAI model ``scenario-proxy-html`` (an HTML page)
                               or ``scenario-wrong-shape`` (JSON of another shape); deployment
-                              ``scenario-redirect`` (307) and ``scenario-content-filter`` (400 with
-                              an error code of no other class)
+                              ``scenario-redirect`` (307) and ``scenario-unknown-error`` (400 with an
+                              error code of no other class)
+content_refused               deployment ``scenario-content-filter`` (400 ``content_filter``): the
+                              credentials work (a check passes, with a warning); AI calls fail
 ============================  ====================================================================
 
 Endpoints that break the rules of size and time, for the overall deadline and the answer cap
@@ -70,7 +82,7 @@ second) and ``trickling_headers_endpoint`` (the headers too) end in ``timeout`` 
 ``huge_answer_endpoint`` (1 GiB, no length) and ``huge_length_endpoint`` (``Content-Length`` of
 1 GiB) end in ``unexpected_response``, unread.
 
-``reasoning-o3-mini`` rejects ``max_tokens`` as reasoning models do (400
+``reasoning-o3-mini`` (and the OpenAI model ``o3-mini``) rejects ``max_tokens`` as reasoning models do (400
 ``unsupported_parameter``) and accepts ``max_completion_tokens``.
 
 Every answer carries ``x-request-id`` (and ``apim-request-id`` on Azure routes).
@@ -122,6 +134,7 @@ from pydantic import SecretStr
 from .normalize import KNOWN_API_VERSIONS
 
 if TYPE_CHECKING:
+    from .models import EntraID
     from .service import AISettings
 
 __all__ = ["RecordedRequest", "Sandbox", "practice_settings"]
@@ -184,6 +197,18 @@ _AZURE_401 = {
     }
 }
 _AZURE_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+#: What Azure OpenAI answers a Bearer token it cannot accept (unknown, for another audience, or expired).
+_AZURE_BAD_TOKEN = {
+    "error": {
+        "code": "401",
+        "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+        "(https://cognitiveservices.azure.com), or have expired.",
+    }
+}
+#: The sandbox's Microsoft Entra ID stand-in: the scenarios of :meth:`Sandbox.entra_id`.
+ENTRA_SCENARIOS = ("unknown_tenant", "unknown_client", "wrong_secret", "expired_secret", "no_role")
+#: The resource (v1 managed identity endpoints) and scope (v2 token endpoint) of Azure OpenAI tokens.
+_COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
 _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-gateway-401": (
         401,
@@ -201,6 +226,16 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-firewall": (
         403,
         {"error": {"code": "403", "message": "Access denied due to Virtual Network/Firewall rules."}},
+        {},
+    ),
+    "scenario-key-auth-disabled": (
+        403,
+        {
+            "error": {
+                "code": "AuthenticationTypeDisabled",
+                "message": "Key based authentication is disabled for this resource.",
+            }
+        },
         {},
     ),
     "scenario-quota": (
@@ -239,10 +274,21 @@ _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         },
         {},
     ),
+    "scenario-unknown-error": (
+        400,
+        {"error": {"code": "InvalidPayload", "message": "The request payload was rejected by an upstream policy."}},
+        {},
+    ),
     "scenario-redirect": (307, {}, {"location": "https://elsewhere.example.invalid/openai"}),
 }
 #: Each key scenario's tag in its key: no word of the answer's message (which scrubbing would hide, as a piece of the key).
-_KEY_TAGS = {"missing_permissions": "s1", "quota_exceeded": "s2", "rate_limited": "s3"}
+_KEY_TAGS = {
+    "missing_permissions": "s1",
+    "quota_exceeded": "s2",
+    "rate_limited": "s3",
+    "ip_not_allowed": "s4",
+    "region_not_supported": "s5",
+}
 _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "missing_permissions": (
         401,
@@ -268,6 +314,30 @@ _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         },
         {},
     ),
+    "ip_not_allowed": (
+        401,
+        {
+            "error": {
+                "message": "IP not authorized: the request's IP address is not in the IP allowlist of this project.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {},
+    ),
+    "region_not_supported": (
+        403,
+        {
+            "error": {
+                "message": "Country, region, or territory not supported",
+                "type": "request_forbidden",
+                "param": None,
+                "code": "unsupported_country_region_territory",
+            }
+        },
+        {},
+    ),
     "rate_limited": (
         429,
         {
@@ -281,6 +351,19 @@ _OPENAI_KEY_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
         {"retry-after": "60"},
     ),
 }
+#: What reasoning models answer a request with ``max_tokens`` (both vendors).
+_MAX_TOKENS_REFUSED = {
+    "error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    }
+}
+#: Key scenarios that only generation requests meet: reading a model costs nothing, so it passes.
+_GENERATION_ONLY_SCENARIOS = frozenset({"quota_exceeded"})
+#: OpenAI models that refuse ``max_tokens`` (reasoning models) and take ``max_completion_tokens``.
+_OPENAI_REASONING_MODELS = frozenset({"o3-mini"})
 _OPENAI_MODEL_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "scenario-server-error": (
         500,
@@ -350,7 +433,9 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             body=body,
             headers={
-                name.lower(): ("<redacted>" if name.lower() in ("authorization", "api-key") else value)
+                name.lower(): (
+                    "<redacted>" if name.lower() in ("authorization", "api-key", "x-identity-header") else value
+                )
                 for name, value in self.headers.items()
             },
             client_port=self.client_address[1],
@@ -360,10 +445,19 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay / 1000)
         segments = [segment for segment in parts.path.split("/") if segment]
-        if segments[:1] == ["v1"]:
+        if segments[1:] == ["v2.0", ".well-known", "openid-configuration"] and method == "GET":
+            self._entra_configuration(segments[0])
+        elif segments[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
+            self._entra_token(segments[0], parse_qs(raw.decode("utf-8", "replace")))
+        elif segments == ["msi", "token"] and method == "GET":
+            self._managed_identity_token(parse_qs(parts.query))
+        elif segments[:1] == ["v1"]:
             self._openai(method, segments[1:], body)
         elif segments[:2] == ["openai", "deployments"] and len(segments) >= 4:
             self._azure(method, segments[2], "/".join(segments[3:]), parse_qs(parts.query), body)
+        elif segments[:2] == ["openai", "v1"] and len(segments) >= 3:  # Azure's v1 API: the deployment is the model
+            model = body.get("model") if isinstance(body, dict) else None
+            self._azure(method, model if isinstance(model, str) else "", "/".join(segments[2:]), {}, body, v1=True)
         else:
             self._send(404, _AZURE_NOT_FOUND, {"apim-request-id": str(uuid.uuid4())})
 
@@ -450,6 +544,8 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("authorization") or ""
         key = authorization.removeprefix("Bearer ")
         scenario = sandbox._openai_key_scenario(key)
+        if scenario in _GENERATION_ONLY_SCENARIOS and method == "GET":
+            scenario = None  # as OpenAI does, a key without credit may still list and read models
         if scenario is not None or not key.startswith(PRACTICE_OPENAI_KEY_PREFIX) or sandbox._is_revoked(key):
             if scenario is None:
                 self._send(
@@ -513,6 +609,9 @@ class _Handler(BaseHTTPRequestHandler):
             if model not in _OPENAI_MODELS or model in _EMBEDDINGS_MODELS:
                 self._openai_model_not_found(str(model))
                 return
+            if model in _OPENAI_REASONING_MODELS and isinstance(body, dict) and "max_tokens" in body:
+                self._send(400, _MAX_TOKENS_REFUSED)
+                return
             if isinstance(body, dict) and body.get("stream") is True:
                 self._stream_chat(_chat_completion(model, body), body, {})
                 return
@@ -558,10 +657,166 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Azure OpenAI --------------------------------------------------------- #
 
-    def _azure(self, method: str, deployment_id: str, operation: str, query: dict[str, list[str]], body: Any) -> None:
+    # -- Microsoft Entra ID ------------------------------------------------ #
+
+    def _entra_error(self, status: int, error: str, code: int, text: str) -> None:
+        """The token endpoint's error shape: OAuth 2.0's ``error`` / ``error_description`` (RFC 6749 section 5.2),
+        with Entra's ``error_codes`` and its trace and correlation ids."""
+        trace, correlation = uuid.uuid4(), uuid.uuid4()
+        description = (
+            f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: "
+            + time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+        )
+        payload = {
+            "error": error,
+            "error_description": description,
+            "error_codes": [code],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+            "trace_id": str(trace),
+            "correlation_id": str(correlation),
+        }
+        self._send(status, payload)
+
+    def _entra_configuration(self, tenant: str) -> None:
+        """``GET /{tenant}/v2.0/.well-known/openid-configuration``: what MSAL reads first (OpenID Connect Discovery)."""
+        sandbox = self.server.sandbox
+        if not sandbox._known_tenant(tenant):
+            self._entra_error(
+                400,
+                "invalid_tenant",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+            )
+            return
+        base = f"{sandbox.url}/{tenant}"
+        self._send(
+            200,
+            {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "tenant_region_scope": "EU",
+            },
+        )
+
+    def _entra_token(self, tenant: str, form: dict[str, list[str]]) -> None:
+        """``POST /{tenant}/oauth2/v2.0/token``, the client credentials grant (Microsoft identity platform, "OAuth 2.0
+        client credentials flow"): a token for ``https://cognitiveservices.azure.com/.default``, or Entra's errors."""
+        sandbox = self.server.sandbox
+
+        def one(name: str) -> str:
+            return (form.get(name) or [""])[0]
+
+        sandbox._count("entra_token_requests")
+        if not sandbox._known_tenant(tenant):
+            self._entra_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+            return
+        if one("grant_type") != "client_credentials":
+            self._entra_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
+            return
+        client_id = one("client_id")
+        application = sandbox._applications.get(client_id)
+        if application is None:
+            self._entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen "
+                "if the application has not been installed by the administrator of the tenant or consented to by any "
+                "user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            )
+            return
+        secret, expired = application
+        if one("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            # workload identity: the federated token of the sandbox's AKS stand-in, for its own app only
+            if client_id != sandbox._workload_client_id or one("client_assertion") != sandbox._federated_token:
+                self._entra_error(
+                    401,
+                    "invalid_client",
+                    700213,
+                    f"No matching federated identity record found for presented assertion subject for app '{client_id}'.",
+                )
+                return
+        elif one("client_secret") != secret:
+            self._entra_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
+                f"value, not the client secret ID, for a secret added to app '{client_id}'.",
+            )
+            return
+        if expired:
+            self._entra_error(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create "
+                f"new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+                "added security: https://aka.ms/certCreds.",
+            )
+            return
+        if one("scope") != f"{_COGNITIVE_RESOURCE}/.default":
+            self._entra_error(
+                400, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid."
+            )
+            return
+        token, lifetime = sandbox._issue_token(client_id)
+        self._send(
+            200,
+            {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token},
+        )
+
+    def _managed_identity_token(self, query: dict[str, list[str]]) -> None:
+        """``GET /msi/token``: App Service's managed identity endpoint (``IDENTITY_ENDPOINT``, header
+        ``X-IDENTITY-HEADER``, api-version 2019-08-01), as azure-identity's ``ManagedIdentityCredential`` calls it."""
+        sandbox = self.server.sandbox
+        sandbox._count("managed_identity_requests")
+        if self.headers.get("x-identity-header") != sandbox._identity_header:
+            self._send(401, {"statusCode": 401, "message": "Unauthorized: X-IDENTITY-HEADER is missing or wrong."})
+            return
+        resource = (query.get("resource") or [""])[0].rstrip("/")
+        if resource != _COGNITIVE_RESOURCE:
+            self._send(400, {"statusCode": 400, "message": f"Unknown resource '{resource}'."})
+            return
+        client_id = (query.get("client_id") or [sandbox.managed_identity_client_id])[0]
+        if client_id not in (sandbox.managed_identity_client_id, sandbox._user_assigned_client_id):
+            self._send(400, {"statusCode": 400, "message": "No managed identity with that client ID is assigned."})
+            return
+        token, lifetime = sandbox._issue_token(client_id)
+        self._send(
+            200,
+            {
+                "access_token": token,
+                "expires_on": str(int(time.time()) + lifetime),
+                "resource": _COGNITIVE_RESOURCE,
+                "token_type": "Bearer",
+                "client_id": client_id,
+            },
+        )
+
+    def _azure(
+        self,
+        method: str,
+        deployment_id: str,
+        operation: str,
+        query: dict[str, list[str]],
+        body: Any,
+        *,
+        v1: bool = False,
+    ) -> None:
+        """An Azure OpenAI request; ``v1``: on the v1 API (``/openai/v1/…``, no api-version, the deployment as ``model``)."""
         sandbox = self.server.sandbox
         headers = {"apim-request-id": str(uuid.uuid4())}
-        api_version = (query.get("api-version") or [""])[0]
+        api_version = "v1" if v1 else (query.get("api-version") or [""])[0]
         if method != "POST" or operation not in ("chat/completions", "embeddings") or not api_version:
             self._send(404, _AZURE_NOT_FOUND, headers)
             return
@@ -569,11 +824,29 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, extra = _AZURE_SCENARIOS[deployment_id]
             self._send(status, payload, headers | extra)
             return
-        azure_key = self.headers.get("api-key") or ""
-        if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
-            self._send(401, _AZURE_401, headers)
-            return
-        if api_version not in KNOWN_API_VERSIONS:
+        authorization = self.headers.get("authorization") or ""
+        if authorization.lower().startswith("bearer ") and not self.headers.get("api-key"):
+            principal = sandbox._token_principal(authorization[7:].strip())
+            if principal is None:
+                self._send(401, _AZURE_BAD_TOKEN, headers)
+                return
+            if principal in sandbox._principals_without_role:
+                action = "chat/completions" if operation == "chat/completions" else "embeddings"
+                message = (
+                    f"The principal `{principal}` lacks the required data action "
+                    f"`Microsoft.CognitiveServices/accounts/OpenAI/deployments/{action}/action` to perform "
+                    f"`POST /openai/deployments/{{deployment-id}}/{operation}` operation."
+                )
+                self._send(401, {"error": {"code": "PermissionDenied", "message": message}}, headers)
+                return
+            if deployment_id == "scenario-key-auth-disabled":  # it accepts Entra ID: a deployment of each kind
+                deployment_id = "scenario-entra-only"
+        else:
+            azure_key = self.headers.get("api-key") or ""
+            if not azure_key.startswith(PRACTICE_AZURE_KEY_PREFIX) or sandbox._is_revoked(azure_key):
+                self._send(401, _AZURE_401, headers)
+                return
+        if not v1 and api_version not in KNOWN_API_VERSIONS:
             self._send(400, {"error": {"code": "BadRequest", "message": "API version not supported"}}, headers)
             return
         if self._common_scenario(deployment_id, headers):
@@ -583,7 +856,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, payload, headers | extra)
             return
         wanted = "chat" if operation == "chat/completions" else "embeddings"
-        if deployment_id == "scenario-rate-limited":
+        if deployment_id == "scenario-entra-only":
+            deployment = _Deployment("gpt-4o-2024-08-06" if wanted == "chat" else "text-embedding-3-small", wanted)
+        elif deployment_id == "scenario-rate-limited":
             if sandbox._first_time(deployment_id, operation):
                 self._send(
                     429,
@@ -624,7 +899,11 @@ class _Handler(BaseHTTPRequestHandler):
                 headers,
             )
             return
-        if deployment.minimum_api_version and _api_version_before(api_version, deployment.minimum_api_version):
+        if (
+            not v1
+            and deployment.minimum_api_version
+            and _api_version_before(api_version, deployment.minimum_api_version)
+        ):
             self._send(
                 400,
                 {
@@ -637,18 +916,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if deployment.reasoning and isinstance(body, dict) and "max_tokens" in body:
-            self._send(
-                400,
-                {
-                    "error": {
-                        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-                        "type": "invalid_request_error",
-                        "param": "max_tokens",
-                        "code": "unsupported_parameter",
-                    }
-                },
-                headers,
-            )
+            self._send(400, _MAX_TOKENS_REFUSED, headers)
             return
         if wanted == "chat" and isinstance(body, dict) and body.get("stream") is True:
             self._stream_chat(_chat_completion(deployment.model, body), body, headers)
@@ -948,6 +1216,7 @@ class Sandbox:
         tls_names: with ``tls=True``, the host names and addresses its certificate is for
             (default ``127.0.0.1`` and ``localhost``); the server names clients asked for
             (TLS SNI) are kept in ``server_names``.
+        entra_client_secret: the client secret of the service principals of :meth:`entra_id` (default: a fresh one).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -983,6 +1252,7 @@ class Sandbox:
         tls: bool = False,
         stream_interval_ms: float = 0.0,
         tls_names: Sequence[str] = ("127.0.0.1", "localhost"),
+        entra_client_secret: str | SecretStr | None = None,
     ) -> None:
         self.latency_ms = latency_ms
         self.stream_interval_ms = stream_interval_ms
@@ -1006,6 +1276,32 @@ class Sandbox:
         self.ca_bundle: Path | None = None
         self.requests: list[RecordedRequest] = []
         self._revoked: set[str] = set()
+        # Microsoft Entra ID: one tenant (a GUID and its domain), applications by client ID (secret, expired).
+        self.entra_tenant_id = str(uuid.uuid4())
+        self.entra_tenant_domain = "sandbox.onmicrosoft.com"
+        if isinstance(entra_client_secret, SecretStr):
+            entra_client_secret = entra_client_secret.get_secret_value()
+        self._entra_secret = entra_client_secret or f"Sbx8Q~{secrets.token_urlsafe(32)[:34]}"  # an Entra secret's shape
+        self._entra_clients = {scenario: str(uuid.uuid4()) for scenario in (None, *ENTRA_SCENARIOS)}
+        self._applications: dict[str, tuple[str, bool]] = {
+            self._entra_clients[None]: (self._entra_secret, False),
+            self._entra_clients["wrong_secret"]: (self._entra_secret + "x", False),
+            self._entra_clients["expired_secret"]: (self._entra_secret, True),
+            self._entra_clients["no_role"]: (self._entra_secret, False),
+        }
+        self._workload_client_id = str(uuid.uuid4())
+        self._applications[self._workload_client_id] = (secrets.token_urlsafe(30), False)
+        self._federated_token = "sbx-federated-" + secrets.token_urlsafe(24)
+        self.managed_identity_client_id = str(uuid.uuid4())  # the system-assigned identity's
+        self._user_assigned_client_id = str(uuid.uuid4())
+        self._identity_header = secrets.token_hex(16)
+        self._principals_without_role = {self._entra_clients["no_role"]}
+        #: Seconds each token the sandbox issues is valid for (Entra's are 60 to 90 minutes).
+        self.token_lifetime = 3600
+        self._tokens: dict[str, tuple[str, float]] = {}  # token -> (principal's client ID, expires at, time.time())
+        #: What the Entra stand-in counted: ``entra_token_requests``, ``managed_identity_requests``,
+        #: ``tokens_issued`` and ``expired_tokens_refused`` (a call with a token past its expiry).
+        self.entra_counts: dict[str, int] = {}
 
     # -- lifecycle --------------------------------------------------------- #
 
@@ -1203,7 +1499,8 @@ class Sandbox:
         """A key the OpenAI routes answer with a failure scenario.
 
         Args:
-            scenario: ``"missing_permissions"``, ``"quota_exceeded"`` or ``"rate_limited"``.
+            scenario: ``"missing_permissions"``, ``"quota_exceeded"`` (generation only: reading a model
+                passes), ``"rate_limited"``, ``"ip_not_allowed"`` or ``"region_not_supported"``.
         Returns:
             The key, as a ``SecretStr``.
         Raises:
@@ -1234,6 +1531,83 @@ class Sandbox:
             if key == f"sk-sandbox-{_KEY_TAGS[scenario]}-{self._token}":
                 return scenario
         return None
+
+    # -- Microsoft Entra ID ------------------------------------------------ #
+
+    def entra_id(self, scenario: str | None = None) -> EntraID:
+        """A service principal of the sandbox's Entra stand-in (its authority host is :attr:`url`; needs ``tls=True``).
+
+        Args:
+            scenario: None for one that signs in and has its role, or one of :data:`ENTRA_SCENARIOS`:
+                ``unknown_tenant`` (AADSTS90002), ``unknown_client`` (AADSTS700016), ``wrong_secret``
+                (AADSTS7000215), ``expired_secret`` (AADSTS7000222), ``no_role`` (signs in; Azure OpenAI answers
+                401 ``PermissionDenied`` "lacks the required data action").
+        Raises:
+            ValueError: an unknown scenario. RuntimeError: the sandbox serves plain http (Entra needs https).
+        """
+        from .models import EntraID
+
+        if scenario is not None and scenario not in ENTRA_SCENARIOS:
+            raise ValueError(f"Unknown scenario {scenario!r}; choose one of {', '.join(ENTRA_SCENARIOS)}.")
+        if not self.tls:
+            raise RuntimeError("Microsoft Entra ID signs in over https only: start the sandbox with Sandbox(tls=True).")
+        tenant = "unknown.onmicrosoft.com" if scenario == "unknown_tenant" else self.entra_tenant_id
+        return EntraID(
+            tenant_id=tenant,
+            client_id=self._entra_clients[scenario],
+            client_secret=SecretStr(self._entra_secret),
+            authority_host=self.url,
+        )
+
+    def managed_identity_environment(self) -> dict[str, str]:
+        """The variables that make azure-identity's ``ManagedIdentityCredential`` ask the sandbox, as App Service's
+        managed identity endpoint (``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``); set them in the process that calls
+        (the kernel, or the AI gateway's). The user-assigned identity's client ID is :attr:`user_assigned_client_id`."""
+        return {"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": self._identity_header}
+
+    def workload_identity_environment(self) -> dict[str, str]:
+        """The variables of AKS workload identity that make azure-identity's ``WorkloadIdentityCredential`` exchange
+        the sandbox's federated token (written to a file in :attr:`folder`) at the sandbox's token endpoint:
+        ``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``."""
+        token_file = self.folder / "federated-token"
+        token_file.write_text(self._federated_token, encoding="utf-8")
+        return {
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+            "AZURE_TENANT_ID": self.entra_tenant_id,
+            "AZURE_CLIENT_ID": self._workload_client_id,
+            "AZURE_AUTHORITY_HOST": self.url,
+        }
+
+    @property
+    def user_assigned_client_id(self) -> str:
+        """The Client ID of the user-assigned managed identity the sandbox's machine has."""
+        return self._user_assigned_client_id
+
+    def _known_tenant(self, tenant: str) -> bool:
+        return tenant.lower() in (self.entra_tenant_id, self.entra_tenant_domain)
+
+    def _issue_token(self, principal: str) -> tuple[str, int]:
+        token = "sbx-token-" + secrets.token_urlsafe(32)
+        lifetime = int(self.token_lifetime)
+        with self._lock:
+            self._tokens[token] = (principal, time.time() + lifetime)
+            self.entra_counts["tokens_issued"] = self.entra_counts.get("tokens_issued", 0) + 1
+        return token, lifetime
+
+    def _token_principal(self, token: str) -> str | None:
+        """The client ID a token was issued to, or None when it is unknown or has expired (counted)."""
+        with self._lock:
+            found = self._tokens.get(token)
+            if found is None:
+                return None
+            if time.time() >= found[1]:
+                self.entra_counts["expired_tokens_refused"] = self.entra_counts.get("expired_tokens_refused", 0) + 1
+                return None
+            return found[0]
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.entra_counts[name] = self.entra_counts.get(name, 0) + 1
 
     def _first_time(self, deployment: str, operation: str) -> bool:
         with self._lock:

@@ -21,6 +21,7 @@ from .models import (
     AuditEvent,
     AzureOpenAIFields,
     AzureOpenAIIntegration,
+    EntraID,
     IntegrationStatus,
     KeyringState,
     KeyringUnavailable,
@@ -29,6 +30,7 @@ from .models import (
     OpenAIFields,
     OpenAIIntegration,
     PermissionDenied,
+    Role,
     SavedKey,
     SavedKeyUnavailable,
     SettingsSnapshot,
@@ -243,15 +245,10 @@ class AISettings:
                 endpoint_url=fields.base_url,
                 model=record.models.get(role),
                 key_hint=hints.get("api_key", "…"),
+                authentication=f"API key {hints.get('api_key', '…')}",
             )
             if isinstance(fields, OpenAIFields)
-            else ModelSummary(
-                role=role,
-                endpoint_url=fields.deployment(role).endpoint_url,
-                deployment_id=fields.deployment(role).deployment_id,
-                model=record.models.get(role),
-                key_hint=hints.get(f"{role}_model.api_key", "…"),
-            )
+            else _azure_summary(role, fields, record.models.get(role), hints)
             for role in ROLES
         )
         last = record.last_authentication
@@ -418,7 +415,42 @@ class AISettings:
             if isinstance(deployment.api_key, SavedKey):
                 key = self._kept_key(f"{role}_model.api_key", deployment.endpoint_url)
                 updates[f"{role}_model"] = deployment.model_copy(update={"api_key": key})
+            entra = deployment.entra_id
+            if entra is not None and isinstance(entra.client_secret, SavedKey):
+                secret = self._kept_client_secret(role, entra)
+                updates[f"{role}_model"] = deployment.model_copy(
+                    update={"entra_id": entra.model_copy(update={"client_secret": secret})}
+                )
         return integration.model_copy(update=updates) if updates else integration
+
+    def _kept_client_secret(self, role: Role, entra: EntraID) -> SecretStr:
+        """The saved client secret of ``role``'s deployment, kept only for the same app in the same tenant and cloud.
+
+        Raises:
+            SavedKeyUnavailable: none is saved, or the Tenant ID, Client ID or Authority host changed.
+        """
+        self._require_admin()
+        slot = f"{role}_model.entra_id.client_secret"
+        record = self.store.read()
+        fields = self._saved_fields(record)
+        saved = fields.deployment(role).entra_id if isinstance(fields, AzureOpenAIFields) else None
+        if saved is None or slot not in record.key_slots:
+            raise SavedKeyUnavailable("Type the Client secret: no client secret is saved for it.", field=slot)
+        if (saved.tenant_id, saved.client_id, saved.authority_host) != (
+            entra.tenant_id,
+            entra.client_id,
+            entra.authority_host,
+        ):
+            raise SavedKeyUnavailable(
+                "Type the Client secret again: the Tenant ID, Client ID or Authority host changed, and a saved "
+                "client secret is only ever sent for the app and tenant it was entered for.",
+                field=slot,
+            )
+        loaded = self.store.load(actor=self.user)
+        secret = loaded.secrets().get(slot) if loaded is not None else None
+        if secret is None:
+            raise SavedKeyUnavailable("Type the Client secret: no client secret is saved for it.", field=slot)
+        return secret
 
     def _kept_key(self, slot: str, endpoint_url: str) -> SecretStr:
         key, why_not = self._saved_key(slot, endpoint_url)
@@ -522,7 +554,9 @@ class AISettings:
         integration = self.saved_integration()
         if integration is None:  # removed in between
             return AIRoutes(configured=False, allowed=False, recheck_after=recheck)
-        return AIRoutes(configured=True, allowed=True, routes=routes_for(integration), recheck_after=recheck)
+        return AIRoutes(
+            configured=True, allowed=True, routes=routes_for(integration, self.timeouts), recheck_after=recheck
+        )
 
     def set_allowed(
         self, users: str | Iterable[str] | None = None, groups: str | Iterable[str] | None = None
@@ -1044,3 +1078,25 @@ def _changed_fields(previous: SettingsRecord, integration: AnyIntegration, store
 def _same(old: Any, new: Any) -> bool:
     """Whether a field kept its value; None and ``""`` both mean "not set"."""
     return old == new or (old in (None, "") and new in (None, ""))
+
+
+def _azure_summary(role: Role, fields: AzureOpenAIFields, model: str | None, hints: dict[str, str]) -> ModelSummary:
+    """What the status shows of one saved Azure deployment: where, which, and how it authenticates, in words."""
+    deployment = fields.deployment(role)
+    if deployment.entra_id is None:
+        hint = hints.get(f"{role}_model.api_key", "…")
+        words = f"API key {hint}"
+    elif deployment.entra_id.method == "service_principal":
+        hint = hints.get(f"{role}_model.entra_id.client_secret", "…")
+        words = f"{deployment.entra_id.described()}, client secret {hint}"
+    else:
+        hint = ""
+        words = deployment.entra_id.described()
+    return ModelSummary(
+        role=role,
+        endpoint_url=deployment.endpoint_url,
+        deployment_id=deployment.deployment_id,
+        model=model,
+        key_hint=hint,
+        authentication=words,
+    )

@@ -61,6 +61,7 @@ from pydantic_core import from_json
 
 from .models import (
     AIAdminError,
+    AzureOpenAIFields,
     AzureOpenAIIntegration,
     ConcurrentChange,
     KeyNotInThisKeyring,
@@ -94,7 +95,13 @@ SERVICE_NAME = "ai-admin-widgets"
 REVISIONS_SERVICE = "ai-admin-widgets-revisions"
 RECORD_FORMAT = 1
 #: Every key slot an integration can have (OpenAI's one key; Azure OpenAI's two).
-ALL_KEY_SLOTS = ("api_key", "language_model.api_key", "embeddings_model.api_key")
+ALL_KEY_SLOTS = (
+    "api_key",
+    "language_model.api_key",
+    "embeddings_model.api_key",
+    "language_model.entra_id.client_secret",
+    "embeddings_model.entra_id.client_secret",
+)
 PLAINTEXT_ENV = "AI_ADMIN_ALLOW_PLAINTEXT_KEYRING"
 #: Where keyrings.cryptfile's password comes from (the name its own documentation uses).
 CRYPTFILE_PASSWORD_ENV = "KEYRING_CRYPTFILE_PASSWORD"  # noqa: S105 (the variable's name)
@@ -598,8 +605,14 @@ class SettingsRecord(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> SettingsRecord:
-        if self.provider is not None and (self.integration is None or not self.key_slots):
+        if self.provider is not None and self.integration is None:
             raise ValueError("a record with a provider needs the integration's fields and its key slots")
+        if self.integration is not None and not self.key_slots:
+            expected = (
+                self.integration.secret_slots() if isinstance(self.integration, AzureOpenAIFields) else ("api_key",)
+            )
+            if expected:  # only deployments that sign in as a managed identity hold no secret
+                raise ValueError("a record with a provider needs the integration's fields and its key slots")
         if self.integration is not None and self.integration.provider is not self.provider:
             raise ValueError("the integration's fields are of another provider than the record's")
         return self

@@ -27,6 +27,7 @@ import contextvars
 import json
 import os
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -40,7 +41,10 @@ import httpcore
 import httpx
 from pydantic import SecretStr
 
+from .entra import SignInFailed, TokenSource
 from .models import (
+    AZURE_V1_API,
+    AzureDeployment,
     AzureOpenAIIntegration,
     CheckTarget,
     FailureCode,
@@ -59,6 +63,7 @@ __all__ = [
     "AnswerTooLarge",
     "Failure",
     "Route",
+    "azure_body",
     "azure_request_parts",
     "holds_part_of",
     "is_html",
@@ -69,9 +74,11 @@ __all__ = [
     "receive",
     "routes_for",
     "scrub",
+    "secret_of",
     "send",
     "send_async",
     "setup_problem",
+    "sign_in_failure",
     "size_text",
     "unexpected_answer",
 ]
@@ -118,38 +125,64 @@ def _read_error(body: Any) -> _VendorError | None:
 _ANY = None
 
 
-#: (provider, HTTP status, vendor error code) -> our code. Looked up with the vendor's
-#: code, then the message hints below, then with ``_ANY`` for the code, then for the
-#: provider too. Vendor codes: OpenAI API reference "Error codes"; Azure OpenAI REST API
-#: reference, error responses.
-_STATUS_TABLE: dict[tuple[Provider | None, int, str | None], FailureCode] = {
-    (_ANY, 401, _ANY): FailureCode.INVALID_API_KEY,
-    (Provider.OPENAI, 401, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 401, "no_organization"): FailureCode.WRONG_ORGANIZATION,
-    (Provider.OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 401, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 403, _ANY): FailureCode.MISSING_PERMISSIONS,
-    (Provider.AZURE_OPENAI, 403, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
-    (Provider.OPENAI, 404, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
-    (Provider.OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 404, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 404, _ANY): FailureCode.ENDPOINT_NOT_FOUND,
-    (Provider.AZURE_OPENAI, 400, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
-    (_ANY, 429, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
-    (_ANY, 429, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
-    (_ANY, 429, _ANY): FailureCode.RATE_LIMITED,
-    (_ANY, 500, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 502, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 503, _ANY): FailureCode.SERVER_ERROR,
-    (_ANY, 504, _ANY): FailureCode.SERVER_ERROR,
+#: (provider, vendor error code) -> our code, whatever the HTTP status: the vendor's code
+#: decides before the status does (a 403 ``insufficient_quota`` is a used-up quota, not a
+#: permission). Codes that are only a status in words (Azure's ``"401"``) are no code.
+#: Sources: OpenAI API reference "Error codes"; Azure OpenAI REST API reference, error
+#: responses; Azure AI services "Disable local authentication".
+_CODE_TABLE: dict[tuple[Provider | None, str], FailureCode] = {
+    (_ANY, "invalid_api_key"): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, "mismatched_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "mismatched_project"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "invalid_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "no_organization"): FailureCode.WRONG_ORGANIZATION,
+    (Provider.OPENAI, "unsupported_country_region_territory"): FailureCode.REGION_NOT_SUPPORTED,
+    (Provider.AZURE_OPENAI, "PermissionDenied"): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, "AuthenticationTypeDisabled"): FailureCode.KEY_AUTH_DISABLED,
+    (_ANY, "insufficient_quota"): FailureCode.QUOTA_EXCEEDED,
+    (_ANY, "InsufficientQuota"): FailureCode.QUOTA_EXCEEDED,
+    (Provider.OPENAI, "model_not_found"): FailureCode.MODEL_NOT_AVAILABLE,
+    (Provider.AZURE_OPENAI, "DeploymentNotFound"): FailureCode.DEPLOYMENT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, "OperationNotSupported"): FailureCode.WRONG_MODEL_TYPE,
+    (_ANY, "content_filter"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "content_policy_violation"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "ResponsibleAIPolicyViolation"): FailureCode.CONTENT_REFUSED,
+    (_ANY, "rate_limit_exceeded"): FailureCode.RATE_LIMITED,
+}
+
+#: (provider, HTTP status) -> our code, when neither the vendor's code nor its words decide.
+_STATUS_TABLE: dict[tuple[Provider | None, int], FailureCode] = {
+    (_ANY, 401): FailureCode.INVALID_API_KEY,
+    (Provider.OPENAI, 403): FailureCode.MISSING_PERMISSIONS,
+    (Provider.AZURE_OPENAI, 403): FailureCode.MISSING_PERMISSIONS,
+    (Provider.OPENAI, 404): FailureCode.ENDPOINT_NOT_FOUND,
+    (Provider.AZURE_OPENAI, 404): FailureCode.ENDPOINT_NOT_FOUND,
+    (_ANY, 429): FailureCode.RATE_LIMITED,
+    (_ANY, 500): FailureCode.SERVER_ERROR,
+    (_ANY, 502): FailureCode.SERVER_ERROR,
+    (_ANY, 503): FailureCode.SERVER_ERROR,
+    (_ANY, 504): FailureCode.SERVER_ERROR,
 }
 
 
 #: Where the vendor gives no specific code, words of its message decide, always
-#: together with the status (never the message alone).
+#: together with the status (never the message alone). A cause the service names that a
+#: new key would not fix (a network rule, a region) comes before the status's own meaning.
 _MESSAGE_HINTS: tuple[tuple[int, re.Pattern[str], FailureCode], ...] = (
+    (
+        401,
+        re.compile(r"\bIP not authori[sz]ed|IP allow ?list|from (this|your) IP", re.I),
+        FailureCode.NETWORK_NOT_ALLOWED,
+    ),
+    (
+        403,
+        re.compile(r"virtual network|firewall rules|public access is disabled|private endpoint", re.I),
+        FailureCode.NETWORK_NOT_ALLOWED,
+    ),
+    (403, re.compile(r"country, region,? or territory", re.I), FailureCode.REGION_NOT_SUPPORTED),
+    (403, re.compile(r"key based authentication is disabled", re.I), FailureCode.KEY_AUTH_DISABLED),
+    (401, re.compile(r"lacks the required data action", re.I), FailureCode.ROLE_MISSING),
+    (403, re.compile(r"lacks the required data action", re.I), FailureCode.ROLE_MISSING),
     (
         401,
         re.compile(r"missing scopes|insufficient permissions|does not have access", re.I),
@@ -199,19 +232,37 @@ _TRANSPORT_WORDS: tuple[tuple[re.Pattern[str], FailureCode], ...] = (
 )
 
 
+#: A vendor code whose message names a narrower cause: (provider, code, words) -> our code, before the code table.
+#: Azure OpenAI answers an identity without a role on the resource 401 ``PermissionDenied`` "The principal … lacks
+#: the required data action …" (Azure OpenAI "Role-based access control": Cognitive Services OpenAI User).
+_CODE_WORDS: tuple[tuple[Provider, str, re.Pattern[str], FailureCode], ...] = (
+    (
+        Provider.AZURE_OPENAI,
+        "PermissionDenied",
+        re.compile(r"lacks the required data action", re.I),
+        FailureCode.ROLE_MISSING,
+    ),
+)
+
+
 def _classify_status(provider: Provider, status: int, error: _VendorError | None) -> FailureCode:
-    code = error.code if error else None
-    if code is not None and (provider, status, code) in _STATUS_TABLE:
-        return _STATUS_TABLE[(provider, status, code)]
-    if code is not None and (_ANY, status, code) in _STATUS_TABLE:
-        return _STATUS_TABLE[(_ANY, status, code)]
+    """The vendor's error code first, then words of its message with the status, then the status alone."""
+    code = error.code if error and error.code and not error.code.isdigit() else None
+    if code is not None and error is not None:
+        for code_provider, vendor_code, words, narrower in _CODE_WORDS:
+            if code_provider is provider and code == vendor_code and words.search(error.message):
+                return narrower
+    if code is not None:
+        for key in ((provider, code), (_ANY, code)):
+            if key in _CODE_TABLE:
+                return _CODE_TABLE[key]
     if error is not None:
         for hint_status, words, hinted in _MESSAGE_HINTS:
             if hint_status == status and words.search(error.message):
                 return hinted
-    for key in ((provider, status, _ANY), (_ANY, status, _ANY)):
-        if key in _STATUS_TABLE:
-            return _STATUS_TABLE[key]
+    for status_key in ((provider, status), (_ANY, status)):
+        if status_key in _STATUS_TABLE:
+            return _STATUS_TABLE[status_key]
     if status >= 500:
         return FailureCode.SERVER_ERROR
     return FailureCode.UNEXPECTED_RESPONSE
@@ -381,7 +432,11 @@ def azure_request_parts(
     integration: AzureOpenAIIntegration, role: Role, operation: str
 ) -> tuple[CheckTarget, str, dict[str, str], dict[str, str]]:
     """Where an Azure OpenAI request for ``role`` goes: ``POST {endpoint}/openai/deployments/{deployment}/{operation}``
-    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference").
+    with the ``api-version`` query parameter and the ``api-key`` header (Azure OpenAI REST API reference, "Inference");
+    with the API version ``v1``, ``POST {endpoint}/openai/v1/{operation}`` without ``api-version``, the deployment
+    named as the body's ``model`` (see :func:`azure_body`; Azure OpenAI "API version lifecycle", the v1 API).
+    A deployment that signs in with Microsoft Entra ID gets no ``api-key``: its requests carry
+    ``Authorization: Bearer <token>`` from a :class:`~ai_admin_widgets.entra.TokenSource`, added per request.
 
     Args:
         integration: the Azure OpenAI integration.
@@ -391,7 +446,12 @@ def azure_request_parts(
         ``(target, url, query parameters, headers)``; the headers hold the key.
     """
     deployment = integration.deployment(role)
-    url = f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    v1 = integration.api_version == AZURE_V1_API
+    url = (
+        f"{deployment.endpoint_url}/openai/v1/{operation}"
+        if v1
+        else f"{deployment.endpoint_url}/openai/deployments/{deployment.deployment_id}/{operation}"
+    )
     target = CheckTarget(
         role=role,
         provider=Provider.AZURE_OPENAI,
@@ -401,7 +461,37 @@ def azure_request_parts(
         model=None,
         api_version=integration.api_version,
     )
-    return target, url, {"api-version": integration.api_version}, {"api-key": deployment.api_key.get_secret_value()}
+    headers = {"api-key": deployment.api_key.get_secret_value()} if deployment.api_key is not None else {}
+    params = {} if v1 else {"api-version": integration.api_version}
+    return target, url, params, headers
+
+
+def secret_of(deployment: AzureDeployment) -> SecretStr:
+    """What must never be repeated from a deployment's requests: its key, or its client secret; for a managed
+    identity, which holds none, a random stand-in (so that scrubbing always has a key to compare with)."""
+    if deployment.api_key is not None:
+        return deployment.api_key
+    if deployment.entra_id is not None and deployment.entra_id.client_secret is not None:
+        return deployment.entra_id.client_secret
+    return SecretStr(secrets.token_hex(24))
+
+
+def sign_in_failure(error: SignInFailed, tokens: TokenSource) -> Failure:
+    """A failed Microsoft Entra ID sign-in as the request's :class:`Failure` (who signed in, where, what it said)."""
+    outcome = Outcome(
+        vendor_message=error.said,
+        sign_in=tokens.described,
+        sign_in_host=tokens.sign_in_host,
+        sign_in_failure=error.failure,
+    )
+    return Failure(error.code, outcome)
+
+
+def azure_body(integration: AzureOpenAIIntegration, role: Role) -> dict[str, Any]:
+    """What every Azure OpenAI request body of ``role`` holds: ``{"model": <deployment>}`` on the v1 API, else nothing."""
+    if integration.api_version == AZURE_V1_API:
+        return {"model": integration.deployment(role).deployment_id}
+    return {}
 
 
 #: Loopback hosts are reached directly, never through a proxy from HTTP(S)_PROXY.
@@ -1028,6 +1118,7 @@ class Route:
     body: dict[str, Any]  # what every request's body holds: OpenAI's model id, or nothing
     key: SecretStr
     target: CheckTarget  # for describing failures
+    tokens: TokenSource | None = None  # Microsoft Entra ID: a Bearer token per request instead of api-key
 
     def __repr__(self) -> str:  # shown in tracebacks that list local variables
         return f"Route({self.provider.value}, {str(self.url)!r})"
@@ -1037,17 +1128,40 @@ class Route:
 
         Raises:
             TypeError: a value in ``payload`` cannot be sent as JSON (see :func:`_encoded`).
+            SignInFailed: the route signs in with Microsoft Entra ID and no token could be had.
         """
         content = _encoded(
             payload | self.body
         )  # a value JSON cannot hold fails here, before any frame holds the headers
-        return client.build_request("POST", self.url, headers=self.headers, content=content)
+        headers = self.headers if self.tokens is None else self.bearer(self.tokens.token())
+        return client.build_request("POST", self.url, headers=headers, content=content)
+
+    async def request_async(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Request:
+        """:meth:`request`, signing in (when a token must be had) without blocking the event loop."""
+        content = _encoded(payload | self.body)
+        headers = self.headers if self.tokens is None else self.bearer(await self.tokens.token_async())
+        return client.build_request("POST", self.url, headers=headers, content=content)
+
+    def bearer(self, token: str) -> _Headers:
+        """This route's headers with ``Authorization: Bearer <token>`` (they hold the token: never show them)."""
+        return _Headers(self.headers, authorization=f"Bearer {token}")
+
+    def close(self) -> None:
+        """Close the route's Microsoft Entra ID credential, if it has one (its integration changed)."""
+        if self.tokens is not None:
+            self.tokens.close()
 
 
-def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[Role, Route]:
+def routes_for(
+    integration: OpenAIIntegration | AzureOpenAIIntegration, timeouts: Timeouts = Timeouts()
+) -> dict[Role, Route]:
     """Where each role's AI calls go: ``{base_url}/chat/completions`` and ``/embeddings`` with the saved model
-    ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI)."""
+    ids (OpenAI), or each deployment's ``chat/completions`` / ``embeddings`` with the api-version (Azure OpenAI).
+
+    Deployments that sign in with the same Microsoft Entra ID share one :class:`~ai_admin_widgets.entra.TokenSource`
+    (``timeouts`` bound its sign-in); close the routes (:meth:`Route.close`) when the integration changes."""
     routes: dict[Role, Route] = {}
+    sources: list[TokenSource] = []
     operations: tuple[tuple[Role, str], ...] = (("language", "chat/completions"), ("embeddings", "embeddings"))
     for role, operation in operations:
         if isinstance(integration, OpenAIIntegration):
@@ -1063,13 +1177,21 @@ def routes_for(integration: OpenAIIntegration | AzureOpenAIIntegration) -> dict[
             )
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
+            deployment = integration.deployment(role)
+            tokens = None
+            if deployment.entra_id is not None:
+                tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
+                if tokens is None:
+                    tokens = TokenSource(deployment.entra_id, timeouts)
+                    sources.append(tokens)
             routes[role] = Route(
                 Provider.AZURE_OPENAI,
                 httpx.URL(url, params=params),
                 _Headers(headers, **{"content-type": "application/json"}),
-                {},
-                integration.deployment(role).api_key,
+                azure_body(integration, role),
+                secret_of(deployment),
                 target,
+                tokens,
             )
     return routes
 

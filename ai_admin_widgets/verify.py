@@ -6,16 +6,21 @@ size cap (:attr:`Timeouts.max_answer_bytes`; a longer answer is refused unread).
 with a stable :class:`FailureCode` and a message that names the field, says what
 is wrong and what to do, and carries the vendor's request id.
 
-Requests (sources: OpenAI API reference "Models: retrieve"; Azure OpenAI REST API
+Requests (sources: OpenAI API reference "Chat: create", "Embeddings: create", "Error codes"; Azure OpenAI REST API
 reference "Chat completions - Create" and "Embeddings - Create"):
 
-* OpenAI: ``GET {base_url}/models/{model}`` with ``Authorization: Bearer <key>``
-  (and ``OpenAI-Organization`` / ``OpenAI-Project`` when set), once for the language
-  model and once for the embeddings model.
+* OpenAI: the smallest generation per model, so that a key without credit fails
+  (``GET /models/{id}`` would pass it): ``POST {base_url}/chat/completions`` with one
+  short message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning models),
+  and ``POST {base_url}/embeddings`` with input ``"ping"``; ``Authorization: Bearer <key>``
+  (and ``OpenAI-Organization`` / ``OpenAI-Project`` when set). About ten tokens in and one
+  out, and one token of embeddings: a Save costs a fraction of a cent.
 * Azure OpenAI: ``POST {endpoint}/openai/deployments/{deployment}/chat/completions``
   with one message and ``max_tokens: 1`` (``max_completion_tokens: 1`` for reasoning
   models, which reject ``max_tokens``), and ``POST …/{deployment}/embeddings`` with
-  input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter.
+  input ``"ping"``; ``api-key: <key>`` header, ``api-version`` query parameter. A deployment that signs in
+  with Microsoft Entra ID first gets a token (:mod:`~ai_admin_widgets.entra`, within the check's deadline)
+  and sends ``Authorization: Bearer <token>`` instead.
 
 Rate limits (429) are retried within :attr:`Timeouts.retry_budget`, honouring
 ``retry-after-ms`` and ``retry-after`` (Azure OpenAI "Quotas and limits"); a
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -39,6 +45,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from .entra import SignInFailed, TokenSource
 from .models import (
     ROLE_LABELS,
     AzureOpenAIIntegration,
@@ -47,7 +54,6 @@ from .models import (
     ModelCheck,
     OpenAIIntegration,
     Outcome,
-    Provider,
     Role,
     Timeouts,
     VerificationReport,
@@ -56,14 +62,17 @@ from .models import (
 from .normalize import judge_model
 from .transport import (
     Failure,
+    azure_body,
     azure_request_parts,
     holds_part_of,
     is_html,
     make_client,
     openai_headers,
     openai_target,
+    secret_of,
     send_async,
     setup_problem,
+    sign_in_failure,
 )
 
 __all__ = [
@@ -113,9 +122,17 @@ class _Check:
     """One model's check: send, retry within the budget, classify, describe."""
 
     def __init__(
-        self, client: httpx.AsyncClient, target: CheckTarget, request: httpx.Request, timeouts: Timeouts, key: str
+        self,
+        client: httpx.AsyncClient,
+        target: CheckTarget,
+        request: httpx.Request,
+        timeouts: Timeouts,
+        key: str,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.key = key
+        self.tokens = tokens
+        self.signing_in = False
         self.client = client
         self.target = target
         self.request = request
@@ -163,9 +180,25 @@ class _Check:
         try:
             return await asyncio.wait_for(self._attempts(), timeout=self.timeouts.check)
         except asyncio.TimeoutError:
+            if self.tokens is not None and self.signing_in:  # the deadline passed at the sign-in, not at the model
+                seconds = f"{self.timeouts.check:g} second{'' if self.timeouts.check == 1 else 's'}"
+                failed = sign_in_failure(
+                    SignInFailed(FailureCode.ENTRA_UNREACHABLE, failure=f"it did not answer within {seconds}"),
+                    self.tokens,
+                )
+                return self.finish(failed.code, failed.outcome)
             return self.finish(FailureCode.TIMEOUT)
 
     async def _attempts(self) -> ModelCheck:
+        if self.tokens is not None:  # the sign-in counts in the check's deadline
+            self.signing_in = True
+            try:
+                token = await self.tokens.token_async()
+            except SignInFailed as error:
+                failed = sign_in_failure(error, self.tokens)
+                return self.finish(failed.code, failed.outcome)
+            self.signing_in = False
+            self.request.headers["authorization"] = f"Bearer {token}"
         result = await send_async(
             self.client,
             self.request,
@@ -175,13 +208,18 @@ class _Check:
             max_bytes=self.timeouts.max_answer_bytes,
         )
         if isinstance(result, Failure):
-            return self.finish(result.code, result.outcome, result.request_id, detail=result.detail)
+            if result.code is FailureCode.CONTENT_REFUSED:  # past authentication, and the model exists
+                return self._content_refused(result)
+            outcome = result.outcome
+            if self.tokens is not None and result.code is FailureCode.ROLE_MISSING:
+                outcome = dataclasses.replace(outcome, sign_in=self.tokens.described)
+            return self.finish(result.code, outcome, result.request_id, detail=result.detail)
         return self._judge(result.body, result.request_id, result.response)
 
     def _judge(self, body: Any, request_id: str | None, response: httpx.Response) -> ModelCheck:
         if not self.expected_shape(body):
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=200, html=is_html(response)), request_id)
-        model = body.get("model") or body.get("id")
+        model = body["model"]
         if not _MODEL_NAME.fullmatch(model) or holds_part_of(model, self.key):  # shown and stored: must be a model name
             return self.finish(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=200), request_id)
         verdict = judge_model(self.target.role, model)
@@ -189,12 +227,22 @@ class _Check:
             return self.finish(FailureCode.MODEL_NOT_SUPPORTED, Outcome(status=200, model=model), request_id)
         return self.finish(FailureCode.OK, Outcome(status=200, model=model), request_id, warning=verdict.warning)
 
+    def _content_refused(self, result: Failure) -> ModelCheck:
+        """A content filter refused the check's one-word message: the credentials and the model work, so it passes."""
+        said = f" The service said: “{result.outcome.vendor_message}”" if result.outcome.vendor_message else ""
+        check = self.finish(FailureCode.OK, Outcome(status=result.outcome.status), result.request_id)
+        return check.model_copy(
+            update={
+                "message": f"{self.target.label}: authenticated (the credentials and the model work).",
+                "warning": "The service's content filter refused the check's one-word message, so the model's name "
+                f"could not be read; check the resource's content filter if AI calls are refused too.{said}",
+            }
+        )
+
     def expected_shape(self, body: Any) -> bool:
         """True when a 200 answer has the shape of the operation's answer (and names its model)."""
         if not isinstance(body, dict) or "error" in body:
             return False
-        if self.target.provider is Provider.OPENAI:
-            return isinstance(body.get("id"), str) and bool(body["id"]) and body.get("object", "model") == "model"
         if not isinstance(body.get("model"), str) or not body["model"]:
             return False
         if self.target.role == "language":
@@ -204,32 +252,71 @@ class _Check:
         )
 
 
+#: Model families that take ``max_completion_tokens`` and refuse ``max_tokens`` (OpenAI API reference,
+#: "Chat: create": reasoning models). Another model that refuses it is retried once (see transport).
+_COMPLETION_TOKENS_MODELS = re.compile(r"(o[1-9]|gpt-[5-9])(\b|[-.])", re.I)
+
+#: The one message of Save's generation check: a few tokens in, one token out.
+_CHECK_MESSAGES = [{"role": "user", "content": "ping"}]
+
+
+def chat_check_body(model: str | None = None) -> dict[str, Any]:
+    """The smallest chat request that still exercises billing: one short message, one token of answer.
+
+    ``max_completion_tokens`` for reasoning models (o1, o3, o4-mini, gpt-5, ...), ``max_tokens`` otherwise
+    (Azure deployments do not say their model in advance: ``model`` None sends ``max_tokens``, and a refusal
+    switches it once).
+    """
+    limit = "max_completion_tokens" if model and _COMPLETION_TOKENS_MODELS.match(model) else "max_tokens"
+    body: dict[str, Any] = {"messages": _CHECK_MESSAGES, limit: 1}
+    if model is not None:
+        body = {"model": model} | body
+    return body
+
+
 def _openai_checks(client: httpx.AsyncClient, integration: OpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+    """One generation per model (``POST /chat/completions``, ``POST /embeddings``), so that a key with no credit
+    or quota left fails here with ``quota_exceeded``: ``GET /models/{id}`` answers such a key 200."""
     headers = openai_headers(integration)
     checks = []
-    models: tuple[tuple[Role, str], ...] = (
-        ("language", integration.language_model),
-        ("embeddings", integration.embeddings_model),
+    models: tuple[tuple[Role, str, str, dict[str, Any]], ...] = (
+        ("language", integration.language_model, "chat/completions", chat_check_body(integration.language_model)),
+        (
+            "embeddings",
+            integration.embeddings_model,
+            "embeddings",
+            {"model": integration.embeddings_model, "input": "ping"},
+        ),
     )
-    for role, model in models:
-        url = f"{integration.base_url}/models/{model}"
+    for role, _model, operation, payload in models:
+        url = f"{integration.base_url}/{operation}"
         target = openai_target(integration, role, url)
-        request = client.build_request("GET", url, headers=headers)
+        request = client.build_request("POST", url, headers=headers, json=payload)
         checks.append(_Check(client, target, request, timeouts, integration.api_key.get_secret_value()))
     return checks
 
 
-def _azure_checks(client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts) -> list[_Check]:
+def _azure_checks(
+    client: httpx.AsyncClient, integration: AzureOpenAIIntegration, timeouts: Timeouts, sources: list[TokenSource]
+) -> list[_Check]:
+    """One generation per deployment; a deployment that signs in with Microsoft Entra ID first gets a token
+    (deployments with the same sign-in share it, and ``sources`` collects them to be closed after the checks)."""
     checks = []
     for role in ("language", "embeddings"):
         operation, payload = (
-            ("chat/completions", {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
-            if role == "language"
-            else ("embeddings", {"input": "ping"})
+            ("chat/completions", chat_check_body()) if role == "language" else ("embeddings", {"input": "ping"})
         )
         target, url, params, headers = azure_request_parts(integration, role, operation)
+        payload = azure_body(integration, role) | payload
         request = client.build_request("POST", url, params=params, json=payload, headers=headers)
-        checks.append(_Check(client, target, request, timeouts, headers["api-key"]))
+        deployment = integration.deployment(role)
+        tokens = None
+        if deployment.entra_id is not None:
+            tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
+            if tokens is None:
+                tokens = TokenSource(deployment.entra_id, timeouts)
+                sources.append(tokens)
+        checks.append(_Check(client, target, request, timeouts, secret_of(deployment).get_secret_value(), tokens))
     return checks
 
 
@@ -275,14 +362,17 @@ async def verify_async(
             on_check(result)
         return result
 
+    sources: list[TokenSource] = []
     try:
         checks = (
             _openai_checks(client, integration, timeouts)
             if isinstance(integration, OpenAIIntegration)
-            else _azure_checks(client, integration, timeouts)
+            else _azure_checks(client, integration, timeouts, sources)
         )
         results = await asyncio.gather(*(run(check) for check in checks))
     finally:
+        for source in sources:
+            source.close()
         if owned:
             await client.aclose()
     return VerificationReport(provider=integration.provider, checks=tuple(results))

@@ -50,6 +50,7 @@ MODULE_TIERS = {
     "test_ai.py": "sandbox",
     "test_secrets.py": "sandbox",  # the leak hunt: a real kernel, the command line, the sandbox
     "test_gateway.py": "sandbox",
+    "test_entra.py": "sandbox",  # keyless Azure OpenAI: the sandbox as Microsoft Entra ID over TLS, a practice gateway
     "test_gateway_ops.py": "sandbox",  # hub-config and serve as an operator meets them; admins on the gateway
     "test_benchmarks.py": "fast",  # benchmarks/run.py on a copy of its files; a stand-in benchmark script
     "test_history_tail.py": "sandbox",  # ai-admin as a subprocess over a million-line audit log  # the AI gateway against its practice hub and the sandbox

@@ -109,6 +109,18 @@ def test_chat_through_azure_uses_the_language_deployment_and_api_version(setting
     assert request["headers"]["api-key"] == "<redacted>"
 
 
+def test_chat_and_embed_through_the_azure_v1_api_name_the_deployment_as_the_model(settings, sandbox):
+    settings.save(azure(sandbox, api_version="v1"))
+    assert ai.chat("Hello", settings=settings) == "Sandbox reply to: Hello"
+    chat = sandbox.requests[-1]
+    assert chat["path"] == "/openai/v1/chat/completions" and chat["query"] == {}
+    assert chat["body"]["model"] == "chat-gpt-4o"
+    (vector,) = ai.embed(["hello"], settings=settings)
+    embeddings = sandbox.requests[-1]
+    assert embeddings["path"] == "/openai/v1/embeddings" and embeddings["body"]["model"] == "embeddings-3-small"
+    assert math.isclose(math.fsum(x * x for x in vector), 1.0, rel_tol=1e-9)
+
+
 def test_full_chat_result_has_the_model_usage_and_whole_response(settings, sandbox):
     settings.save(azure(sandbox))
     result = ai.chat("one two three four", settings=settings, full=True, max_tokens=3)
@@ -322,8 +334,26 @@ def test_a_rejected_azure_key_fails_for_embeddings_too(settings, sandbox, marker
             aiw.FailureCode.UNEXPECTED_RESPONSE,
             "Ask an admin",
         ),
+        (
+            lambda s: azure(s, language="scenario-content-filter"),
+            aiw.FailureCode.CONTENT_REFUSED,
+            "content filter refused the text: rephrase it",
+        ),
+        (
+            lambda s: azure(s, language="scenario-firewall"),
+            aiw.FailureCode.NETWORK_NOT_ALLOWED,
+            "a new key would not help",
+        ),
     ],
-    ids=["rate_limited", "quota_exceeded", "server_error", "deployment_not_found", "html_page"],
+    ids=[
+        "rate_limited",
+        "quota_exceeded",
+        "server_error",
+        "deployment_not_found",
+        "html_page",
+        "content_refused",
+        "network_not_allowed",
+    ],
 )
 def test_remote_failures_are_classified_like_the_checks_and_say_what_to_do(
     settings, sandbox, integration, code, advice

@@ -144,12 +144,12 @@ def test_every_call_is_a_row_with_the_services_token_counts_and_never_the_prompt
 
 
 def test_a_stream_to_an_azure_api_version_without_stream_options_is_not_broken(database):  # noqa: F811 (the imported fixture)
-    """Azure takes stream_options from 2024-09-01-preview on: before it nothing is added; from it, it is."""
+    """Azure takes stream_options from 2024-09-01-preview on, and on the v1 API: before it nothing is added; from it, it is."""
     engine = db.open_database(database.url)
     try:
         with Practice(engine=engine) as practice:
             sandbox = practice.sandbox
-            for version, asked in (("2024-06-01", False), ("2024-10-21", True)):
+            for version, asked in (("2024-06-01", False), ("2024-10-21", True), ("v1", True)):
                 _admin(practice).save(
                     aiw.AzureOpenAIIntegration.shared(
                         endpoint_url=sandbox.azure_endpoint,

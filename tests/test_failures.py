@@ -113,7 +113,7 @@ def verify_guarded(integration, **options) -> aiw.VerificationReport:
 def target_path(integration, role: str) -> str:
     """The end of the URL path the check of ``role`` asks."""
     if isinstance(integration, aiw.OpenAIIntegration):
-        return f"/models/{integration.language_model if role == 'language' else integration.embeddings_model}"
+        return "/chat/completions" if role == "language" else "/embeddings"
     operation = "chat/completions" if role == "language" else "embeddings"
     return f"/openai/deployments/{integration.deployment(role).deployment_id}/{operation}"
 
@@ -145,7 +145,8 @@ class Case:
     code: FailureCode
     build: Callable[[aiw.Sandbox, Keys], Any]
     roles: tuple[str, ...]  # the roles that fail; the others must pass
-    field: str  # "api_key", "endpoint_url", "deployment_id", "api_version", "base_url" (made role-specific for Azure)
+    field: str | None  # "api_key", "endpoint_url", "deployment_id", "api_version", "base_url" (made role-specific
+    # for Azure); None for a cause that no field can fix (a network rule, a region), which marks no field
     phrases: tuple[str, ...]  # what is wrong, and what to do
     answered: bool = True  # the failure came in an HTTP answer, so it has a request id
     said: str | None = None  # a phrase of the vendor's message, quoted
@@ -202,13 +203,38 @@ CASES: dict[str, Case] = {
         ("is valid but is not allowed to use the model", "'Cognitive Services OpenAI User' role"),
         said="Principal does not have access to API/Operation.",
     ),
-    "missing_permissions-azure-firewall": Case(
-        FailureCode.MISSING_PERMISSIONS,
+    # A cause the service names that a new key would not fix: said, and no field marked.
+    "network_not_allowed-azure-firewall": Case(
+        FailureCode.NETWORK_NOT_ALLOWED,
         lambda s, k: azure(s, embeddings="scenario-firewall"),
         EMBEDDINGS,
-        "api_key",
-        ("is valid but is not allowed to use the model", "network access"),
+        None,
+        ("refuses calls from the network this server is on", "Networking page", "A new key would not help"),
         said="Virtual Network/Firewall rules",
+    ),
+    "network_not_allowed-openai-ip": Case(
+        FailureCode.NETWORK_NOT_ALLOWED,
+        lambda s, k: openai(s, api_key=s.openai_scenario_key("ip_not_allowed")),
+        BOTH,
+        None,
+        ("refuses calls from the network this server is on", "IP allow-list", "A new key would not help"),
+        said="IP not authorized",
+    ),
+    "region_not_supported-openai": Case(
+        FailureCode.REGION_NOT_SUPPORTED,
+        lambda s, k: openai(s, api_key=s.openai_scenario_key("region_not_supported")),
+        BOTH,
+        None,
+        ("not offered in the country or region", "A new key would not help"),
+        said="Country, region, or territory not supported",
+    ),
+    "key_auth_disabled-azure": Case(
+        FailureCode.KEY_AUTH_DISABLED,
+        lambda s, k: azure(s, language="scenario-key-auth-disabled"),
+        LANGUAGE,
+        None,
+        ("Key authentication is turned off", "Microsoft Entra ID", "A new key would not help"),
+        said="Key based authentication is disabled for this resource.",
     ),
     "wrong_organization-openai-organization": Case(
         FailureCode.WRONG_ORGANIZATION,
@@ -327,7 +353,7 @@ CASES: dict[str, Case] = {
         lambda s, k: azure(s, language="scenario-quota"),
         LANGUAGE,
         "api_key",
-        ("used up its quota or credit", "Raise the deployment's quota in Azure AI Foundry (Quotas)"),
+        ("used up its quota or credit", "Raise the deployment's quota in Microsoft Foundry (Quotas)"),
         said="You exceeded your current quota",
     ),
     "rate_limited-azure": Case(
@@ -458,10 +484,23 @@ CASES: dict[str, Case] = {
 #: Classes that need a sandbox of their own (https from a private certificate authority): see the TLS tests here,
 #: and, for address_refused (the AI gateway's pinned connections), test_gateway's rebinding test.
 OWN_SANDBOX = {FailureCode.TLS_ERROR, FailureCode.ADDRESS_REFUSED}
+#: Not a failed check: the request got past authentication (see the content filter's tests here and in test_ai).
+NOT_A_CHECK_FAILURE = {FailureCode.CONTENT_REFUSED}
+#: Microsoft Entra ID's sign-in (keyless Azure OpenAI) needs the sandbox over TLS: each class in tests/test_entra.py.
+IN_TEST_ENTRA = {
+    FailureCode.ENTRA_TENANT_NOT_FOUND,
+    FailureCode.ENTRA_CLIENT_NOT_FOUND,
+    FailureCode.ENTRA_SECRET_INVALID,
+    FailureCode.ENTRA_SECRET_EXPIRED,
+    FailureCode.ENTRA_IDENTITY_UNAVAILABLE,
+    FailureCode.ENTRA_UNREACHABLE,
+    FailureCode.ENTRA_SIGN_IN_REFUSED,
+    FailureCode.ROLE_MISSING,
+}
 
 
 def test_every_failure_class_has_a_sandbox_scenario_here():
-    covered = {case.code for case in CASES.values()} | OWN_SANDBOX
+    covered = {case.code for case in CASES.values()} | OWN_SANDBOX | NOT_A_CHECK_FAILURE | IN_TEST_ENTRA
     assert covered == set(FailureCode) - {FailureCode.OK}
 
 
@@ -479,7 +518,7 @@ def test_failure_is_classified_pointed_at_its_field_and_explained(sandbox, keys,
             assert check.ok and check.code is FailureCode.OK, check.message
             continue
         assert check.code is case.code, check.message
-        assert check.field == field_for(integration, check.role, case.field)
+        assert check.field == (None if case.field is None else field_for(integration, check.role, case.field))
         assert check.message.startswith(f"{ROLE_LABELS[check.role]}: ")
         for phrase in case.phrases:
             assert phrase in check.message
@@ -532,7 +571,7 @@ def test_long_rate_limit_is_reported_at_once_saying_to_wait_60_seconds(sandbox, 
             "/scenario-rate-limited-long/chat/completions",
         )
     else:
-        integration, path = openai(sandbox, api_key=sandbox.openai_scenario_key("rate_limited")), "/v1/models/gpt-4o"
+        integration, path = openai(sandbox, api_key=sandbox.openai_scenario_key("rate_limited")), "/v1/chat/completions"
     report = verify_guarded(integration, timeouts=Timeouts(retry_budget=2))
     language = report.check("language")
     assert language.code is FailureCode.RATE_LIMITED
@@ -547,7 +586,7 @@ def test_used_up_quota_is_never_retried(sandbox, provider):
         paths = ["/scenario-quota/chat/completions"]
     else:
         report = run(openai(sandbox, api_key=sandbox.openai_scenario_key("quota_exceeded"))).report
-        paths = ["/v1/models/gpt-4o", "/v1/models/text-embedding-3-small"]
+        paths = ["/v1/chat/completions", "/v1/embeddings"]
     assert report.check("language").code is FailureCode.QUOTA_EXCEEDED
     for path in paths:
         assert len(requests_to(sandbox, path)) == 1
@@ -560,7 +599,7 @@ def test_server_error_is_retried_exactly_once_then_reported(sandbox, provider):
         path = "/scenario-server-error/chat/completions"
     else:
         report = run(openai(sandbox, language_model="scenario-server-error")).report
-        path = "/v1/models/scenario-server-error"
+        path = "/v1/chat/completions"
     assert report.check("language").code is FailureCode.SERVER_ERROR
     assert len(requests_to(sandbox, path)) == 2
     assert report.check("embeddings").ok
@@ -601,7 +640,7 @@ def test_plain_gpt_4_passes_with_a_warning_that_save_keeps_in_the_status(sandbox
     language = report.check("language")
     assert report.ok and language.model == "gpt-4"
     assert "check that its model version is turbo-2024-04-09" in language.warning
-    assert "In Azure AI Foundry, open the deployment" in language.warning
+    assert "In Microsoft Foundry, open the deployment" in language.warning
 
     status = settings.save(integration)
     assert status.configured
@@ -743,11 +782,37 @@ def test_a_redirect_says_where_it_points(sandbox):
 
 
 def test_an_api_error_of_no_other_class_quotes_the_service_not_a_proxy_page(sandbox):
-    check = verify(azure(sandbox, language="scenario-content-filter")).check("language")
+    check = verify(azure(sandbox, language="scenario-unknown-error")).check("language")
     assert check.code is FailureCode.UNEXPECTED_RESPONSE
-    assert "refused the check with HTTP 400 and error code content_filter" in check.message
-    assert "content management policy" in check.message
+    assert "refused the check with HTTP 400 and error code InvalidPayload" in check.message
+    assert "upstream policy" in check.message
     assert "web page" not in check.message
+
+
+def test_a_content_filter_refusing_the_check_is_not_a_credential_failure(sandbox, settings):
+    """Past authentication, on a deployment that exists: Save passes, says why, and marks no field."""
+    integration = azure(sandbox, language="scenario-content-filter")
+    report = verify(integration)
+    language = report.check("language")
+    assert report.ok and language.ok and language.code is FailureCode.OK and language.field is None
+    assert "content filter refused the check's one-word message" in language.warning
+    assert "content management policy" in language.warning  # the service's own words
+    status = settings.save(integration)
+    assert status.configured and language.warning in status.warnings
+
+
+def test_the_vendor_code_decides_before_the_status(sandbox):
+    """A 403 with ``insufficient_quota`` is a used-up quota (not a permission); a 401 ``invalid_api_key`` a key."""
+    from ai_admin_widgets.transport import _classify_status, _VendorError
+
+    quota = _VendorError(code="insufficient_quota", message="You exceeded your current quota")
+    assert _classify_status(aiw.Provider.OPENAI, 403, quota) is FailureCode.QUOTA_EXCEEDED
+    assert _classify_status(aiw.Provider.AZURE_OPENAI, 400, _VendorError(code="DeploymentNotFound")) is (
+        FailureCode.DEPLOYMENT_NOT_FOUND
+    )
+    assert _classify_status(aiw.Provider.AZURE_OPENAI, 403, _VendorError(code="403", message="Forbidden")) is (
+        FailureCode.MISSING_PERMISSIONS  # a code that only repeats the status is no code
+    )
 
 
 def test_a_proxy_that_refuses_is_named(monkeypatch):
@@ -858,3 +923,76 @@ def test_a_service_that_echoes_the_key_never_gets_it_shown_or_stored(echo, tmp_p
         server.server_close()
     assert "connection" not in shown.lower(), "the echoing server did not answer: this test proves nothing"
     assert key[-20:] not in shown and key not in shown
+
+
+# --------------------------------------------------------------------------- #
+# OpenAI: Save's check generates, so a key without credit fails at Save
+# --------------------------------------------------------------------------- #
+
+
+def test_an_openai_key_without_credit_fails_save_though_it_may_read_models(sandbox, settings):
+    key = sandbox.openai_scenario_key("quota_exceeded")
+    read = httpx.get(
+        f"{sandbox.openai_base_url}/models/gpt-4o", headers={"authorization": f"Bearer {key.get_secret_value()}"}
+    )
+    assert read.status_code == 200  # what the check before this one asked: it would have passed
+    with pytest.raises(aiw.VerificationFailed) as refused:
+        settings.save(openai(sandbox, api_key=key))
+    assert [check.code for check in refused.value.report.checks] == [FailureCode.QUOTA_EXCEEDED] * 2
+    assert "Billing page of platform.openai.com" in str(refused.value)
+    assert not settings.status().configured
+
+
+def test_the_openai_check_is_the_smallest_generation_per_model(sandbox):
+    report = run(openai(sandbox)).report
+    assert report.ok, report.summary()
+    chat, embeddings = requests_to(sandbox, "/v1/chat/completions"), requests_to(sandbox, "/v1/embeddings")
+    assert [request["method"] for request in chat + embeddings] == ["POST", "POST"]
+    assert chat[0]["body"]["max_tokens"] == 1 and chat[0]["body"]["model"] == "gpt-4o"
+    assert len(json.dumps(chat[0]["body"]["messages"])) < 50  # a few tokens in
+    assert embeddings[0]["body"] == {"model": "text-embedding-3-small", "input": "ping"}
+    assert requests_to(sandbox, "/v1/models/gpt-4o") == []
+
+
+def test_an_openai_reasoning_model_is_asked_with_max_completion_tokens_at_once(sandbox):
+    report = run(openai(sandbox, language_model="o3-mini")).report
+    assert report.ok, report.summary()
+    (chat,) = requests_to(sandbox, "/v1/chat/completions")  # one request: no refusal to retry
+    assert chat["body"]["max_completion_tokens"] == 1 and "max_tokens" not in chat["body"]
+
+
+# --------------------------------------------------------------------------- #
+# Azure OpenAI's v1 API: {endpoint}/openai/v1/, no api-version, the deployment as the model
+# --------------------------------------------------------------------------- #
+
+
+def test_the_azure_v1_api_is_checked_without_an_api_version(sandbox):
+    report = run(azure(sandbox, api_version="v1")).report
+    assert report.ok, report.summary()
+    chat, embeddings = (
+        requests_to(sandbox, "/openai/v1/chat/completions"),
+        requests_to(sandbox, "/openai/v1/embeddings"),
+    )
+    assert chat[0]["query"] == {} and embeddings[0]["query"] == {}
+    assert chat[0]["body"]["model"] == sandbox.azure_deployments["language"]
+    assert embeddings[0]["body"]["model"] == sandbox.azure_deployments["embeddings"]
+    assert report.check("language").model.startswith("gpt-4o")
+
+
+def test_a_pasted_v1_url_chooses_the_v1_api_and_says_so(sandbox):
+    integration = aiw.AzureOpenAIIntegration.shared(
+        endpoint_url=f"{sandbox.azure_endpoint}/openai/v1/",
+        api_key=sandbox.azure_api_key,
+        language_deployment_id=sandbox.azure_deployments["language"],
+        embeddings_deployment_id=sandbox.azure_deployments["embeddings"],
+    )
+    assert integration.api_version == "v1"
+    assert integration.language_model.endpoint_url == sandbox.azure_endpoint
+    said = " ".join(notice.message for notice in integration.notices)
+    assert "v1 API" in said
+    assert run(integration).report.ok
+
+
+def test_a_v1_deployment_that_does_not_exist_is_deployment_not_found(sandbox):
+    check = run(azure(sandbox, language="no-such-deployment", api_version="v1")).report.check("language")
+    assert check.code is FailureCode.DEPLOYMENT_NOT_FOUND and check.field == "language_model.deployment_id"

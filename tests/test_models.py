@@ -149,7 +149,7 @@ def test_api_key_that_is_not_text_is_rejected():
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize("version", ["2024-10-21", "2024-10-01-preview"])
+@pytest.mark.parametrize("version", ["2024-10-21", "2024-10-01-preview", "v1"])
 def test_valid_api_version_is_kept(version):
     integration = aiw.AzureOpenAIIntegration.shared(
         endpoint_url=AZURE,
@@ -161,7 +161,7 @@ def test_valid_api_version_is_kept(version):
     assert integration.api_version == version
 
 
-@pytest.mark.parametrize("version", ["2024-10", "v1", "2024-10-21-beta", "latest", "24-10-21"])
+@pytest.mark.parametrize("version", ["2024-10", "v2", "2024-10-21-beta", "latest", "24-10-21"])
 def test_invalid_api_version_is_rejected_with_an_example(version):
     with pytest.raises(ValidationError) as caught:
         aiw.AzureOpenAIIntegration.shared(

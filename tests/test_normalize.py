@@ -112,6 +112,53 @@ def test_target_uri_api_version_equal_to_the_explicit_one_is_accepted_without_a_
     assert notices_at(model, "api_version") == []
 
 
+# --------------------------------------------------------------------------- #
+# Microsoft Foundry's own URLs, and Azure's v1 API
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("pasted", "what"),
+    [
+        (
+            "https://contoso.services.ai.azure.com/api/projects/sales",
+            "Foundry's project endpoint (for the Foundry SDK)",
+        ),
+        ("contoso.services.ai.azure.com/api/projects/sales/", "Foundry's project endpoint (for the Foundry SDK)"),
+        (
+            "https://Contoso.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview",
+            "Foundry's models endpoint (the Foundry Models inference API, /models)",
+        ),
+    ],
+)
+def test_a_foundry_project_or_models_url_says_which_url_to_copy_and_where(azure_key, pasted, what):
+    problems = errors_of(lambda: integration(azure_key, language_model={"endpoint_url": pasted}))
+    said = problems["language_model.endpoint_url"]
+    assert what in said and "not the Azure OpenAI endpoint" in said
+    assert "Overview page" in said and "Keys and Endpoint" in said
+    assert "https://contoso.openai.azure.com" in said
+    assert list(problems) == ["language_model.endpoint_url"]
+
+
+def test_a_foundry_resource_target_uri_is_cut_to_its_endpoint(azure_key):
+    pasted = (
+        "https://contoso.services.ai.azure.com/openai/deployments/my-gpt-4o/chat/completions?api-version=2024-10-21"
+    )
+    model = integration(azure_key, language_model={"endpoint_url": pasted, "deployment_id": ""})
+    assert model.language_model.endpoint_url == "https://contoso.services.ai.azure.com"
+    assert model.language_model.deployment_id == "my-gpt-4o"
+    assert notices_at(model, "language_model.endpoint_url")[0].level != "warning"
+
+
+@pytest.mark.parametrize(
+    "pasted", [f"{RESOURCE}/openai/v1", f"{RESOURCE}/openai/v1/", f"{RESOURCE}/openai/v1/chat/completions"]
+)
+def test_a_v1_api_url_is_cut_to_the_endpoint_and_chooses_the_v1_api(azure_key, pasted):
+    model = integration(azure_key, language_model={"endpoint_url": pasted})
+    assert model.language_model.endpoint_url == RESOURCE and model.api_version == "v1"
+    assert "v1 API" in notices_at(model, "language_model.endpoint_url")[0].message
+
+
 def test_embeddings_target_uri_under_the_language_model_is_an_error_on_its_endpoint_url(azure_key):
     problems = errors_of(
         lambda: integration(azure_key, language_model={"endpoint_url": TARGET_EMBEDDINGS, "deployment_id": ""})

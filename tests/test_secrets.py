@@ -149,6 +149,27 @@ for arguments in (["status", "--json"], ["test", "--json"]):
     done = subprocess.run([sys.executable, "-m", "ai_admin_widgets", *arguments], env=env, capture_output=True, text=True)
     print(done.stdout, done.stderr)
 
+# Keyless (Microsoft Entra ID): a failed save with an unknown app, a save with the client secret, Test, AI calls,
+# the command line; the sandbox over TLS acts as Entra, and its tokens must not show anywhere either.
+entra = aiw.Sandbox(tls=True, entra_client_secret=ENTRA_MARKER).start()
+os.environ["SSL_CERT_FILE"] = str(entra.ca_bundle)
+def keyless(scenario=None):
+    return aiw.AzureOpenAIIntegration.shared(endpoint_url=entra.azure_endpoint, entra_id=entra.entra_id(scenario),
+        language_deployment_id="chat-gpt-4o", embeddings_deployment_id="embeddings-3-small")
+for scenario in ("unknown_client", "wrong_secret"):
+    try:
+        settings.save(keyless(scenario))
+    except aiw.VerificationFailed as failure:
+        print(failure); print(repr(failure.report))
+print(settings.save(keyless())); print(settings.test()); print(settings.status().model_dump_json())
+from ai_admin_widgets import ai
+print(ai.chat("hello", settings=settings), len(ai.embed(["a"], settings=settings)[0]))
+env = dict(os.environ, AI_ADMIN_HOME=HOME, XDG_DATA_HOME=XDG, PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+           AI_ADMIN_ALLOW_PLAINTEXT_KEYRING="1")
+for arguments in (["status"], ["test", "--json"]):
+    done = subprocess.run([sys.executable, "-m", "ai_admin_widgets", *arguments], env=env, capture_output=True, text=True)
+    print(done.stdout, done.stderr)
+
 # Remove.
 panel.escape()
 panel.press("aiw-remove")
@@ -160,6 +181,7 @@ panel.press("aiw-add")
 panel.choose("aiw-provider", "azure_openai")
 type_key("language_model.api_key", AZURE_MARKER)
 sandbox.stop()
+entra.stop()
 '''
 
 
@@ -172,8 +194,11 @@ def test_no_flow_leaves_a_key_in_any_file_output_log_or_widget_state(tmp_path, m
     # The keys reach the kernel through its environment, so that not even the notebook's source holds them.
     monkeypatch.setenv("LEAK_MARKER", marker)
     monkeypatch.setenv("LEAK_AZURE_MARKER", azure_marker)
+    entra_marker = f"Lek8Q~{uuid.uuid4().hex[:31]}.LK"  # shaped like an Entra client secret
+    monkeypatch.setenv("LEAK_ENTRA_MARKER", entra_marker)
     setup = (
         "import os\nMARKER = os.environ['LEAK_MARKER']\nAZURE_MARKER = os.environ['LEAK_AZURE_MARKER']\n"
+        "ENTRA_MARKER = os.environ['LEAK_ENTRA_MARKER']\n"
         + "\n".join(
             f"{name} = {value!r}"
             for name, value in dict(HOME=str(home), XDG=str(xdg), KEYRING_FILE=str(keyring_file), LOG=str(log)).items()
@@ -196,8 +221,10 @@ def test_no_flow_leaves_a_key_in_any_file_output_log_or_widget_state(tmp_path, m
     outputs = json.dumps([cell.get("outputs", []) for cell in notebook.cells], ensure_ascii=False)
     assert "OpenAI · gpt-4o" in outputs and "Azure OpenAI" in outputs, "the flows did not run"
     assert "widgets" in notebook.metadata, "the widget state was not stored"
-    secrets = [marker, azure_marker, "sk-wrong-" + marker]
-    needles = [secret[:-4] for secret in secrets] + [secret[4:-4] for secret in secrets]
+    assert "Microsoft Entra ID, service principal" in outputs and "entra_client_not_found" in outputs, "no keyless flow"
+    assert "Sandbox reply to: hello" in outputs
+    secrets = [marker, azure_marker, "sk-wrong-" + marker, entra_marker]
+    needles = [secret[:-4] for secret in secrets] + [secret[4:-4] for secret in secrets] + ["sbx-token-"]
     written = [path for path in tmp_path.rglob("*") if path.is_file() and path != keyring_file]
     assert log in written and saved in written
     for path in written:

@@ -175,6 +175,8 @@ def asks_stream_usage(route: Route, payload: dict[str, Any]) -> bool:
     if isinstance(options, dict) and options.get("include_usage") is True:
         return False
     if route.provider is Provider.AZURE_OPENAI:
+        if "/openai/v1/" in route.url.path:  # Azure's v1 API takes it (it has no dated api-version)
+            return True
         version = route.url.params.get("api-version") or ""
         return version[:10] >= STREAM_USAGE_SINCE
     return True
@@ -308,7 +310,10 @@ class Upstream:
             else:
                 marker = self._marker
             if self._saved is None or self._saved.fingerprint != marker:
-                self._saved = await self.gateway.run(self._load, marker)
+                previous, self._saved = self._saved, await self.gateway.run(self._load, marker)
+                if previous is not None:  # the Microsoft Entra ID credentials of the integration before
+                    for old_route in previous.routes.values():
+                        old_route.close()
             return self._saved
 
     def _stale(self) -> Saved | None:
@@ -355,7 +360,7 @@ class Upstream:
                 first = integration.language_model if role == "language" else integration.embeddings_model
             answered = record.models.get(role)
             names[role] = (first, answered) if answered and answered != first else (first,)
-        return Saved(fingerprint, record, routes_for(integration), names)
+        return Saved(fingerprint, record, routes_for(integration, self.gateway.config.timeouts), names)
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -629,10 +634,19 @@ class _ForwardHandler(V1Handler):
         event["details"] = {**(event.get("details") or {}), "estimated": True}
 
     async def _forward(self, route: Route, content: bytes, stream: bool, event: dict[str, Any]) -> None:
-        from ..transport import _classify_transport
+        from ..entra import SignInFailed
+        from ..transport import _classify_transport, sign_in_failure
 
         client = self.gateway.upstream.client()
-        request = client.build_request("POST", route.url, headers=route.headers, content=content)
+        headers = route.headers
+        if route.tokens is not None:  # Microsoft Entra ID: the gateway signs in (in practice as its machine identity)
+            try:
+                headers = route.bearer(await route.tokens.token_async())
+            except SignInFailed as error:
+                failed = sign_in_failure(error, route.tokens)
+                self._upstream_failed(route, failed.code, failed.outcome, None, event)
+                return
+        request = client.build_request("POST", route.url, headers=headers, content=content)
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as error:

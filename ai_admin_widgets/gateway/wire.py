@@ -74,6 +74,11 @@ def integration_from_json(data: Any) -> OpenAIIntegration | AzureOpenAIIntegrati
     for part in (copied, copied.get("language_model"), copied.get("embeddings_model")):
         if isinstance(part, dict) and part.get("api_key") == KEEP:
             part["api_key"] = SavedKey("")
+        entra = part.get("entra_id") if isinstance(part, dict) else None
+        if isinstance(part, dict) and isinstance(entra, dict):
+            part["entra_id"] = entra = dict(entra)
+            if entra.get("client_secret") == KEEP:
+                entra["client_secret"] = SavedKey("")
     provider = copied.get("provider")
     if provider == "openai":
         return OpenAIIntegration.model_validate(copied)
