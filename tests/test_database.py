@@ -393,10 +393,10 @@ def test_serve_keeps_the_saved_key_in_the_database_encrypted_and_uses_it(databas
             lines.append(process.stderr.readline())
             if "AI gateway on" in lines[-1]:
                 break
-        assert "AI gateway on" in lines[-1] and "DatabaseKeyring" in lines[-1], lines
+        assert "AI gateway on" in lines[-1] and "keys in the AI gateway's database" in lines[-1], lines
         url = f"http://127.0.0.1:{port}/services/ai-gateway"
         admin = GatewaySettings(url, token=practice.tokens["admin"])
-        assert admin.snapshot().keyring.backend.startswith("DatabaseKeyring")
+        assert admin.snapshot().keyring.backend.startswith("the AI gateway's database, encrypted")
         admin.save(aiw.OpenAIIntegration(api_key=key, base_url=practice.sandbox.openai_base_url))
         client = OpenAI(base_url=url + "/v1", api_key=practice.tokens["analyst"], max_retries=0)
         answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])

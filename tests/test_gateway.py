@@ -181,7 +181,7 @@ def test_serve_runs_as_a_managed_service_with_the_hubs_environment(practice, tmp
         url = f"http://127.0.0.1:{port}/services/ai-gateway"
         snapshot = GatewaySettings(url, token=practice.tokens["analyst"]).snapshot()
         assert snapshot.problem is None and snapshot.user == "practice-analyst" and not snapshot.admin.admin
-        assert snapshot.keyring.backend.startswith("CryptFileKeyring") or "Crypt" in snapshot.keyring.backend
+        assert snapshot.keyring.backend.startswith("Encrypted file keyring"), snapshot.keyring.backend
         assert httpx.get(f"{url}/api/status", timeout=10).status_code == 401
     finally:
         process.send_signal(signal.SIGTERM)
