@@ -40,7 +40,7 @@ README = ROOT / "README.md"
 README_START = "<!-- benchmark figures: written by `make bench`, do not edit by hand -->"
 README_END = "<!-- end of benchmark figures -->"
 #: In the order they run and are reported.
-BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks", "gateway", "gateway_db")
+BENCHMARKS = ("import", "save", "failing_fast", "panel", "panel_browser", "ai", "notebooks", "gateway", "gateway_db")
 
 
 def benchmark_name(text: str) -> str:
