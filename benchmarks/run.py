@@ -261,6 +261,7 @@ def results_markdown(runs: dict[str, dict[str, Any]], description: dict[str, str
         "make bench                 # builds .venv like make test, runs benchmarks/, writes this file",
         "make bench BENCH=gateway   # only the gateway's figures; the others stay as they were",
         "make bench BENCH=gateway-db  # the gateway on SQLite and PostgreSQL: usage and budgets on/off, replicas",
+        "make bench BENCH=panel-browser  # the panel in JupyterLab in Chromium: from running its cell to its row shown",
         "```",
         "",
     ]
