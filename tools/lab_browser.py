@@ -191,10 +191,14 @@ def run_all_cells(page: Any) -> None:
     page.wait_for_function(
         """() => {
             const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            const failed = document.querySelector('.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]');
+            return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
         }""",
         timeout=180_000,
     )
+    failed = page.locator('.jp-Notebook .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+    if failed.count():
+        raise AssertionError(f"a cell failed: {failed.first.inner_text()[-3000:]}")
     wait_kernel_idle(page)
 
 
