@@ -114,10 +114,10 @@ def open_notebook(page, lab, name: str, *cells: str, latency_ms: float = 0) -> t
 
 
 def save_notebook(page, path: Path) -> str:
-    """Save the notebook as an admin would (File > Save Notebook) and return the saved file's text."""
+    """Save the notebook with File > Save Notebook's command (as autosave would: the menu is out of reach
+    while a dialog is open) and return the saved file's text."""
     before = path.stat().st_mtime_ns
-    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Save Notebook").first.click()
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
     deadline = time.monotonic() + 30
     while path.stat().st_mtime_ns == before:
