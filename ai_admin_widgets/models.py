@@ -12,6 +12,7 @@ never repeats what was typed (a mistyped key included).
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable
@@ -302,6 +303,14 @@ def _refuse_key_in_url(data: dict[str, Any], name: str, label: str, path: str | 
         )
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_endpoint(value: Any, field_label: str) -> str:
     """Check an endpoint URL: https, or http for a loopback host; returns it without a trailing slash."""
     if not isinstance(value, str):
@@ -349,6 +358,16 @@ def _check_endpoint(value: Any, field_label: str) -> str:
         raise ValueError(
             f"{field_label} has a character that cannot be in a host name (a space, or a dash or dot copied from a "
             "document): type the host name again."
+        )
+    if (
+        ":" not in parts.hostname
+        and not _is_ip(parts.hostname)
+        and any(not label or label.startswith("-") or label.endswith("-") for label in labels)
+    ):
+        # No DNS server could find it: say so now rather than "could not be found" after a lookup.
+        raise ValueError(
+            f"{field_label} has a host name that cannot be one (an empty part between two dots, or a part that "
+            "starts or ends with '-'): copy the endpoint again from the portal."
         )
     return text.rstrip("/")
 
@@ -469,13 +488,13 @@ class OpenAIIntegration(_Model):
     organization: str | None = Field(
         default=None,
         title="Organization ID",
-        description="Optional: org-… from OpenAI's settings.",
+        description="The org-… id from OpenAI's settings.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
     project: str | None = Field(
         default=None,
         title="Project ID",
-        description="Optional: proj_… from OpenAI's settings.",
+        description="The proj_… id from OpenAI's settings.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
 

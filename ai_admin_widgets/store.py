@@ -75,6 +75,7 @@ from .models import (
 
 __all__ = [
     "AUDIT_ACTIONS",
+    "KEYRING_WORDS",
     "SERVICE_NAME",
     "Authentication",
     "KeyNotInThisKeyring",
@@ -327,10 +328,37 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("ai-admin-widgets", appauthor=False))
 
 
+#: Keyring backends named in words, by ``module.ClassName`` (the panel's footer and row, ``ai-admin status``, the gateway).
+KEYRING_WORDS = {
+    "keyring.backends.SecretService.Keyring": "GNOME Keyring (Secret Service)",
+    "keyring.backends.libsecret.Keyring": "GNOME Keyring (libsecret)",
+    "keyring.backends.kwallet.DBusKeyring": "KDE Wallet",
+    "keyring.backends.macOS.Keyring": "macOS Keychain",
+    "keyring.backends.Windows.WinVaultKeyring": "Windows Credential Manager",
+    "keyring.backends.fail.Keyring": "no usable keyring",
+    "keyring.backends.null.Keyring": "no keyring (keys are not kept)",
+    "keyrings.alt.file.PlaintextKeyring": "Plain-text file keyring",
+    "keyrings.alt.file.EncryptedKeyring": "Encrypted file keyring",
+    "keyrings.cryptfile.cryptfile.CryptFileKeyring": "Encrypted file keyring (cryptfile)",
+    "keyrings.cryptfile.file.EncryptedKeyring": "Encrypted file keyring",
+    "keyrings.cryptfile.file.PlaintextKeyring": "Plain-text file keyring",
+    "ai_admin_widgets.gateway.dbkeyring.DatabaseKeyring": "the AI gateway's database, encrypted with AI_ADMIN_CRYPT_KEY",
+}
+
+
 def backend_name(backend: KeyringBackend) -> str:
-    """A readable name of a keyring backend, e.g. ``"SecretService Keyring"`` or ``"PlaintextKeyring (file)"``."""
-    name = getattr(backend, "name", None) or type(backend).__name__
-    return str(name)
+    """A keyring backend named in words, e.g. ``"GNOME Keyring (Secret Service)"`` or ``"Encrypted file keyring"``.
+
+    Backends not in :data:`KEYRING_WORDS` keep their own ``name`` (or class name); a chainer is
+    named by the backend it tries first.
+    """
+    from keyring.backends.chainer import ChainerBackend
+
+    if isinstance(backend, ChainerBackend) and backend.backends:
+        return backend_name(backend.backends[0])
+    kind = type(backend)
+    words = KEYRING_WORDS.get(f"{kind.__module__}.{kind.__qualname__}")
+    return words or str(getattr(backend, "name", None) or kind.__name__)
 
 
 def _is_plaintext(backend: KeyringBackend) -> bool:

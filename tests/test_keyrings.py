@@ -553,8 +553,7 @@ def test_cryptfile_without_a_password_never_waits_on_stdin(cryptfile, tmp_path):
 
 
 def _footer(panel: Any) -> str:
-    [footer] = [child for child in panel.children if "aiw-footer" in getattr(child, "_dom_classes", ())]
-    return footer.value
+    return panel.text_of("aiw-footer")
 
 
 def test_without_a_usable_keyring_the_panel_says_how_to_fix_it_and_save_refuses(tmp_path, sandbox, monkeypatch):
@@ -583,9 +582,21 @@ def test_the_panel_tells_how_to_give_cryptfile_its_password(cryptfile, tmp_path,
     monkeypatch.setenv(CRYPTFILE_PASSWORD_ENV, PASSWORD)
     panel = aiw.AISettings(home=tmp_path / "store").panel()
     try:
-        assert "Keys are kept in: " in _footer(panel) and "cannot" not in _footer(panel)
+        assert _footer(panel) == "Keys are kept in: Encrypted file keyring (cryptfile)"
     finally:
         panel.close()
+
+
+def test_keyrings_are_named_in_words_wherever_they_are_named(tmp_path):
+    """The panel's footer and row, ``ai-admin status`` and the gateway all name a keyring through backend_name."""
+    from keyring.backends import fail
+    from keyrings.alt.file import EncryptedKeyring, PlaintextKeyring
+
+    from ai_admin_widgets.store import backend_name
+
+    assert backend_name(PlaintextKeyring()) == "Plain-text file keyring"
+    assert backend_name(EncryptedKeyring()) == "Encrypted file keyring"
+    assert backend_name(fail.Keyring()) == "no usable keyring"
 
 
 @pytest.mark.parametrize("module", ["keyrings.alt.file", "keyrings.cryptfile.file"])

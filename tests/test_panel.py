@@ -1,9 +1,8 @@
-"""The AI Settings panel, driven by simulated clicks and typing, asserting what the admin sees."""
+"""The AI Settings panel, driven as the front end drives it (its events), asserting what the admin sees."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import uuid
 from datetime import timedelta
@@ -15,6 +14,8 @@ from records import age_last_authentication
 import ai_admin_widgets as aiw
 from ai_admin_widgets.access import AccessPolicy
 from ai_admin_widgets.store import SettingsStore
+from ai_admin_widgets.widgets import view
+from ai_admin_widgets.widgets.form import FORM_FIELDS, INPUTS
 
 
 @pytest.fixture
@@ -25,207 +26,283 @@ def panel(sandbox):
     shown.close()
 
 
-def one(panel, css_class):
-    """The single visible widget carrying css_class."""
-    found = [widget for widget in panel.find(css_class) if widget.layout.display != "none"]
-    assert len(found) == 1, f"expected one visible .{css_class}, found {len(found)}"
+def node(panel, css_class):
+    """The single node carrying css_class."""
+    found = panel.nodes(css_class)
+    assert len(found) == 1, f"expected one .{css_class}, found {len(found)}"
     return found[0]
 
 
-def visible(panel, css_class):
-    return [widget for widget in panel.find(css_class) if _shown(panel, widget)]
+def shown(panel, css_class):
+    return bool(panel.nodes(css_class))
 
 
-def _shown(panel, target):
-    def walk(widget, shown):
-        shown = shown and widget.layout.display != "none"
-        if widget is target:
-            return shown
-        for child in getattr(widget, "children", ()):
-            result = walk(child, shown)
-            if result is not None:
-                return result
-        return None
+def text(panel, css_class):
+    return panel.text_of(css_class)
 
-    return bool(walk(panel, True))
+
+def value(panel, css_class):
+    return node(panel, css_class)["value"]
+
+
+def error(panel, css_class):
+    return node(panel, css_class)["error"]
+
+
+def notice(panel, css_class):
+    return node(panel, css_class)["notice"]
+
+
+def needs_region(panel, prefix):
+    if not any(region.prefix == prefix for region in panel.regions):
+        pytest.skip(f"the {prefix} region is not on the page on this branch (the regions' Region classes)")
 
 
 def fill_openai(panel, key):
-    panel.form.provider.value = aiw.Provider.OPENAI
-    panel.form.openai_api_key.value = key
+    panel.choose("aiw-provider", "openai")
+    panel.type("aiw-openai-api-key", key)
 
 
 def fill_azure_shared(panel, sandbox, key=None, language=None, embeddings=None):
-    form = panel.form
-    form.provider.value = aiw.Provider.AZURE_OPENAI
-    form.same_endpoint.value = True
-    form.language.endpoint_url.value = sandbox.azure_endpoint
-    form.language.deployment_id.value = language or sandbox.azure_deployments["language"]
-    form.language.api_key.value = key or sandbox.azure_api_key.get_secret_value()
-    form.embeddings.deployment_id.value = embeddings or sandbox.azure_deployments["embeddings"]
+    panel.choose("aiw-provider", "azure_openai")
+    panel.check("aiw-same-endpoint", True)
+    panel.type("aiw-language-endpoint-url", sandbox.azure_endpoint)
+    panel.type("aiw-language-deployment-id", language or sandbox.azure_deployments["language"])
+    panel.type("aiw-language-api-key", key or sandbox.azure_api_key.get_secret_value())
+    panel.type("aiw-embeddings-deployment-id", embeddings or sandbox.azure_deployments["embeddings"])
+
+
+def pieces(secret, size=5):
+    return {secret[start : start + size] for start in range(len(secret) - size + 1)}
+
+
+def assert_nowhere(panel, secret):
+    """No 5 characters of ``secret`` in a row are in the panel's state, its widget state or the manager's."""
+    for where, shown_text in (
+        ("state", json.dumps(panel.state)),
+        ("get_state", json.dumps({name: v for name, v in panel.get_state().items() if name not in ("_esm", "_css")})),
+        ("manager state", json.dumps(widgets.Widget.get_manager_state(drop_defaults=False), default=str)),
+        ("repr", repr(panel) + repr(panel.form)),
+    ):
+        found = [piece for piece in pieces(secret) if piece in shown_text]
+        assert not found, f"the {where} holds {len(found)} pieces of the key"
 
 
 def test_empty_panel_shows_add_only(panel):
-    text = panel.visible_text()
-    assert "AI Settings" in text
-    assert "Not configured. AI functionality is disabled." in text
-    assert visible(panel, "aiw-add") and not visible(panel, "aiw-edit") and not visible(panel, "aiw-remove")
-    assert not visible(panel, "aiw-save")
+    shown_text = panel.visible_text()
+    assert "AI Settings" in shown_text
+    assert "Not configured. AI functionality is disabled." in shown_text
+    assert shown(panel, "aiw-add") and not shown(panel, "aiw-edit") and not shown(panel, "aiw-remove")
+    assert not shown(panel, "aiw-save")
+
+
+def test_the_state_is_one_tree_of_nodes_in_page_order(panel):
+    assert set(panel.state) == {"root", "revision", "instance"}
+    root = panel.state["root"]
+    assert root["kind"] == "box" and "aiw-panel" in root["cls"]
+    order = [child["cls"].split()[0] for child in root["children"]]
+    assert order[0] == "aiw-title" and order[1] == "aiw-row" and order[-1] == "aiw-footer"
+    assert not shown(panel, "aiw-form") and not shown(panel, "aiw-confirmation")
+    before = panel.state["revision"]
+    panel.render()
+    assert panel.state["revision"] > before
+    other = panel.settings.panel()
+    try:
+        assert other.state["instance"] != panel.state["instance"]
+    finally:
+        other.close()
 
 
 def test_add_openai_flips_the_row_to_edit_and_remove(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     assert "Add OpenAI Integration" in panel.visible_text()
+    assert node(panel, "aiw-form")["kind"] == "dialog"
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    text = panel.visible_text()
-    assert "OpenAI · gpt-4o · text-embedding-3-small" in text
-    assert "Edit OpenAI Integration" not in text and "Add OpenAI Integration" not in text
-    assert visible(panel, "aiw-edit") and visible(panel, "aiw-remove") and not visible(panel, "aiw-add")
+    shown_text = panel.visible_text()
+    assert "OpenAI · gpt-4o · text-embedding-3-small" in shown_text
+    assert "Edit OpenAI Integration" not in shown_text and "Add OpenAI Integration" not in shown_text
+    assert shown(panel, "aiw-edit") and shown(panel, "aiw-remove") and not shown(panel, "aiw-add")
     assert panel.settings.status().provider is aiw.Provider.OPENAI
 
 
-def test_wrong_key_shows_the_error_beside_the_key_and_saves_nothing(panel):
-    panel.row.add_button.click()
-    fill_openai(panel, "sk-wrong-" + uuid.uuid4().hex)
-    panel.form.save_button.click()
+def test_a_button_not_offered_cannot_be_pressed(panel):
+    with pytest.raises(LookupError, match="aiw-edit"):
+        panel.press("aiw-edit")
 
-    error = panel.form.openai_api_key.error.value
-    assert "rejected the API Key" in error
-    assert "nothing was saved" in panel.form.message.value
+
+def test_wrong_key_shows_the_error_beside_the_key_and_saves_nothing(panel):
+    panel.press("aiw-add")
+    fill_openai(panel, "sk-wrong-" + uuid.uuid4().hex)
+    panel.press("aiw-save")
+
+    assert "rejected the API Key" in error(panel, "aiw-openai-api-key")
+    assert "nothing was saved" in text(panel, "aiw-message")
     assert "Add OpenAI Integration" in panel.visible_text()  # the form stays open
     assert not panel.settings.status().configured
 
 
 def test_invalid_fields_are_marked_before_any_request(panel, sandbox):
-    panel.row.add_button.click()
-    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
-    panel.form.language.endpoint_url.value = "http://example.com"
-    panel.form.language.deployment_id.value = "x"
-    panel.form.save_button.click()
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type("aiw-language-endpoint-url", "http://example.com")
+    panel.type("aiw-language-deployment-id", "x")
+    panel.press("aiw-save")
 
-    assert "use https://" in panel.form.language.endpoint_url.error.value
-    assert "2 to 64 characters" in panel.form.language.deployment_id.error.value
-    assert "API Key is empty" in panel.form.language.api_key.error.value
+    assert "use https://" in error(panel, "aiw-language-endpoint-url")
+    assert "2 to 64 characters" in error(panel, "aiw-language-deployment-id")
+    assert "API Key is empty" in error(panel, "aiw-language-api-key")
     assert sandbox.requests == []
 
 
 def test_same_endpoint_option_hides_the_embeddings_endpoint_and_key(panel):
-    panel.row.add_button.click()
-    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
-    text = panel.visible_text()
-    assert text.count("Endpoint URL:") == 2 and text.count("API Key:") == 2
-    panel.form.same_endpoint.value = True
-    text = panel.visible_text()
-    assert "[x] Use the same endpoint URL and API key for both models" in text
-    assert text.count("Endpoint URL:") == 1 and text.count("API Key:") == 1
-    assert text.count("Deployment ID:") == 2
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    shown_text = panel.visible_text()
+    assert shown_text.count("Endpoint URL:") == 2 and shown_text.count("API Key:") == 2
+    panel.check("aiw-same-endpoint", True)
+    shown_text = panel.visible_text()
+    assert "[x] Use the same endpoint URL and API key for both models" in shown_text
+    assert shown_text.count("Endpoint URL:") == 1 and shown_text.count("API Key:") == 1
+    assert shown_text.count("Deployment ID:") == 2
 
 
 def test_add_azure_with_shared_endpoint(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox)
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    text = one(panel, "aiw-status").value
-    assert "Azure OpenAI" in text and "chat-gpt-4o" in text and "embeddings-3-small" in text
+    status = text(panel, "aiw-status")
+    assert "Azure OpenAI" in status and "chat-gpt-4o" in status and "embeddings-3-small" in status
     status = panel.settings.status()
     assert status.provider is aiw.Provider.AZURE_OPENAI
     assert [model.model for model in status.models] == ["gpt-4o-2024-08-06", "text-embedding-3-small"]
 
 
 def test_unknown_deployment_error_sits_beside_the_deployment_id(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox, language="no-such-deployment")
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    assert "no deployment named 'no-such-deployment'" in panel.form.language.deployment_id.error.value
-    assert panel.form.embeddings.deployment_id.error.value == ""
-    assert "✓" in panel.form.embeddings.check_result.value
+    assert "no deployment named 'no-such-deployment'" in error(panel, "aiw-language-deployment-id")
+    assert error(panel, "aiw-embeddings-deployment-id") == ""
+    assert "✓" in text(panel, "aiw-embeddings-result")
     assert not panel.settings.status().configured
 
 
 def test_edit_prefills_the_saved_fields_but_never_a_key(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox)
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    panel.row.edit_button.click()
-    form = panel.form
-    assert form.provider.value is aiw.Provider.AZURE_OPENAI
-    assert form.same_endpoint.value is True
-    assert form.language.endpoint_url.value == sandbox.azure_endpoint
-    assert form.embeddings.deployment_id.value == sandbox.azure_deployments["embeddings"]
-    assert form.language.api_key.value == ""
+    panel.press("aiw-edit")
+    assert "Edit OpenAI Integration" in panel.visible_text()
+    assert node(panel, "aiw-provider")["value"] == "azure_openai"
+    assert value(panel, "aiw-same-endpoint") is True
+    assert value(panel, "aiw-language-endpoint-url") == sandbox.azure_endpoint
+    assert value(panel, "aiw-embeddings-deployment-id") == sandbox.azure_deployments["embeddings"]
+    assert value(panel, "aiw-language-api-key") == "" and panel.form.key("language_model.api_key") == ""
 
 
 def test_cancel_discards_what_was_typed(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.cancel_button.click()
+    panel.press("aiw-cancel")
 
-    assert (
-        "Edit OpenAI Integration" not in panel.visible_text() and "Add OpenAI Integration" not in panel.visible_text()
-    )
-    assert panel.form.openai_api_key.value == ""
+    shown_text = panel.visible_text()
+    assert "Edit OpenAI Integration" not in shown_text and "Add OpenAI Integration" not in shown_text
+    assert panel.form.key("api_key") == ""
     assert not panel.settings.status().configured
-    panel.row.add_button.click()
-    assert panel.form.openai_api_key.value == ""
+    panel.press("aiw-add")
+    assert panel.form.key("api_key") == "" and "•" not in text(panel, "aiw-openai-api-key")
 
 
 def test_remove_asks_first_and_cancel_keeps_the_integration(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    panel.row.remove_button.click()
-    text = panel.visible_text()
-    assert "Remove OpenAI Integration" in text
-    assert "AI functionality will be disabled for your organization." in text
-    panel.confirmation.cancel_button.click()
+    panel.press("aiw-remove")
+    shown_text = panel.visible_text()
+    assert "Remove OpenAI Integration" in shown_text
+    assert "AI functionality will be disabled for your organization." in shown_text
+    assert node(panel, "aiw-confirmation")["kind"] == "dialog"
+    panel.press("aiw-cancel")
     assert "Remove OpenAI Integration" not in panel.visible_text()
     assert panel.settings.status().configured
 
-    panel.row.remove_button.click()
-    one(panel, "aiw-confirm-remove").click()
+    panel.press("aiw-remove")
+    panel.press("aiw-confirm-remove")
     assert not panel.settings.status().configured
-    assert visible(panel, "aiw-add") and not visible(panel, "aiw-edit")
+    assert shown(panel, "aiw-add") and not shown(panel, "aiw-edit")
 
 
 def test_panel_follows_changes_made_from_cells(panel, sandbox):
     settings = panel.settings
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-    assert visible(panel, "aiw-edit")
+    assert shown(panel, "aiw-edit")
     settings.remove()
-    assert visible(panel, "aiw-add")
+    assert shown(panel, "aiw-add")
 
 
-def test_keys_are_cleared_from_the_widgets_after_save(panel, sandbox):
+def test_keys_are_cleared_from_the_kernel_after_save(panel, sandbox):
     key = sandbox.openai_api_key.get_secret_value()
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, key)
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    state = json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
-    assert key not in state
-    assert key[-8:] not in state
+    assert panel.form.typed_keys() == {}
+    assert_nowhere(panel, key)
+
+
+def test_the_state_never_holds_a_typed_key(panel, sandbox):
+    """Typed and left (field.blur), and before Save: the key is in the kernel's private store only."""
+    key = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
+    panel.press("aiw-add")
+    panel.type("aiw-openai-api-key", key)
+    assert panel.form.key("api_key") == key
+    assert "••••••••" in text(panel, "aiw-openai-api-key")
+    assert_nowhere(panel, key)
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type("aiw-language-api-key", key)
+    assert_nowhere(panel, key)
+    panel.press("aiw-cancel")
+    assert panel.form.typed_keys() == {}
 
 
 def test_non_admin_sees_a_read_only_panel(sandbox):
     admin = sandbox.settings()
     admin.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     viewer = sandbox.settings(user="viewer", access=AccessPolicy(admin=False)).panel()
-    text = viewer.visible_text()
-    assert "You must be assigned the Admin account type to configure the OpenAI integration." in text
-    assert "OpenAI · gpt-4o" in text
-    assert not visible(viewer, "aiw-edit") and not visible(viewer, "aiw-remove") and not visible(viewer, "aiw-add")
+    shown_text = viewer.visible_text()
+    assert "You must be assigned the Admin account type to configure the OpenAI integration." in shown_text
+    assert "OpenAI · gpt-4o" in shown_text
+    assert not shown(viewer, "aiw-edit") and not shown(viewer, "aiw-remove") and not shown(viewer, "aiw-add")
+    viewer.close()
 
 
-def test_every_interactive_element_has_its_css_class(panel):
+def test_every_interactive_element_has_its_css_class(panel, sandbox):
+    found = set()
+
+    def note():
+        for each in view.walk(panel.state["root"]):
+            found.update(each["cls"].split())
+
+    note()
+    panel.press("aiw-add")
+    note()
+    panel.choose("aiw-provider", "azure_openai")
+    note()
+    fill_azure_shared(panel, sandbox)
+    panel.press("aiw-save")
+    note()
+    panel.press("aiw-remove")
+    note()
     for css_class in (
         "aiw-add",
         "aiw-edit",
+        "aiw-test",
         "aiw-remove",
         "aiw-provider",
         "aiw-api-key",
@@ -236,35 +313,39 @@ def test_every_interactive_element_has_its_css_class(panel):
         "aiw-endpoint-url",
         "aiw-deployment-id",
         "aiw-same-endpoint",
+        "aiw-footer",
+        "aiw-row",
+        "aiw-form",
+        "aiw-confirmation",
     ):
-        assert panel.find(css_class), css_class
+        assert css_class in found, css_class
 
 
 def test_save_inside_a_running_event_loop_does_not_block_it(panel, sandbox):
-    """In a kernel, Save runs on the event loop: the click returns at once and the row flips when done."""
+    """In a kernel, Save runs on the event loop: the event returns at once and the row flips when done."""
 
     async def scenario():
-        panel.row.add_button.click()
+        panel.press("aiw-add")
         fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-        panel.form.save_button.click()
-        assert panel.form.save_button.disabled
-        assert "Authenticating" in panel.form.message.value
+        panel.press("aiw-save")
+        assert not panel.offered("aiw-save") and "[Authenticating…]" in panel.visible_text()
+        assert "Authenticating" in text(panel, "aiw-message")
         await panel._task
         return panel.visible_text()
 
-    text = asyncio.run(scenario())
-    assert "OpenAI · gpt-4o" in text
-    assert "Edit OpenAI Integration" not in text and "Add OpenAI Integration" not in text
+    shown_text = asyncio.run(scenario())
+    assert "OpenAI · gpt-4o" in shown_text
+    assert "Edit OpenAI Integration" not in shown_text and "Add OpenAI Integration" not in shown_text
 
 
 def test_cancel_stops_an_authentication_under_way():
     async def scenario(sandbox):
         panel = sandbox.settings().panel()
-        panel.row.add_button.click()
+        panel.press("aiw-add")
         fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-        panel.form.save_button.click()
+        panel.press("aiw-save")
         task = panel._task
-        panel.form.cancel_button.click()
+        panel.press("aiw-cancel")
         with pytest.raises(asyncio.CancelledError):
             await task
         return panel
@@ -272,11 +353,11 @@ def test_cancel_stops_an_authentication_under_way():
     with aiw.Sandbox(latency_ms=2000) as slow:
         panel = asyncio.run(scenario(slow))
         assert not panel.settings.status().configured
-        assert (
-            "Edit OpenAI Integration" not in panel.visible_text()
-            and "Add OpenAI Integration" not in panel.visible_text()
-        )
-        assert not panel.form.save_button.disabled
+        shown_text = panel.visible_text()
+        assert "Edit OpenAI Integration" not in shown_text and "Add OpenAI Integration" not in shown_text
+        panel.press("aiw-add")
+        assert panel.offered("aiw-save")
+        panel.close()
 
 
 # --------------------------------------------------------------------------- #
@@ -285,74 +366,140 @@ def test_cancel_stops_an_authentication_under_way():
 
 
 def test_pasted_target_uri_is_split_into_the_fields_and_each_change_is_said(panel, sandbox):
-    panel.row.add_button.click()
-    form = panel.form
-    form.provider.value = aiw.Provider.AZURE_OPENAI
-    form.language.endpoint_url.value = (
-        f"{sandbox.azure_endpoint}/openai/deployments/chat-gpt-4o/chat/completions?api-version=2024-06-01"
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type(
+        "aiw-language-endpoint-url",
+        f"{sandbox.azure_endpoint}/openai/deployments/chat-gpt-4o/chat/completions?api-version=2024-06-01",
     )
-    form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
-    form.embeddings.endpoint_url.value = sandbox.azure_endpoint + "/openai/"
-    form.embeddings.deployment_id.value = "embeddings-3-small"
-    form.embeddings.api_key.value = sandbox.azure_api_key.get_secret_value()
-    # Authentication fails on purpose (unknown api-version is not it; a bad embeddings key is), so the form stays open.
-    form.embeddings.api_key.value = "sandbox-wrong-key-000000"
-    form.save_button.click()
+    panel.type("aiw-language-api-key", sandbox.azure_api_key.get_secret_value())
+    panel.type("aiw-embeddings-endpoint-url", sandbox.azure_endpoint + "/openai/")
+    panel.type("aiw-embeddings-deployment-id", "embeddings-3-small")
+    # Authentication fails on purpose (a bad embeddings key), so the form stays open.
+    panel.type("aiw-embeddings-api-key", "sandbox-wrong-key-000000")
+    panel.press("aiw-save")
 
-    assert form.language.endpoint_url.value == sandbox.azure_endpoint
-    assert form.language.deployment_id.value == "chat-gpt-4o"
-    assert form.api_version.value == "2024-06-01"
-    assert form.embeddings.endpoint_url.value == sandbox.azure_endpoint
-    assert "whole target URI" in form.language.endpoint_url.notice.value
-    assert "taken from the target URI" in form.language.deployment_id.notice.value
-    assert "ended in /openai" in form.embeddings.endpoint_url.notice.value
-    assert "rejected the API Key" in form.embeddings.api_key.error.value
+    assert value(panel, "aiw-language-endpoint-url") == sandbox.azure_endpoint
+    assert value(panel, "aiw-language-deployment-id") == "chat-gpt-4o"
+    assert value(panel, "aiw-azure-api-version") == "2024-06-01"
+    assert value(panel, "aiw-embeddings-endpoint-url") == sandbox.azure_endpoint
+    assert "whole target URI" in notice(panel, "aiw-language-endpoint-url")
+    assert "taken from the target URI" in notice(panel, "aiw-language-deployment-id")
+    assert "ended in /openai" in notice(panel, "aiw-embeddings-endpoint-url")
+    assert "rejected the API Key" in error(panel, "aiw-embeddings-api-key")
+
+
+def test_a_pasted_target_uri_fills_the_fields_when_it_is_left_before_any_save(panel, sandbox):
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type(
+        "aiw-language-endpoint-url",
+        "https://myresource.openai.azure.com/openai/deployments/chat-gpt-4o/chat/completions?api-version=2024-06-01",
+    )
+    assert value(panel, "aiw-language-endpoint-url") == "https://myresource.openai.azure.com"
+    assert value(panel, "aiw-language-deployment-id") == "chat-gpt-4o"
+    assert value(panel, "aiw-azure-api-version") == "2024-06-01"
+    assert "whole target URI" in notice(panel, "aiw-language-endpoint-url")
+    assert "taken from the target URI" in notice(panel, "aiw-language-deployment-id")
+    assert "taken from the target URI" in notice(panel, "aiw-azure-api-version")
+    assert error(panel, "aiw-language-endpoint-url") == "" and error(panel, "aiw-language-deployment-id") == ""
+    assert sandbox.requests == [] and panel.view == "form"
+
+
+def test_a_foundry_url_or_a_host_without_https_is_tidied_when_left(panel):
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type("aiw-language-endpoint-url", "myresource.openai.azure.com")
+    assert value(panel, "aiw-language-endpoint-url") == "https://myresource.openai.azure.com"
+    assert "no https:// in front; it was added" in notice(panel, "aiw-language-endpoint-url")
+    panel.type("aiw-embeddings-endpoint-url", "https://myresource.services.ai.azure.com/openai/v1/")
+    assert value(panel, "aiw-embeddings-endpoint-url") == "https://myresource.services.ai.azure.com"
+    assert "API path /openai/v1" in notice(panel, "aiw-embeddings-endpoint-url")
+    panel.choose("aiw-provider", "openai")
+    panel.type("aiw-openai-base-url", "https://api.openai.com/v1/chat/completions")
+    assert value(panel, "aiw-openai-base-url") == "https://api.openai.com/v1"
+    assert "ended in /chat/completions" in notice(panel, "aiw-openai-base-url")
+
+
+def test_bearer_and_quotes_leave_a_key_when_it_is_left_and_the_tidy_key_goes_back_to_its_input(panel, sandbox):
+    sent = []
+    panel.send = lambda content, buffers=None: sent.append(content)
+    key = sandbox.openai_api_key.get_secret_value()
+    panel.press("aiw-add")
+    panel.type("aiw-openai-api-key", f"Bearer '{key}'")
+    assert panel.form.key("api_key") == key
+    said = notice(panel, "aiw-openai-api-key")
+    assert "'Bearer ' in front of the API Key was removed." in said and "Quotes around the API Key" in said
+    assert {"event": "key", "path": "api_key", "value": key} in sent
+    assert_nowhere(panel, key)
+    panel.press("aiw-save")
+    assert panel.settings.status().configured
+
+
+def test_a_host_name_too_long_to_be_one_is_said_to_be_invalid_at_once(panel, sandbox):
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type("aiw-language-endpoint-url", "https://" + "a" * 64 + ".openai.azure.com")
+    assert "too long to be one" in error(panel, "aiw-language-endpoint-url")
+    panel.type("aiw-language-endpoint-url", "https://" + ".".join(["abcdefghij"] * 24) + ".openai.azure.com")
+    assert "too long to be one" in error(panel, "aiw-language-endpoint-url")
+    for not_a_host in ("https://my..resource.openai.azure.com", "https://-myresource.openai.azure.com"):
+        panel.type("aiw-language-endpoint-url", not_a_host)
+        assert "host name that cannot be one" in error(panel, "aiw-language-endpoint-url"), not_a_host
+    assert "could not be found" not in panel.visible_text()
+    panel.type("aiw-language-endpoint-url", sandbox.azure_endpoint)
+    assert error(panel, "aiw-language-endpoint-url") == ""
 
 
 def test_after_a_save_the_row_says_what_was_adjusted(panel, sandbox):
-    panel.row.add_button.click()
-    fill_openai(panel, f'  "{sandbox.openai_api_key.get_secret_value()}"\n')
-    panel.form.save_button.click()
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "openai")
+    key = sandbox.openai_api_key.get_secret_value()
+    panel.handle(  # Enter pressed in the key field before it was left: no tidy on the way
+        {"event": "form.save", "values": panel.values(), "keys": {"api_key": f'  "{key}"\n'}}
+    )
 
-    text = panel.visible_text()
-    assert "Saved. Adjusted while saving:" in text
-    assert "Quotes around the API Key were removed." in text
+    shown_text = panel.visible_text()
+    assert "Saved. Adjusted while saving:" in shown_text
+    assert "Quotes around the API Key were removed." in shown_text
 
 
 def test_model_version_as_api_version_is_marked_beside_the_api_version(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox)
-    panel.form.api_version.value = "2024-05-13"
-    panel.form.save_button.click()
+    panel.type("aiw-azure-api-version", "2024-05-13")
+    assert "version of the gpt-4o model, not an API version" in error(panel, "aiw-azure-api-version")
+    panel.press("aiw-save")
 
-    assert "version of the gpt-4o model, not an API version" in panel.form.api_version.error.value
+    assert "version of the gpt-4o model, not an API version" in error(panel, "aiw-azure-api-version")
     assert sandbox.requests == []
 
 
 def test_openai_key_given_to_azure_gets_a_warning_beside_the_key(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox, key="sk-" + "a" * 40)
-    panel.form.save_button.click()
+    assert "like an OpenAI key" in notice(panel, "aiw-language-api-key")
+    panel.press("aiw-save")
 
-    assert "like an OpenAI key" in panel.form.language.api_key.notice.value
-    assert "rejected the API Key" in panel.form.language.api_key.error.value
+    assert "like an OpenAI key" in notice(panel, "aiw-language-api-key")
+    assert "rejected the API Key" in error(panel, "aiw-language-api-key")
 
 
 def test_ambiguous_gpt4_is_saved_with_a_warning_in_the_row(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox, language="chat-gpt-4")
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
     assert panel.settings.status().configured
-    assert "turbo-2024-04-09" in one(panel, "aiw-warnings").value
+    assert "turbo-2024-04-09" in text(panel, "aiw-warnings")
 
 
 def test_model_behind_the_deployment_is_checked_not_its_name(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox, language="chat-gpt-35-turbo")
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
-    assert "answers as gpt-35-turbo" in panel.form.language.deployment_id.error.value
+    assert "answers as gpt-35-turbo" in error(panel, "aiw-language-deployment-id")
     assert not panel.settings.status().configured
 
 
@@ -367,11 +514,11 @@ def test_edit_keeps_what_the_form_does_not_show_and_shows_the_rest(panel, sandbo
             project=sandbox.openai_project,
         )
     )
-    panel.row.edit_button.click()
-    assert panel.form.openai_organization.value == sandbox.openai_organization
-    assert panel.form.openai_project.value == sandbox.openai_project
-    panel.form.openai_api_key.value = sandbox.openai_api_key.get_secret_value()
-    panel.form.save_button.click()
+    panel.press("aiw-edit")
+    assert value(panel, "aiw-openai-organization") == sandbox.openai_organization
+    assert value(panel, "aiw-openai-project") == sandbox.openai_project
+    panel.type("aiw-openai-api-key", sandbox.openai_api_key.get_secret_value())
+    panel.press("aiw-save")
 
     saved = settings.saved_fields()
     assert saved.language_model == "gpt-4.1"
@@ -388,10 +535,10 @@ def test_edit_keeps_the_saved_api_version(panel, sandbox):
             api_version="2024-06-01",
         )
     )
-    panel.row.edit_button.click()
-    assert panel.form.api_version.value == "2024-06-01"
-    panel.form.language.api_key.value = sandbox.azure_api_key.get_secret_value()
-    panel.form.save_button.click()
+    panel.press("aiw-edit")
+    assert value(panel, "aiw-azure-api-version") == "2024-06-01"
+    panel.type("aiw-language-api-key", sandbox.azure_api_key.get_secret_value())
+    panel.press("aiw-save")
     assert panel.settings.saved_fields().api_version == "2024-06-01"
 
 
@@ -400,25 +547,26 @@ def test_progress_then_each_model_result_while_authenticating(sandbox):
 
     async def scenario():
         panel = sandbox.settings().panel()
-        panel.row.add_button.click()
+        panel.press("aiw-add")
         fill_azure_shared(panel, sandbox, language="no-such-deployment")
-        panel.form.save_button.click()
-        seen.append(panel.form.language.check_result.value)
+        panel.press("aiw-save")
+        seen.append(text(panel, "aiw-language-result"))
         await panel._task
         return panel
 
     panel = asyncio.run(scenario())
     assert "Checking the language model" in seen[0]
-    assert "✓" in panel.form.embeddings.check_result.value
-    assert "no deployment named 'no-such-deployment'" in panel.form.language.deployment_id.error.value
+    assert "✓" in text(panel, "aiw-embeddings-result")
+    assert "no deployment named 'no-such-deployment'" in error(panel, "aiw-language-deployment-id")
+    panel.close()
 
 
 def test_test_button_reauthenticates_and_shows_each_model(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-    one(panel, "aiw-test").click()
-    text = one(panel, "aiw-test-result").value
-    assert "✓ Language model: authenticated (gpt-4o)." in text
-    assert "✓ Embeddings model: authenticated (text-embedding-3-small)." in text
+    panel.press("aiw-test")
+    result = text(panel, "aiw-test-result")
+    assert "✓ Language model: authenticated (gpt-4o)." in result
+    assert "✓ Embeddings model: authenticated (text-embedding-3-small)." in result
 
 
 def test_a_damaged_record_is_shown_and_remove_resets_it(panel):
@@ -426,56 +574,83 @@ def test_a_damaged_record_is_shown_and_remove_resets_it(panel):
     store_file.parent.mkdir(parents=True, exist_ok=True)
     store_file.write_text("{ not json", encoding="utf-8")
     panel.render()
-    assert "is damaged" in panel.notice.value
-    assert visible(panel, "aiw-remove") and not visible(panel, "aiw-add")
+    assert "is damaged" in text(panel, "aiw-notice")
+    assert shown(panel, "aiw-remove") and not shown(panel, "aiw-add")
 
-    panel.row.remove_button.click()
-    one(panel, "aiw-confirm-remove").click()
-    assert "Not configured" in one(panel, "aiw-status").value
-    assert visible(panel, "aiw-add")
+    panel.press("aiw-remove")
+    panel.press("aiw-confirm-remove")
+    assert "Not configured" in text(panel, "aiw-status")
+    assert shown(panel, "aiw-add")
     assert list(panel.settings.home.glob("settings.json.damaged-*"))
 
 
-def test_footer_names_the_keyring(panel):
-    assert "PlaintextKeyring" in one(panel, "aiw-footer").value
+def test_footer_and_row_name_the_keyring_in_words(panel, sandbox):
+    assert text(panel, "aiw-footer") == "Keys are kept in: Plain-text file keyring"
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    assert "Keys kept in: Plain-text file keyring" in text(panel, "aiw-row")
+    assert "PlaintextKeyring" not in panel.visible_text()
+
+
+def test_the_row_shows_the_endpoints_resource_as_well_as_the_models(panel, sandbox):
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    host = sandbox.openai_base_url.split("//")[1].split("/")[0]
+    assert f"OpenAI · gpt-4o · text-embedding-3-small · at {host} · key …" in text(panel, "aiw-status")
+    from ai_admin_widgets.widgets.panel import resource_of
+
+    assert resource_of("https://myresource.openai.azure.com") == "myresource"
+    assert resource_of("https://other.cognitiveservices.azure.us/") == "other"
+    assert resource_of("https://api.openai.com/v1") == "api.openai.com"
+
+
+def test_optional_fields_say_optional_once(panel):
+    panel.press("aiw-add")
+    for css_class in ("aiw-openai-organization", "aiw-openai-project"):
+        field = node(panel, css_class)
+        assert field["optional"]
+        line = text(panel, css_class)
+        seen = " ".join([line, field["placeholder"], field["help"]]).lower()
+        assert seen.count("optional") == 1, seen
+    assert not node(panel, "aiw-openai-base-url")["optional"]
 
 
 def test_a_bad_port_is_a_field_error_not_a_stuck_form(panel, sandbox):
-    panel.row.add_button.click()
-    panel.form.openai_base_url.value = "http://127.0.0.1:99999/v1"
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
-    assert "port" in panel.form.openai_base_url.error.value
-    assert not panel.form.save_button.disabled
+    panel.type("aiw-openai-base-url", "http://127.0.0.1:99999/v1")
+    panel.press("aiw-save")
+    assert "port" in error(panel, "aiw-openai-base-url")
+    assert panel.offered("aiw-save")
 
 
 def test_wrong_organization_is_marked_beside_the_organization_field(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.openai_organization.value = "org-SomeoneElse"
-    panel.form.save_button.click()
-    assert "does not match the API Key" in panel.form.openai_organization.error.value
-    assert panel.form.openai_api_key.error.value == ""
+    panel.type("aiw-openai-organization", "org-SomeoneElse")
+    panel.press("aiw-save")
+    assert "does not match the API Key" in error(panel, "aiw-openai-organization")
+    assert error(panel, "aiw-openai-api-key") == ""
 
 
 def test_while_the_form_is_open_the_row_offers_nothing_to_cross_a_save(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-    panel.row.edit_button.click()
-    assert not visible(panel, "aiw-edit") and not visible(panel, "aiw-remove") and not visible(panel, "aiw-test")
-    panel.form.cancel_button.click()
-    assert visible(panel, "aiw-edit") and visible(panel, "aiw-remove") and visible(panel, "aiw-test")
+    panel.press("aiw-edit")
+    assert not shown(panel, "aiw-edit") and not shown(panel, "aiw-remove") and not shown(panel, "aiw-test")
+    panel.press("aiw-cancel")
+    assert shown(panel, "aiw-edit") and shown(panel, "aiw-remove") and shown(panel, "aiw-test")
 
 
 def test_switching_provider_clears_the_old_errors(panel):
-    panel.row.add_button.click()
-    panel.form.save_button.click()
-    assert "Correct the fields" in panel.form.message.value
-    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
-    assert panel.form.message.value == "" and panel.form.openai_api_key.error.value == ""
+    panel.press("aiw-add")
+    panel.press("aiw-save")
+    assert "Correct the fields" in text(panel, "aiw-message")
+    panel.choose("aiw-provider", "azure_openai")
+    assert text(panel, "aiw-message") == ""
+    panel.choose("aiw-provider", "openai")
+    assert error(panel, "aiw-openai-api-key") == ""
 
 
 def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_when(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     other_kernel = sandbox.settings()  # the same admin, in another kernel
     other_kernel.save(
         aiw.OpenAIIntegration(
@@ -483,124 +658,143 @@ def test_a_save_over_a_change_made_elsewhere_meanwhile_is_refused_with_who_and_w
         )
     )
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
-    message = panel.form.message.value
+    panel.press("aiw-save")
+    message = text(panel, "aiw-message")
     assert f"changed by {other_kernel.user} at " in message and "Reload" in message
     assert panel.settings.saved_fields().language_model == "gpt-4.1"
 
 
 def test_history_shows_every_change_newest_first_on_request(panel, sandbox):
+    needs_region(panel, "history")
     settings = panel.settings
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     settings.test()
     settings.remove()
-    assert not visible(panel, "aiw-history-table")
-    one(panel, "aiw-history-toggle").click()
-    table = one(panel, "aiw-history-table").value
+    assert not shown(panel, "aiw-history-table")
+    panel.press("aiw-history-toggle")
+    table = text(panel, "aiw-history-table")
     assert table.index("Removed") < table.index("Tested") < table.index("Added")
     assert settings.user in table and "OpenAI" in table
     assert sandbox.openai_api_key.get_secret_value()[-12:] not in table
-    one(panel, "aiw-history-toggle").click()
-    assert not visible(panel, "aiw-history-table")
+    panel.press("aiw-history-toggle")
+    assert not shown(panel, "aiw-history-table")
 
 
-def test_a_key_pasted_into_another_field_does_not_stay_in_the_widgets(panel, sandbox):
+def test_a_key_pasted_into_another_field_does_not_stay_in_the_panel(panel, sandbox):
     key = sandbox.openai_api_key.get_secret_value() + "0" * 8
-    panel.row.add_button.click()
-    fill_openai(panel, "")
-    panel.form.openai_project.value = key
-    panel.form.save_button.click()
-    assert "looks like an API key" in panel.form.openai_project.error.value
-    assert panel.form.openai_project.value == ""
-    assert key not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
-
-
-def press(field_widget, key):
-    """What the browser sends when Enter or Escape is pressed in a field's input."""
-    field_widget._receive(field_widget, {"type": {"Enter": "submit", "Escape": "cancel"}[key]}, [])
+    panel.press("aiw-add")
+    panel.type("aiw-openai-project", key)  # left: it is said at once, and emptied
+    assert "looks like an API key" in error(panel, "aiw-openai-project")
+    assert value(panel, "aiw-openai-project") == ""
+    assert_nowhere(panel, key)
+    panel.handle({"event": "form.save", "values": {**panel.values(), "project": key}, "keys": {}})
+    assert "looks like an API key" in error(panel, "aiw-openai-project")
+    assert value(panel, "aiw-openai-project") == ""
+    assert_nowhere(panel, key)
 
 
 def test_enter_in_any_field_saves_and_escape_cancels(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_azure_shared(panel, sandbox)
-    press(panel.form.embeddings.deployment_id.input, "Enter")  # not the key field: any field saves
+    panel.enter()  # Enter in any field saves
     assert panel.view == "row"
-    assert "Azure OpenAI" in one(panel, "aiw-status").value
+    assert "Azure OpenAI" in text(panel, "aiw-status")
 
-    panel.row.edit_button.click()
-    panel.form.language.deployment_id.value = "something-else"
-    press(panel.form.language.deployment_id.input, "Escape")
+    panel.press("aiw-edit")
+    panel.type("aiw-language-deployment-id", "something-else")
+    panel.escape()
     assert panel.view == "row"
     assert panel.settings.saved_fields().language_model.deployment_id == sandbox.azure_deployments["language"]
+    panel.press("aiw-remove")
+    panel.escape()
+    assert panel.view == "row" and panel.settings.status().configured
+    form = node(panel, "aiw-row")  # the dialogs name their events: Escape and Enter do what Cancel and Save do
+    assert form is not None
+
+
+def test_the_dialogs_name_what_escape_enter_and_the_keyboard_do(panel, sandbox):
+    panel.press("aiw-add")
+    dialog = node(panel, "aiw-form")
+    assert (dialog["cancel_event"], dialog["submit_event"], dialog["focus"]) == (
+        "form.cancel",
+        "form.save",
+        "aiw-openai-api-key",
+    )
+    panel.press("aiw-cancel")
+    panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
+    panel.press("aiw-remove")
+    dialog = node(panel, "aiw-confirmation")
+    assert (dialog["cancel_event"], dialog["submit_event"], dialog["focus"]) == ("confirm.cancel", "", "aiw-cancel")
 
 
 def test_enter_while_authenticating_does_not_save_twice(panel, sandbox):
     saves = []
-    panel.form._on_save = saves.append
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
     panel.form.set_busy(True)  # as while a Save is authenticating
-    press(panel.form.openai_base_url.input, "Enter")
-    assert saves == []
+    before = len(sandbox.requests)
+    panel.enter()
+    assert panel.view == "form" and len(sandbox.requests) == before and saves == []
     panel.form.set_busy(False)
-    press(panel.form.openai_base_url.input, "Enter")
-    assert len(saves) == 1
-
-
-def test_each_field_is_described_by_its_help_and_its_error_for_screen_readers(panel):
-    panel.row.add_button.click()
-    panel.form.save_button.click()  # OpenAI with an empty key: the key is marked
-    key_field = panel.form.openai_api_key
-    help_id, error_id = key_field.input.described_by.split()
-    assert f'id="{help_id}"' in key_field.help.value
-    assert f'id="{error_id}"' in key_field.error.value and 'role="alert"' in key_field.error.value
-    assert key_field.input.invalid
-    base_url = panel.form.openai_base_url
-    assert not base_url.input.invalid and base_url.error.value == ""
-    ids = [field.input.described_by for field in panel.form._all_fields().values()]
-    assert len(set(ids)) == len(ids), "two fields share a help or error id"
-
-
-def test_the_keyboard_lands_on_the_first_field_and_back_on_the_row(panel, sandbox, monkeypatch):
-    focused = []
-    monkeypatch.setattr(aiw.widgets.fields.TextField, "focus", lambda self: focused.append(self.description))
-    monkeypatch.setattr(aiw.widgets.fields.KeyField, "focus", lambda self: focused.append(self.description))
-    monkeypatch.setattr(widgets.Button, "focus", lambda self: focused.append(self.description))
-    panel.row.add_button.click()
-    assert focused[-1] == "API Key"
-    panel.form.provider.value = aiw.Provider.AZURE_OPENAI
-    panel.form.language.endpoint_url.value = "https://contoso.openai.azure.com"
-    panel.form.save_button.click()  # the deployment ids and the key are missing
-    assert focused[-1] == "Deployment ID"
-    panel.form.cancel_button.click()
-    assert focused[-1] == "Add"
-    panel.row.add_button.click()
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
-    assert focused[-1] == "Edit"
-    panel.row.remove_button.click()
-    assert focused[-1] == "Cancel", "Remove puts the keyboard on the safe choice"
+    panel.enter()
+    assert panel.view == "row" and panel.settings.status().configured
+
+
+def test_each_field_carries_its_help_and_its_error(panel):
+    panel.press("aiw-add")
+    panel.press("aiw-save")  # OpenAI with an empty key: the key is marked
+    key_field = node(panel, "aiw-openai-api-key")
+    assert key_field["help"] and "API Key is empty" in key_field["error"]
+    assert key_field["input"] == "key" and key_field["value"] == ""
+    base_url = node(panel, "aiw-openai-base-url")
+    assert base_url["error"] == "" and base_url["help"]
+
+
+def test_the_keyboard_lands_on_the_first_field_and_back_on_the_row(panel, sandbox):
+    panel.press("aiw-add")
+    assert panel.focused == "aiw-openai-api-key" and node(panel, "aiw-form")["focus"] == "aiw-openai-api-key"
+    panel.choose("aiw-provider", "azure_openai")
+    panel.type("aiw-language-endpoint-url", "https://contoso.openai.azure.com")
+    panel.press("aiw-save")  # the deployment ids and the key are missing
+    assert panel.focused == "aiw-language-deployment-id"
+    panel.press("aiw-cancel")
+    assert panel.focused == "aiw-add"
+    panel.press("aiw-add")
+    fill_openai(panel, sandbox.openai_api_key.get_secret_value())
+    panel.press("aiw-save")
+    assert panel.focused == "aiw-edit"
+    panel.press("aiw-remove")
+    assert panel.focused == "aiw-cancel", "Remove puts the keyboard on the safe choice"
 
 
 def test_the_row_says_when_it_was_last_authenticated(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     assert "Last authenticated just now: succeeded" in panel.visible_text()
-    assert not visible(panel, "aiw-health")
+    assert not shown(panel, "aiw-health")
+
+
+def test_the_last_authentication_is_an_ago_node_the_front_end_keeps_current(panel, sandbox):
+    status = panel.settings.save(
+        aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
+    )
+    ago = node(panel, "aiw-authenticated")
+    assert ago["kind"] == "ago" and ago["template"] == "Last authenticated {ago}: succeeded"
+    assert ago["iso"] == status.last_authenticated_at.isoformat()
 
 
 def test_a_stale_integration_is_flagged_with_what_to_do_and_test_clears_it(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     age_last_authentication(panel.settings, timedelta(days=10, hours=2))
     panel.render()
-    text = panel.visible_text()
-    assert "Last authenticated 10 days ago: succeeded" in text
-    flag = one(panel, "aiw-health")
-    assert "aiw-health-stale" in flag._dom_classes
-    assert "last authenticated more than 7 days ago" in text and "Press Test to authenticate again." in text
+    shown_text = panel.visible_text()
+    assert "Last authenticated 10 days ago: succeeded" in shown_text
+    assert "aiw-health-stale" in node(panel, "aiw-health")["cls"]
+    assert "last authenticated more than 7 days ago" in shown_text and "Press Test to authenticate again." in shown_text
 
-    one(panel, "aiw-test").click()
+    panel.press("aiw-test")
     assert "Last authenticated just now: succeeded" in panel.visible_text()
-    assert not visible(panel, "aiw-health") and "aiw-health-stale" not in flag._dom_classes
+    assert not shown(panel, "aiw-health")
 
 
 def test_the_stale_age_is_the_settings_own(sandbox):
@@ -610,7 +804,7 @@ def test_the_stale_age_is_the_settings_own(sandbox):
     panel = settings.panel()
     try:
         assert "last authenticated more than 1 hour ago" in panel.visible_text()
-        assert "aiw-health-stale" in one(panel, "aiw-health")._dom_classes
+        assert "aiw-health-stale" in node(panel, "aiw-health")["cls"]
     finally:
         panel.close()
 
@@ -624,18 +818,15 @@ def test_a_failing_integration_is_flagged_and_a_passing_test_clears_it(panel, sa
         ok=False, revision=status.revision, codes=["invalid_api_key"]
     )
     panel.render()
-    text = panel.visible_text()
-    assert "Last authenticated just now: failed (invalid_api_key)" in text
-    flag = one(panel, "aiw-health")
-    assert "aiw-health-failing" in flag._dom_classes
-    assert "The last authentication of the saved credentials failed (invalid_api_key)" in text
-    assert "press Edit and correct what Test reports" in text
+    shown_text = panel.visible_text()
+    assert "Last authenticated just now: failed (invalid_api_key)" in shown_text
+    assert "aiw-health-failing" in node(panel, "aiw-health")["cls"]
+    assert "The last authentication of the saved credentials failed (invalid_api_key)" in shown_text
+    assert "press Edit and correct what Test reports" in shown_text
 
-    one(panel, "aiw-test").click()
-    text = panel.visible_text()
-    assert "Last authenticated just now: succeeded" in text
-    assert not visible(panel, "aiw-health")
-    assert "aiw-health-failing" not in flag._dom_classes
+    panel.press("aiw-test")
+    assert "Last authenticated just now: succeeded" in panel.visible_text()
+    assert not shown(panel, "aiw-health")
 
 
 def test_a_test_that_fails_flags_the_row_with_its_code(settings):
@@ -643,10 +834,9 @@ def test_a_test_that_fails_flags_the_row_with_its_code(settings):
         settings.save(aiw.OpenAIIntegration(api_key=gone.openai_api_key, base_url=gone.openai_base_url))
     panel = settings.panel()
     try:
-        one(panel, "aiw-test").click()
-        text = panel.visible_text()
-        assert "Last authenticated just now: failed (connection_failed)" in text
-        assert "aiw-health-failing" in one(panel, "aiw-health")._dom_classes
+        panel.press("aiw-test")
+        assert "Last authenticated just now: failed (connection_failed)" in panel.visible_text()
+        assert "aiw-health-failing" in node(panel, "aiw-health")["cls"]
     finally:
         panel.close()
 
@@ -659,9 +849,11 @@ def test_a_non_admin_is_told_an_admin_can_test(sandbox):
     )
     viewer = sandbox.settings(user="viewer", access=AccessPolicy(admin=False)).panel()
     try:
-        text = viewer.visible_text()
-        assert "failed (invalid_api_key)" in text and "An admin can authenticate it again with Test." in text
-        assert "Press Test" not in text
+        shown_text = viewer.visible_text()
+        assert (
+            "failed (invalid_api_key)" in shown_text and "An admin can authenticate it again with Test." in shown_text
+        )
+        assert "Press Test" not in shown_text
     finally:
         viewer.close()
 
@@ -669,52 +861,49 @@ def test_a_non_admin_is_told_an_admin_can_test(sandbox):
 def test_an_admin_with_the_form_open_is_still_told_what_an_admin_can_do(panel, sandbox):
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     age_last_authentication(panel.settings, timedelta(days=10))
-    panel.row.edit_button.click()  # the row's buttons hide while the form is open; the advice stays the admin's
-    text = panel.visible_text()
-    assert "Press Test to authenticate again." in text
-    assert "An admin can authenticate it again" not in text
-    assert not visible(panel, "aiw-test") and not visible(panel, "aiw-edit")
+    panel.press("aiw-edit")  # the row's buttons leave while the form is open; the advice stays the admin's
+    shown_text = panel.visible_text()
+    assert "Press Test to authenticate again." in shown_text
+    assert "An admin can authenticate it again" not in shown_text
+    assert not shown(panel, "aiw-test") and not shown(panel, "aiw-edit")
 
 
 @pytest.mark.parametrize(
-    ("field_name", "pasted"),
+    ("css_class", "pasted"),
     [
-        ("openai_project", '"{key}"'),
-        ("openai_organization", "Bearer {key}"),
-        ("openai_base_url", "https://api.openai.com/v1?api-key={key}"),
+        ("aiw-openai-project", '"{key}"'),
+        ("aiw-openai-organization", "Bearer {key}"),
+        ("aiw-openai-base-url", "https://api.openai.com/v1?api-key={key}"),
     ],
 )
-def test_a_key_pasted_inside_another_field_is_cleared_on_a_refused_save_and_on_cancel(
-    panel, sandbox, field_name, pasted
-):
+def test_a_key_pasted_inside_another_field_is_cleared_on_a_refused_save_and_on_cancel(panel, css_class, pasted):
     key = "sk-" + uuid.uuid4().hex + uuid.uuid4().hex
-    panel.row.add_button.click()
-    getattr(panel.form, field_name).value = pasted.format(key=key)
-    panel.form.save_button.click()  # refused: the key field is empty, or the field is wrong
-    assert key not in json.dumps(panel.get_state()) and all(
-        key not in field.value for field in panel.form._all_fields().values()
-    )
-    getattr(panel.form, field_name).value = pasted.format(key=key)
-    panel.form.cancel_button.click()
-    assert all(field.value == "" for field in panel.form._all_fields().values()), (
-        "Cancel leaves nothing typed in the form"
-    )
+    panel.press("aiw-add")
+    path = node(panel, css_class)["path"]
+    values = {**panel.values(), path: pasted.format(key=key)}
+    panel.handle({"event": "form.save", "values": values, "keys": {}})  # refused: the key field is empty
+    assert_nowhere(panel, key)
+    assert all(key not in text_value for text_value in panel.form.values.values())
+    panel.type(css_class, pasted.format(key=key))
+    assert_nowhere(panel, key)
+    panel.handle({"event": "form.cancel", "values": {**panel.values(), path: pasted.format(key=key)}})
+    assert all(text_value == "" for text_value in panel.form.values.values()), "Cancel leaves nothing typed in the form"
 
 
 def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, sandbox):
     integration = aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url)
     for outcome in ("saved", "refused"):
-        panel.row.add_button.click() if outcome == "saved" else panel.row.edit_button.click()
+        panel.press("aiw-add") if outcome == "saved" else panel.press("aiw-edit")
         panel.form.set_busy(True)  # as while both models are being checked
-        key_input = panel.form.openai_api_key.input
-        key_input._receive(None, {"type": "key", "value": "sk-typed-while-checking-" + "x" * 30}, [])
-        press(key_input, "Enter")  # a second Enter: ignored while the checks run
+        typed = "sk-typed-while-checking-" + "x" * 30
+        panel.type("aiw-openai-api-key", typed)
+        panel.enter()  # a second Enter: ignored while the checks run
         if outcome == "saved":
             panel.settings.save(integration)
             panel._saved(integration)
         else:
             panel._save_failed(aiw.AIAdminError("refused"))
-        assert key_input.value == "", f"after the Save {outcome}, a key typed meanwhile stayed in the kernel"
+        assert panel.form.key("api_key") == "", f"after the Save {outcome}, a key typed meanwhile stayed in the kernel"
 
 
 # --------------------------------------------------------------------------- #
@@ -723,16 +912,17 @@ def test_a_key_typed_while_authenticating_does_not_stay_in_the_kernel(panel, san
 
 
 def test_the_first_openai_add_lists_only_the_fields_it_set_as_changed(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())  # Organization ID and Project ID left empty
-    panel.form.save_button.click()
+    panel.press("aiw-save")
 
     added = panel.settings.history()[-1]
     assert added.action is aiw.models.AuditAction.ADD
     assert "organization" not in added.changed and "project" not in added.changed
     assert {"base_url", "api_key"} <= set(added.changed)
-    one(panel, "aiw-history-toggle").click()
-    table = one(panel, "aiw-history-table").value
+    needs_region(panel, "history")
+    panel.press("aiw-history-toggle")
+    table = text(panel, "aiw-history-table")
     assert "Base URL" in table and "Organization ID" not in table and "Project ID" not in table
 
 
@@ -761,14 +951,18 @@ def test_one_render_reads_one_snapshot_and_nothing_else(sandbox):
     counting = CountingSettings(settings)
     panel = aiw.AISettingsPanel(counting)
     try:
-        assert "OpenAI · gpt-4o" in panel.visible_text() and "Everyone may use AI." in panel.visible_text()
+        assert "OpenAI · gpt-4o" in panel.visible_text()
         counting.calls.clear()
         panel.render()
         assert counting.calls == ["snapshot"]
-        one(panel, "aiw-history-toggle").click()
         counting.calls.clear()
-        panel.render()
-        assert counting.calls == ["snapshot", "history"], "History reads the audit log only while it is shown"
+        panel.handle({"event": "panel.poll", "values": {}})
+        assert counting.calls == ["fingerprint"], "a poll with nothing changed reads only the fingerprint"
+        if any(region.prefix == "history" for region in panel.regions):
+            panel.press("aiw-history-toggle")
+            counting.calls.clear()
+            panel.render()
+            assert counting.calls == ["snapshot", "history"], "History reads the audit log only while it is shown"
     finally:
         panel.close()
 
@@ -783,58 +977,79 @@ def test_test_results_are_cleared_when_the_integration_they_describe_changes(pan
     for change in ("access", "save", "remove"):
         if change == "remove":
             settings.save(openai_at(sandbox))
-        one(panel, "aiw-test").click()
-        assert "✓ Language model: authenticated (gpt-4o)." in panel.row.result.value
+        panel.press("aiw-test")
+        assert "✓ Language model: authenticated (gpt-4o)." in text(panel, "aiw-test-result")
         if change == "access":  # who may use AI is not the integration: its results stay
             settings.set_allowed(users=settings.user)
-            assert "✓ Language model: authenticated" in panel.row.result.value
+            assert "✓ Language model: authenticated" in text(panel, "aiw-test-result")
         elif change == "save":
             settings.save(openai_at(sandbox, language_model="gpt-4.1"))
-            assert panel.row.result.value == "", "the results of the integration before the save stayed"
+            assert not shown(panel, "aiw-test-result"), "the results of the integration before the save stayed"
         else:
             settings.remove()
-            assert panel.row.result.value == "", "the results of a removed integration stayed"
+            assert not shown(panel, "aiw-test-result"), "the results of a removed integration stayed"
 
 
-def test_a_change_made_elsewhere_shows_on_the_next_button_with_the_time_recomputed(panel, sandbox):
+def test_a_change_made_elsewhere_shows_on_the_next_poll_with_the_time_recomputed(panel, sandbox):
     panel.settings.save(openai_at(sandbox))
-    one(panel, "aiw-test").click()
-    assert "✓ Language model: authenticated (gpt-4o)." in panel.row.result.value
+    panel.press("aiw-test")
+    assert "✓ Language model: authenticated (gpt-4o)." in text(panel, "aiw-test-result")
     elsewhere = sandbox.settings()  # another kernel, or ai-admin in a terminal: this panel is not told
     elsewhere.save(openai_at(sandbox, language_model="gpt-4.1"))
     age_last_authentication(elsewhere, timedelta(days=3))
-    assert "gpt-4.1" not in one(panel, "aiw-status").value
+    assert "gpt-4.1" not in text(panel, "aiw-status")
 
-    one(panel, "aiw-history-toggle").click()  # any button
-    status = one(panel, "aiw-status").value
+    panel.handle({"event": "panel.poll", "values": {}})  # what the front end sends every 2 s while visible
+    status = text(panel, "aiw-status")
     assert "gpt-4.1" in status and "Last authenticated 3 days ago: succeeded" in status
-    assert panel.row.result.value == "", "the Test results of the integration replaced elsewhere stayed"
+    assert not shown(panel, "aiw-test-result"), "the Test results of the integration replaced elsewhere stayed"
 
     elsewhere.remove()
-    one(panel, "aiw-apply-access").click()
-    assert "Not configured" in one(panel, "aiw-status").value and visible(panel, "aiw-add")
+    panel.handle({"event": "panel.poll", "values": {}})
+    assert "Not configured" in text(panel, "aiw-status") and shown(panel, "aiw-add")
+
+
+def test_the_poll_catches_a_change_made_by_another_aisettings_on_the_same_store(tmp_path, sandbox, file_keyring):
+    """Two AISettings objects on one folder (two kernels): the poll alone brings the other's save to the page."""
+    here = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring)
+    there = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring)
+    panel = here.panel()
+    try:
+        assert shown(panel, "aiw-add")
+        there.save(openai_at(sandbox))
+        assert shown(panel, "aiw-add"), "nothing told this panel yet"
+        revision = panel.state["revision"]
+        panel.handle({"event": "panel.poll", "values": {}})
+        assert shown(panel, "aiw-edit") and "OpenAI · gpt-4o" in text(panel, "aiw-status")
+        assert panel.state["revision"] > revision
+        revision = panel.state["revision"]
+        panel.handle({"event": "panel.poll", "values": {}})
+        assert panel.state["revision"] == revision, "a poll with nothing changed sends no new state"
+    finally:
+        panel.close()
 
 
 def test_a_button_of_a_page_that_was_out_of_date_does_not_act(panel, sandbox):
     sandbox.settings().save(openai_at(sandbox))  # elsewhere: the panel still offers Add
-    panel.row.add_button.click()
-    assert panel.view == "row" and visible(panel, "aiw-edit") and not visible(panel, "aiw-add")
+    panel.press("aiw-add")
+    assert panel.view == "row" and shown(panel, "aiw-edit") and not shown(panel, "aiw-add")
 
 
 def test_after_switching_provider_the_key_placeholder_no_longer_offers_the_saved_key(panel, sandbox):
     panel.settings.save(openai_at(sandbox))
-    panel.row.edit_button.click()
-    form = panel.form
-    assert "Leave empty to keep the saved key" in form.openai_api_key.input.placeholder
-    form.provider.value = aiw.Provider.AZURE_OPENAI
-    for field in (form.language.api_key, form.embeddings.api_key):
-        assert "keep the saved key" not in field.input.placeholder
-    fill_azure_shared(panel, sandbox, key=" ")
-    form.language.api_key.value = ""
-    form.save_button.click()
-    assert "API Key is empty" in form.language.api_key.error.value
-    form.provider.value = aiw.Provider.OPENAI
-    assert "Leave empty to keep the saved key" in form.openai_api_key.input.placeholder
+    panel.press("aiw-edit")
+    assert "Leave empty to keep the saved key" in node(panel, "aiw-openai-api-key")["placeholder"]
+    panel.choose("aiw-provider", "azure_openai")
+    for css_class in ("aiw-language-api-key", "aiw-embeddings-api-key"):
+        assert "keep the saved key" not in node(panel, css_class)["placeholder"]
+    panel.check("aiw-same-endpoint", True)
+    panel.type("aiw-language-endpoint-url", sandbox.azure_endpoint)
+    panel.type("aiw-language-deployment-id", sandbox.azure_deployments["language"])
+    panel.type("aiw-embeddings-deployment-id", sandbox.azure_deployments["embeddings"])
+    panel.press("aiw-save")
+    assert "API Key is empty" in error(panel, "aiw-language-api-key")
+    panel.choose("aiw-provider", "openai")
+    assert "Leave empty to keep the saved key" in node(panel, "aiw-openai-api-key")["placeholder"]
 
 
 def test_a_saved_key_that_cannot_be_kept_is_said_beside_its_field(panel, sandbox):
@@ -847,16 +1062,15 @@ def test_a_saved_key_that_cannot_be_kept_is_said_beside_its_field(panel, sandbox
         )
     )
     requests = len(sandbox.requests)
-    panel.row.edit_button.click()
-    form = panel.form
-    form.same_endpoint.value = False
-    form.embeddings.endpoint_url.value = "https://contoso.openai.azure.com"  # the saved key was entered for the sandbox
-    form.save_button.click()
-    assert "Type the API Key" in form.embeddings.api_key.error.value
-    assert form.language.api_key.error.value == ""
-    assert "Correct the fields marked above" in form.message.value
+    panel.press("aiw-edit")
+    panel.check("aiw-same-endpoint", False)
+    panel.type("aiw-embeddings-endpoint-url", "https://contoso.openai.azure.com")  # the saved key was for the sandbox
+    panel.press("aiw-save")
+    assert "Type the API Key" in error(panel, "aiw-embeddings-api-key")
+    assert error(panel, "aiw-language-api-key") == ""
+    assert "Correct the fields marked above" in text(panel, "aiw-message")
     assert len(sandbox.requests) == requests, "the saved key was sent somewhere"
-    assert panel.view == "form" and not form.save_button.disabled
+    assert panel.view == "form" and panel.offered("aiw-save")
 
 
 @pytest.mark.parametrize("in_a_kernel", [True, False], ids=["event loop", "no event loop"])
@@ -864,48 +1078,57 @@ def test_a_double_clicked_save_saves_once_and_writes_no_refused_event(panel, san
     settings = panel.settings
     settings.save(openai_at(sandbox))
     before = len(settings.history())
-    panel.row.edit_button.click()
-    panel.form.openai_project.value = sandbox.openai_project  # the API Key left empty: the saved one is kept
+    panel.press("aiw-edit")
+    panel.type("aiw-openai-project", sandbox.openai_project)  # the API Key left empty: the saved one is kept
+    save = {"event": "form.save", "values": panel.values(), "keys": {}}
 
     async def double_click():
-        panel.form.save_button.click()
+        panel.handle(save)
         first = panel._task
-        panel.form.save_button.click()  # the second click of the double click, while authenticating
+        panel.handle(save)  # the second click of the double click, while authenticating
         await asyncio.gather(*{task for task in (first, panel._task) if task is not None})
 
     if in_a_kernel:
         asyncio.run(double_click())
     else:  # the kernel is busy with the first click; the second one arrives when it is done
-        panel.form.save_button.click()
-        panel.form.save_button.click()
+        panel.handle(save)
+        panel.handle(save)
     events = settings.history()[before:]
     assert [(event.action.value, event.outcome) for event in events] == [("edit", "ok")]
     assert settings.saved_fields().project == sandbox.openai_project
-    assert panel.view == "row" and "Correct the fields" not in panel.form.message.value
+    assert panel.view == "row" and "Correct the fields" not in panel.visible_text()
 
 
 def test_a_save_refused_because_of_a_change_elsewhere_is_in_the_history_in_words(panel, sandbox):
-    panel.row.add_button.click()
+    panel.press("aiw-add")
     sandbox.settings().save(openai_at(sandbox, language_model="gpt-4.1"))  # another kernel, meanwhile
     fill_openai(panel, sandbox.openai_api_key.get_secret_value())
-    panel.form.save_button.click()
-    assert "Reload" in panel.form.message.value
-    panel.form.cancel_button.click()
-    one(panel, "aiw-history-toggle").click()
-    table = one(panel, "aiw-history-table").value
+    panel.press("aiw-save")
+    assert "Reload" in text(panel, "aiw-message")
+    panel.press("aiw-cancel")
+    needs_region(panel, "history")
+    panel.press("aiw-history-toggle")
+    table = text(panel, "aiw-history-table")
     assert "Save refused" in table and "someone else changed it meanwhile" in table
     assert "ConcurrentChange" not in table
 
 
 def test_each_input_of_the_form_is_labelled_and_explained_by_its_model_field(panel):
-    panel.row.add_button.click()
     models = {aiw.Provider.OPENAI: aiw.OpenAIIntegration, aiw.Provider.AZURE_OPENAI: aiw.AzureOpenAIIntegration}
-    for path, field in panel.form.fields.items():
+    panel.press("aiw-add")
+    fields = {}
+    for provider in ("azure_openai", "openai"):
+        panel.choose("aiw-provider", provider)
+        fields.update({each["path"]: each for each in view.walk(panel.state["root"]) if each["kind"] == "field"})
+    assert set(fields) == set(INPUTS)
+    for path, field in fields.items():
         head, _, leaf = path.partition(".")
-        model_field = aiw.AzureDeployment.model_fields[leaf] if leaf else models[field.spec.provider].model_fields[head]
-        assert field.input.description == model_field.title
-        assert model_field.description in html.unescape(field.help.value)
-    edited = {path.partition(".")[0] for path in panel.form.fields}
+        model_field = (
+            aiw.AzureDeployment.model_fields[leaf] if leaf else models[INPUTS[path].provider].model_fields[head]
+        )
+        assert field["label"] == model_field.title
+        assert field["help"] == model_field.description
+    edited = {spec.path.partition(".")[0] for spec in FORM_FIELDS if spec.kind != "choice"}
     assert edited == {
         "api_key",
         "base_url",
@@ -918,11 +1141,13 @@ def test_each_input_of_the_form_is_labelled_and_explained_by_its_model_field(pan
 
 
 def test_where_widgets_cannot_be_shown_the_panel_says_what_to_do(panel):
-    bundle = panel._repr_mimebundle_()
+    import html
+
+    bundle, _metadata = panel._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
-    for text in (bundle["text/plain"], html.unescape(bundle["text/html"])):
-        assert "install ipywidgets>=8 in the environment that runs JupyterLab" in text
-        assert "AISettingsPanel(" not in text
+    for shown_text in (bundle["text/plain"], html.unescape(bundle["text/html"])):
+        assert "install ipywidgets>=8 in the environment that runs JupyterLab" in shown_text
+        assert "AISettingsPanel(" not in shown_text
 
 
 def test_edit_keeps_the_saved_key_without_the_panel_ever_reading_it(sandbox):
@@ -931,9 +1156,9 @@ def test_edit_keeps_the_saved_key_without_the_panel_ever_reading_it(sandbox):
     counting = CountingSettings(settings)
     panel = aiw.AISettingsPanel(counting)
     try:
-        panel.row.edit_button.click()
-        panel.form.openai_project.value = sandbox.openai_project  # the API Key left empty
-        panel.form.save_button.click()
+        panel.press("aiw-edit")
+        panel.type("aiw-openai-project", sandbox.openai_project)  # the API Key left empty
+        panel.press("aiw-save")
         assert panel.view == "row" and settings.saved_fields().project == sandbox.openai_project
         assert settings.status().key_hint == "…" + sandbox.openai_api_key.get_secret_value()[-4:]
         assert "save" in counting.calls and "saved_key" not in counting.calls
@@ -945,8 +1170,17 @@ def test_a_read_only_panel_says_why_with_the_admin_checks_reason(tmp_path, file_
     """Not an admin: the notice gives the admin check's reason too (here, who the admins are; on a hub, which role)."""
     aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="alice").add_admin("alice")
     viewer = aiw.AISettings(home=tmp_path / "store", keyring=file_keyring, user="bob").panel()
-    text = viewer.visible_text()
+    shown_text = text(viewer, "aiw-notice")
     assert (
-        "You must be assigned the Admin account type to configure the OpenAI integration. Admins here: alice." in text
+        "You must be assigned the Admin account type to configure the OpenAI integration. Admins here: alice."
+        in shown_text
     )
-    assert text.count("You must be assigned the Admin account type") == 1
+    assert viewer.visible_text().count("You must be assigned the Admin account type") == 1
+    viewer.close()
+
+
+def test_malformed_messages_from_the_front_end_are_ignored(panel):
+    revision = panel.state["revision"]
+    for content in (None, "row.add", {"event": 3}, {"event": "no.such"}, {"event": "field.blur", "path": 1}):
+        panel.handle(content)
+    assert panel.view == "row" and panel.state["revision"] == revision

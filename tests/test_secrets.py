@@ -11,39 +11,37 @@ import pytest
 from nbclient import NotebookClient
 
 import ai_admin_widgets as aiw
-from ai_admin_widgets.widgets.fields import KeyField
-
-
-def type_key(field, text):
-    """What the browser does when the admin types: a custom message, not a state change."""
-    field.input._receive(field.input, {"type": "key", "value": text}, [])
 
 
 def widget_state() -> str:
     return json.dumps(widgets.Widget.get_manager_state(drop_defaults=False))
 
 
-def test_a_typed_key_reaches_the_kernel_but_never_the_widget_state():
-    field = KeyField(description="API Key")
+def test_a_typed_key_reaches_the_kernel_but_never_the_widget_state(sandbox):
+    panel = sandbox.settings().panel()
     marker = f"sk-LEAKMARKER-{uuid.uuid4().hex}"
-    field._receive(field, {"type": "key", "value": marker}, [])
-    assert field.value == marker
-    assert marker not in widget_state()
-    assert marker not in repr(field)
+    panel.press("aiw-add")
+    panel.handle({"event": "field.blur", "path": "api_key", "value": marker, "values": panel.values()})
+    assert panel.form.key("api_key") == marker
+    assert marker not in widget_state() and marker not in json.dumps(panel.state)
+    assert marker not in repr(panel) + repr(panel.form)
+    panel.close()
+    assert panel.form.key("api_key") == "", "closing the panel forgets the typed key"
 
 
 def test_enter_saves_and_escape_cancels(sandbox):
     panel = sandbox.settings().panel()
-    panel.row.add_button.click()
-    type_key(panel.form.openai_api_key, sandbox.openai_api_key.get_secret_value())
-    panel.form.openai_api_key.input._receive(None, {"type": "submit"}, [])
+    panel.press("aiw-add")
+    panel.type("aiw-openai-api-key", sandbox.openai_api_key.get_secret_value())
+    panel.enter()
     assert panel.settings.status().configured
 
-    panel.row.edit_button.click()
-    panel.form.openai_api_key.input._receive(None, {"type": "cancel"}, [])
+    panel.press("aiw-edit")
+    panel.escape()
     assert (
         "Edit OpenAI Integration" not in panel.visible_text() and "Add OpenAI Integration" not in panel.visible_text()
     )
+    panel.close()
 
 
 def test_edit_with_an_empty_key_keeps_the_saved_key(sandbox):
@@ -57,10 +55,10 @@ def test_edit_with_an_empty_key_keeps_the_saved_key(sandbox):
         )
     )
     panel = settings.panel()
-    panel.row.edit_button.click()
-    assert "Leave empty to keep the saved key" in panel.form.language.api_key.input.placeholder
-    panel.form.language.deployment_id.value = "chat-gpt-4o"
-    panel.form.save_button.click()
+    panel.press("aiw-edit")
+    assert "Leave empty to keep the saved key" in panel.nodes("aiw-language-api-key")[0]["placeholder"]
+    panel.type("aiw-language-deployment-id", "chat-gpt-4o")
+    panel.press("aiw-save")
 
     status = settings.status()
     assert status.models[0].deployment_id == "chat-gpt-4o"
@@ -72,10 +70,10 @@ def test_a_saved_key_is_never_sent_to_another_host(sandbox):
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     with aiw.Sandbox() as elsewhere:
         panel = settings.panel()
-        panel.row.edit_button.click()
-        panel.form.openai_base_url.value = elsewhere.openai_base_url
-        panel.form.save_button.click()
-        assert "Type the API Key again: the endpoint's host changed" in panel.form.openai_api_key.error.value
+        panel.press("aiw-edit")
+        panel.type("aiw-openai-base-url", elsewhere.openai_base_url)
+        panel.press("aiw-save")
+        assert "Type the API Key again: the endpoint's host changed" in panel.nodes("aiw-openai-api-key")[0]["error"]
         assert elsewhere.requests == []
     assert settings.status().models[0].endpoint_url == sandbox.openai_base_url
 
@@ -103,8 +101,9 @@ settings = aiw.AISettings(home=HOME, keyring=keyring, openai_base_url=sandbox.op
 panel = settings.panel()
 display(panel)
 
-def type_key(field, text):
-    field.input._receive(field.input, {"type": "key", "value": text}, [])
+def type_key(path, text):
+    """What the browser sends when the admin types a key and leaves the field: a custom message."""
+    panel.handle({"event": "field.blur", "path": path, "value": text, "values": panel.values()})
 
 async def settle():
     """In a kernel, Save runs on the event loop: wait for it."""
@@ -112,20 +111,20 @@ async def settle():
         await panel._task
 
 # Add by the panel, after a failed Save with a wrong key.
-panel.row.add_button.click()
-type_key(panel.form.openai_api_key, "sk-wrong-" + MARKER)
-panel.form.save_button.click()
+panel.press("aiw-add")
+type_key("api_key", "sk-wrong-" + MARKER)
+panel.press("aiw-save")
 await settle()
 print(panel.visible_text())
-type_key(panel.form.openai_api_key, MARKER)
-panel.form.save_button.click()
+type_key("api_key", MARKER)
+panel.press("aiw-save")
 await settle()
 print(panel.visible_text())
 
 # Edit, type a key, Cancel.
-panel.row.edit_button.click()
-type_key(panel.form.openai_api_key, MARKER)
-panel.form.cancel_button.click()
+panel.press("aiw-edit")
+type_key("api_key", MARKER)
+panel.press("aiw-cancel")
 
 # Switch to Azure OpenAI from a cell, with a failed save first.
 try:
@@ -138,10 +137,10 @@ status = settings.save(aiw.AzureOpenAIIntegration.shared(endpoint_url=sandbox.az
 print(status); print(settings.test()); print(settings.audit_log())
 
 # A typed key left in the field, then the notebook is saved with its widget state.
-panel.row.edit_button.click()
-type_key(panel.form.language.api_key, AZURE_MARKER)
-panel.form.provider.value = aiw.Provider.AZURE_OPENAI
-print(repr(panel.form.language.api_key.input))
+panel.press("aiw-edit")
+type_key("language_model.api_key", AZURE_MARKER)
+panel.choose("aiw-provider", "azure_openai")
+print(repr(panel.form))
 
 # The command line.
 env = dict(os.environ, AI_ADMIN_HOME=HOME, XDG_DATA_HOME=XDG, PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
@@ -151,9 +150,15 @@ for arguments in (["status", "--json"], ["test", "--json"]):
     print(done.stdout, done.stderr)
 
 # Remove.
-panel.row.remove_button.click()
-panel.confirmation.remove_button.click()
+panel.escape()
+panel.press("aiw-remove")
+panel.press("aiw-confirm-remove")
 print(panel.visible_text())
+
+# Add again, a key typed and left in its field when the notebook is saved with its widget state.
+panel.press("aiw-add")
+panel.choose("aiw-provider", "azure_openai")
+type_key("language_model.api_key", AZURE_MARKER)
 sandbox.stop()
 '''
 

@@ -1,27 +1,29 @@
-"""The "Edit OpenAI Integration" form, built from one table of its fields.
+"""The "Add / Edit OpenAI Integration" dialog, built from one table of its fields.
 
 :data:`FORM_FIELDS` names each input once: the model field it edits (a dotted path into
 :class:`~ai_admin_widgets.OpenAIIntegration` or :class:`~ai_admin_widgets.AzureOpenAIIntegration`),
 its kind (``"choice"``, ``"text"`` or ``"key"``) and its placeholder. The label and the help text
 are the pydantic field's ``title`` and ``description``, and the CSS classes follow from the path
-(``aiw-<name>`` and ``aiw-<section>-<name>``, e.g. ``aiw-api-key aiw-language-api-key``). Building
-the inputs, filling them from the saved fields (:class:`~ai_admin_widgets.models.OpenAIFields`,
-:class:`~ai_admin_widgets.models.AzureOpenAIFields`) and reading them into an integration all walk
-that table.
+(``aiw-<name>`` and ``aiw-<section>-<name>``, e.g. ``aiw-api-key aiw-language-api-key``). Filling
+the values from the saved fields (:class:`~ai_admin_widgets.models.OpenAIFields`,
+:class:`~ai_admin_widgets.models.AzureOpenAIFields`), building the dialog's nodes
+(:mod:`~ai_admin_widgets.widgets.view`), tidying a field when it loses focus and reading the
+values into an integration all walk that table.
 
-The form never holds a saved key: an API Key left empty on Edit is sent as
+:class:`IntegrationForm` is a plain Python object: the panel puts its :meth:`~IntegrationForm.node`
+into the page's state. It holds the text fields' values, and the typed keys privately (as
+``SecretStr``, never in a node), cleared after every Save attempt and when the dialog closes. The
+form never holds a saved key: an API Key left empty on Edit is sent as
 :data:`~ai_admin_widgets.models.KEEP_SAVED_KEY`, which the settings resolve (or refuse with
 :class:`~ai_admin_widgets.models.SavedKeyUnavailable`, shown beside the field).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import ipywidgets as widgets
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from ..models import (
@@ -42,16 +44,7 @@ from ..models import (
     field_errors,
     holds_key,
 )
-from .fields import KeyField, TextField
-from .style import ERROR as _ERROR_STYLE
-from .style import HELP as _HELP_STYLE
-from .style import SUCCESS as _SUCCESS_STYLE
-from .style import WARNING as _WARNING_STYLE
-from .style import classes as _classes
-from .style import element_id as _element_id
-from .style import show as _show
-from .style import span as _span
-from .style import text as _text
+from . import view
 
 __all__ = ["FORM_FIELDS", "FormField", "IntegrationForm"]
 
@@ -61,6 +54,7 @@ SavedFields = OpenAIFields | AzureOpenAIFields
 PROVIDER_OPTIONS = [(Provider.OPENAI.label, Provider.OPENAI), (Provider.AZURE_OPENAI.label, Provider.AZURE_OPENAI)]
 SAME_ENDPOINT_LABEL = "Use the same endpoint URL and API key for both models"
 KEEP_KEY_PLACEHOLDER = "Leave empty to keep the saved key, or type a new one"
+CORRECT_FIELDS = "Correct the fields marked above, then press Save again."
 
 _MODELS: dict[Provider, type[BaseModel]] = {
     Provider.OPENAI: OpenAIIntegration,
@@ -75,7 +69,7 @@ class FormField:
     Attributes:
         provider: the integration the field belongs to; None for the provider choice itself.
         path: the model field, dotted for a deployment's (``"language_model.endpoint_url"``).
-        kind: ``"choice"`` (the provider), ``"text"`` or ``"key"`` (a password input, never widget state).
+        kind: ``"choice"`` (the provider), ``"text"`` or ``"key"`` (a password input, never in the state).
         placeholder: the grey text shown while the field is empty.
     """
 
@@ -105,6 +99,11 @@ class FormField:
         return self.model_field.is_required()
 
     @property
+    def optional(self) -> bool:
+        """True when the field may stay empty with nothing in its place (Organization ID, Project ID)."""
+        return not self.required and self.model_field.default is None
+
+    @property
     def section(self) -> str:
         """Where the field is shown: ``"openai"``, ``"language"``, ``"embeddings"`` or ``"azure"`` (the shared API version)."""
         head, _, leaf = self.path.partition(".")
@@ -123,6 +122,11 @@ class FormField:
         name = self.name.replace("_", "-")
         return (f"aiw-{name}",) if self.provider is None else (f"aiw-{name}", f"aiw-{self.section}-{name}")
 
+    @property
+    def css_class(self) -> str:
+        """The one class that names this input alone on the page (``aiw-language-endpoint-url``)."""
+        return self.css_classes[-1]
+
 
 def _deployment_fields(role: str) -> tuple[FormField, ...]:
     prefix = f"{role}_model."
@@ -138,18 +142,30 @@ FORM_FIELDS: tuple[FormField, ...] = (
     FormField(None, "provider", "choice"),
     FormField(Provider.OPENAI, "api_key", "key", "sk-…"),
     FormField(Provider.OPENAI, "base_url", "text", DEFAULT_OPENAI_BASE_URL),
-    FormField(Provider.OPENAI, "organization", "text", "optional: org-…"),
-    FormField(Provider.OPENAI, "project", "text", "optional: proj_…"),
+    FormField(Provider.OPENAI, "organization", "text", "org-…"),
+    FormField(Provider.OPENAI, "project", "text", "proj_…"),
     *(spec for role in ROLES for spec in _deployment_fields(role)),
     FormField(Provider.AZURE_OPENAI, "api_version", "text", DEFAULT_AZURE_API_VERSION),
 )
 
-_INPUTS = tuple(spec for spec in FORM_FIELDS if spec.kind != "choice")
-#: With "Use the same endpoint URL and API key", these are hidden and take the language model's.
+#: The inputs by path (every path is unique across both providers).
+INPUTS: dict[str, FormField] = {spec.path: spec for spec in FORM_FIELDS if spec.kind != "choice"}
+#: With "Use the same endpoint URL and API key", these are left out and take the language model's.
 _SHARED = {
     "embeddings_model.endpoint_url": "language_model.endpoint_url",
     "embeddings_model.api_key": "language_model.api_key",
 }
+# What a field that is empty or wrong stands in for while another field is tidied (never saved or shown).
+_STAND_INS: dict[str, Any] = {
+    "api_key": "sk-aiw-tidy-0000000000000000000000000000",
+    "base_url": DEFAULT_OPENAI_BASE_URL,
+    "endpoint_url": "https://aiw-tidy.openai.azure.com",
+    "deployment_id": "aiw-tidy",
+    "api_version": DEFAULT_AZURE_API_VERSION,
+    "organization": None,
+    "project": None,
+}
+_AZURE_STAND_IN_KEY = "0" * 32
 
 
 def _value_at(source: Any, path: str) -> Any:
@@ -166,194 +182,113 @@ def _put(data: dict[str, Any], path: str, value: Any) -> None:
         data[head] = value
 
 
-class _Field(widgets.VBox):
-    """A labelled input with its help text, and the error or notice shown beside it.
+@dataclass(frozen=True)
+class Line:
+    """One line of a model's result or of the message under the fields: its text and its tone."""
 
-    The input's ``aria-describedby`` names the help text and the error, so a screen
-    reader reads both with the input; an error is announced when it appears.
-    """
-
-    def __init__(self, spec: FormField) -> None:
-        self.spec = spec
-        self._help_id, self._error_id = _element_id("aiw-help"), _element_id("aiw-error")
-        field_class = KeyField if spec.kind == "key" else TextField
-        self.input = _classes(field_class(placeholder=spec.placeholder), *spec.css_classes)
-        self.input.description = spec.label
-        self.input.described_by = f"{self._help_id} {self._error_id}"
-        self.input.layout.width = "560px"
-        self.help = widgets.HTML(_span(spec.help, _HELP_STYLE, element_id=self._help_id))
-        self.help.layout.margin = "0 0 0 136px"
-        self.error = _classes(widgets.HTML(""), "aiw-field-error")
-        self.error.layout.margin = "0 0 0 136px"
-        self.notice = _classes(widgets.HTML(""), "aiw-field-notice")
-        self.notice.layout.margin = "0 0 0 136px"
-        super().__init__([self.input, self.help, self.error, self.notice])
-
-    @property
-    def value(self) -> str:
-        return self.input.value
-
-    @value.setter
-    def value(self, text: str) -> None:
-        self.input.value = text
-
-    def show_error(self, message: str | None) -> None:
-        self.error.value = _span(message, _ERROR_STYLE, alert=True, element_id=self._error_id) if message else ""
-        self.input.invalid = bool(message)
-
-    def show_notices(self, notices: list[Notice]) -> None:
-        self.notice.value = "<br>".join(
-            _span(
-                ("⚠ " if notice.level == "warning" else "ℹ ") + notice.message,
-                _WARNING_STYLE if notice.level == "warning" else _HELP_STYLE,
-            )
-            for notice in notices
-        )
+    text: str
+    tone: str = "plain"
+    alert: bool = False
 
 
-class _DeploymentFields(widgets.VBox):
-    """Endpoint URL, Deployment ID and API Key of one Azure OpenAI model (attributes named as the model fields)."""
-
-    def __init__(self, role: str, fields: dict[str, _Field]) -> None:
-        model_field = AzureOpenAIIntegration.model_fields[f"{role}_model"]
-        self.role = role
-        self.model_title = model_field.title or ROLE_LABELS[role]
-        self.heading = widgets.HTML(
-            f"<b>{_text(self.model_title)}</b> {_span(model_field.description or '', _HELP_STYLE)}"
-        )
-        self._fields = {field.spec.name: field for field in fields.values() if field.spec.section == role}
-        for name, field in self._fields.items():
-            setattr(self, name, field)  # self.endpoint_url, self.deployment_id, self.api_key
-            field.input.context = self.model_title  # two of each label on the page: say which model
-        self.check_result = _classes(widgets.HTML(""), "aiw-model-result", f"aiw-{role}-result")
-        super().__init__([self.heading, *self._fields.values(), self.check_result])
-
-    def fields(self) -> dict[str, _Field]:
-        return dict(self._fields)
-
-
-class IntegrationForm(widgets.VBox):
-    """The "Edit OpenAI Integration" form: provider toggle, credential fields, Save and Cancel.
-
-    Args:
-        on_save: called with the built integration when Save is pressed (or Enter in a field)
-            and the fields are valid; not while :attr:`busy`.
-        on_cancel: called when Cancel is pressed (or Escape in a field).
+class IntegrationForm:
+    """What the "Add/Edit OpenAI Integration" dialog holds: the values typed, the keys typed, errors and notices.
 
     Attributes:
-        fields: every input by model field path, in page order (see :data:`FORM_FIELDS`).
-        openai_api_key, openai_base_url, openai_organization, openai_project, api_version: the
-            fields by name; ``language`` and ``embeddings`` hold each deployment's fields.
+        provider: the provider chosen.
+        same_endpoint: "Use the same endpoint URL and API key for both models" (Azure OpenAI).
+        values: each text field's text by model path (see :data:`FORM_FIELDS`); never a key.
+        errors / notices: what is said beside each field, by model path.
+        message: the lines under the fields (progress, or an error not tied to one field).
+        results: each model's outcome lines, by ``"openai"``, ``"language"`` or ``"embeddings"``.
         busy: True while a Save authenticates (Save and the provider are disabled; a second
-            click or Enter is ignored).
+            Save or Enter is ignored).
+        editing: True for Edit, False for Add.
     """
 
-    def __init__(self, on_save: Callable[[Integration], None], on_cancel: Callable[[], None]) -> None:
-        self._on_save = on_save
-        self._on_cancel = on_cancel
+    def __init__(self) -> None:
         self._saved: SavedFields | None = None
+        self._keys: dict[str, SecretStr] = {}
+        self.provider = Provider.OPENAI
+        self.same_endpoint = False
+        self.values: dict[str, str] = {path: "" for path, spec in INPUTS.items() if spec.kind == "text"}
+        self.errors: dict[str, str] = {}
+        self.notices: dict[str, list[Notice]] = {}
+        self.message: list[Line] = []
+        self.results: dict[str, list[Line]] = {}
         self.busy = False
-        self.heading = widgets.HTML("<h4>Edit OpenAI Integration</h4>")
-        choice = FORM_FIELDS[0]
-        self.provider = _classes(
-            widgets.ToggleButtons(
-                options=PROVIDER_OPTIONS,
-                value=Provider.OPENAI,
-                description=choice.label,
-                style={"description_width": "130px"},
-            ),
-            *choice.css_classes,
-        )
-        self.fields: dict[str, _Field] = {spec.path: _Field(spec) for spec in _INPUTS}
-        for path, field in self.fields.items():
-            if field.spec.section in ("openai", "azure"):  # openai_api_key, ..., api_version
-                setattr(self, path if field.spec.section == "azure" else f"openai_{path}", field)
-        self.openai_result = _classes(widgets.HTML(""), "aiw-model-result", "aiw-openai-result")
-        self.openai_section = _classes(
-            widgets.VBox(
-                [field for field in self.fields.values() if field.spec.section == "openai"] + [self.openai_result]
-            ),
-            "aiw-openai-section",
-        )
-        self.language = _DeploymentFields("language", self.fields)
-        self.embeddings = _DeploymentFields("embeddings", self.fields)
-        self.same_endpoint = _classes(
-            widgets.Checkbox(value=False, description=SAME_ENDPOINT_LABEL, indent=False), "aiw-same-endpoint"
-        )
-        self.same_endpoint.layout.width = "auto"  # the whole label, not cut short with "…"
-        self.same_endpoint.layout.margin = "8px 0 8px 136px"  # under the fields' inputs, like their help
-        self.azure_section = _classes(
-            widgets.VBox(
-                [self.language, self.same_endpoint, self.embeddings]
-                + [field for field in self.fields.values() if field.spec.section == "azure"]
-            ),
-            "aiw-azure-section",
-        )
-        self.message = _classes(widgets.HTML(""), "aiw-message")
-        self.save_button = _classes(
-            widgets.Button(description="Save", button_style="primary", tooltip="Save"), "aiw-save"
-        )
-        self.cancel_button = _classes(widgets.Button(description="Cancel", tooltip="Cancel"), "aiw-cancel")
-        self.save_button.on_click(lambda _: self._save())
-        self.cancel_button.on_click(lambda _: self._on_cancel())
-        self.provider.observe(lambda _: self._provider_changed(), names="value")
-        self.same_endpoint.observe(lambda _: self._layout(), names="value")
-        super().__init__(
-            [
-                self.heading,
-                self.provider,
-                self.openai_section,
-                self.azure_section,
-                self.message,
-                widgets.HBox([self.save_button, self.cancel_button]),
-            ]
-        )
-        _classes(self, "aiw-form")
-        for field in self.fields.values():  # Enter in any field saves, Escape cancels
-            field.input.on_submit(self._save)
-            field.input.on_cancel(self._on_cancel)
-        self._layout()
+        self.editing = False
+
+    def __repr__(self) -> str:
+        return f"IntegrationForm(provider={self.provider.value!r}, keys_typed={sorted(self._keys)})"
 
     # -- state ------------------------------------------------------------------ #
 
     @property
     def shared(self) -> bool:
         """True when Azure OpenAI is chosen with the same endpoint URL and key for both models."""
-        return self.provider.value is Provider.AZURE_OPENAI and self.same_endpoint.value
+        return self.provider is Provider.AZURE_OPENAI and self.same_endpoint
 
     @property
     def keeps_saved_keys(self) -> bool:
         """True when an empty API Key means the saved one: on Edit, with the saved integration's provider chosen."""
-        return self._saved is not None and self._saved.provider is self.provider.value
+        return self._saved is not None and self._saved.provider is self.provider
 
-    def _provider_changed(self) -> None:
-        self._layout()
-        self.show_message("")
-        self.show_errors({})
-        self._show_key_placeholders()
-
-    def _layout(self) -> None:
-        azure = self.provider.value is Provider.AZURE_OPENAI
-        _show(self.openai_section, not azure)
-        _show(self.azure_section, azure)
-        for path in _SHARED:
-            _show(self.fields[path], not self.same_endpoint.value)
-
-    def _show_key_placeholders(self) -> None:
-        """Offer to keep the saved key only where it can be kept (the saved integration's provider)."""
-        for field in self.fields.values():
-            if field.spec.kind == "key":
-                field.input.placeholder = KEEP_KEY_PLACEHOLDER if self.keeps_saved_keys else field.spec.placeholder
-
-    def _all_fields(self) -> dict[str, _Field]:
-        return dict(self.fields)
+    def shown(self) -> list[FormField]:
+        """The inputs the dialog shows now, in page order (the chosen provider's; shared ones left out)."""
+        return [
+            spec
+            for spec in INPUTS.values()
+            if spec.provider is self.provider and not (self.shared and spec.path in _SHARED)
+        ]
 
     def _route(self, path: str) -> str:
         """Where a field path is shown: with the shared option, the embeddings endpoint and key show on the language model's."""
         return _SHARED.get(path, path) if self.shared else path
 
+    def key(self, path: str) -> str:
+        """The key typed in the key field ``path`` so far (``""``: none). Kept in the kernel only."""
+        typed = self._keys.get(path)
+        return typed.get_secret_value() if typed is not None else ""
+
+    def typed_keys(self) -> dict[str, str]:
+        """The key fields holding text, with their text (for :func:`~ai_admin_widgets.widgets.view.text_lines`)."""
+        return {path: secret.get_secret_value() for path, secret in self._keys.items()}
+
+    def set_key(self, path: str, text: str) -> None:
+        """Hold ``text`` as what is typed in the key field ``path`` (empty: nothing)."""
+        if path not in INPUTS or INPUTS[path].kind != "key":
+            return
+        if text:
+            self._keys[path] = SecretStr(text)
+        else:
+            self._keys.pop(path, None)
+
+    def update(self, values: Any, keys: Any = None) -> None:
+        """Take the texts the front end sent (``values`` and ``keys`` by path); anything not text is ignored."""
+        if isinstance(values, dict):
+            for path, value in values.items():
+                if path == "provider" and value in (Provider.OPENAI.value, Provider.AZURE_OPENAI.value):
+                    if Provider(value) is not self.provider:
+                        self.choose(Provider(value))
+                elif path == "same_endpoint" and isinstance(value, bool):
+                    self.same_endpoint = value
+                elif path in self.values and isinstance(value, str):
+                    self.values[path] = value
+        if isinstance(keys, dict):
+            for path, value in keys.items():
+                if isinstance(path, str) and isinstance(value, str):
+                    self.set_key(path, value)
+
+    def choose(self, provider: Provider) -> None:
+        """Switch the provider: the old provider's errors, results and message go."""
+        self.provider = provider
+        self.message = []
+        self.errors = {}
+        self.clear_results()
+
     def reset(self, saved: SavedFields | None, *, openai_base_url: str = DEFAULT_OPENAI_BASE_URL) -> None:
-        """Fill the form from the saved fields (never a key), or for Add; clears every error and result.
+        """Fill the form from the saved fields (never a key), or for Add; clears every error, result and key.
 
         Args:
             saved: the saved integration's fields, or None for Add. Fields the form does not
@@ -361,13 +296,12 @@ class IntegrationForm(widgets.VBox):
             openai_base_url: the Base URL to offer when OpenAI is not what is saved.
         """
         self._saved = saved
-        self.heading.value = f"<h4>{'Edit' if saved is not None else 'Add'} OpenAI Integration</h4>"
-        self.show_errors({})
-        self.show_notices(())
-        self.show_message("")
+        self.editing = saved is not None
+        self.errors, self.notices, self.message = {}, {}, []
         self.clear_results()
-        self.set_busy(False)
-        self.provider.value = saved.provider if saved is not None else Provider.OPENAI
+        self.clear_keys()
+        self.busy = False
+        self.provider = saved.provider if saved is not None else Provider.OPENAI
         # What each provider's fields start from: the saved fields, else (for Add) the defaults.
         starts: dict[Provider | None, SavedFields | None] = {
             Provider.OPENAI: OpenAIFields(base_url=openai_base_url),
@@ -375,11 +309,9 @@ class IntegrationForm(widgets.VBox):
         }
         if saved is not None:
             starts[saved.provider] = saved
-        for field in self.fields.values():
-            field.value = "" if field.spec.kind == "key" else self._initial(field.spec, starts[field.spec.provider])
-        self.same_endpoint.value = isinstance(saved, AzureOpenAIFields) and saved.uses_shared_endpoint
-        self._show_key_placeholders()
-        self._layout()
+        for path in self.values:
+            self.values[path] = self._initial(INPUTS[path], starts[INPUTS[path].provider])
+        self.same_endpoint = isinstance(saved, AzureOpenAIFields) and saved.uses_shared_endpoint
 
     @staticmethod
     def _initial(spec: FormField, start: SavedFields | None) -> str:
@@ -387,41 +319,39 @@ class IntegrationForm(widgets.VBox):
         value = _value_at(start, spec.path) if start is not None else spec.model_field.default
         return value if isinstance(value, str) else ""
 
-    def focus_first(self, errors_only: bool = False) -> None:
-        """Move the keyboard focus to the first visible field (with ``errors_only``, the first one marked with an error)."""
-        section = self.azure_section if self.provider.value is Provider.AZURE_OPENAI else self.openai_section
-        for field in self.fields.values():
-            if errors_only and not field.error.value:
-                continue
-            if _shown_in(section, field):
-                field.input.focus()
-                return
+    def first(self, errors_only: bool = False) -> str:
+        """The CSS class of the first shown field (with ``errors_only``, the first one marked with an error); "" if none."""
+        for spec in self.shown():
+            if not errors_only or self.errors.get(spec.path):
+                return spec.css_class
+        return ""
 
     def clear_keys(self) -> None:
-        """Empty every API Key field, and any other field that holds something shaped like a key
-        anywhere in its text (pasted in the wrong place), so no key stays in the widgets or their saved state."""
-        for field in self.fields.values():
-            if field.spec.kind == "key" or holds_key(field.value):
-                field.value = ""
+        """Forget every typed key, and empty any other field that holds something shaped like a key
+        anywhere in its text (pasted in the wrong place), so no key stays in the kernel or the state."""
+        self._keys.clear()
+        self.clear_keys_in_the_wrong_place()
 
     def clear_keys_in_the_wrong_place(self) -> None:
         """Empty the fields other than API Key that hold something shaped like a key (their error says so)."""
-        for field in self.fields.values():
-            if field.spec.kind != "key" and holds_key(field.value):
-                field.value = ""
+        for path, value in self.values.items():
+            if holds_key(value):
+                self.values[path] = ""
 
     def clear_fields(self) -> None:
-        """Empty every field (the form closes): what was typed and not saved does not stay in the widget state."""
-        for field in self.fields.values():
-            field.value = ""
+        """Empty every field and forget every key (the dialog closes): nothing typed and not saved stays."""
+        self._keys.clear()
+        for path in self.values:
+            self.values[path] = ""
+        self.errors, self.notices, self.message = {}, {}, []
+        self.clear_results()
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message beside its field (by dotted path); fields not named are cleared."""
         routed: dict[str, str] = {}
         for path, message in errors.items():
             routed.setdefault(self._route(path), message)
-        for path, field in self.fields.items():
-            field.show_error(routed.get(path))
+        self.errors = routed
 
     def show_notices(self, notices: tuple[Notice, ...] | list[Notice]) -> None:
         """Show what normalizing changed, and what to check, beside each field."""
@@ -430,107 +360,101 @@ class IntegrationForm(widgets.VBox):
             shown = routed.setdefault(self._route(notice.field), [])
             if all(notice.message != other.message for other in shown):
                 shown.append(notice)
-        for path, field in self.fields.items():
-            field.show_notices(routed.get(path, []))
+        self.notices = routed
 
     def show_message(self, text: str, *, error: bool = False) -> None:
-        """Show a line under the fields (progress, or an error not tied to one field)."""
-        if not text:
-            self.message.value = ""
-        elif error:
-            self.message.value = _span(text, _ERROR_STYLE, alert=True)
-        else:
-            self.message.value = f'<span aria-live="polite">{_text(text)}</span>'
+        """Show a line under the fields (progress, or an error not tied to one field); ``""`` clears it."""
+        self.message = [Line(text, "error" if error else "busy" if self.busy else "plain", alert=error)] if text else []
 
-    def _result_widget(self, role: str) -> widgets.HTML:
-        if self.provider.value is Provider.OPENAI:
-            return self.openai_result
-        return self.language.check_result if role == "language" else self.embeddings.check_result
+    def _result_key(self, role: str) -> str:
+        return "openai" if self.provider is Provider.OPENAI else role
 
     def show_progress(self, provider: Provider) -> None:
         """Say, beside each model, that it is being checked."""
         self.clear_results()
         for role in ROLES:
-            widget = self._result_widget(role)
-            line = _span(f"… Checking the {ROLE_LABELS[role].lower()}", _HELP_STYLE)
-            widget.value = f"{widget.value}<br>{line}" if widget.value else line
+            self.results.setdefault(self._result_key(role), []).append(
+                Line(f"… Checking the {ROLE_LABELS[role].lower()}", "busy")
+            )
 
     def show_check(self, check: ModelCheck) -> None:
         """Show one model's outcome beside it (and a failure's message beside its field)."""
-        widget = self._result_widget(check.role)
+        where = self._result_key(check.role)
         label = ROLE_LABELS[check.role]
+        lines: list[Line]
         if check.ok:
-            line = _span(f"✓ {check.message}", _SUCCESS_STYLE)
+            lines = [Line(f"✓ {check.message}", "success")]
             if check.warning:
-                line += "<br>" + _span(f"⚠ {check.warning}", _WARNING_STYLE)
-        elif check.field and self._route(check.field) in self.fields:  # the message sits beside its field
-            line = _span(f"✗ {label}: not authenticated (see the field marked above).", _ERROR_STYLE)
+                lines.append(Line(f"⚠ {check.warning}", "warning"))
+        elif check.field and self._route(check.field) in INPUTS:  # the message sits beside its field
+            lines = [Line(f"✗ {label}: not authenticated (see the field marked above).", "error")]
         else:
-            line = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
-        if self.provider.value is Provider.OPENAI:
-            lines = (
-                [part for part in widget.value.split("<br>") if label.lower() not in part.lower()]
-                if widget.value
-                else []
-            )
-            widget.value = "<br>".join([*lines, line])
+            lines = [Line(f"✗ {check.message}", "error", alert=True)]
+        if where == "openai":  # both models' lines share one place: replace this model's
+            kept = [line for line in self.results.get(where, []) if label.lower() not in line.text.lower()]
+            self.results[where] = kept + lines
         else:
-            widget.value = line
-        field = self.fields.get(self._route(check.field)) if check.field else None
-        if not check.ok and field is not None:
-            if not field.error.value:  # two models failing on one shared field: the first message stays
-                field.show_error(check.message)
-        elif not check.ok:  # a field the form does not show: the message goes beside the model
-            widget.value = _span(f"✗ {check.message}", _ERROR_STYLE, alert=True)
+            self.results[where] = lines
+        if not check.ok and check.field:
+            path = self._route(check.field)
+            if path in INPUTS:
+                self.errors.setdefault(path, check.message)  # two models failing on one shared field: the first stays
 
     def show_report(self, report: VerificationReport) -> None:
         """Show each model's outcome beside its model, and each failure beside its field."""
         self.clear_results()
-        self.show_errors({})
+        self.errors = {}
         for check in report.checks:
             self.show_check(check)
 
     def clear_results(self) -> None:
         """Empty the per-model results (progress, ✓ and ✗ lines) beside each model."""
-        for widget in (self.openai_result, self.language.check_result, self.embeddings.check_result):
-            widget.value = ""
+        self.results = {}
 
     def set_busy(self, busy: bool) -> None:
         """Disable Save while authentication runs (Cancel stays usable); a Save pressed meanwhile is ignored."""
         self.busy = busy
-        self.save_button.disabled = busy
-        self.save_button.description = "Authenticating…" if busy else "Save"
-        self.provider.disabled = busy
 
-    # -- Save --------------------------------------------------------------------- #
+    def show_field_error(self, path: str, message: str) -> None:
+        """Mark one field (by dotted path) with ``message`` and say so under the fields."""
+        self.show_notices(())
+        self.show_errors({path: message})
+        self.show_message(CORRECT_FIELDS, error=True)
 
-    def build(self) -> Integration:
-        """The integration the fields describe, normalized; an empty API Key on Edit is :data:`KEEP_SAVED_KEY`.
+    # -- reading the fields --------------------------------------------------------- #
 
-        Raises:
-            pydantic.ValidationError: a field breaks its rule.
-        """
-        provider = self.provider.value
+    def _data(self, stand_ins: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The chosen provider's fields as model input; the paths in ``stand_ins`` hold stand-in values."""
+        provider = self.provider
         data: dict[str, Any] = {}
-        for field in self.fields.values():
-            spec = field.spec
+        for path, spec in INPUTS.items():
             if spec.provider is not provider:
                 continue
-            if spec.kind == "key":
-                value: Any = field.value or (KEEP_SAVED_KEY if self.keeps_saved_keys else "")
+            value: Any
+            if path in stand_ins:
+                value = _STAND_INS[spec.name]
+                if spec.kind == "key" and provider is Provider.AZURE_OPENAI:
+                    value = _AZURE_STAND_IN_KEY
+                if value is None:
+                    continue
+            elif spec.kind == "key":
+                value = self._keys.get(path) or (KEEP_SAVED_KEY if self.keeps_saved_keys else "")
             else:
-                value = field.value.strip()
+                value = self.values[path].strip()
                 if not value and not spec.required:
                     continue  # the model's default (None for the optional ids)
-            _put(data, spec.path, value)
+            _put(data, path, value)
         if self.keeps_saved_keys and self._saved is not None:  # fields the form does not show stay as saved
             shown = {spec.path.partition(".")[0] for spec in FORM_FIELDS if spec.provider in (provider, None)}
             for name, value in self._saved.model_dump(mode="json").items():
                 if name not in shown:
                     data[name] = value
-        if provider is Provider.OPENAI:
+        return data
+
+    def _integration(self, data: dict[str, Any]) -> Integration:
+        if self.provider is Provider.OPENAI:
             return OpenAIIntegration(**data)
-        if self.same_endpoint.value:
+        if self.same_endpoint:
             language = data["language_model"]
             return AzureOpenAIIntegration.shared(
                 endpoint_url=language["endpoint_url"],
@@ -541,45 +465,257 @@ class IntegrationForm(widgets.VBox):
             )
         return AzureOpenAIIntegration(**data)
 
-    def show_normalized(self, integration: Integration) -> None:
-        """Put the normalized values back into the fields, so every change is visible, with its notice."""
-        for field in self.fields.values():
-            if field.spec.provider is integration.provider and field.spec.kind != "key":
-                value = _value_at(integration, field.spec.path)
-                field.value = value if isinstance(value, str) else ""
-        self.show_notices(integration.notices)
+    def build(self) -> Integration:
+        """The integration the fields describe, normalized; an empty API Key on Edit is :data:`KEEP_SAVED_KEY`.
 
-    def _save(self) -> None:
-        """Save (the button, or Enter in a field): build and hand over, unless an authentication is under way."""
-        if self.busy:
-            return
+        Raises:
+            pydantic.ValidationError: a field breaks its rule.
+        """
+        return self._integration(self._data())
+
+    def show_normalized(self, integration: Integration) -> None:
+        """Put the normalized values back into the fields, so every change is visible, with its notice.
+
+        What was tidied when a field was left is said still (Save then finds nothing left to change).
+        """
+        for path, spec in INPUTS.items():
+            if spec.provider is integration.provider and spec.kind == "text":
+                value = _value_at(integration, path)
+                self.values[path] = value if isinstance(value, str) else ""
+        self.show_notices([*self.all_notices(), *integration.notices])
+
+    def all_notices(self) -> list[Notice]:
+        """Every notice shown beside a field of the chosen provider, in page order."""
+        return [notice for spec in self.shown() for notice in self.notices.get(spec.path, [])]
+
+    def check(self) -> Integration | None:
+        """Save's first step: the integration, or None with each field's error shown (keys in wrong places emptied)."""
         self.show_message("")
         self.clear_results()
         try:
             integration = self.build()
         except ValidationError as error:
-            self.show_notices(())
             self.show_errors(field_errors(error))
             self.clear_keys_in_the_wrong_place()
-            self.show_message("Correct the fields marked above, then press Save again.", error=True)
-            self.focus_first(errors_only=True)
-            return
+            self.show_message(CORRECT_FIELDS, error=True)
+            return None
         self.show_errors({})
         self.show_normalized(integration)
-        self._on_save(integration)
+        return integration
 
-    def show_field_error(self, path: str, message: str) -> None:
-        """Mark one field (by dotted path) with ``message``, say so under the fields, and move the focus there."""
-        self.show_notices(())
-        self.show_errors({path: message})
-        self.show_message("Correct the fields marked above, then press Save again.", error=True)
-        self.focus_first(errors_only=True)
+    # -- tidy as the admin types -------------------------------------------------- #
 
+    def blur(self, path: str, value: str) -> str | None:
+        """Field ``path`` lost focus holding ``value``: tidy it as Save would, and say each change beside its field.
 
-def _shown_in(container: widgets.Widget, widget: widgets.Widget) -> bool:
-    """Whether ``widget`` is inside ``container`` with neither it nor any box between them hidden."""
-    if getattr(container, "layout", None) is not None and container.layout.display == "none":
-        return False
-    if container is widget:
-        return True
-    return any(_shown_in(child, widget) for child in getattr(container, "children", ()))
+        The models' own normalizers run (a pasted target URI fills the Deployment ID and the API
+        version, ``Bearer `` and quotes leave a key, ``https://`` is added to a host); the other
+        fields stand in where they are empty or wrong, so only what this field holds is judged.
+
+        Returns:
+            For a key field whose text was tidied, the tidied key (to send back to its input); else None.
+        """
+        spec = INPUTS.get(path)
+        if spec is None or spec.provider is not self.provider:
+            return None
+        if spec.kind == "key":
+            self.set_key(path, value)
+        else:
+            self.values[path] = value
+        own = {path, self._route(path)}
+        if not value.strip():  # nothing typed yet: nothing to tidy, and no "is empty" while moving on
+            for each in own:
+                self.errors.pop(each, None)
+                self.notices.pop(each, None)
+            return None
+        # Empty keys stand in at once (a key is never filled from another field); other fields found wrong, below.
+        stand_ins: set[str] = {
+            other
+            for other, other_spec in INPUTS.items()
+            if other_spec.provider is self.provider
+            and other_spec.kind == "key"
+            and other not in own
+            and not self._keys.get(other)
+            and not self.keeps_saved_keys
+        }
+        integration: Integration | None = None
+        for _attempt in range(4):  # each round stands in for the other fields found wrong
+            try:
+                integration = self._integration(self._data(frozenset(stand_ins)))
+                break
+            except ValidationError as error:
+                problems = {self._route(where): message for where, message in field_errors(error).items()}
+                mine = next((problems[each] for each in own if each in problems), None)
+                if mine is not None or not set(problems) - stand_ins - own:
+                    self.errors[self._route(path)] = mine or next(iter(problems.values()))
+                    self.notices.pop(self._route(path), None)
+                    if spec.kind != "key" and holds_key(value):
+                        self.values[path] = ""
+                    return None
+                stand_ins |= set(problems)
+                stand_ins |= {where for where in problems if where in _SHARED.values()} | {
+                    other for other, shown in _SHARED.items() if shown in problems
+                }
+        if integration is None:
+            return None
+        tidied_key: str | None = None
+        changed: set[str] = set(own)
+        for other, other_spec in INPUTS.items():
+            if other_spec.provider is not self.provider or other in stand_ins or self._route(other) != other:
+                continue
+            now = _value_at(integration, other)
+            if other_spec.kind == "key":
+                if other in own and isinstance(now, SecretStr) and now.get_secret_value() != value:
+                    tidied_key = now.get_secret_value()
+                    self.set_key(path, tidied_key)
+            elif isinstance(now, str) and now != self.values[other].strip():
+                self.values[other] = now
+                changed.add(other)
+            elif other in own and isinstance(now, str):
+                self.values[other] = now
+        notices: dict[str, list[Notice]] = {}
+        for notice in integration.notices:
+            where = self._route(notice.field)
+            if where in stand_ins or where not in INPUTS:
+                continue
+            shown = notices.setdefault(where, [])
+            if all(notice.message != other.message for other in shown):
+                shown.append(notice)
+        for each in changed | set(notices) | own:
+            where = self._route(each)
+            self.errors.pop(where, None)
+            if notices.get(where):
+                self.notices[where] = notices[where]
+            else:
+                self.notices.pop(where, None)
+        return tidied_key
+
+    # -- the dialog's nodes ------------------------------------------------------ #
+
+    def _field(self, spec: FormField) -> view.Node:
+        placeholder = spec.placeholder
+        if spec.kind == "key" and self.keeps_saved_keys:
+            placeholder = KEEP_KEY_PLACEHOLDER  # offered only where the saved key can be kept
+        notices = self.notices.get(spec.path, [])
+        return view.field(
+            spec.path,
+            spec.label,
+            cls=" ".join(spec.css_classes),
+            input="key" if spec.kind == "key" else "text",
+            value=self.values.get(spec.path, ""),
+            placeholder=placeholder,
+            help=spec.help,
+            error=self.errors.get(spec.path, ""),
+            notice="\n".join(("⚠ " if notice.level == "warning" else "ℹ ") + notice.message for notice in notices),
+            optional=spec.optional,
+            disabled=False,
+        )
+
+    def _result(self, where: str) -> view.Node:
+        lines = self.results.get(where, [])
+        tone = next((line.tone for line in lines if line.tone == "error"), lines[-1].tone if lines else "plain")
+        return view.text(
+            f"{where}-result",
+            "\n".join(line.text for line in lines),
+            tone=tone,
+            alert=any(line.alert for line in lines),
+            cls=f"aiw-model-result aiw-{where}-result",
+        )
+
+    def node(self, *, focus: str = "") -> view.Node:
+        """The dialog: provider, the chosen provider's fields, each model's result, the message, Save and Cancel.
+
+        Args:
+            focus: the CSS class of the input that gets the keyboard when the dialog opens
+                (default: the first field).
+        """
+        shown = {spec.path for spec in self.shown()}
+        fields = {path: self._field(spec) for path, spec in INPUTS.items() if path in shown}
+        provider_spec = FORM_FIELDS[0]
+        children: list[view.Node | None] = [
+            view.radio(
+                "provider",
+                provider_spec.label,
+                [(value.value, label) for label, value in PROVIDER_OPTIONS],
+                self.provider.value,
+                event="form.provider",
+                cls=" ".join(provider_spec.css_classes),
+                disabled=self.busy,
+            )
+        ]
+        if self.provider is Provider.OPENAI:
+            children.append(
+                view.box(
+                    "openai",
+                    *(node for path, node in fields.items() if INPUTS[path].section == "openai"),
+                    self._result("openai"),
+                    cls="aiw-openai-section",
+                )
+            )
+        else:
+            models = []
+            for role in ROLES:
+                model_field = AzureOpenAIIntegration.model_fields[f"{role}_model"]
+                title = model_field.title or ROLE_LABELS[role]
+                models.append(
+                    view.box(
+                        role,
+                        view.heading(f"{role}-title", title, level=5),
+                        view.text(f"{role}-help", model_field.description or "", tone="help"),
+                        *(node for path, node in fields.items() if INPUTS[path].section == role),
+                        self._result(role),
+                        cls=f"aiw-model aiw-{role}-model",
+                        role="group",
+                        label=title,  # two of each label in the dialog: the group says which model
+                    )
+                )
+            children.append(
+                view.box(
+                    "azure",
+                    models[0],
+                    view.checkbox(
+                        "same_endpoint",
+                        SAME_ENDPOINT_LABEL,
+                        self.same_endpoint,
+                        event="form.same_endpoint",
+                        cls="aiw-same-endpoint",
+                    ),
+                    models[1],
+                    *(node for path, node in fields.items() if INPUTS[path].section == "azure"),
+                    cls="aiw-azure-section",
+                )
+            )
+        children.append(
+            view.text(
+                "message",
+                "\n".join(line.text for line in self.message),
+                tone=self.message[0].tone if self.message else "plain",
+                alert=any(line.alert for line in self.message),
+                cls="aiw-message",
+            )
+        )
+        children.append(
+            view.box(
+                "buttons",
+                view.button(
+                    "Authenticating…" if self.busy else "Save",
+                    "form.save",
+                    cls="aiw-save",
+                    tone="primary",
+                    disabled=self.busy,
+                    keys=True,
+                ),
+                view.button("Cancel", "form.cancel", cls="aiw-cancel"),
+                cls="aiw-buttons",
+            )
+        )
+        return view.dialog(
+            "form",
+            f"{'Edit' if self.editing else 'Add'} OpenAI Integration",
+            *children,
+            cancel_event="form.cancel",
+            submit_event="form.save",
+            focus=focus or self.first(),
+            busy=self.busy,
+            cls="aiw-form",
+        )
