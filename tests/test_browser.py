@@ -220,12 +220,22 @@ def focused(page) -> dict[str, Any]:
     }""")
 
 
-def wait_focus(page, selector: str) -> None:
+def wait_focus(page, selector: str, timeout: float = 30_000) -> None:
     """Wait until the focused element is (or is inside) the first element matching ``selector``."""
-    page.wait_for_function(
-        "selector => { const e = document.querySelector(selector); return !!e && e.contains(document.activeElement); }",
-        arg=selector,
-    )
+    try:
+        page.wait_for_function(
+            "selector => { const e = document.querySelector(selector); return !!e && e.contains(document.activeElement); }",
+            arg=selector,
+            timeout=timeout,
+        )
+    except playwright.TimeoutError:
+        where = page.evaluate("""() => {
+            const views = [...document.querySelectorAll('.aiw-panel:not(.aiw-panel *)')];
+            return views.findIndex(view => view.contains(document.activeElement));
+        }""")
+        raise AssertionError(
+            f"the focus did not reach {selector}: it is on {focused(page)} (in view {where} of the panels)"
+        ) from None
 
 
 def press_until(page, key: str, wanted, limit: int = 40) -> list[dict[str, Any]]:
@@ -697,3 +707,18 @@ def test_the_panel_is_readable_in_the_light_dark_and_high_contrast_themes(page, 
     form.locator("button.aiw-save").click()
     expect(form.locator(".aiw-field-error").first).not_to_be_empty()
     assert_readable_in_every_theme(page)  # the form with its errors
+
+
+def test_the_same_panel_shown_twice_opens_its_dialog_where_add_was_pressed(page, lab):
+    """Both views of one panel draw its form; the one where Add was pressed gets the focus and can be worked."""
+    open_notebook(page, lab, "twice.ipynb", PANEL_CELL, "display(panel)")
+    expect(page.locator(f"{PANEL} .aiw-row")).to_have_count(2)
+    panel(page, 0).locator(".aiw-row button.aiw-add").click()
+    expect(page.locator(f"{PANEL} dialog.aiw-form")).to_have_count(2)
+    wait_focus(page, f"{VIEW} dialog.aiw-form input.aiw-openai-api-key")  # querySelector: the first view's
+    key = new_key("sk-sandbox-")
+    page.keyboard.type(key)
+    panel(page, 0).locator("dialog.aiw-form button.aiw-save").click()
+    for number in (0, 1):
+        expect_status(page, f"key …{key[-HINT:]}", number=number)
+    expect(page.locator(f"{PANEL} dialog.aiw-form")).to_have_count(0)
