@@ -108,6 +108,7 @@ __all__ = [
     "parse_usage_by",
     "parse_usage_since",
     "refusal_words",
+    "resource_of",
     "saved_fields",
 ]
 
@@ -1028,6 +1029,20 @@ class ModelSummary(_Model):
     deployment_id: str | None = None
     model: str | None = None
     key_hint: str
+
+
+def resource_of(endpoint_url: str) -> str:
+    """The resource an endpoint names: ``myresource`` of ``https://myresource.openai.azure.com``, else its host[:port]."""
+    try:
+        parts = urlsplit(endpoint_url)
+        host = (parts.hostname or "").lower()
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return ""
+    for suffix in AZURE_HOST_SUFFIXES:
+        if host.endswith(suffix) and host != suffix.lstrip("."):
+            return host[: -len(suffix)]
+    return netloc
 
 
 class IntegrationStatus(_Model):

@@ -1554,3 +1554,19 @@ def test_a_redirect_to_another_public_address_still_says_where_to_point(practice
     integration = aiw.OpenAIIntegration(api_key=practice.sandbox.openai_api_key, base_url=hostile.base_url)
     report = _settings(practice, "admin").test(integration)
     assert all("Use the address it points to" in check.message for check in report.checks)
+
+
+def test_a_change_made_through_the_gateway_shows_on_the_panels_next_poll(practice):
+    """The panel polls every 2 s while visible; the client's fingerprint cache is shorter, so that poll sees the change."""
+    settings = _settings(practice, "admin")
+    panel = settings.panel()
+    try:
+        assert panel.offered("aiw-add")
+        panel.handle({"event": "panel.poll", "values": {}})  # the gateway's fingerprint is cached now
+        _save_openai(practice)  # another client: this panel's settings object is not told
+        asked_at, fingerprint = settings._fingerprint
+        settings._fingerprint = (asked_at - 2.0, fingerprint)  # the next poll comes 2 s later
+        panel.handle({"event": "panel.poll", "values": {}})
+        assert panel.offered("aiw-edit") and "OpenAI · gpt-4o" in panel.text_of("aiw-status")
+    finally:
+        panel.close()

@@ -356,3 +356,17 @@ def test_property_valid_deployment_ids_round_trip_unchanged(deployment_id):
         parse_integration(integration.public_fields(), integration.secrets()).language_model.deployment_id
         == deployment_id
     )
+
+
+@pytest.mark.parametrize(
+    "host", ["my..resource.openai.azure.com", "-myresource.openai.azure.com", "myresource-.openai.azure.com"]
+)
+def test_a_host_name_that_cannot_be_one_is_refused_by_name_not_looked_up(host):
+    """No DNS server could find it, so Save and ai-admin say what is wrong instead of "could not be found"."""
+    with pytest.raises(ValidationError) as raised:
+        aiw.AzureDeployment(endpoint_url=f"https://{host}", deployment_id="chat-gpt-4o", api_key="0" * 32)
+    assert "host name that cannot be one" in aiw.field_errors(raised.value)["endpoint_url"]
+    with pytest.raises(ValidationError) as raised:
+        aiw.OpenAIIntegration(api_key="sk-" + "a" * 40, base_url=f"https://{host}/v1")
+    assert "host name that cannot be one" in aiw.field_errors(raised.value)["base_url"]
+    assert aiw.OpenAIIntegration(api_key="sk-" + "a" * 40, base_url="https://my-resource.example.com./v1")

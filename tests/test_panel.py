@@ -595,7 +595,7 @@ def test_the_row_shows_the_endpoints_resource_as_well_as_the_models(panel, sandb
     panel.settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     host = sandbox.openai_base_url.split("//")[1].split("/")[0]
     assert f"OpenAI · gpt-4o · text-embedding-3-small · at {host} · key …" in text(panel, "aiw-status")
-    from ai_admin_widgets.widgets.panel import resource_of
+    from ai_admin_widgets.models import resource_of
 
     assert resource_of("https://myresource.openai.azure.com") == "myresource"
     assert resource_of("https://other.cognitiveservices.azure.us/") == "other"

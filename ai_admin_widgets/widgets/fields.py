@@ -1,6 +1,6 @@
-"""The form's input fields: labelled, keyboard-friendly, and for the API Key, never widget state.
+"""A labelled, keyboard-friendly text input for the regions still drawn with ipywidgets (until they are nodes of the panel).
 
-Both fields render one ``<label for>`` tied to one ``<input>``; Enter in the input calls
+The field renders one ``<label for>`` tied to one ``<input>``; Enter in the input calls
 the field's :meth:`~_InputField.on_submit` callbacks (the form saves) and Escape its
 :meth:`~_InputField.on_cancel` callbacks (the form closes). ``described_by`` names the
 DOM ids of the field's help text and error, so screen readers read them with the input.
@@ -15,7 +15,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-__all__ = ["KeyField", "TextField"]
+__all__ = ["TextField"]
 
 _CSS = """
 .aiw-input-row { display: flex; align-items: center; gap: 6px; }
@@ -106,44 +106,3 @@ class TextField(_InputField):
 
     def __repr__(self) -> str:
         return f"TextField(description={self.description!r}, value={self.value!r})"
-
-
-class KeyField(_InputField):
-    """A password input for an API key, whose text is never synchronized widget state.
-
-    The browser hands each change to the kernel as a custom message; the kernel keeps
-    the text in :attr:`value` (a plain Python attribute, not a trait), so saving the
-    notebook with its widget state never writes the key.
-
-    Args:
-        description: the visible label, tied to the input (``<label for>``).
-        placeholder: the grey text shown while the field is empty.
-
-    Attributes:
-        description, placeholder, disabled, described_by, invalid, context: synchronized traits
-            (no secret); see :class:`TextField`.
-    """
-
-    def __init__(self, *, description: str = "", placeholder: str = "", **kwargs: Any) -> None:
-        super().__init__(kind="password", description=description, placeholder=placeholder, **kwargs)
-        self._value = ""
-
-    def __repr__(self) -> str:
-        return f"KeyField(description={self.description!r}, filled={bool(self._value)})"
-
-    @property
-    def value(self) -> str:
-        """The typed key (kept in the kernel only); ``""`` when empty."""
-        return self._value
-
-    @value.setter
-    def value(self, text: str) -> None:
-        self._value = text
-        if not text:
-            self.send({"type": "clear"})
-
-    def _receive(self, widget: Any, content: Any, buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "key" and isinstance(content.get("value"), str):
-            self._value = content["value"]
-            return
-        super()._receive(widget, content, buffers)

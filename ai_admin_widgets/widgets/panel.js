@@ -19,6 +19,10 @@ const BANNER_SILENT =
   "The kernel has not answered for 30 seconds, so this panel cannot tell whether the last Save or Test finished. " +
   "Nothing was saved unless the row above says so; if the kernel was restarted, run the cell again.";
 
+// Per panel (its state's "instance"), the view the admin last used: a dialog opens as a modal only
+// there when the same panel is shown twice (one modal at a time), and in every view otherwise.
+const lastUsed = new Map();
+
 function plural(count, unit) {
   return `${count} ${unit}${count === 1 ? "" : "s"}`;
 }
@@ -98,10 +102,15 @@ function render({ model, el }) {
     return found;
   }
 
+  function instance() {
+    return (model.get("state") || {}).instance;
+  }
+
   function send(content, withKeys) {
     if (stopped) {
       return;
     }
+    lastUsed.set(instance(), uid);
     const message = { ...content, values: content.values || values() };
     if (withKeys) {
       message.keys = keys();
@@ -531,7 +540,12 @@ function render({ model, el }) {
     }
     for (const child of order) {
       if (child.kind === "dialog" && !child.opened && child.el.isConnected) {
-        openDialog(child);
+        const used = lastUsed.get(instance());
+        if (used === undefined || used === uid) {
+          openDialog(child);
+        } else {
+          child.opened = true; // the same panel's other view holds it; here it stays closed
+        }
       }
     }
   }

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 import anywidget
 import traitlets
@@ -48,15 +47,15 @@ from ..models import (
     SettingsSnapshot,
     VerificationFailed,
     VerificationReport,
+    resource_of,
 )
-from ..normalize import AZURE_HOST_SUFFIXES
 from . import view
 from .form import IntegrationForm, Line
 
 if TYPE_CHECKING:
     from ..interface import Settings
 
-__all__ = ["NEEDS_WIDGETS", "AISettingsPanel", "IntegrationForm", "Region", "resource_of"]
+__all__ = ["NEEDS_WIDGETS", "AISettingsPanel", "IntegrationForm", "Region"]
 
 _log = logging.getLogger(__name__)
 
@@ -122,20 +121,6 @@ def _load_regions() -> list[Callable[[Settings, AISettingsPanel], Region]]:
         ):
             classes.append(found)
     return classes
-
-
-def resource_of(endpoint_url: str) -> str:
-    """The resource an endpoint names: ``myresource`` of ``https://myresource.openai.azure.com``, else its host[:port]."""
-    try:
-        parts = urlsplit(endpoint_url)
-        host = (parts.hostname or "").lower()
-        netloc = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return ""
-    for suffix in AZURE_HOST_SUFFIXES:
-        if host.endswith(suffix) and host != suffix.lstrip("."):
-            return host[: -len(suffix)]
-    return netloc
 
 
 def _not_admin(reason: str | None) -> str:
