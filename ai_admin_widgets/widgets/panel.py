@@ -273,6 +273,8 @@ class AISettingsPanel(anywidget.AnyWidget):
             role="region",
             label="AI Settings",
         )
+        if self.state and self.state.get("root") == root:
+            return  # nothing the admin would see changed: no new state to send
         self._revision += 1
         self.state = {"root": root, "revision": self._revision, "instance": self._instance}
 

@@ -1,4 +1,4 @@
-"""What the panel's regions share: JupyterLab theme colours (``--jp-*``) and small helpers."""
+"""What the regions still drawn with ipywidgets share: JupyterLab theme colours (``--jp-*``) and small helpers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import ipywidgets as widgets
 
-__all__ = ["ERROR", "HELP", "PANEL_STYLE", "SUCCESS", "WARNING", "classes", "element_id", "show", "span", "text"]
+__all__ = ["ERROR", "HELP", "SUCCESS", "WARNING", "classes", "element_id", "show", "span", "text"]
 
 _ids = itertools.count(1)
 
@@ -18,13 +18,6 @@ WARNING = (
 )
 SUCCESS = "color: var(--jp-success-color1, #388e3c)"
 HELP = "color: var(--jp-ui-font-color2, #616161); font-size: var(--jp-ui-font-size0, 11px)"
-
-# Rules for the whole panel, delivered with it (a <style> in its title): text that wraps
-# onto several lines is spaced as text, not as a row of inputs (28 px per line).
-PANEL_STYLE = """<style>
-.aiw-panel .widget-html-content { line-height: 1.4; padding: 2px 0; }
-.aiw-panel .aiw-status .widget-html-content { line-height: 1.6; }
-</style>"""
 
 
 def text(value: str) -> str:
