@@ -65,6 +65,7 @@ screenshots: $(VENV)/.test-installed
 # Time import, Save, failing fast, the panel, AI calls, the notebooks and the AI gateway against their
 # baselines; writes benchmarks/RESULTS.md, benchmarks/results.json and the README's table of figures.
 # BENCH="gateway ai" runs only those (the others' figures stay as they were). Contacts nothing but 127.0.0.1.
+# BENCH=panel-browser: the panel in a real JupyterLab in Chromium (Debian's /usr/bin/chromium), cell run to row shown.
 # BENCH=gateway-db: the gateway on SQLite and on PostgreSQL (a temporary cluster as the tests start it,
 # Debian's postgresql package; its figures say "not measured" without it), usage and budgets on and off.
 # The gateway's baseline, LiteLLM's proxy (pyproject's bench extra), gets a venv of its own: in .venv it

@@ -40,7 +40,7 @@ README = ROOT / "README.md"
 README_START = "<!-- benchmark figures: written by `make bench`, do not edit by hand -->"
 README_END = "<!-- end of benchmark figures -->"
 #: In the order they run and are reported.
-BENCHMARKS = ("import", "save", "failing_fast", "panel", "ai", "notebooks", "gateway", "gateway_db")
+BENCHMARKS = ("import", "save", "failing_fast", "panel", "panel_browser", "ai", "notebooks", "gateway", "gateway_db")
 
 
 def benchmark_name(text: str) -> str:
@@ -261,6 +261,7 @@ def results_markdown(runs: dict[str, dict[str, Any]], description: dict[str, str
         "make bench                 # builds .venv like make test, runs benchmarks/, writes this file",
         "make bench BENCH=gateway   # only the gateway's figures; the others stay as they were",
         "make bench BENCH=gateway-db  # the gateway on SQLite and PostgreSQL: usage and budgets on/off, replicas",
+        "make bench BENCH=panel-browser  # the panel in JupyterLab in Chromium: from running its cell to its row shown",
         "```",
         "",
     ]

@@ -91,7 +91,10 @@ def test_a_run_of_the_gateway_alone_keeps_every_other_figure_and_fills_the_readm
     assert "| gateway: throughput, 64 clients | 3.58 | 136 req/s | 38 req/s | ratio ≥ 2 | met |" in results
     assert "- Runs (ours): 3; median 136 req/s, lowest 127 req/s, highest 144 req/s." in results
     # Which run each figure comes from: the old one, and this one.
-    assert "| import, save, failing_fast, panel, ai, notebooks, gateway_db | 2026-11-29 21:19 | ede9331 |" in results
+    assert (
+        "| import, save, failing_fast, panel, panel_browser, ai, notebooks, gateway_db | 2026-11-29 21:19 | ede9331 |"
+        in results
+    )
     assert "| gateway | " in results
 
     stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["benchmarks"]
@@ -131,7 +134,10 @@ def test_make_bench_gateway_db_runs_bench_gateway_db_alone_and_keeps_the_others(
     assert (
         "| gateway on SQLite: overhead with usage and budgets | 1.05 | 4.2 ms | 4.0 ms | ratio ≤ 1.2 | met |" in results
     )
-    assert "| import, save, failing_fast, panel, ai, notebooks, gateway | 2026-11-29 21:19 | ede9331 |" in results
+    assert (
+        "| import, save, failing_fast, panel, panel_browser, ai, notebooks, gateway | 2026-11-29 21:19 | ede9331 |"
+        in results
+    )
     assert "| gateway_db | " in results
     stored = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["benchmarks"]
     assert list(stored) == list(run_py.BENCHMARKS) and stored["gateway"]["figures"][0]["name"] == "gw"

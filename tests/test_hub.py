@@ -20,7 +20,10 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,6 +95,8 @@ def hub(os_users, sandbox_provider):
     with real_hub.Hub(users, os_users=True, cache_seconds=CACHE_SECONDS) as running:
         admin = os_users[ADMIN]
         real_hub.write_panel_notebook(Path(admin.pw_dir), owner=(admin.pw_uid, admin.pw_gid))
+        analyst = os_users[ANALYST]
+        real_hub.write_panel_notebook(Path(analyst.pw_dir), owner=(analyst.pw_uid, analyst.pw_gid))
         for name in (ADMIN, ANALYST):
             running.api("POST", f"/users/{name}/server")  # both start at once; spawn() waits
         for name in (ADMIN, ANALYST):
@@ -370,8 +375,7 @@ def test_the_analyst_gets_403_from_the_admin_api_and_a_read_only_panel(hub, save
         import ai_admin_widgets as aiw
         panel = aiw.AISettings().panel()
         print(panel.visible_text())
-        row = panel.row
-        print("buttons:", [b.description for b in (row.add_button, row.edit_button, row.remove_button) if b.layout.display != "none"])
+        print("buttons:", [name for name in ("aiw-add", "aiw-edit", "aiw-test", "aiw-remove") if panel.offered(name)])
         """
     )
     assert "You must be assigned the Admin account type to configure the OpenAI integration." in printed
@@ -501,52 +505,71 @@ def test_health_answers_through_the_hubs_proxy_without_a_token_and_metrics_need_
     assert refused.status_code == 403 and "read:metrics" in refused.json()["error"]["message"]
 
 
-# -- the admin, in JupyterLab in Chromium, logged in through the hub ------------------------------------------ #
+# -- the admin and the analyst, in JupyterLab in Chromium, logged in through the hub --------------------------- #
+
+ROW_BUTTONS = ("aiw-add", "aiw-edit", "aiw-test", "aiw-remove")
+
+
+@contextmanager
+def _panel_in_jupyterlab(hub: real_hub.Hub, user: str) -> Iterator[Any]:
+    """Chromium logged in to the hub as ``user``, ai_settings.ipynb opened in JupyterLab and run: the page,
+    once the panel shows its row."""
+    import lab_browser  # tools/lab_browser.py, on the path as real_hub is
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = lab_browser.launch_chromium(driver)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(120_000)
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", hub.users.password(user))
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url(f"**/user/{user}/lab**")
+            page.goto(f"{hub.url}/user/{user}/lab/workspaces/hub-test/tree/ai_settings.ipynb?reset")
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            lab_browser.wait_kernel_idle(page, timeout_ms=180_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector(".aiw-panel .aiw-row >> visible=true", timeout=180_000)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true", reason="no /usr/bin/chromium")
 def test_the_admin_adds_the_integration_in_the_panel_in_jupyterlab_logged_in_through_the_hub(hub, sandbox_provider):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     _admin(hub).remove()
     key = "sk-sandbox-" + "".join(uuid.uuid4().hex.upper().translate(str.maketrans("0123456789", "GHIJKLMNOP")))
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-sync",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2000})
-            page.set_default_timeout(120_000)
-            page.goto(f"{hub.url}/hub/login")
-            page.fill("input[name=username]", ADMIN)
-            page.fill("input[name=password]", hub.users.admin_password)
-            page.click("input[type=submit], button[type=submit]")
-            page.wait_for_url(f"**/user/{ADMIN}/lab**")
-            page.goto(f"{hub.url}/user/{ADMIN}/lab/workspaces/hub-test/tree/ai_settings.ipynb?reset")
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            status = "() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'"
-            page.wait_for_function(status, timeout=180_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_selector(".aiw-panel .aiw-add >> visible=true", timeout=180_000)
-            page.locator(".aiw-panel .aiw-add").first.click()
-            page.locator(".aiw-panel .aiw-openai-base-url input >> visible=true").fill(sandbox_provider.openai_base_url)
-            page.locator(".aiw-panel .aiw-openai-api-key input >> visible=true").fill(key)
-            page.locator(".aiw-panel .aiw-save >> visible=true").click()
-            expect(page.locator(".aiw-panel .aiw-status").first).to_contain_text("OpenAI", timeout=120_000)
-            expect(page.locator(".aiw-panel .aiw-row .aiw-edit")).to_be_visible(timeout=120_000)
-            shown = page.locator(".aiw-panel").first.inner_text()
-        finally:
-            browser.close()
+    with _panel_in_jupyterlab(hub, ADMIN) as page:
+        page.locator(".aiw-panel .aiw-row button.aiw-add").first.click()
+        form = page.locator(".aiw-panel dialog.aiw-form")
+        expect(form).to_be_visible(timeout=120_000)
+        form.locator("input.aiw-openai-base-url").fill(sandbox_provider.openai_base_url)
+        form.locator("input.aiw-openai-api-key").fill(key)
+        form.locator("button.aiw-save").click()
+        expect(page.locator(".aiw-panel .aiw-status").first).to_contain_text("OpenAI", timeout=120_000)
+        expect(form).to_have_count(0, timeout=120_000)
+        expect(page.locator(".aiw-panel .aiw-row button.aiw-edit")).to_be_visible(timeout=120_000)
+        shown = page.locator(".aiw-panel").first.inner_text()
     status_after = _admin(hub).status()
     assert status_after.configured and status_after.updated_by == ADMIN
     assert not [piece for piece in _pieces(key) if piece in shown]
     answer = _chat(hub, hub.server_token(ANALYST))
     assert answer.status_code == 200
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true", reason="no /usr/bin/chromium")
+def test_the_analysts_panel_in_jupyterlab_shows_the_integration_and_offers_nothing_to_change(hub, saved):
+    from playwright.sync_api import expect
+
+    with _panel_in_jupyterlab(hub, ANALYST) as page:
+        view = page.locator(".aiw-panel").first
+        expect(view.locator(".aiw-status").first).to_contain_text("OpenAI", timeout=120_000)
+        expect(view).to_contain_text("You must be assigned the Admin account type to configure the OpenAI integration.")
+        for css_class in ROW_BUTTONS:
+            expect(view.locator(f".aiw-row .{css_class}")).to_have_count(0)
+        assert view.locator("dialog[open]").count() == 0
+    assert _admin(hub).status().configured  # nothing changed
