@@ -458,6 +458,11 @@ def test_edit_keeps_the_saved_client_secret_when_left_empty(entra_panel, entra_s
     assert panel.view == "row", panel.text_of("aiw-form")
     assert settings.status().revision > revision
     assert entra_sandbox.entra_counts.get("tokens_issued", 0) > issued  # Save signed in with the kept secret
+    panel.press("aiw-edit")  # another app: its secret is not the saved one's, so it is asked for
+    panel.type("aiw-language-client-id", str(uuid.uuid4()))
+    panel.press("aiw-save")
+    assert panel.view == "form"
+    assert "Type the Client secret again" in the(panel, "aiw-language-client-secret")["error"]
 
 
 def test_a_wrong_client_secret_is_said_beside_client_secret(entra_panel, entra_sandbox):
@@ -468,6 +473,7 @@ def test_a_wrong_client_secret_is_said_beside_client_secret(entra_panel, entra_s
     assert "not its Secret ID" in the(panel, "aiw-language-client-secret")["error"]
     assert not the(panel, "aiw-language-tenant-id")["error"] and not the(panel, "aiw-language-client-id")["error"]
     assert panel.form.key("language_model.entra_id.client_secret") == ""  # typed again, as an API Key is
+    assert "type the Client secret again" in panel.text_of("aiw-message")
 
 
 def test_entra_fields_are_tidied_and_checked_when_left(entra_panel, entra_sandbox):

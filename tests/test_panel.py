@@ -1218,3 +1218,16 @@ def test_malformed_messages_from_the_front_end_are_ignored(panel):
     for content in (None, "row.add", {"event": 3}, {"event": "no.such"}, {"event": "field.blur", "path": 1}):
         panel.handle(content)
     assert panel.view == "row" and panel.state["revision"] == revision
+
+
+def test_enter_in_a_field_sends_the_submit_event_of_the_box_around_it(panel):
+    """A box naming a submit event (Who may use AI's editor: ``access.apply``) is submitted by Enter in its fields,
+    as a dialog is (panel.js finds the nearest such box or dialog; ``panel.enter(field)`` does as it does)."""
+    needs_region(panel, "access")
+    panel.press("aiw-access-toggle")
+    with pytest.raises(LookupError, match="aiw-allowed-people"):
+        panel.enter("aiw-allowed-people")
+    panel.type("aiw-allowed-users", " carol, dave ,carol")
+    panel.enter("aiw-allowed-users")
+    assert "Allowed users: carol, dave" in panel.visible_text()  # applied and tidied as stored
+    assert panel.settings.access_lists().allowed_users == ("carol", "dave")

@@ -427,6 +427,12 @@ class IntegrationForm:
             value = spec.model_field.default
         return value if isinstance(value, str) else ""
 
+    def keys_to_type_again(self) -> str:
+        """The key fields shown, in words (``"the API Key"``, ``"the Client secret"``, ``"the API Key and the
+        Client secret"``), for "type … again" after a refused Save; ``""`` when none is shown (a managed identity)."""
+        labels = list(dict.fromkeys(f"the {spec.label}" for spec in self.shown() if spec.kind == "key"))
+        return " and ".join(labels)
+
     def first(self, errors_only: bool = False) -> str:
         """The CSS class of the first shown field (with ``errors_only``, the first one marked with an error); "" if none."""
         for spec in self.shown():

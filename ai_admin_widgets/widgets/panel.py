@@ -800,8 +800,10 @@ class AISettingsPanel(anywidget.AnyWidget):
         self.form.set_busy(False)
         if isinstance(error, VerificationFailed):
             self.form.show_report(error.report)
+            again = self.form.keys_to_type_again()
             self.form.show_message(
-                "Authentication failed, so nothing was saved. Correct what is marked above and type the API Key again.",
+                "Authentication failed, so nothing was saved. Correct what is marked above"
+                + (f" and type {again} again." if again else "."),
                 error=True,
             )
         elif isinstance(error, SavedKeyUnavailable):
