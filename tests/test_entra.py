@@ -523,7 +523,7 @@ def test_the_api_version_field_offers_v1_beside_the_dated_versions_and_v1_saves(
     version = the(panel, "aiw-api-version")
     assert version["suggestions"][0] == "v1"
     assert {aiw.models.DEFAULT_AZURE_API_VERSION, "2024-12-01-preview"} <= set(version["suggestions"])
-    assert "v1" in version["help"] and "Azure's v1 API" in version["help"]
+    assert "v1 for Azure's v1 API" in version["help"] and "/openai/v1/" in version["help"]
     panel.press("aiw-cancel")
     fill_keyless(panel, entra_sandbox, entra_sandbox.entra_id())
     panel.type("aiw-api-version", "v1")
