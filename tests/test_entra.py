@@ -531,3 +531,17 @@ def test_the_api_version_field_offers_v1_beside_the_dated_versions_and_v1_saves(
     assert panel.view == "row", panel.text_of("aiw-form")
     assert entra_sandbox.settings().saved_fields().api_version == "v1"
     assert any(request["path"].startswith("/openai/v1/") for request in entra_sandbox.requests)
+
+
+def test_an_unknown_managed_identity_is_said_beside_its_model_in_the_panel(entra_panel, entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    panel = entra_panel
+    fill_keyless(panel, entra_sandbox, EntraID.machine_identity(str(uuid.uuid4())))  # not this machine's
+    panel.press("aiw-save")
+    assert panel.view == "form"
+    said = panel.text_of("aiw-language-result")  # no field for "which machine": said beside the model, at once
+    assert said.startswith("✗") and "managed identity" in said.lower()
+    assert the(panel, "aiw-language-result")["alert"]
+    assert "A user-assigned identity needs its Client ID" in said
+    assert "Correct what is marked above." in panel.text_of("aiw-message")  # no key to type again

@@ -10,10 +10,16 @@ the values from the saved fields (:class:`~ai_admin_widgets.models.OpenAIFields`
 (:mod:`~ai_admin_widgets.widgets.view`), tidying a field when it loses focus and reading the
 values into an integration all walk that table.
 
+An Azure deployment's **Authentication** (a radio: API key, or Microsoft Entra ID) decides which of its
+inputs show and are read: the API Key, or **Sign in as** (service principal: Tenant ID, Client ID,
+Client secret, Authority host; managed identity: an optional Client ID), all under the deployment's
+path (``language_model.entra_id.tenant_id``), so errors come back beside their field. The Client
+secret is a key field: handled, kept on Edit and cleared exactly as an API Key is.
+
 :class:`IntegrationForm` is a plain Python object: the panel puts its :meth:`~IntegrationForm.node`
 into the page's state. It holds the text fields' values, and the typed keys privately (as
 ``SecretStr``, never in a node), cleared after every Save attempt and when the dialog closes. The
-form never holds a saved key: an API Key left empty on Edit is sent as
+form never holds a saved key: an API Key (or Client secret) left empty on Edit is sent as
 :data:`~ai_admin_widgets.models.KEEP_SAVED_KEY`, which the settings resolve (or refuse with
 :class:`~ai_admin_widgets.models.SavedKeyUnavailable`, shown beside the field).
 """
