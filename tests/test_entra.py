@@ -490,6 +490,11 @@ def test_entra_fields_are_tidied_and_checked_when_left(entra_panel, entra_sandbo
     assert not the(panel, "aiw-embeddings-client-id")["error"]
     panel.type("aiw-embeddings-client-id", "not-a-guid")
     assert "GUID" in the(panel, "aiw-embeddings-client-id")["error"]
+    secret = entra_sandbox.entra_id().client_secret.get_secret_value()
+    panel.type("aiw-embeddings-client-secret", f"  {secret}  ")  # tidied as an API Key is
+    assert panel.form.key("embeddings_model.entra_id.client_secret") == secret
+    assert not the(panel, "aiw-embeddings-client-secret")["error"]
+    assert_not_in_the_state(panel, secret)
 
 
 def test_switching_authentication_back_to_api_key_saves_with_the_key(entra_panel, entra_sandbox):
