@@ -985,7 +985,9 @@ class AzureOpenAIIntegration(_Model):
     api_version: str = Field(
         default=DEFAULT_AZURE_API_VERSION,
         title="API version",
-        description="The Azure OpenAI api-version, such as 2024-10-21, or v1 for Azure's v1 API (no dated version).",
+        description="The Azure OpenAI api-version, such as 2024-10-21 (2024-12-01-preview or later for reasoning "
+        "models), or v1 for Azure's v1 API: calls go to {endpoint}/openai/v1/ with no dated api-version, the base "
+        "path Microsoft now recommends.",
         pattern=r"^(\d{4}-\d{2}-\d{2}(-preview)?|v1)$",
     )
 

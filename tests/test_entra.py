@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -344,3 +345,208 @@ def test_any_other_refusal_of_the_sign_in_quotes_the_services_aadsts_words(entra
     check = verify(keyless(entra_sandbox, EntraID.machine_identity())).checks[0]
     assert check.code is FailureCode.ENTRA_SIGN_IN_REFUSED and check.field == "language_model.entra_id"
     assert "AADSTS700213" in check.message and "login.microsoftonline.com/error" in check.message
+
+
+# --------------------------------------------------------------------------- #
+# From the panel: the Add/Edit dialog's Authentication, driven as the front end drives it
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def entra_panel(entra_sandbox):
+    panel = entra_sandbox.settings().panel()
+    yield panel
+    panel.close()
+
+
+def the(panel, css_class):
+    found = panel.nodes(css_class)
+    assert len(found) == 1, f"expected one .{css_class}, found {len(found)}"
+    return found[0]
+
+
+def assert_not_in_the_state(panel, secret):
+    """No 5 characters of ``secret`` in a row in the panel's state, its widget state or the form's repr."""
+    model_ids = re.compile(r"[0-9a-f]{32}|" + re.escape(panel.state["instance"]))
+    widget_state = {name: value for name, value in panel.get_state().items() if name not in ("_esm", "_css")}
+    for where, raw in (
+        ("state", json.dumps(panel.state)),
+        ("get_state", json.dumps(widget_state, default=str)),
+        ("repr", repr(panel) + repr(panel.form)),
+    ):
+        shown = model_ids.sub("", raw)
+        found = [secret[at : at + 5] for at in range(len(secret) - 4) if secret[at : at + 5] in shown]
+        assert not found, f"the {where} holds {len(found)} pieces of the client secret"
+
+
+def fill_keyless(panel, sandbox, entra_id, *, shared=True):
+    """Add Azure OpenAI with Microsoft Entra ID for the language model (and, shared, for both)."""
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.check("aiw-same-endpoint", shared)
+    panel.type("aiw-language-endpoint-url", sandbox.azure_endpoint)
+    panel.type("aiw-language-deployment-id", sandbox.azure_deployments["language"])
+    panel.type("aiw-embeddings-deployment-id", sandbox.azure_deployments["embeddings"])
+    panel.choose("aiw-language-authentication", "entra_id")
+    assert not panel.nodes("aiw-language-api-key"), "API Key is offered beside Microsoft Entra ID"
+    panel.choose("aiw-language-entra-method", entra_id.method)
+    if entra_id.method == "service_principal":
+        panel.type("aiw-language-tenant-id", entra_id.tenant_id)
+        panel.type("aiw-language-client-id", entra_id.client_id)
+        panel.type("aiw-language-client-secret", entra_id.client_secret.get_secret_value())
+        panel.type("aiw-language-authority-host", entra_id.authority_host)
+    elif entra_id.client_id:
+        panel.type("aiw-language-client-id", entra_id.client_id)
+
+
+def test_the_panel_adds_keyless_azure_with_a_service_principal(entra_panel, entra_sandbox):
+    panel, entra_id = entra_panel, entra_sandbox.entra_id()
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    choice = the(panel, "aiw-language-authentication")
+    assert [option["label"] for option in choice["options"]] == ["API key", "Microsoft Entra ID (keyless)"]
+    assert choice["value"] == "api_key" and panel.nodes("aiw-language-api-key")
+    assert not panel.nodes("aiw-language-authority-host")  # Microsoft Entra ID's fields show once it is chosen
+    panel.press("aiw-cancel")
+    fill_keyless(panel, entra_sandbox, entra_id)
+    shown = panel.visible_text()
+    assert "Sign in as: (Service principal (app registration with a client secret))" in shown
+    assert the(panel, "aiw-language-authority-host")["value"] == entra_id.authority_host
+    assert "national cloud" in the(panel, "aiw-language-authority-host")["help"]
+    assert not panel.nodes("aiw-embeddings-authentication"), "the shared option still offers a second sign-in"
+    secret = entra_id.client_secret.get_secret_value()
+    assert_not_in_the_state(panel, secret)
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    status = panel.text_of("aiw-status")
+    assert "Microsoft Entra ID, service principal" in status and "client secret …" in status
+    assert "key …" not in status
+    assert_not_in_the_state(panel, secret)
+    saved = entra_sandbox.settings().saved_fields()
+    assert saved.language_model.entra_id.client_id == entra_id.client_id and saved.uses_shared_endpoint
+
+
+def test_the_panel_adds_keyless_azure_with_the_machines_managed_identity(entra_panel, entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    panel = entra_panel
+    fill_keyless(panel, entra_sandbox, EntraID.machine_identity())
+    assert not panel.nodes("aiw-language-tenant-id") and not panel.nodes("aiw-language-client-secret")
+    assert not panel.nodes("aiw-language-authority-host")
+    assert "Client ID (optional):" in panel.visible_text()
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    assert "Microsoft Entra ID, managed identity (system-assigned)" in panel.text_of("aiw-status")
+    assert entra_sandbox.entra_counts.get("managed_identity_requests", 0) >= 1
+
+
+def test_edit_keeps_the_saved_client_secret_when_left_empty(entra_panel, entra_sandbox):
+    panel = entra_panel
+    settings = entra_sandbox.settings()
+    settings.save(keyless(entra_sandbox, entra_sandbox.entra_id()))
+    panel.render()
+    hint = settings.status().models[0].key_hint
+    panel.press("aiw-edit")
+    assert the(panel, "aiw-language-authentication")["value"] == "entra_id"
+    assert the(panel, "aiw-language-tenant-id")["value"] == entra_sandbox.entra_tenant_id
+    secret_field = the(panel, "aiw-language-client-secret")
+    assert secret_field["placeholder"] == f"Leave empty to keep the saved client secret ({hint}), or type a new one"
+    revision = settings.status().revision
+    issued = entra_sandbox.entra_counts.get("tokens_issued", 0)
+    panel.type("aiw-embeddings-deployment-id", entra_sandbox.azure_deployments["embeddings"])
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    assert settings.status().revision > revision
+    assert entra_sandbox.entra_counts.get("tokens_issued", 0) > issued  # Save signed in with the kept secret
+    panel.press("aiw-edit")  # another app: its secret is not the saved one's, so it is asked for
+    panel.type("aiw-language-client-id", str(uuid.uuid4()))
+    panel.press("aiw-save")
+    assert panel.view == "form"
+    assert "Type the Client secret again" in the(panel, "aiw-language-client-secret")["error"]
+
+
+def test_a_wrong_client_secret_is_said_beside_client_secret(entra_panel, entra_sandbox):
+    panel = entra_panel
+    fill_keyless(panel, entra_sandbox, entra_sandbox.entra_id("wrong_secret"))
+    panel.press("aiw-save")
+    assert panel.view == "form"
+    assert "not its Secret ID" in the(panel, "aiw-language-client-secret")["error"]
+    assert not the(panel, "aiw-language-tenant-id")["error"] and not the(panel, "aiw-language-client-id")["error"]
+    assert panel.form.key("language_model.entra_id.client_secret") == ""  # typed again, as an API Key is
+    assert "type the Client secret again" in panel.text_of("aiw-message")
+
+
+def test_entra_fields_are_tidied_and_checked_when_left(entra_panel, entra_sandbox):
+    panel = entra_panel
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    panel.choose("aiw-embeddings-authentication", "entra_id")  # each model signs in its own way
+    panel.type("aiw-embeddings-tenant-id", "my tenant")
+    assert "contoso.onmicrosoft.com" in the(panel, "aiw-embeddings-tenant-id")["error"]
+    assert not panel.nodes("aiw-language-tenant-id")
+    client_id = str(uuid.uuid4()).upper()
+    panel.type("aiw-embeddings-client-id", f"  {client_id} ")
+    assert the(panel, "aiw-embeddings-client-id")["value"] == client_id.lower()
+    assert not the(panel, "aiw-embeddings-client-id")["error"]
+    panel.type("aiw-embeddings-client-id", "not-a-guid")
+    assert "GUID" in the(panel, "aiw-embeddings-client-id")["error"]
+    secret = entra_sandbox.entra_id().client_secret.get_secret_value()
+    panel.type("aiw-embeddings-client-secret", f"  {secret}  ")  # tidied as an API Key is
+    assert panel.form.key("embeddings_model.entra_id.client_secret") == secret
+    assert not the(panel, "aiw-embeddings-client-secret")["error"]
+    assert_not_in_the_state(panel, secret)
+
+
+def test_switching_authentication_back_to_api_key_saves_with_the_key(entra_panel, entra_sandbox):
+    panel = entra_panel
+    fill_keyless(panel, entra_sandbox, entra_sandbox.entra_id())
+    panel.choose("aiw-language-authentication", "api_key")
+    assert not panel.nodes("aiw-language-tenant-id") and not panel.nodes("aiw-language-entra-method")
+    panel.type("aiw-language-api-key", entra_sandbox.azure_api_key.get_secret_value())
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    assert "key …" in panel.text_of("aiw-status") and "Entra" not in panel.text_of("aiw-status")
+    assert entra_sandbox.settings().saved_fields().language_model.entra_id is None
+
+
+def test_each_model_may_sign_in_its_own_way_and_the_row_says_each(entra_panel, entra_sandbox):
+    panel, entra_id = entra_panel, entra_sandbox.entra_id()
+    fill_keyless(panel, entra_sandbox, entra_id, shared=False)
+    panel.type("aiw-embeddings-endpoint-url", entra_sandbox.azure_endpoint)
+    panel.type("aiw-embeddings-api-key", entra_sandbox.azure_api_key.get_secret_value())
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    status = panel.text_of("aiw-status")
+    assert "language model: Microsoft Entra ID, service principal" in status
+    assert "embeddings model: API key …" in status
+
+
+def test_the_api_version_field_offers_v1_beside_the_dated_versions_and_v1_saves(entra_panel, entra_sandbox):
+    panel = entra_panel
+    panel.press("aiw-add")
+    panel.choose("aiw-provider", "azure_openai")
+    version = the(panel, "aiw-api-version")
+    assert version["suggestions"][0] == "v1"
+    assert {aiw.models.DEFAULT_AZURE_API_VERSION, "2024-12-01-preview"} <= set(version["suggestions"])
+    assert "v1 for Azure's v1 API" in version["help"] and "/openai/v1/" in version["help"]
+    panel.press("aiw-cancel")
+    fill_keyless(panel, entra_sandbox, entra_sandbox.entra_id())
+    panel.type("aiw-api-version", "v1")
+    panel.press("aiw-save")
+    assert panel.view == "row", panel.text_of("aiw-form")
+    assert entra_sandbox.settings().saved_fields().api_version == "v1"
+    assert any(request["path"].startswith("/openai/v1/") for request in entra_sandbox.requests)
+
+
+def test_an_unknown_managed_identity_is_said_beside_its_model_in_the_panel(entra_panel, entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    panel = entra_panel
+    fill_keyless(panel, entra_sandbox, EntraID.machine_identity(str(uuid.uuid4())))  # not this machine's
+    panel.press("aiw-save")
+    assert panel.view == "form"
+    said = panel.text_of("aiw-language-result")  # no field for "which machine": said beside the model, at once
+    assert said.startswith("✗") and "managed identity" in said.lower()
+    assert the(panel, "aiw-language-result")["alert"]
+    assert "A user-assigned identity needs its Client ID" in said
+    assert "Correct what is marked above." in panel.text_of("aiw-message")  # no key to type again

@@ -1129,17 +1129,39 @@ def test_each_input_of_the_form_is_labelled_and_explained_by_its_model_field(pan
     models = {aiw.Provider.OPENAI: aiw.OpenAIIntegration, aiw.Provider.AZURE_OPENAI: aiw.AzureOpenAIIntegration}
     panel.press("aiw-add")
     fields = {}
-    for provider in ("azure_openai", "openai"):
-        panel.choose("aiw-provider", provider)
-        fields.update({each["path"]: each for each in view.walk(panel.state["root"]) if each["kind"] == "field"})
-    assert set(fields) == set(INPUTS)
+
+    def seen():
+        fields.update(
+            {each["path"]: each for each in view.walk(panel.state["root"]) if each["kind"] in ("field", "radio")}
+        )
+
+    panel.choose("aiw-provider", "azure_openai")
+    seen()
+    for role in ("language", "embeddings"):  # Microsoft Entra ID's fields show once chosen
+        panel.choose(f"aiw-{role}-authentication", "entra_id")
+        seen()
+    panel.choose("aiw-provider", "openai")
+    seen()
+    assert set(fields) == set(INPUTS) | {"provider"}
     for path, field in fields.items():
-        head, _, leaf = path.partition(".")
+        if path == "provider":
+            continue
+        head, _, rest = path.partition(".")
+        sub, _, leaf = rest.partition(".")
+        if rest == "authentication":  # which of API Key and Microsoft Entra ID: the form's own words
+            assert field["label"] == "Authentication"
+            assert [option["label"] for option in field["options"]] == ["API key", "Microsoft Entra ID (keyless)"]
+            continue
         model_field = (
-            aiw.AzureDeployment.model_fields[leaf] if leaf else models[INPUTS[path].provider].model_fields[head]
+            aiw.EntraID.model_fields[leaf]
+            if leaf
+            else aiw.AzureDeployment.model_fields[sub]
+            if sub
+            else models[INPUTS[path].provider].model_fields[head]
         )
         assert field["label"] == model_field.title
-        assert field["help"] == model_field.description
+        if field["kind"] == "field":
+            assert field["help"] == model_field.description
     edited = {spec.path.partition(".")[0] for spec in FORM_FIELDS if spec.kind != "choice"}
     assert edited == {
         "api_key",
@@ -1196,3 +1218,16 @@ def test_malformed_messages_from_the_front_end_are_ignored(panel):
     for content in (None, "row.add", {"event": 3}, {"event": "no.such"}, {"event": "field.blur", "path": 1}):
         panel.handle(content)
     assert panel.view == "row" and panel.state["revision"] == revision
+
+
+def test_enter_in_a_field_sends_the_submit_event_of_the_box_around_it(panel):
+    """A box naming a submit event (Who may use AI's editor: ``access.apply``) is submitted by Enter in its fields,
+    as a dialog is (panel.js finds the nearest such box or dialog; ``panel.enter(field)`` does as it does)."""
+    needs_region(panel, "access")
+    panel.press("aiw-access-toggle")
+    with pytest.raises(LookupError, match="aiw-allowed-people"):
+        panel.enter("aiw-allowed-people")
+    panel.type("aiw-allowed-users", " carol, dave ,carol")
+    panel.enter("aiw-allowed-users")
+    assert "Allowed users: carol, dave" in panel.visible_text()  # applied and tidied as stored
+    assert panel.settings.access_lists().allowed_users == ("carol", "dave")

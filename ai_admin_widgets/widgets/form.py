@@ -10,10 +10,16 @@ the values from the saved fields (:class:`~ai_admin_widgets.models.OpenAIFields`
 (:mod:`~ai_admin_widgets.widgets.view`), tidying a field when it loses focus and reading the
 values into an integration all walk that table.
 
+An Azure deployment's **Authentication** (a radio: API key, or Microsoft Entra ID) decides which of its
+inputs show and are read: the API Key, or **Sign in as** (service principal: Tenant ID, Client ID,
+Client secret, Authority host; managed identity: an optional Client ID), all under the deployment's
+path (``language_model.entra_id.tenant_id``), so errors come back beside their field. The Client
+secret is a key field: handled, kept on Edit and cleared exactly as an API Key is.
+
 :class:`IntegrationForm` is a plain Python object: the panel puts its :meth:`~IntegrationForm.node`
 into the page's state. It holds the text fields' values, and the typed keys privately (as
 ``SecretStr``, never in a node), cleared after every Save attempt and when the dialog closes. The
-form never holds a saved key: an API Key left empty on Edit is sent as
+form never holds a saved key: an API Key (or Client secret) left empty on Edit is sent as
 :data:`~ai_admin_widgets.models.KEEP_SAVED_KEY`, which the settings resolve (or refuse with
 :class:`~ai_admin_widgets.models.SavedKeyUnavailable`, shown beside the field).
 """
@@ -23,18 +29,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from ..models import (
+    AUTHENTICATION_LABELS,
+    AZURE_V1_API,
+    DEFAULT_AUTHORITY_HOST,
     DEFAULT_AZURE_API_VERSION,
     DEFAULT_OPENAI_BASE_URL,
+    ENTRA_METHOD_LABELS,
     KEEP_SAVED_KEY,
     ROLE_LABELS,
     ROLES,
     AzureDeployment,
     AzureOpenAIFields,
     AzureOpenAIIntegration,
+    EntraID,
     ModelCheck,
     Notice,
     OpenAIFields,
@@ -54,6 +65,18 @@ SavedFields = OpenAIFields | AzureOpenAIFields
 PROVIDER_OPTIONS = [(Provider.OPENAI.label, Provider.OPENAI), (Provider.AZURE_OPENAI.label, Provider.AZURE_OPENAI)]
 SAME_ENDPOINT_LABEL = "Use the same endpoint URL and API key for both models"
 KEEP_KEY_PLACEHOLDER = "Leave empty to keep the saved key, or type a new one"
+KEEP_SECRET_PLACEHOLDER = "Leave empty to keep the saved client secret{hint}, or type a new one"  # noqa: S105
+#: What the API version field offers beside what may be typed: Azure's v1 API, the default (GA) api-version,
+#: the newest preview, and the first that serves reasoning models (o1, o3, o4-mini).
+API_VERSION_SUGGESTIONS = (AZURE_V1_API, DEFAULT_AZURE_API_VERSION, "2025-04-01-preview", "2024-12-01-preview")
+#: "Authentication" of an Azure deployment is no model field: it says which of ``api_key`` and ``entra_id`` is given.
+_AUTHENTICATION_FIELD: FieldInfo = Field(  # type: ignore[assignment]  # Field() is typed as its default
+    default="api_key",
+    title="Authentication",
+    description="How this model's calls authenticate: with an API key, or keyless with Microsoft Entra ID "
+    "(for resources whose key authentication is turned off; the identity needs the Cognitive Services OpenAI "
+    "User role on the resource).",
+)
 CORRECT_FIELDS = "Correct the fields marked above, then press Save again."
 
 _MODELS: dict[Provider, type[BaseModel]] = {
@@ -69,21 +92,35 @@ class FormField:
     Attributes:
         provider: the integration the field belongs to; None for the provider choice itself.
         path: the model field, dotted for a deployment's (``"language_model.endpoint_url"``).
-        kind: ``"choice"`` (the provider), ``"text"`` or ``"key"`` (a password input, never in the state).
+        kind: ``"choice"`` (the provider), ``"text"``, ``"key"`` (a password input, never in the state)
+            or ``"radio"`` (one of ``options``).
         placeholder: the grey text shown while the field is empty.
+        options: a radio's ``(value, label)`` choices, the default first.
+        css_name: the name in its CSS classes, when not the field's own (``entra-method``).
     """
 
     provider: Provider | None
     path: str
     kind: str
     placeholder: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    css_name: str = ""
 
     @property
     def model_field(self) -> FieldInfo:
-        """The pydantic field this input edits (its title is the label, its description the help)."""
+        """The pydantic field this input edits (its title is the label, its description the help).
+
+        A deployment's ``authentication`` is not a field of the model (it is which of ``api_key`` and
+        ``entra_id`` is given): its label and help are the form's own.
+        """
         model = _MODELS[self.provider or Provider.OPENAI]
-        head, _, leaf = self.path.partition(".")
-        return AzureDeployment.model_fields[leaf] if leaf else model.model_fields[head]
+        head, _, rest = self.path.partition(".")
+        if not rest:
+            return model.model_fields[head]
+        if rest == "authentication":
+            return _AUTHENTICATION_FIELD
+        sub, _, leaf = rest.partition(".")
+        return EntraID.model_fields[leaf] if leaf else AzureDeployment.model_fields[sub]
 
     @property
     def label(self) -> str:
@@ -119,7 +156,7 @@ class FormField:
     @property
     def css_classes(self) -> tuple[str, ...]:
         """``aiw-<name>`` and ``aiw-<section>-<name>`` (``aiw-api-key``, ``aiw-openai-api-key``); the choice is ``aiw-provider``."""
-        name = self.name.replace("_", "-")
+        name = self.css_name or self.name.replace("_", "-")
         return (f"aiw-{name}",) if self.provider is None else (f"aiw-{name}", f"aiw-{self.section}-{name}")
 
     @property
@@ -130,10 +167,21 @@ class FormField:
 
 def _deployment_fields(role: str) -> tuple[FormField, ...]:
     prefix = f"{role}_model."
+    entra = f"{prefix}entra_id."
+    azure = Provider.AZURE_OPENAI
     return (
-        FormField(Provider.AZURE_OPENAI, prefix + "endpoint_url", "text", "https://<resource>.openai.azure.com"),
-        FormField(Provider.AZURE_OPENAI, prefix + "deployment_id", "text", "the deployment's name"),
-        FormField(Provider.AZURE_OPENAI, prefix + "api_key", "key", "KEY 1 from Keys and Endpoint"),
+        FormField(azure, prefix + "endpoint_url", "text", "https://<resource>.openai.azure.com"),
+        FormField(azure, prefix + "deployment_id", "text", "the deployment's name"),
+        FormField(azure, prefix + "authentication", "radio", options=tuple(AUTHENTICATION_LABELS.items())),
+        FormField(azure, prefix + "api_key", "key", "KEY 1 from Keys and Endpoint"),
+        # Microsoft Entra ID (keyless): shown instead of the API Key when chosen under Authentication.
+        FormField(
+            azure, entra + "method", "radio", options=tuple(ENTRA_METHOD_LABELS.items()), css_name="entra-method"
+        ),
+        FormField(azure, entra + "tenant_id", "text", "Directory (tenant) ID"),
+        FormField(azure, entra + "client_id", "text", "Application (client) ID"),
+        FormField(azure, entra + "client_secret", "key", "the client secret's Value"),
+        FormField(azure, entra + "authority_host", "text", DEFAULT_AUTHORITY_HOST),
     )
 
 
@@ -150,10 +198,12 @@ FORM_FIELDS: tuple[FormField, ...] = (
 
 #: The inputs by path (every path is unique across both providers).
 INPUTS: dict[str, FormField] = {spec.path: spec for spec in FORM_FIELDS if spec.kind != "choice"}
-#: With "Use the same endpoint URL and API key", these are left out and take the language model's.
+#: With "Use the same endpoint URL and API key", these are left out and take the language model's
+#: (the endpoint, and how it authenticates: API key, or the same Microsoft Entra ID sign-in).
 _SHARED = {
-    "embeddings_model.endpoint_url": "language_model.endpoint_url",
-    "embeddings_model.api_key": "language_model.api_key",
+    path: "language_model." + path.partition(".")[2]
+    for path in INPUTS
+    if path.startswith("embeddings_model.") and not path.endswith(".deployment_id")
 }
 # What a field that is empty or wrong stands in for while another field is tidied (never saved or shown).
 _STAND_INS: dict[str, Any] = {
@@ -164,6 +214,9 @@ _STAND_INS: dict[str, Any] = {
     "api_version": DEFAULT_AZURE_API_VERSION,
     "organization": None,
     "project": None,
+    "tenant_id": "00000000-0000-0000-0000-000000000000",
+    "client_id": "00000000-0000-0000-0000-000000000000",
+    "authority_host": DEFAULT_AUTHORITY_HOST,
 }
 _AZURE_STAND_IN_KEY = "0" * 32
 
@@ -175,11 +228,10 @@ def _value_at(source: Any, path: str) -> Any:
 
 
 def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    head, _, leaf = path.partition(".")
-    if leaf:
-        data.setdefault(head, {})[leaf] = value
-    else:
-        data[head] = value
+    *parents, leaf = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
 
 
 @dataclass(frozen=True)
@@ -197,7 +249,7 @@ class IntegrationForm:
     Attributes:
         provider: the provider chosen.
         same_endpoint: "Use the same endpoint URL and API key for both models" (Azure OpenAI).
-        values: each text field's text by model path (see :data:`FORM_FIELDS`); never a key.
+        values: each text field's text and each radio's choice by model path (see :data:`FORM_FIELDS`); never a key.
         errors / notices: what is said beside each field, by model path.
         message: the lines under the fields (progress, or an error not tied to one field).
         results: each model's outcome lines, by ``"openai"``, ``"language"`` or ``"embeddings"``.
@@ -209,9 +261,10 @@ class IntegrationForm:
     def __init__(self) -> None:
         self._saved: SavedFields | None = None
         self._keys: dict[str, SecretStr] = {}
+        self._hints: dict[str, str] = {}
         self.provider = Provider.OPENAI
         self.same_endpoint = False
-        self.values: dict[str, str] = {path: "" for path, spec in INPUTS.items() if spec.kind == "text"}
+        self.values: dict[str, str] = {path: "" for path, spec in INPUTS.items() if spec.kind in ("text", "radio")}
         self.errors: dict[str, str] = {}
         self.notices: dict[str, list[Notice]] = {}
         self.message: list[Line] = []
@@ -234,13 +287,52 @@ class IntegrationForm:
         """True when an empty API Key means the saved one: on Edit, with the saved integration's provider chosen."""
         return self._saved is not None and self._saved.provider is self.provider
 
+    def keeps_saved_key(self, path: str) -> bool:
+        """True when the key field ``path`` left empty means the saved key (or client secret): on Edit, with the
+        saved provider chosen, and a secret saved for that slot (none for an API Key where Entra ID was saved)."""
+        if not self.keeps_saved_keys or self._saved is None:
+            return False
+        if isinstance(self._saved, AzureOpenAIFields):
+            return path in self._saved.secret_slots()
+        return path == "api_key"
+
+    def choice(self, path: str) -> str:
+        """What the radio ``path`` holds (routed: with the shared option, the language model's); its default if unset."""
+        path = self._route(path)
+        options = dict(INPUTS[path].options)
+        value = self.values.get(path, "")
+        return value if value in options else INPUTS[path].options[0][0]
+
+    def applies(self, path: str) -> bool:
+        """Whether the input ``path`` takes part, given Authentication and Sign in as: API Key only for an API
+        key; the Microsoft Entra ID fields only for it (Tenant ID, Client secret and Authority host only for a
+        service principal)."""
+        head, _, rest = path.partition(".")
+        if INPUTS[path].provider is not Provider.AZURE_OPENAI or rest in ("", "endpoint_url", "deployment_id"):
+            return True
+        if rest == "authentication":
+            return True
+        authentication = self.choice(f"{head}.authentication")
+        if rest == "api_key":
+            return authentication == "api_key"
+        if authentication != "entra_id":
+            return False
+        if rest in ("entra_id.method", "entra_id.client_id"):
+            return True
+        return self.choice(f"{head}.entra_id.method") == "service_principal"
+
     def shown(self) -> list[FormField]:
         """The inputs the dialog shows now, in page order (the chosen provider's; shared ones left out)."""
         return [
             spec
             for spec in INPUTS.values()
-            if spec.provider is self.provider and not (self.shared and spec.path in _SHARED)
+            if spec.provider is self.provider and not (self.shared and spec.path in _SHARED) and self.applies(spec.path)
         ]
+
+    def _beside(self, path: str) -> bool:
+        """Whether a message about ``path`` can be shown beside its field (a text or key field shown now)."""
+        spec = INPUTS.get(self._route(path))
+        return spec is not None and spec.kind in ("text", "key") and spec in self.shown()
 
     def _route(self, path: str) -> str:
         """Where a field path is shown: with the shared option, the embeddings endpoint and key show on the language model's."""
@@ -274,11 +366,21 @@ class IntegrationForm:
                 elif path == "same_endpoint" and isinstance(value, bool):
                     self.same_endpoint = value
                 elif path in self.values and isinstance(value, str):
+                    if INPUTS[path].kind == "radio" and value not in dict(INPUTS[path].options):
+                        continue
                     self.values[path] = value
         if isinstance(keys, dict):
             for path, value in keys.items():
                 if isinstance(path, str) and isinstance(value, str):
                     self.set_key(path, value)
+
+    def set_choice(self, path: Any, value: Any) -> bool:
+        """Choose ``value`` in the radio ``path`` (Authentication, Sign in as); False when it offers no such value."""
+        spec = INPUTS.get(path) if isinstance(path, str) else None
+        if spec is None or spec.kind != "radio" or value not in dict(spec.options):
+            return False
+        self.values[path] = value
+        return True
 
     def choose(self, provider: Provider) -> None:
         """Switch the provider: the old provider's errors, results and message go."""
@@ -287,15 +389,24 @@ class IntegrationForm:
         self.errors = {}
         self.clear_results()
 
-    def reset(self, saved: SavedFields | None, *, openai_base_url: str = DEFAULT_OPENAI_BASE_URL) -> None:
+    def reset(
+        self,
+        saved: SavedFields | None,
+        *,
+        openai_base_url: str = DEFAULT_OPENAI_BASE_URL,
+        key_hints: dict[str, str] | None = None,
+    ) -> None:
         """Fill the form from the saved fields (never a key), or for Add; clears every error, result and key.
 
         Args:
             saved: the saved integration's fields, or None for Add. Fields the form does not
                 show (the OpenAI model ids) are kept as saved.
             openai_base_url: the Base URL to offer when OpenAI is not what is saved.
+            key_hints: the saved secrets' hints by role (``{"language": "…abcd"}``, the status's
+                ``key_hint``), said in a Client secret's placeholder where it can be kept.
         """
         self._saved = saved
+        self._hints = dict(key_hints or {})
         self.editing = saved is not None
         self.errors, self.notices, self.message = {}, {}, []
         self.clear_results()
@@ -315,9 +426,18 @@ class IntegrationForm:
 
     @staticmethod
     def _initial(spec: FormField, start: SavedFields | None) -> str:
-        """What a field shows when the form opens: the saved value, else the model's default, else nothing."""
-        value = _value_at(start, spec.path) if start is not None else spec.model_field.default
+        """What a field shows when the form opens: the saved value, else the model's default, else nothing
+        (a deployment saved with an API key offers the Microsoft Entra ID fields' defaults)."""
+        value = _value_at(start, spec.path) if start is not None else None
+        if not isinstance(value, str):
+            value = spec.model_field.default
         return value if isinstance(value, str) else ""
+
+    def keys_to_type_again(self) -> str:
+        """The key fields shown, in words (``"the API Key"``, ``"the Client secret"``, ``"the API Key and the
+        Client secret"``), for "type … again" after a refused Save; ``""`` when none is shown (a managed identity)."""
+        labels = list(dict.fromkeys(f"the {spec.label}" for spec in self.shown() if spec.kind == "key"))
+        return " and ".join(labels)
 
     def first(self, errors_only: bool = False) -> str:
         """The CSS class of the first shown field (with ``errors_only``, the first one marked with an error); "" if none."""
@@ -386,7 +506,7 @@ class IntegrationForm:
             lines = [Line(f"✓ {check.message}", "success")]
             if check.warning:
                 lines.append(Line(f"⚠ {check.warning}", "warning"))
-        elif check.field and self._route(check.field) in INPUTS:  # the message sits beside its field
+        elif check.field and self._beside(check.field):  # the message sits beside its field
             lines = [Line(f"✗ {label}: not authenticated (see the field marked above).", "error")]
         else:
             lines = [Line(f"✗ {check.message}", "error", alert=True)]
@@ -397,7 +517,7 @@ class IntegrationForm:
             self.results[where] = lines
         if not check.ok and check.field:
             path = self._route(check.field)
-            if path in INPUTS:
+            if self._beside(path):
                 self.errors.setdefault(path, check.message)  # two models failing on one shared field: the first stays
 
     def show_report(self, report: VerificationReport) -> None:
@@ -428,17 +548,19 @@ class IntegrationForm:
         provider = self.provider
         data: dict[str, Any] = {}
         for path, spec in INPUTS.items():
-            if spec.provider is not provider:
-                continue
+            if spec.provider is not provider or not self.applies(path) or spec.name == "authentication":
+                continue  # Authentication is which of api_key and entra_id is given
             value: Any
-            if path in stand_ins:
-                value = _STAND_INS[spec.name]
+            if spec.kind == "radio":
+                value = self.choice(path)
+            elif path in stand_ins:
+                value = _STAND_INS.get(spec.name)
                 if spec.kind == "key" and provider is Provider.AZURE_OPENAI:
                     value = _AZURE_STAND_IN_KEY
                 if value is None:
                     continue
             elif spec.kind == "key":
-                value = self._keys.get(path) or (KEEP_SAVED_KEY if self.keeps_saved_keys else "")
+                value = self._keys.get(path) or (KEEP_SAVED_KEY if self.keeps_saved_key(path) else "")
             else:
                 value = self.values[path].strip()
                 if not value and not spec.required:
@@ -458,7 +580,8 @@ class IntegrationForm:
             language = data["language_model"]
             return AzureOpenAIIntegration.shared(
                 endpoint_url=language["endpoint_url"],
-                api_key=language["api_key"],
+                api_key=language.get("api_key"),
+                entra_id=language.get("entra_id"),
                 language_deployment_id=language["deployment_id"],
                 embeddings_deployment_id=data["embeddings_model"]["deployment_id"],
                 api_version=data.get("api_version"),
@@ -479,7 +602,7 @@ class IntegrationForm:
         What was tidied when a field was left is said still (Save then finds nothing left to change).
         """
         for path, spec in INPUTS.items():
-            if spec.provider is integration.provider and spec.kind == "text":
+            if spec.provider is integration.provider and spec.kind == "text" and self.applies(path):
                 value = _value_at(integration, path)
                 self.values[path] = value if isinstance(value, str) else ""
         self.show_notices([*self.all_notices(), *integration.notices])
@@ -495,9 +618,13 @@ class IntegrationForm:
         try:
             integration = self.build()
         except ValidationError as error:
-            self.show_errors(field_errors(error))
+            errors = field_errors(error)
+            self.show_errors(errors)
             self.clear_keys_in_the_wrong_place()
-            self.show_message(CORRECT_FIELDS, error=True)
+            # An error no field shows (about a choice, or the whole model) is said under the fields.
+            elsewhere = list(dict.fromkeys(message for path, message in errors.items() if not self._beside(path)))
+            self.message = [Line(CORRECT_FIELDS, "error", alert=True)] if len(elsewhere) < len(errors) else []
+            self.message += [Line(message, "error", alert=True) for message in elsewhere]
             return None
         self.show_errors({})
         self.show_normalized(integration)
@@ -516,7 +643,7 @@ class IntegrationForm:
             For a key field whose text was tidied, the tidied key (to send back to its input); else None.
         """
         spec = INPUTS.get(path)
-        if spec is None or spec.provider is not self.provider:
+        if spec is None or spec.provider is not self.provider or spec.kind == "radio":
             return None
         if spec.kind == "key":
             self.set_key(path, value)
@@ -536,7 +663,7 @@ class IntegrationForm:
             and other_spec.kind == "key"
             and other not in own
             and not self._keys.get(other)
-            and not self.keeps_saved_keys
+            and not self.keeps_saved_key(other)
         }
         integration: Integration | None = None
         for _attempt in range(4):  # each round stands in for the other fields found wrong
@@ -561,7 +688,13 @@ class IntegrationForm:
         tidied_key: str | None = None
         changed: set[str] = set(own)
         for other, other_spec in INPUTS.items():
-            if other_spec.provider is not self.provider or other in stand_ins or self._route(other) != other:
+            if (
+                other_spec.provider is not self.provider
+                or other_spec.kind == "radio"
+                or not self.applies(other)
+                or other in stand_ins
+                or self._route(other) != other
+            ):
                 continue
             now = _value_at(integration, other)
             if other_spec.kind == "key":
@@ -593,9 +726,33 @@ class IntegrationForm:
     # -- the dialog's nodes ------------------------------------------------------ #
 
     def _field(self, spec: FormField) -> view.Node:
+        if spec.kind == "radio":  # the choice, and what it means under it
+            return view.box(
+                f"{spec.path}-choice",
+                view.radio(
+                    spec.path,
+                    spec.label,
+                    spec.options,
+                    self.choice(spec.path),
+                    event="form.choice",
+                    cls=" ".join(spec.css_classes),
+                    disabled=self.busy,
+                ),
+                view.text(f"{spec.path}-help", spec.help, tone="help", cls="aiw-choice-help"),
+                cls="aiw-choice",
+            )
         placeholder = spec.placeholder
-        if spec.kind == "key" and self.keeps_saved_keys:
-            placeholder = KEEP_KEY_PLACEHOLDER  # offered only where the saved key can be kept
+        if spec.kind == "key" and self.keeps_saved_key(spec.path):  # offered only where the saved key can be kept
+            if spec.name == "client_secret":
+                hint = self._hints.get(spec.section, "")
+                placeholder = KEEP_SECRET_PLACEHOLDER.format(hint=f" ({hint})" if hint else "")
+            else:
+                placeholder = KEEP_KEY_PLACEHOLDER
+        optional = spec.optional and spec.kind != "key"  # a key shown is needed (API Key: None means Entra ID)
+        if ".entra_id." in spec.path:  # only a managed identity's Client ID may stay empty
+            optional = spec.name == "client_id" and self.choice(spec.path.replace("client_id", "method")) == (
+                "managed_identity"
+            )
         notices = self.notices.get(spec.path, [])
         return view.field(
             spec.path,
@@ -607,8 +764,9 @@ class IntegrationForm:
             help=spec.help,
             error=self.errors.get(spec.path, ""),
             notice="\n".join(("⚠ " if notice.level == "warning" else "ℹ ") + notice.message for notice in notices),
-            optional=spec.optional,
+            optional=optional,
             disabled=False,
+            suggestions=API_VERSION_SUGGESTIONS if spec.name == "api_version" else (),
         )
 
     def _result(self, where: str) -> view.Node:

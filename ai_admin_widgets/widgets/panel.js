@@ -225,9 +225,11 @@ function render({ model, el }) {
     record.notice = document.createElement("div");
     record.notice.id = newId();
     record.notice.className = "aiw-field-notice aiw-tone-help";
+    record.suggestions = document.createElement("datalist");
+    record.suggestions.id = newId();
     const column = document.createElement("div");
     column.className = "aiw-field-column";
-    column.append(record.input, record.help, record.error, record.notice);
+    column.append(record.input, record.suggestions, record.help, record.error, record.notice);
     record.el.append(record.label, column);
     record.stateValue = null;
     record.read = record.secret ? null : () => record.input.value;
@@ -447,7 +449,11 @@ function render({ model, el }) {
       default:
         break;
     }
-    const inner = node.kind === "dialog" ? { submit: node.submit_event } : context;
+    // Enter in a text field sends the submit event of the nearest dialog or box that names one.
+    const inner =
+      node.kind === "dialog" || (node.kind === "box" && node.submit_event)
+        ? { submit: node.submit_event }
+        : context;
     if (record.body) {
       drawChildren(record, node.children || [], inner);
     }
@@ -465,6 +471,18 @@ function render({ model, el }) {
       if (record.input.value !== node.value) {
         record.input.value = node.value;
       }
+    }
+    const offered = record.secret ? [] : node.suggestions || [];
+    if (JSON.stringify(offered) !== record.offered) {
+      record.offered = JSON.stringify(offered);
+      record.suggestions.replaceChildren(
+        ...offered.map((value) => {
+          const option = document.createElement("option");
+          option.value = value;
+          return option;
+        }),
+      );
+      setAttribute(record.input, "list", offered.length ? record.suggestions.id : "");
     }
     record.help.textContent = node.help || "";
     record.error.textContent = node.error || "";

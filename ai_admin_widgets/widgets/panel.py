@@ -35,6 +35,7 @@ import traitlets
 
 from ..models import (
     ADMIN_REQUIRED,
+    ROLE_LABELS,
     AIAdminError,
     AzureOpenAIFields,
     AzureOpenAIIntegration,
@@ -293,7 +294,7 @@ class AISettingsPanel(anywidget.AnyWidget):
             if resources:
                 kind = "resource" if status.provider is Provider.AZURE_OPENAI else "at"
                 details.append(f"{kind} {', '.join(resources)}")
-            details.append(f"key {status.key_hint or '…'}")
+            details.append(self._signs_in(status))
             lines.append(view.text("summary", " · ".join(details), cls="aiw-summary"))
             if status.keyring_backend:
                 lines.append(view.text("keyring", f"Keys kept in: {status.keyring_backend}", tone="help"))
@@ -370,6 +371,18 @@ class AISettingsPanel(anywidget.AnyWidget):
             role="group",
             label="OpenAI",
         )
+
+    @staticmethod
+    def _signs_in(status: IntegrationStatus) -> str:
+        """How the models sign in, where the row says the key: ``key …abcd``, or Microsoft Entra ID in words
+        (once when both models sign in alike, else each model's)."""
+        keyless = [model for model in status.models if model.authentication.startswith("Microsoft Entra ID")]
+        if not keyless:
+            return f"key {status.key_hint or '…'}"
+        ways = list(dict.fromkeys(model.authentication for model in status.models))
+        if len(ways) == 1:
+            return ways[0]
+        return "; ".join(f"{ROLE_LABELS[model.role].lower()}: {model.authentication}" for model in status.models)
 
     @staticmethod
     def _health(status: IntegrationStatus, *, admin: bool) -> view.Node | None:
@@ -526,16 +539,40 @@ class AISettingsPanel(anywidget.AnyWidget):
         values = {**self.values(), node["path"]: bool(checked)}
         self.handle({"event": node["event"], "path": node["path"], "value": bool(checked), "values": values})
 
-    def enter(self) -> None:
-        """Press Enter in a field of the open dialog: its submit event, with the keys (as Save).
+    def enter(self, css_class_or_path: str = "") -> None:
+        """Press Enter in a field: the submit event of the nearest dialog or box around it that has one, with
+        the keys (as Save). Without a field, in the open dialog.
 
         Raises:
-            LookupError: no dialog with a submit event is open.
+            LookupError: no such field is on the page, or nothing around it (or no open dialog) is submitted by Enter.
         """
-        dialogs = [node for node in view.walk(self.state["root"]) if node["kind"] == "dialog" and node["submit_event"]]
-        if not dialogs:
-            raise LookupError("no dialog that Enter submits is open")
-        self.handle({"event": dialogs[0]["submit_event"], "values": self.values(), "keys": self.form.typed_keys()})
+        if not css_class_or_path:
+            dialogs = [
+                node for node in view.walk(self.state["root"]) if node["kind"] == "dialog" and node["submit_event"]
+            ]
+            if not dialogs:
+                raise LookupError("no dialog that Enter submits is open")
+            event = dialogs[0]["submit_event"]
+        else:
+            event = self._submit_around(self.state["root"], css_class_or_path, "")
+            if event is None:
+                raise LookupError(f"no field with class or path {css_class_or_path!r} is on the page")
+            if not event:
+                raise LookupError(f"Enter in the field {css_class_or_path!r} submits nothing")
+        self.handle({"event": event, "values": self.values(), "keys": self.form.typed_keys()})
+
+    @classmethod
+    def _submit_around(cls, node: view.Node, css_class_or_path: str, around: str) -> str | None:
+        """The submit event Enter in the field sends (``""``: none), as panel.js finds it; None: no such field."""
+        if node["kind"] == "dialog" or (node["kind"] == "box" and node.get("submit_event")):
+            around = node.get("submit_event") or ""
+        if node["kind"] == "field" and (node["path"] == css_class_or_path or css_class_or_path in node["cls"].split()):
+            return around
+        for child in node.get("children", ()):
+            found = cls._submit_around(child, css_class_or_path, around)
+            if found is not None:
+                return found
+        return None
 
     def escape(self) -> None:
         """Press Escape in the open dialog: its cancel event.
@@ -613,6 +650,7 @@ class AISettingsPanel(anywidget.AnyWidget):
             "form.cancel": self._close,
             "form.provider": lambda: self._choose_provider(content.get("value")),
             "form.same_endpoint": lambda: self._same_endpoint(content.get("value")),
+            "form.choice": lambda: self._choice(content.get("path"), content.get("value")),
             "confirm.remove": self._remove,
             "confirm.cancel": self._close,
         }
@@ -632,6 +670,11 @@ class AISettingsPanel(anywidget.AnyWidget):
         if value in (Provider.OPENAI.value, Provider.AZURE_OPENAI.value) and Provider(value) is not self.form.provider:
             self.form.choose(Provider(value))
         self._draw()
+
+    def _choice(self, path: Any, value: Any) -> None:
+        """Authentication or Sign in as changed: the fields it brings are shown (and those it hides are left out)."""
+        if self.view == "form" and not self.form.busy and self.form.set_choice(path, value):
+            self._draw()
 
     def _same_endpoint(self, value: Any) -> None:
         if self.view == "form" and isinstance(value, bool):
@@ -661,7 +704,8 @@ class AISettingsPanel(anywidget.AnyWidget):
         assert snapshot is not None
         # The revision the form starts from: a Save fails if another kernel changed it meanwhile.
         self._opened_at = snapshot.status.revision if snapshot.problem is None else None
-        self.form.reset(saved, openai_base_url=snapshot.openai_base_url)
+        hints: dict[str, str] = {model.role: model.key_hint for model in snapshot.status.models if model.key_hint}
+        self.form.reset(saved, openai_base_url=snapshot.openai_base_url, key_hints=hints)
         self._show_test(None)
         self._set_view("form")
         self._focus(self.form.first())
@@ -756,8 +800,10 @@ class AISettingsPanel(anywidget.AnyWidget):
         self.form.set_busy(False)
         if isinstance(error, VerificationFailed):
             self.form.show_report(error.report)
+            again = self.form.keys_to_type_again()
             self.form.show_message(
-                "Authentication failed, so nothing was saved. Correct what is marked above and type the API Key again.",
+                "Authentication failed, so nothing was saved. Correct what is marked above"
+                + (f" and type {again} again." if again else "."),
                 error=True,
             )
         elif isinstance(error, SavedKeyUnavailable):

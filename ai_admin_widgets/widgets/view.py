@@ -8,7 +8,8 @@ label and placeholder only; what is typed in it reaches the kernel as custom mes
 
 Kinds and their fields (``cls`` is the node's stable CSS classes, space-separated):
 
-- ``box``: ``children``; ``role`` and ``label`` (``aria-label``) when it is a landmark.
+- ``box``: ``children``; ``role`` and ``label`` (``aria-label``) when it is a landmark;
+  ``submit_event``: Enter in a text field inside it sends that event (with the keys), as a dialog's.
 - ``region``: ``title`` (an ``<h4>``), ``children``; a ``<section>`` labelled by its title.
 - ``heading``: ``text``, ``level`` (2-5).
 - ``text``: ``text`` (newlines are line breaks), ``tone`` (``plain``, ``help``, ``error``,
@@ -19,8 +20,10 @@ Kinds and their fields (``cls`` is the node's stable CSS classes, space-separate
   ``keys`` (True: the event carries the key fields' text, e.g. Save), ``aria_label``.
 - ``field``: ``path`` (the model path, e.g. ``language_model.endpoint_url``), ``input``
   (``text`` or ``key``), ``label``, ``value`` (text only; never for ``key``), ``placeholder``,
-  ``help``, ``error``, ``notice``, ``optional``, ``disabled``. Losing focus sends
-  ``{"event": "field.blur", "path", "value"}``; Enter sends the enclosing dialog's submit event.
+  ``help``, ``error``, ``notice``, ``optional``, ``disabled``, ``suggestions`` (values offered
+  beside what may be typed: an ``<input list>`` with a ``<datalist>``; empty: none). Losing focus
+  sends ``{"event": "field.blur", "path", "value"}``; Enter sends the submit event of the nearest
+  enclosing dialog or box that has one.
 - ``radio``: ``path``, ``label``, ``options`` (``[{"value", "label"}]``), ``value``, ``event``;
   a radio group with ``aria-checked``, arrow keys move the choice; a change sends
   ``{"event": event, "path", "value"}``.
@@ -73,9 +76,11 @@ def _children(children: Iterable[Node | None]) -> list[Node]:
     return [child for child in children if child is not None]
 
 
-def box(key: str, *children: Node | None, cls: str = "", role: str = "", label: str = "") -> Node:
-    """A plain container (a ``<div>``); ``None`` children are left out."""
-    return _node("box", key, cls, children=_children(children), role=role, label=label)
+def box(
+    key: str, *children: Node | None, cls: str = "", role: str = "", label: str = "", submit_event: str = ""
+) -> Node:
+    """A plain container (a ``<div>``); ``None`` children are left out; Enter in its fields sends ``submit_event``."""
+    return _node("box", key, cls, children=_children(children), role=role, label=label, submit_event=submit_event)
 
 
 def region(key: str, title: str, *children: Node | None, cls: str = "") -> Node:
@@ -135,8 +140,12 @@ def field(
     notice: str = "",
     optional: bool = False,
     disabled: bool = False,
+    suggestions: Iterable[str] = (),
 ) -> Node:
-    """A labelled input; ``input="key"`` is a password input whose text never enters the state."""
+    """A labelled input; ``input="key"`` is a password input whose text never enters the state.
+
+    ``suggestions`` are offered in a list under a text input (the admin may still type anything else).
+    """
     if input == "key":
         value = ""  # a key never enters the state
     return _node(
@@ -153,6 +162,7 @@ def field(
         notice=notice,
         optional=optional,
         disabled=disabled,
+        suggestions=[] if input == "key" else list(suggestions),
     )
 
 
