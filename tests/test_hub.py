@@ -392,8 +392,9 @@ def test_left_out_of_who_may_use_ai_in_the_panel_the_analyst_loses_ai(hub, saved
     token = hub.server_token(ANALYST)
     assert _chat(hub, token).status_code == 200
     panel = _admin(hub).panel()
-    panel.access.users.value = ADMIN
-    panel.access.apply_button.click()
+    panel.press("aiw-access-toggle")  # Who may use AI's details: the allow-lists' editor
+    panel.type("aiw-allowed-users", ADMIN)
+    panel.press("aiw-apply-access")
     try:
         assert ADMIN in _admin(hub).access_lists().allowed_users
         _until(lambda: _chat(hub, token).status_code == 403, CACHE_SECONDS + 10, "the analyst losing AI")

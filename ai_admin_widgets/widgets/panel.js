@@ -72,6 +72,19 @@ function render({ model, el }) {
   root.setAttribute("data-lm-suppress-shortcuts", "true");
   el.append(root);
 
+  // A field left because a button is being clicked sends no field.blur of its own: the button's event
+  // carries every field's text (and Save tidies it), and a redraw between the press and the release
+  // would move the button from under the pointer and lose the click.
+  let pressing = null;
+  root.addEventListener("pointerdown", (event) => {
+    pressing = event.target instanceof Element ? event.target.closest("button") : null;
+  }, true);
+  const released = () => {
+    pressing = null;
+  };
+  document.addEventListener("pointerup", released, true);
+  document.addEventListener("pointercancel", released, true);
+
   let top = null; // the record of the root node
   let stopped = false; // the banner is up
   let lastSign = Date.now(); // the last time the kernel answered (a state, or "alive")
@@ -234,6 +247,9 @@ function render({ model, el }) {
     record.stateValue = null;
     record.read = record.secret ? null : () => record.input.value;
     record.input.addEventListener("blur", () => {
+      if (pressing && root.contains(pressing)) {
+        return; // the button's own event carries this field's text
+      }
       send({ event: "field.blur", path: record.node.path, value: record.input.value });
     });
     record.input.addEventListener("keydown", (event) => {
@@ -738,6 +754,8 @@ function render({ model, el }) {
     model.off("msg:custom", onMessage);
     model.off("comm_live_update", onLost);
     model.off("comm:close", onLost);
+    document.removeEventListener("pointerup", released, true);
+    document.removeEventListener("pointercancel", released, true);
     for (const record of inputs.values()) {
       if (record.secret) {
         record.input.value = "";

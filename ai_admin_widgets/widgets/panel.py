@@ -296,8 +296,6 @@ class AISettingsPanel(anywidget.AnyWidget):
                 details.append(f"{kind} {', '.join(resources)}")
             details.append(self._signs_in(status))
             lines.append(view.text("summary", " · ".join(details), cls="aiw-summary"))
-            if status.keyring_backend:
-                lines.append(view.text("keyring", f"Keys kept in: {status.keyring_backend}", tone="help"))
             if status.updated_by and status.updated_at:
                 lines.append(
                     view.text(
