@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
+import string
 import threading
 import time
 import tracemalloc
@@ -604,7 +606,9 @@ def test_a_forced_policy_still_works(store_folder, file_keyring):
 
 def test_a_key_pasted_as_a_user_name_is_refused_and_never_stored(settings, sandbox):
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
-    pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
+    pasted = sandbox.openai_api_key.get_secret_value() + "".join(
+        secrets.choice(string.ascii_uppercase) for _ in range(8)
+    )
     with pytest.raises(ValueError, match="looks like an API key") as caught:
         settings.set_allowed(users=f"alice, {pasted}")
     assert pasted not in str(caught.value)
@@ -616,7 +620,9 @@ def test_a_key_pasted_into_the_allowed_users_field_never_enters_the_panels_state
     settings.save(aiw.OpenAIIntegration(api_key=sandbox.openai_api_key, base_url=sandbox.openai_base_url))
     settings.set_allowed(users="carol")
     panel = settings.panel()
-    pasted = sandbox.openai_api_key.get_secret_value() + "0" * 8
+    pasted = sandbox.openai_api_key.get_secret_value() + "".join(
+        secrets.choice(string.ascii_uppercase) for _ in range(8)
+    )
     panel.press("aiw-access-toggle")
     panel.type("aiw-allowed-users", f"alice, {pasted}")
     assert "looks like an API key" in _one(panel, "aiw-allowed-users")["error"]
