@@ -80,6 +80,7 @@ __all__ = [
     "setup_problem",
     "sign_in_failure",
     "size_text",
+    "token_source_for",
     "unexpected_answer",
 ]
 
@@ -474,6 +475,19 @@ def secret_of(deployment: AzureDeployment) -> SecretStr:
     if deployment.entra_id is not None and deployment.entra_id.client_secret is not None:
         return deployment.entra_id.client_secret
     return SecretStr(secrets.token_hex(24))
+
+
+def token_source_for(deployment: AzureDeployment, sources: list[TokenSource], timeouts: Timeouts) -> TokenSource | None:
+    """The :class:`TokenSource` of a deployment that signs in with Microsoft Entra ID (None for a key): the one in
+    ``sources`` with the same sign-in, or a new one appended to it, so that both models share one token."""
+    if deployment.entra_id is None:
+        return None
+    for source in sources:
+        if source.entra_id == deployment.entra_id:
+            return source
+    source = TokenSource(deployment.entra_id, timeouts)
+    sources.append(source)
+    return source
 
 
 def sign_in_failure(error: SignInFailed, tokens: TokenSource) -> Failure:
@@ -1178,12 +1192,7 @@ def routes_for(
         else:
             target, url, params, headers = azure_request_parts(integration, role, operation)
             deployment = integration.deployment(role)
-            tokens = None
-            if deployment.entra_id is not None:
-                tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
-                if tokens is None:
-                    tokens = TokenSource(deployment.entra_id, timeouts)
-                    sources.append(tokens)
+            tokens = token_source_for(deployment, sources, timeouts)
             routes[role] = Route(
                 Provider.AZURE_OPENAI,
                 httpx.URL(url, params=params),

@@ -73,6 +73,7 @@ from .transport import (
     send_async,
     setup_problem,
     sign_in_failure,
+    token_source_for,
 )
 
 __all__ = [
@@ -310,12 +311,7 @@ def _azure_checks(
         payload = azure_body(integration, role) | payload
         request = client.build_request("POST", url, params=params, json=payload, headers=headers)
         deployment = integration.deployment(role)
-        tokens = None
-        if deployment.entra_id is not None:
-            tokens = next((source for source in sources if source.entra_id == deployment.entra_id), None)
-            if tokens is None:
-                tokens = TokenSource(deployment.entra_id, timeouts)
-                sources.append(tokens)
+        tokens = token_source_for(deployment, sources, timeouts)
         checks.append(_Check(client, target, request, timeouts, secret_of(deployment).get_secret_value(), tokens))
     return checks
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import ipywidgets as widgets
 import pytest
-from records import age_last_authentication
+from records import CountingSettings, age_last_authentication
 
 import ai_admin_widgets as aiw
 from ai_admin_widgets.access import AccessPolicy
@@ -937,25 +937,6 @@ def test_the_first_openai_add_lists_only_the_fields_it_set_as_changed(panel, san
     panel.press("aiw-history-toggle")
     table = text(panel, "aiw-history-table")
     assert "Base URL" in table and "Organization ID" not in table and "Project ID" not in table
-
-
-class CountingSettings:
-    """Real AISettings behind the Settings interface, noting the name of every method called on them."""
-
-    def __init__(self, settings):
-        self._settings = settings
-        self.calls = []
-
-    def __getattr__(self, name):
-        value = getattr(self._settings, name)
-        if not callable(value):
-            return value
-
-        def call(*args, **kwargs):
-            self.calls.append(name)
-            return value(*args, **kwargs)
-
-        return call
 
 
 def test_one_render_reads_one_snapshot_and_nothing_else(sandbox):

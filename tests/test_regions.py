@@ -9,27 +9,9 @@ reads. The gateway's side of Budgets and Usage is in test_budgets.py and test_op
 from __future__ import annotations
 
 import pytest
+from records import CountingSettings
 
 import ai_admin_widgets as aiw
-
-
-class CountingSettings:
-    """Real AISettings behind the Settings interface, noting the name of every method called on them."""
-
-    def __init__(self, settings):
-        self._settings = settings
-        self.calls = []
-
-    def __getattr__(self, name):
-        value = getattr(self._settings, name)
-        if not callable(value):
-            return value
-
-        def call(*args, **kwargs):
-            self.calls.append(name)
-            return value(*args, **kwargs)
-
-        return call
 
 
 def openai(sandbox) -> aiw.OpenAIIntegration:
