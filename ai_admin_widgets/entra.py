@@ -31,6 +31,8 @@ else ``SSL_CERT_DIR``, else certifi's), given to the credential's own transport 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import os
 import re
 import threading
@@ -82,6 +84,31 @@ def _verify() -> str | bool:
 def _workload_identity() -> bool:
     """True where AKS workload identity is set up (azure-identity's variables for ``WorkloadIdentityCredential``)."""
     return all(os.environ.get(name) for name in ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID"))
+
+
+#: Set while a :class:`TokenSource` signs in: azure-identity's own "<credential>.get_token failed: …" warning is
+#: then dropped, because the failure is classified and said in this package's words (with the service's quoted,
+#: scrubbed), and the library's line would otherwise land in the notebook's output as well.
+_SIGNING_IN: contextvars.ContextVar[bool] = contextvars.ContextVar("ai_admin_widgets_signing_in", default=False)
+
+
+class _QuietSignIn(logging.Filter):
+    """Drops azure-identity's failure warnings for the sign-ins made here, and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_SIGNING_IN.get() and record.levelno >= logging.WARNING and "failed" in str(record.msg))
+
+
+#: The azure-identity modules that log a credential's failure as a warning (azure-identity 1.19 to 1.27).
+_LOUD_ON_FAILURE = (
+    "azure.identity._internal.decorators",
+    "azure.identity._internal.get_token_mixin",
+    "azure.identity._internal.msal_managed_identity_client",
+    "azure.identity.aio._internal.decorators",
+    "azure.identity.aio._internal.get_token_mixin",
+)
+for _name in _LOUD_ON_FAILURE:
+    logging.getLogger(_name).addFilter(_QuietSignIn())
 
 
 class TokenSource:
@@ -181,6 +208,13 @@ class TokenSource:
         return await asyncio.to_thread(self.token)
 
     def _fetch(self) -> Any:
+        signing_in = _SIGNING_IN.set(True)
+        try:
+            return self._fetch_quietly()
+        finally:
+            _SIGNING_IN.reset(signing_in)
+
+    def _fetch_quietly(self) -> Any:
         if self._credential is None:
             try:
                 self._credential = self._make_credential()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -550,3 +551,16 @@ def test_an_unknown_managed_identity_is_said_beside_its_model_in_the_panel(entra
     assert the(panel, "aiw-language-result")["alert"]
     assert "A user-assigned identity needs its Client ID" in said
     assert "Correct what is marked above." in panel.text_of("aiw-message")  # no key to type again
+
+
+def test_a_failed_sign_in_is_said_once_in_this_packages_words_not_also_as_azure_identitys_warning(
+    entra_sandbox, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    check = verify(keyless(entra_sandbox, entra_sandbox.entra_id("wrong_secret"))).check("language")
+    assert check.code is FailureCode.ENTRA_SECRET_INVALID
+    loud = [r for r in caplog.records if r.name.startswith("azure.identity") and r.levelno >= logging.WARNING]
+    assert loud == []
+    # outside a sign-in of this package, azure-identity's own warnings are left alone
+    logging.getLogger("azure.identity._internal.decorators").warning("%s failed: %s", "Other.get_token", "x")
+    assert [r.levelno for r in caplog.records if r.name == "azure.identity._internal.decorators"][-1] == logging.WARNING
