@@ -731,3 +731,52 @@ def test_the_same_panel_shown_twice_opens_its_dialog_where_add_was_pressed(page,
     for number in (0, 1):
         expect_status(page, f"key …{key[-HINT:]}", number=number)
     expect(page.locator(f"{PANEL} dialog.aiw-form")).to_have_count(0)
+
+
+def test_keys_stay_in_the_panel_a_retyped_value_is_tidied_again_and_focus_comes_back_after_a_mouse_save(page, lab):
+    """What a first tester found: M on a focused button turned the panel's cell into Markdown; typing the same
+    untidy host again left it untidy; a Save by mouse left the focus on the page instead of the row."""
+    _, sandbox = open_notebook(page, lab, "review.ipynb", PANEL_CELL)
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    kinds = cells.evaluate_all("cells => cells.map(c => c.classList.contains('jp-MarkdownCell'))")
+    page.locator(f"{PANEL} .aiw-row button.aiw-add").click()
+    form = page.locator(FORM)
+    choose_provider(page, "azure_openai")
+    form.locator("[role=radio][aria-checked=true]").first.focus()
+    for key in ("m", "a", "b", "d", "d", "y"):  # notebook shortcuts in command mode: none may fire from the panel
+        page.keyboard.press(key)
+    expect(form).to_be_visible()
+    assert cells.evaluate_all("cells => cells.map(c => c.classList.contains('jp-MarkdownCell'))") == kinds
+
+    endpoint = field(form, "aiw-language-endpoint-url")
+    for _ in range(2):  # the same untidy text twice: tidied both times
+        endpoint.fill("myres.openai.azure.com")
+        endpoint.press("Tab")
+        expect(endpoint).to_have_value("https://myres.openai.azure.com")
+    endpoint.fill(
+        f"{sandbox['endpoint']}/openai/deployments/{sandbox['language']}/chat/completions?api-version=2024-10-21"
+    )
+    endpoint.press("Tab")
+    expect(endpoint).to_have_value(sandbox["endpoint"])
+    expect(field(form, "aiw-language-deployment-id")).to_have_value(sandbox["language"])
+
+    form.locator("input[type=checkbox].aiw-same-endpoint").check()
+    field(form, "aiw-language-api-key").fill(new_key("sandbox-azure-"))
+    field(form, "aiw-embeddings-deployment-id").fill(sandbox["embeddings"])
+    form.locator("button.aiw-save").click()  # by mouse: the button is disabled while it works
+    expect_status(page, "Azure OpenAI")
+    wait_focus(page, f"{PANEL} .aiw-row button.aiw-edit")
+    page.keyboard.press("m")  # on the row's button too
+    assert cells.evaluate_all("cells => cells.map(c => c.classList.contains('jp-MarkdownCell'))") == kinds
+
+
+def test_a_panel_drawn_from_a_saved_notebook_without_its_kernel_says_to_run_the_cell_again(page, lab):
+    path, _ = open_notebook(page, lab, "reopened.ipynb", PANEL_CELL)
+    save_notebook(page, path)
+    lab.shut_down_kernels()
+    page.goto(lab.open_url("reopened.ipynb").replace("reopened?reset", "reopened-again?reset"))
+    page.wait_for_selector(".jp-Notebook .jp-Cell")  # a notebook saved here is trusted: its widgets are drawn
+    expect(page.locator(f"{PANEL} .aiw-row").first).to_be_visible()  # from the saved widget state, no kernel behind
+    banner = panel(page).locator(".aiw-banner[role=alert]")
+    expect(banner).to_be_visible(timeout=30_000)
+    expect(banner).to_contain_text(BANNER_WORDS)

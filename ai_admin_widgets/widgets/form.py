@@ -219,6 +219,9 @@ _STAND_INS: dict[str, Any] = {
     "authority_host": DEFAULT_AUTHORITY_HOST,
 }
 _AZURE_STAND_IN_KEY = "0" * 32
+#: What every text stand-in holds, so that a message naming one is never shown.
+_STAND_IN_MARK = "aiw-tidy"
+_CANNOT_TIDY = "This value cannot be used as it is: correct it, or paste it again from the portal."
 
 
 def _value_at(source: Any, path: str) -> Any:
@@ -666,15 +669,20 @@ class IntegrationForm:
             and not self.keeps_saved_key(other)
         }
         integration: Integration | None = None
+        first: dict[str, str] = {}  # what the first round found, before any stand-in could be named
         for _attempt in range(4):  # each round stands in for the other fields found wrong
             try:
                 integration = self._integration(self._data(frozenset(stand_ins)))
                 break
             except ValidationError as error:
                 problems = {self._route(where): message for where, message in field_errors(error).items()}
+                first = first or problems
                 mine = next((problems[each] for each in own if each in problems), None)
                 if mine is not None or not set(problems) - stand_ins - own:
-                    self.errors[self._route(path)] = mine or next(iter(problems.values()))
+                    said = mine or next(iter(problems.values()))
+                    if _STAND_IN_MARK in said:  # a stand-in is no value of the admin's: say what was wrong first
+                        said = next((m for m in first.values() if _STAND_IN_MARK not in m), _CANNOT_TIDY)
+                    self.errors[self._route(path)] = said
                     self.notices.pop(self._route(path), None)
                     if spec.kind != "key" and holds_key(value):
                         self.values[path] = ""

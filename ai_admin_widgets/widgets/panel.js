@@ -14,10 +14,14 @@ const PATIENCE_MS = 30000; // a Save or Test with no sign of life from the kerne
 
 const BANNER_LOST =
   "The kernel restarted or the connection was lost, so this panel stopped working. " +
-  "Nothing was saved unless the row above said so. Run the cell again.";
+  "Nothing was saved unless the row below says so. Run the cell again.";
 const BANNER_SILENT =
   "The kernel has not answered for 30 seconds, so this panel cannot tell whether the last Save or Test finished. " +
-  "Nothing was saved unless the row above says so; if the kernel was restarted, run the cell again.";
+  "Nothing was saved unless the row below says so; if the kernel was restarted, run the cell again.";
+const BANNER_UNANSWERED =
+  "This panel has had no answer from the kernel since it was drawn: it may be from a notebook opened again " +
+  "(drawn from its saved output) or a kernel that was restarted. Run the cell again to use it.";
+const FIRST_ANSWER_MS = 10000; // a view the kernel has not answered at all after this long: the banner (lifted if it does)
 
 // Per panel (its state's "instance"), the view the admin last used: a dialog opens as a modal only
 // there when the same panel is shown twice (one modal at a time), and in every view otherwise.
@@ -72,6 +76,15 @@ function render({ model, el }) {
   root.setAttribute("data-lm-suppress-shortcuts", "true");
   el.append(root);
 
+  // No key pressed in the panel reaches JupyterLab's notebook shortcuts (M, A, B, D D, … in command mode,
+  // which fire on a focused button or radio too): JupyterLab listens for them as the event bubbles up
+  // (bubblingKeydown), so stopping it here keeps them out. Ctrl, Alt and Meta combinations go on (Ctrl+S).
+  root.addEventListener("keydown", (event) => {
+    if (!event.ctrlKey && !event.altKey && !event.metaKey) {
+      event.stopPropagation();
+    }
+  });
+
   // A field left because a button is being clicked sends no field.blur of its own: the button's event
   // carries every field's text (and Save tidies it), and a redraw between the press and the release
   // would move the button from under the pointer and lose the click.
@@ -85,9 +98,29 @@ function render({ model, el }) {
   document.addEventListener("pointerup", released, true);
   document.addEventListener("pointercancel", released, true);
 
+  // Whether the keyboard focus was last in this view and dropped from it (a button disabled while it
+  // works, Save or Test, lets the focus fall to the page): it is then given back, to the row or where the
+  // kernel says, as if it had stayed.
+  let owned = false;
+  let lastFocused = null;
+  root.addEventListener("focusin", (event) => {
+    owned = true;
+    lastFocused = event.target;
+  });
+  const elsewhere = (event) => {
+    if (event.target instanceof Node && !root.contains(event.target)) {
+      owned = false;
+    }
+  };
+  document.addEventListener("focusin", elsewhere, true);
+  function focusDropped() {
+    return owned && (!document.activeElement || document.activeElement === document.body);
+  }
+
   let top = null; // the record of the root node
   let stopped = false; // the banner is up
   let lastSign = Date.now(); // the last time the kernel answered (a state, or "alive")
+  let answered = false; // the kernel has answered this view at least once (a custom message)
   const inputs = new Map(); // path -> record of a rendered field, radio or checkbox
 
   // -- sending ------------------------------------------------------------------ //
@@ -245,11 +278,16 @@ function render({ model, el }) {
     column.append(record.input, record.suggestions, record.help, record.error, record.notice);
     record.el.append(record.label, column);
     record.stateValue = null;
+    record.shown = ""; // the text the input was last given (by the state) or left with
     record.read = record.secret ? null : () => record.input.value;
     record.input.addEventListener("blur", () => {
       if (pressing && root.contains(pressing)) {
         return; // the button's own event carries this field's text
       }
+      // The kernel answers with a state holding the field's tidied text: put it in the input even when it
+      // equals what the state said before (the admin typed the same untidy text again).
+      record.stateValue = null;
+      record.shown = record.input.value;
       send({ event: "field.blur", path: record.node.path, value: record.input.value });
     });
     record.input.addEventListener("keydown", (event) => {
@@ -484,8 +522,13 @@ function render({ model, el }) {
     record.input.disabled = Boolean(node.disabled);
     if (!record.secret && node.value !== record.stateValue) {
       record.stateValue = node.value;
-      if (record.input.value !== node.value) {
-        record.input.value = node.value;
+      // Not over what the admin is typing: in the field, with other text than it was last given or left with.
+      const typing = document.activeElement === record.input && record.input.value !== record.shown;
+      if (!typing) {
+        if (record.input.value !== node.value) {
+          record.input.value = node.value;
+        }
+        record.shown = node.value;
       }
     }
     const offered = record.secret ? [] : node.suggestions || [];
@@ -529,7 +572,7 @@ function render({ model, el }) {
 
   function forget(record) {
     if (record.kind === "dialog" && record.el.open) {
-      const hadFocus = record.el.contains(document.activeElement);
+      const hadFocus = record.el.contains(document.activeElement) || focusDropped();
       record.el.close();
       if (hadFocus) {
         focusRow();
@@ -618,6 +661,16 @@ function render({ model, el }) {
     drawChildren(holder, [state.root], {});
     top = holder.children.values().next().value;
     classes(root, `aiw-panel ${state.root.cls || ""}`);
+    if (!root.querySelector("dialog[open]") && focusDropped()) {
+      // The focus fell from a control that was busy (Test): back to it once it may be used, else to the row.
+      if (lastFocused instanceof HTMLElement && lastFocused.isConnected && root.contains(lastFocused)) {
+        if (!lastFocused.disabled) {
+          lastFocused.focus();
+        }
+      } else {
+        focusRow();
+      }
+    }
   }
 
   // -- the banner ---------------------------------------------------------------- //
@@ -631,7 +684,7 @@ function render({ model, el }) {
     const banner = document.createElement("div");
     banner.className = "aiw-banner";
     banner.setAttribute("role", "alert");
-    banner.textContent = kind === "lost" ? BANNER_LOST : BANNER_SILENT;
+    banner.textContent = kind === "lost" ? BANNER_LOST : answered ? BANNER_SILENT : BANNER_UNANSWERED;
     root.prepend(banner);
     for (const dialog of root.querySelectorAll("dialog")) {
       if (dialog.open) {
@@ -677,12 +730,13 @@ function render({ model, el }) {
       return;
     }
     lastSign = Date.now();
+    answered = true;
     if (stopped === "silent") {
       lift();
       draw();
     }
     if (message.event === "focus" && typeof message.cls === "string") {
-      const holds = root.contains(document.activeElement) || root.querySelector("dialog[open]");
+      const holds = root.contains(document.activeElement) || root.querySelector("dialog[open]") || focusDropped();
       const target = root.querySelector(`.${CSS.escape(message.cls)}`);
       if (holds && target) {
         target.focus();
@@ -710,6 +764,21 @@ function render({ model, el }) {
   model.on("comm_live_update", onLost);
   model.on("comm:close", onLost);
   draw();
+  // A view drawn from a notebook's saved widget state has no kernel behind it (no comm): it is told at once
+  // by @jupyter-widgets/base's comm_live where the model exposes it, else by a first poll left unanswered.
+  if (model.comm_live === false) {
+    stop("silent");
+  }
+  try {
+    model.send({ event: "panel.poll", values: {} });
+  } catch (error) {
+    stop("silent");
+  }
+  const firstAnswer = setTimeout(() => {
+    if (!answered && !stopped && el.isConnected) {
+      stop("silent");
+    }
+  }, FIRST_ANSWER_MS);
 
   const poll = setInterval(() => {
     if (!el.isConnected) {
@@ -750,11 +819,13 @@ function render({ model, el }) {
   return () => {
     clearInterval(poll);
     clearInterval(clock);
+    clearTimeout(firstAnswer);
     model.off("change:state", onState);
     model.off("msg:custom", onMessage);
     model.off("comm_live_update", onLost);
     model.off("comm:close", onLost);
     document.removeEventListener("pointerup", released, true);
+    document.removeEventListener("focusin", elsewhere, true);
     document.removeEventListener("pointercancel", released, true);
     for (const record of inputs.values()) {
       if (record.secret) {

@@ -228,8 +228,12 @@ class AISettingsPanel(anywidget.AnyWidget):
             self._seen = seen
             self.render()
 
-    def _draw(self) -> None:
-        """Build the state from the last snapshot (no read) and hand it to the front end."""
+    def _draw(self, *, force: bool = False) -> None:
+        """Build the state from the last snapshot (no read) and hand it to the front end.
+
+        ``force``: send it even when it is the same as the last one (after a field is left, so that the front end
+        puts the field's tidied text back even when it equals what the state said before).
+        """
         snapshot = self.snapshot
         assert snapshot is not None  # rendered in __init__
         damaged = snapshot.problem is not None
@@ -274,7 +278,7 @@ class AISettingsPanel(anywidget.AnyWidget):
             role="region",
             label="AI Settings",
         )
-        if self.state and self.state.get("root") == root:
+        if not force and self.state and self.state.get("root") == root:
             return  # nothing the admin would see changed: no new state to send
         self._revision += 1
         self.state = {"root": root, "revision": self._revision, "instance": self._instance}
@@ -631,13 +635,13 @@ class AISettingsPanel(anywidget.AnyWidget):
             for region in self.regions:
                 if region.owns(path):
                     region.blur(path, value)
-                    self._draw()
+                    self._draw(force=True)
                     return
             if self.view == "form" and not self.form.busy:
                 tidied = self.form.blur(path, value)
                 if tidied is not None:
                     self._tell({"event": "key", "path": path, "value": tidied})
-                self._draw()
+                self._draw(force=True)
             return
         handlers: dict[str, Callable[[], None]] = {
             "row.add": self._open_add,
