@@ -851,6 +851,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._common_scenario(deployment_id, headers):
             return
+        if deployment_id == "scenario-echo-credential":  # a service that repeats part of what it was sent
+            credential = self.headers.get("api-key") or (self.headers.get("authorization") or "")[7:]
+            said = f"Too many requests for credential {credential[10:40]}; try again later."
+            self._send(
+                429, {"error": {"code": "rate_limit_exceeded", "message": said}}, headers | {"retry-after": "60"}
+            )
+            return
         if deployment_id in _AZURE_SCENARIOS:
             status, payload, extra = _AZURE_SCENARIOS[deployment_id]
             self._send(status, payload, headers | extra)

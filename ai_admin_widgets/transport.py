@@ -255,8 +255,11 @@ def _classify_status(provider: Provider, status: int, error: _VendorError | None
                 return narrower
     if code is not None:
         for key in ((provider, code), (_ANY, code)):
-            if key in _CODE_TABLE:
-                return _CODE_TABLE[key]
+            found = _CODE_TABLE.get(key)
+            # A content filter refuses with 400, after authentication: said with any other status, the code is
+            # not believed (a 401 or 403 "content_filter" must never pass a check as "the credentials work").
+            if found is not None and not (found is FailureCode.CONTENT_REFUSED and status != 400):
+                return found
     if error is not None:
         for hint_status, words, hinted in _MESSAGE_HINTS:
             if hint_status == status and words.search(error.message):
@@ -867,6 +870,7 @@ def _exchange(
     quota never; a 5xx once after half a second; a 400 that rejects ``max_tokens`` (reasoning
     models) once with ``max_completion_tokens`` instead.
     """
+    token = _bearer_of(request)  # a Microsoft Entra ID token is as secret as a key: hidden from what is said too
     waited = 0.0
     attempts = 0
     server_retries = 1
@@ -880,14 +884,14 @@ def _exchange(
             return Failure(
                 FailureCode.UNEXPECTED_RESPONSE,
                 Outcome(status=response.response.status_code, html=is_html(response.response)),
-                _request_id(response.response, key),
+                _hidden(_request_id(response.response, key), token),
                 detail=f"The answer was larger than {size_text(response.limit)}, the most accepted here, so it was refused (not read to its end).",
             )
         if response is None:
             raise TypeError(
                 "The exchange's driver answered a request with None; it must send the response or the error."
             )
-        request_id = _request_id(response, key)
+        request_id = _hidden(_request_id(response, key), token)
         status = response.status_code
         try:
             body = response.json()
@@ -897,7 +901,7 @@ def _exchange(
             return Answer(response, body, request_id)
         if 300 <= status < 400:
             location = response.headers.get("location", "")
-            redirect = scrub(location, key)
+            redirect = _hidden(scrub(location, key), token)
             outcome = Outcome(status=status, redirect=redirect, redirect_never_called=_never_called(location))
             return Failure(FailureCode.UNEXPECTED_RESPONSE, outcome, request_id)
         error = _read_error(body)
@@ -908,7 +912,7 @@ def _exchange(
         if error is None and status < 500:  # not JSON, or JSON of another shape: a proxy's page
             return Failure(FailureCode.UNEXPECTED_RESPONSE, Outcome(status=status, html=is_html(response)), request_id)
         code = _classify_status(provider, status, error)
-        said = _vendor_text(error, key)
+        said = _hidden(_vendor_text(error, key), token)
         if code is FailureCode.RATE_LIMITED:
             asked = _retry_after(response)
             wait = asked if asked is not None else min(0.5 * 2 ** (attempts - 1), 8.0)
@@ -927,8 +931,25 @@ def _exchange(
             yield 0.5
             request = _fresh(build, request)
             continue
-        unknown = scrub(error.code, key) if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code else None
+        unknown = (
+            _hidden(scrub(error.code, key), token)
+            if code is FailureCode.UNEXPECTED_RESPONSE and error and error.code
+            else None
+        )
         return Failure(code, Outcome(status=status, vendor_message=said, api_error=unknown or None), request_id)
+
+
+def _bearer_of(request: httpx.Request) -> str:
+    """The token of a request's ``Authorization: Bearer …`` header, or "" (an API key is hidden by ``key`` already)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _hidden(text: str | None, token: str) -> Any:
+    """``text`` with every run of :data:`KEY_PIECE` characters of ``token`` hidden (``text`` itself when no token)."""
+    if not text or not token:
+        return text
+    return _hide_key_pieces(text.replace(token, "[key]"), token)
 
 
 def _fresh(build: Callable[..., httpx.Request], request: httpx.Request) -> httpx.Request:

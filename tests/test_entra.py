@@ -564,3 +564,20 @@ def test_a_failed_sign_in_is_said_once_in_this_packages_words_not_also_as_azure_
     # outside a sign-in of this package, azure-identity's own warnings are left alone
     logging.getLogger("azure.identity._internal.decorators").warning("%s failed: %s", "Other.get_token", "x")
     assert [r.levelno for r in caplog.records if r.name == "azure.identity._internal.decorators"][-1] == logging.WARNING
+
+
+def test_a_service_that_repeats_part_of_the_token_never_gets_it_shown(entra_sandbox):
+    """An Entra ID token is as secret as a key: 30 of its characters in the service's message are hidden."""
+    integration = keyless(entra_sandbox, entra_sandbox.entra_id(), language="scenario-echo-credential")
+    check = verify(integration).check("language")
+    assert check.code is FailureCode.RATE_LIMITED and "Too many requests for credential" in check.message
+    tokens = list(entra_sandbox._tokens)
+    assert tokens and all(token[10:40] not in check.message for token in tokens)
+    assert_nothing_secret(entra_sandbox, check.message)
+    settings = entra_sandbox.settings()  # AI calls are told the same, without the token
+    settings.store.save(integration, actor=settings.user, models={"language": None, "embeddings": None})
+    with pytest.raises(ai.AIRequestFailed) as refused:
+        ai.chat("hello", settings=settings)
+    assert "Too many requests for credential" in str(refused.value)
+    assert_nothing_secret(entra_sandbox, str(refused.value))
+    assert all(token[10:40] not in str(refused.value) for token in entra_sandbox._tokens)

@@ -813,6 +813,12 @@ def test_the_vendor_code_decides_before_the_status(sandbox):
     assert _classify_status(aiw.Provider.AZURE_OPENAI, 403, _VendorError(code="403", message="Forbidden")) is (
         FailureCode.MISSING_PERMISSIONS  # a code that only repeats the status is no code
     )
+    # a content filter refuses with 400, past authentication; the same code with another status is not believed
+    content = _VendorError(code="content_filter", message="filtered")
+    assert _classify_status(aiw.Provider.AZURE_OPENAI, 400, content) is FailureCode.CONTENT_REFUSED
+    assert _classify_status(aiw.Provider.AZURE_OPENAI, 401, content) is FailureCode.INVALID_API_KEY
+    assert _classify_status(aiw.Provider.OPENAI, 403, content) is FailureCode.MISSING_PERMISSIONS
+    assert _classify_status(aiw.Provider.AZURE_OPENAI, 500, content) is FailureCode.SERVER_ERROR
 
 
 def test_a_proxy_that_refuses_is_named(monkeypatch):
