@@ -35,8 +35,8 @@ __all__ = ["AccessRegion", "describe", "question_separators"]
 USERS, GROUPS = "access.allowed_users", "access.allowed_groups"
 #: Each field: its label, the word for one of its names (for messages) and its placeholder.
 FIELDS = {
-    USERS: ("Allowed users", "user", "everyone; or names: alice, bob"),
-    GROUPS: ("Allowed groups", "group", "everyone; or groups: data-science"),
+    USERS: ("Allowed users", "user", "empty for everyone, or names: alice, bob"),
+    GROUPS: ("Allowed groups", "group", "empty for everyone, or groups: data-science"),
 }
 HELP = (
     "Comma-separated names. Leave both empty to let everyone use AI. "
