@@ -547,6 +547,7 @@ class AIClient:
         outcome = failure.outcome
         code = failure.code
         explanation = explain(code, route.target, outcome, self._timeouts())
+        code = explanation.code or code  # a deployment that signs in: the token refused, or the role missing
         wrong, todo = explanation.wrong, explanation.analyst_todo
         if code is FailureCode.UNEXPECTED_RESPONSE and outcome.status == 400:  # the analyst's request, not a check
             wrong = f"{route.target.host} refused the request (HTTP 400{', error code ' + outcome.api_error if outcome.api_error else ''})."

@@ -244,6 +244,15 @@ class TokenSource:
         if isinstance(error, CredentialUnavailableError):
             return SignInFailed(FailureCode.ENTRA_IDENTITY_UNAVAILABLE, said)
         chain = _chain(error)
+        token_file = os.environ.get("AZURE_FEDERATED_TOKEN_FILE")
+        if token_file and any(
+            isinstance(link, (FileNotFoundError, PermissionError, IsADirectoryError)) for link in chain
+        ):
+            # workload identity: its federated token is a file of the machine's, not the sign-in service's answer
+            return SignInFailed(
+                FailureCode.ENTRA_IDENTITY_UNAVAILABLE,
+                f"The workload identity's federated token file (AZURE_FEDERATED_TOKEN_FILE, {token_file}) cannot be read.",
+            )
         if not found and (
             any(isinstance(link, (ServiceRequestError, ServiceResponseError, OSError)) for link in chain)
             or _UNREACHED.search(" ".join(str(link) for link in chain))

@@ -238,6 +238,10 @@ class FailureCode(str, enum.Enum):
         "region_not_supported",
         "The service is not offered in the country or region the calls come from.",
     )
+    ENTRA_TOKEN_REFUSED = (
+        "entra_token_refused",
+        "The resource refused the Microsoft Entra ID token: an identity of another tenant, or expired or for another resource.",
+    )
     KEY_AUTH_DISABLED = (
         "key_auth_disabled",
         "The resource has key authentication turned off: it accepts Microsoft Entra ID sign-in only.",
@@ -1044,6 +1048,12 @@ class AzureOpenAIIntegration(_Model):
                         else f"API version {found} was taken from the target URI."
                     )
                     notices.append(Notice(field="api_version", message=taken))
+                elif found == AZURE_V1_API:
+                    raise FieldProblem(
+                        "api_version",
+                        f"API version {current} is a dated api-version, but the {ROLE_LABELS[role].lower()}'s Endpoint URL "
+                        "holds Azure's v1 API path (/openai/v1): choose v1 as the API version, or paste only the endpoint.",
+                    )
                 else:
                     raise FieldProblem(
                         "api_version",
@@ -1529,6 +1539,7 @@ class CheckTarget:
     deployment_id: str | None
     model: str | None
     api_version: str | None = None
+    signs_in: bool = False  # the deployment signs in with Microsoft Entra ID (no API Key to blame)
 
     @property
     def host(self) -> str:
@@ -1628,6 +1639,7 @@ class Explanation(NamedTuple):
     admin_todo: str
     analyst_todo: str
     field: str | None
+    code: FailureCode | None = None  # the code said (another than the one asked, for a deployment that signs in)
 
 
 def _wait_text(o: Outcome) -> str:
@@ -1756,6 +1768,16 @@ _MESSAGES: dict[FailureCode, _Entry] = {
         lambda t, o, s: f"Microsoft Entra ID refused the sign-in ({o.sign_in}).",
         lambda t, o, s: (
             "Read the service's message below; its AADSTS code is explained at https://login.microsoftonline.com/error."
+        ),
+    ),
+    FailureCode.ENTRA_TOKEN_REFUSED: _Entry(
+        "none",
+        lambda t, o, s: f"{t.host} refused the Microsoft Entra ID token it was sent, although the sign-in succeeded.",
+        lambda t, o, s: (
+            "The identity most likely belongs to another tenant than the Azure OpenAI resource: check that Tenant ID "
+            "is the resource's tenant (Microsoft Entra ID's Overview page, as seen from the resource's subscription), "
+            "that the app registration is in it, and that the identity has the 'Cognitive Services OpenAI User' role "
+            "on the resource (Access control (IAM)); a new role assignment can take a few minutes to apply."
         ),
     ),
     FailureCode.ROLE_MISSING: _Entry(
@@ -1976,6 +1998,9 @@ def explain(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: 
         (None when no field is to blame). None holds the key: what the service said is
         scrubbed before it reaches an :class:`Outcome`.
     """
+    asked = code
+    if target.signs_in:  # no API Key to blame: the token, or the identity's role
+        code = _SIGNED_IN_CODES.get(code, code)
     entry = _MESSAGES[code]
     if entry.field == "api_version_field":
         field: str | None = "api_version"
@@ -1985,12 +2010,23 @@ def explain(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: 
         field = None
     else:
         field = getattr(target, entry.field)
+    if target.signs_in and field == target.key_field:
+        field = None  # a deployment that signs in has no API Key field
     return Explanation(
         entry.wrong(target, outcome, timeouts),
         entry.admin(target, outcome, timeouts),
         entry.analyst(target, outcome, timeouts),
         field,
+        code if code is not asked else None,
     )
+
+
+#: What a refusal means for a deployment that signs in with Microsoft Entra ID: a 401 is the token refused
+#: (Azure OpenAI: "audience is incorrect … or have expired", an identity of another tenant), a 403 the role.
+_SIGNED_IN_CODES = {
+    FailureCode.INVALID_API_KEY: FailureCode.ENTRA_TOKEN_REFUSED,
+    FailureCode.MISSING_PERMISSIONS: FailureCode.ROLE_MISSING,
+}
 
 
 def _minimum_version(vendor_message: str) -> str | None:

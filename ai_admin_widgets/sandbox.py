@@ -206,7 +206,7 @@ _AZURE_BAD_TOKEN = {
     }
 }
 #: The sandbox's Microsoft Entra ID stand-in: the scenarios of :meth:`Sandbox.entra_id`.
-ENTRA_SCENARIOS = ("unknown_tenant", "unknown_client", "wrong_secret", "expired_secret", "no_role")
+ENTRA_SCENARIOS = ("unknown_tenant", "unknown_client", "wrong_secret", "expired_secret", "no_role", "other_tenant")
 #: The resource (v1 managed identity endpoints) and scope (v2 token endpoint) of Azure OpenAI tokens.
 _COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
 _AZURE_SCENARIOS: dict[str, tuple[int, Any, dict[str, str]]] = {
@@ -827,7 +827,7 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("authorization") or ""
         if authorization.lower().startswith("bearer ") and not self.headers.get("api-key"):
             principal = sandbox._token_principal(authorization[7:].strip())
-            if principal is None:
+            if principal is None or principal in sandbox._principals_of_another_tenant:
                 self._send(401, _AZURE_BAD_TOKEN, headers)
                 return
             if principal in sandbox._principals_without_role:
@@ -1295,6 +1295,7 @@ class Sandbox:
             self._entra_clients["wrong_secret"]: (self._entra_secret + "x", False),
             self._entra_clients["expired_secret"]: (self._entra_secret, True),
             self._entra_clients["no_role"]: (self._entra_secret, False),
+            self._entra_clients["other_tenant"]: (self._entra_secret, False),
         }
         self._workload_client_id = str(uuid.uuid4())
         self._applications[self._workload_client_id] = (secrets.token_urlsafe(30), False)
@@ -1303,6 +1304,8 @@ class Sandbox:
         self._user_assigned_client_id = str(uuid.uuid4())
         self._identity_header = secrets.token_hex(16)
         self._principals_without_role = {self._entra_clients["no_role"]}
+        #: Identities that sign in, but whose tokens the resource refuses (another tenant's, as the resource sees it).
+        self._principals_of_another_tenant = {self._entra_clients["other_tenant"]}
         #: Seconds each token the sandbox issues is valid for (Entra's are 60 to 90 minutes).
         self.token_lifetime = 3600
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (principal's client ID, expires at, time.time())
@@ -1547,7 +1550,8 @@ class Sandbox:
         Args:
             scenario: None for one that signs in and has its role, or one of :data:`ENTRA_SCENARIOS`:
                 ``unknown_tenant`` (AADSTS90002), ``unknown_client`` (AADSTS700016), ``wrong_secret``
-                (AADSTS7000215), ``expired_secret`` (AADSTS7000222), ``no_role`` (signs in; Azure OpenAI answers
+                (AADSTS7000215), ``expired_secret`` (AADSTS7000222), ``other_tenant`` (signs in; Azure OpenAI refuses
+                its token, 401 "audience is incorrect"), ``no_role`` (signs in; Azure OpenAI answers
                 401 ``PermissionDenied`` "lacks the required data action").
         Raises:
             ValueError: an unknown scenario. RuntimeError: the sandbox serves plain http (Entra needs https).

@@ -464,6 +464,7 @@ def azure_request_parts(
         deployment_id=deployment.deployment_id,
         model=None,
         api_version=integration.api_version,
+        signs_in=deployment.entra_id is not None,
     )
     headers = {"api-key": deployment.api_key.get_secret_value()} if deployment.api_key is not None else {}
     params = {} if v1 else {"api-version": integration.api_version}

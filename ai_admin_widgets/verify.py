@@ -101,14 +101,18 @@ CheckListener = Callable[[ModelCheck], None]
 # --------------------------------------------------------------------------- #
 
 
-def _describe(code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts) -> tuple[str, str | None]:
-    """The message (label, what is wrong, what to do) and the field path for a failed check."""
+def _describe(
+    code: FailureCode, target: CheckTarget, outcome: Outcome, timeouts: Timeouts
+) -> tuple[str, str | None, FailureCode]:
+    """The message (label, what is wrong, what to do), the field path and the code of a failed check (a deployment
+    that signs in with Microsoft Entra ID has its own codes for a refused token or a missing role)."""
     explanation = explain(code, target, outcome, timeouts)
+    code = explanation.code or code
     field = explanation.field
     message = f"{target.label}: {explanation.wrong} {explanation.admin_todo}"
     if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
         message += f" The service said: “{outcome.vendor_message}”"
-    return message, field
+    return message, field, code
 
 
 # --------------------------------------------------------------------------- #
@@ -161,7 +165,7 @@ class _Check:
                 request_id=request_id,
                 warning=warning,
             )
-        message, field = _describe(code, target, outcome, self.timeouts)
+        message, field, code = _describe(code, target, outcome, self.timeouts)
         if detail:
             message += f" {detail}"
         if request_id:

@@ -52,6 +52,7 @@ CLASSES = {
     "wrong_secret": (FailureCode.ENTRA_SECRET_INVALID, "entra_id.client_secret", "not its Secret ID"),
     "expired_secret": (FailureCode.ENTRA_SECRET_EXPIRED, "entra_id.client_secret", "Create a new client secret"),
     "no_role": (FailureCode.ROLE_MISSING, None, "Cognitive Services OpenAI User"),
+    "other_tenant": (FailureCode.ENTRA_TOKEN_REFUSED, None, "another tenant than the Azure OpenAI resource"),
 }
 
 
@@ -282,6 +283,15 @@ def test_keyless_with_workload_identity_where_its_variables_are_set(entra_sandbo
     assert report.ok, report
     assert entra_sandbox.entra_counts.get("managed_identity_requests", 0) == 0  # the federated token was exchanged
     assert entra_sandbox.entra_counts["tokens_issued"] == 1  # one sign-in for both models
+
+
+def test_a_workload_identity_whose_token_file_cannot_be_read_says_so_not_unreachable(entra_sandbox, monkeypatch):
+    for name, value in entra_sandbox.workload_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent/federated-token")
+    check = verify(keyless(entra_sandbox, EntraID.machine_identity())).check("language")
+    assert check.code is FailureCode.ENTRA_IDENTITY_UNAVAILABLE, check.message
+    assert "AZURE_FEDERATED_TOKEN_FILE" in check.message and "/nonexistent/federated-token" in check.message
 
 
 def test_a_changed_integration_signs_in_with_its_new_identity(entra_sandbox, monkeypatch):
@@ -581,3 +591,14 @@ def test_a_service_that_repeats_part_of_the_token_never_gets_it_shown(entra_sand
     assert "Too many requests for credential" in str(refused.value)
     assert_nothing_secret(entra_sandbox, str(refused.value))
     assert all(token[10:40] not in str(refused.value) for token in entra_sandbox._tokens)
+
+
+def test_a_refused_token_in_ai_calls_says_the_token_not_the_api_key(entra_sandbox):
+    """An identity of another tenant signs in, but the resource refuses its token: never "rejected the API Key"."""
+    settings = entra_sandbox.settings()
+    integration = keyless(entra_sandbox, entra_sandbox.entra_id("other_tenant"))
+    settings.store.save(integration, actor=settings.user, models={"language": None, "embeddings": None})
+    with pytest.raises(ai.AIRequestFailed) as refused:
+        ai.chat("hello", settings=settings)
+    assert refused.value.code is FailureCode.ENTRA_TOKEN_REFUSED
+    assert "API Key" not in str(refused.value) and "[entra_token_refused]" in str(refused.value)

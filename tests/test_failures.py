@@ -495,6 +495,7 @@ IN_TEST_ENTRA = {
     FailureCode.ENTRA_IDENTITY_UNAVAILABLE,
     FailureCode.ENTRA_UNREACHABLE,
     FailureCode.ENTRA_SIGN_IN_REFUSED,
+    FailureCode.ENTRA_TOKEN_REFUSED,
     FailureCode.ROLE_MISSING,
 }
 

@@ -926,3 +926,12 @@ def test_plain_http_only_for_the_loopback_hosts_reached_without_a_proxy(url):
     with pytest.raises(ValidationError) as caught:
         aiw.OpenAIIntegration(api_key="sk-" + "q" * 40, base_url=url)
     assert "use https://" in aiw.field_errors(caught.value)["base_url"]
+
+
+def test_a_v1_url_with_another_dated_api_version_says_to_choose_v1(azure_key):
+    problems = errors_of(
+        lambda: integration(
+            azure_key, api_version="2025-01-01-preview", language_model={"endpoint_url": f"{RESOURCE}/openai/v1/"}
+        )
+    )
+    assert "v1 API path" in problems["api_version"] and "choose v1" in problems["api_version"]

@@ -781,6 +781,7 @@ class _ForwardHandler(V1Handler):
         else:
             status = 502
         explanation = explain(code, route.target, outcome, self.gateway.config.timeouts)
+        code = explanation.code or code  # a deployment that signs in: the token refused, or the role missing
         message = f"The {ROLE_LABELS[route.target.role].lower()} request failed: {explanation.wrong} {explanation.analyst_todo}"
         if outcome.vendor_message and code is not FailureCode.INVALID_API_KEY:
             message += f" The service said: “{outcome.vendor_message}”"
