@@ -141,8 +141,8 @@ def azure_host_notices(host: str, field: str = "endpoint_url") -> list[Notice]:
             field=field,
             level="warning",
             message=(
-                f"{host} is not an Azure OpenAI host name (those end in .openai.azure.com or "
-                ".cognitiveservices.azure.com). Check that you copied the Endpoint from the resource's Keys and Endpoint page."
+                f"{host} is not an Azure OpenAI host name (those end in .openai.azure.com, "
+                ".cognitiveservices.azure.com or .services.ai.azure.com). Check that you copied the Endpoint from the resource's Keys and Endpoint page."
             ),
         )
     ]
@@ -189,8 +189,18 @@ _FOUNDRY_HOST = re.compile(
 )
 
 
+#: The portals' own addresses (web pages, never an API): Microsoft Foundry, Azure OpenAI Studio, the Azure portal.
+_PORTAL_HOSTS = frozenset({"ai.azure.com", "oai.azure.com", "portal.azure.com", "ai.azure.us", "portal.azure.us"})
+
+
 def _foundry_problem(host: str, path: str) -> str | None:
     """What to copy instead of a Microsoft Foundry project or models endpoint, or None for any other URL."""
+    if host.lower() in _PORTAL_HOSTS:
+        return (
+            f"This is the address of a portal's web page ({host.lower()}), not an endpoint. Copy the Azure OpenAI "
+            "endpoint instead: in Microsoft Foundry, the resource's Overview page lists it under Endpoints (choose "
+            "Azure OpenAI), and the Azure portal under Keys and Endpoint (such as https://<resource>.openai.azure.com)."
+        )
     found = _FOUNDRY_HOST.match(host)
     if not found or not _FOUNDRY_PATHS.match(path):
         return None
@@ -266,8 +276,7 @@ def split_azure_endpoint(text: str, field_name: str = "endpoint_url") -> AzureTa
         return target
     v1 = re.search(r"/openai/v1(?:/(.*?))?/?$", path, flags=re.IGNORECASE)
     if v1:  # Azure's v1 API: the endpoint is what comes before /openai, the API version is v1
-        operation = (v1.group(1) or "").strip("/").lower()
-        target.role = _OPERATION_ROLE.get(operation)
+        # The v1 API's base names no deployment: the same endpoint serves both models (no role to question).
         target.api_version = AZURE_V1_API
         target.endpoint = f"{parts.scheme}://{parts.netloc}{path[: v1.start()]}".rstrip("/")
         notices.append(

@@ -935,3 +935,23 @@ def test_a_v1_url_with_another_dated_api_version_says_to_choose_v1(azure_key):
         )
     )
     assert "v1 API path" in problems["api_version"] and "choose v1" in problems["api_version"]
+
+
+@pytest.mark.parametrize(
+    "pasted", ["https://ai.azure.com/build/overview?wsid=/subscriptions/x", "oai.azure.com/portal"]
+)
+def test_a_portals_own_address_is_refused_naming_the_endpoint_to_copy(azure_key, pasted):
+    said = errors_of(lambda: integration(azure_key, language_model={"endpoint_url": pasted}))[
+        "language_model.endpoint_url"
+    ]
+    assert "portal's web page" in said and "Keys and Endpoint" in said
+
+
+def test_a_shared_v1_chat_url_serves_both_models(azure_key):
+    model = aiw.AzureOpenAIIntegration.shared(
+        endpoint_url=f"{RESOURCE}/openai/v1/chat/completions",
+        api_key=azure_key,
+        language_deployment_id="my-gpt-4o",
+        embeddings_deployment_id="my-embeddings",
+    )
+    assert model.api_version == "v1" and model.embeddings_model.endpoint_url == RESOURCE
